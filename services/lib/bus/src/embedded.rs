@@ -1,0 +1,472 @@
+//! The embedded bus: a redb file written by one thread that group-commits. Every
+//! operation waiting while a commit (and its fsync) runs goes into the next commit, so
+//! many concurrent sessions share one fsync instead of paying one each.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::mpsc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use redb::{Database, Durability, ReadableTable, TableDefinition, WriteTransaction};
+use tokio::sync::{Notify, oneshot};
+
+use crate::{Bus, BusError, Delivery, MessageId};
+
+/// id → info record (see `Info`).
+const INFO: TableDefinition<u64, &[u8]> = TableDefinition::new("info");
+/// id → metadata (the envelope).
+const META: TableDefinition<u64, &[u8]> = TableDefinition::new("meta");
+/// id → message body.
+const BODY: TableDefinition<u64, &[u8]> = TableDefinition::new("body");
+/// (topic, visible-at ms, id): the order in which messages are handed out.
+const READY: TableDefinition<(&str, u64, u64), ()> = TableDefinition::new("ready");
+
+/// Largest number of operations in one commit.
+const MAX_BATCH: usize = 512;
+
+#[derive(Debug, Clone)]
+pub struct EmbeddedOptions {
+    /// fsync every commit. Off only for benchmarks: a crash may then lose accepted mail.
+    pub fsync: bool,
+}
+
+impl Default for EmbeddedOptions {
+    fn default() -> Self {
+        Self { fsync: true }
+    }
+}
+
+#[derive(Clone)]
+pub struct EmbeddedBus {
+    ops: mpsc::Sender<Op>,
+    db: Arc<Database>,
+    published: Arc<Notify>,
+}
+
+struct Info {
+    visible_at: u64,
+    deliveries: u32,
+    published_at: u64,
+    leased: bool,
+    topic: String,
+}
+
+impl Info {
+    fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(21 + self.topic.len());
+        out.extend_from_slice(&self.visible_at.to_be_bytes());
+        out.extend_from_slice(&self.deliveries.to_be_bytes());
+        out.extend_from_slice(&self.published_at.to_be_bytes());
+        out.push(u8::from(self.leased));
+        out.extend_from_slice(self.topic.as_bytes());
+        out
+    }
+
+    fn decode(bytes: &[u8]) -> Result<Self, BusError> {
+        if bytes.len() < 21 {
+            return Err(BusError::Storage("corrupt info record".into()));
+        }
+        let u64_at = |i: usize| u64::from_be_bytes(bytes[i..i + 8].try_into().unwrap_or([0; 8]));
+        Ok(Self {
+            visible_at: u64_at(0),
+            deliveries: u32::from_be_bytes(bytes[8..12].try_into().unwrap_or([0; 4])),
+            published_at: u64_at(12),
+            leased: bytes[20] != 0,
+            topic: String::from_utf8_lossy(&bytes[21..]).into_owned(),
+        })
+    }
+}
+
+enum Op {
+    Publish { topic: String, meta: Vec<u8>, body: Vec<u8>, reply: oneshot::Sender<Result<MessageId, BusError>> },
+    Fetch { topic: String, max: usize, lease_ms: u64, reply: oneshot::Sender<Result<Fetched, BusError>> },
+    Ack { id: MessageId, reply: oneshot::Sender<Result<(), BusError>> },
+    Retry { id: MessageId, meta: Vec<u8>, delay_ms: u64, reply: oneshot::Sender<Result<(), BusError>> },
+}
+
+struct Fetched {
+    deliveries: Vec<Delivery>,
+    /// When the next message of the topic becomes visible, if any is waiting.
+    next_visible_at: Option<u64>,
+}
+
+fn storage<E: std::fmt::Display>(e: E) -> BusError {
+    BusError::Storage(e.to_string())
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+impl EmbeddedBus {
+    /// Opens (or creates) the queue file. Messages that were leased when the previous
+    /// process stopped become visible at once: their consumer is gone.
+    pub fn open(path: &Path, options: EmbeddedOptions) -> Result<Self, BusError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| BusError::Storage(format!("{}: {e}", dir.display())))?;
+        }
+        let db = Database::create(path).map_err(|e| BusError::Storage(format!("{}: {e}", path.display())))?;
+        let next_id = recover(&db)?;
+        let db = Arc::new(db);
+        let (ops, rx) = mpsc::channel();
+        let published = Arc::new(Notify::new());
+        let writer = Writer { db: db.clone(), next_id, fsync: options.fsync, published: published.clone() };
+        std::thread::Builder::new()
+            .name("queue-writer".into())
+            .spawn(move || writer.run(rx))
+            .map_err(storage)?;
+        Ok(Self { ops, db, published })
+    }
+
+    async fn call<T>(&self, make: impl FnOnce(oneshot::Sender<Result<T, BusError>>) -> Op) -> Result<T, BusError> {
+        let (tx, rx) = oneshot::channel();
+        self.ops.send(make(tx)).map_err(|_| BusError::Closed)?;
+        rx.await.map_err(|_| BusError::Closed)?
+    }
+}
+
+/// Clears leases left by a previous process and returns the next free id.
+fn recover(db: &Database) -> Result<u64, BusError> {
+    let txn = db.begin_write().map_err(storage)?;
+    let next_id;
+    {
+        let mut info = txn.open_table(INFO).map_err(storage)?;
+        txn.open_table(META).map_err(storage)?;
+        txn.open_table(BODY).map_err(storage)?;
+        let mut ready = txn.open_table(READY).map_err(storage)?;
+        next_id = info.last().map_err(storage)?.map_or(1, |(k, _)| k.value() + 1);
+        let mut leased = Vec::new();
+        for row in info.iter().map_err(storage)? {
+            let (id, value) = row.map_err(storage)?;
+            let record = Info::decode(value.value())?;
+            if record.leased {
+                leased.push((id.value(), record));
+            }
+        }
+        let now = now_ms();
+        for (id, mut record) in leased {
+            ready.remove((record.topic.as_str(), record.visible_at, id)).map_err(storage)?;
+            record.visible_at = now;
+            record.leased = false;
+            ready.insert((record.topic.as_str(), now, id), ()).map_err(storage)?;
+            info.insert(id, record.encode().as_slice()).map_err(storage)?;
+        }
+    }
+    txn.commit().map_err(storage)?;
+    Ok(next_id)
+}
+
+struct Writer {
+    db: Arc<Database>,
+    next_id: u64,
+    fsync: bool,
+    published: Arc<Notify>,
+}
+
+/// A reply to send once the batch's commit has succeeded.
+type Finish = Box<dyn FnOnce(Option<&BusError>) + Send>;
+
+impl Writer {
+    fn run(mut self, rx: mpsc::Receiver<Op>) {
+        while let Ok(first) = rx.recv() {
+            let mut batch = vec![first];
+            while batch.len() < MAX_BATCH {
+                match rx.try_recv() {
+                    Ok(op) => batch.push(op),
+                    Err(_) => break,
+                }
+            }
+            self.commit_batch(batch);
+        }
+    }
+
+    fn commit_batch(&mut self, batch: Vec<Op>) {
+        let mut finishers: Vec<Finish> = Vec::with_capacity(batch.len());
+        let mut published_any = false;
+        let outcome = (|| -> Result<(), BusError> {
+            let mut txn = self.db.begin_write().map_err(storage)?;
+            txn.set_durability(if self.fsync { Durability::Immediate } else { Durability::None });
+            for op in batch {
+                published_any |= matches!(op, Op::Publish { .. } | Op::Retry { .. });
+                finishers.push(self.apply(&txn, op));
+            }
+            txn.commit().map_err(storage)
+        })();
+        let failure = outcome.err();
+        for finish in finishers {
+            finish(failure.as_ref());
+        }
+        if failure.is_none() && published_any {
+            self.published.notify_waiters();
+        }
+    }
+
+    /// Applies one operation inside the batch's transaction; the returned closure sends
+    /// its reply once the commit is known (an error then replaces the result).
+    fn apply(&mut self, txn: &WriteTransaction, op: Op) -> Finish {
+        fn finish<T: Send + 'static>(reply: oneshot::Sender<Result<T, BusError>>, result: Result<T, BusError>) -> Finish {
+            Box::new(move |failure: Option<&BusError>| {
+                let result = match failure {
+                    Some(e) => Err(BusError::Storage(e.to_string())),
+                    None => result,
+                };
+                let _ = reply.send(result);
+            })
+        }
+        match op {
+            Op::Publish { topic, meta, body, reply } => {
+                let id = self.next_id;
+                self.next_id += 1;
+                let result = publish(txn, id, &topic, &meta, &body).map(|_| id);
+                finish(reply, result)
+            }
+            Op::Fetch { topic, max, lease_ms, reply } => finish(reply, fetch(txn, &topic, max, lease_ms)),
+            Op::Ack { id, reply } => finish(reply, ack(txn, id)),
+            Op::Retry { id, meta, delay_ms, reply } => finish(reply, retry(txn, id, &meta, delay_ms)),
+        }
+    }
+}
+
+fn publish(txn: &WriteTransaction, id: u64, topic: &str, meta: &[u8], body: &[u8]) -> Result<(), BusError> {
+    let now = now_ms();
+    let info = Info { visible_at: now, deliveries: 0, published_at: now, leased: false, topic: topic.to_string() };
+    txn.open_table(INFO).map_err(storage)?.insert(id, info.encode().as_slice()).map_err(storage)?;
+    txn.open_table(META).map_err(storage)?.insert(id, meta).map_err(storage)?;
+    txn.open_table(BODY).map_err(storage)?.insert(id, body).map_err(storage)?;
+    txn.open_table(READY).map_err(storage)?.insert((topic, now, id), ()).map_err(storage)?;
+    Ok(())
+}
+
+fn fetch(txn: &WriteTransaction, topic: &str, max: usize, lease_ms: u64) -> Result<Fetched, BusError> {
+    let now = now_ms();
+    let mut ready = txn.open_table(READY).map_err(storage)?;
+    let mut info_table = txn.open_table(INFO).map_err(storage)?;
+    let meta_table = txn.open_table(META).map_err(storage)?;
+    let body_table = txn.open_table(BODY).map_err(storage)?;
+    let due: Vec<(u64, u64)> = ready
+        .range((topic, 0, 0)..=(topic, now, u64::MAX))
+        .map_err(storage)?
+        .take(max)
+        .map(|row| row.map(|(k, _)| (k.value().1, k.value().2)))
+        .collect::<Result<_, _>>()
+        .map_err(storage)?;
+    let mut deliveries = Vec::with_capacity(due.len());
+    for (visible_at, id) in due {
+        ready.remove((topic, visible_at, id)).map_err(storage)?;
+        let Some(raw) = info_table.get(id).map_err(storage)?.map(|v| v.value().to_vec()) else { continue };
+        let mut info = Info::decode(&raw)?;
+        info.visible_at = now + lease_ms;
+        info.deliveries += 1;
+        info.leased = true;
+        info_table.insert(id, info.encode().as_slice()).map_err(storage)?;
+        ready.insert((topic, info.visible_at, id), ()).map_err(storage)?;
+        let meta = meta_table.get(id).map_err(storage)?.map(|v| v.value().to_vec()).unwrap_or_default();
+        let body = body_table.get(id).map_err(storage)?.map(|v| v.value().to_vec()).unwrap_or_default();
+        deliveries.push(Delivery { id, deliveries: info.deliveries, published_at_ms: info.published_at, meta, body });
+    }
+    let next_visible_at = ready
+        .range((topic, 0, 0)..=(topic, u64::MAX, u64::MAX))
+        .map_err(storage)?
+        .next()
+        .transpose()
+        .map_err(storage)?
+        .map(|(k, _)| k.value().1);
+    Ok(Fetched { deliveries, next_visible_at })
+}
+
+fn ack(txn: &WriteTransaction, id: u64) -> Result<(), BusError> {
+    let mut info_table = txn.open_table(INFO).map_err(storage)?;
+    let Some(raw) = info_table.remove(id).map_err(storage)?.map(|v| v.value().to_vec()) else { return Ok(()) };
+    let info = Info::decode(&raw)?;
+    txn.open_table(READY).map_err(storage)?.remove((info.topic.as_str(), info.visible_at, id)).map_err(storage)?;
+    txn.open_table(META).map_err(storage)?.remove(id).map_err(storage)?;
+    txn.open_table(BODY).map_err(storage)?.remove(id).map_err(storage)?;
+    Ok(())
+}
+
+fn retry(txn: &WriteTransaction, id: u64, meta: &[u8], delay_ms: u64) -> Result<(), BusError> {
+    let mut info_table = txn.open_table(INFO).map_err(storage)?;
+    let Some(raw) = info_table.get(id).map_err(storage)?.map(|v| v.value().to_vec()) else {
+        return Err(BusError::Storage(format!("message {id} is not in the queue")));
+    };
+    let mut info = Info::decode(&raw)?;
+    let mut ready = txn.open_table(READY).map_err(storage)?;
+    ready.remove((info.topic.as_str(), info.visible_at, id)).map_err(storage)?;
+    info.visible_at = now_ms() + delay_ms;
+    info.leased = false;
+    ready.insert((info.topic.as_str(), info.visible_at, id), ()).map_err(storage)?;
+    info_table.insert(id, info.encode().as_slice()).map_err(storage)?;
+    txn.open_table(META).map_err(storage)?.insert(id, meta).map_err(storage)?;
+    Ok(())
+}
+
+impl Bus for EmbeddedBus {
+    async fn publish(&self, topic: &str, meta: Vec<u8>, body: Vec<u8>) -> Result<MessageId, BusError> {
+        let topic = topic.to_string();
+        self.call(|reply| Op::Publish { topic, meta, body, reply }).await
+    }
+
+    async fn fetch(&self, topic: &str, max: usize, lease: Duration, wait: Duration) -> Result<Vec<Delivery>, BusError> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            // Register for the wake-up before looking, so a publish in between is not missed.
+            let published = self.published.notified();
+            tokio::pin!(published);
+            published.as_mut().enable();
+            let topic = topic.to_string();
+            let lease_ms = lease.as_millis() as u64;
+            let fetched = self.call(|reply| Op::Fetch { topic, max, lease_ms, reply }).await?;
+            if !fetched.deliveries.is_empty() {
+                return Ok(fetched.deliveries);
+            }
+            let now = tokio::time::Instant::now();
+            if now >= deadline {
+                return Ok(Vec::new());
+            }
+            let mut wake = deadline;
+            if let Some(at) = fetched.next_visible_at {
+                wake = wake.min(now + Duration::from_millis(at.saturating_sub(now_ms())));
+            }
+            tokio::select! {
+                _ = &mut published => {}
+                _ = tokio::time::sleep_until(wake) => {}
+            }
+        }
+    }
+
+    async fn ack(&self, id: MessageId) -> Result<(), BusError> {
+        self.call(|reply| Op::Ack { id, reply }).await
+    }
+
+    async fn retry(&self, id: MessageId, meta: Vec<u8>, delay: Duration) -> Result<(), BusError> {
+        let delay_ms = delay.as_millis() as u64;
+        self.call(|reply| Op::Retry { id, meta, delay_ms, reply }).await
+    }
+
+    async fn pending(&self, topic: &str) -> Result<usize, BusError> {
+        let db = self.db.clone();
+        let topic = topic.to_string();
+        tokio::task::spawn_blocking(move || {
+            let txn = db.begin_read().map_err(storage)?;
+            let table = txn.open_table(READY).map_err(storage)?;
+            let count = table.range((topic.as_str(), 0, 0)..=(topic.as_str(), u64::MAX, u64::MAX)).map_err(storage)?.count();
+            Ok(count)
+        })
+        .await
+        .map_err(storage)?
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const T: &str = "t";
+    const NO_WAIT: Duration = Duration::ZERO;
+
+    fn open(dir: &tempfile::TempDir) -> EmbeddedBus {
+        EmbeddedBus::open(&dir.path().join("q.redb"), EmbeddedOptions::default()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn publish_fetch_ack() {
+        let dir = tempfile::tempdir().unwrap();
+        let bus = open(&dir);
+        let id = bus.publish(T, b"m".to_vec(), b"body".to_vec()).await.unwrap();
+        assert_eq!(bus.pending(T).await.unwrap(), 1);
+        let got = bus.fetch(T, 10, Duration::from_secs(60), NO_WAIT).await.unwrap();
+        assert_eq!(got.len(), 1);
+        assert_eq!((got[0].id, got[0].deliveries, &got[0].meta[..], &got[0].body[..]), (id, 1, &b"m"[..], &b"body"[..]));
+        // Leased: not handed out twice.
+        assert!(bus.fetch(T, 10, Duration::from_secs(60), NO_WAIT).await.unwrap().is_empty());
+        assert!(bus.fetch("other", 10, Duration::from_secs(60), NO_WAIT).await.unwrap().is_empty());
+        bus.ack(id).await.unwrap();
+        assert_eq!(bus.pending(T).await.unwrap(), 0);
+    }
+
+    #[tokio::test]
+    async fn unacked_message_is_redelivered_after_visibility_timeout() {
+        let dir = tempfile::tempdir().unwrap();
+        let bus = open(&dir);
+        bus.publish(T, vec![], b"x".to_vec()).await.unwrap();
+        let first = bus.fetch(T, 1, Duration::from_millis(200), NO_WAIT).await.unwrap();
+        assert_eq!(first.len(), 1);
+        let again = bus.fetch(T, 1, Duration::from_secs(60), Duration::from_secs(5)).await.unwrap();
+        assert_eq!((again[0].id, again[0].deliveries), (first[0].id, 2));
+    }
+
+    #[tokio::test]
+    async fn retry_delays_and_replaces_metadata() {
+        let dir = tempfile::tempdir().unwrap();
+        let bus = open(&dir);
+        let id = bus.publish(T, b"v1".to_vec(), b"x".to_vec()).await.unwrap();
+        bus.fetch(T, 1, Duration::from_secs(60), NO_WAIT).await.unwrap();
+        bus.retry(id, b"v2".to_vec(), Duration::from_millis(300)).await.unwrap();
+        assert!(bus.fetch(T, 1, Duration::from_secs(60), NO_WAIT).await.unwrap().is_empty());
+        let started = std::time::Instant::now();
+        let got = bus.fetch(T, 1, Duration::from_secs(60), Duration::from_secs(5)).await.unwrap();
+        assert!(started.elapsed() >= Duration::from_millis(200));
+        assert_eq!(got[0].meta, b"v2");
+    }
+
+    #[tokio::test]
+    async fn waiting_fetch_wakes_on_publish() {
+        let dir = tempfile::tempdir().unwrap();
+        let bus = open(&dir);
+        let consumer = bus.clone();
+        let waiter = tokio::spawn(async move { consumer.fetch(T, 1, Duration::from_secs(60), Duration::from_secs(10)).await });
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        bus.publish(T, vec![], b"x".to_vec()).await.unwrap();
+        let got = tokio::time::timeout(Duration::from_secs(2), waiter).await.unwrap().unwrap().unwrap();
+        assert_eq!(got.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn reopening_recovers_unacked_and_releases_leases() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b);
+        {
+            let bus = open(&dir);
+            a = bus.publish(T, vec![], b"a".to_vec()).await.unwrap();
+            b = bus.publish(T, vec![], b"b".to_vec()).await.unwrap();
+            let c = bus.publish(T, vec![], b"c".to_vec()).await.unwrap();
+            bus.ack(c).await.unwrap();
+            bus.fetch(T, 1, Duration::from_secs(3600), NO_WAIT).await.unwrap();
+        }
+        // The writer thread holds the database until its channel closes.
+        let bus = loop {
+            match EmbeddedBus::open(&dir.path().join("q.redb"), EmbeddedOptions::default()) {
+                Ok(bus) => break bus,
+                Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+            }
+        };
+        let got = bus.fetch(T, 10, Duration::from_secs(60), NO_WAIT).await.unwrap();
+        let mut ids: Vec<_> = got.iter().map(|d| d.id).collect();
+        ids.sort();
+        assert_eq!(ids, vec![a, b]);
+        let fresh = bus.publish(T, vec![], vec![]).await.unwrap();
+        assert!(fresh > b, "ids are not reused");
+    }
+
+    #[tokio::test]
+    async fn concurrent_publishers_share_commits_and_lose_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let bus = open(&dir);
+        let mut tasks = Vec::new();
+        for t in 0..50u32 {
+            let bus = bus.clone();
+            tasks.push(tokio::spawn(async move {
+                for i in 0..20u32 {
+                    bus.publish(T, vec![], format!("{t}-{i}").into_bytes()).await.unwrap();
+                }
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        assert_eq!(bus.pending(T).await.unwrap(), 1000);
+        let got = bus.fetch(T, 2000, Duration::from_secs(60), NO_WAIT).await.unwrap();
+        let bodies: std::collections::HashSet<_> = got.into_iter().map(|d| d.body).collect();
+        assert_eq!(bodies.len(), 1000);
+    }
+}

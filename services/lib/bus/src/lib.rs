@@ -1,0 +1,57 @@
+//! The message bus between tiers. `Bus` is what the edge publishes to and the relay
+//! consumes from; `EmbeddedBus` is the single-node implementation on a redb file.
+//!
+//! Semantics (the same for every implementation): `publish` returns only once the
+//! message is durable; `fetch` leases messages for a visibility timeout and a message
+//! not acked by then is delivered again (at-least-once); `retry` makes a message
+//! visible again after a delay, with new metadata.
+
+mod embedded;
+
+use std::future::Future;
+use std::time::Duration;
+
+pub use embedded::{EmbeddedBus, EmbeddedOptions};
+
+/// Topic of messages waiting for delivery to customer servers.
+pub const DELIVER_TOPIC: &str = "rempart.deliver";
+
+/// Identifies a message inside one bus.
+pub type MessageId = u64;
+
+/// A message handed to a consumer. It stays leased to that consumer until acked,
+/// retried, or its visibility timeout passes.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    pub id: MessageId,
+    /// How many times it was handed out, this time included.
+    pub deliveries: u32,
+    pub published_at_ms: u64,
+    pub meta: Vec<u8>,
+    pub body: Vec<u8>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BusError {
+    #[error("queue storage error: {0}")]
+    Storage(String),
+    #[error("the queue is closed")]
+    Closed,
+}
+
+pub trait Bus: Clone + Send + Sync + 'static {
+    /// Stores a message durably; the returned future resolves only after it is.
+    fn publish(&self, topic: &str, meta: Vec<u8>, body: Vec<u8>) -> impl Future<Output = Result<MessageId, BusError>> + Send;
+
+    /// Leases up to `max` visible messages for `lease`, waiting up to `wait` for one.
+    fn fetch(&self, topic: &str, max: usize, lease: Duration, wait: Duration) -> impl Future<Output = Result<Vec<Delivery>, BusError>> + Send;
+
+    /// Done with a message: it is removed for good.
+    fn ack(&self, id: MessageId) -> impl Future<Output = Result<(), BusError>> + Send;
+
+    /// Replaces a leased message's metadata and makes it visible again after `delay`.
+    fn retry(&self, id: MessageId, meta: Vec<u8>, delay: Duration) -> impl Future<Output = Result<(), BusError>> + Send;
+
+    /// Messages of `topic` not acked yet (visible, delayed or leased).
+    fn pending(&self, topic: &str) -> impl Future<Output = Result<usize, BusError>> + Send;
+}

@@ -1,0 +1,481 @@
+//! The configuration file (`rempart.toml`). Every field has a default, so an empty file
+//! (or no file) is a valid configuration: listen on 127.0.0.1:2525, relay for nobody.
+//! `deploy/rempart.example.toml` documents every field; a test keeps it complete.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::HumanDuration;
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub smtp: SmtpConfig,
+    /// Customer domains: mail is accepted only for these (never an open relay).
+    #[serde(rename = "domain")]
+    pub domains: Vec<DomainConfig>,
+    pub queue: QueueConfig,
+    pub relay: RelayConfig,
+    pub tls: TlsConfig,
+}
+
+/// The SMTP edge: listeners, our name, and the limits that protect the gateway.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SmtpConfig {
+    /// Listening sockets. Default: one on 127.0.0.1:2525 without PROXY protocol.
+    #[serde(rename = "listener")]
+    pub listeners: Vec<ListenerConfig>,
+    /// Our name in the banner, EHLO reply, Received headers and DSNs. Default "localhost".
+    pub hostname: String,
+    /// Largest message accepted, in bytes (advertised as SIZE). Default 26214400 (25 MiB).
+    pub max_message_size: u64,
+    /// Most recipients in one transaction; more get 452 4.5.3. Default 100.
+    pub max_recipients: usize,
+    /// Client errors (4xx/5xx replies) before 421 and disconnection. Default 10.
+    pub max_errors: u32,
+    /// Longest command line, CRLF included. RFC 5321 sets 512 for the command alone;
+    /// extension parameters (SIZE, NOTIFY, ORCPT…) need more. Default 2048.
+    pub max_command_line: usize,
+    /// Longest DATA text line, CRLF included (RFC 5321 §4.5.3.1.6). Default 1000.
+    pub max_data_line: usize,
+    /// Time a client gets to send one whole command line. Default 5m (RFC 5321).
+    pub command_timeout: HumanDuration,
+    /// Time a client gets to send one whole DATA line or BDAT chunk. Default 3m.
+    pub data_timeout: HumanDuration,
+    /// Concurrent sessions in all. Default 1000.
+    pub max_connections: usize,
+    /// Concurrent sessions from one client IP. Default 20.
+    pub max_connections_per_ip: usize,
+    /// On shutdown, how long sessions in flight may take to finish. Default 30s.
+    pub shutdown_timeout: HumanDuration,
+}
+
+impl Default for SmtpConfig {
+    fn default() -> Self {
+        Self {
+            listeners: vec![ListenerConfig::default()],
+            hostname: "localhost".into(),
+            max_message_size: 25 * 1024 * 1024,
+            max_recipients: 100,
+            max_errors: 10,
+            max_command_line: 2048,
+            max_data_line: 1000,
+            command_timeout: HumanDuration::secs(300),
+            data_timeout: HumanDuration::secs(180),
+            max_connections: 1000,
+            max_connections_per_ip: 20,
+            shutdown_timeout: HumanDuration::secs(30),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ListenerConfig {
+    /// Address and port. Default "127.0.0.1:2525".
+    pub address: SocketAddr,
+    /// Expect a PROXY protocol v1 or v2 header first (behind a load balancer). Default false.
+    pub proxy_protocol: bool,
+}
+
+impl Default for ListenerConfig {
+    fn default() -> Self {
+        Self { address: SocketAddr::from(([127, 0, 0, 1], 2525)), proxy_protocol: false }
+    }
+}
+
+/// One customer domain.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DomainConfig {
+    /// The domain name, e.g. "example.com". Required.
+    pub name: String,
+    /// The customer's server, "smtp://host:port" (port 25 when omitted). Required.
+    pub route: Route,
+    /// TLS towards the route: "opportunistic" (default), "required" or "disabled".
+    #[serde(default)]
+    pub route_tls: RouteTls,
+    /// Valid recipients: local parts ("alice") or addresses ("alice@example.com"); "*"
+    /// accepts every local part. With neither this nor `recipients_file`, every local part
+    /// is accepted. Default empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub recipients: Vec<String>,
+    /// A file with one recipient per line (same forms as `recipients`; # comments).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recipients_file: Option<PathBuf>,
+    /// Sub-address separator: "alice+news" is checked as "alice". Default "+"; "" disables.
+    #[serde(default = "default_delimiter")]
+    pub recipient_delimiter: String,
+    /// Overrides `smtp.max_message_size` for this domain, in bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_message_size: Option<u64>,
+}
+
+fn default_delimiter() -> String {
+    "+".into()
+}
+
+/// Where a domain's mail goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    pub host: String,
+    pub port: u16,
+}
+
+impl FromStr for Route {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let rest = s
+            .strip_prefix("smtp://")
+            .ok_or_else(|| format!("invalid route {s:?}: expected smtp://host[:port]"))?;
+        let rest = rest.trim_end_matches('/');
+        let (host, port) = if let Some(v6) = rest.strip_prefix('[') {
+            let (host, after) = v6.split_once(']').ok_or_else(|| format!("invalid route {s:?}: unclosed ["))?;
+            (host, after.strip_prefix(':'))
+        } else {
+            match rest.rsplit_once(':') {
+                Some((h, p)) => (h, Some(p)),
+                None => (rest, None),
+            }
+        };
+        if host.is_empty() || host.contains(['/', '@', ' ']) {
+            return Err(format!("invalid route {s:?}: bad host"));
+        }
+        let port = match port {
+            Some(p) => p.parse().map_err(|_| format!("invalid route {s:?}: bad port {p:?}"))?,
+            None => 25,
+        };
+        Ok(Route { host: host.to_string(), port })
+    }
+}
+
+impl fmt::Display for Route {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.host.contains(':') {
+            write!(f, "smtp://[{}]:{}", self.host, self.port)
+        } else {
+            write!(f, "smtp://{}:{}", self.host, self.port)
+        }
+    }
+}
+
+impl Serialize for Route {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Route {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RouteTls {
+    /// STARTTLS when the server offers it; certificates are not verified (RFC 7435).
+    #[default]
+    Opportunistic,
+    /// Deliver only over TLS; a server without STARTTLS is a temporary failure.
+    Required,
+    /// Never STARTTLS.
+    Disabled,
+}
+
+/// The durable queue between the edge and the relay.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct QueueConfig {
+    /// Directory of the queue database (created if missing). Default "rempart-data".
+    pub data_dir: PathBuf,
+    /// fsync every commit (group-committed). Turning it off loses the no-loss guarantee
+    /// on a power cut or kernel crash; only for benchmarks. Default true.
+    pub fsync: bool,
+    /// Delays between delivery attempts; the last one repeats.
+    /// Default ["1m", "5m", "15m", "30m", "1h", "2h", "4h"].
+    pub retry: Vec<HumanDuration>,
+    /// A message still undelivered after this long is bounced (4.4.7). Default "5d".
+    pub max_age: HumanDuration,
+    /// How long a relay worker holds a message before another may take it. Default "15m".
+    pub visibility_timeout: HumanDuration,
+}
+
+impl Default for QueueConfig {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("rempart-data"),
+            fsync: true,
+            retry: ["1m", "5m", "15m", "30m", "1h", "2h", "4h"]
+                .iter()
+                .filter_map(|s| s.parse().ok())
+                .collect(),
+            max_age: HumanDuration::secs(5 * 86_400),
+            visibility_timeout: HumanDuration::secs(15 * 60),
+        }
+    }
+}
+
+impl QueueConfig {
+    /// The delay before attempt `attempt + 1` after `attempt` failed attempts (1-based).
+    pub fn retry_delay(&self, attempt: u32) -> std::time::Duration {
+        let index = (attempt.max(1) as usize - 1).min(self.retry.len().saturating_sub(1));
+        self.retry.get(index).map(|d| d.0).unwrap_or(std::time::Duration::from_secs(300))
+    }
+}
+
+/// The relay that delivers to customer servers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RelayConfig {
+    /// Messages delivered at once. Default 16.
+    pub concurrency: usize,
+    /// TCP connect timeout towards a route. Default "30s".
+    pub connect_timeout: HumanDuration,
+    /// Time to wait for each reply of the remote server. Default "5m".
+    pub command_timeout: HumanDuration,
+}
+
+impl Default for RelayConfig {
+    fn default() -> Self {
+        Self { concurrency: 16, connect_timeout: HumanDuration::secs(30), command_timeout: HumanDuration::secs(300) }
+    }
+}
+
+/// The certificate for STARTTLS. STARTTLS is offered only when both are set.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM certificate chain.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cert: Option<PathBuf>,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<PathBuf>,
+}
+
+/// A configuration problem, located as precisely as the file allows.
+#[derive(Debug, thiserror::Error)]
+#[error("{file}{}: {field}{}{message}", line.map(|l| format!(":{l}")).unwrap_or_default(), if field.is_empty() { "" } else { ": " })]
+pub struct ConfigError {
+    pub file: String,
+    pub line: Option<usize>,
+    pub field: String,
+    pub message: String,
+}
+
+impl Config {
+    /// Reads and validates a configuration file; relative paths inside it are taken
+    /// relative to the file's directory. `-` reads standard input.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let name = path.display().to_string();
+        let text = if name == "-" {
+            std::io::read_to_string(std::io::stdin())
+        } else {
+            std::fs::read_to_string(path)
+        }
+        .map_err(|e| ConfigError { file: name.clone(), line: None, field: String::new(), message: e.to_string() })?;
+        let base = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        Self::parse(&text, &name, base)
+    }
+
+    /// Parses and validates configuration text; `file` names it in errors.
+    pub fn parse(text: &str, file: &str, base_dir: &Path) -> Result<Self, ConfigError> {
+        let mut config: Config = toml::from_str(text).map_err(|e| {
+            let line = e.span().map(|s| line_of(text, s.start));
+            ConfigError { file: file.into(), line, field: String::new(), message: e.message().trim().to_string() }
+        })?;
+        config.resolve_paths(base_dir);
+        config.validate(text, file)?;
+        Ok(config)
+    }
+
+    fn resolve_paths(&mut self, base: &Path) {
+        let fix = |p: &mut PathBuf| {
+            if p.is_relative() && base != Path::new(".") {
+                *p = base.join(&*p);
+            }
+        };
+        fix(&mut self.queue.data_dir);
+        for p in [&mut self.tls.cert, &mut self.tls.key].into_iter().flatten() {
+            fix(p);
+        }
+        for d in &mut self.domains {
+            if let Some(p) = &mut d.recipients_file {
+                fix(p);
+            }
+        }
+    }
+
+    fn validate(&mut self, text: &str, file: &str) -> Result<(), ConfigError> {
+        let err = |table: &str, index: usize, key: &str, field: String, message: String| ConfigError {
+            file: file.into(),
+            line: locate(text, table, index, key),
+            field,
+            message,
+        };
+        let smtp = &self.smtp;
+        for (key, value) in [
+            ("max_recipients", smtp.max_recipients as u64),
+            ("max_errors", smtp.max_errors as u64),
+            ("max_connections", smtp.max_connections as u64),
+            ("max_connections_per_ip", smtp.max_connections_per_ip as u64),
+            ("max_message_size", smtp.max_message_size),
+        ] {
+            if value == 0 {
+                return Err(err("[smtp]", 0, key, format!("smtp.{key}"), "must be greater than 0".into()));
+            }
+        }
+        if smtp.max_command_line < 512 {
+            return Err(err("[smtp]", 0, "max_command_line", "smtp.max_command_line".into(), "must be at least 512 (RFC 5321)".into()));
+        }
+        if smtp.max_data_line < 1000 {
+            return Err(err("[smtp]", 0, "max_data_line", "smtp.max_data_line".into(), "must be at least 1000 (RFC 5321)".into()));
+        }
+        if smtp.hostname.is_empty() || smtp.hostname.contains(char::is_whitespace) {
+            return Err(err("[smtp]", 0, "hostname", "smtp.hostname".into(), "must be a host name".into()));
+        }
+        if self.queue.retry.is_empty() {
+            return Err(err("[queue]", 0, "retry", "queue.retry".into(), "needs at least one delay".into()));
+        }
+        if self.relay.concurrency == 0 {
+            return Err(err("[relay]", 0, "concurrency", "relay.concurrency".into(), "must be greater than 0".into()));
+        }
+        if self.tls.cert.is_some() != self.tls.key.is_some() {
+            return Err(err("[tls]", 0, "cert", "tls".into(), "set both cert and key, or neither".into()));
+        }
+        for (key, path) in [("cert", &self.tls.cert), ("key", &self.tls.key)] {
+            if let Some(p) = path.as_ref().filter(|p| !p.is_file()) {
+                return Err(err("[tls]", 0, key, format!("tls.{key}"), format!("{} is not a readable file", p.display())));
+            }
+        }
+        let mut seen = HashSet::new();
+        for (i, domain) in self.domains.iter_mut().enumerate() {
+            let field = |k: &str| format!("domain[{i}].{k}");
+            let name = domain.name.trim_end_matches('.').to_ascii_lowercase();
+            if name.is_empty() || !name.contains('.') || name.contains(['@', ' ', '[']) {
+                return Err(err("[[domain]]", i, "name", field("name"), format!("{:?} is not a domain name", domain.name)));
+            }
+            if !seen.insert(name.clone()) {
+                return Err(err("[[domain]]", i, "name", field("name"), format!("domain {name} is configured twice")));
+            }
+            domain.name = name;
+            if let Some(path) = &domain.recipients_file {
+                let listed = std::fs::read_to_string(path).map_err(|e| {
+                    err("[[domain]]", i, "recipients_file", field("recipients_file"), format!("{}: {e}", path.display()))
+                })?;
+                domain.recipients.extend(
+                    listed.lines().map(|l| l.split('#').next().unwrap_or("").trim()).filter(|l| !l.is_empty()).map(String::from),
+                );
+            }
+            if domain.max_message_size == Some(0) {
+                return Err(err("[[domain]]", i, "max_message_size", field("max_message_size"), "must be greater than 0".into()));
+            }
+        }
+        Ok(())
+    }
+
+    /// The configured domain for `domain`, if any (case-insensitive, trailing dot ignored).
+    pub fn domain(&self, domain: &str) -> Option<&DomainConfig> {
+        let domain = domain.trim_end_matches('.');
+        self.domains.iter().find(|d| d.name.eq_ignore_ascii_case(domain))
+    }
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())].matches('\n').count() + 1
+}
+
+/// Finds the line of `key = …` inside the `index`-th occurrence of `table` (e.g.
+/// "[[domain]]"), or the table header itself when the key is absent.
+fn locate(text: &str, table: &str, index: usize, key: &str) -> Option<usize> {
+    let mut occurrence = None;
+    let mut header_line = None;
+    for (n, line) in text.lines().enumerate() {
+        let trimmed = line.trim();
+        if trimmed.starts_with('[') {
+            if trimmed == table {
+                occurrence = Some(occurrence.map_or(0, |o| o + 1));
+                if occurrence == Some(index) {
+                    header_line = Some(n + 1);
+                }
+            } else if occurrence == Some(index) && header_line.is_some() && !trimmed.starts_with(&table[..table.len().min(2)]) {
+                break;
+            } else if trimmed != table && occurrence == Some(index) {
+                break;
+            }
+            continue;
+        }
+        if occurrence == Some(index) && header_line.is_some() {
+            if let Some((k, _)) = trimmed.split_once('=') {
+                if k.trim() == key {
+                    return Some(n + 1);
+                }
+            }
+        }
+    }
+    header_line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(text, "t.toml", Path::new("."))
+    }
+
+    #[test]
+    fn empty_file_is_safe_defaults() {
+        let c = parse("").unwrap();
+        assert_eq!(c.smtp.listeners[0].address.to_string(), "127.0.0.1:2525");
+        assert!(c.domains.is_empty());
+        assert_eq!(c, Config::default());
+    }
+
+    #[test]
+    fn routes_parse() {
+        assert_eq!("smtp://mx.example:2525".parse::<Route>().unwrap(), Route { host: "mx.example".into(), port: 2525 });
+        assert_eq!("smtp://mx.example".parse::<Route>().unwrap().port, 25);
+        assert_eq!("smtp://[::1]:26".parse::<Route>().unwrap(), Route { host: "::1".into(), port: 26 });
+        for bad in ["mx.example", "http://x", "smtp://", "smtp://h:99999"] {
+            assert!(bad.parse::<Route>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn errors_name_line_and_field() {
+        let text = "[smtp]\nhostname = \"mx\"\n\n[[domain]]\nname = \"a.example\"\nroute = \"smtp://h:1\"\n\n[[domain]]\nname = \"b.example\"\nroute = \"ftp://h\"\n";
+        let e = parse(text).unwrap_err();
+        assert_eq!(e.line, Some(10), "{e}");
+        assert!(e.to_string().starts_with("t.toml:10: "), "{e}");
+
+        let dup = "[[domain]]\nname = \"a.example\"\nroute = \"smtp://h:1\"\n[[domain]]\nname = \"A.example.\"\nroute = \"smtp://h:1\"\n";
+        let e = parse(dup).unwrap_err();
+        assert_eq!((e.line, e.field.as_str()), (Some(5), "domain[1].name"), "{e}");
+
+        let e = parse("[smtp]\nmax_recipients = 0\n").unwrap_err();
+        assert_eq!((e.line, e.field.as_str()), (Some(2), "smtp.max_recipients"));
+
+        let e = parse("[smtp]\nhostnme = \"x\"\n").unwrap_err();
+        assert_eq!(e.line, Some(2));
+        assert!(e.message.contains("hostnme"), "{e}");
+
+        let e = parse("[[domain]]\nname = \"a.example\"\nroute = \"smtp://h\"\nrecipients_file = \"/nonexistent/x\"\n").unwrap_err();
+        assert_eq!((e.line, e.field.as_str()), (Some(4), "domain[0].recipients_file"));
+    }
+
+    #[test]
+    fn retry_schedule_repeats_last() {
+        let q = QueueConfig { retry: vec![HumanDuration::secs(1), HumanDuration::secs(5)], ..Default::default() };
+        assert_eq!(q.retry_delay(1).as_secs(), 1);
+        assert_eq!(q.retry_delay(2).as_secs(), 5);
+        assert_eq!(q.retry_delay(9).as_secs(), 5);
+    }
+}

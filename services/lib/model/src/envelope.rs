@@ -1,0 +1,167 @@
+//! The envelope that travels with a message through the queue: who sent it, to whom,
+//! from where, the DSN parameters the client asked for, and each recipient's status.
+
+use serde::{Deserialize, Serialize};
+
+use crate::QueueId;
+
+/// What the edge learnt about the SMTP session the message came in.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SessionFacts {
+    /// The client's address (after PROXY protocol, the real client's).
+    pub peer_ip: String,
+    pub helo: String,
+    /// `TLSv1.3 with cipher TLS13_AES_256_GCM_SHA384` when STARTTLS was used.
+    pub tls: Option<String>,
+}
+
+/// RFC 3461 `RET`: what a DSN should carry of the original message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DsnRet {
+    Full,
+    Hdrs,
+}
+
+/// RFC 3461 `NOTIFY`. `None` on a recipient means the client did not say: failures only.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Notify {
+    pub never: bool,
+    pub success: bool,
+    pub failure: bool,
+    pub delay: bool,
+}
+
+impl Notify {
+    /// Parses the NOTIFY parameter value; `None` when it is not RFC 3461 syntax.
+    pub fn parse(value: &str) -> Option<Self> {
+        let mut n = Notify::default();
+        for word in value.split(',') {
+            match word.to_ascii_uppercase().as_str() {
+                "NEVER" => n.never = true,
+                "SUCCESS" => n.success = true,
+                "FAILURE" => n.failure = true,
+                "DELAY" => n.delay = true,
+                _ => return None,
+            }
+        }
+        // NEVER must stand alone.
+        if n.never && (n.success || n.failure || n.delay) {
+            return None;
+        }
+        Some(n)
+    }
+
+    pub fn to_param(self) -> String {
+        if self.never {
+            return "NEVER".into();
+        }
+        let words: Vec<&str> = [(self.success, "SUCCESS"), (self.failure, "FAILURE"), (self.delay, "DELAY")]
+            .into_iter()
+            .filter_map(|(on, w)| on.then_some(w))
+            .collect();
+        words.join(",")
+    }
+}
+
+/// Where one recipient stands.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum DeliveryStatus {
+    /// Not delivered yet; `last_reply` holds the last temporary failure, if any.
+    Pending { last_reply: Option<String> },
+    /// The customer server accepted it.
+    Delivered { reply: String, remote: String, at: u64 },
+    /// Permanently failed (5xx, no route, or expired); a DSN was due.
+    Failed { status: String, reply: String, remote: Option<String>, at: u64 },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Recipient {
+    pub address: String,
+    /// RFC 3461 NOTIFY, when the client gave one.
+    pub notify: Option<Notify>,
+    /// RFC 3461 ORCPT, as given (`rfc822;user@example.com`, xtext-encoded).
+    pub orcpt: Option<String>,
+    pub status: DeliveryStatus,
+}
+
+impl Recipient {
+    pub fn new(address: String) -> Self {
+        Self { address, notify: None, orcpt: None, status: DeliveryStatus::Pending { last_reply: None } }
+    }
+
+    pub fn domain(&self) -> &str {
+        self.address.rsplit_once('@').map(|(_, d)| d).unwrap_or("")
+    }
+
+    pub fn wants_failure_report(&self) -> bool {
+        self.notify.is_none_or(|n| n.failure)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Envelope {
+    pub queue_id: QueueId,
+    /// The MAIL FROM address; empty for the null sender `<>` (bounces).
+    pub return_path: String,
+    pub recipients: Vec<Recipient>,
+    pub session: SessionFacts,
+    /// Seconds since the epoch when the edge accepted the message.
+    pub received_at: u64,
+    pub ret: Option<DsnRet>,
+    pub envid: Option<String>,
+    /// `BODY=8BITMIME` was given.
+    pub body_8bit: bool,
+    pub smtputf8: bool,
+    /// Delivery attempts made so far.
+    pub attempts: u32,
+}
+
+impl Envelope {
+    pub fn is_bounce(&self) -> bool {
+        self.return_path.is_empty()
+    }
+
+    pub fn to_json(&self) -> Vec<u8> {
+        // Serialising plain data structs to a Vec cannot fail.
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+
+    pub fn from_json(bytes: &[u8]) -> Result<Self, serde_json::Error> {
+        serde_json::from_slice(bytes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn notify_parsing_follows_rfc3461() {
+        let n = Notify::parse("success,FAILURE").unwrap();
+        assert!(n.success && n.failure && !n.delay && !n.never);
+        assert_eq!(n.to_param(), "SUCCESS,FAILURE");
+        assert_eq!(Notify::parse("NEVER").unwrap().to_param(), "NEVER");
+        assert!(Notify::parse("NEVER,FAILURE").is_none());
+        assert!(Notify::parse("SOMETIMES").is_none());
+    }
+
+    #[test]
+    fn envelope_round_trips_through_json() {
+        let mut env = Envelope {
+            queue_id: QueueId::generate(),
+            return_path: "a@b.example".into(),
+            recipients: vec![Recipient::new("c@d.example".into())],
+            session: SessionFacts::default(),
+            received_at: 1,
+            ret: Some(DsnRet::Hdrs),
+            envid: Some("x".into()),
+            body_8bit: true,
+            smtputf8: false,
+            attempts: 0,
+        };
+        env.recipients[0].notify = Notify::parse("NEVER");
+        assert_eq!(Envelope::from_json(&env.to_json()).unwrap(), env);
+    }
+}

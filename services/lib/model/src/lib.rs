@@ -1,0 +1,13 @@
+//! Rempart's shared words: the envelope that travels with a message, its `QueueId`,
+//! per-recipient `DeliveryStatus`, and the configuration types every role reads.
+
+pub mod config;
+pub mod date;
+pub mod duration;
+pub mod envelope;
+pub mod queue_id;
+
+pub use config::{Config, ConfigError, DomainConfig, Route, RouteTls};
+pub use duration::HumanDuration;
+pub use envelope::{DeliveryStatus, DsnRet, Envelope, Notify, Recipient, SessionFacts};
+pub use queue_id::QueueId;
