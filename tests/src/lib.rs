@@ -1,0 +1,59 @@
+//! Support for the end-to-end tests: the real `rempart` binary as a child process, an
+//! SMTP sink standing in for customer servers, and a raw SMTP client. Everything runs
+//! on 127.0.0.1 and is killed when dropped.
+
+pub mod client;
+pub mod gateway;
+pub mod sink;
+
+use std::time::{Duration, Instant};
+
+pub use client::SmtpClient;
+pub use gateway::Gateway;
+pub use sink::{Sink, SinkMode};
+
+/// A loopback port that was free a moment ago.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("no free loopback port")
+}
+
+/// Polls `check` until it returns true or `timeout` passes.
+pub fn wait_until(timeout: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if check() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    check()
+}
+
+/// A self-signed certificate for `localhost` written to `dir`: (cert path, key path).
+pub fn self_signed_cert(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let key = rcgen::KeyPair::generate().expect("key generation");
+    let params = rcgen::CertificateParams::new(vec!["localhost".to_string()]).expect("cert params");
+    let cert = params.self_signed(&key).expect("self-signed cert");
+    let (cert_path, key_path) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&cert_path, cert.pem()).expect("write cert");
+    std::fs::write(&key_path, key.serialize_pem()).expect("write key");
+    (cert_path, key_path)
+}
+
+/// A plain test message with the given subject.
+pub fn message(subject: &str) -> String {
+    format!(
+        "From: Sender <sender@sender.test>\r\nTo: <alice@example.com>\r\nSubject: {subject}\r\nDate: Mon, 23 Nov 2026 10:00:00 +0000\r\nMessage-ID: <{subject}@sender.test>\r\n\r\nHello,\r\n.leading dot line\r\nBye.\r\n"
+    )
+}
+
+/// The shared test data directory, or `None` (with a note) when it is absent.
+pub fn shared_dir(sub: &str) -> Option<std::path::PathBuf> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared").join(sub);
+    if path.exists() {
+        Some(path)
+    } else {
+        eprintln!("skipped: {} not found", path.display());
+        None
+    }
+}

@@ -1,0 +1,41 @@
+//! Rempart's SMTP edge: listeners (optionally behind PROXY protocol), connection
+//! limits, and the SMTP session that hands accepted mail to the bus.
+
+mod address;
+mod limits;
+pub mod proxy;
+mod reader;
+mod received;
+mod reply;
+mod server;
+mod session;
+mod stream;
+mod tls;
+
+use std::sync::Arc;
+
+use rempart_model::Config;
+use tokio_rustls::TlsAcceptor;
+
+pub use server::Edge;
+
+#[derive(Debug, thiserror::Error)]
+pub enum EdgeError {
+    #[error("TLS certificate: {0}")]
+    Tls(String),
+    #[error("cannot listen on {address}: {source}")]
+    Bind { address: std::net::SocketAddr, source: std::io::Error },
+}
+
+/// What every session of one edge shares.
+pub(crate) struct Shared<B> {
+    pub config: Arc<Config>,
+    pub bus: B,
+    pub tls: Option<TlsAcceptor>,
+}
+
+/// Resolves once `shutdown` turns true (or its sender is gone).
+pub(crate) async fn stopping(shutdown: &mut tokio::sync::watch::Receiver<bool>) {
+    // Map the guard away at once: it must not live across an await.
+    let _ = shutdown.wait_for(|stop| *stop).await.map(|_| ());
+}

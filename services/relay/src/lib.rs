@@ -1,0 +1,189 @@
+//! Rempart's relay: takes messages off the delivery queue, delivers each recipient to
+//! its domain's route, records every recipient's status before acknowledging, retries
+//! temporary failures with backoff until the message expires, and reports failures to
+//! the sender with a DSN (never to the null sender).
+
+mod client;
+mod dsn;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rempart_bus::{Bus, DELIVER_TOPIC, Delivery};
+use rempart_model::{Config, DeliveryStatus, Envelope, Recipient, SessionFacts, date};
+use tokio::sync::watch;
+
+pub use client::{Client, RemoteReply, dot_stuff};
+
+pub struct Relay<B> {
+    config: Arc<Config>,
+    bus: B,
+    client: Arc<Client>,
+}
+
+impl<B: Bus> Relay<B> {
+    pub fn new(config: Arc<Config>, bus: B) -> Self {
+        let client = Client::new(config.smtp.hostname.clone(), config.relay.connect_timeout.0, config.relay.command_timeout.0);
+        Self { config, bus, client: Arc::new(client) }
+    }
+
+    /// Runs `relay.concurrency` workers until `shutdown` turns true; each finishes the
+    /// message in hand first (unfinished ones come back after a restart).
+    pub async fn run(self, shutdown: watch::Receiver<bool>) {
+        let this = Arc::new(self);
+        let workers: Vec<_> = (0..this.config.relay.concurrency)
+            .map(|_| {
+                let this = this.clone();
+                let mut shutdown = shutdown.clone();
+                tokio::spawn(async move {
+                    while !*shutdown.borrow() {
+                        let lease = this.config.queue.visibility_timeout.0;
+                        let fetched = tokio::select! {
+                            f = this.bus.fetch(DELIVER_TOPIC, 1, lease, Duration::from_secs(5)) => f,
+                            _ = shutdown.changed() => continue,
+                        };
+                        match fetched {
+                            Ok(batch) => {
+                                for delivery in batch {
+                                    this.process(delivery).await;
+                                }
+                            }
+                            Err(e) => {
+                                tracing::error!(error = %e, "cannot read the delivery queue");
+                                tokio::time::sleep(Duration::from_secs(1)).await;
+                            }
+                        }
+                    }
+                })
+            })
+            .collect();
+        for w in workers {
+            let _ = w.await;
+        }
+    }
+
+    async fn process(&self, delivery: Delivery) {
+        let mut envelope = match Envelope::from_json(&delivery.meta) {
+            Ok(e) => e,
+            Err(e) => {
+                // Keep it (it is someone's mail) but out of the way, and say so loudly.
+                tracing::error!(message = delivery.id, error = %e, "unreadable envelope; holding the message for an hour");
+                let _ = self.bus.retry(delivery.id, delivery.meta, Duration::from_secs(3600)).await;
+                return;
+            }
+        };
+        envelope.attempts += 1;
+        let newly_final = self.attempt(&mut envelope, &delivery.body).await;
+        let now = date::unix_now();
+        let expired = now.saturating_sub(envelope.received_at) >= self.config.queue.max_age.0.as_secs();
+        let mut reports = newly_final;
+        if expired {
+            for (i, r) in envelope.recipients.iter_mut().enumerate() {
+                if let DeliveryStatus::Pending { last_reply } = &r.status {
+                    let reply = format!("4.4.7 Delivery time expired; last error: {}", last_reply.as_deref().unwrap_or("none"));
+                    r.status = DeliveryStatus::Failed { status: "4.4.7".into(), reply, remote: None, at: now };
+                    reports.push((i, dsn::Action::Failed));
+                }
+            }
+        }
+        // The DSN is durable before the original is acknowledged: no report is lost.
+        if let Err(e) = self.send_reports(&envelope, &delivery.body, &reports).await {
+            tracing::error!(queue_id = %envelope.queue_id, error = %e, "cannot queue a DSN; will retry the message");
+            let _ = self.bus.retry(delivery.id, delivery.meta, self.config.queue.retry_delay(1)).await;
+            return;
+        }
+        let pending = envelope.recipients.iter().any(|r| matches!(r.status, DeliveryStatus::Pending { .. }));
+        let result = if pending {
+            let delay = self.config.queue.retry_delay(envelope.attempts);
+            tracing::info!(queue_id = %envelope.queue_id, attempts = envelope.attempts, retry_in = ?delay, "deferred");
+            self.bus.retry(delivery.id, envelope.to_json(), delay).await
+        } else {
+            self.bus.ack(delivery.id).await
+        };
+        if let Err(e) = result {
+            tracing::error!(queue_id = %envelope.queue_id, error = %e, "cannot record delivery status; the message will be retried");
+        }
+    }
+
+    /// One delivery attempt for every pending recipient, a transaction per route.
+    /// Returns the recipients whose status became final and who should get a report.
+    async fn attempt(&self, envelope: &mut Envelope, body: &[u8]) -> Vec<(usize, dsn::Action)> {
+        let mut groups: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+        let mut reports = Vec::new();
+        let now = date::unix_now();
+        for (i, r) in envelope.recipients.iter_mut().enumerate() {
+            if !matches!(r.status, DeliveryStatus::Pending { .. }) {
+                continue;
+            }
+            match self.config.domain(r.domain()) {
+                Some(domain) => groups.entry(domain.name.clone()).or_default().push(i),
+                None => {
+                    let reply = format!("5.4.4 No route configured for {}", r.domain());
+                    tracing::warn!(queue_id = %envelope.queue_id, recipient = %r.address, "no route for the recipient's domain");
+                    r.status = DeliveryStatus::Failed { status: "5.4.4".into(), reply, remote: None, at: now };
+                    reports.push((i, dsn::Action::Failed));
+                }
+            }
+        }
+        for (domain_name, indices) in groups {
+            let Some(domain) = self.config.domain(&domain_name) else { continue };
+            let attempt = self.client.deliver(&domain.route, domain.route_tls, envelope, &indices, body).await;
+            let at = date::unix_now();
+            for (&i, reply) in indices.iter().zip(&attempt.replies) {
+                let r = &mut envelope.recipients[i];
+                if reply.is_positive() {
+                    tracing::info!(queue_id = %envelope.queue_id, recipient = %r.address, remote = %attempt.remote, reply = %reply, "delivered");
+                    r.status = DeliveryStatus::Delivered { reply: reply.to_string(), remote: attempt.remote.clone(), at };
+                    if r.notify.is_some_and(|n| n.success) && !attempt.remote_dsn {
+                        reports.push((i, dsn::Action::Relayed));
+                    }
+                } else if reply.is_permanent() {
+                    tracing::info!(queue_id = %envelope.queue_id, recipient = %r.address, remote = %attempt.remote, reply = %reply, "bounced");
+                    r.status = DeliveryStatus::Failed { status: reply.status(), reply: reply.to_string(), remote: Some(attempt.remote.clone()), at };
+                    reports.push((i, dsn::Action::Failed));
+                } else {
+                    tracing::info!(queue_id = %envelope.queue_id, recipient = %r.address, remote = %attempt.remote, reply = %reply, "temporary failure");
+                    r.status = DeliveryStatus::Pending { last_reply: Some(reply.to_string()) };
+                }
+            }
+        }
+        reports
+    }
+
+    async fn send_reports(&self, envelope: &Envelope, body: &[u8], reports: &[(usize, dsn::Action)]) -> Result<(), rempart_bus::BusError> {
+        if envelope.is_bounce() {
+            if !reports.is_empty() {
+                tracing::warn!(queue_id = %envelope.queue_id, "a bounce could not be delivered; no report is sent to the null sender");
+            }
+            return Ok(());
+        }
+        let wanted: Vec<dsn::Report<'_>> = reports
+            .iter()
+            .map(|&(i, action)| dsn::Report { recipient: &envelope.recipients[i], action })
+            .filter(|r| match r.action {
+                dsn::Action::Failed => r.recipient.wants_failure_report(),
+                dsn::Action::Relayed => true,
+            })
+            .collect();
+        if wanted.is_empty() {
+            return Ok(());
+        }
+        let report = dsn::build(&self.config.smtp.hostname, envelope, body, &wanted);
+        let notice = Envelope {
+            queue_id: report.queue_id.clone(),
+            return_path: String::new(),
+            recipients: vec![Recipient::new(envelope.return_path.clone())],
+            session: SessionFacts { peer_ip: "127.0.0.1".into(), helo: self.config.smtp.hostname.clone(), tls: None },
+            received_at: date::unix_now(),
+            ret: None,
+            envid: None,
+            body_8bit: false,
+            smtputf8: !envelope.return_path.is_ascii(),
+            attempts: 0,
+        };
+        self.bus.publish(DELIVER_TOPIC, notice.to_json(), report.message).await?;
+        tracing::info!(queue_id = %envelope.queue_id, dsn = %report.queue_id, to = %envelope.return_path, recipients = wanted.len(), "DSN queued");
+        Ok(())
+    }
+}

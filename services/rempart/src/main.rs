@@ -1,1 +1,59 @@
-fn main() {}
+//! The `rempart` command. This file only parses the command line; each subcommand
+//! lives in its own module.
+
+mod config_cmd;
+mod serve;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Exit codes, the same for every subcommand.
+const AFTER_HELP: &str = "Exit status: 0 success; 1 the input or the remote side was bad (the message names the file, line or field); 2 usage error.";
+
+#[derive(Parser)]
+#[command(name = "rempart", version, about = "Rempart mail-filtering gateway", after_help = AFTER_HELP)]
+struct Cli {
+    /// Configuration file; defaults to ./rempart.toml when present, else built-in defaults.
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the whole gateway in one process: SMTP edge, embedded queue, relay.
+    #[command(after_help = AFTER_HELP)]
+    Serve,
+    /// Work with configuration files.
+    #[command(subcommand)]
+    Config(config_cmd::ConfigCommand),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve => serve::run(cli.config.as_deref()),
+        Command::Config(cmd) => config_cmd::run(cmd, cli.config.as_deref()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("rempart: {message}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// The configuration every subcommand uses: `--config FILE`, else `./rempart.toml`
+/// when present, else the built-in defaults.
+pub(crate) fn load_config(explicit: Option<&std::path::Path>) -> Result<rempart_model::Config, String> {
+    let default = std::path::Path::new("rempart.toml");
+    match explicit {
+        Some(path) => rempart_model::Config::load(path).map_err(|e| e.to_string()),
+        None if default.exists() => rempart_model::Config::load(default).map_err(|e| e.to_string()),
+        None => Ok(rempart_model::Config::default()),
+    }
+}

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Installs what Rempart's build and tests need on a fresh Debian machine. Idempotent:
+# each step is skipped when its tool is already there.
+set -euo pipefail
+
+need_apt=()
+command -v swaks >/dev/null || need_apt+=(swaks)          # a real SMTP client for the e2e tests
+command -v cc >/dev/null || need_apt+=(build-essential)
+
+if [ ${#need_apt[@]} -gt 0 ]; then
+    echo "setup: installing Debian packages: ${need_apt[*]}" >&2
+    SUDO=""
+    [ "$(id -u)" -ne 0 ] && SUDO=sudo
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+fi
+
+command -v python3 >/dev/null || { echo "setup: python3 is required (the e2e tests use smtplib)" >&2; exit 1; }
+command -v cargo >/dev/null || { echo "setup: cargo (Rust 1.95) is required" >&2; exit 1; }
+if ! cargo nextest --version >/dev/null 2>&1; then
+    echo "setup: installing cargo-nextest" >&2
+    cargo install --locked cargo-nextest >/dev/null
+fi
+echo "setup: ok" >&2

@@ -1,0 +1,222 @@
+//! Envelope paths (`MAIL FROM:<…>`, `RCPT TO:<…>`) and their ESMTP parameters.
+
+/// A parsed reverse- or forward-path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Path {
+    /// `@a,@b:` was given before the mailbox (RFC 5321 source route).
+    pub source_route: bool,
+    /// `None` for the null path `<>`.
+    pub mailbox: Option<Mailbox>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mailbox {
+    /// The local part with quotes and escapes removed.
+    pub local: String,
+    pub quoted: bool,
+    /// Lower-cased, trailing dot removed.
+    pub domain: String,
+}
+
+impl Mailbox {
+    pub fn address(&self) -> String {
+        let local = if self.quoted { format!("\"{}\"", self.local.replace('\\', "\\\\").replace('"', "\\\"")) } else { self.local.clone() };
+        format!("{local}@{}", self.domain)
+    }
+
+    /// Local parts that route mail elsewhere once they reach a naive MTA: `%`-hack,
+    /// UUCP bang paths, or a quoted `@`.
+    pub fn hides_another_route(&self) -> bool {
+        self.local.contains(['%', '!']) || (self.quoted && self.local.contains('@'))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PathError {
+    #[error("address is missing its closing '>'")]
+    Unclosed,
+    #[error("malformed address")]
+    Malformed,
+    #[error("address has no domain")]
+    NoDomain,
+    #[error("invalid domain")]
+    BadDomain,
+    #[error("non-ASCII address without SMTPUTF8")]
+    NeedsUtf8,
+}
+
+/// Splits `<path> params…` (the text after `FROM:` / `TO:`) into the path and the rest.
+pub fn parse_path(arg: &str, utf8_allowed: bool) -> Result<(Path, &str), PathError> {
+    let arg = arg.trim_start();
+    let (inner, rest) = if let Some(after) = arg.strip_prefix('<') {
+        let end = find_closing(after).ok_or(PathError::Unclosed)?;
+        (&after[..end], &after[end + 1..])
+    } else {
+        // Tolerate a bare address (no brackets), as many MTAs do.
+        match arg.split_once(' ') {
+            Some((a, r)) => (a, r),
+            None => (arg, ""),
+        }
+    };
+    if !rest.is_empty() && !rest.starts_with(' ') {
+        return Err(PathError::Malformed);
+    }
+    if inner.is_empty() {
+        return Ok((Path { source_route: false, mailbox: None }, rest.trim()));
+    }
+    if !utf8_allowed && !inner.is_ascii() {
+        return Err(PathError::NeedsUtf8);
+    }
+    let (source_route, mailbox) = match inner.strip_prefix('@') {
+        Some(routed) => (true, routed.split_once(':').ok_or(PathError::Malformed)?.1),
+        None => (false, inner),
+    };
+    Ok((Path { source_route, mailbox: Some(parse_mailbox(mailbox)?) }, rest.trim()))
+}
+
+/// Index of the `>` closing the path, skipping over a quoted local part.
+fn find_closing(s: &str) -> Option<usize> {
+    let mut quoted = false;
+    let mut escaped = false;
+    for (i, c) in s.char_indices() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' if quoted => escaped = true,
+            '"' => quoted = !quoted,
+            '>' if !quoted => return Some(i),
+            _ => {}
+        }
+    }
+    None
+}
+
+fn parse_mailbox(s: &str) -> Result<Mailbox, PathError> {
+    let (local, quoted, domain) = if let Some(q) = s.strip_prefix('"') {
+        let mut local = String::new();
+        let mut chars = q.char_indices();
+        let mut end = None;
+        while let Some((i, c)) = chars.next() {
+            match c {
+                '\\' => local.push(chars.next().ok_or(PathError::Malformed)?.1),
+                '"' => {
+                    end = Some(i);
+                    break;
+                }
+                c if c.is_control() => return Err(PathError::Malformed),
+                c => local.push(c),
+            }
+        }
+        let end = end.ok_or(PathError::Malformed)?;
+        let domain = q[end + 1..].strip_prefix('@').ok_or(PathError::NoDomain)?;
+        (local, true, domain)
+    } else {
+        let (local, domain) = s.split_once('@').ok_or(PathError::NoDomain)?;
+        let atext = |c: char| c.is_alphanumeric() || "!#$%&'*+-/=?^_`{|}~.".contains(c) || !c.is_ascii();
+        if local.is_empty() || !local.chars().all(atext) || local.starts_with('.') || local.ends_with('.') || local.contains("..") {
+            return Err(PathError::Malformed);
+        }
+        (local.to_string(), false, domain)
+    };
+    let domain = domain.trim_end_matches('.').to_lowercase();
+    if !valid_domain(&domain) {
+        return Err(PathError::BadDomain);
+    }
+    Ok(Mailbox { local, quoted, domain })
+}
+
+fn valid_domain(d: &str) -> bool {
+    if let Some(literal) = d.strip_prefix('[') {
+        return literal.ends_with(']') && literal.len() > 1 && !literal.contains(['[', ' ']);
+    }
+    !d.is_empty()
+        && d.len() <= 255
+        && d.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label.chars().all(|c| c.is_alphanumeric() || c == '-' || !c.is_ascii())
+        })
+}
+
+/// Parses ESMTP parameters (`KEY=VALUE` or `KEY`), keys upper-cased.
+pub fn parse_params(rest: &str) -> Result<Vec<(String, Option<String>)>, ()> {
+    rest.split_ascii_whitespace()
+        .map(|p| {
+            let (k, v) = match p.split_once('=') {
+                Some((k, v)) => (k, Some(v.to_string())),
+                None => (p, None),
+            };
+            if k.is_empty() || !k.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+                return Err(());
+            }
+            Ok((k.to_ascii_uppercase(), v))
+        })
+        .collect()
+}
+
+/// RFC 3461 xtext: printable ASCII except `+` and `=`, others as `+XX`.
+pub fn is_xtext(s: &str) -> bool {
+    let b = s.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'+' => {
+                if i + 2 >= b.len() || !b[i + 1].is_ascii_hexdigit() || !b[i + 2].is_ascii_hexdigit() {
+                    return false;
+                }
+                i += 3;
+            }
+            b'!'..=b'~' if b[i] != b'=' => i += 1,
+            _ => return false,
+        }
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mailbox(arg: &str) -> Mailbox {
+        parse_path(arg, false).unwrap().0.mailbox.unwrap()
+    }
+
+    #[test]
+    fn parses_paths_and_params() {
+        let (p, rest) = parse_path("<Alice@Example.COM.> SIZE=10 BODY=8BITMIME", false).unwrap();
+        assert_eq!(p.mailbox.unwrap().address(), "Alice@example.com");
+        assert_eq!(parse_params(rest).unwrap(), vec![("SIZE".into(), Some("10".into())), ("BODY".into(), Some("8BITMIME".into()))]);
+        assert_eq!(parse_path("<>", false).unwrap().0.mailbox, None);
+        assert_eq!(mailbox(" bob@example.com").domain, "example.com");
+        let q = mailbox("<\"john doe\"@example.com>");
+        assert!(q.quoted && q.local == "john doe");
+        assert_eq!(q.address(), "\"john doe\"@example.com");
+    }
+
+    #[test]
+    fn detects_relay_tricks() {
+        assert!(parse_path("<@relay.example:user@example.com>", false).unwrap().0.source_route);
+        assert!(mailbox("<user%other.example@example.com>").hides_another_route());
+        assert!(mailbox("<other.example!user@example.com>").hides_another_route());
+        assert!(mailbox("<\"user@other.example\"@example.com>").hides_another_route());
+        assert!(!mailbox("<user.name+tag@example.com>").hides_another_route());
+    }
+
+    #[test]
+    fn rejects_malformed() {
+        for bad in ["<user@example.com", "<user>", "<a@b@c.example>", "<@x>", "<.a@b.example>", "<a@-b.example>", "<a@b..example>", "<\"unterminated@x.example>", "<a@b.example>junk"] {
+            assert!(parse_path(bad, false).is_err(), "{bad}");
+        }
+        assert_eq!(parse_path("<jös@b.example>", false).unwrap_err(), PathError::NeedsUtf8);
+        assert!(parse_path("<jös@b.example>", true).is_ok());
+    }
+
+    #[test]
+    fn xtext() {
+        assert!(is_xtext("rfc822;a+2Bb@example.com"));
+        assert!(!is_xtext("a+2"));
+        assert!(!is_xtext("a b"));
+        assert!(!is_xtext("a=b"));
+    }
+}

@@ -1,0 +1,125 @@
+//! Accept loops and graceful shutdown: on shutdown the listeners close at once,
+//! sessions waiting for a command get `421 4.3.2`, sessions in DATA may finish, and
+//! whatever is still running at the deadline is dropped (its client got no 250, so
+//! nothing is lost: it will retry).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use rempart_bus::Bus;
+use rempart_model::Config;
+use rempart_model::config::ListenerConfig;
+use tokio::io::{AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+
+use crate::limits::ConnectionLimits;
+use crate::session::Session;
+use crate::stream::SmtpStream;
+use crate::{EdgeError, Shared, proxy, tls};
+
+pub struct Edge<B> {
+    shared: Arc<Shared<B>>,
+    limits: Arc<ConnectionLimits>,
+    listeners: Vec<(TcpListener, ListenerConfig)>,
+}
+
+impl<B: Bus> Edge<B> {
+    /// Loads the certificate and binds every configured listener.
+    pub async fn bind(config: Arc<Config>, bus: B) -> Result<Self, EdgeError> {
+        let tls = match (&config.tls.cert, &config.tls.key) {
+            (Some(cert), Some(key)) => Some(tls::load_acceptor(cert, key)?),
+            _ => None,
+        };
+        let mut listeners = Vec::new();
+        for listener in &config.smtp.listeners {
+            let socket = TcpListener::bind(listener.address)
+                .await
+                .map_err(|source| EdgeError::Bind { address: listener.address, source })?;
+            listeners.push((socket, listener.clone()));
+        }
+        let limits = ConnectionLimits::new(config.smtp.max_connections, config.smtp.max_connections_per_ip);
+        Ok(Self { shared: Arc::new(Shared { config, bus, tls }), limits, listeners })
+    }
+
+    /// The bound addresses (useful with port 0).
+    pub fn local_addrs(&self) -> Vec<SocketAddr> {
+        self.listeners.iter().filter_map(|(l, _)| l.local_addr().ok()).collect()
+    }
+
+    /// Serves until `shutdown` turns true, then drains sessions within the configured
+    /// shutdown timeout.
+    pub async fn run(self, shutdown: watch::Receiver<bool>) {
+        let mut loops = Vec::new();
+        for (listener, options) in self.listeners {
+            if let Ok(address) = listener.local_addr() {
+                tracing::info!(%address, proxy_protocol = options.proxy_protocol, "SMTP listening");
+            }
+            loops.push(tokio::spawn(accept_loop(listener, options.proxy_protocol, self.shared.clone(), self.limits.clone(), shutdown.clone())));
+        }
+        for l in loops {
+            let _ = l.await;
+        }
+        let deadline = self.shared.config.smtp.shutdown_timeout.0;
+        let active = self.limits.active();
+        if active > 0 {
+            tracing::info!(active, "waiting for SMTP sessions to finish");
+        }
+        if tokio::time::timeout(deadline, self.limits.wait_idle()).await.is_err() {
+            tracing::warn!(active = self.limits.active(), "shutdown deadline reached; dropping SMTP sessions in flight");
+        }
+    }
+}
+
+async fn accept_loop<B: Bus>(listener: TcpListener, proxy: bool, shared: Arc<Shared<B>>, limits: Arc<ConnectionLimits>, mut shutdown: watch::Receiver<bool>) {
+    loop {
+        let (socket, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            _ = crate::stopping(&mut shutdown) => return,
+        };
+        let _ = socket.set_nodelay(true);
+        let Some(slot) = limits.acquire() else {
+            tokio::spawn(refuse(socket, "Too many connections, try again later"));
+            continue;
+        };
+        let shared = shared.clone();
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            let mut slot = slot;
+            let mut io = BufReader::new(SmtpStream::Plain(socket));
+            let mut client = peer;
+            if proxy {
+                let timeout = shared.config.smtp.command_timeout.0;
+                match tokio::time::timeout(timeout, proxy::read_header(&mut io)).await {
+                    Ok(Ok(Some(real))) => client = real,
+                    Ok(Ok(None)) => {}
+                    Ok(Err(e)) => {
+                        tracing::info!(%peer, error = %e, "bad PROXY header");
+                        return;
+                    }
+                    Err(_) => return,
+                }
+            }
+            if !slot.claim_ip(client.ip()) {
+                let reply = format!("421 4.7.0 {} Too many connections from {}, try again later\r\n", shared.config.smtp.hostname, client.ip());
+                let _ = io.get_mut().write_all(reply.as_bytes()).await;
+                return;
+            }
+            Session::new(shared, io, client.ip().to_string(), shutdown).run().await;
+            drop(slot);
+        });
+    }
+}
+
+async fn refuse(mut socket: TcpStream, why: &str) {
+    let _ = socket.write_all(format!("421 4.7.0 {why}\r\n").as_bytes()).await;
+    let _ = socket.shutdown().await;
+}

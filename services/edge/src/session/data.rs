@@ -1,0 +1,59 @@
+//! DATA: the body ends only at CRLF.CRLF; a body with bare CR or LF is refused whole,
+//! so nothing smuggled inside it is ever seen as a second message.
+
+use rempart_bus::Bus;
+
+use super::{Flow, Incoming, Session, State};
+use crate::reader::{DataBody, Line};
+use crate::reply::Reply;
+
+impl<B: Bus> Session<B> {
+    pub(super) async fn data(&mut self, args: &str) -> Flow {
+        match self.state {
+            _ if self.tx.chunks.is_some() => return self.reply(Reply::bad_sequence("DATA cannot follow BDAT")),
+            State::Rcpt => {}
+            State::Mail => return self.reply(Reply::bad_sequence("No valid recipients")),
+            State::Greeted => return self.reply(Reply::bad_sequence("Need MAIL command first")),
+            State::Connected => return self.reply(Reply::bad_sequence("Send EHLO or HELO first")),
+        }
+        if !args.trim().is_empty() {
+            return self.reply(Reply::syntax("DATA"));
+        }
+        self.out.extend_from_slice(b"354 End data with <CR><LF>.<CR><LF>\r\n");
+        if self.flush().await.is_err() {
+            return Flow::Close;
+        }
+        let smtp = &self.shared.config.smtp;
+        let (line_limit, timeout) = (smtp.max_data_line, smtp.data_timeout.0);
+        let mut body = DataBody::new(usize::try_from(self.tx.max_size).unwrap_or(usize::MAX));
+        loop {
+            match self.next_line(line_limit, timeout, false).await {
+                Incoming::Line(Line::Complete(line)) => {
+                    if body.push_line(&line) {
+                        break;
+                    }
+                }
+                Incoming::Line(Line::TooLong) => body.push_too_long(),
+                Incoming::Line(Line::Eof) | Incoming::ShuttingDown => return Flow::Close,
+                Incoming::TimedOut => {
+                    return self.close_with(Reply::new(421, "4.4.2", format!("{} Error: timeout exceeded during DATA", self.hostname())));
+                }
+            }
+        }
+        let refusal = if body.bare_newline {
+            Some(Reply::new(554, "5.6.0", "Message refused: bare CR or LF found; lines must end with CRLF (RFC 5321 section 2.3.8)"))
+        } else if body.line_too_long {
+            Some(Reply::new(554, "5.6.0", format!("Message refused: a line is longer than {line_limit} bytes (RFC 5321 section 4.5.3.1.6)")))
+        } else if body.oversize {
+            Some(Reply::new(552, "5.3.4", format!("Message size exceeds fixed maximum message size ({} bytes)", self.tx.max_size)))
+        } else {
+            None
+        };
+        if let Some(refusal) = refusal {
+            self.reset_transaction();
+            return self.reply(refusal);
+        }
+        let reply = self.queue_message(body.message).await;
+        self.reply(reply)
+    }
+}

@@ -1,0 +1,43 @@
+//! EHLO and HELO.
+
+use rempart_bus::Bus;
+
+use super::{Flow, Session, State};
+use crate::reply::Reply;
+
+impl<B: Bus> Session<B> {
+    pub(super) fn ehlo(&mut self, args: &str, extended: bool) -> Flow {
+        let name = args.trim();
+        if name.is_empty() || name.contains(char::is_whitespace) {
+            return self.reply(Reply::syntax(if extended { "EHLO hostname" } else { "HELO hostname" }));
+        }
+        self.facts.helo = name.to_string();
+        self.esmtp = extended;
+        self.state = State::Greeted;
+        self.reset_transaction();
+        let host = self.hostname().to_string();
+        if !extended {
+            self.out.extend_from_slice(format!("250 {host}\r\n").as_bytes());
+            return Flow::Continue;
+        }
+        let mut lines = vec![
+            format!("{host} Hello {name} [{}]", self.facts.peer_ip),
+            "PIPELINING".into(),
+            format!("SIZE {}", self.shared.config.smtp.max_message_size),
+            "8BITMIME".into(),
+            "SMTPUTF8".into(),
+            "ENHANCEDSTATUSCODES".into(),
+            "CHUNKING".into(),
+        ];
+        if self.shared.tls.is_some() && self.facts.tls.is_none() {
+            lines.push("STARTTLS".into());
+        }
+        lines.push("DSN".into());
+        let last = lines.len() - 1;
+        for (i, line) in lines.iter().enumerate() {
+            let sep = if i == last { ' ' } else { '-' };
+            self.out.extend_from_slice(format!("250{sep}{line}\r\n").as_bytes());
+        }
+        Flow::Continue
+    }
+}

@@ -1,0 +1,244 @@
+//! One SMTP session as an explicit state machine: `Connected → Greeted → Mail → Rcpt`,
+//! with DATA and BDAT reading the body inline. Each verb has its own module.
+
+mod bdat;
+mod data;
+mod ehlo;
+mod mail;
+mod misc;
+mod rcpt;
+mod starttls;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rempart_bus::{Bus, DELIVER_TOPIC};
+use rempart_model::{DsnRet, Envelope, QueueId, Recipient, SessionFacts, date};
+use tokio::io::{AsyncWriteExt, BufReader};
+use tokio::sync::watch;
+
+use crate::Shared;
+use crate::reader::{self, Line};
+use crate::received::Trace;
+use crate::reply::Reply;
+use crate::stream::SmtpStream;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    /// Before EHLO/HELO (and again after STARTTLS).
+    Connected,
+    Greeted,
+    /// MAIL accepted, no recipient yet.
+    Mail,
+    /// At least one recipient accepted; DATA or BDAT may follow.
+    Rcpt,
+}
+
+/// Whether the session goes on after a command.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Flow {
+    Continue,
+    Close,
+}
+
+/// The mail transaction being built.
+#[derive(Debug, Default)]
+pub struct Transaction {
+    pub return_path: String,
+    pub recipients: Vec<Recipient>,
+    pub declared_size: Option<u64>,
+    pub body_8bit: bool,
+    pub smtputf8: bool,
+    pub ret: Option<DsnRet>,
+    pub envid: Option<String>,
+    /// Smallest size limit among the recipients' domains.
+    pub max_size: u64,
+    /// The body so far when BDAT chunks are arriving.
+    pub chunks: Option<Chunks>,
+}
+
+#[derive(Debug, Default)]
+pub struct Chunks {
+    pub body: Vec<u8>,
+    pub oversize: bool,
+}
+
+pub struct Session<B: Bus> {
+    shared: Arc<Shared<B>>,
+    io: BufReader<SmtpStream>,
+    out: Vec<u8>,
+    facts: SessionFacts,
+    state: State,
+    esmtp: bool,
+    errors: u32,
+    tx: Transaction,
+    shutdown: watch::Receiver<bool>,
+}
+
+enum Incoming {
+    Line(Line),
+    TimedOut,
+    ShuttingDown,
+}
+
+impl<B: Bus> Session<B> {
+    pub fn new(shared: Arc<Shared<B>>, io: BufReader<SmtpStream>, peer_ip: String, shutdown: watch::Receiver<bool>) -> Self {
+        let facts = SessionFacts { peer_ip, ..Default::default() };
+        Self { shared, io, out: Vec::new(), facts, state: State::Connected, esmtp: false, errors: 0, tx: Transaction::default(), shutdown }
+    }
+
+    pub async fn run(mut self) {
+        let banner = format!("220 {} ESMTP Rempart\r\n", self.shared.config.smtp.hostname);
+        self.out.extend_from_slice(banner.as_bytes());
+        loop {
+            if self.flush_if_idle().await.is_err() {
+                return;
+            }
+            let limit = self.shared.config.smtp.max_command_line;
+            let timeout = self.shared.config.smtp.command_timeout.0;
+            let flow = match self.next_line(limit, timeout, true).await {
+                Incoming::Line(Line::Eof) => Flow::Close,
+                Incoming::TimedOut => self.close_with(Reply::new(421, "4.4.2", format!("{} Error: timeout exceeded", self.hostname()))),
+                Incoming::ShuttingDown => self.close_with(Reply::new(421, "4.3.2", format!("{} Service shutting down, try again later", self.hostname()))),
+                Incoming::Line(Line::TooLong) => self.reply(Reply::new(500, "5.5.2", "Line too long")),
+                Incoming::Line(Line::Complete(line)) => self.command(&line).await,
+            };
+            if flow == Flow::Close {
+                break;
+            }
+        }
+        let _ = self.flush().await;
+        let _ = self.io.get_mut().shutdown().await;
+    }
+
+    fn hostname(&self) -> &str {
+        &self.shared.config.smtp.hostname
+    }
+
+    /// Reads one line within `timeout`; waiting for a command also ends on shutdown.
+    async fn next_line(&mut self, limit: usize, timeout: Duration, interruptible: bool) -> Incoming {
+        let read = tokio::time::timeout(timeout, reader::read_line(&mut self.io, limit));
+        let mut shutdown = self.shutdown.clone();
+        let stop = async move {
+            if interruptible {
+                crate::stopping(&mut shutdown).await;
+            } else {
+                std::future::pending::<()>().await;
+            }
+        };
+        tokio::select! {
+            result = read => match result {
+                Ok(Ok(line)) => Incoming::Line(line),
+                Ok(Err(_)) => Incoming::Line(Line::Eof),
+                Err(_) => Incoming::TimedOut,
+            },
+            _ = stop => Incoming::ShuttingDown,
+        }
+    }
+
+    async fn command(&mut self, line: &[u8]) -> Flow {
+        let Some(line) = line.strip_suffix(b"\r\n") else {
+            return self.reply(Reply::new(500, "5.5.2", "Commands must end with CRLF, not a bare LF"));
+        };
+        let Ok(line) = std::str::from_utf8(line) else {
+            return self.reply(Reply::new(500, "5.5.2", "Invalid characters in command"));
+        };
+        let (verb, args) = match line.split_once(' ') {
+            Some((v, a)) => (v, a),
+            None => (line, ""),
+        };
+        match verb.to_ascii_uppercase().as_str() {
+            "EHLO" => self.ehlo(args, true),
+            "HELO" => self.ehlo(args, false),
+            "MAIL" => self.mail(args),
+            "RCPT" => self.rcpt(args),
+            "DATA" => self.data(args).await,
+            "BDAT" => self.bdat(args).await,
+            "RSET" => self.rset(args),
+            "NOOP" => self.reply(Reply::new(250, "2.0.0", "Ok")),
+            "QUIT" => self.close_with(Reply::new(221, "2.0.0", "Bye")),
+            "VRFY" => self.vrfy(args),
+            "HELP" => self.help(),
+            "STARTTLS" => self.starttls(args).await,
+            "EXPN" | "AUTH" | "ETRN" | "TURN" | "ATRN" => self.reply(Reply::new(502, "5.5.1", "Command not implemented")),
+            _ => self.reply(Reply::new(500, "5.5.1", "Unknown command")),
+        }
+    }
+
+    /// Queues a reply; client errors are counted and too many end the session.
+    fn reply(&mut self, reply: Reply) -> Flow {
+        self.out.extend_from_slice(reply.to_string().as_bytes());
+        if reply.is_error() {
+            self.errors += 1;
+            if self.errors >= self.shared.config.smtp.max_errors {
+                return self.close_with(Reply::new(421, "4.7.0", format!("{} Too many errors, closing connection", self.hostname())));
+            }
+        }
+        Flow::Continue
+    }
+
+    fn close_with(&mut self, reply: Reply) -> Flow {
+        self.out.extend_from_slice(reply.to_string().as_bytes());
+        Flow::Close
+    }
+
+    /// Sends queued replies unless more pipelined commands are already waiting.
+    async fn flush_if_idle(&mut self) -> std::io::Result<()> {
+        if self.io.buffer().is_empty() { self.flush().await } else { Ok(()) }
+    }
+
+    async fn flush(&mut self) -> std::io::Result<()> {
+        if self.out.is_empty() {
+            return Ok(());
+        }
+        let out = std::mem::take(&mut self.out);
+        let stream = self.io.get_mut();
+        stream.write_all(&out).await?;
+        stream.flush().await
+    }
+
+    fn reset_transaction(&mut self) {
+        self.tx = Transaction::default();
+        if self.state != State::Connected {
+            self.state = State::Greeted;
+        }
+    }
+
+    /// Hands a complete message to the queue; the 250 is given only once it is durable.
+    async fn queue_message(&mut self, body: Vec<u8>) -> Reply {
+        let tx = std::mem::take(&mut self.tx);
+        self.state = State::Greeted;
+        let queue_id = QueueId::generate();
+        let now = date::unix_now();
+        let single = (tx.recipients.len() == 1).then(|| tx.recipients[0].address.as_str());
+        let trace = Trace { facts: &self.facts, esmtp: self.esmtp, smtputf8: tx.smtputf8, hostname: self.hostname(), queue_id: &queue_id, single_recipient: single, at: now };
+        let mut message = trace.header().into_bytes();
+        message.extend_from_slice(&body);
+        let size = message.len();
+        let envelope = Envelope {
+            queue_id: queue_id.clone(),
+            return_path: tx.return_path,
+            recipients: tx.recipients,
+            session: self.facts.clone(),
+            received_at: now,
+            ret: tx.ret,
+            envid: tx.envid,
+            body_8bit: tx.body_8bit,
+            smtputf8: tx.smtputf8,
+            attempts: 0,
+        };
+        match self.shared.bus.publish(DELIVER_TOPIC, envelope.to_json(), message).await {
+            Ok(_) => {
+                tracing::info!(
+                    queue_id = %queue_id, client = %self.facts.peer_ip, from = %envelope.return_path,
+                    recipients = envelope.recipients.len(), size, tls = self.facts.tls.is_some(), "accepted"
+                );
+                Reply::new(250, "2.0.0", format!("Ok: queued as {queue_id}"))
+            }
+            Err(e) => {
+                tracing::error!(client = %self.facts.peer_ip, error = %e, "could not queue a message");
+                Reply::new(451, "4.3.0", "Temporary queue failure, please try again later")
+            }
+        }
+    }
+}

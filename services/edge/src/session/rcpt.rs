@@ -1,0 +1,132 @@
+//! RCPT TO: where relaying is decided. Only configured domains are accepted, and
+//! addresses that would route elsewhere once inside (source routes, %-hack, bang paths,
+//! quoted `@`) are refused, so the gateway is never an open relay.
+
+use rempart_bus::Bus;
+use rempart_model::{DomainConfig, Notify, Recipient};
+
+use super::mail::strip_keyword;
+use super::{Flow, Session, State};
+use crate::address::{Mailbox, is_xtext, parse_params, parse_path};
+use crate::reply::Reply;
+
+impl<B: Bus> Session<B> {
+    pub(super) fn rcpt(&mut self, args: &str) -> Flow {
+        match self.state {
+            State::Connected => return self.reply(Reply::bad_sequence("Send EHLO or HELO first")),
+            State::Greeted => return self.reply(Reply::bad_sequence("Need MAIL command first")),
+            State::Mail | State::Rcpt if self.tx.chunks.is_some() => return self.reply(Reply::bad_sequence("BDAT transfer in progress")),
+            State::Mail | State::Rcpt => {}
+        }
+        let Some(rest) = strip_keyword(args, "TO:") else {
+            return self.reply(Reply::syntax("RCPT TO:<address> [parameters]"));
+        };
+        let (path, params) = match parse_path(rest, true) {
+            Ok(parsed) => parsed,
+            Err(e) => return self.reply(Reply::new(501, "5.1.3", format!("Bad recipient address syntax: {e}"))),
+        };
+        let Some(mailbox) = path.mailbox else {
+            return self.reply(Reply::new(501, "5.1.3", "Bad recipient address syntax: empty address"));
+        };
+        if self.tx.recipients.len() >= self.shared.config.smtp.max_recipients {
+            return self.reply(Reply::new(452, "4.5.3", "Too many recipients"));
+        }
+        if path.source_route {
+            return self.reply(Reply::new(550, "5.7.1", "Relaying denied: source-routed addresses are not accepted"));
+        }
+        if mailbox.hides_another_route() {
+            return self.reply(Reply::new(550, "5.7.1", "Relaying denied: '%', '!' and quoted '@' in the local part are not accepted"));
+        }
+        let config = self.shared.config.clone();
+        let Some(domain) = config.domain(&mailbox.domain) else {
+            return self.reply(Reply::new(550, "5.7.1", format!("Relaying denied: we do not accept mail for {}", mailbox.domain)));
+        };
+        let address = mailbox.address();
+        if !address.is_ascii() && !self.tx.smtputf8 {
+            return self.reply(Reply::new(553, "5.6.7", "Non-ASCII address needs SMTPUTF8 on MAIL FROM"));
+        }
+        if !recipient_exists(domain, &mailbox) {
+            return self.reply(Reply::new(550, "5.1.1", format!("<{address}>: Recipient address rejected: user unknown")));
+        }
+        let domain_max = domain.max_message_size.unwrap_or(u64::MAX);
+        if self.tx.declared_size.is_some_and(|size| size > domain_max) {
+            return self.reply(Reply::new(552, "5.3.4", format!("Message too big for {} (limit {domain_max} bytes)", domain.name)));
+        }
+        let mut recipient = Recipient::new(address);
+        let Ok(params) = parse_params(params) else {
+            return self.reply(Reply::syntax("RCPT TO:<address> [parameters]"));
+        };
+        for (key, value) in params {
+            match (key.as_str(), value) {
+                ("NOTIFY", Some(v)) if recipient.notify.is_none() => match Notify::parse(&v) {
+                    Some(n) => recipient.notify = Some(n),
+                    None => return self.reply(Reply::new(501, "5.5.4", "Invalid NOTIFY parameter")),
+                },
+                ("ORCPT", Some(v)) if recipient.orcpt.is_none() && valid_orcpt(&v) => recipient.orcpt = Some(v),
+                ("NOTIFY" | "ORCPT", _) => return self.reply(Reply::new(501, "5.5.4", format!("Invalid {key} parameter"))),
+                (other, _) => return self.reply(Reply::new(555, "5.5.4", format!("Unsupported parameter {other}"))),
+            }
+        }
+        self.tx.max_size = self.tx.max_size.min(domain_max);
+        let text = format!("Recipient <{}> OK", recipient.address);
+        // The same recipient twice gets one copy.
+        if !self.tx.recipients.iter().any(|r| r.address.eq_ignore_ascii_case(&recipient.address)) {
+            self.tx.recipients.push(recipient);
+        }
+        self.state = State::Rcpt;
+        self.reply(Reply::new(250, "2.1.5", text))
+    }
+}
+
+/// `addr-type ";" xtext` (RFC 3461 §4.2), 500 characters at most.
+fn valid_orcpt(v: &str) -> bool {
+    v.len() <= 500 && v.split_once(';').is_some_and(|(kind, addr)| !kind.is_empty() && kind.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') && is_xtext(addr))
+}
+
+fn recipient_exists(domain: &DomainConfig, mailbox: &Mailbox) -> bool {
+    if domain.recipients.is_empty() {
+        return true;
+    }
+    let local = mailbox.local.to_lowercase();
+    let base = match domain.recipient_delimiter.as_str() {
+        "" => None,
+        delim => local.split_once(delim).map(|(b, _)| b.to_string()),
+    };
+    domain.recipients.iter().any(|entry| {
+        let entry = entry.to_lowercase();
+        let (entry_local, entry_domain) = match entry.rsplit_once('@') {
+            Some((l, d)) => (l.to_string(), Some(d.to_string())),
+            None => (entry, None),
+        };
+        if entry_domain.is_some_and(|d| d != domain.name) {
+            return false;
+        }
+        entry_local == "*" || entry_local == local || base.as_deref() == Some(entry_local.as_str())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recipient_lists() {
+        let domain = DomainConfig {
+            name: "example.com".into(),
+            route: "smtp://h".parse().unwrap(),
+            route_tls: Default::default(),
+            recipients: vec!["alice".into(), "Bob@example.com".into(), "carol@other.example".into()],
+            recipients_file: None,
+            recipient_delimiter: "+".into(),
+            max_message_size: None,
+        };
+        let mb = |local: &str| Mailbox { local: local.into(), quoted: false, domain: "example.com".into() };
+        assert!(recipient_exists(&domain, &mb("alice")));
+        assert!(recipient_exists(&domain, &mb("ALICE+news")));
+        assert!(recipient_exists(&domain, &mb("bob")));
+        assert!(!recipient_exists(&domain, &mb("carol")));
+        assert!(!recipient_exists(&domain, &mb("mallory")));
+        let catch_all = DomainConfig { recipients: vec!["*".into()], ..domain };
+        assert!(recipient_exists(&catch_all, &mb("anyone")));
+    }
+}

@@ -1,0 +1,188 @@
+//! RFC 3464 delivery status notifications: multipart/report with a human-readable
+//! part in English and French, the machine-readable message/delivery-status, and the
+//! original message or its headers (RFC 3461 RET).
+
+use rempart_model::{DeliveryStatus, DsnRet, Envelope, QueueId, Recipient, date};
+
+/// What happened to one recipient, for the report.
+pub struct Report<'a> {
+    pub recipient: &'a Recipient,
+    pub action: Action,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Failed,
+    /// Delivered to a server that does not speak DSN: no further report will come.
+    Relayed,
+}
+
+pub struct Dsn {
+    pub queue_id: QueueId,
+    pub message: Vec<u8>,
+}
+
+/// Builds the DSN for `envelope`'s sender about `reports`.
+pub fn build(hostname: &str, envelope: &Envelope, original: &[u8], reports: &[Report<'_>]) -> Dsn {
+    let queue_id = QueueId::generate();
+    let now = date::unix_now();
+    let boundary = format!("{queue_id}/{hostname}");
+    let failed = reports.iter().any(|r| r.action == Action::Failed);
+    let subject = if failed {
+        "Undelivered Mail Returned to Sender / Message non remis"
+    } else {
+        "Successful Mail Delivery Report / Rapport de remise"
+    };
+    let mut m = String::new();
+    m.push_str(&format!("From: Mail Delivery System <MAILER-DAEMON@{hostname}>\r\n"));
+    m.push_str(&format!("To: <{}>\r\n", envelope.return_path));
+    m.push_str(&format!("Subject: {subject}\r\n"));
+    m.push_str(&format!("Date: {}\r\n", date::rfc5322(now)));
+    m.push_str(&format!("Message-ID: <{queue_id}.dsn@{hostname}>\r\n"));
+    m.push_str("Auto-Submitted: auto-replied\r\nMIME-Version: 1.0\r\n");
+    m.push_str(&format!("Content-Type: multipart/report; report-type=delivery-status;\r\n\tboundary=\"{boundary}\"\r\n\r\n"));
+    m.push_str("This is a MIME-encapsulated message.\r\n\r\n");
+
+    m.push_str(&format!("--{boundary}\r\nContent-Description: Notification\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n"));
+    m.push_str(&quoted_printable(&human_text(hostname, envelope, reports, failed)));
+    m.push_str("\r\n");
+
+    m.push_str(&format!("--{boundary}\r\nContent-Description: Delivery report\r\nContent-Type: message/delivery-status\r\n\r\n"));
+    m.push_str(&format!("Reporting-MTA: dns; {hostname}\r\nX-Rempart-Queue-ID: {}\r\n", envelope.queue_id));
+    if let Some(envid) = &envelope.envid {
+        m.push_str(&format!("Original-Envelope-Id: {}\r\n", xtext_decode(envid)));
+    }
+    m.push_str(&format!("Arrival-Date: {}\r\n", date::rfc5322(envelope.received_at)));
+    for report in reports {
+        m.push_str("\r\n");
+        m.push_str(&recipient_fields(report));
+    }
+
+    let ret_full = envelope.ret == Some(DsnRet::Full);
+    let (kind, content) = if ret_full {
+        ("message/rfc822", original)
+    } else {
+        let end = original.windows(4).position(|w| w == b"\r\n\r\n").map_or(original.len(), |p| p + 2);
+        ("text/rfc822-headers", &original[..end])
+    };
+    m.push_str(&format!("\r\n--{boundary}\r\nContent-Description: Undelivered message\r\nContent-Type: {kind}\r\n\r\n"));
+    let mut out = m.into_bytes();
+    out.extend_from_slice(content);
+    if !content.ends_with(b"\r\n") {
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    Dsn { queue_id, message: out }
+}
+
+fn recipient_fields(report: &Report<'_>) -> String {
+    let r = report.recipient;
+    let mut f = format!("Final-Recipient: rfc822; {}\r\n", r.address);
+    if let Some(orcpt) = &r.orcpt {
+        if let Some((kind, addr)) = orcpt.split_once(';') {
+            f.push_str(&format!("Original-Recipient: {kind}; {}\r\n", xtext_decode(addr)));
+        }
+    }
+    let (status, reply, remote, at) = match &r.status {
+        DeliveryStatus::Failed { status, reply, remote, at } => (status.clone(), Some(reply.as_str()), remote.as_deref(), *at),
+        DeliveryStatus::Delivered { reply, remote, at } => ("2.0.0".to_string(), Some(reply.as_str()), Some(remote.as_str()), *at),
+        DeliveryStatus::Pending { last_reply } => ("4.0.0".to_string(), last_reply.as_deref(), None, date::unix_now()),
+    };
+    let action = match report.action {
+        Action::Failed => "failed",
+        Action::Relayed => "relayed",
+    };
+    f.push_str(&format!("Action: {action}\r\nStatus: {status}\r\n"));
+    if let Some(remote) = remote {
+        let host = remote.rsplit_once(':').map_or(remote, |(h, _)| h);
+        f.push_str(&format!("Remote-MTA: dns; {host}\r\n"));
+    }
+    if let Some(reply) = reply {
+        f.push_str(&format!("Diagnostic-Code: smtp; {}\r\n", reply.replace(['\r', '\n'], " ")));
+    }
+    f.push_str(&format!("Last-Attempt-Date: {}\r\n", date::rfc5322(at)));
+    f
+}
+
+fn human_text(hostname: &str, envelope: &Envelope, reports: &[Report<'_>], failed: bool) -> String {
+    let mut lines = String::new();
+    for report in reports {
+        let why = match &report.recipient.status {
+            DeliveryStatus::Failed { reply, .. } | DeliveryStatus::Delivered { reply, .. } => reply.clone(),
+            DeliveryStatus::Pending { .. } => String::new(),
+        };
+        lines.push_str(&format!("<{}>: {why}\n", report.recipient.address));
+    }
+    let (en, fr) = if failed {
+        (
+            "Your message could not be delivered to one or more recipients. It has been returned below.\nThe reason given by the receiving system follows each address.",
+            "Votre message n'a pas pu être remis à un ou plusieurs destinataires ; il vous est retourné ci-dessous.\nLa raison donnée par le système destinataire suit chaque adresse.",
+        )
+    } else {
+        (
+            "Your message was delivered to a server that does not send delivery reports; no further notice will follow.",
+            "Votre message a été remis à un serveur qui n'envoie pas d'accusés de remise ; aucune autre notification ne suivra.",
+        )
+    };
+    format!(
+        "This is the mail system at {hostname} (message {}).\n\n{en}\n\n{lines}\n-- \nCeci est le système de messagerie de {hostname} (message {}).\n\n{fr}\n\n{lines}",
+        envelope.queue_id, envelope.queue_id
+    )
+}
+
+/// RFC 2045 quoted-printable, lines kept under 76 characters.
+fn quoted_printable(text: &str) -> String {
+    let mut out = String::new();
+    for line in text.split('\n') {
+        let mut width = 0;
+        let bytes = line.as_bytes();
+        for (i, &b) in bytes.iter().enumerate() {
+            let last = i + 1 == bytes.len();
+            let encoded = if (b == b' ' || b == b'\t') && last || b == b'=' || !(32..127).contains(&b) && b != b'\t' {
+                format!("={b:02X}")
+            } else {
+                (b as char).to_string()
+            };
+            if width + encoded.len() > 75 {
+                out.push_str("=\r\n");
+                width = 0;
+            }
+            width += encoded.len();
+            out.push_str(&encoded);
+        }
+        out.push_str("\r\n");
+    }
+    out
+}
+
+/// Decodes RFC 3461 xtext (`+XX` escapes).
+fn xtext_decode(s: &str) -> String {
+    let mut out = Vec::with_capacity(s.len());
+    let b = s.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'+' {
+            if let Some(v) = s.get(i + 1..i + 3).and_then(|h| u8::from_str_radix(h, 16).ok()) {
+                out.push(v);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn qp_and_xtext() {
+        assert_eq!(quoted_printable("été = ok "), "=C3=A9t=C3=A9 =3D ok=20\r\n");
+        assert!(quoted_printable(&"x".repeat(200)).lines().all(|l| l.len() <= 76));
+        assert_eq!(xtext_decode("a+2Bb+3Dc"), "a+b=c");
+        assert_eq!(xtext_decode("bad+Z"), "bad+Z");
+    }
+}

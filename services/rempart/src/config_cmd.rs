@@ -1,0 +1,46 @@
+//! `rempart config check`.
+
+use std::path::{Path, PathBuf};
+
+use clap::Subcommand;
+
+#[derive(Subcommand)]
+pub enum ConfigCommand {
+    /// Validate a configuration file; errors name the file, line and field.
+    #[command(after_help = crate::AFTER_HELP)]
+    Check {
+        /// The file to check (`-` for standard input); defaults to --config or ./rempart.toml.
+        file: Option<PathBuf>,
+        /// Print one JSON document on stdout instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub fn run(command: ConfigCommand, config: Option<&Path>) -> Result<(), String> {
+    match command {
+        ConfigCommand::Check { file, json } => check(file.as_deref().or(config), json),
+    }
+}
+
+fn check(file: Option<&Path>, json: bool) -> Result<(), String> {
+    let file = file.unwrap_or(Path::new("rempart.toml"));
+    match rempart_model::Config::load(file) {
+        Ok(config) => {
+            if json {
+                let doc = serde_json::json!({ "file": file.display().to_string(), "valid": true, "domains": config.domains.len() });
+                println!("{doc}");
+            } else {
+                println!("{}: OK ({} domain(s), {} listener(s))", file.display(), config.domains.len(), config.smtp.listeners.len());
+            }
+            Ok(())
+        }
+        Err(e) => {
+            if json {
+                let doc = serde_json::json!({ "file": e.file, "valid": false, "line": e.line, "field": e.field, "error": e.message });
+                println!("{doc}");
+            }
+            Err(e.to_string())
+        }
+    }
+}

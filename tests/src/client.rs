@@ -1,0 +1,121 @@
+//! A raw SMTP client for protocol tests: send exactly these bytes, read that reply.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+pub struct SmtpClient {
+    reader: BufReader<TcpStream>,
+    stream: TcpStream,
+}
+
+/// One reply: its code and all its lines.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub code: u16,
+    pub lines: Vec<String>,
+}
+
+impl Reply {
+    pub fn text(&self) -> String {
+        self.lines.join("\n")
+    }
+
+    /// The enhanced status code of the last line (`5.7.1`), if any.
+    pub fn enhanced(&self) -> Option<String> {
+        let last = self.lines.last()?;
+        let word = last.get(4..)?.split_whitespace().next()?;
+        let parts: Vec<&str> = word.split('.').collect();
+        (parts.len() == 3 && parts.iter().all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()))).then(|| word.to_string())
+    }
+}
+
+impl SmtpClient {
+    pub fn connect(addr: &str) -> SmtpClient {
+        Self::connect_raw(addr, None)
+    }
+
+    /// Connects, optionally sends `preamble` (a PROXY header) first, and reads the banner.
+    pub fn connect_raw(addr: &str, preamble: Option<&[u8]>) -> SmtpClient {
+        let stream = TcpStream::connect(addr).expect("connect");
+        stream.set_read_timeout(Some(Duration::from_secs(15))).expect("timeout");
+        let mut c = SmtpClient { reader: BufReader::new(stream.try_clone().expect("clone")), stream };
+        if let Some(p) = preamble {
+            c.send_raw(p);
+        }
+        let banner = c.read_reply();
+        assert_eq!(banner.code, 220, "banner: {banner:?}");
+        c
+    }
+
+    pub fn send_raw(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).expect("write");
+    }
+
+    /// Sends one command line (CRLF added) and reads its reply.
+    pub fn cmd(&mut self, line: &str) -> Reply {
+        self.send_raw(format!("{line}\r\n").as_bytes());
+        self.read_reply()
+    }
+
+    pub fn read_reply(&mut self) -> Reply {
+        self.try_read_reply().expect("a reply")
+    }
+
+    /// `None` when the server closed the connection.
+    pub fn try_read_reply(&mut self) -> Option<Reply> {
+        let mut lines = Vec::new();
+        loop {
+            let mut line = String::new();
+            match self.reader.read_line(&mut line) {
+                Ok(0) | Err(_) => return None,
+                Ok(_) => {}
+            }
+            let line = line.trim_end().to_string();
+            let more = line.as_bytes().get(3) == Some(&b'-');
+            let code = line.get(..3).and_then(|c| c.parse().ok());
+            lines.push(line);
+            if !more {
+                return Some(Reply { code: code?, lines });
+            }
+        }
+    }
+
+    /// True when the server has closed the connection (reads EOF within the timeout).
+    pub fn is_closed(&mut self) -> bool {
+        let mut buf = String::new();
+        matches!(self.reader.read_line(&mut buf), Ok(0) | Err(_))
+    }
+
+    pub fn ehlo(&mut self) -> Reply {
+        let r = self.cmd("EHLO client.test");
+        assert_eq!(r.code, 250, "{r:?}");
+        r
+    }
+
+    /// A whole transaction; returns the final reply to the message.
+    pub fn send_mail(&mut self, from: &str, to: &[&str], message: &str) -> Reply {
+        let r = self.cmd(&format!("MAIL FROM:<{from}>"));
+        assert_eq!(r.code, 250, "{r:?}");
+        for rcpt in to {
+            let r = self.cmd(&format!("RCPT TO:<{rcpt}>"));
+            assert_eq!(r.code, 250, "{r:?}");
+        }
+        let r = self.cmd("DATA");
+        assert_eq!(r.code, 354, "{r:?}");
+        let mut body = String::new();
+        for line in message.split_inclusive("\r\n") {
+            if line.starts_with('.') {
+                body.push('.');
+            }
+            body.push_str(line);
+        }
+        self.send_raw(body.as_bytes());
+        self.send_raw(b".\r\n");
+        self.read_reply()
+    }
+
+    pub fn stream(&self) -> &TcpStream {
+        &self.stream
+    }
+}

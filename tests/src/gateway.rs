@@ -1,0 +1,120 @@
+//! The real `rempart serve` process.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crate::{free_port, wait_until};
+
+/// Path of the `rempart` binary (built by the test command before the tests run).
+pub fn rempart_bin() -> PathBuf {
+    if let Ok(bin) = std::env::var("REMPART_BIN") {
+        return PathBuf::from(bin);
+    }
+    let target = std::env::var("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|_| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
+    let bin = target.join("debug/rempart");
+    assert!(bin.exists(), "{} is missing: run `cargo build --workspace` first (scripts/test.sh does)", bin.display());
+    bin
+}
+
+pub struct Gateway {
+    child: Option<Child>,
+    pub port: u16,
+    pub dir: tempfile::TempDir,
+    pub config_path: PathBuf,
+    /// Everything the process wrote on stderr.
+    pub log: Arc<Mutex<String>>,
+}
+
+impl Gateway {
+    /// Starts `rempart serve` with `config`, in which `{listen}` becomes a free
+    /// loopback address and `{data}` a fresh data directory.
+    pub fn start(config: &str) -> Gateway {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let port = free_port();
+        let text = config.replace("{listen}", &format!("127.0.0.1:{port}")).replace("{data}", &dir.path().join("data").display().to_string());
+        let config_path = dir.path().join("rempart.toml");
+        std::fs::write(&config_path, text).expect("write config");
+        let mut gw = Gateway { child: None, port, dir, config_path, log: Arc::default() };
+        gw.spawn();
+        gw
+    }
+
+    fn spawn(&mut self) {
+        let mut child = Command::new(rempart_bin())
+            .args(["serve", "--config"])
+            .arg(&self.config_path)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn rempart");
+        let stderr = child.stderr.take().expect("stderr");
+        let log = self.log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Ok(mut l) = log.lock() {
+                    l.push_str(&line);
+                    l.push('\n');
+                }
+            }
+        });
+        self.child = Some(child);
+        let port = self.port;
+        let ready = wait_until(Duration::from_secs(20), || {
+            TcpStream::connect(("127.0.0.1", port))
+                .and_then(|mut s| {
+                    s.set_read_timeout(Some(Duration::from_secs(2)))?;
+                    let mut b = [0u8; 3];
+                    s.read_exact(&mut b)?;
+                    let _ = s.write_all(b"QUIT\r\n");
+                    Ok(&b == b"220")
+                })
+                .unwrap_or(false)
+        });
+        assert!(ready, "rempart did not start; its log:\n{}", self.log());
+    }
+
+    pub fn log(&self) -> String {
+        self.log.lock().map(|l| l.clone()).unwrap_or_default()
+    }
+
+    /// `kill -9`: no chance to flush or clean up.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Restarts the process on the same port, configuration and data.
+    pub fn restart(&mut self) {
+        self.kill9();
+        self.spawn();
+    }
+
+    /// SIGTERM, then waits for the process to exit; returns whether it did in time.
+    pub fn terminate(&mut self, timeout: Duration) -> bool {
+        let Some(child) = self.child.as_mut() else { return true };
+        let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+        let exited = wait_until(timeout, || matches!(child.try_wait(), Ok(Some(_))));
+        if exited {
+            self.child = None;
+        }
+        exited
+    }
+
+    pub fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}

@@ -1,0 +1,182 @@
+//! End to end: real SMTP clients (swaks, Python's smtplib) → `rempart serve` → the sink
+//! standing in for the customer's server; retries on 4xx; DSNs on 5xx.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use mail_parser::MimeHeaders;
+use rempart_tests::{Gateway, Sink, SinkMode, SmtpClient, message};
+
+fn config(customer: &Sink, sender_domain: &Sink) -> String {
+    format!(
+        r#"
+[smtp]
+hostname = "gw.test"
+
+[[smtp.listener]]
+address = "{{listen}}"
+
+[queue]
+data_dir = "{{data}}"
+retry = ["300ms", "600ms"]
+
+[[domain]]
+name = "example.com"
+route = "{}"
+recipients = ["alice", "bob"]
+
+[[domain]]
+name = "sender.test"
+route = "{}"
+"#,
+        customer.route(),
+        sender_domain.route()
+    )
+}
+
+/// The delivered bytes are one Received header followed by the original, unchanged.
+fn assert_relayed_intact(data: &[u8], original: &[u8]) {
+    assert!(data.ends_with(original), "body changed:\n{}", String::from_utf8_lossy(data));
+    let added = String::from_utf8_lossy(&data[..data.len() - original.len()]).to_string();
+    assert!(added.starts_with("Received: from "), "{added}");
+    assert!(added.contains("by gw.test (Rempart) with ESMTP id "), "{added}");
+    let folded_lines = added.split("\r\n").filter(|l| !l.is_empty()).skip(1).all(|l| l.starts_with('\t'));
+    assert!(folded_lines, "only one header added:\n{added}");
+}
+
+#[test]
+fn swaks_message_is_relayed_byte_identical() {
+    let sink = Sink::start(SinkMode::Accept);
+    let gw = Gateway::start(&config(&sink, &sink));
+    let original = message("swaks-test");
+    let file = gw.dir.path().join("msg.eml");
+    std::fs::write(&file, &original).unwrap();
+    let out = Command::new("swaks")
+        .args(["--server", &gw.addr(), "--ehlo", "client.test", "--from", "sender@sender.test", "--to", "alice@example.com", "--data"])
+        .arg(format!("@{}", file.display()))
+        .output()
+        .expect("swaks is installed by scripts/setup.sh");
+    let transcript = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "swaks failed:\n{transcript}");
+    assert!(transcript.contains("<-  250 2.0.0 Ok: queued as "), "{transcript}");
+    let got = sink.wait_for(1, Duration::from_secs(15));
+    assert_eq!(got.len(), 1, "{}", gw.log());
+    assert_eq!((got[0].mail_from.as_str(), got[0].rcpt_to.clone()), ("sender@sender.test", vec!["alice@example.com".to_string()]));
+    // swaks always ends DATA with CRLF "." CRLF after the file, so it sends one more
+    // empty line than the file holds: that is what must arrive.
+    assert_relayed_intact(&got[0].data, format!("{original}\r\n").as_bytes());
+}
+
+#[test]
+fn python_smtplib_message_is_relayed_byte_identical() {
+    let sink = Sink::start(SinkMode::Accept);
+    let gw = Gateway::start(&config(&sink, &sink));
+    // 8-bit UTF-8, a leading dot, a long-ish line, two recipients.
+    let original = "From: =?utf-8?q?Ren=C3=A9?= <rene@sender.test>\r\nTo: alice@example.com, bob@example.com\r\nSubject: caf\u{e9}\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\nD\u{e9}j\u{e0} vu.\r\n.\r\n..two dots\r\n".to_string() + &"x".repeat(900) + "\r\n";
+    let file = gw.dir.path().join("msg.eml");
+    std::fs::write(&file, &original).unwrap();
+    let script = format!(
+        "import smtplib,sys\nmsg=open(sys.argv[1],'rb').read()\ns=smtplib.SMTP('127.0.0.1',{})\ns.ehlo('py.test')\nr=s.sendmail('rene@sender.test',['alice@example.com','bob@example.com'],msg,mail_options=['BODY=8BITMIME'])\nprint('refused',r)\ns.quit()\n",
+        gw.port
+    );
+    let out = Command::new("python3").arg("-c").arg(script).arg(&file).output().expect("python3");
+    assert!(out.status.success(), "smtplib: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let got = sink.wait_for(1, Duration::from_secs(15));
+    assert_eq!(got.len(), 1, "{}", gw.log());
+    assert_eq!(got[0].rcpt_to, vec!["alice@example.com", "bob@example.com"]);
+    assert!(got[0].mail_params.contains("BODY=8BITMIME"), "{}", got[0].mail_params);
+    assert_relayed_intact(&got[0].data, original.as_bytes());
+}
+
+#[test]
+fn temporary_failures_are_retried_until_delivered() {
+    let sink = Sink::start(SinkMode::TempFailUntil(Instant::now() + Duration::from_millis(1500)));
+    let gw = Gateway::start(&config(&sink, &sink));
+    let mut c = SmtpClient::connect(&gw.addr());
+    c.ehlo();
+    assert_eq!(c.send_mail("sender@sender.test", &["alice@example.com"], &message("retry")).code, 250);
+    let got = sink.wait_for(1, Duration::from_secs(20));
+    assert_eq!(got.len(), 1, "not delivered after the sink recovered:\n{}", gw.log());
+    assert!(sink.rcpt_attempts() >= 2, "no retry happened");
+    assert!(gw.log().contains("temporary failure"), "{}", gw.log());
+}
+
+fn parse_dsn(data: &[u8]) -> String {
+    let parsed = mail_parser::MessageParser::default().parse(data).expect("DSN parses");
+    let ct = parsed.content_type().expect("content type");
+    assert_eq!((ct.ctype(), ct.subtype()), ("multipart", Some("report")));
+    assert_eq!(ct.attribute("report-type"), Some("delivery-status"));
+    let status_part = parsed
+        .parts
+        .iter()
+        .find(|p| p.content_type().is_some_and(|c| c.subtype() == Some("delivery-status")))
+        .expect("a message/delivery-status part");
+    let text = String::from_utf8_lossy(status_part.contents()).to_string();
+    let human = parsed.body_text(0).expect("a human-readable part").to_string();
+    assert!(human.contains("could not be delivered") && human.contains("n'a pas pu être remis"), "{human}");
+    text
+}
+
+#[test]
+fn permanent_failure_sends_a_dsn_to_the_sender() {
+    let customer = Sink::start(SinkMode::Reject);
+    let sender_side = Sink::start(SinkMode::Accept);
+    let gw = Gateway::start(&config(&customer, &sender_side));
+    let mut c = SmtpClient::connect(&gw.addr());
+    c.ehlo();
+    assert_eq!(c.cmd("MAIL FROM:<sender@sender.test> RET=HDRS ENVID=env+2B1").code, 250);
+    assert_eq!(c.cmd("RCPT TO:<alice@example.com> NOTIFY=FAILURE ORCPT=rfc822;Alice@example.com").code, 250);
+    assert_eq!(c.cmd("DATA").code, 354);
+    c.send_raw(format!("{}.\r\n", message("bounce-me")).as_bytes());
+    assert_eq!(c.read_reply().code, 250);
+
+    let got = sender_side.wait_for(1, Duration::from_secs(20));
+    assert_eq!(got.len(), 1, "no DSN arrived:\n{}", gw.log());
+    let dsn = &got[0];
+    assert_eq!(dsn.mail_from, "", "a DSN is sent from the null sender");
+    assert_eq!(dsn.rcpt_to, vec!["sender@sender.test"]);
+    let status = parse_dsn(&dsn.data);
+    for field in ["Final-Recipient: rfc822; alice@example.com", "Original-Recipient: rfc822; Alice@example.com", "Action: failed", "Status: 5.1.1", "Remote-MTA: dns; 127.0.0.1", "Diagnostic-Code: smtp; 550 5.1.1 no such user here", "Original-Envelope-Id: env+1"] {
+        assert!(status.contains(field), "missing {field:?} in:\n{status}");
+    }
+    let raw = String::from_utf8_lossy(&dsn.data);
+    assert!(raw.contains("Content-Type: text/rfc822-headers") && raw.contains("Subject: bounce-me"), "RET=HDRS returns the headers:\n{raw}");
+    assert!(!raw.contains(".leading dot line"), "RET=HDRS must not return the body");
+    assert!(customer.messages().is_empty());
+}
+
+#[test]
+fn no_dsn_for_notify_never_or_null_sender() {
+    let customer = Sink::start(SinkMode::Reject);
+    let sender_side = Sink::start(SinkMode::Accept);
+    let gw = Gateway::start(&config(&customer, &sender_side));
+    let mut c = SmtpClient::connect(&gw.addr());
+    c.ehlo();
+    assert_eq!(c.cmd("MAIL FROM:<sender@sender.test>").code, 250);
+    assert_eq!(c.cmd("RCPT TO:<alice@example.com> NOTIFY=NEVER").code, 250);
+    assert_eq!(c.cmd("DATA").code, 354);
+    c.send_raw(format!("{}.\r\n", message("never")).as_bytes());
+    assert_eq!(c.read_reply().code, 250);
+    assert_eq!(c.send_mail("", &["bob@example.com"], &message("null-sender")).code, 250);
+    assert!(rempart_tests::wait_until(Duration::from_secs(15), || customer.rcpt_attempts() >= 2), "{}", gw.log());
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(sender_side.messages().is_empty(), "unexpected DSN: {:?}", sender_side.messages());
+    assert!(gw.log().contains("no report is sent to the null sender"), "{}", gw.log());
+}
+
+#[test]
+fn dsn_parameters_are_passed_to_the_customer_server() {
+    let sink = Sink::start(SinkMode::Accept);
+    let gw = Gateway::start(&config(&sink, &sink));
+    let mut c = SmtpClient::connect(&gw.addr());
+    c.ehlo();
+    assert_eq!(c.cmd("MAIL FROM:<sender@sender.test> RET=FULL ENVID=abc123 SIZE=300").code, 250);
+    assert_eq!(c.cmd("RCPT TO:<alice@example.com> NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;alice@example.com").code, 250);
+    assert_eq!(c.cmd("DATA").code, 354);
+    c.send_raw(format!("{}.\r\n", message("dsn-params")).as_bytes());
+    assert_eq!(c.read_reply().code, 250);
+    let got = sink.wait_for(1, Duration::from_secs(15));
+    assert_eq!(got.len(), 1);
+    assert!(got[0].mail_params.contains("RET=FULL") && got[0].mail_params.contains("ENVID=abc123"), "{}", got[0].mail_params);
+    assert_eq!(got[0].rcpt_params, vec!["NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;alice@example.com"]);
+}
