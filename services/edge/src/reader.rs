@@ -9,8 +9,9 @@ use tokio::io::{AsyncBufRead, AsyncBufReadExt};
 pub enum Line {
     /// A complete line, its terminator included.
     Complete(Vec<u8>),
-    /// Longer than the limit; the whole line was read and thrown away.
-    TooLong,
+    /// Longer than the limit; the whole line was read and thrown away. True when it
+    /// ended with CRLF.
+    TooLong(bool),
     /// The client closed the connection (a partial line is dropped).
     Eof,
 }
@@ -19,6 +20,8 @@ pub enum Line {
 pub async fn read_line<R: AsyncBufRead + Unpin>(reader: &mut R, max: usize) -> std::io::Result<Line> {
     let mut line = Vec::new();
     let mut too_long = false;
+    // The last two bytes seen, to tell how a discarded line ended.
+    let mut tail = [0u8; 2];
     loop {
         let buf = reader.fill_buf().await?;
         if buf.is_empty() {
@@ -28,6 +31,9 @@ pub async fn read_line<R: AsyncBufRead + Unpin>(reader: &mut R, max: usize) -> s
             Some(i) => (i + 1, true),
             None => (buf.len(), false),
         };
+        for &b in &buf[..take] {
+            tail = [tail[1], b];
+        }
         if !too_long {
             if line.len() + take > max {
                 too_long = true;
@@ -38,7 +44,7 @@ pub async fn read_line<R: AsyncBufRead + Unpin>(reader: &mut R, max: usize) -> s
         }
         reader.consume(take);
         if done {
-            return Ok(if too_long { Line::TooLong } else { Line::Complete(line) });
+            return Ok(if too_long { Line::TooLong(&tail == b"\r\n") } else { Line::Complete(line) });
         }
     }
 }
@@ -82,9 +88,10 @@ impl DataBody {
     }
 
     /// Records a line that was over the length limit (already discarded).
-    pub fn push_too_long(&mut self) {
+    pub fn push_too_long(&mut self, ended_crlf: bool) {
         self.line_too_long = true;
-        self.at_line_start = false;
+        self.bare_newline |= !ended_crlf;
+        self.at_line_start = ended_crlf;
     }
 }
 
@@ -103,7 +110,7 @@ mod tests {
                         return (body, true);
                     }
                 }
-                Line::TooLong => body.push_too_long(),
+                Line::TooLong(crlf) => body.push_too_long(crlf),
                 Line::Eof => return (body, false),
             }
         }
@@ -113,7 +120,7 @@ mod tests {
     async fn lines_are_limited_and_split_on_lf() {
         let mut r = tokio::io::BufReader::with_capacity(4, &b"EHLO x\r\nAAAAAAAAAAAA\r\nNOOP\r\npartial"[..]);
         assert_eq!(read_line(&mut r, 10).await.unwrap(), Line::Complete(b"EHLO x\r\n".to_vec()));
-        assert_eq!(read_line(&mut r, 10).await.unwrap(), Line::TooLong);
+        assert_eq!(read_line(&mut r, 10).await.unwrap(), Line::TooLong(true));
         assert_eq!(read_line(&mut r, 10).await.unwrap(), Line::Complete(b"NOOP\r\n".to_vec()));
         assert_eq!(read_line(&mut r, 10).await.unwrap(), Line::Eof);
     }
@@ -150,7 +157,11 @@ mod tests {
             let expected = v["message"].as_str().unwrap().as_bytes();
             let (body, ended) = feed(&refs, 1 << 20).await;
             assert!(ended, "{v}");
-            assert_eq!(String::from_utf8_lossy(&body.message), String::from_utf8_lossy(expected), "{v}");
+            // smtp-proto counts the CRLF before the final dot as part of the terminator;
+            // RFC 5321 §4.1.1.4 says it ends the last line, so we keep it in the message.
+            let mut with_last_crlf = expected.to_vec();
+            with_last_crlf.extend_from_slice(b"\r\n");
+            assert_eq!(String::from_utf8_lossy(&body.message), String::from_utf8_lossy(&with_last_crlf), "{v}");
             let has_bare = expected.windows(1).enumerate().any(|(i, w)| {
                 (w[0] == b'\n' && (i == 0 || expected[i - 1] != b'\r')) || (w[0] == b'\r' && expected.get(i + 1) != Some(&b'\n'))
             });

@@ -33,7 +33,7 @@ impl<B: Bus> Session<B> {
                         break;
                     }
                 }
-                Incoming::Line(Line::TooLong) => body.push_too_long(),
+                Incoming::Line(Line::TooLong(crlf)) => body.push_too_long(crlf),
                 Incoming::Line(Line::Eof) | Incoming::ShuttingDown => return Flow::Close,
                 Incoming::TimedOut => {
                     return self.close_with(Reply::new(421, "4.4.2", format!("{} Error: timeout exceeded during DATA", self.hostname())));

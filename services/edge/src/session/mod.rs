@@ -100,7 +100,7 @@ impl<B: Bus> Session<B> {
                 Incoming::Line(Line::Eof) => Flow::Close,
                 Incoming::TimedOut => self.close_with(Reply::new(421, "4.4.2", format!("{} Error: timeout exceeded", self.hostname()))),
                 Incoming::ShuttingDown => self.close_with(Reply::new(421, "4.3.2", format!("{} Service shutting down, try again later", self.hostname()))),
-                Incoming::Line(Line::TooLong) => self.reply(Reply::new(500, "5.5.2", "Line too long")),
+                Incoming::Line(Line::TooLong(_)) => self.reply(Reply::new(500, "5.5.2", "Line too long")),
                 Incoming::Line(Line::Complete(line)) => self.command(&line).await,
             };
             if flow == Flow::Close {

@@ -1,0 +1,366 @@
+//! The SMTP protocol as a client sees it: reply codes (each with its enhanced status
+//! code), relaying refused, pipelining, BDAT, smuggling, limits and timeouts.
+
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+use rempart_tests::{Gateway, Sink, SinkMode, SmtpClient, message, wait_until};
+
+fn start(sink: &Sink, smtp_extra: &str) -> Gateway {
+    Gateway::start(&format!(
+        r#"
+[smtp]
+hostname = "gw.test"
+max_recipients = 3
+max_message_size = 4000
+{smtp_extra}
+
+[[smtp.listener]]
+address = "{{listen}}"
+
+[queue]
+data_dir = "{{data}}"
+
+[[domain]]
+name = "example.com"
+route = "{}"
+recipients = ["alice", "bob", "carol", "dave"]
+"#,
+        sink.route()
+    ))
+}
+
+#[track_caller]
+fn expect(reply: rempart_tests::client::Reply, code: u16, enhanced: &str) {
+    assert_eq!(reply.code, code, "{reply:?}");
+    assert_eq!(reply.enhanced().as_deref(), Some(enhanced), "{reply:?}");
+}
+
+#[test]
+fn basic_commands_and_sequence_errors() {
+    let sink = Sink::start(SinkMode::Accept);
+    let gw = start(&sink, "max_errors = 50");
+    let mut c = SmtpClient::connect(&gw.addr());
+    expect(c.cmd("MAIL FROM:<a@sender.test>"), 503, "5.5.1");
+    expect(c.cmd("FROBNICATE"), 500, "5.5.1");
+    expect(c.cmd("EHLO"), 501, "5.5.4");
+    let ehlo = c.ehlo();
+    for ext in ["PIPELINING", "SIZE 4000", "8BITMIME", "SMTPUTF8", "ENHANCEDSTATUSCODES", "CHUNKING", "DSN"] {
+        assert!(ehlo.lines.iter().any(|l| l[4..] == *ext), "{ext} not advertised: {ehlo:?}");
+    }
+    assert!(!ehlo.text().contains("STARTTLS"), "no certificate configured, no STARTTLS");
+    expect(c.cmd("RCPT TO:<alice@example.com>"), 503, "5.5.1");
+    expect(c.cmd("DATA"), 503, "5.5.1");
+    expect(c.cmd("MAIL TO:<a@sender.test>"), 501, "5.5.4");
+    expect(c.cmd("MAIL FROM:<a@sender.test> FOO=BAR"), 555, "5.5.4");
+    expect(c.cmd("MAIL FROM:<a@@sender.test>"), 501, "5.1.7");
+    expect(c.cmd("MAIL FROM:<a@sender.test>"), 250, "2.1.0");
+    expect(c.cmd("MAIL FROM:<a@sender.test>"), 503, "5.5.1");
+    expect(c.cmd("DATA"), 503, "5.5.1");
+    expect(c.cmd("RCPT TO:<bad address>"), 501, "5.1.3");
+    expect(c.cmd("RSET"), 250, "2.0.0");
+    expect(c.cmd("NOOP"), 250, "2.0.0");
+    expect(c.cmd("VRFY alice"), 252, "2.5.0");
+    expect(c.cmd("HELP"), 214, "2.0.0");
+    expect(c.cmd("EXPN staff"), 502, "5.5.1");
+    expect(c.cmd("STARTTLS"), 502, "5.5.1");
+    expect(c.cmd("QUIT"), 221, "2.0.0");
+    assert!(c.is_closed());
+}
+
+#[test]
+fn never_an_open_relay() {
+    let sink = Sink::start(SinkMode::Accept);
+    let gw = start(&sink, "max_errors = 100");
+    let mut c = SmtpClient::connect(&gw.addr());
+    c.ehlo();
+    expect(c.cmd("MAIL FROM:<spammer@sender.test>"), 250, "2.1.0");
+    for (rcpt, code, status) in [
+        ("<victim@elsewhere.test>", 550, "5.7.1"),
+        ("<alice@example.com.elsewhere.test>", 550, "5.7.1"),
+        ("<victim%elsewhere.test@example.com>", 550, "5.7.1"),
+        ("<elsewhere.test!victim@example.com>", 550, "5.7.1"),
+        ("<@example.com:victim@elsewhere.test>", 550, "5.7.1"),
+        ("<@example.com,@relay.test:alice@example.com>", 550, "5.7.1"),
+        ("<\"victim@elsewhere.test\"@example.com>", 550, "5.7.1"),
+        ("<victim@[127.0.0.1]>", 550, "5.7.1"),
+        ("<postmaster>", 501, "5.1.3"),
+        ("<mallory@example.com>", 550, "5.1.1"),
+        ("<alice@EXAMPLE.com.>", 250, "2.1.5"),
+        ("<alice+news@example.com>", 250, "2.1.5"),
+    ] {
+        expect(c.cmd(&format!("RCPT TO:{rcpt}")), code, status);
+    }
+    expect(c.cmd("RSET"), 250, "2.0.0");
+    // With no recipient accepted, nothing can be sent.
+    expect(c.cmd("MAIL FROM:<spammer@sender.test>"), 250, "2.1.0");
+    expect(c.cmd("RCPT TO:<victim@elsewhere.test>"), 550, "5.7.1");
+    expect(c.cmd("DATA"), 503, "5.5.1");
+}
+
+#[test]
+fn default_config_relays_for_nobody() {
+    let gw = Gateway::start("[[smtp.listener]]\naddress = \"{listen}\"\n[queue]\ndata_dir = \"{data}\"\n");
+    let mut c = SmtpClient::connect(&gw.addr());
+    c.ehlo();
+    expect(c.cmd("MAIL FROM:<a@sender.test>"), 250, "2.1.0");
+    expect(c.cmd("RCPT TO:<someone@example.com>"), 550, "5.7.1");
+    expect(c.cmd("RCPT TO:<someone@localhost>"), 550, "5.7.1");
+}
+
+#[test]
+fn pipelined_transaction() {
+    let sink = Sink::start(SinkMode::Accept);
+    let gw = start(&sink, "");
+    let mut c = SmtpClient::connect(&gw.addr());
+    c.send_raw(b"EHLO client.test\r\nMAIL FROM:<s@sender.test>\r\nRCPT TO:<alice@example.com>\r\nRCPT TO:<nobody@example.com>\r\nRCPT TO:<bob@example.com>\r\nDATA\r\n");
+    assert_eq!(c.read_reply().code, 250);
+    expect(c.read_reply(), 250, "2.1.0");
+    expect(c.read_reply(), 250, "2.1.5");
+    expect(c.read_reply(), 550, "5.1.1");
+    expect(c.read_reply(), 250, "2.1.5");
+    assert_eq!(c.read_reply().code, 354);
+    c.send_raw(format!("{}.\r\nQUIT\r\n", message("pipelined")).as_bytes());
+    let done = c.read_reply();
+    expect(done.clone(), 250, "2.0.0");
+    assert!(done.text().contains("queued as "));
+    assert_eq!(c.read_reply().code, 221);
+    let got = sink.wait_for(1, Duration::from_secs(15));
+    assert_eq!(got[0].rcpt_to, vec!["alice@example.com", "bob@example.com"]);
+}
+
+#[test]
+fn bdat_chunks() {
+    let sink = Sink::start(SinkMode::Accept);
+    let gw = start(&sink, "");
+    let mut c = SmtpClient::connect(&gw.addr());
+    c.ehlo();
+    // Refused BDAT: its bytes are still consumed, never read as commands.
+    c.send_raw(b"BDAT 6\r\nNOOP\r\n");
+    expect(c.read_reply(), 503, "5.5.1");
+    expect(c.cmd("NOOP"), 250, "2.0.0");
+    expect(c.cmd("MAIL FROM:<s@sender.test>"), 250, "2.1.0");
+    expect(c.cmd("RCPT TO:<alice@example.com>"), 250, "2.1.5");
+    let body = message("bdat");
+    let (first, second) = body.split_at(40);
+    c.send_raw(format!("BDAT {}\r\n{first}", first.len()).as_bytes());
+    expect(c.read_reply(), 250, "2.0.0");
+    expect(c.cmd("DATA"), 503, "5.5.1");
+    c.send_raw(format!("BDAT {} LAST\r\n{second}", second.len()).as_bytes());
+    expect(c.read_reply(), 250, "2.0.0");
+    let got = sink.wait_for(1, Duration::from_secs(15));
+    assert!(got[0].data.ends_with(body.as_bytes()));
+    // BDAT 0 LAST ends a message; an oversize one is refused after being read.
+    expect(c.cmd("MAIL FROM:<s@sender.test>"), 250, "2.1.0");
+    expect(c.cmd("RCPT TO:<alice@example.com>"), 250, "2.1.5");
+    c.send_raw(format!("BDAT 5000\r\n{}", "x".repeat(5000)).as_bytes());
+    expect(c.read_reply(), 250, "2.0.0");
+    expect(c.cmd("BDAT 0 LAST"), 552, "5.3.4");
+    expect(c.cmd("NOOP"), 250, "2.0.0");
+    // A BDAT without a size cannot be framed: the session ends.
+    assert_eq!(c.cmd("BDAT lots").code, 501);
+    assert!(c.is_closed());
+}
+
+/// The SMTP smuggling sequences: a lone LF or CR around the dot never ends DATA, and a
+/// message containing them is refused whole, smuggled "second message" included.
+#[test]
+fn smuggling_attempts_are_refused_whole() {
+    let sink = Sink::start(SinkMode::Accept);
+    let gw = start(&sink, "max_errors = 50");
+    let mut c = SmtpClient::connect(&gw.addr());
+    c.ehlo();
+    for ending in ["\n.\n", "\r.\r", "\n.\r\n", "\r.\r\n", "\r\n.\n", "\r\n.\r"] {
+        expect(c.cmd("MAIL FROM:<s@sender.test>"), 250, "2.1.0");
+        expect(c.cmd("RCPT TO:<alice@example.com>"), 250, "2.1.5");
+        assert_eq!(c.cmd("DATA").code, 354);
+        let smuggled = format!("Subject: first\r\n\r\nhello{ending}MAIL FROM:<admin@example.com>\r\nRCPT TO:<bob@example.com>\r\nDATA\r\nSubject: smuggled\r\n\r\nevil\r\n.\r\n");
+        c.send_raw(smuggled.as_bytes());
+        let reply = c.read_reply();
+        expect(reply, 554, "5.6.0");
+        // Exactly one reply: the smuggled commands were never executed.
+        expect(c.cmd("NOOP"), 250, "2.0.0");
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(sink.messages().is_empty(), "{:?}", sink.messages());
+}
+
+#[test]
+fn line_and_size_limits() {
+    let sink = Sink::start(SinkMode::Accept);
+    let gw = start(&sink, "max_errors = 50");
+    let mut c = SmtpClient::connect(&gw.addr());
+    c.ehlo();
+    expect(c.cmd(&format!("NOOP {}", "x".repeat(3000))), 500, "5.5.2");
+    expect(c.cmd("NOOP"), 250, "2.0.0");
+    c.send_raw(b"NOOP\n");
+    expect(c.read_reply(), 500, "5.5.2");
+    expect(c.cmd("MAIL FROM:<s@sender.test> SIZE=4001"), 552, "5.3.4");
+    // A DATA line over 1000 bytes.
+    expect(c.cmd("MAIL FROM:<s@sender.test>"), 250, "2.1.0");
+    expect(c.cmd("RCPT TO:<alice@example.com>"), 250, "2.1.5");
+    assert_eq!(c.cmd("DATA").code, 354);
+    c.send_raw(format!("Subject: long\r\n\r\n{}\r\n.\r\n", "y".repeat(1200)).as_bytes());
+    expect(c.read_reply(), 554, "5.6.0");
+    // A message over max_message_size.
+    expect(c.cmd("MAIL FROM:<s@sender.test>"), 250, "2.1.0");
+    expect(c.cmd("RCPT TO:<alice@example.com>"), 250, "2.1.5");
+    assert_eq!(c.cmd("DATA").code, 354);
+    let big: String = (0..100).map(|i| format!("line {i} {}\r\n", "z".repeat(60))).collect();
+    c.send_raw(format!("Subject: big\r\n\r\n{big}.\r\n").as_bytes());
+    expect(c.read_reply(), 552, "5.3.4");
+    // Too many recipients.
+    expect(c.cmd("MAIL FROM:<s@sender.test>"), 250, "2.1.0");
+    for r in ["alice", "bob", "carol"] {
+        expect(c.cmd(&format!("RCPT TO:<{r}@example.com>")), 250, "2.1.5");
+    }
+    expect(c.cmd("RCPT TO:<dave@example.com>"), 452, "4.5.3");
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(sink.messages().is_empty());
+}
+
+#[test]
+fn too_many_errors_close_the_session() {
+    let sink = Sink::start(SinkMode::Accept);
+    let gw = start(&sink, "max_errors = 6");
+    let mut c = SmtpClient::connect(&gw.addr());
+    for _ in 0..5 {
+        assert_eq!(c.cmd("BOGUS").code, 500);
+    }
+    c.send_raw(b"BOGUS\r\n");
+    assert_eq!(c.read_reply().code, 500);
+    expect(c.read_reply(), 421, "4.7.0");
+    assert!(c.is_closed());
+}
+
+#[test]
+fn slow_clients_time_out() {
+    let sink = Sink::start(SinkMode::Accept);
+    let gw = start(&sink, "command_timeout = \"1s\"\ndata_timeout = \"1s\"");
+    let started = Instant::now();
+    let mut idle = SmtpClient::connect(&gw.addr());
+    expect(idle.read_reply(), 421, "4.4.2");
+    assert!(idle.is_closed());
+    assert!(started.elapsed() < Duration::from_secs(5));
+
+    // A client that sends a partial command line, byte by byte, is still cut off.
+    let mut dripping = SmtpClient::connect(&gw.addr());
+    let started = Instant::now();
+    for b in b"EHLO slow" {
+        if dripping.stream().try_clone().unwrap().write_all(&[*b]).is_err() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let r = dripping.try_read_reply();
+    assert!(r.as_ref().is_none_or(|r| r.code == 421), "{r:?}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+
+    let mut stalled = SmtpClient::connect(&gw.addr());
+    stalled.ehlo();
+    stalled.cmd("MAIL FROM:<s@sender.test>");
+    stalled.cmd("RCPT TO:<alice@example.com>");
+    assert_eq!(stalled.cmd("DATA").code, 354);
+    stalled.send_raw(b"Subject: half\r\n\r\nhalf a mess");
+    expect(stalled.read_reply(), 421, "4.4.2");
+    assert!(stalled.is_closed());
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(sink.messages().is_empty(), "a half message was delivered");
+}
+
+#[test]
+fn connection_limits_per_ip_and_in_all() {
+    let sink = Sink::start(SinkMode::Accept);
+    // Behind PROXY protocol, so the test can come from several client addresses.
+    let gw = Gateway::start(&format!(
+        "[smtp]\nmax_connections = 3\nmax_connections_per_ip = 2\n[[smtp.listener]]\naddress = \"{{listen}}\"\nproxy_protocol = true\n[queue]\ndata_dir = \"{{data}}\"\n[[domain]]\nname = \"example.com\"\nroute = \"{}\"\n",
+        sink.route()
+    ));
+    let from = |ip: &str| format!("PROXY TCP4 {ip} 192.0.2.254 40000 25\r\n").into_bytes();
+    // The readiness probe's connection may still be closing.
+    std::thread::sleep(Duration::from_millis(300));
+    let a1 = SmtpClient::connect_raw(&gw.addr(), Some(&from("192.0.2.1")));
+    let a2 = SmtpClient::connect_raw(&gw.addr(), Some(&from("192.0.2.1")));
+    let mut a3 = std::net::TcpStream::connect(gw.addr()).unwrap();
+    a3.write_all(&from("192.0.2.1")).unwrap();
+    let mut refused = SmtpClientReader::new(a3);
+    let r = refused.line();
+    assert!(r.starts_with("421 4.7.0 ") && r.contains("Too many connections from 192.0.2.1"), "{r}");
+    let b1 = SmtpClient::connect_raw(&gw.addr(), Some(&from("192.0.2.2")));
+    let c1 = std::net::TcpStream::connect(gw.addr()).unwrap();
+    let r = SmtpClientReader::new(c1).line();
+    assert!(r.starts_with("421 4.7.0 Too many connections"), "{r}");
+    drop((a1, a2, b1));
+    assert!(wait_until(Duration::from_secs(5), || std::net::TcpStream::connect(gw.addr()).is_ok_and(|mut s| {
+        let _ = s.write_all(&from("192.0.2.3"));
+        SmtpClientReader::new(s).line().starts_with("220")
+    })));
+}
+
+struct SmtpClientReader(std::io::BufReader<std::net::TcpStream>);
+
+impl SmtpClientReader {
+    fn new(s: std::net::TcpStream) -> Self {
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        Self(std::io::BufReader::new(s))
+    }
+    fn line(&mut self) -> String {
+        let mut l = String::new();
+        let _ = std::io::BufRead::read_line(&mut self.0, &mut l);
+        l
+    }
+}
+
+#[test]
+fn proxy_protocol_gives_the_real_client_address() {
+    let sink = Sink::start(SinkMode::Accept);
+    let gw = Gateway::start(&format!(
+        "[[smtp.listener]]\naddress = \"{{listen}}\"\nproxy_protocol = true\n[queue]\ndata_dir = \"{{data}}\"\n[[domain]]\nname = \"example.com\"\nroute = \"{}\"\n",
+        sink.route()
+    ));
+    let mut v1 = SmtpClient::connect_raw(&gw.addr(), Some(b"PROXY TCP4 198.51.100.7 192.0.2.254 40000 25\r\n"));
+    let ehlo = v1.ehlo();
+    assert!(ehlo.lines[0].contains("[198.51.100.7]"), "{ehlo:?}");
+    assert_eq!(v1.send_mail("s@sender.test", &["alice@example.com"], &message("v1")).code, 250);
+    let v2_header = rempart_edge::proxy::encode_v2("[2001:db8::7]:4000".parse().unwrap(), "[2001:db8::1]:25".parse().unwrap());
+    let mut v2 = SmtpClient::connect_raw(&gw.addr(), Some(&v2_header));
+    v2.ehlo();
+    assert_eq!(v2.send_mail("s@sender.test", &["alice@example.com"], &message("v2")).code, 250);
+    let got = sink.wait_for(2, Duration::from_secs(15));
+    let headers: Vec<String> = got.iter().map(|m| String::from_utf8_lossy(&m.data[..80]).to_string()).collect();
+    assert!(headers.iter().any(|h| h.starts_with("Received: from client.test ([198.51.100.7])")), "{headers:?}");
+    assert!(headers.iter().any(|h| h.starts_with("Received: from client.test ([2001:db8::7])")), "{headers:?}");
+    // Without a PROXY header the connection is dropped, not served.
+    let mut raw = std::net::TcpStream::connect(gw.addr()).unwrap();
+    raw.write_all(b"EHLO sneaky\r\n").unwrap();
+    assert!(!SmtpClientReader::new(raw).line().starts_with("220"));
+}
+
+#[test]
+fn graceful_shutdown_answers_idle_sessions_and_exits() {
+    let sink = Sink::start(SinkMode::Accept);
+    let mut gw = start(&sink, "shutdown_timeout = \"3s\"");
+    let mut idle = SmtpClient::connect(&gw.addr());
+    idle.ehlo();
+    let mut in_data = SmtpClient::connect(&gw.addr());
+    in_data.ehlo();
+    in_data.cmd("MAIL FROM:<s@sender.test>");
+    in_data.cmd("RCPT TO:<alice@example.com>");
+    assert_eq!(in_data.cmd("DATA").code, 354);
+    in_data.send_raw(b"Subject: finishing\r\n\r\nstill sending\r\n");
+    let started = Instant::now();
+    let port = gw.port;
+    let terminator = std::thread::spawn(move || {
+        let exited = gw.terminate(Duration::from_secs(10));
+        (exited, gw)
+    });
+    expect(idle.read_reply(), 421, "4.3.2");
+    // The session in DATA may still finish its message.
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err(), "still accepting after shutdown began");
+    in_data.send_raw(b".\r\n");
+    expect(in_data.read_reply(), 250, "2.0.0");
+    let (exited, gw) = terminator.join().unwrap();
+    assert!(exited, "did not exit:\n{}", gw.log());
+    assert!(started.elapsed() < Duration::from_secs(8));
+}
