@@ -14,7 +14,8 @@ pub fn rempart_bin() -> PathBuf {
     if let Ok(bin) = std::env::var("REMPART_BIN") {
         return PathBuf::from(bin);
     }
-    let target = std::env::var("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|_| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
+    let target =
+        std::env::var("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|_| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
     let bin = target.join("debug/rempart");
     assert!(bin.exists(), "{} is missing: run `cargo build --workspace` first (scripts/test.sh does)", bin.display());
     bin
@@ -35,7 +36,8 @@ impl Gateway {
     pub fn start(config: &str) -> Gateway {
         let dir = tempfile::tempdir().expect("tempdir");
         let port = free_port();
-        let text = config.replace("{listen}", &format!("127.0.0.1:{port}")).replace("{data}", &dir.path().join("data").display().to_string());
+        let text =
+            config.replace("{listen}", &format!("127.0.0.1:{port}")).replace("{data}", &dir.path().join("data").display().to_string());
         let config_path = dir.path().join("rempart.toml");
         std::fs::write(&config_path, text).expect("write config");
         let mut gw = Gateway { child: None, port, dir, config_path, log: Arc::default() };

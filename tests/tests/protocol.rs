@@ -174,7 +174,9 @@ fn smuggling_attempts_are_refused_whole() {
         expect(c.cmd("MAIL FROM:<s@sender.test>"), 250, "2.1.0");
         expect(c.cmd("RCPT TO:<alice@example.com>"), 250, "2.1.5");
         assert_eq!(c.cmd("DATA").code, 354);
-        let smuggled = format!("Subject: first\r\n\r\nhello{ending}MAIL FROM:<admin@example.com>\r\nRCPT TO:<bob@example.com>\r\nDATA\r\nSubject: smuggled\r\n\r\nevil\r\n.\r\n");
+        let smuggled = format!(
+            "Subject: first\r\n\r\nhello{ending}MAIL FROM:<admin@example.com>\r\nRCPT TO:<bob@example.com>\r\nDATA\r\nSubject: smuggled\r\n\r\nevil\r\n.\r\n"
+        );
         c.send_raw(smuggled.as_bytes());
         let reply = c.read_reply();
         expect(reply, 554, "5.6.0");

@@ -136,11 +136,22 @@ fn permanent_failure_sends_a_dsn_to_the_sender() {
     assert_eq!(dsn.mail_from, "", "a DSN is sent from the null sender");
     assert_eq!(dsn.rcpt_to, vec!["sender@sender.test"]);
     let status = parse_dsn(&dsn.data);
-    for field in ["Final-Recipient: rfc822; alice@example.com", "Original-Recipient: rfc822; Alice@example.com", "Action: failed", "Status: 5.1.1", "Remote-MTA: dns; 127.0.0.1", "Diagnostic-Code: smtp; 550 5.1.1 no such user here", "Original-Envelope-Id: env+1"] {
+    for field in [
+        "Final-Recipient: rfc822; alice@example.com",
+        "Original-Recipient: rfc822; Alice@example.com",
+        "Action: failed",
+        "Status: 5.1.1",
+        "Remote-MTA: dns; 127.0.0.1",
+        "Diagnostic-Code: smtp; 550 5.1.1 no such user here",
+        "Original-Envelope-Id: env+1",
+    ] {
         assert!(status.contains(field), "missing {field:?} in:\n{status}");
     }
     let raw = String::from_utf8_lossy(&dsn.data);
-    assert!(raw.contains("Content-Type: text/rfc822-headers") && raw.contains("Subject: bounce-me"), "RET=HDRS returns the headers:\n{raw}");
+    assert!(
+        raw.contains("Content-Type: text/rfc822-headers") && raw.contains("Subject: bounce-me"),
+        "RET=HDRS returns the headers:\n{raw}"
+    );
     assert!(!raw.contains(".leading dot line"), "RET=HDRS must not return the body");
     assert!(customer.messages().is_empty());
 }

@@ -205,7 +205,17 @@ mod tests {
 
     #[test]
     fn rejects_malformed() {
-        for bad in ["<user@example.com", "<user>", "<a@b@c.example>", "<@x>", "<.a@b.example>", "<a@-b.example>", "<a@b..example>", "<\"unterminated@x.example>", "<a@b.example>junk"] {
+        for bad in [
+            "<user@example.com",
+            "<user>",
+            "<a@b@c.example>",
+            "<@x>",
+            "<.a@b.example>",
+            "<a@-b.example>",
+            "<a@b..example>",
+            "<\"unterminated@x.example>",
+            "<a@b.example>junk",
+        ] {
             assert!(parse_path(bad, false).is_err(), "{bad}");
         }
         assert_eq!(parse_path("<jös@b.example>", false).unwrap_err(), PathError::NeedsUtf8);

@@ -83,12 +83,12 @@ impl Drop for SessionSlot {
     fn drop(&mut self) {
         let mut c = self.limits.counts();
         c.total -= 1;
-        if let Some(ip) = self.ip {
-            if let Some(n) = c.per_ip.get_mut(&ip) {
-                *n -= 1;
-                if *n == 0 {
-                    c.per_ip.remove(&ip);
-                }
+        if let Some(ip) = self.ip
+            && let Some(n) = c.per_ip.get_mut(&ip)
+        {
+            *n -= 1;
+            if *n == 0 {
+                c.per_ip.remove(&ip);
             }
         }
         if c.total == 0 {

@@ -54,7 +54,8 @@ fn parse_v1(line: &[u8]) -> Result<Option<SocketAddr>, ProxyError> {
         Some("TCP4" | "TCP6") => {}
         _ => return Err(ProxyError::Invalid("v1 protocol must be TCP4, TCP6 or UNKNOWN")),
     }
-    let (Some(src), Some(_dst), Some(sport), Some(_dport), None) = (parts.next(), parts.next(), parts.next(), parts.next(), parts.next()) else {
+    let (Some(src), Some(_dst), Some(sport), Some(_dport), None) = (parts.next(), parts.next(), parts.next(), parts.next(), parts.next())
+    else {
         return Err(ProxyError::Invalid("v1 header needs 4 address fields"));
     };
     let ip: IpAddr = src.parse().map_err(|_| ProxyError::Invalid("bad v1 source address"))?;
@@ -137,7 +138,14 @@ mod tests {
 
     #[tokio::test]
     async fn garbage_is_an_error_not_a_panic() {
-        for bad in [&b"EHLO me\r\n"[..], b"PROXY TCP4 x y z w\r\n", b"PROXY TCP4 1.2.3.4\r\n", b"\r\n\r\n\0\r\nQUIT\n\x21\x11\x00\x02ab", b"", &[b'P'; 300]] {
+        for bad in [
+            &b"EHLO me\r\n"[..],
+            b"PROXY TCP4 x y z w\r\n",
+            b"PROXY TCP4 1.2.3.4\r\n",
+            b"\r\n\r\n\0\r\nQUIT\n\x21\x11\x00\x02ab",
+            b"",
+            &[b'P'; 300],
+        ] {
             assert!(read(bad).await.is_err(), "{bad:?}");
         }
     }

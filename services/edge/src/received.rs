@@ -49,9 +49,22 @@ mod tests {
 
     #[test]
     fn header_names_tls_and_id() {
-        let facts = SessionFacts { peer_ip: "192.0.2.1".into(), helo: "mx.example\r\nX: y".into(), tls: Some("TLSv1.3 with cipher TLS13_AES_128_GCM_SHA256".into()) };
+        let facts = SessionFacts {
+            peer_ip: "192.0.2.1".into(),
+            helo: "mx.example\r\nX: y".into(),
+            tls: Some("TLSv1.3 with cipher TLS13_AES_128_GCM_SHA256".into()),
+        };
         let id = QueueId::from_string("ABC".into());
-        let h = Trace { facts: &facts, esmtp: true, smtputf8: false, hostname: "gw.example", queue_id: &id, single_recipient: Some("a@b.example"), at: 0 }.header();
+        let h = Trace {
+            facts: &facts,
+            esmtp: true,
+            smtputf8: false,
+            hostname: "gw.example",
+            queue_id: &id,
+            single_recipient: Some("a@b.example"),
+            at: 0,
+        }
+        .header();
         assert!(h.starts_with("Received: from mx.example__X: y ([192.0.2.1])\r\n\t(using TLSv1.3"), "{h}");
         assert!(h.contains("with ESMTPS id ABC\r\n\tfor <a@b.example>;\r\n\tThu, 1 Jan 1970"), "{h}");
         assert!(h.ends_with("\r\n") && h.lines().all(|l| l.len() < 998));

@@ -33,9 +33,8 @@ impl<B: Bus> Edge<B> {
         };
         let mut listeners = Vec::new();
         for listener in &config.smtp.listeners {
-            let socket = TcpListener::bind(listener.address)
-                .await
-                .map_err(|source| EdgeError::Bind { address: listener.address, source })?;
+            let socket =
+                TcpListener::bind(listener.address).await.map_err(|source| EdgeError::Bind { address: listener.address, source })?;
             listeners.push((socket, listener.clone()));
         }
         let limits = ConnectionLimits::new(config.smtp.max_connections, config.smtp.max_connections_per_ip);
@@ -55,7 +54,13 @@ impl<B: Bus> Edge<B> {
             if let Ok(address) = listener.local_addr() {
                 tracing::info!(%address, proxy_protocol = options.proxy_protocol, "SMTP listening");
             }
-            loops.push(tokio::spawn(accept_loop(listener, options.proxy_protocol, self.shared.clone(), self.limits.clone(), shutdown.clone())));
+            loops.push(tokio::spawn(accept_loop(
+                listener,
+                options.proxy_protocol,
+                self.shared.clone(),
+                self.limits.clone(),
+                shutdown.clone(),
+            )));
         }
         for l in loops {
             let _ = l.await;
@@ -71,7 +76,13 @@ impl<B: Bus> Edge<B> {
     }
 }
 
-async fn accept_loop<B: Bus>(listener: TcpListener, proxy: bool, shared: Arc<Shared<B>>, limits: Arc<ConnectionLimits>, mut shutdown: watch::Receiver<bool>) {
+async fn accept_loop<B: Bus>(
+    listener: TcpListener,
+    proxy: bool,
+    shared: Arc<Shared<B>>,
+    limits: Arc<ConnectionLimits>,
+    mut shutdown: watch::Receiver<bool>,
+) {
     loop {
         let (socket, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -109,7 +120,8 @@ async fn accept_loop<B: Bus>(listener: TcpListener, proxy: bool, shared: Arc<Sha
                 }
             }
             if !slot.claim_ip(client.ip()) {
-                let reply = format!("421 4.7.0 {} Too many connections from {}, try again later\r\n", shared.config.smtp.hostname, client.ip());
+                let reply =
+                    format!("421 4.7.0 {} Too many connections from {}, try again later\r\n", shared.config.smtp.hostname, client.ip());
                 let _ = io.get_mut().write_all(reply.as_bytes()).await;
                 return;
             }

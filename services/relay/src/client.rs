@@ -40,7 +40,10 @@ impl RemoteReply {
         let class = (self.code / 100).to_string();
         if let Some(first) = self.text.split_whitespace().next() {
             let parts: Vec<&str> = first.split('.').collect();
-            if parts.len() == 3 && parts[0] == class && parts[1..].iter().all(|p| !p.is_empty() && p.len() <= 3 && p.chars().all(|c| c.is_ascii_digit())) {
+            if parts.len() == 3
+                && parts[0] == class
+                && parts[1..].iter().all(|p| !p.is_empty() && p.len() <= 3 && p.chars().all(|c| c.is_ascii_digit()))
+            {
                 return first.to_string();
             }
         }
@@ -103,7 +106,15 @@ impl Client {
         Attempt { remote, replies, remote_dsn }
     }
 
-    async fn transaction(&self, route: &Route, tls: RouteTls, envelope: &Envelope, indices: &[usize], body: &[u8], remote_dsn: &mut bool) -> Result<Vec<RemoteReply>, RemoteReply> {
+    async fn transaction(
+        &self,
+        route: &Route,
+        tls: RouteTls,
+        envelope: &Envelope,
+        indices: &[usize],
+        body: &[u8],
+        remote_dsn: &mut bool,
+    ) -> Result<Vec<RemoteReply>, RemoteReply> {
         let address = (route.host.as_str(), route.port);
         let tcp = match tokio::time::timeout(self.connect_timeout, TcpStream::connect(address)).await {
             Ok(Ok(tcp)) => tcp,
@@ -117,7 +128,8 @@ impl Client {
         if tls != RouteTls::Disabled && caps.contains("STARTTLS") {
             conn.send(b"STARTTLS\r\n").await?;
             expect(conn.read_reply().await?, 220)?;
-            let name = ServerName::try_from(route.host.clone()).map_err(|_| RemoteReply::local(451, "4.7.0 Invalid server name for TLS"))?;
+            let name =
+                ServerName::try_from(route.host.clone()).map_err(|_| RemoteReply::local(451, "4.7.0 Invalid server name for TLS"))?;
             let Stream::Plain(tcp) = conn.io.into_inner() else { return Err(RemoteReply::local(451, "4.7.0 TLS already active")) };
             let tls_stream = tokio::time::timeout(self.command_timeout, self.tls.connect(name, tcp))
                 .await
@@ -296,7 +308,11 @@ async fn read_line(io: &mut BufReader<Stream>, line: &mut Vec<u8>) -> std::io::R
 }
 
 impl AsyncRead for Stream {
-    fn poll_read(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>, buf: &mut tokio::io::ReadBuf<'_>) -> std::task::Poll<std::io::Result<()>> {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
         match self.get_mut() {
             Stream::Plain(s) => std::pin::Pin::new(s).poll_read(cx, buf),
             Stream::Tls(s) => std::pin::Pin::new(s.as_mut()).poll_read(cx, buf),
@@ -333,15 +349,32 @@ pub fn dot_stuff(body: &[u8]) -> Vec<u8> {
 struct AnyCertificate(Arc<CryptoProvider>);
 
 impl ServerCertVerifier for AnyCertificate {
-    fn verify_server_cert(&self, _: &CertificateDer<'_>, _: &[CertificateDer<'_>], _: &ServerName<'_>, _: &[u8], _: UnixTime) -> Result<ServerCertVerified, rustls::Error> {
+    fn verify_server_cert(
+        &self,
+        _: &CertificateDer<'_>,
+        _: &[CertificateDer<'_>],
+        _: &ServerName<'_>,
+        _: &[u8],
+        _: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
         Ok(ServerCertVerified::assertion())
     }
 
-    fn verify_tls12_signature(&self, message: &[u8], cert: &CertificateDer<'_>, dss: &DigitallySignedStruct) -> Result<HandshakeSignatureValid, rustls::Error> {
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
         rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
     }
 
-    fn verify_tls13_signature(&self, message: &[u8], cert: &CertificateDer<'_>, dss: &DigitallySignedStruct) -> Result<HandshakeSignatureValid, rustls::Error> {
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
         rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
     }
 

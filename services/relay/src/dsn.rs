@@ -78,10 +78,8 @@ pub fn build(hostname: &str, envelope: &Envelope, original: &[u8], reports: &[Re
 fn recipient_fields(report: &Report<'_>) -> String {
     let r = report.recipient;
     let mut f = format!("Final-Recipient: rfc822; {}\r\n", r.address);
-    if let Some(orcpt) = &r.orcpt {
-        if let Some((kind, addr)) = orcpt.split_once(';') {
-            f.push_str(&format!("Original-Recipient: {kind}; {}\r\n", xtext_decode(addr)));
-        }
+    if let Some((kind, addr)) = r.orcpt.as_deref().and_then(|o| o.split_once(';')) {
+        f.push_str(&format!("Original-Recipient: {kind}; {}\r\n", xtext_decode(addr)));
     }
     let (status, reply, remote, at) = match &r.status {
         DeliveryStatus::Failed { status, reply, remote, at } => (status.clone(), Some(reply.as_str()), remote.as_deref(), *at),
@@ -161,12 +159,12 @@ fn xtext_decode(s: &str) -> String {
     let b = s.as_bytes();
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'+' {
-            if let Some(v) = s.get(i + 1..i + 3).and_then(|h| u8::from_str_radix(h, 16).ok()) {
-                out.push(v);
-                i += 3;
-                continue;
-            }
+        if b[i] == b'+'
+            && let Some(v) = s.get(i + 1..i + 3).and_then(|h| u8::from_str_radix(h, 16).ok())
+        {
+            out.push(v);
+            i += 3;
+            continue;
         }
         out.push(b[i]);
         i += 1;

@@ -140,7 +140,12 @@ impl<B: Bus> Relay<B> {
                     }
                 } else if reply.is_permanent() {
                     tracing::info!(queue_id = %envelope.queue_id, recipient = %r.address, remote = %attempt.remote, reply = %reply, "bounced");
-                    r.status = DeliveryStatus::Failed { status: reply.status(), reply: reply.to_string(), remote: Some(attempt.remote.clone()), at };
+                    r.status = DeliveryStatus::Failed {
+                        status: reply.status(),
+                        reply: reply.to_string(),
+                        remote: Some(attempt.remote.clone()),
+                        at,
+                    };
                     reports.push((i, dsn::Action::Failed));
                 } else {
                     tracing::info!(queue_id = %envelope.queue_id, recipient = %r.address, remote = %attempt.remote, reply = %reply, "temporary failure");

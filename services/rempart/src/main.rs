@@ -10,7 +10,8 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 /// Exit codes, the same for every subcommand.
-const AFTER_HELP: &str = "Exit status: 0 success; 1 the input or the remote side was bad (the message names the file, line or field); 2 usage error.";
+const AFTER_HELP: &str =
+    "Exit status: 0 success; 1 the input or the remote side was bad (the message names the file, line or field); 2 usage error.";
 
 #[derive(Parser)]
 #[command(name = "rempart", version, about = "Rempart mail-filtering gateway", after_help = AFTER_HELP)]

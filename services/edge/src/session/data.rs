@@ -43,7 +43,11 @@ impl<B: Bus> Session<B> {
         let refusal = if body.bare_newline {
             Some(Reply::new(554, "5.6.0", "Message refused: bare CR or LF found; lines must end with CRLF (RFC 5321 section 2.3.8)"))
         } else if body.line_too_long {
-            Some(Reply::new(554, "5.6.0", format!("Message refused: a line is longer than {line_limit} bytes (RFC 5321 section 4.5.3.1.6)")))
+            Some(Reply::new(
+                554,
+                "5.6.0",
+                format!("Message refused: a line is longer than {line_limit} bytes (RFC 5321 section 4.5.3.1.6)"),
+            ))
         } else if body.oversize {
             Some(Reply::new(552, "5.3.4", format!("Message size exceeds fixed maximum message size ({} bytes)", self.tx.max_size)))
         } else {

@@ -34,7 +34,11 @@ impl<B: Bus> Session<B> {
             let ok = match (key.as_str(), value) {
                 ("SIZE", Some(v)) => match v.parse::<u64>() {
                     Ok(n) if n > max_size => {
-                        return self.reply(Reply::new(552, "5.3.4", format!("Message size exceeds fixed maximum message size ({max_size} bytes)")));
+                        return self.reply(Reply::new(
+                            552,
+                            "5.3.4",
+                            format!("Message size exceeds fixed maximum message size ({max_size} bytes)"),
+                        ));
                     }
                     Ok(n) => {
                         tx.declared_size = Some(n);

@@ -99,7 +99,9 @@ impl<B: Bus> Session<B> {
             let flow = match self.next_line(limit, timeout, true).await {
                 Incoming::Line(Line::Eof) => Flow::Close,
                 Incoming::TimedOut => self.close_with(Reply::new(421, "4.4.2", format!("{} Error: timeout exceeded", self.hostname()))),
-                Incoming::ShuttingDown => self.close_with(Reply::new(421, "4.3.2", format!("{} Service shutting down, try again later", self.hostname()))),
+                Incoming::ShuttingDown => {
+                    self.close_with(Reply::new(421, "4.3.2", format!("{} Service shutting down, try again later", self.hostname())))
+                }
                 Incoming::Line(Line::TooLong(_)) => self.reply(Reply::new(500, "5.5.2", "Line too long")),
                 Incoming::Line(Line::Complete(line)) => self.command(&line).await,
             };
@@ -211,7 +213,15 @@ impl<B: Bus> Session<B> {
         let queue_id = QueueId::generate();
         let now = date::unix_now();
         let single = (tx.recipients.len() == 1).then(|| tx.recipients[0].address.as_str());
-        let trace = Trace { facts: &self.facts, esmtp: self.esmtp, smtputf8: tx.smtputf8, hostname: self.hostname(), queue_id: &queue_id, single_recipient: single, at: now };
+        let trace = Trace {
+            facts: &self.facts,
+            esmtp: self.esmtp,
+            smtputf8: tx.smtputf8,
+            hostname: self.hostname(),
+            queue_id: &queue_id,
+            single_recipient: single,
+            at: now,
+        };
         let mut message = trace.header().into_bytes();
         message.extend_from_slice(&body);
         let size = message.len();

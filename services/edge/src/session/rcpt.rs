@@ -80,7 +80,9 @@ impl<B: Bus> Session<B> {
 
 /// `addr-type ";" xtext` (RFC 3461 §4.2), 500 characters at most.
 fn valid_orcpt(v: &str) -> bool {
-    v.len() <= 500 && v.split_once(';').is_some_and(|(kind, addr)| !kind.is_empty() && kind.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') && is_xtext(addr))
+    v.len() <= 500
+        && v.split_once(';')
+            .is_some_and(|(kind, addr)| !kind.is_empty() && kind.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') && is_xtext(addr))
 }
 
 fn recipient_exists(domain: &DomainConfig, mailbox: &Mailbox) -> bool {

@@ -111,10 +111,7 @@ impl EmbeddedBus {
         let (ops, rx) = mpsc::channel();
         let published = Arc::new(Notify::new());
         let writer = Writer { db: db.clone(), next_id, fsync: options.fsync, published: published.clone() };
-        std::thread::Builder::new()
-            .name("queue-writer".into())
-            .spawn(move || writer.run(rx))
-            .map_err(storage)?;
+        std::thread::Builder::new().name("queue-writer".into()).spawn(move || writer.run(rx)).map_err(storage)?;
         Ok(Self { ops, db, published })
     }
 

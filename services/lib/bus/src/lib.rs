@@ -44,7 +44,13 @@ pub trait Bus: Clone + Send + Sync + 'static {
     fn publish(&self, topic: &str, meta: Vec<u8>, body: Vec<u8>) -> impl Future<Output = Result<MessageId, BusError>> + Send;
 
     /// Leases up to `max` visible messages for `lease`, waiting up to `wait` for one.
-    fn fetch(&self, topic: &str, max: usize, lease: Duration, wait: Duration) -> impl Future<Output = Result<Vec<Delivery>, BusError>> + Send;
+    fn fetch(
+        &self,
+        topic: &str,
+        max: usize,
+        lease: Duration,
+        wait: Duration,
+    ) -> impl Future<Output = Result<Vec<Delivery>, BusError>> + Send;
 
     /// Done with a message: it is removed for good.
     fn ack(&self, id: MessageId) -> impl Future<Output = Result<(), BusError>> + Send;

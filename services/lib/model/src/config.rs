@@ -131,9 +131,7 @@ pub struct Route {
 impl FromStr for Route {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        let rest = s
-            .strip_prefix("smtp://")
-            .ok_or_else(|| format!("invalid route {s:?}: expected smtp://host[:port]"))?;
+        let rest = s.strip_prefix("smtp://").ok_or_else(|| format!("invalid route {s:?}: expected smtp://host[:port]"))?;
         let rest = rest.trim_end_matches('/');
         let (host, port) = if let Some(v6) = rest.strip_prefix('[') {
             let (host, after) = v6.split_once(']').ok_or_else(|| format!("invalid route {s:?}: unclosed ["))?;
@@ -212,10 +210,7 @@ impl Default for QueueConfig {
         Self {
             data_dir: PathBuf::from("rempart-data"),
             fsync: true,
-            retry: ["1m", "5m", "15m", "30m", "1h", "2h", "4h"]
-                .iter()
-                .filter_map(|s| s.parse().ok())
-                .collect(),
+            retry: ["1m", "5m", "15m", "30m", "1h", "2h", "4h"].iter().filter_map(|s| s.parse().ok()).collect(),
             max_age: HumanDuration::secs(5 * 86_400),
             visibility_timeout: HumanDuration::secs(15 * 60),
         }
@@ -275,12 +270,8 @@ impl Config {
     /// relative to the file's directory. `-` reads standard input.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let name = path.display().to_string();
-        let text = if name == "-" {
-            std::io::read_to_string(std::io::stdin())
-        } else {
-            std::fs::read_to_string(path)
-        }
-        .map_err(|e| ConfigError { file: name.clone(), line: None, field: String::new(), message: e.to_string() })?;
+        let text = if name == "-" { std::io::read_to_string(std::io::stdin()) } else { std::fs::read_to_string(path) }
+            .map_err(|e| ConfigError { file: name.clone(), line: None, field: String::new(), message: e.to_string() })?;
         let base = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
         Self::parse(&text, &name, base)
     }
@@ -367,12 +358,11 @@ impl Config {
             }
             domain.name = name;
             if let Some(path) = &domain.recipients_file {
-                let listed = std::fs::read_to_string(path).map_err(|e| {
-                    err("[[domain]]", i, "recipients_file", field("recipients_file"), format!("{}: {e}", path.display()))
-                })?;
-                domain.recipients.extend(
-                    listed.lines().map(|l| l.split('#').next().unwrap_or("").trim()).filter(|l| !l.is_empty()).map(String::from),
-                );
+                let listed = std::fs::read_to_string(path)
+                    .map_err(|e| err("[[domain]]", i, "recipients_file", field("recipients_file"), format!("{}: {e}", path.display())))?;
+                domain
+                    .recipients
+                    .extend(listed.lines().map(|l| l.split('#').next().unwrap_or("").trim()).filter(|l| !l.is_empty()).map(String::from));
             }
             if domain.max_message_size == Some(0) {
                 return Err(err("[[domain]]", i, "max_message_size", field("max_message_size"), "must be greater than 0".into()));
@@ -395,29 +385,25 @@ fn line_of(text: &str, offset: usize) -> usize {
 /// Finds the line of `key = …` inside the `index`-th occurrence of `table` (e.g.
 /// "[[domain]]"), or the table header itself when the key is absent.
 fn locate(text: &str, table: &str, index: usize, key: &str) -> Option<usize> {
-    let mut occurrence = None;
+    let mut seen = 0;
     let mut header_line = None;
     for (n, line) in text.lines().enumerate() {
         let trimmed = line.trim();
         if trimmed.starts_with('[') {
+            // Keys of a table end at the next header, sub-tables included.
+            if header_line.is_some() {
+                break;
+            }
             if trimmed == table {
-                occurrence = Some(occurrence.map_or(0, |o| o + 1));
-                if occurrence == Some(index) {
+                if seen == index {
                     header_line = Some(n + 1);
                 }
-            } else if occurrence == Some(index) && header_line.is_some() && !trimmed.starts_with(&table[..table.len().min(2)]) {
-                break;
-            } else if trimmed != table && occurrence == Some(index) {
-                break;
+                seen += 1;
             }
             continue;
         }
-        if occurrence == Some(index) && header_line.is_some() {
-            if let Some((k, _)) = trimmed.split_once('=') {
-                if k.trim() == key {
-                    return Some(n + 1);
-                }
-            }
+        if header_line.is_some() && trimmed.split_once('=').is_some_and(|(k, _)| k.trim() == key) {
+            return Some(n + 1);
         }
     }
     header_line

@@ -31,9 +31,7 @@ impl FromStr for HumanDuration {
         let s = s.trim();
         let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
         let (digits, unit) = s.split_at(split);
-        let n: u64 = digits
-            .parse()
-            .map_err(|_| format!("invalid duration {s:?}: expected a number and a unit like 30s, 5m, 4h, 5d"))?;
+        let n: u64 = digits.parse().map_err(|_| format!("invalid duration {s:?}: expected a number and a unit like 30s, 5m, 4h, 5d"))?;
         let ms = match unit.trim() {
             "ms" => Some(n),
             "" | "s" => n.checked_mul(1000),
@@ -51,7 +49,7 @@ impl fmt::Display for HumanDuration {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let ms = self.0.as_millis();
         for (unit, size) in [("d", 86_400_000u128), ("h", 3_600_000), ("m", 60_000), ("s", 1000)] {
-            if ms >= size && ms % size == 0 {
+            if ms >= size && ms.is_multiple_of(size) {
                 return write!(f, "{}{unit}", ms / size);
             }
         }

@@ -1,0 +1,153 @@
+//! The configuration file and the `config check` command: the example stays complete,
+//! errors name the file, line and field, and exit codes follow the CLI conventions.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use rempart_model::{Config, DomainConfig};
+use rempart_tests::gateway::rempart_bin;
+
+fn example() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/rempart.example.toml")
+}
+
+fn rempart(args: &[&str], cwd: &Path, stdin: Option<&str>) -> Output {
+    let mut child = Command::new(rempart_bin())
+        .args(args)
+        .current_dir(cwd)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    if let Some(input) = stdin {
+        std::io::Write::write_all(child.stdin.as_mut().unwrap(), input.as_bytes()).unwrap();
+    }
+    drop(child.stdin.take());
+    child.wait_with_output().unwrap()
+}
+
+/// Every key of a configuration with every optional field set, as `table.key`.
+fn all_config_keys() -> BTreeSet<String> {
+    let mut config = Config::default();
+    config.tls.cert = Some("c.pem".into());
+    config.tls.key = Some("k.pem".into());
+    config.domains.push(DomainConfig {
+        name: "example.com".into(),
+        route: "smtp://h".parse().unwrap(),
+        route_tls: Default::default(),
+        recipients: vec!["a".into()],
+        recipients_file: Some("f".into()),
+        recipient_delimiter: "+".into(),
+        max_message_size: Some(1),
+    });
+    let value = toml::Value::try_from(&config).unwrap();
+    let mut keys = BTreeSet::new();
+    collect(&value, "", &mut keys);
+    keys
+}
+
+fn collect(value: &toml::Value, prefix: &str, out: &mut BTreeSet<String>) {
+    match value {
+        toml::Value::Table(t) => {
+            for (k, v) in t {
+                let path = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+                if matches!(v, toml::Value::Table(_)) || matches!(v, toml::Value::Array(a) if a.first().is_some_and(|x| x.is_table())) {
+                    collect(v, &path, out);
+                } else {
+                    out.insert(path);
+                }
+            }
+        }
+        toml::Value::Array(items) => items.iter().for_each(|v| collect(v, prefix, out)),
+        _ => {}
+    }
+}
+
+#[test]
+fn example_config_is_valid_and_names_every_field() {
+    let out = rempart(&["config", "check", example().to_str().unwrap()], Path::new("."), None);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = std::fs::read_to_string(example()).unwrap();
+    let mut table = String::new();
+    let mut seen = BTreeSet::new();
+    for line in text.lines() {
+        let line = line.trim_start_matches('#').trim();
+        if let Some(header) = line.strip_prefix('[').map(|h| h.trim_matches(|c| c == '[' || c == ']'))
+            && !line.contains('=')
+        {
+            table = header.to_string();
+            continue;
+        }
+        if let Some((key, _)) = line.split_once(" = ")
+            && !key.contains(' ')
+        {
+            seen.insert(format!("{table}.{key}"));
+        }
+    }
+    let missing: Vec<_> = all_config_keys().into_iter().filter(|k| !seen.contains(k)).collect();
+    assert!(missing.is_empty(), "fields missing from deploy/rempart.example.toml: {missing:?}");
+}
+
+#[test]
+fn errors_name_file_line_and_field() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("bad.toml"),
+        "[smtp]\nhostname = \"gw\"\n\n[[domain]]\nname = \"example.com\"\nroute = \"http://wrong\"\n",
+    )
+    .unwrap();
+    let out = rempart(&["config", "check", "bad.toml"], dir.path(), None);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("bad.toml:6: ") && err.contains("invalid route"), "{err}");
+    assert!(out.stdout.is_empty());
+
+    std::fs::write(
+        dir.path().join("dup.toml"),
+        "[[domain]]\nname = \"a.example\"\nroute = \"smtp://h\"\n\n[[domain]]\nname = \"a.example\"\nroute = \"smtp://h\"\n",
+    )
+    .unwrap();
+    let out = rempart(&["config", "check", "--json", "dup.toml"], dir.path(), None);
+    assert_eq!(out.status.code(), Some(1));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON document on stdout");
+    assert_eq!(doc["valid"], false);
+    assert_eq!(doc["line"], 6);
+    assert_eq!(doc["field"], "domain[1].name");
+
+    let out = rempart(&["config", "check", "missing.toml"], dir.path(), None);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("missing.toml"));
+
+    // `serve` refuses a bad configuration the same way instead of starting.
+    let out = rempart(&["serve", "--config", "bad.toml"], dir.path(), None);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("bad.toml:6: "));
+}
+
+#[test]
+fn stdin_default_file_json_and_usage_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = "[[domain]]\nname = \"example.com\"\nroute = \"smtp://127.0.0.1:25\"\n";
+    let out = rempart(&["config", "check", "--json", "-"], dir.path(), Some(good));
+    assert!(out.status.success());
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!((doc["valid"].as_bool(), doc["domains"].as_u64()), (Some(true), Some(1)));
+
+    // ./rempart.toml is the default, and --config works on every subcommand.
+    std::fs::write(dir.path().join("rempart.toml"), good).unwrap();
+    let out = rempart(&["config", "check"], dir.path(), None);
+    assert!(out.status.success() && String::from_utf8_lossy(&out.stdout).contains("rempart.toml: OK (1 domain"));
+    std::fs::write(dir.path().join("other.toml"), "[smtp]\nmax_errors = 0\n").unwrap();
+    let out = rempart(&["--config", "other.toml", "config", "check"], dir.path(), None);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("other.toml:2: smtp.max_errors"));
+
+    let out = rempart(&["config", "frobnicate"], dir.path(), None);
+    assert_eq!(out.status.code(), Some(2));
+    let out = rempart(&["serve", "--no-such-flag"], dir.path(), None);
+    assert_eq!(out.status.code(), Some(2));
+    let help = rempart(&["--help"], dir.path(), None);
+    assert!(String::from_utf8_lossy(&help.stdout).contains("Exit status: 0 success; 1"));
+}
