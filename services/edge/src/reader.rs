@@ -2,7 +2,7 @@
 //! with dot-unstuffing, where only CRLF.CRLF ends the message (never a bare LF or CR,
 //! which is how SMTP smuggling hides a second message inside the first).
 
-use tokio::io::{AsyncBufRead, AsyncBufReadExt};
+use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncRead, BufReader};
 
 /// One line as read from the wire.
 #[derive(Debug, PartialEq, Eq)]
@@ -45,6 +45,24 @@ pub async fn read_line<R: AsyncBufRead + Unpin>(reader: &mut R, max: usize) -> s
         reader.consume(take);
         if done {
             return Ok(if too_long { Line::TooLong(&tail == b"\r\n") } else { Line::Complete(line) });
+        }
+    }
+}
+
+/// Feeds `body` the complete lines already buffered, without waiting (and so without
+/// arming a timer per line). Returns true once the final `.` line was taken; a partial
+/// or over-long line is left for `read_line`.
+pub fn take_buffered_lines<R: AsyncRead + Unpin>(reader: &mut BufReader<R>, body: &mut DataBody, max: usize) -> bool {
+    loop {
+        let buffered = reader.buffer();
+        let Some(end) = buffered.iter().position(|&b| b == b'\n').map(|p| p + 1) else { return false };
+        if end > max {
+            return false;
+        }
+        let ended = body.push_line(&buffered[..end]);
+        reader.consume(end);
+        if ended {
+            return true;
         }
     }
 }
@@ -104,6 +122,9 @@ mod tests {
         let mut reader = tokio::io::BufReader::with_capacity(7, &bytes[..]);
         let mut body = DataBody::new(max);
         loop {
+            if take_buffered_lines(&mut reader, &mut body, 1000) {
+                return (body, true);
+            }
             match read_line(&mut reader, 1000).await.unwrap() {
                 Line::Complete(l) => {
                     if body.push_line(&l) {

@@ -328,13 +328,11 @@ fn expect(reply: RemoteReply, code: u16) -> Result<RemoteReply, RemoteReply> {
 /// body lacks one).
 pub fn dot_stuff(body: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(body.len() + body.len() / 64 + 5);
-    let mut at_line_start = true;
-    for &b in body {
-        if at_line_start && b == b'.' {
+    for line in body.split_inclusive(|&b| b == b'\n') {
+        if line.first() == Some(&b'.') {
             out.push(b'.');
         }
-        out.push(b);
-        at_line_start = b == b'\n';
+        out.extend_from_slice(line);
     }
     if !body.is_empty() && !body.ends_with(b"\r\n") {
         out.extend_from_slice(b"\r\n");

@@ -4,7 +4,7 @@
 use rempart_bus::Bus;
 
 use super::{Flow, Incoming, Session, State};
-use crate::reader::{DataBody, Line};
+use crate::reader::{DataBody, Line, take_buffered_lines};
 use crate::reply::Reply;
 
 impl<B: Bus> Session<B> {
@@ -27,6 +27,9 @@ impl<B: Bus> Session<B> {
         let (line_limit, timeout) = (smtp.max_data_line, smtp.data_timeout.0);
         let mut body = DataBody::new(usize::try_from(self.tx.max_size).unwrap_or(usize::MAX));
         loop {
+            if take_buffered_lines(&mut self.io, &mut body, line_limit) {
+                break;
+            }
             match self.next_line(line_limit, timeout, false).await {
                 Incoming::Line(Line::Complete(line)) => {
                     if body.push_line(&line) {

@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Measures messages/s through `rempart serve` to a sink, with and without fsync, using
+# Postfix's smtp-source (client) and smtp-sink (customer server). Not part of CI.
+# The baseline is smtp-source straight into smtp-sink in the same run, so results are
+# reported as ratios too (this machine is noisy).
+#   usage: scripts/bench-serve.sh [messages] [sessions] [size-bytes]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+messages=${1:-5000}; sessions=${2:-20}; size=${3:-10240}
+
+if ! command -v smtp-source >/dev/null && [ ! -x /usr/sbin/smtp-source ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postfix >/dev/null
+fi
+export PATH="$PATH:/usr/sbin"
+cargo build --release -q -p rempart
+
+work=$(mktemp -d)
+pids=()
+cleanup() { kill "${pids[@]}" 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_port() { for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done; return 1; }
+now() { date +%s.%N; }
+
+sink_port=$(free_port)
+as_user=(); [ "$(id -u)" -eq 0 ] && as_user=(-u nobody)
+smtp-sink "${as_user[@]}" -c "127.0.0.1:$sink_port" 1000 > "$work/sink.out" 2>&1 &
+pids+=($!)
+wait_port "$sink_port"
+# smtp-sink -c prints a running "sess=N quit=N mesg=N" counter.
+sink_count() { local n; n=$(tr '\r' '\n' < "$work/sink.out" | grep -Eo 'mesg=[0-9]+' | tail -1 | cut -d= -f2); echo "${n:-0}"; }
+
+send() { smtp-source -s "$sessions" -l "$size" -m "$messages" -f bench@sender.example -t alice@example.com "127.0.0.1:$1"; }
+
+start=$(now); send "$sink_port"; baseline=$(echo "$messages / ($(now) - $start)" | bc -l)
+printf 'baseline smtp-source -> smtp-sink: %.0f msg/s\n' "$baseline"
+
+for fsync in true false; do
+    port=$(free_port)
+    cat > "$work/rempart-$fsync.toml" <<TOML
+[smtp]
+hostname = "bench.rempart"
+max_connections_per_ip = 1000
+[[smtp.listener]]
+address = "127.0.0.1:$port"
+[queue]
+data_dir = "$work/data-$fsync"
+fsync = $fsync
+[relay]
+concurrency = 32
+[[domain]]
+name = "example.com"
+route = "smtp://127.0.0.1:$sink_port"
+TOML
+    RUST_LOG=warn target/release/rempart serve --config "$work/rempart-$fsync.toml" 2> "$work/rempart-$fsync.log" &
+    rpid=$!; pids+=($rpid)
+    wait_port "$port"
+    before=$(sink_count)
+    start=$(now)
+    send "$port"
+    accepted=$(now)
+    until [ "$(( $(sink_count) - before ))" -ge "$messages" ]; do sleep 0.05; done
+    done_at=$(now)
+    accept_rate=$(echo "$messages / ($accepted - $start)" | bc -l)
+    e2e_rate=$(echo "$messages / ($done_at - $start)" | bc -l)
+    printf 'rempart serve fsync=%-5s accepted: %.0f msg/s (%.2f x baseline), relayed end to end: %.0f msg/s (%.2f x baseline)\n' \
+        "$fsync" "$accept_rate" "$(echo "$accept_rate / $baseline" | bc -l)" "$e2e_rate" "$(echo "$e2e_rate / $baseline" | bc -l)"
+    kill "$rpid"; wait "$rpid" 2>/dev/null || true
+done
+echo "($messages messages of $size bytes, $sessions concurrent sessions, one connection per message; $(nproc) cores)"
