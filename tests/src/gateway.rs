@@ -17,8 +17,31 @@ pub fn rempart_bin() -> PathBuf {
     let target =
         std::env::var("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|_| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
     let bin = target.join("debug/rempart");
-    assert!(bin.exists(), "{} is missing: run `cargo build --workspace` first (scripts/test.sh does)", bin.display());
+    let built = std::fs::metadata(&bin).and_then(|m| m.modified());
+    let Ok(built) = built else { panic!("{} is missing: run `cargo build --workspace` first (scripts/test.sh does)", bin.display()) };
+    let sources = Path::new(env!("CARGO_MANIFEST_DIR")).join("../services");
+    if newest_file(&sources).is_some_and(|newest| newest > built) {
+        panic!("{} is older than the sources: run `cargo build --workspace` first (scripts/test.sh does)", bin.display());
+    }
     bin
+}
+
+/// The newest modification time of the Rust sources under `dir`.
+fn newest_file(dir: &Path) -> Option<std::time::SystemTime> {
+    let mut newest = None;
+    for entry in std::fs::read_dir(dir).ok()?.flatten() {
+        let path = entry.path();
+        let is_source = path.extension().is_some_and(|e| e == "rs") || path.file_name().is_some_and(|n| n == "Cargo.toml");
+        let time = if path.is_dir() {
+            newest_file(&path)
+        } else if is_source {
+            entry.metadata().and_then(|m| m.modified()).ok()
+        } else {
+            None
+        };
+        newest = newest.max(time);
+    }
+    newest
 }
 
 pub struct Gateway {

@@ -15,6 +15,8 @@ pub enum SinkMode {
     TempFailUntil(Instant),
     /// 550 5.1.1 to every RCPT.
     Reject,
+    /// Accepts, but does not announce SMTPUTF8 (an older server).
+    AcceptWithoutSmtpUtf8,
 }
 
 #[derive(Debug, Clone)]
@@ -94,7 +96,8 @@ async fn session(socket: tokio::net::TcpStream, state: Arc<Mutex<State>>, mode: 
         let text = String::from_utf8_lossy(&line).trim_end().to_string();
         let upper = text.to_ascii_uppercase();
         let reply: String = if upper.starts_with("EHLO") {
-            "250-sink.test\r\n250-PIPELINING\r\n250-8BITMIME\r\n250-SIZE 100000000\r\n250 DSN\r\n".into()
+            let utf8 = if *mode.lock().expect("mode") == SinkMode::AcceptWithoutSmtpUtf8 { "" } else { "250-SMTPUTF8\r\n" };
+            format!("250-sink.test\r\n250-PIPELINING\r\n250-8BITMIME\r\n{utf8}250-SIZE 100000000\r\n250 DSN\r\n")
         } else if upper.starts_with("HELO") || upper.starts_with("RSET") || upper.starts_with("NOOP") {
             "250 ok\r\n".into()
         } else if upper.starts_with("MAIL FROM:") {

@@ -366,3 +366,37 @@ fn graceful_shutdown_answers_idle_sessions_and_exits() {
     assert!(exited, "did not exit:\n{}", gw.log());
     assert!(started.elapsed() < Duration::from_secs(8));
 }
+
+#[test]
+fn per_domain_size_smtputf8_and_recipients_file() {
+    let sink = Sink::start(SinkMode::Accept);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("small.recipients"), "# staff\nzoe\n  yann  # with a comment\n").unwrap();
+    let gw = Gateway::start(&format!(
+        "[smtp]\nmax_errors = 50\n[[smtp.listener]]\naddress = \"{{listen}}\"\n[queue]\ndata_dir = \"{{data}}\"\n[[domain]]\nname = \"example.com\"\nroute = \"{route}\"\n[[domain]]\nname = \"small.test\"\nroute = \"{route}\"\nmax_message_size = 500\nrecipients_file = \"{}\"\n",
+        dir.path().join("small.recipients").display(),
+        route = sink.route()
+    ));
+    let mut c = SmtpClient::connect(&gw.addr());
+    c.ehlo();
+    expect(c.cmd("MAIL FROM:<s@sender.test> SIZE=1000"), 250, "2.1.0");
+    expect(c.cmd("RCPT TO:<anyone@example.com>"), 250, "2.1.5");
+    expect(c.cmd("RCPT TO:<zoe@small.test>"), 552, "5.3.4");
+    expect(c.cmd("RSET"), 250, "2.0.0");
+    expect(c.cmd("MAIL FROM:<s@sender.test>"), 250, "2.1.0");
+    expect(c.cmd("RCPT TO:<yann@small.test>"), 250, "2.1.5");
+    expect(c.cmd("RCPT TO:<xavier@small.test>"), 550, "5.1.1");
+    assert_eq!(c.cmd("DATA").code, 354);
+    c.send_raw(format!("Subject: big for small.test\r\n\r\n{}\r\n.\r\n", "w".repeat(600)).as_bytes());
+    expect(c.read_reply(), 552, "5.3.4");
+    // Internationalised addresses need SMTPUTF8 (RFC 6531).
+    expect(c.cmd("MAIL FROM:<jos\u{e9}@sender.test>"), 553, "5.6.7");
+    expect(c.cmd("MAIL FROM:<jos\u{e9}@sender.test> SMTPUTF8"), 250, "2.1.0");
+    expect(c.cmd("RCPT TO:<andr\u{e9}@example.com>"), 250, "2.1.5");
+    assert_eq!(c.cmd("DATA").code, 354);
+    c.send_raw("Subject: utf8\r\n\r\nol\u{e9}\r\n.\r\n".as_bytes());
+    expect(c.read_reply(), 250, "2.0.0");
+    let got = sink.wait_for(1, Duration::from_secs(15));
+    assert_eq!(got[0].rcpt_to, vec!["andr\u{e9}@example.com"]);
+    assert!(String::from_utf8_lossy(&got[0].data).contains("with UTF8SMTP id"));
+}

@@ -191,3 +191,39 @@ fn dsn_parameters_are_passed_to_the_customer_server() {
     assert!(got[0].mail_params.contains("RET=FULL") && got[0].mail_params.contains("ENVID=abc123"), "{}", got[0].mail_params);
     assert_eq!(got[0].rcpt_params, vec!["NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;alice@example.com"]);
 }
+
+#[test]
+fn smtputf8_message_is_not_sent_to_a_server_without_smtputf8() {
+    let customer = Sink::start(SinkMode::AcceptWithoutSmtpUtf8);
+    let sender_side = Sink::start(SinkMode::Accept);
+    let gw = Gateway::start(&config(&customer, &sender_side));
+    let mut c = SmtpClient::connect(&gw.addr());
+    c.ehlo();
+    assert_eq!(c.cmd("MAIL FROM:<sender@sender.test> SMTPUTF8").code, 250);
+    assert_eq!(c.cmd("RCPT TO:<alice@example.com>").code, 250);
+    assert_eq!(c.cmd("DATA").code, 354);
+    c.send_raw("From: Jos\u{e9} <jos\u{e9}@sender.test>\r\nSubject: utf8\r\n\r\nol\u{e9}\r\n.\r\n".as_bytes());
+    assert_eq!(c.read_reply().code, 250);
+    // ASCII envelope: delivered even though the header has UTF-8 (nothing to refuse).
+    assert_eq!(customer.wait_for(1, Duration::from_secs(15)).len(), 1);
+
+    assert_eq!(c.cmd("MAIL FROM:<sender@sender.test> SMTPUTF8").code, 250);
+    assert_eq!(c.cmd("RCPT TO:<b\u{f6}b@example.com>").code, 550, "not in the recipient list");
+    assert_eq!(c.cmd("RSET").code, 250);
+    let open_config = config(&customer, &sender_side).replace("recipients = [\"alice\", \"bob\"]\n", "");
+    drop(c);
+    drop(gw);
+    let gw = Gateway::start(&open_config);
+    let mut c = SmtpClient::connect(&gw.addr());
+    c.ehlo();
+    assert_eq!(c.cmd("MAIL FROM:<sender@sender.test> SMTPUTF8").code, 250);
+    assert_eq!(c.cmd("RCPT TO:<b\u{f6}b@example.com>").code, 250);
+    assert_eq!(c.cmd("DATA").code, 354);
+    c.send_raw(b"Subject: utf8 rcpt\r\n\r\nhi\r\n.\r\n");
+    assert_eq!(c.read_reply().code, 250);
+    let dsn = sender_side.wait_for(1, Duration::from_secs(15));
+    assert_eq!(dsn.len(), 1, "{}", gw.log());
+    let status = parse_dsn(&dsn[0].data);
+    assert!(status.contains("Status: 5.6.7") && status.contains("SMTPUTF8 is required"), "{status}");
+    assert_eq!(customer.messages().len(), 1);
+}

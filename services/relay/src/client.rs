@@ -142,6 +142,12 @@ impl Client {
             return Err(RemoteReply::local(451, "4.7.10 TLS is required for this route but the server does not offer STARTTLS"));
         }
         *remote_dsn = caps.contains("DSN");
+        let needs_utf8 = !envelope.return_path.is_ascii() || indices.iter().any(|&i| !envelope.recipients[i].address.is_ascii());
+        if needs_utf8 && !caps.contains("SMTPUTF8") {
+            // RFC 6531 §3.4: such a message must not be sent to a server without SMTPUTF8.
+            let _ = conn.send(b"QUIT\r\n").await;
+            return Err(RemoteReply::local(553, "5.6.7 SMTPUTF8 is required, but was not offered by the server"));
+        }
         let mut mail = format!("MAIL FROM:<{}>", envelope.return_path);
         if caps.contains("SIZE") {
             mail.push_str(&format!(" SIZE={}", body.len()));

@@ -1,0 +1,66 @@
+//! The relay's side of TLS and expiry: opportunistic STARTTLS towards a route that
+//! offers it (a second Rempart with a certificate stands in for the customer server),
+//! `route_tls = "required"` refusing plaintext, and a message that cannot be delivered
+//! before `queue.max_age` bouncing with 4.4.7.
+
+use std::time::{Duration, Instant};
+
+use mail_parser::MimeHeaders;
+use rempart_tests::{Gateway, Sink, SinkMode, SmtpClient, message, self_signed_cert};
+
+fn front(route: &str, route_tls: &str, queue_extra: &str, dsn_route: &str) -> Gateway {
+    Gateway::start(&format!(
+        "[smtp]\nhostname = \"front.test\"\n[[smtp.listener]]\naddress = \"{{listen}}\"\n[queue]\ndata_dir = \"{{data}}\"\nretry = [\"200ms\"]\n{queue_extra}\n[[domain]]\nname = \"example.com\"\nroute = \"{route}\"\nroute_tls = \"{route_tls}\"\n[[domain]]\nname = \"sender.test\"\nroute = \"{dsn_route}\"\n"
+    ))
+}
+
+#[test]
+fn relay_uses_starttls_when_the_route_offers_it() {
+    let sink = Sink::start(SinkMode::Accept);
+    let certs = tempfile::tempdir().unwrap();
+    let (cert, key) = self_signed_cert(certs.path());
+    let customer = Gateway::start(&format!(
+        "[smtp]\nhostname = \"customer.test\"\n[[smtp.listener]]\naddress = \"{{listen}}\"\n[queue]\ndata_dir = \"{{data}}\"\n[tls]\ncert = \"{}\"\nkey = \"{}\"\n[[domain]]\nname = \"example.com\"\nroute = \"{}\"\n",
+        cert.display(),
+        key.display(),
+        sink.route()
+    ));
+    let gw = front(&format!("smtp://{}", customer.addr()), "required", "", &sink.route());
+    let mut c = SmtpClient::connect(&gw.addr());
+    c.ehlo();
+    assert_eq!(c.send_mail("s@sender.test", &["alice@example.com"], &message("relay-tls")).code, 250);
+    let got = sink.wait_for(1, Duration::from_secs(15));
+    assert_eq!(got.len(), 1, "front:\n{}\ncustomer:\n{}", gw.log(), customer.log());
+    let text = String::from_utf8_lossy(&got[0].data).to_string();
+    let hop = text.split("Received: ").nth(1).unwrap_or_default();
+    assert!(hop.contains("from front.test") && hop.contains("(using TLSv1.3") && hop.contains("with ESMTPS"), "{text}");
+}
+
+#[test]
+fn required_tls_towards_a_plaintext_route_is_a_temporary_failure() {
+    let sink = Sink::start(SinkMode::Accept);
+    let gw = front(&sink.route(), "required", "", &sink.route());
+    let mut c = SmtpClient::connect(&gw.addr());
+    c.ehlo();
+    assert_eq!(c.send_mail("s@sender.test", &["alice@example.com"], &message("needs-tls")).code, 250);
+    assert!(rempart_tests::wait_until(Duration::from_secs(10), || gw.log().matches("TLS is required").count() >= 2), "{}", gw.log());
+    assert!(sink.messages().is_empty(), "delivered in plaintext");
+}
+
+#[test]
+fn undeliverable_before_max_age_bounces_with_4_4_7() {
+    let customer = Sink::start(SinkMode::TempFailUntil(Instant::now() + Duration::from_secs(3600)));
+    let sender_side = Sink::start(SinkMode::Accept);
+    let gw = front(&customer.route(), "opportunistic", "max_age = \"2s\"", &sender_side.route());
+    let mut c = SmtpClient::connect(&gw.addr());
+    c.ehlo();
+    assert_eq!(c.send_mail("s@sender.test", &["alice@example.com"], &message("expires")).code, 250);
+    let got = sender_side.wait_for(1, Duration::from_secs(20));
+    assert_eq!(got.len(), 1, "no DSN:\n{}", gw.log());
+    let parsed = mail_parser::MessageParser::default().parse(&got[0].data).unwrap();
+    let status = parsed.parts.iter().find(|p| p.content_type().is_some_and(|c| c.subtype() == Some("delivery-status"))).unwrap();
+    let status = String::from_utf8_lossy(status.contents());
+    assert!(status.contains("Status: 4.4.7") && status.contains("Action: failed"), "{status}");
+    assert!(status.contains("451 4.3.0 try again later"), "the last error is reported: {status}");
+    assert!(customer.rcpt_attempts() >= 2);
+}
