@@ -64,3 +64,29 @@ fn undeliverable_before_max_age_bounces_with_4_4_7() {
     assert!(status.contains("451 4.3.0 try again later"), "the last error is reported: {status}");
     assert!(customer.rcpt_attempts() >= 2);
 }
+
+#[test]
+fn notify_delay_gets_one_delayed_report_then_delivery() {
+    let customer = Sink::start(SinkMode::TempFailUntil(Instant::now() + Duration::from_millis(3000)));
+    let sender_side = Sink::start(SinkMode::Accept);
+    let gw = front(&customer.route(), "opportunistic", "delay_warning = \"1s\"", &sender_side.route());
+    let mut c = SmtpClient::connect(&gw.addr());
+    c.ehlo();
+    assert_eq!(c.cmd("MAIL FROM:<s@sender.test>").code, 250);
+    assert_eq!(c.cmd("RCPT TO:<alice@example.com> NOTIFY=DELAY,FAILURE").code, 250);
+    assert_eq!(c.cmd("RCPT TO:<bob@example.com>").code, 250);
+    assert_eq!(c.cmd("DATA").code, 354);
+    c.send_raw(format!("{}.\r\n", message("slow")).as_bytes());
+    assert_eq!(c.read_reply().code, 250);
+    let delivered = customer.wait_for(1, Duration::from_secs(20));
+    assert_eq!(delivered.len(), 1, "{}", gw.log());
+    std::thread::sleep(Duration::from_millis(500));
+    let reports = sender_side.messages();
+    assert_eq!(reports.len(), 1, "exactly one delayed report: {reports:?}");
+    let parsed = mail_parser::MessageParser::default().parse(&reports[0].data).unwrap();
+    assert!(parsed.subject().unwrap_or_default().starts_with("Delayed Mail"));
+    let status = parsed.parts.iter().find(|p| p.content_type().is_some_and(|c| c.subtype() == Some("delivery-status"))).unwrap();
+    let status = String::from_utf8_lossy(status.contents());
+    assert!(status.contains("Final-Recipient: rfc822; alice@example.com") && !status.contains("bob@example.com"), "{status}");
+    assert!(status.contains("Action: delayed") && status.contains("Status: 4.3.0") && status.contains("Will-Retry-Until: "), "{status}");
+}

@@ -15,6 +15,8 @@ pub enum Action {
     Failed,
     /// Delivered to a server that does not speak DSN: no further report will come.
     Relayed,
+    /// Still being retried (NOTIFY=DELAY).
+    Delayed,
 }
 
 pub struct Dsn {
@@ -22,16 +24,21 @@ pub struct Dsn {
     pub message: Vec<u8>,
 }
 
-/// Builds the DSN for `envelope`'s sender about `reports`.
-pub fn build(hostname: &str, envelope: &Envelope, original: &[u8], reports: &[Report<'_>]) -> Dsn {
+/// Builds the DSN for `envelope`'s sender about `reports`; `retry_until` is when the
+/// message will be given up (for delayed reports).
+pub fn build(hostname: &str, envelope: &Envelope, original: &[u8], reports: &[Report<'_>], retry_until: u64) -> Dsn {
     let queue_id = QueueId::generate();
     let now = date::unix_now();
     let boundary = format!("{queue_id}/{hostname}");
-    let failed = reports.iter().any(|r| r.action == Action::Failed);
-    let subject = if failed {
-        "Undelivered Mail Returned to Sender / Message non remis"
-    } else {
-        "Successful Mail Delivery Report / Rapport de remise"
+    // The report is about the worst thing that happened.
+    let kind = [Action::Failed, Action::Delayed, Action::Relayed]
+        .into_iter()
+        .find(|a| reports.iter().any(|r| r.action == *a))
+        .unwrap_or(Action::Relayed);
+    let subject = match kind {
+        Action::Failed => "Undelivered Mail Returned to Sender / Message non remis",
+        Action::Delayed => "Delayed Mail (still being retried) / Message en attente de remise",
+        Action::Relayed => "Successful Mail Delivery Report / Rapport de remise",
     };
     let mut m = String::new();
     m.push_str(&format!("From: Mail Delivery System <MAILER-DAEMON@{hostname}>\r\n"));
@@ -44,7 +51,7 @@ pub fn build(hostname: &str, envelope: &Envelope, original: &[u8], reports: &[Re
     m.push_str("This is a MIME-encapsulated message.\r\n\r\n");
 
     m.push_str(&format!("--{boundary}\r\nContent-Description: Notification\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n"));
-    m.push_str(&quoted_printable(&human_text(hostname, envelope, reports, failed)));
+    m.push_str(&quoted_printable(&human_text(hostname, envelope, reports, kind, retry_until)));
     m.push_str("\r\n");
 
     m.push_str(&format!("--{boundary}\r\nContent-Description: Delivery report\r\nContent-Type: message/delivery-status\r\n\r\n"));
@@ -55,7 +62,7 @@ pub fn build(hostname: &str, envelope: &Envelope, original: &[u8], reports: &[Re
     m.push_str(&format!("Arrival-Date: {}\r\n", date::rfc5322(envelope.received_at)));
     for report in reports {
         m.push_str("\r\n");
-        m.push_str(&recipient_fields(report));
+        m.push_str(&recipient_fields(report, retry_until));
     }
 
     let ret_full = envelope.ret == Some(DsnRet::Full);
@@ -75,7 +82,7 @@ pub fn build(hostname: &str, envelope: &Envelope, original: &[u8], reports: &[Re
     Dsn { queue_id, message: out }
 }
 
-fn recipient_fields(report: &Report<'_>) -> String {
+fn recipient_fields(report: &Report<'_>, retry_until: u64) -> String {
     let r = report.recipient;
     let mut f = format!("Final-Recipient: rfc822; {}\r\n", r.address);
     if let Some((kind, addr)) = r.orcpt.as_deref().and_then(|o| o.split_once(';')) {
@@ -84,11 +91,15 @@ fn recipient_fields(report: &Report<'_>) -> String {
     let (status, reply, remote, at) = match &r.status {
         DeliveryStatus::Failed { status, reply, remote, at } => (status.clone(), Some(reply.as_str()), remote.as_deref(), *at),
         DeliveryStatus::Delivered { reply, remote, at } => ("2.0.0".to_string(), Some(reply.as_str()), Some(remote.as_str()), *at),
-        DeliveryStatus::Pending { last_reply } => ("4.0.0".to_string(), last_reply.as_deref(), None, date::unix_now()),
+        DeliveryStatus::Pending { last_reply } => {
+            let status = last_reply.as_deref().and_then(enhanced_status).filter(|s| s.starts_with('4')).unwrap_or("4.0.0").to_string();
+            (status, last_reply.as_deref(), None, date::unix_now())
+        }
     };
     let action = match report.action {
         Action::Failed => "failed",
         Action::Relayed => "relayed",
+        Action::Delayed => "delayed",
     };
     f.push_str(&format!("Action: {action}\r\nStatus: {status}\r\n"));
     if let Some(remote) = remote {
@@ -99,28 +110,42 @@ fn recipient_fields(report: &Report<'_>) -> String {
         f.push_str(&format!("Diagnostic-Code: smtp; {}\r\n", reply.replace(['\r', '\n'], " ")));
     }
     f.push_str(&format!("Last-Attempt-Date: {}\r\n", date::rfc5322(at)));
+    if report.action == Action::Delayed {
+        f.push_str(&format!("Will-Retry-Until: {}\r\n", date::rfc5322(retry_until)));
+    }
     f
 }
 
-fn human_text(hostname: &str, envelope: &Envelope, reports: &[Report<'_>], failed: bool) -> String {
+/// The enhanced status code (`4.3.0`) after the reply code in "451 4.3.0 text".
+fn enhanced_status(reply: &str) -> Option<&str> {
+    let word = reply.split_whitespace().nth(1)?;
+    let parts: Vec<&str> = word.split('.').collect();
+    (parts.len() == 3 && parts.iter().all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()))).then_some(word)
+}
+
+fn human_text(hostname: &str, envelope: &Envelope, reports: &[Report<'_>], kind: Action, retry_until: u64) -> String {
     let mut lines = String::new();
     for report in reports {
         let why = match &report.recipient.status {
             DeliveryStatus::Failed { reply, .. } | DeliveryStatus::Delivered { reply, .. } => reply.clone(),
-            DeliveryStatus::Pending { .. } => String::new(),
+            DeliveryStatus::Pending { last_reply } => last_reply.clone().unwrap_or_default(),
         };
         lines.push_str(&format!("<{}>: {why}\n", report.recipient.address));
     }
-    let (en, fr) = if failed {
-        (
-            "Your message could not be delivered to one or more recipients. It has been returned below.\nThe reason given by the receiving system follows each address.",
-            "Votre message n'a pas pu être remis à un ou plusieurs destinataires ; il vous est retourné ci-dessous.\nLa raison donnée par le système destinataire suit chaque adresse.",
-        )
-    } else {
-        (
-            "Your message was delivered to a server that does not send delivery reports; no further notice will follow.",
-            "Votre message a été remis à un serveur qui n'envoie pas d'accusés de remise ; aucune autre notification ne suivra.",
-        )
+    let until = date::rfc5322(retry_until);
+    let (en, fr) = match kind {
+        Action::Failed => (
+            "Your message could not be delivered to one or more recipients. It has been returned below.\nThe reason given by the receiving system follows each address.".to_string(),
+            "Votre message n'a pas pu être remis à un ou plusieurs destinataires ; il vous est retourné ci-dessous.\nLa raison donnée par le système destinataire suit chaque adresse.".to_string(),
+        ),
+        Action::Delayed => (
+            format!("Your message has not been delivered yet to the recipients below. Nothing to do: delivery will be retried until {until}, and you will be told if it fails."),
+            format!("Votre message n'a pas encore pu être remis aux destinataires ci-dessous. Aucune action n'est nécessaire : la remise sera retentée jusqu'au {until}, et vous serez prévenu en cas d'échec."),
+        ),
+        Action::Relayed => (
+            "Your message was delivered to a server that does not send delivery reports; no further notice will follow.".to_string(),
+            "Votre message a été remis à un serveur qui n'envoie pas d'accusés de remise ; aucune autre notification ne suivra.".to_string(),
+        ),
     };
     format!(
         "This is the mail system at {hostname} (message {}).\n\n{en}\n\n{lines}\n-- \nCeci est le système de messagerie de {hostname} (message {}).\n\n{fr}\n\n{lines}",

@@ -78,6 +78,15 @@ impl<B: Bus> Relay<B> {
         let now = date::unix_now();
         let expired = now.saturating_sub(envelope.received_at) >= self.config.queue.max_age.0.as_secs();
         let mut reports = newly_final;
+        let waited = now.saturating_sub(envelope.received_at);
+        if !expired && waited >= self.config.queue.delay_warning.0.as_secs() {
+            for (i, r) in envelope.recipients.iter_mut().enumerate() {
+                if r.wants_delay_report() {
+                    r.delay_reported = true;
+                    reports.push((i, dsn::Action::Delayed));
+                }
+            }
+        }
         if expired {
             for (i, r) in envelope.recipients.iter_mut().enumerate() {
                 if let DeliveryStatus::Pending { last_reply } = &r.status {
@@ -168,13 +177,14 @@ impl<B: Bus> Relay<B> {
             .map(|&(i, action)| dsn::Report { recipient: &envelope.recipients[i], action })
             .filter(|r| match r.action {
                 dsn::Action::Failed => r.recipient.wants_failure_report(),
-                dsn::Action::Relayed => true,
+                dsn::Action::Relayed | dsn::Action::Delayed => true,
             })
             .collect();
         if wanted.is_empty() {
             return Ok(());
         }
-        let report = dsn::build(&self.config.smtp.hostname, envelope, body, &wanted);
+        let retry_until = envelope.received_at + self.config.queue.max_age.0.as_secs();
+        let report = dsn::build(&self.config.smtp.hostname, envelope, body, &wanted, retry_until);
         let notice = Envelope {
             queue_id: report.queue_id.clone(),
             return_path: String::new(),

@@ -201,6 +201,9 @@ pub struct QueueConfig {
     pub retry: Vec<HumanDuration>,
     /// A message still undelivered after this long is bounced (4.4.7). Default "5d".
     pub max_age: HumanDuration,
+    /// Recipients that asked for NOTIFY=DELAY get one "delayed" report once their
+    /// message has waited this long. Default "4h".
+    pub delay_warning: HumanDuration,
     /// How long a relay worker holds a message before another may take it. Default "15m".
     pub visibility_timeout: HumanDuration,
 }
@@ -212,6 +215,7 @@ impl Default for QueueConfig {
             fsync: true,
             retry: ["1m", "5m", "15m", "30m", "1h", "2h", "4h"].iter().filter_map(|s| s.parse().ok()).collect(),
             max_age: HumanDuration::secs(5 * 86_400),
+            delay_warning: HumanDuration::secs(4 * 3600),
             visibility_timeout: HumanDuration::secs(15 * 60),
         }
     }

@@ -84,11 +84,14 @@ pub struct Recipient {
     /// RFC 3461 ORCPT, as given (`rfc822;user@example.com`, xtext-encoded).
     pub orcpt: Option<String>,
     pub status: DeliveryStatus,
+    /// A "delayed" report (NOTIFY=DELAY) was already sent for this recipient.
+    #[serde(default)]
+    pub delay_reported: bool,
 }
 
 impl Recipient {
     pub fn new(address: String) -> Self {
-        Self { address, notify: None, orcpt: None, status: DeliveryStatus::Pending { last_reply: None } }
+        Self { address, notify: None, orcpt: None, status: DeliveryStatus::Pending { last_reply: None }, delay_reported: false }
     }
 
     pub fn domain(&self) -> &str {
@@ -97,6 +100,11 @@ impl Recipient {
 
     pub fn wants_failure_report(&self) -> bool {
         self.notify.is_none_or(|n| n.failure)
+    }
+
+    /// Asked for a "delayed" report (only on explicit NOTIFY=DELAY) and has not had one.
+    pub fn wants_delay_report(&self) -> bool {
+        !self.delay_reported && self.notify.is_some_and(|n| n.delay) && matches!(self.status, DeliveryStatus::Pending { .. })
     }
 }
 
