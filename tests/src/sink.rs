@@ -17,6 +17,8 @@ pub enum SinkMode {
     Reject,
     /// Accepts, but does not announce SMTPUTF8 (an older server).
     AcceptWithoutSmtpUtf8,
+    /// Accepts each message, then hangs up without waiting for QUIT.
+    AcceptThenHangUp,
 }
 
 #[derive(Debug, Clone)]
@@ -35,6 +37,7 @@ pub struct Received {
 struct State {
     messages: Vec<Received>,
     rcpt_attempts: usize,
+    connections: usize,
 }
 
 pub struct Sink {
@@ -68,6 +71,11 @@ impl Sink {
         self.state.lock().expect("state").messages.clone()
     }
 
+    /// Connections accepted so far.
+    pub fn connections(&self) -> usize {
+        self.state.lock().expect("state").connections
+    }
+
     pub fn rcpt_attempts(&self) -> usize {
         self.state.lock().expect("state").rcpt_attempts
     }
@@ -83,6 +91,7 @@ impl Sink {
 }
 
 async fn session(socket: tokio::net::TcpStream, state: Arc<Mutex<State>>, mode: Arc<Mutex<SinkMode>>) {
+    state.lock().expect("state").connections += 1;
     let (read, mut write) = socket.into_split();
     let mut reader = BufReader::new(read);
     let _ = write.write_all(b"220 sink.test ESMTP\r\n").await;
@@ -138,6 +147,10 @@ async fn session(socket: tokio::net::TcpStream, state: Arc<Mutex<State>>, mode: 
                 if let Some(mut c) = current.take() {
                     c.data = data;
                     state.lock().expect("state").messages.push(c);
+                }
+                if *mode.lock().expect("mode") == SinkMode::AcceptThenHangUp {
+                    let _ = write.write_all(b"250 2.0.0 queued, bye\r\n").await;
+                    return;
                 }
                 "250 2.0.0 queued\r\n".into()
             }

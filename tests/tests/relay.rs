@@ -227,3 +227,30 @@ fn smtputf8_message_is_not_sent_to_a_server_without_smtputf8() {
     assert!(status.contains("Status: 5.6.7") && status.contains("SMTPUTF8 is required"), "{status}");
     assert_eq!(customer.messages().len(), 1);
 }
+
+/// Sends `count` messages one after the other, each delivered before the next is sent.
+fn send_sequentially(gw: &Gateway, sink: &Sink, count: usize) {
+    for i in 0..count {
+        let mut c = SmtpClient::connect(&gw.addr());
+        c.ehlo();
+        assert_eq!(c.send_mail("sender@sender.test", &["alice@example.com"], &message(&format!("seq-{i}"))).code, 250);
+        assert_eq!(sink.wait_for(i + 1, Duration::from_secs(15)).len(), i + 1, "{}", gw.log());
+    }
+}
+
+#[test]
+fn connections_to_a_route_are_reused() {
+    let sink = Sink::start(SinkMode::Accept);
+    let gw = Gateway::start(&config(&sink, &sink));
+    send_sequentially(&gw, &sink, 5);
+    assert_eq!(sink.connections(), 1, "one connection for five messages");
+}
+
+#[test]
+fn a_connection_closed_while_idle_is_replaced_without_a_retry() {
+    let sink = Sink::start(SinkMode::AcceptThenHangUp);
+    let gw = Gateway::start(&config(&sink, &sink));
+    send_sequentially(&gw, &sink, 4);
+    assert_eq!(sink.connections(), 4);
+    assert!(!gw.log().contains("temporary failure"), "{}", gw.log());
+}

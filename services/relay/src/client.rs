@@ -1,19 +1,18 @@
 //! The SMTP client that delivers one message to one route: EHLO, opportunistic
-//! STARTTLS, pipelined MAIL/RCPT/DATA when offered, DSN parameters passed on.
+//! STARTTLS, pipelined MAIL/RCPT/DATA when offered, DSN parameters passed on. Connections
+//! that end a transaction cleanly are kept a few seconds for the next message.
 
-use std::collections::HashSet;
-use std::sync::Arc;
-use std::time::Duration;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use rempart_model::{Envelope, Route, RouteTls};
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::CryptoProvider;
-use rustls::{DigitallySignedStruct, SignatureScheme};
-use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
+use rustls_pki_types::ServerName;
+use tokio::io::BufReader;
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
-use tokio_rustls::client::TlsStream;
+
+use crate::conn::{AnyCertificate, Conn, Stream, expect, unreachable_config};
 
 /// One reply of the remote server, all its lines joined.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,7 +22,8 @@ pub struct RemoteReply {
 }
 
 impl RemoteReply {
-    fn local(code: u16, text: impl Into<String>) -> Self {
+    /// A reply made up here (connection failures, policy), in the same form.
+    pub(crate) fn local(code: u16, text: impl Into<String>) -> Self {
         Self { code, text: text.into() }
     }
 
@@ -73,15 +73,28 @@ pub struct Client {
     pub connect_timeout: Duration,
     pub command_timeout: Duration,
     tls: TlsConnector,
+    /// Connections kept open after a delivery, per route, for the next message.
+    idle: Mutex<HashMap<String, Vec<Session>>>,
 }
 
-enum Stream {
-    Plain(TcpStream),
-    Tls(Box<TlsStream<TcpStream>>),
+/// An open connection that has said EHLO (and STARTTLS if it could).
+struct Session {
+    conn: Conn,
+    caps: HashSet<String>,
+    since: Instant,
 }
 
-trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
-impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+/// How long an unused connection is kept: shorter than any sane server timeout.
+const IDLE_LIMIT: Duration = Duration::from_secs(5);
+/// Idle connections kept per route.
+const IDLE_PER_ROUTE: usize = 32;
+
+enum TxError {
+    /// The connection failed before the server answered anything in this transaction:
+    /// nothing can have been accepted, so a fresh connection may try again at once.
+    Stale(RemoteReply),
+    Failed(RemoteReply),
+}
 
 impl Client {
     pub fn new(hostname: String, connect_timeout: Duration, command_timeout: Duration) -> Self {
@@ -91,30 +104,67 @@ impl Client {
             .map(|b| b.dangerous().with_custom_certificate_verifier(Arc::new(AnyCertificate(provider))).with_no_client_auth());
         // The ring provider always supports the default versions.
         let config = config.unwrap_or_else(|_| unreachable_config());
-        Self { hostname, connect_timeout, command_timeout, tls: TlsConnector::from(Arc::new(config)) }
+        Self { hostname, connect_timeout, command_timeout, tls: TlsConnector::from(Arc::new(config)), idle: Mutex::default() }
     }
 
-    /// Delivers `body` for the recipients at `indices` of `envelope`. A connection-level
-    /// failure gives every recipient the same reply.
+    /// Delivers `body` for the recipients at `indices` of `envelope`, reusing an idle
+    /// connection to the route when there is one. A connection-level failure gives
+    /// every recipient the same reply.
     pub async fn deliver(&self, route: &Route, tls: RouteTls, envelope: &Envelope, indices: &[usize], body: &[u8]) -> Attempt {
         let remote = format!("{}:{}", route.host, route.port);
+        let key = format!("{remote}/{tls:?}");
         let mut remote_dsn = false;
-        let replies = match self.transaction(route, tls, envelope, indices, body, &mut remote_dsn).await {
-            Ok(replies) => replies,
-            Err(reply) => vec![reply; indices.len()],
+        let outcome = loop {
+            let (mut session, reused) = match self.take_idle(&key) {
+                Some(session) => (session, true),
+                None => match self.open(route, tls).await {
+                    Ok(session) => (session, false),
+                    Err(reply) => break Err(reply),
+                },
+            };
+            remote_dsn = session.caps.contains("DSN");
+            match transaction(&mut session, envelope, indices, body).await {
+                Ok(replies) => {
+                    self.keep_idle(key, session);
+                    break Ok(replies);
+                }
+                // The server closed an idle connection meanwhile: open a new one.
+                Err(TxError::Stale(_)) if reused => continue,
+                Err(TxError::Stale(reply) | TxError::Failed(reply)) => {
+                    let _ = session.conn.send(b"QUIT\r\n").await;
+                    break Err(reply);
+                }
+            }
         };
+        let replies = outcome.unwrap_or_else(|reply| vec![reply; indices.len()]);
         Attempt { remote, replies, remote_dsn }
     }
 
-    async fn transaction(
-        &self,
-        route: &Route,
-        tls: RouteTls,
-        envelope: &Envelope,
-        indices: &[usize],
-        body: &[u8],
-        remote_dsn: &mut bool,
-    ) -> Result<Vec<RemoteReply>, RemoteReply> {
+    fn take_idle(&self, key: &str) -> Option<Session> {
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        let sessions = idle.get_mut(key)?;
+        while let Some(session) = sessions.pop() {
+            if session.since.elapsed() < IDLE_LIMIT {
+                return Some(session);
+            }
+        }
+        None
+    }
+
+    /// Keeps a connection whose last transaction ended cleanly for the next message.
+    fn keep_idle(&self, key: String, mut session: Session) {
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        let sessions = idle.entry(key).or_default();
+        sessions.retain(|s| s.since.elapsed() < IDLE_LIMIT);
+        if sessions.len() < IDLE_PER_ROUTE {
+            session.since = Instant::now();
+            sessions.push(session);
+        }
+    }
+
+    /// Connects, reads the greeting, says EHLO and upgrades to TLS when the policy and
+    /// the server allow.
+    async fn open(&self, route: &Route, tls: RouteTls) -> Result<Session, RemoteReply> {
         let address = (route.host.as_str(), route.port);
         let tcp = match tokio::time::timeout(self.connect_timeout, TcpStream::connect(address)).await {
             Ok(Ok(tcp)) => tcp,
@@ -141,193 +191,96 @@ impl Client {
             let _ = conn.send(b"QUIT\r\n").await;
             return Err(RemoteReply::local(451, "4.7.10 TLS is required for this route but the server does not offer STARTTLS"));
         }
-        *remote_dsn = caps.contains("DSN");
-        let needs_utf8 = !envelope.return_path.is_ascii() || indices.iter().any(|&i| !envelope.recipients[i].address.is_ascii());
-        if needs_utf8 && !caps.contains("SMTPUTF8") {
-            // RFC 6531 §3.4: such a message must not be sent to a server without SMTPUTF8.
-            let _ = conn.send(b"QUIT\r\n").await;
-            return Err(RemoteReply::local(553, "5.6.7 SMTPUTF8 is required, but was not offered by the server"));
-        }
-        let mut mail = format!("MAIL FROM:<{}>", envelope.return_path);
-        if caps.contains("SIZE") {
-            mail.push_str(&format!(" SIZE={}", body.len()));
-        }
-        if envelope.body_8bit && caps.contains("8BITMIME") {
-            mail.push_str(" BODY=8BITMIME");
-        }
-        if envelope.smtputf8 && caps.contains("SMTPUTF8") {
-            mail.push_str(" SMTPUTF8");
-        }
-        if *remote_dsn {
-            if let Some(ret) = envelope.ret {
-                mail.push_str(if ret == rempart_model::DsnRet::Full { " RET=FULL" } else { " RET=HDRS" });
-            }
-            if let Some(envid) = &envelope.envid {
-                mail.push_str(&format!(" ENVID={envid}"));
-            }
-        }
-        let mut commands = vec![format!("{mail}\r\n")];
-        for &i in indices {
-            let r = &envelope.recipients[i];
-            let mut rcpt = format!("RCPT TO:<{}>", r.address);
-            if *remote_dsn {
-                if let Some(n) = r.notify {
-                    rcpt.push_str(&format!(" NOTIFY={}", n.to_param()));
-                }
-                if let Some(orcpt) = &r.orcpt {
-                    rcpt.push_str(&format!(" ORCPT={orcpt}"));
-                }
-            }
-            commands.push(format!("{rcpt}\r\n"));
-        }
-        commands.push("DATA\r\n".into());
-        let replies = if caps.contains("PIPELINING") {
-            conn.send(commands.concat().as_bytes()).await?;
-            let mut replies = Vec::with_capacity(commands.len());
-            for _ in &commands {
-                replies.push(conn.read_reply().await?);
-            }
-            replies
-        } else {
-            let mut replies = Vec::with_capacity(commands.len());
-            for command in &commands {
-                conn.send(command.as_bytes()).await?;
-                let reply = conn.read_reply().await?;
-                let stop = !reply.is_positive() && replies.is_empty();
-                replies.push(reply);
-                if stop {
-                    break;
-                }
-            }
-            replies
-        };
-        let mail_reply = &replies[0];
-        if !mail_reply.is_positive() {
-            let _ = conn.send(b"QUIT\r\n").await;
-            return Err(mail_reply.clone());
-        }
-        let mut rcpt_replies: Vec<RemoteReply> = replies[1..=indices.len()].to_vec();
-        let data_reply = &replies[indices.len() + 1];
-        let accepted = rcpt_replies.iter().any(RemoteReply::is_positive);
-        if data_reply.code == 354 {
-            if accepted {
-                conn.send(&dot_stuff(body)).await?;
-            } else {
-                conn.send(b".\r\n").await?;
-            }
-            let final_reply = conn.read_reply().await?;
-            for r in rcpt_replies.iter_mut().filter(|r| r.is_positive()) {
-                *r = final_reply.clone();
-            }
-        } else if accepted {
-            for r in rcpt_replies.iter_mut().filter(|r| r.is_positive()) {
-                *r = data_reply.clone();
-            }
-        }
-        let _ = conn.send(b"QUIT\r\n").await;
-        Ok(rcpt_replies)
+        Ok(Session { conn, caps, since: Instant::now() })
     }
 }
 
-struct Conn {
-    io: BufReader<Stream>,
-    timeout: Duration,
-}
-
-impl Conn {
-    fn stream(&mut self) -> &mut dyn Io {
-        match self.io.get_mut() {
-            Stream::Plain(s) => s,
-            Stream::Tls(s) => s.as_mut(),
+/// One mail transaction on an open session (MAIL, RCPTs and DATA pipelined when the
+/// server offers PIPELINING). On success the session is ready for another.
+async fn transaction(session: &mut Session, envelope: &Envelope, indices: &[usize], body: &[u8]) -> Result<Vec<RemoteReply>, TxError> {
+    let (conn, caps) = (&mut session.conn, &session.caps);
+    let needs_utf8 = !envelope.return_path.is_ascii() || indices.iter().any(|&i| !envelope.recipients[i].address.is_ascii());
+    if needs_utf8 && !caps.contains("SMTPUTF8") {
+        // RFC 6531 §3.4: such a message must not be sent to a server without SMTPUTF8.
+        return Err(TxError::Failed(RemoteReply::local(553, "5.6.7 SMTPUTF8 is required, but was not offered by the server")));
+    }
+    let remote_dsn = caps.contains("DSN");
+    let mut mail = format!("MAIL FROM:<{}>", envelope.return_path);
+    if caps.contains("SIZE") {
+        mail.push_str(&format!(" SIZE={}", body.len()));
+    }
+    if envelope.body_8bit && caps.contains("8BITMIME") {
+        mail.push_str(" BODY=8BITMIME");
+    }
+    if envelope.smtputf8 && caps.contains("SMTPUTF8") {
+        mail.push_str(" SMTPUTF8");
+    }
+    if remote_dsn {
+        if let Some(ret) = envelope.ret {
+            mail.push_str(if ret == rempart_model::DsnRet::Full { " RET=FULL" } else { " RET=HDRS" });
+        }
+        if let Some(envid) = &envelope.envid {
+            mail.push_str(&format!(" ENVID={envid}"));
         }
     }
-
-    async fn send(&mut self, bytes: &[u8]) -> Result<(), RemoteReply> {
-        let timeout = self.timeout;
-        let stream = self.stream();
-        let write = async {
-            stream.write_all(bytes).await?;
-            stream.flush().await
-        };
-        match tokio::time::timeout(timeout, write).await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(RemoteReply::local(451, format!("4.4.2 Connection lost while sending: {e}"))),
-            Err(_) => Err(RemoteReply::local(451, "4.4.2 Timed out while sending")),
-        }
-    }
-
-    async fn read_reply(&mut self) -> Result<RemoteReply, RemoteReply> {
-        let mut text = Vec::new();
-        loop {
-            let mut line = Vec::new();
-            match tokio::time::timeout(self.timeout, read_line(&mut self.io, &mut line)).await {
-                Ok(Ok(0)) => return Err(RemoteReply::local(451, "4.4.2 Connection closed by the remote server")),
-                Ok(Ok(_)) => {}
-                Ok(Err(e)) => return Err(RemoteReply::local(451, format!("4.4.2 Connection lost: {e}"))),
-                Err(_) => return Err(RemoteReply::local(451, "4.4.2 Timed out waiting for the remote server")),
+    let mut commands = vec![format!("{mail}\r\n")];
+    for &i in indices {
+        let r = &envelope.recipients[i];
+        let mut rcpt = format!("RCPT TO:<{}>", r.address);
+        if remote_dsn {
+            if let Some(n) = r.notify {
+                rcpt.push_str(&format!(" NOTIFY={}", n.to_param()));
             }
-            let line = String::from_utf8_lossy(&line).trim_end().to_string();
-            let code = line.get(..3).and_then(|c| c.parse::<u16>().ok()).filter(|c| (200..600).contains(c));
-            let Some(code) = code else {
-                return Err(RemoteReply::local(451, format!("4.5.0 Invalid reply from the remote server: {line:.100}")));
-            };
-            text.push(line.get(4..).unwrap_or("").to_string());
-            if line.as_bytes().get(3) != Some(&b'-') {
-                return Ok(RemoteReply { code, text: text.join(" ") });
-            }
-            if text.len() > 100 {
-                return Err(RemoteReply::local(451, "4.5.0 Reply from the remote server too long"));
+            if let Some(orcpt) = &r.orcpt {
+                rcpt.push_str(&format!(" ORCPT={orcpt}"));
             }
         }
+        commands.push(format!("{rcpt}\r\n"));
     }
-
-    /// EHLO (HELO if refused); returns the extension keywords.
-    async fn ehlo(&mut self, hostname: &str) -> Result<HashSet<String>, RemoteReply> {
-        self.send(format!("EHLO {hostname}\r\n").as_bytes()).await?;
-        let mut lines = Vec::new();
-        loop {
-            let mut line = Vec::new();
-            match tokio::time::timeout(self.timeout, read_line(&mut self.io, &mut line)).await {
-                Ok(Ok(n)) if n > 0 => {}
-                _ => return Err(RemoteReply::local(451, "4.4.2 Connection lost during EHLO")),
-            }
-            let line = String::from_utf8_lossy(&line).trim_end().to_string();
-            let more = line.as_bytes().get(3) == Some(&b'-');
-            lines.push(line);
-            if !more || lines.len() > 100 {
+    commands.push("DATA\r\n".into());
+    // Until the server has answered something, a failure means a dead connection.
+    let stale = TxError::Stale;
+    let mut replies = Vec::with_capacity(commands.len());
+    if caps.contains("PIPELINING") {
+        conn.send(commands.concat().as_bytes()).await.map_err(stale)?;
+        replies.push(conn.read_reply().await.map_err(stale)?);
+        for _ in 1..commands.len() {
+            replies.push(conn.read_reply().await.map_err(TxError::Failed)?);
+        }
+    } else {
+        for command in &commands {
+            let first = replies.is_empty();
+            conn.send(command.as_bytes()).await.map_err(if first { TxError::Stale } else { TxError::Failed })?;
+            let reply = conn.read_reply().await.map_err(if first { TxError::Stale } else { TxError::Failed })?;
+            let stop = !reply.is_positive() && first;
+            replies.push(reply);
+            if stop {
                 break;
             }
         }
-        if lines.first().is_some_and(|l| l.starts_with("250")) {
-            return Ok(lines.iter().skip(1).filter_map(|l| l.get(4..)?.split_whitespace().next().map(str::to_ascii_uppercase)).collect());
-        }
-        self.send(format!("HELO {hostname}\r\n").as_bytes()).await?;
-        expect(self.read_reply().await?, 250)?;
-        Ok(HashSet::new())
     }
-}
-
-async fn read_line(io: &mut BufReader<Stream>, line: &mut Vec<u8>) -> std::io::Result<usize> {
-    // Bounded: a hostile server cannot make us buffer forever.
-    let mut limited = io.take(4096);
-    limited.read_until(b'\n', line).await
-}
-
-impl AsyncRead for Stream {
-    fn poll_read(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &mut tokio::io::ReadBuf<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        match self.get_mut() {
-            Stream::Plain(s) => std::pin::Pin::new(s).poll_read(cx, buf),
-            Stream::Tls(s) => std::pin::Pin::new(s.as_mut()).poll_read(cx, buf),
-        }
+    let mail_reply = &replies[0];
+    if !mail_reply.is_positive() {
+        return Err(TxError::Failed(mail_reply.clone()));
     }
-}
-
-fn expect(reply: RemoteReply, code: u16) -> Result<RemoteReply, RemoteReply> {
-    if reply.code == code { Ok(reply) } else { Err(reply) }
+    let mut rcpt_replies: Vec<RemoteReply> = replies[1..=indices.len()].to_vec();
+    let data_reply = &replies[indices.len() + 1];
+    let accepted = rcpt_replies.iter().any(RemoteReply::is_positive);
+    if data_reply.code == 354 {
+        conn.send(&if accepted { dot_stuff(body) } else { b".\r\n".to_vec() }).await.map_err(TxError::Failed)?;
+        let final_reply = conn.read_reply().await.map_err(TxError::Failed)?;
+        for r in rcpt_replies.iter_mut().filter(|r| r.is_positive()) {
+            *r = final_reply.clone();
+        }
+    } else {
+        for r in rcpt_replies.iter_mut().filter(|r| r.is_positive()) {
+            *r = data_reply.clone();
+        }
+        // The transaction did not complete: clear it before the session is reused.
+        conn.send(b"RSET\r\n").await.map_err(TxError::Failed)?;
+        expect(conn.read_reply().await.map_err(TxError::Failed)?, 250).map_err(TxError::Failed)?;
+    }
+    Ok(rcpt_replies)
 }
 
 /// Dot-stuffs the body and appends the end-of-data line (adding a final CRLF if the
@@ -345,53 +298,6 @@ pub fn dot_stuff(body: &[u8]) -> Vec<u8> {
     }
     out.extend_from_slice(b".\r\n");
     out
-}
-
-/// Opportunistic TLS (RFC 7435): encryption without authentication, as MTAs do when
-/// no DANE or MTA-STS policy says otherwise. Signatures are still checked.
-#[derive(Debug)]
-struct AnyCertificate(Arc<CryptoProvider>);
-
-impl ServerCertVerifier for AnyCertificate {
-    fn verify_server_cert(
-        &self,
-        _: &CertificateDer<'_>,
-        _: &[CertificateDer<'_>],
-        _: &ServerName<'_>,
-        _: &[u8],
-        _: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
-}
-
-fn unreachable_config() -> rustls::ClientConfig {
-    rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_protocol_versions(&[&rustls::version::TLS13])
-        .map(|b| b.with_root_certificates(rustls::RootCertStore::empty()).with_no_client_auth())
-        .unwrap_or_else(|e| panic!("the ring provider supports TLS 1.3: {e}"))
 }
 
 #[cfg(test)]

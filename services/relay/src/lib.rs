@@ -4,6 +4,7 @@
 //! the sender with a DSN (never to the null sender).
 
 mod client;
+mod conn;
 mod dsn;
 
 use std::collections::BTreeMap;
