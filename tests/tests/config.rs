@@ -151,3 +151,30 @@ fn stdin_default_file_json_and_usage_errors() {
     let help = rempart(&["--help"], dir.path(), None);
     assert!(String::from_utf8_lossy(&help.stdout).contains("Exit status: 0 success; 1"));
 }
+
+/// `rempart serve` with no configuration: 127.0.0.1:2525, a local data directory, and
+/// no domain, so it relays for nobody.
+#[test]
+fn serve_without_config_uses_safe_defaults() {
+    if std::net::TcpListener::bind("127.0.0.1:2525").is_err() {
+        eprintln!("skipped: 127.0.0.1:2525 is in use on this machine");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(rempart_bin()).arg("serve").current_dir(dir.path()).stderr(Stdio::piped()).spawn().unwrap();
+    let up = rempart_tests::wait_until(std::time::Duration::from_secs(20), || std::net::TcpStream::connect("127.0.0.1:2525").is_ok());
+    let outcome = std::panic::catch_unwind(|| {
+        assert!(up, "nothing listening on 127.0.0.1:2525");
+        let mut c = rempart_tests::SmtpClient::connect("127.0.0.1:2525");
+        c.ehlo();
+        assert_eq!(c.cmd("MAIL FROM:<a@sender.test>").code, 250);
+        let r = c.cmd("RCPT TO:<someone@example.com>");
+        assert_eq!((r.code, r.enhanced().as_deref()), (550, Some("5.7.1")), "{r:?}");
+        assert!(dir.path().join("rempart-data/queue.redb").exists());
+    });
+    let _ = child.kill();
+    let out = child.wait_with_output().unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(outcome.is_ok(), "{log}");
+    assert!(log.contains("no [[domain]] configured"), "{log}");
+}

@@ -400,3 +400,57 @@ fn per_domain_size_smtputf8_and_recipients_file() {
     assert_eq!(got[0].rcpt_to, vec!["andr\u{e9}@example.com"]);
     assert!(String::from_utf8_lossy(&got[0].data).contains("with UTF8SMTP id"));
 }
+
+/// Random garbage, random verbs with random arguments: the gateway answers or hangs
+/// up, and never panics (a panic would print "panicked" on its stderr).
+#[test]
+fn garbage_input_never_panics() {
+    let sink = Sink::start(SinkMode::Accept);
+    let gw = start(&sink, "max_errors = 1000\ncommand_timeout = \"2s\"\ndata_timeout = \"2s\"");
+    let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let verbs = [
+        "EHLO",
+        "HELO",
+        "MAIL FROM:",
+        "RCPT TO:",
+        "DATA",
+        "BDAT",
+        "RSET",
+        "VRFY",
+        "STARTTLS",
+        "NOOP",
+        "MAIL FROM:<",
+        "RCPT TO:<\"",
+        "BDAT 1",
+        "AUTH",
+    ];
+    for _ in 0..20 {
+        let mut stream = std::net::TcpStream::connect(gw.addr()).unwrap();
+        stream.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
+        let mut bytes = Vec::new();
+        for _ in 0..40 {
+            let r = next();
+            if r % 3 == 0 {
+                bytes.extend((0..(r % 300)).map(|_| (next() % 256) as u8));
+            } else {
+                bytes.extend_from_slice(verbs[(r % verbs.len() as u64) as usize].as_bytes());
+                let alphabet = b" <>@\"\\.:=%!a\x80\xff\0";
+                bytes.extend((0..(next() % 40)).map(|_| alphabet[(next() % alphabet.len() as u64) as usize]));
+            }
+            bytes.extend_from_slice(if next() % 5 == 0 { b"\n" } else { b"\r\n" });
+        }
+        let _ = stream.write_all(&bytes);
+        let mut sink_bytes = Vec::new();
+        let _ = std::io::Read::read_to_end(&mut stream, &mut sink_bytes);
+    }
+    let mut c = SmtpClient::connect(&gw.addr());
+    expect(c.cmd("NOOP"), 250, "2.0.0");
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(!gw.log().contains("panicked"), "{}", gw.log());
+}
