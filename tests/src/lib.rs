@@ -57,3 +57,19 @@ pub fn shared_dir(sub: &str) -> Option<std::path::PathBuf> {
         None
     }
 }
+
+/// Parses a DSN and returns the text of its `message/delivery-status` part, checking the
+/// RFC 3464 structure on the way.
+pub fn delivery_status(dsn: &[u8]) -> String {
+    use mail_parser::MimeHeaders;
+    let parsed = mail_parser::MessageParser::default().parse(dsn).expect("the DSN parses");
+    let ct = parsed.content_type().expect("a content type");
+    assert_eq!((ct.ctype(), ct.subtype()), ("multipart", Some("report")));
+    assert_eq!(ct.attribute("report-type"), Some("delivery-status"));
+    let part = parsed
+        .parts
+        .iter()
+        .find(|p| p.content_type().is_some_and(|c| c.subtype() == Some("delivery-status")))
+        .expect("a message/delivery-status part");
+    String::from_utf8_lossy(part.contents()).into_owned()
+}

@@ -4,7 +4,6 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use mail_parser::MimeHeaders;
 use rempart_tests::{Gateway, Sink, SinkMode, SmtpClient, message};
 
 fn config(customer: &Sink, sender_domain: &Sink) -> String {
@@ -101,20 +100,12 @@ fn temporary_failures_are_retried_until_delivered() {
     assert!(gw.log().contains("temporary failure"), "{}", gw.log());
 }
 
+/// The delivery-status fields of a failure DSN, after checking its human-readable part.
 fn parse_dsn(data: &[u8]) -> String {
     let parsed = mail_parser::MessageParser::default().parse(data).expect("DSN parses");
-    let ct = parsed.content_type().expect("content type");
-    assert_eq!((ct.ctype(), ct.subtype()), ("multipart", Some("report")));
-    assert_eq!(ct.attribute("report-type"), Some("delivery-status"));
-    let status_part = parsed
-        .parts
-        .iter()
-        .find(|p| p.content_type().is_some_and(|c| c.subtype() == Some("delivery-status")))
-        .expect("a message/delivery-status part");
-    let text = String::from_utf8_lossy(status_part.contents()).to_string();
     let human = parsed.body_text(0).expect("a human-readable part").to_string();
     assert!(human.contains("could not be delivered") && human.contains("n'a pas pu être remis"), "{human}");
-    text
+    rempart_tests::delivery_status(data)
 }
 
 #[test]

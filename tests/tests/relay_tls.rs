@@ -5,7 +5,6 @@
 
 use std::time::{Duration, Instant};
 
-use mail_parser::MimeHeaders;
 use rempart_tests::{Gateway, Sink, SinkMode, SmtpClient, message, self_signed_cert};
 
 fn front(route: &str, route_tls: &str, queue_extra: &str, dsn_route: &str) -> Gateway {
@@ -57,9 +56,7 @@ fn undeliverable_before_max_age_bounces_with_4_4_7() {
     assert_eq!(c.send_mail("s@sender.test", &["alice@example.com"], &message("expires")).code, 250);
     let got = sender_side.wait_for(1, Duration::from_secs(20));
     assert_eq!(got.len(), 1, "no DSN:\n{}", gw.log());
-    let parsed = mail_parser::MessageParser::default().parse(&got[0].data).unwrap();
-    let status = parsed.parts.iter().find(|p| p.content_type().is_some_and(|c| c.subtype() == Some("delivery-status"))).unwrap();
-    let status = String::from_utf8_lossy(status.contents());
+    let status = rempart_tests::delivery_status(&got[0].data);
     assert!(status.contains("Status: 4.4.7") && status.contains("Action: failed"), "{status}");
     assert!(status.contains("451 4.3.0 try again later"), "the last error is reported: {status}");
     assert!(customer.rcpt_attempts() >= 2);
@@ -85,8 +82,7 @@ fn notify_delay_gets_one_delayed_report_then_delivery() {
     assert_eq!(reports.len(), 1, "exactly one delayed report: {reports:?}");
     let parsed = mail_parser::MessageParser::default().parse(&reports[0].data).unwrap();
     assert!(parsed.subject().unwrap_or_default().starts_with("Delayed Mail"));
-    let status = parsed.parts.iter().find(|p| p.content_type().is_some_and(|c| c.subtype() == Some("delivery-status"))).unwrap();
-    let status = String::from_utf8_lossy(status.contents());
+    let status = rempart_tests::delivery_status(&reports[0].data);
     assert!(status.contains("Final-Recipient: rfc822; alice@example.com") && !status.contains("bob@example.com"), "{status}");
     assert!(status.contains("Action: delayed") && status.contains("Status: 4.3.0") && status.contains("Will-Retry-Until: "), "{status}");
 }
