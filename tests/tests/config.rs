@@ -41,6 +41,17 @@ fn all_config_keys() -> BTreeSet<String> {
         recipients_file: Some("f".into()),
         recipient_delimiter: "+".into(),
         max_message_size: Some(1),
+        policy: rempart_model::config::PolicyOverride {
+            reject: Some(1.0),
+            add_header: Some(1.0),
+            greylist: Some(1.0),
+            quarantine: Some(1.0),
+            soft_reject: Some(1.0),
+            discard: Some(1.0),
+            subject_tag: Some("x".into()),
+            allow: vec!["a".into()],
+            block: vec!["b".into()],
+        },
     });
     let value = toml::Value::try_from(&config).unwrap();
     let mut keys = BTreeSet::new();

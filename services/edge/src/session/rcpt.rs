@@ -121,6 +121,7 @@ mod tests {
             recipients_file: None,
             recipient_delimiter: "+".into(),
             max_message_size: None,
+            policy: Default::default(),
         };
         let mb = |local: &str| Mailbox { local: local.into(), quoted: false, domain: "example.com".into() };
         assert!(recipient_exists(&domain, &mb("alice")));

@@ -6,8 +6,10 @@ pub mod date;
 pub mod duration;
 pub mod envelope;
 pub mod queue_id;
+pub mod verdict;
 
 pub use config::{Config, ConfigError, DomainConfig, Route, RouteTls};
 pub use duration::HumanDuration;
 pub use envelope::{DeliveryStatus, DsnRet, Envelope, Notify, Recipient, SessionFacts};
 pub use queue_id::QueueId;
+pub use verdict::{Action, SymbolHit, Verdict};

@@ -1,0 +1,82 @@
+//! What the scanner decides about a message: the symbols it found, their sum (the
+//! score), and the action the domain's policy maps that score to.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// What happens to a message, from the mildest to the harshest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    Accept,
+    /// Temporary refusal for the first attempt (needs shared state: issue #5).
+    Greylist,
+    /// Accepted with X-Spam-* headers (and an optional subject tag).
+    AddHeader,
+    /// Accepted and held aside instead of delivered.
+    Quarantine,
+    /// `451 4.7.1`: try again later.
+    SoftReject,
+    /// `550 5.7.1` in the SMTP session.
+    Reject,
+    /// Accepted with 250 and dropped.
+    Discard,
+}
+
+impl Action {
+    pub const ALL: [Action; 7] =
+        [Action::Accept, Action::Greylist, Action::AddHeader, Action::Quarantine, Action::SoftReject, Action::Reject, Action::Discard];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Accept => "accept",
+            Action::Greylist => "greylist",
+            Action::AddHeader => "add_header",
+            Action::Quarantine => "quarantine",
+            Action::SoftReject => "soft_reject",
+            Action::Reject => "reject",
+            Action::Discard => "discard",
+        }
+    }
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One finding, with the score it contributed and why.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SymbolHit {
+    pub name: String,
+    /// The weight actually counted (after group limits).
+    pub score: f64,
+    pub group: String,
+    pub description: String,
+    pub description_fr: String,
+    /// What triggered it, when that helps ("Reply-To: x@gmail.com").
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub detail: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Verdict {
+    pub score: f64,
+    pub action: Action,
+    /// Highest score first.
+    pub symbols: Vec<SymbolHit>,
+    /// Set when an allow or block list decided, naming the entry that matched.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub listed: Option<String>,
+    pub scanner_id: String,
+    pub elapsed_us: u64,
+}
+
+impl Verdict {
+    /// The names of the highest-scoring symbols, for a reply line.
+    pub fn top_symbols(&self, n: usize) -> Vec<&str> {
+        self.symbols.iter().filter(|s| s.score > 0.0).take(n).map(|s| s.name.as_str()).collect()
+    }
+}

@@ -1,0 +1,155 @@
+//! MIME structure, attachments and HTML, with SpamAssassin's bands and semantics.
+
+use std::collections::HashSet;
+
+use super::{Context, Findings};
+
+/// Extensions of files that run when opened.
+const EXECUTABLE: &[&str] = &[
+    "exe", "scr", "com", "pif", "bat", "cmd", "vbs", "vbe", "js", "jse", "wsf", "wsh", "msi", "hta", "cpl", "jar", "ps1", "lnk", "reg",
+    "msc", "scf",
+];
+
+pub fn run(ctx: &Context<'_>, out: &mut Findings) {
+    let a = ctx.analysis;
+    if a.html_parts > 0 {
+        out.hit("HTML_MESSAGE");
+        if a.plain_parts == 0 {
+            out.hit("MIME_HTML_ONLY");
+            if a.multipart {
+                out.hit("MIME_HTML_ONLY_MULTI");
+            }
+        }
+    }
+    for name in &a.attachment_names {
+        let lower = name.to_ascii_lowercase();
+        if let Some((_, ext)) = lower.rsplit_once('.')
+            && EXECUTABLE.contains(&ext.trim())
+        {
+            out.hit_with("MIME_BAD_EXTENSION", Some(name.clone()));
+        }
+    }
+    let Some(html) = a.html.first() else { return };
+    if a.alternative && a.plain_parts > 0 && alternative_difference(&a.plain_text, &html.text) >= 0.99 {
+        out.hit("MPART_ALT_DIFF");
+    }
+    let images = a.html.iter().any(|h| h.images > 0);
+    let length = html.text_len;
+    if images {
+        let bands = [
+            (0, 400, "04"),
+            (400, 800, "08"),
+            (800, 1200, "12"),
+            (1200, 1600, "16"),
+            (1600, 2000, "20"),
+            (2000, 2400, "24"),
+            (2400, 2800, "28"),
+            (2800, 3200, "32"),
+        ];
+        // SpamAssassin's html_image_only: min < length <= max (0 counts in the first band).
+        if let Some((_, _, band)) = bands.iter().find(|(min, max, _)| (length > *min || *min == 0) && length <= *max) {
+            out.hit(&format!("HTML_IMAGE_ONLY_{band}"));
+        }
+    }
+    if a.html.iter().any(|h| h.linked_image) {
+        let band = match length {
+            0..1024 => Some(1),
+            1024..1536 => Some(2),
+            1536..2048 => Some(3),
+            _ => None,
+        };
+        if let Some(n) = band {
+            out.hit(&format!("HTML_SHORT_LINK_IMG_{n}"));
+        }
+    }
+    // SpamAssassin: longest title / subject length > 3.5, unless there are attachments.
+    if let Some(subject) = a.subject().filter(|s| !s.is_empty())
+        && a.attachment_names.is_empty()
+    {
+        let longest = a.html.iter().flat_map(|h| h.titles.iter()).map(|t| t.chars().count()).max().unwrap_or(0);
+        if longest as f64 / subject.chars().count() as f64 > 3.5 {
+            out.hit("HTML_TITLE_SUBJ_DIFF");
+        }
+    }
+    if a.html.iter().any(|h| h.remote_images > 0) {
+        out.hit("T_REMOTE_IMAGE");
+    }
+    if a.html.iter().any(|h| h.mixed_case_href) {
+        out.hit("MIXED_HREF_CASE");
+    }
+    if a.html.iter().any(|h| h.mixed_case_center) {
+        out.hit("MIXED_CENTER_CASE");
+    }
+    if let Some(detail) = a.html.iter().flat_map(|h| h.anchors.iter()).find_map(|anchor| deceptive_link(&anchor.text, &anchor.href)) {
+        out.hit_with("PHISHING", Some(detail));
+    }
+}
+
+/// Share of the HTML's words that are absent from the text part (0 to 1).
+fn alternative_difference(plain: &str, html: &str) -> f64 {
+    let words = |s: &str| -> HashSet<String> {
+        s.split(|c: char| !c.is_alphanumeric()).filter(|w| w.chars().count() >= 3).map(str::to_lowercase).collect()
+    };
+    let (plain, html) = (words(plain), words(html));
+    if html.len() < 5 {
+        return 0.0;
+    }
+    html.iter().filter(|w| !plain.contains(*w)).count() as f64 / html.len() as f64
+}
+
+/// When a link's text looks like an address on one site and its target is another
+/// site: "text shows a.example, goes to b.example".
+fn deceptive_link(text: &str, href: &str) -> Option<String> {
+    let shown = host_of(text.trim())?;
+    if !shown.contains('.') || shown.contains(' ') {
+        return None;
+    }
+    let target = host_of(href.trim())?;
+    let (a, b) = (registrable(&shown), registrable(&target));
+    (a != b).then(|| format!("text shows {shown}, link goes to {target}"))
+}
+
+/// The host of `https://host/...`, `www.host/...` or `host.tld`; None for other text.
+fn host_of(s: &str) -> Option<String> {
+    let lower = s.to_ascii_lowercase();
+    let rest = lower.strip_prefix("https://").or_else(|| lower.strip_prefix("http://")).unwrap_or(&lower);
+    if lower == rest && !rest.starts_with("www.") && rest.contains(|c: char| c == '/' || c.is_whitespace()) {
+        return None;
+    }
+    let host = rest.split(['/', '?', '#', ':']).next()?.trim_end_matches('.');
+    let host = host.rsplit_once('@').map_or(host, |(_, h)| h);
+    let valid = !host.is_empty() && host.contains('.') && host.chars().all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-');
+    let tld_is_alpha = host.rsplit('.').next().is_some_and(|t| t.len() >= 2 && t.chars().all(|c| c.is_ascii_alphabetic()));
+    (valid && tld_is_alpha).then(|| host.to_string())
+}
+
+/// The last two labels, or three under common second-level suffixes (co.uk, com.au…).
+fn registrable(host: &str) -> String {
+    let labels: Vec<&str> = host.split('.').collect();
+    let n = labels.len();
+    let second_level =
+        n >= 3 && ["co", "com", "net", "org", "gov", "ac", "edu", "gouv", "asso"].contains(&labels[n - 2]) && labels[n - 1].len() == 2;
+    let keep = if second_level { 3 } else { 2 };
+    labels[n.saturating_sub(keep)..].join(".")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deceptive_links() {
+        assert!(deceptive_link("www.mybank.example", "http://evil.example/login").is_some());
+        assert!(deceptive_link("https://mybank.example/account", "https://login.evil.example").is_some());
+        assert!(deceptive_link("www.mybank.example", "https://secure.mybank.example/x").is_none(), "same site");
+        assert!(deceptive_link("Click here", "http://evil.example").is_none(), "text is not an address");
+        assert!(deceptive_link("bbc.co.uk", "https://www.bbc.co.uk/news").is_none());
+        assert!(deceptive_link("version 2.0", "http://x.example").is_none());
+    }
+
+    #[test]
+    fn alternative_difference_counts_html_words_missing_from_text() {
+        assert!(alternative_difference("hello world this is fine", "hello world this is fine") < 0.01);
+        assert!(alternative_difference("unsubscribe nothing", "cheap pills online pharmacy discount") > 0.99);
+    }
+}

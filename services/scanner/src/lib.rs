@@ -1,0 +1,333 @@
+//! Rempart's scanner. Checks add named symbols; weights (with per-group limits) sum to
+//! the score; composites combine symbols; each recipient domain's policy maps the
+//! score, or an allow/block list entry, to an action. The verdict keeps every symbol
+//! with its description so a rejection can explain itself.
+
+pub mod checks;
+pub mod composite;
+pub mod html;
+pub mod lists;
+pub mod message;
+pub mod symbols;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::net::IpAddr;
+use std::time::Instant;
+
+use rempart_model::config::PolicyConfig;
+use rempart_model::{Action, Config, SessionFacts, SymbolHit, Verdict};
+
+use checks::{Context, Findings};
+use composite::Expr;
+use lists::Entry;
+use message::Analysis;
+
+/// Free-mail providers (SpamAssassin's idea of a freemail domain), extended by
+/// `scanner.freemail_domains`.
+const FREEMAIL: &[&str] = &[
+    "gmail.com",
+    "googlemail.com",
+    "yahoo.com",
+    "yahoo.fr",
+    "yahoo.co.uk",
+    "ymail.com",
+    "hotmail.com",
+    "hotmail.fr",
+    "outlook.com",
+    "outlook.fr",
+    "live.com",
+    "live.fr",
+    "msn.com",
+    "aol.com",
+    "aol.fr",
+    "icloud.com",
+    "me.com",
+    "mail.com",
+    "gmx.com",
+    "gmx.de",
+    "gmx.fr",
+    "gmx.net",
+    "web.de",
+    "laposte.net",
+    "orange.fr",
+    "wanadoo.fr",
+    "free.fr",
+    "sfr.fr",
+    "neuf.fr",
+    "bbox.fr",
+    "yandex.ru",
+    "yandex.com",
+    "mail.ru",
+    "protonmail.com",
+    "proton.me",
+    "zoho.com",
+    "tutanota.com",
+    "qq.com",
+    "163.com",
+    "126.com",
+];
+
+#[derive(Debug, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct ScannerError {
+    /// The configuration field at fault, e.g. `scanner.weights.FOO`.
+    pub field: String,
+    pub message: String,
+}
+
+/// What the scanner is asked about.
+pub struct ScanInput<'a> {
+    pub facts: &'a SessionFacts,
+    pub return_path: &'a str,
+    pub recipients: &'a [String],
+    pub message: &'a [u8],
+}
+
+struct Composite {
+    name: String,
+    expr: Expr,
+    weight: f64,
+    en: String,
+    fr: String,
+}
+
+struct Policy {
+    thresholds: PolicyConfig,
+    allow: Vec<(String, Entry)>,
+    block: Vec<(String, Entry)>,
+}
+
+/// What a policy says before the score is known.
+enum Listed {
+    Allowed(String),
+    Blocked(String),
+}
+
+pub struct Scanner {
+    id: String,
+    hostname: String,
+    weights: HashMap<String, f64>,
+    group_limits: BTreeMap<String, f64>,
+    composites: Vec<Composite>,
+    freemail: HashSet<String>,
+    default_policy: Policy,
+    domain_policies: HashMap<String, Policy>,
+}
+
+impl Scanner {
+    /// Builds the scanner; every symbol name, composite expression and list entry in
+    /// the configuration is checked here.
+    pub fn new(config: &Config) -> Result<Scanner, ScannerError> {
+        let err = |field: String, message: String| ScannerError { field, message };
+        let mut weights: HashMap<String, f64> = symbols::SYMBOLS.iter().map(|s| (s.name.to_string(), s.weight)).collect();
+        for (name, weight) in &config.scanner.weights {
+            if symbols::lookup(name).is_none() && !config.scanner.composites.iter().any(|c| &c.name == name) {
+                return Err(err(format!("scanner.weights.{name}"), "no such symbol".into()));
+            }
+            if !weight.is_finite() {
+                return Err(err(format!("scanner.weights.{name}"), "must be a finite number".into()));
+            }
+            weights.insert(name.clone(), *weight);
+        }
+        let mut composites = Vec::new();
+        for (i, c) in config.scanner.composites.iter().enumerate() {
+            let field = |k: &str| format!("scanner.composite[{i}].{k}");
+            if c.name.is_empty() || !c.name.chars().all(|ch| ch.is_ascii_uppercase() || ch.is_ascii_digit() || ch == '_') {
+                return Err(err(field("name"), format!("{:?}: use upper-case letters, digits and _", c.name)));
+            }
+            if symbols::lookup(&c.name).is_some() || composites.iter().any(|x: &Composite| x.name == c.name) {
+                return Err(err(field("name"), format!("{} is already a symbol", c.name)));
+            }
+            let expr = Expr::parse(&c.expression).map_err(|e| err(field("expression"), e))?;
+            let mut used = Vec::new();
+            expr.symbols(&mut used);
+            if let Some(unknown) =
+                used.iter().find(|s| symbols::lookup(s).is_none() && !composites.iter().any(|x: &Composite| &x.name == *s))
+            {
+                return Err(err(
+                    field("expression"),
+                    format!("no such symbol {unknown} (composites may only use symbols defined before them)"),
+                ));
+            }
+            let weight = config.scanner.weights.get(&c.name).copied().unwrap_or(c.weight);
+            composites.push(Composite {
+                name: c.name.clone(),
+                expr,
+                weight,
+                en: c.description.clone(),
+                fr: c.description_fr.clone().unwrap_or_else(|| c.description.clone()),
+            });
+        }
+        let policy = |p: PolicyConfig, field: &str| -> Result<Policy, ScannerError> {
+            let parse = |list: &[String], which: &str| -> Result<Vec<(String, Entry)>, ScannerError> {
+                list.iter().map(|s| Entry::parse(s).map(|e| (s.clone(), e)).map_err(|m| err(format!("{field}.{which}"), m))).collect()
+            };
+            Ok(Policy { allow: parse(&p.allow, "allow")?, block: parse(&p.block, "block")?, thresholds: p })
+        };
+        let default_policy = policy(config.policy.clone(), "policy")?;
+        let mut domain_policies = HashMap::new();
+        for (i, d) in config.domains.iter().enumerate() {
+            domain_policies.insert(d.name.clone(), policy(config.policy.with(&d.policy), &format!("domain[{i}].policy"))?);
+        }
+        let mut freemail: HashSet<String> = FREEMAIL.iter().map(|s| s.to_string()).collect();
+        freemail.extend(config.scanner.freemail_domains.iter().map(|d| d.to_ascii_lowercase()));
+        Ok(Scanner {
+            id: format!("{}/{}", config.smtp.hostname, std::process::id()),
+            hostname: config.smtp.hostname.clone(),
+            weights,
+            group_limits: config.scanner.group_limits.clone(),
+            composites,
+            freemail,
+            default_policy,
+            domain_policies,
+        })
+    }
+
+    fn policies(&self, recipients: &[String]) -> Vec<&Policy> {
+        let mut seen = HashSet::new();
+        let mut out: Vec<&Policy> = recipients
+            .iter()
+            .filter_map(|r| checks::domain_of(r))
+            .filter(|d| seen.insert(d.clone()))
+            .map(|d| self.domain_policies.get(&d).unwrap_or(&self.default_policy))
+            .collect();
+        if out.is_empty() {
+            out.push(&self.default_policy);
+        }
+        out
+    }
+
+    /// The lowest add_header threshold among the recipients' policies, and the subject
+    /// tag to use, for the X-Spam headers.
+    pub fn add_header_settings(&self, recipients: &[String]) -> (Option<f64>, Option<String>) {
+        let policies = self.policies(recipients);
+        let required = policies.iter().filter_map(|p| p.thresholds.add_header).min_by(f64::total_cmp);
+        let tag = policies.iter().find_map(|p| p.thresholds.subject_tag.clone());
+        (required, tag)
+    }
+
+    /// The page a refused sender is pointed to.
+    pub fn explain_url(&self, queue_id: &str) -> String {
+        self.default_policy.thresholds.explain_url.replace("{queue_id}", queue_id).replace("{hostname}", &self.hostname)
+    }
+
+    pub fn scan(&self, input: &ScanInput<'_>) -> Verdict {
+        let started = Instant::now();
+        let analysis = Analysis::new(input.message);
+        let policies = self.policies(input.recipients);
+        let ip: Option<IpAddr> = input.facts.peer_ip.parse().ok();
+        let header_from: Vec<String> = analysis
+            .message
+            .from()
+            .map(|f| f.iter().filter_map(|a| a.address()).map(str::to_ascii_lowercase).collect())
+            .unwrap_or_default();
+        let listed: Vec<Option<Listed>> = policies.iter().map(|p| listed(p, ip, input.return_path, &header_from)).collect();
+
+        let mut findings = Findings::default();
+        if listed.iter().any(Option::is_none) {
+            let ctx = Context {
+                facts: input.facts,
+                return_path: input.return_path,
+                analysis: &analysis,
+                hostname: &self.hostname,
+                freemail: &self.freemail,
+            };
+            checks::connection::run(&ctx, &mut findings);
+            checks::headers::run(&ctx, &mut findings);
+            checks::content::run(&ctx, &mut findings);
+            // Hook points, not built yet: authentication and DNS lists (SPF, DKIM,
+            // DMARC, ARC, DNSBL, URIBL), the classifier (Bayes) and reputation (AWL).
+            for c in &self.composites {
+                if c.expr.eval(&|s| findings.has(s)) {
+                    findings.hit(&c.name);
+                }
+            }
+        }
+        let symbols = self.weigh(findings);
+        let score = (symbols.iter().map(|s| s.score).sum::<f64>() * 100.0).round() / 100.0;
+        let mut action = Action::Accept;
+        let mut listed_reason = None;
+        for (policy, listed) in policies.iter().zip(listed) {
+            let this = match listed {
+                Some(Listed::Blocked(entry)) => {
+                    listed_reason = Some(format!("block list: {entry}"));
+                    Action::Reject
+                }
+                Some(Listed::Allowed(entry)) => {
+                    listed_reason.get_or_insert(format!("allow list: {entry}"));
+                    Action::Accept
+                }
+                None => policy.thresholds.action_for(score),
+            };
+            action = action.max(this);
+        }
+        Verdict {
+            score,
+            action,
+            symbols,
+            listed: listed_reason,
+            scanner_id: self.id.clone(),
+            elapsed_us: started.elapsed().as_micros() as u64,
+        }
+    }
+
+    /// Turns findings into weighted hits, capping each group at its limit.
+    fn weigh(&self, findings: Findings) -> Vec<SymbolHit> {
+        let mut hits: Vec<SymbolHit> = findings
+            .hits
+            .into_iter()
+            .map(|(name, detail)| {
+                let (group, en, fr) = match symbols::lookup(&name) {
+                    Some(def) => (def.group.to_string(), def.en.to_string(), def.fr.to_string()),
+                    None => {
+                        let c = self.composites.iter().find(|c| c.name == name);
+                        ("composite".to_string(), c.map(|c| c.en.clone()).unwrap_or_default(), c.map(|c| c.fr.clone()).unwrap_or_default())
+                    }
+                };
+                let weight = self
+                    .weights
+                    .get(&name)
+                    .copied()
+                    .or_else(|| self.composites.iter().find(|c| c.name == name).map(|c| c.weight))
+                    .unwrap_or(0.0);
+                SymbolHit { name, score: weight, group, description: en, description_fr: fr, detail }
+            })
+            .collect();
+        hits.sort_by(|a, b| b.score.total_cmp(&a.score).then_with(|| a.name.cmp(&b.name)));
+        let mut used: HashMap<String, f64> = HashMap::new();
+        for hit in hits.iter_mut().filter(|h| h.score > 0.0) {
+            if let Some(limit) = self.group_limits.get(&hit.group) {
+                let so_far = used.entry(hit.group.clone()).or_default();
+                let allowed = (limit - *so_far).max(0.0).min(hit.score);
+                *so_far += allowed;
+                hit.score = allowed;
+            }
+        }
+        hits
+    }
+}
+
+fn listed(policy: &Policy, ip: Option<IpAddr>, return_path: &str, header_from: &[String]) -> Option<Listed> {
+    let mut block_on: Vec<&str> = vec![return_path];
+    block_on.extend(header_from.iter().map(String::as_str));
+    if let Some((text, _)) = policy.block.iter().find(|(_, e)| e.matches(ip, &block_on)) {
+        return Some(Listed::Blocked(text.clone()));
+    }
+    // Allowing on the header From alone would let anyone forge their way in.
+    policy.allow.iter().find(|(_, e)| e.matches(ip, &[return_path])).map(|(text, _)| Listed::Allowed(text.clone()))
+}
+
+/// The X-Spam-* headers for a message the policy marks rather than refuses.
+pub fn spam_headers(verdict: &Verdict, required: Option<f64>) -> String {
+    let tests: Vec<&str> = verdict.symbols.iter().map(|s| s.name.as_str()).collect();
+    let flag = if verdict.action >= Action::AddHeader { "Yes" } else { "No" };
+    let required = required.map_or(String::new(), |r| format!(" required={r:.1}"));
+    let listed: Vec<String> = verdict.symbols.iter().map(|s| format!("{}({:.2})", s.name, s.score)).collect();
+    format!(
+        "X-Spam-Status: {flag}, score={:.2}{required} tests={}\r\nX-Spam-Score: {:.2}\r\nX-Spam-Symbols: {}\r\n",
+        verdict.score,
+        if tests.is_empty() { "none".to_string() } else { tests.join(",") },
+        verdict.score,
+        if listed.is_empty() { "none".to_string() } else { listed.join(", ") }
+    )
+}

@@ -1,0 +1,80 @@
+//! Allow and block lists: addresses, domains (with their subdomains), IPs and CIDRs.
+
+use std::net::IpAddr;
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Entry {
+    Address(String),
+    Domain(String),
+    Network(IpAddr, u8),
+}
+
+impl Entry {
+    pub fn parse(s: &str) -> Result<Entry, String> {
+        let s = s.trim();
+        if let Some((ip, len)) = s.split_once('/') {
+            let ip: IpAddr = ip.parse().map_err(|_| format!("{s:?}: bad network address"))?;
+            let max = if ip.is_ipv4() { 32 } else { 128 };
+            let len: u8 = len.parse().ok().filter(|l| *l <= max).ok_or_else(|| format!("{s:?}: bad prefix length"))?;
+            return Ok(Entry::Network(ip, len));
+        }
+        if let Ok(ip) = s.parse::<IpAddr>() {
+            return Ok(Entry::Network(ip, if ip.is_ipv4() { 32 } else { 128 }));
+        }
+        let lower = s.to_ascii_lowercase();
+        if lower.contains('@') {
+            return Ok(Entry::Address(lower));
+        }
+        let domain = lower.trim_start_matches('@').trim_start_matches("*.").trim_end_matches('.').to_string();
+        if domain.is_empty() || !domain.contains('.') || domain.contains(char::is_whitespace) {
+            return Err(format!("{s:?} is not an address, domain, IP or CIDR"));
+        }
+        Ok(Entry::Domain(domain))
+    }
+
+    /// Matches the client `ip` or one of the sender `addresses`.
+    pub fn matches(&self, ip: Option<IpAddr>, addresses: &[&str]) -> bool {
+        match self {
+            Entry::Network(net, len) => ip.is_some_and(|ip| in_network(ip, *net, *len)),
+            Entry::Address(a) => addresses.iter().any(|x| x.eq_ignore_ascii_case(a)),
+            Entry::Domain(d) => addresses.iter().filter_map(|x| x.rsplit_once('@')).any(|(_, domain)| {
+                let domain = domain.to_ascii_lowercase();
+                domain == *d || domain.ends_with(&format!(".{d}"))
+            }),
+        }
+    }
+}
+
+fn in_network(ip: IpAddr, net: IpAddr, len: u8) -> bool {
+    let (ip, net, bits) = match (ip, net) {
+        (IpAddr::V4(a), IpAddr::V4(b)) => (u128::from(u32::from(a)), u128::from(u32::from(b)), 32),
+        (IpAddr::V6(a), IpAddr::V6(b)) => (u128::from(a), u128::from(b), 128),
+        (IpAddr::V6(a), IpAddr::V4(b)) => match a.to_ipv4_mapped() {
+            Some(a) => (u128::from(u32::from(a)), u128::from(u32::from(b)), 32),
+            None => return false,
+        },
+        _ => return false,
+    };
+    let shift = bits - u32::from(len);
+    shift >= bits || (ip >> shift) == (net >> shift)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_match() {
+        let ip = |s: &str| Some(s.parse().unwrap());
+        assert!(Entry::parse("192.0.2.0/24").unwrap().matches(ip("192.0.2.77"), &[]));
+        assert!(!Entry::parse("192.0.2.0/24").unwrap().matches(ip("192.0.3.1"), &[]));
+        assert!(Entry::parse("2001:db8::/32").unwrap().matches(ip("2001:db8:1::5"), &[]));
+        assert!(Entry::parse("0.0.0.0/0").unwrap().matches(ip("8.8.8.8"), &[]));
+        assert!(Entry::parse("Boss@Example.com").unwrap().matches(None, &["boss@example.com"]));
+        assert!(Entry::parse("example.com").unwrap().matches(None, &["x@mail.example.com"]));
+        assert!(!Entry::parse("example.com").unwrap().matches(None, &["x@notexample.com"]));
+        for bad in ["nonsense", "1.2.3.4/33", "", "a b.c"] {
+            assert!(Entry::parse(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,86 @@
+//! The message, parsed once (mail-parser) and summarised for the checks.
+
+use mail_parser::{Message, MessageParser, MimeHeaders, PartType};
+
+use crate::html::{self, Html};
+
+/// Parts beyond this many are not looked at (a hostile message can have thousands).
+const MAX_PARTS: usize = 1000;
+
+pub struct Analysis<'a> {
+    pub message: Message<'a>,
+    /// The message could not be parsed at all (empty, or not a message).
+    pub unparsed: bool,
+    pub plain_parts: usize,
+    pub html_parts: usize,
+    pub multipart: bool,
+    pub alternative: bool,
+    pub html: Vec<Html>,
+    /// Text of the first text/plain part (for comparing with the HTML).
+    pub plain_text: String,
+    pub attachment_names: Vec<String>,
+}
+
+impl<'a> Analysis<'a> {
+    pub fn new(raw: &'a [u8]) -> Self {
+        let parsed = MessageParser::default().parse(raw);
+        let unparsed = parsed.is_none();
+        let message = parsed.unwrap_or_default();
+        let mut a = Analysis {
+            message,
+            unparsed,
+            plain_parts: 0,
+            html_parts: 0,
+            multipart: false,
+            alternative: false,
+            html: Vec::new(),
+            plain_text: String::new(),
+            attachment_names: Vec::new(),
+        };
+        let mut parts = Vec::new();
+        for part in a.message.parts.iter().take(MAX_PARTS) {
+            let attachment = part.attachment_name().map(str::to_string);
+            let subtype = part.content_type().and_then(|c| c.subtype()).map(str::to_ascii_lowercase);
+            parts.push((attachment, subtype, &part.body));
+        }
+        let mut html = Vec::new();
+        let mut plain = None;
+        let (mut plain_parts, mut html_parts, mut multipart, mut alternative) = (0, 0, false, false);
+        let mut names = Vec::new();
+        for (attachment, subtype, body) in parts {
+            if let Some(name) = attachment {
+                names.push(name);
+                continue;
+            }
+            match body {
+                PartType::Text(text) if subtype.as_deref().is_none_or(|s| s == "plain") => {
+                    plain_parts += 1;
+                    plain.get_or_insert_with(|| text.to_string());
+                }
+                PartType::Html(text) => {
+                    html_parts += 1;
+                    html.push(html::analyse(text));
+                }
+                PartType::Multipart(_) => {
+                    multipart = true;
+                    alternative |= subtype.as_deref() == Some("alternative");
+                }
+                _ => {}
+            }
+        }
+        a.html = html;
+        a.plain_text = plain.unwrap_or_default();
+        (a.plain_parts, a.html_parts, a.multipart, a.alternative) = (plain_parts, html_parts, multipart, alternative);
+        a.attachment_names = names;
+        a
+    }
+
+    /// Top-level header present (by name, case-insensitive).
+    pub fn has_header(&self, name: &str) -> bool {
+        self.message.headers().iter().any(|h| h.name().eq_ignore_ascii_case(name))
+    }
+
+    pub fn subject(&self) -> Option<&str> {
+        self.message.subject()
+    }
+}

@@ -1,0 +1,230 @@
+//! Every symbol the built-in checks can add: name, default weight, group, and the
+//! description shown to senders and operators, in English and French. Names follow
+//! SpamAssassin's where the meaning is the same; the others are noted.
+
+/// A symbol's definition.
+#[derive(Debug, Clone, Copy)]
+pub struct SymbolDef {
+    pub name: &'static str,
+    pub weight: f64,
+    pub group: &'static str,
+    pub en: &'static str,
+    pub fr: &'static str,
+}
+
+const fn def(name: &'static str, weight: f64, group: &'static str, en: &'static str, fr: &'static str) -> SymbolDef {
+    SymbolDef { name, weight, group, en, fr }
+}
+
+pub const SYMBOLS: &[SymbolDef] = &[
+    // Connection (what the client said about itself).
+    def(
+        "RCVD_NUMERIC_HELO",
+        1.2,
+        "connection",
+        "HELO is an IP address literal, not a host name",
+        "La machine émettrice s'est présentée avec une adresse IP au lieu d'un nom d'hôte.",
+    ),
+    def(
+        "HELO_NO_DOMAIN",
+        1.0,
+        "connection",
+        "HELO is not a fully qualified domain name",
+        "La machine émettrice s'est présentée avec un nom qui n'est pas un nom de domaine complet.",
+    ),
+    def("HELO_LOCALHOST", 2.0, "connection", "HELO is localhost", "La machine émettrice s'est présentée sous le nom « localhost »."),
+    // Not in SpamAssassin: a client that claims to be us.
+    def(
+        "HELO_IS_OUR_NAME",
+        3.0,
+        "connection",
+        "HELO claims to be this gateway",
+        "La machine émettrice s'est présentée sous le nom de notre propre passerelle.",
+    ),
+    // Headers.
+    def("MISSING_DATE", 1.4, "headers", "Missing Date: header", "L'en-tête Date est absent du message."),
+    def(
+        "INVALID_DATE",
+        1.0,
+        "headers",
+        "Invalid Date: header (not RFC 5322)",
+        "L'en-tête Date n'est pas une date valide au sens de la RFC 5322.",
+    ),
+    def("MISSING_MID", 0.5, "headers", "Missing Message-Id: header", "L'en-tête Message-ID est absent du message."),
+    def("MISSING_FROM", 1.0, "headers", "Missing From: header", "L'en-tête From (l'expéditeur affiché) est absent du message."),
+    def("MISSING_HEADERS", 1.0, "headers", "Missing To: header", "L'en-tête To (le destinataire affiché) est absent du message."),
+    def("MISSING_SUBJECT", 0.5, "headers", "Missing Subject: header", "L'en-tête Subject (l'objet) est absent du message."),
+    // rspamd's name; here only when the addresses are in different domains.
+    def(
+        "MULTIPLE_FROM",
+        2.0,
+        "headers",
+        "Two or more From: addresses in different domains",
+        "Le message annonce plusieurs expéditeurs appartenant à des domaines différents.",
+    ),
+    def(
+        "FREEMAIL_FORGED_REPLYTO",
+        2.1,
+        "headers",
+        "Freemail in Reply-To, but not From",
+        "Les réponses sont détournées vers une messagerie gratuite différente de l'expéditeur affiché.",
+    ),
+    def("SUBJ_ALL_CAPS", 0.5, "headers", "Subject is all capitals", "L'objet du message est entièrement écrit en majuscules."),
+    // MIME structure and attachments.
+    def("MIME_HTML_ONLY", 0.7, "mime", "Message only has text/html MIME parts", "Le message ne contient que du HTML, sans version texte."),
+    def(
+        "MIME_HTML_ONLY_MULTI",
+        0.5,
+        "mime",
+        "Multipart message only has text/html MIME parts",
+        "Le message en plusieurs parties ne contient que des parties HTML.",
+    ),
+    def(
+        "MPART_ALT_DIFF",
+        0.7,
+        "mime",
+        "HTML and text parts are different",
+        "Les versions texte et HTML du message ont des contenus différents.",
+    ),
+    // rspamd's name: SpamAssassin has no rule for executables.
+    def(
+        "MIME_BAD_EXTENSION",
+        4.0,
+        "mime",
+        "Executable attachment (.exe, .scr, .js, ...)",
+        "Le message contient une pièce jointe exécutable (.exe, .scr, .js…), souvent porteuse de virus.",
+    ),
+    // HTML.
+    def("HTML_MESSAGE", 0.0, "html", "HTML included in message", "Le message contient du HTML."),
+    def(
+        "HTML_IMAGE_ONLY_04",
+        1.6,
+        "html",
+        "HTML: images with 0-400 bytes of words",
+        "Le HTML contient des images et seulement 0 à 400 octets de texte.",
+    ),
+    def(
+        "HTML_IMAGE_ONLY_08",
+        1.4,
+        "html",
+        "HTML: images with 400-800 bytes of words",
+        "Le HTML contient des images et seulement 400 à 800 octets de texte.",
+    ),
+    def(
+        "HTML_IMAGE_ONLY_12",
+        1.2,
+        "html",
+        "HTML: images with 800-1200 bytes of words",
+        "Le HTML contient des images et seulement 800 à 1200 octets de texte.",
+    ),
+    def(
+        "HTML_IMAGE_ONLY_16",
+        1.0,
+        "html",
+        "HTML: images with 1200-1600 bytes of words",
+        "Le HTML contient des images et seulement 1200 à 1600 octets de texte.",
+    ),
+    def(
+        "HTML_IMAGE_ONLY_20",
+        0.8,
+        "html",
+        "HTML: images with 1600-2000 bytes of words",
+        "Le HTML contient des images et seulement 1600 à 2000 octets de texte.",
+    ),
+    def(
+        "HTML_IMAGE_ONLY_24",
+        0.6,
+        "html",
+        "HTML: images with 2000-2400 bytes of words",
+        "Le HTML contient des images et seulement 2000 à 2400 octets de texte.",
+    ),
+    def(
+        "HTML_IMAGE_ONLY_28",
+        0.4,
+        "html",
+        "HTML: images with 2400-2800 bytes of words",
+        "Le HTML contient des images et seulement 2400 à 2800 octets de texte.",
+    ),
+    def(
+        "HTML_IMAGE_ONLY_32",
+        0.2,
+        "html",
+        "HTML: images with 2800-3200 bytes of words",
+        "Le HTML contient des images et seulement 2800 à 3200 octets de texte.",
+    ),
+    def(
+        "HTML_SHORT_LINK_IMG_1",
+        0.6,
+        "html",
+        "HTML is very short with a linked image",
+        "Le HTML est très court (moins de 1024 octets de texte) et contient une image cliquable.",
+    ),
+    def(
+        "HTML_SHORT_LINK_IMG_2",
+        0.4,
+        "html",
+        "HTML is very short with a linked image",
+        "Le HTML est très court (1024 à 1536 octets de texte) et contient une image cliquable.",
+    ),
+    def(
+        "HTML_SHORT_LINK_IMG_3",
+        0.2,
+        "html",
+        "HTML is very short with a linked image",
+        "Le HTML est très court (1536 à 2048 octets de texte) et contient une image cliquable.",
+    ),
+    def(
+        "HTML_TITLE_SUBJ_DIFF",
+        0.5,
+        "html",
+        "HTML title is much longer than the Subject",
+        "Le titre de la page HTML est beaucoup plus long que l'objet du message.",
+    ),
+    def(
+        "T_REMOTE_IMAGE",
+        0.1,
+        "html",
+        "Message contains an external image",
+        "Le message affiche une image hébergée sur un serveur distant.",
+    ),
+    def(
+        "MIXED_HREF_CASE",
+        2.0,
+        "html",
+        "Has href in mixed case",
+        "Un lien HTML est écrit en casse mélangée (« HrEf »), procédé courant pour tromper les filtres.",
+    ),
+    // Not in SpamAssassin; named after MIXED_HREF_CASE.
+    def(
+        "MIXED_CENTER_CASE",
+        1.0,
+        "html",
+        "Has a center tag in mixed case",
+        "Une balise « center » est écrite en casse mélangée, procédé courant pour tromper les filtres.",
+    ),
+    // rspamd's name for a link whose text shows another domain than its target.
+    def(
+        "PHISHING",
+        3.5,
+        "html",
+        "Link text shows one domain but the link goes to another",
+        "Le texte d'un lien affiche un domaine alors que le lien mène vers un autre : signe d'hameçonnage.",
+    ),
+];
+
+pub fn lookup(name: &str) -> Option<&'static SymbolDef> {
+    SYMBOLS.iter().find(|s| s.name == name)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn names_are_unique_and_described_in_both_languages() {
+        let mut names = std::collections::HashSet::new();
+        for s in super::SYMBOLS {
+            assert!(names.insert(s.name), "{} twice", s.name);
+            assert!(!s.en.is_empty() && !s.fr.is_empty() && s.fr != s.en, "{}", s.name);
+            assert!(s.name.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_'));
+        }
+    }
+}

@@ -1,0 +1,242 @@
+//! Each symbol with a message that hits it and one that does not; then composites,
+//! group limits, thresholds and lists.
+
+use rempart_model::{Action, Config, SessionFacts};
+use rempart_scanner::{ScanInput, Scanner};
+
+const HEADERS: &str = "From: Alice <alice@sender.example>\r\nTo: bob@example.com\r\nSubject: Meeting notes\r\nDate: Mon, 23 Nov 2026 10:00:00 +0000\r\nMessage-ID: <1@sender.example>\r\n";
+
+fn facts(helo: &str) -> SessionFacts {
+    SessionFacts { peer_ip: "192.0.2.10".into(), helo: helo.into(), tls: None }
+}
+
+fn scan_with(config: &Config, message: &str, helo: &str) -> rempart_model::Verdict {
+    let scanner = Scanner::new(config).expect("valid scanner config");
+    let recipients = vec!["bob@example.com".to_string()];
+    scanner.scan(&ScanInput {
+        facts: &facts(helo),
+        return_path: "alice@sender.example",
+        recipients: &recipients,
+        message: message.as_bytes(),
+    })
+}
+
+fn names(message: &str, helo: &str) -> Vec<String> {
+    scan_with(&Config::default(), message, helo).symbols.into_iter().map(|s| s.name).collect()
+}
+
+fn plain(headers: &str, body: &str) -> String {
+    format!("{headers}\r\n{body}")
+}
+
+fn html_only(extra_headers: &str, html: &str) -> String {
+    format!("{HEADERS}{extra_headers}MIME-Version: 1.0\r\nContent-Type: text/html; charset=utf-8\r\n\r\n{html}\r\n")
+}
+
+fn alternative(text: &str, html: &str) -> String {
+    format!(
+        "{HEADERS}MIME-Version: 1.0\r\nContent-Type: multipart/alternative; boundary=\"b\"\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\n{text}\r\n--b\r\nContent-Type: text/html\r\n\r\n{html}\r\n--b--\r\n"
+    )
+}
+
+#[track_caller]
+fn hits(symbol: &str, message: &str, helo: &str) {
+    let found = names(message, helo);
+    assert!(found.iter().any(|n| n == symbol), "{symbol} expected, got {found:?}\n{message}");
+}
+
+#[track_caller]
+fn misses(symbol: &str, message: &str, helo: &str) {
+    let found = names(message, helo);
+    assert!(!found.iter().any(|n| n == symbol), "{symbol} not expected, got {found:?}\n{message}");
+}
+
+const HELO: &str = "mail.sender.example";
+
+#[test]
+fn a_clean_message_hits_nothing_that_scores() {
+    let v = scan_with(&Config::default(), &plain(HEADERS, "Hello Bob,\r\nsee you at ten.\r\n"), HELO);
+    assert!(v.symbols.iter().all(|s| s.score == 0.0), "{:?}", v.symbols);
+    assert_eq!((v.score, v.action), (0.0, Action::Accept));
+}
+
+#[test]
+fn header_symbols() {
+    let bare = plain("X-Nothing: here\r\n", "body\r\n");
+    for symbol in ["MISSING_DATE", "MISSING_MID", "MISSING_FROM", "MISSING_HEADERS", "MISSING_SUBJECT"] {
+        hits(symbol, &bare, HELO);
+        misses(symbol, &plain(HEADERS, "body\r\n"), HELO);
+    }
+    hits("INVALID_DATE", &plain(&HEADERS.replace("Mon, 23 Nov 2026 10:00:00 +0000", "sometime last week"), "x\r\n"), HELO);
+    misses("INVALID_DATE", &plain(HEADERS, "x\r\n"), HELO);
+    misses("INVALID_DATE", &bare, HELO);
+
+    hits(
+        "MULTIPLE_FROM",
+        &plain(&HEADERS.replace("From: Alice <alice@sender.example>", "From: a@one.example, b@two.example"), "x\r\n"),
+        HELO,
+    );
+    misses(
+        "MULTIPLE_FROM",
+        &plain(&HEADERS.replace("From: Alice <alice@sender.example>", "From: a@one.example, b@one.example"), "x\r\n"),
+        HELO,
+    );
+
+    hits("FREEMAIL_FORGED_REPLYTO", &plain(&format!("{HEADERS}Reply-To: alice.sender@gmail.com\r\n"), "x\r\n"), HELO);
+    misses("FREEMAIL_FORGED_REPLYTO", &plain(&format!("{HEADERS}Reply-To: alice@sender.example\r\n"), "x\r\n"), HELO);
+    let freemail_from = HEADERS.replace("alice@sender.example>", "joe@gmail.com>");
+    misses("FREEMAIL_FORGED_REPLYTO", &plain(&format!("{freemail_from}Reply-To: joe@gmail.com\r\n"), "x\r\n"), HELO);
+
+    hits("SUBJ_ALL_CAPS", &plain(&HEADERS.replace("Meeting notes", "URGENT BUSINESS PROPOSAL"), "x\r\n"), HELO);
+    misses("SUBJ_ALL_CAPS", &plain(HEADERS, "x\r\n"), HELO);
+}
+
+#[test]
+fn connection_symbols() {
+    let m = plain(HEADERS, "x\r\n");
+    hits("RCVD_NUMERIC_HELO", &m, "[192.0.2.10]");
+    hits("RCVD_NUMERIC_HELO", &m, "192.0.2.10");
+    hits("RCVD_NUMERIC_HELO", &m, "[IPv6:2001:db8::1]");
+    misses("RCVD_NUMERIC_HELO", &m, HELO);
+    hits("HELO_NO_DOMAIN", &m, "mailserver");
+    misses("HELO_NO_DOMAIN", &m, HELO);
+    hits("HELO_LOCALHOST", &m, "localhost");
+    misses("HELO_LOCALHOST", &m, HELO);
+    // Config::default()'s hostname is "localhost": use one of ours.
+    let mut config = Config::default();
+    config.smtp.hostname = "mx.gateway.example".into();
+    let ours = scan_with(&config, &m, "MX.gateway.example");
+    assert!(ours.symbols.iter().any(|s| s.name == "HELO_IS_OUR_NAME"), "{:?}", ours.symbols);
+    let not_ours = scan_with(&config, &m, HELO);
+    assert!(!not_ours.symbols.iter().any(|s| s.name == "HELO_IS_OUR_NAME"));
+}
+
+#[test]
+fn mime_symbols() {
+    let html = html_only("", "<html><body><p>Hello there friend, a proper paragraph of text.</p></body></html>");
+    hits("HTML_MESSAGE", &html, HELO);
+    hits("MIME_HTML_ONLY", &html, HELO);
+    misses("MIME_HTML_ONLY_MULTI", &html, HELO);
+    misses("HTML_MESSAGE", &plain(HEADERS, "x\r\n"), HELO);
+    misses("MIME_HTML_ONLY", &alternative("Hello there friend", "<p>Hello there friend</p>"), HELO);
+
+    let multi_html = format!(
+        "{HEADERS}MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b\"\r\n\r\n--b\r\nContent-Type: text/html\r\n\r\n<p>one</p>\r\n--b\r\nContent-Type: text/html\r\n\r\n<p>two</p>\r\n--b--\r\n"
+    );
+    hits("MIME_HTML_ONLY_MULTI", &multi_html, HELO);
+    misses("MIME_HTML_ONLY_MULTI", &alternative("one two", "<p>one two</p>"), HELO);
+
+    hits("MPART_ALT_DIFF", &alternative("Please see the attached document.", "<p>Cheap pharmacy pills discount online today</p>"), HELO);
+    misses(
+        "MPART_ALT_DIFF",
+        &alternative("Cheap pharmacy pills discount online today", "<p>Cheap pharmacy pills discount online today</p>"),
+        HELO,
+    );
+
+    let with_attachment = |name: &str| {
+        format!(
+            "{HEADERS}MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b\"\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nSee attached.\r\n--b\r\nContent-Type: application/octet-stream\r\nContent-Disposition: attachment; filename=\"{name}\"\r\nContent-Transfer-Encoding: base64\r\n\r\nTVqQAAMAAAAEAAAA\r\n--b--\r\n"
+        )
+    };
+    hits("MIME_BAD_EXTENSION", &with_attachment("invoice.pdf.exe"), HELO);
+    hits("MIME_BAD_EXTENSION", &with_attachment("Facture.JS"), HELO);
+    misses("MIME_BAD_EXTENSION", &with_attachment("invoice.pdf"), HELO);
+}
+
+#[test]
+fn html_symbols() {
+    let img = "<html><body><img src=\"cid:logo\"></body></html>";
+    hits("HTML_IMAGE_ONLY_04", &html_only("", img), HELO);
+    let words = "word ".repeat(100);
+    hits("HTML_IMAGE_ONLY_08", &html_only("", &format!("<html><body><img src=\"cid:x\"><p>{words}</p></body></html>")), HELO);
+    misses("HTML_IMAGE_ONLY_04", &html_only("", "<html><body><p>no images at all</p></body></html>"), HELO);
+
+    let linked = "<html><body><a href=\"http://shop.example\"><img src=\"cid:x\"></a></body></html>";
+    hits("HTML_SHORT_LINK_IMG_1", &html_only("", linked), HELO);
+    misses("HTML_SHORT_LINK_IMG_1", &html_only("", img), HELO);
+    let long_text = "text ".repeat(250);
+    hits("HTML_SHORT_LINK_IMG_2", &html_only("", &format!("<a href=\"x\"><img src=\"cid:x\"></a><p>{long_text}</p>")), HELO);
+
+    let titled =
+        |title: &str| html_only("", &format!("<html><head><title>{title}</title></head><body><p>body text here</p></body></html>"));
+    hits("HTML_TITLE_SUBJ_DIFF", &titled("A very long page title that has nothing to do with the subject at all"), HELO);
+    misses("HTML_TITLE_SUBJ_DIFF", &titled("Meeting notes"), HELO);
+
+    hits("T_REMOTE_IMAGE", &html_only("", "<p>hi</p><img src=\"https://tracker.example/p.gif\">"), HELO);
+    misses("T_REMOTE_IMAGE", &html_only("", "<p>hi</p><img src=\"cid:p\">"), HELO);
+
+    hits("MIXED_HREF_CASE", &html_only("", "<a hReF=\"http://x.example\">x</a>"), HELO);
+    misses("MIXED_HREF_CASE", &html_only("", "<a HREF=\"http://x.example\">x</a><a href=\"y\">y</a>"), HELO);
+    hits("MIXED_CENTER_CASE", &html_only("", "<CeNtEr>offer</CeNtEr>"), HELO);
+    misses("MIXED_CENTER_CASE", &html_only("", "<center>offer</center>"), HELO);
+
+    hits("PHISHING", &html_only("", "<a href=\"http://login.evil.example/\">https://www.mybank.example/login</a>"), HELO);
+    misses("PHISHING", &html_only("", "<a href=\"https://www.mybank.example/login\">www.mybank.example</a>"), HELO);
+    misses("PHISHING", &html_only("", "<a href=\"http://evil.example/\">Log in here</a>"), HELO);
+}
+
+#[test]
+fn composites_group_limits_and_weights() {
+    let mut config: Config = toml::from_str(
+        r#"
+[scanner]
+weights = { MISSING_MID = 2.5 }
+group_limits = { headers = 3.0 }
+[[scanner.composite]]
+name = "NO_HEADERS_HTML"
+expression = "MISSING_FROM & (MIME_HTML_ONLY | HTML_MESSAGE) & !DKIM_VALID_AU_PLACEHOLDER"
+weight = 4.0
+description = "HTML without a sender"
+"#,
+    )
+    .unwrap_or_default();
+    // The composite above names an unknown symbol: refused, naming the field.
+    let err = Scanner::new(&config).err().expect("unknown symbol refused");
+    assert_eq!(err.field, "scanner.composite[0].expression");
+    config.scanner.composites[0].expression = "MISSING_FROM & (MIME_HTML_ONLY | HTML_MESSAGE)".into();
+    let message = "Content-Type: text/html\r\n\r\n<p>buy now</p>\r\n";
+    let v = scan_with(&config, message, HELO);
+    let score_of = |n: &str| v.symbols.iter().find(|s| s.name == n).map(|s| s.score);
+    assert_eq!(score_of("NO_HEADERS_HTML"), Some(4.0));
+    let headers_total: f64 = v.symbols.iter().filter(|s| s.group == "headers").map(|s| s.score).sum();
+    assert!((headers_total - 3.0).abs() < 1e-9, "group capped at 3.0: {:?}", v.symbols);
+    assert_eq!(score_of("MISSING_MID"), Some(2.5), "weight override counted first (highest)");
+    let mut bad = Config::default();
+    bad.scanner.weights.insert("NOT_A_SYMBOL".into(), 1.0);
+    assert_eq!(Scanner::new(&bad).err().map(|e| e.field), Some("scanner.weights.NOT_A_SYMBOL".into()));
+}
+
+#[test]
+fn thresholds_lists_and_domain_policies() {
+    let config: Config = toml::from_str(
+        r#"
+[policy]
+add_header = 2.0
+reject = 4.0
+block = ["spammer.example", "198.51.100.0/24"]
+allow = ["partner@sender.example"]
+[[domain]]
+name = "example.com"
+route = "smtp://127.0.0.1:25"
+policy = { reject = 100.0, quarantine = 3.0 }
+"#,
+    )
+    .unwrap();
+    let scanner = Scanner::new(&config).unwrap();
+    let spammy = "Content-Type: text/html\r\n\r\n<p>buy now</p>\r\n"; // ~4.1 points of missing headers + HTML only
+    let run = |return_path: &str, ip: &str, rcpt: &str| {
+        let f = SessionFacts { peer_ip: ip.into(), helo: HELO.into(), tls: None };
+        let r = vec![rcpt.to_string()];
+        scanner.scan(&ScanInput { facts: &f, return_path, recipients: &r, message: spammy.as_bytes() })
+    };
+    let v = run("a@sender.example", "192.0.2.1", "x@other.example");
+    assert!(v.score >= 4.0 && v.action == Action::Reject, "{v:?}");
+    let v = run("a@sender.example", "192.0.2.1", "x@example.com");
+    assert_eq!(v.action, Action::Quarantine, "the domain's policy overrides [policy]");
+    let v = run("a@sender.example", "198.51.100.9", "x@example.com");
+    assert_eq!((v.action, v.listed.as_deref()), (Action::Reject, Some("block list: 198.51.100.0/24")));
+    let v = run("bulk@mail.spammer.example", "192.0.2.1", "x@example.com");
+    assert_eq!(v.action, Action::Reject);
+    let v = run("partner@sender.example", "192.0.2.1", "x@other.example");
+    assert_eq!((v.action, v.symbols.len()), (Action::Accept, 0), "allow list short-circuits");
+}
