@@ -122,12 +122,10 @@ pub fn analyse(html: &str) -> Html {
                     out.linked_image = true;
                 }
             }
-            (false, "br" | "p" | "div" | "tr" | "td" | "li") => {
-                if !last_was_space {
-                    out.text_len += 1;
-                    out.text.push(' ');
-                    last_was_space = true;
-                }
+            (false, "br" | "p" | "div" | "tr" | "td" | "li") if !last_was_space => {
+                out.text_len += 1;
+                out.text.push(' ');
+                last_was_space = true;
             }
             _ => {}
         }
