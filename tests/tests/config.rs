@@ -53,6 +53,19 @@ fn all_config_keys() -> BTreeSet<String> {
             block: vec!["b".into()],
         },
     });
+    config.scanner.weights.insert("MISSING_MID".into(), 0.5);
+    config.scanner.group_limits.insert("headers".into(), 6.0);
+    config.scanner.freemail_domains.push("mail.example".into());
+    config.scanner.composites.push(rempart_model::config::CompositeConfig {
+        name: "C".into(),
+        expression: "A".into(),
+        weight: 1.0,
+        description: "d".into(),
+        description_fr: Some("d".into()),
+    });
+    let p = &mut config.policy;
+    (p.greylist, p.quarantine, p.soft_reject, p.discard, p.subject_tag) = (Some(1.0), Some(1.0), Some(1.0), Some(1.0), Some("x".into()));
+    (p.allow, p.block) = (vec!["a".into()], vec!["b".into()]);
     let value = toml::Value::try_from(&config).unwrap();
     let mut keys = BTreeSet::new();
     collect(&value, "", &mut keys);
@@ -126,6 +139,30 @@ fn errors_name_file_line_and_field() {
     assert_eq!(doc["valid"], false);
     assert_eq!(doc["line"], 6);
     assert_eq!(doc["field"], "domain[1].name");
+
+    std::fs::write(
+        dir.path().join("scan.toml"),
+        "[scanner.weights]\nMISSING_MID = 1.0\nNOT_A_SYMBOL = 2.0\n\n[[scanner.composite]]\nname = \"X\"\nexpression = \"MISSING_MID &\"\nweight = 1.0\ndescription = \"x\"\n",
+    )
+    .unwrap();
+    let out = rempart(&["config", "check", "scan.toml"], dir.path(), None);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("scan.toml:3: scanner.weights.NOT_A_SYMBOL: no such symbol"), "{err}");
+    std::fs::write(
+        dir.path().join("expr.toml"),
+        "[[scanner.composite]]\nname = \"X\"\nexpression = \"MISSING_MID &\"\nweight = 1.0\ndescription = \"x\"\n",
+    )
+    .unwrap();
+    let err = String::from_utf8_lossy(&rempart(&["config", "check", "expr.toml"], dir.path(), None).stderr).to_string();
+    assert!(err.contains("expr.toml:3: scanner.composite[0].expression: expression ends too early"), "{err}");
+    std::fs::write(
+        dir.path().join("list.toml"),
+        "[[domain]]\nname = \"a.example\"\nroute = \"smtp://h\"\n[domain.policy]\nreject = 9.0\nblock = [\"not a thing\"]\n",
+    )
+    .unwrap();
+    let err = String::from_utf8_lossy(&rempart(&["config", "check", "list.toml"], dir.path(), None).stderr).to_string();
+    assert!(err.contains("list.toml:6: domain[0].policy.block: "), "{err}");
 
     let out = rempart(&["config", "check", "missing.toml"], dir.path(), None);
     assert_eq!(out.status.code(), Some(1));

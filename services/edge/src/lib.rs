@@ -32,6 +32,8 @@ pub(crate) struct Shared<B> {
     pub config: Arc<Config>,
     pub bus: B,
     pub tls: Option<TlsAcceptor>,
+    /// `None` when `scanner.enabled` is false.
+    pub scanner: Option<Arc<rempart_scanner::Scanner>>,
 }
 
 /// Resolves once `shutdown` turns true (or its sender is gone).

@@ -197,6 +197,7 @@ impl<B: Bus> Relay<B> {
             body_8bit: false,
             smtputf8: !envelope.return_path.is_ascii(),
             attempts: 0,
+            verdict: None,
         };
         self.bus.publish(DELIVER_TOPIC, notice.to_json(), report.message).await?;
         tracing::info!(queue_id = %envelope.queue_id, dsn = %report.queue_id, to = %envelope.return_path, recipients = wanted.len(), "DSN queued");

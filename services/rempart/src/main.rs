@@ -2,6 +2,7 @@
 //! lives in its own module.
 
 mod config_cmd;
+mod score_cmd;
 mod serve;
 
 use std::path::PathBuf;
@@ -31,6 +32,10 @@ enum Command {
     /// Work with configuration files.
     #[command(subcommand)]
     Config(config_cmd::ConfigCommand),
+    /// Score a message as the gateway would (DNS-based checks are not built yet, so
+    /// nothing is looked up: the output says "offline": true).
+    #[command(after_help = AFTER_HELP)]
+    Score(score_cmd::ScoreArgs),
 }
 
 fn main() -> ExitCode {
@@ -38,6 +43,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve => serve::run(cli.config.as_deref()),
         Command::Config(cmd) => config_cmd::run(cmd, cli.config.as_deref()),
+        Command::Score(args) => score_cmd::run(args, cli.config.as_deref()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -45,6 +51,20 @@ fn main() -> ExitCode {
             eprintln!("rempart: {message}");
             ExitCode::from(1)
         }
+    }
+}
+
+/// Prints one line on stdout. When the reader has gone away (`| head`), stops quietly
+/// like other Unix tools instead of failing.
+pub(crate) fn emit(line: impl std::fmt::Display) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = writeln!(out, "{line}") {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("rempart: cannot write to standard output: {e}");
+        std::process::exit(1);
     }
 }
 

@@ -23,7 +23,12 @@ async fn serve(config: Arc<rempart_model::Config>) -> Result<(), String> {
     let queue_file = config.queue.data_dir.join("queue.redb");
     let bus = EmbeddedBus::open(&queue_file, EmbeddedOptions { fsync: config.queue.fsync })
         .map_err(|e| format!("queue {}: {e}", queue_file.display()))?;
-    let edge = Edge::bind(config.clone(), bus.clone()).await.map_err(|e| e.to_string())?;
+    let scanner = if config.scanner.enabled {
+        Some(Arc::new(rempart_scanner::Scanner::new(&config).map_err(|e| format!("configuration: {e}"))?))
+    } else {
+        None
+    };
+    let edge = Edge::bind(config.clone(), bus.clone(), scanner).await.map_err(|e| e.to_string())?;
     if config.domains.is_empty() {
         tracing::warn!("no [[domain]] configured: every recipient will be refused (relaying for nobody)");
     }

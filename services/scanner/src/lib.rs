@@ -331,3 +331,41 @@ pub fn spam_headers(verdict: &Verdict, required: Option<f64>) -> String {
         if listed.is_empty() { "none".to_string() } else { listed.join(", ") }
     )
 }
+
+/// Prepends `tag` to the top-level Subject (adding a Subject when there is none).
+pub fn tag_subject(message: &[u8], tag: &str) -> Vec<u8> {
+    let header_end = message.windows(4).position(|w| w == b"\r\n\r\n").map_or(message.len(), |p| p + 2);
+    let mut line_start = 0;
+    while line_start < header_end {
+        let line_end = message[line_start..header_end].windows(2).position(|w| w == b"\r\n").map_or(header_end, |p| line_start + p + 2);
+        let line = &message[line_start..line_end];
+        if line.len() >= 8 && line[..8].eq_ignore_ascii_case(b"subject:") {
+            let mut value_start = line_start + 8;
+            while message.get(value_start) == Some(&b' ') {
+                value_start += 1;
+            }
+            let mut out = Vec::with_capacity(message.len() + tag.len() + 1);
+            out.extend_from_slice(&message[..value_start]);
+            out.extend_from_slice(tag.as_bytes());
+            out.push(b' ');
+            out.extend_from_slice(&message[value_start..]);
+            return out;
+        }
+        line_start = line_end;
+    }
+    let mut out = format!("Subject: {tag}\r\n").into_bytes();
+    out.extend_from_slice(message);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn subject_tagging() {
+        assert_eq!(
+            super::tag_subject(b"From: a\r\nsubject:  Hi\r\n\r\nSubject: body\r\n", "[SPAM]"),
+            b"From: a\r\nsubject:  [SPAM] Hi\r\n\r\nSubject: body\r\n"
+        );
+        assert_eq!(super::tag_subject(b"From: a\r\n\r\nbody", "[SPAM]"), b"Subject: [SPAM]\r\nFrom: a\r\n\r\nbody");
+    }
+}

@@ -23,7 +23,12 @@ pub struct Analysis<'a> {
 
 impl<'a> Analysis<'a> {
     pub fn new(raw: &'a [u8]) -> Self {
-        let parsed = MessageParser::default().parse(raw);
+        // A parser bug must not take the gateway or the CLI down: such a message is
+        // treated as unparseable (and scores as having no headers).
+        let parsed = std::panic::catch_unwind(|| MessageParser::default().parse(raw)).unwrap_or_else(|_| {
+            tracing::warn!(size = raw.len(), "the MIME parser failed on a message; scoring it as unparseable");
+            None
+        });
         let unparsed = parsed.is_none();
         let message = parsed.unwrap_or_default();
         let mut a = Analysis {

@@ -8,12 +8,13 @@ mod mail;
 mod misc;
 mod rcpt;
 mod starttls;
+mod verdict;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use rempart_bus::{Bus, DELIVER_TOPIC};
-use rempart_model::{DsnRet, Envelope, QueueId, Recipient, SessionFacts, date};
+use rempart_bus::{Bus, DELIVER_TOPIC, QUARANTINE_TOPIC};
+use rempart_model::{Action, DsnRet, Envelope, QueueId, Recipient, SessionFacts, date};
 use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::sync::watch;
 
@@ -206,11 +207,31 @@ impl<B: Bus> Session<B> {
         }
     }
 
-    /// Hands a complete message to the queue; the 250 is given only once it is durable.
+    /// Scans a complete message and answers as its verdict says; accepted mail is
+    /// queued, and the 250 is given only once it is durable.
     async fn queue_message(&mut self, body: Vec<u8>) -> Reply {
         let tx = std::mem::take(&mut self.tx);
         self.state = State::Greeted;
         let queue_id = QueueId::generate();
+        let (verdict, body) = match self.scan(&tx, body).await {
+            Ok(scanned) => scanned,
+            Err(reply) => return reply,
+        };
+        let action = verdict.as_ref().map_or(Action::Accept, |v| v.action);
+        if let Some(v) = &verdict {
+            let symbols: Vec<String> = v.symbols.iter().map(|s| format!("{}({:.2})", s.name, s.score)).collect();
+            tracing::info!(
+                queue_id = %queue_id, client = %self.facts.peer_ip, from = %tx.return_path, score = v.score, action = %v.action,
+                listed = v.listed.as_deref().unwrap_or(""), symbols = %symbols.join(" "), scan_us = v.elapsed_us, "verdict"
+            );
+            if let Some(refusal) = self.refusal(queue_id.as_str(), v) {
+                return refusal;
+            }
+        }
+        if action == Action::Discard {
+            // Accepted and dropped on purpose: the sender must not learn it was caught.
+            return Reply::new(250, "2.0.0", format!("Ok: queued as {queue_id}"));
+        }
         let now = date::unix_now();
         let single = (tx.recipients.len() == 1).then(|| tx.recipients[0].address.as_str());
         let trace = Trace {
@@ -223,6 +244,14 @@ impl<B: Bus> Session<B> {
             at: now,
         };
         let mut message = trace.header().into_bytes();
+        let body = match (&verdict, action) {
+            (Some(v), Action::AddHeader) => {
+                let (headers, body) = self.mark(&tx, v, body);
+                message.extend_from_slice(headers.as_bytes());
+                body
+            }
+            _ => body,
+        };
         message.extend_from_slice(&body);
         let size = message.len();
         let envelope = Envelope {
@@ -236,12 +265,14 @@ impl<B: Bus> Session<B> {
             body_8bit: tx.body_8bit,
             smtputf8: tx.smtputf8,
             attempts: 0,
+            verdict,
         };
-        match self.shared.bus.publish(DELIVER_TOPIC, envelope.to_json(), message).await {
+        let topic = if action == Action::Quarantine { QUARANTINE_TOPIC } else { DELIVER_TOPIC };
+        match self.shared.bus.publish(topic, envelope.to_json(), message).await {
             Ok(_) => {
                 tracing::info!(
                     queue_id = %queue_id, client = %self.facts.peer_ip, from = %envelope.return_path,
-                    recipients = envelope.recipients.len(), size, tls = self.facts.tls.is_some(), "accepted"
+                    recipients = envelope.recipients.len(), size, tls = self.facts.tls.is_some(), %action, "accepted"
                 );
                 Reply::new(250, "2.0.0", format!("Ok: queued as {queue_id}"))
             }

@@ -15,6 +15,9 @@ pub use embedded::{EmbeddedBus, EmbeddedOptions};
 
 /// Topic of messages waiting for delivery to customer servers.
 pub const DELIVER_TOPIC: &str = "rempart.deliver";
+/// Topic of messages held aside by the quarantine action (nothing consumes it yet:
+/// the quarantine portal comes with the console).
+pub const QUARANTINE_TOPIC: &str = "rempart.quarantine";
 
 /// Identifies a message inside one bus.
 pub type MessageId = u64;

@@ -553,6 +553,31 @@ impl Config {
     }
 }
 
+/// The line of a field named like `scanner.composite[0].expression`,
+/// `scanner.weights.FOO`, `domain[1].policy.allow` or `policy.block`, when the file
+/// writes it as a table key.
+pub fn locate_field(text: &str, field: &str) -> Option<usize> {
+    let (path, key) = field.rsplit_once('.')?;
+    if let Some((table, index)) = path.strip_suffix(']').and_then(|p| p.rsplit_once('[')) {
+        return locate(text, &format!("[[{table}]]"), index.parse().ok()?, key);
+    }
+    if let Some((array, rest)) = path.split_once('[')
+        && let Some((index, sub_table)) = rest.split_once("].")
+    {
+        // `[domain.policy]` after the index-th `[[domain]]`, else an inline table there.
+        let index: usize = index.parse().ok()?;
+        let header = format!("[{array}.{sub_table}]");
+        let domain_line = locate(text, &format!("[[{array}]]"), index, sub_table)?;
+        let after = text.lines().skip(domain_line).position(|l| l.trim().starts_with('['));
+        let sub_line = after.map(|p| domain_line + p + 1).filter(|&l| text.lines().nth(l - 1).is_some_and(|t| t.trim() == header));
+        return match sub_line {
+            Some(l) => locate(&text.lines().skip(l - 1).collect::<Vec<_>>().join("\n"), &header, 0, key).map(|k| k + l - 1),
+            None => Some(domain_line),
+        };
+    }
+    locate(text, &format!("[{path}]"), 0, key)
+}
+
 fn line_of(text: &str, offset: usize) -> usize {
     text[..offset.min(text.len())].matches('\n').count() + 1
 }

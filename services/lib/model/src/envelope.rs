@@ -124,6 +124,9 @@ pub struct Envelope {
     pub smtputf8: bool,
     /// Delivery attempts made so far.
     pub attempts: u32,
+    /// The scanner's verdict, when the message was scanned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verdict: Option<crate::Verdict>,
 }
 
 impl Envelope {
@@ -168,6 +171,7 @@ mod tests {
             body_8bit: true,
             smtputf8: false,
             attempts: 0,
+            verdict: None,
         };
         env.recipients[0].notify = Notify::parse("NEVER");
         assert_eq!(Envelope::from_json(&env.to_json()).unwrap(), env);

@@ -1,0 +1,62 @@
+//! The end of DATA: ask the scanner, then refuse in the session, or mark, hold or
+//! queue the message as the policy says. Every refusal names its reason and the page
+//! that explains it.
+
+use rempart_bus::Bus;
+use rempart_model::{Action, Verdict};
+use rempart_scanner::{ScanInput, spam_headers, tag_subject};
+
+use super::{Session, Transaction};
+use crate::reply::Reply;
+
+impl<B: Bus> Session<B> {
+    /// Scans `body` (off the async threads); gives the body back with the verdict.
+    /// A scanner failure is a temporary error: the message is neither lost nor
+    /// accepted unscanned.
+    pub(super) async fn scan(&self, tx: &Transaction, body: Vec<u8>) -> Result<(Option<Verdict>, Vec<u8>), Reply> {
+        let Some(scanner) = self.shared.scanner.clone() else { return Ok((None, body)) };
+        let facts = self.facts.clone();
+        let return_path = tx.return_path.clone();
+        let recipients: Vec<String> = tx.recipients.iter().map(|r| r.address.clone()).collect();
+        let scanned = tokio::task::spawn_blocking(move || {
+            let verdict = scanner.scan(&ScanInput { facts: &facts, return_path: &return_path, recipients: &recipients, message: &body });
+            (verdict, body)
+        })
+        .await;
+        match scanned {
+            Ok((verdict, body)) => Ok((Some(verdict), body)),
+            Err(e) => {
+                tracing::error!(client = %self.facts.peer_ip, error = %e, "the scanner failed on a message");
+                Err(Reply::new(451, "4.3.0", "Temporary failure while checking the message, please try again later"))
+            }
+        }
+    }
+
+    /// The SMTP refusal for a verdict that refuses, if it does.
+    pub(super) fn refusal(&self, queue_id: &str, verdict: &Verdict) -> Option<Reply> {
+        let url = self.shared.scanner.as_ref().map(|s| s.explain_url(queue_id)).unwrap_or_default();
+        let why = match &verdict.listed {
+            Some(entry) if entry.starts_with("block") => "sender is on the recipient domain's block list".to_string(),
+            _ => format!("score {:.2} ({})", verdict.score, verdict.top_symbols(3).join(", ")),
+        };
+        match verdict.action {
+            Action::Reject => Some(Reply::new(550, "5.7.1", format!("Message refused as spam: {why} - {url}"))),
+            Action::SoftReject | Action::Greylist => {
+                Some(Reply::new(451, "4.7.1", format!("Message deferred as suspicious, try again later: {why} - {url}")))
+            }
+            _ => None,
+        }
+    }
+
+    /// The headers to add (X-Spam-*) and the body (its Subject tagged) for add_header.
+    pub(super) fn mark(&self, tx: &Transaction, verdict: &Verdict, body: Vec<u8>) -> (String, Vec<u8>) {
+        let Some(scanner) = &self.shared.scanner else { return (String::new(), body) };
+        let recipients: Vec<String> = tx.recipients.iter().map(|r| r.address.clone()).collect();
+        let (required, tag) = scanner.add_header_settings(&recipients);
+        let headers = spam_headers(verdict, required);
+        match tag {
+            Some(tag) => (headers, tag_subject(&body, &tag)),
+            None => (headers, body),
+        }
+    }
+}

@@ -1,0 +1,122 @@
+//! `rempart score`: the scanner's verdict on a message file, as the gateway would give
+//! it in the SMTP session (same configuration, same checks).
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+use rempart_model::{SessionFacts, Verdict};
+use rempart_scanner::{ScanInput, Scanner};
+
+#[derive(Args)]
+pub struct ScoreArgs {
+    /// The message (`-` for standard input).
+    #[arg(required_unless_present = "batch")]
+    file: Option<PathBuf>,
+    /// Score every file in a directory instead, one JSON line per message.
+    #[arg(long, value_name = "DIR", conflicts_with = "file")]
+    batch: Option<PathBuf>,
+    /// The client IP the message came from.
+    #[arg(long, default_value = "127.0.0.1")]
+    ip: std::net::IpAddr,
+    /// What the client said in HELO/EHLO (empty: none, so no HELO checks).
+    #[arg(long, default_value = "")]
+    helo: String,
+    /// The envelope sender (MAIL FROM).
+    #[arg(long, default_value = "")]
+    mail_from: String,
+    /// An envelope recipient (its domain's policy applies); repeatable.
+    #[arg(long = "rcpt")]
+    rcpt: Vec<String>,
+    /// Print one JSON document on stdout.
+    #[arg(long)]
+    json: bool,
+    /// Language of the descriptions: en or fr.
+    #[arg(long, default_value = "en", value_parser = ["en", "fr"])]
+    lang: String,
+}
+
+pub fn run(args: ScoreArgs, config: Option<&Path>) -> Result<(), String> {
+    let config = crate::load_config(config)?;
+    let scanner = Scanner::new(&config).map_err(|e| format!("configuration: {e}"))?;
+    let facts = SessionFacts { peer_ip: args.ip.to_string(), helo: args.helo.clone(), tls: None };
+    let scan =
+        |bytes: &[u8]| scanner.scan(&ScanInput { facts: &facts, return_path: &args.mail_from, recipients: &args.rcpt, message: bytes });
+    if let Some(dir) = &args.batch {
+        return batch(dir, &scan, &args.lang);
+    }
+    let file = args.file.as_deref().unwrap_or(Path::new("-"));
+    let bytes = read_input(file)?;
+    let verdict = scan(&bytes);
+    if args.json {
+        crate::emit(format_args!("{}", verdict_json(&verdict, &args.lang, None)));
+    } else {
+        print_table(&verdict, &args.lang);
+    }
+    Ok(())
+}
+
+fn read_input(file: &Path) -> Result<Vec<u8>, String> {
+    let mut bytes = Vec::new();
+    if file == Path::new("-") {
+        std::io::stdin().read_to_end(&mut bytes).map_err(|e| format!("standard input: {e}"))?;
+    } else {
+        bytes = std::fs::read(file).map_err(|e| format!("{}: {e}", file.display()))?;
+    }
+    Ok(bytes)
+}
+
+fn batch(dir: &Path, scan: &dyn Fn(&[u8]) -> Verdict, lang: &str) -> Result<(), String> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| format!("{}: {e}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_file())
+        .collect();
+    files.sort();
+    let mut failures = 0;
+    for path in files {
+        match std::fs::read(&path) {
+            Ok(bytes) => crate::emit(format_args!("{}", verdict_json(&scan(&bytes), lang, Some(&path)))),
+            Err(e) => {
+                failures += 1;
+                eprintln!("rempart: {}: {e}", path.display());
+            }
+        }
+    }
+    if failures > 0 { Err(format!("{failures} file(s) could not be read")) } else { Ok(()) }
+}
+
+fn description<'a>(s: &'a rempart_model::SymbolHit, lang: &str) -> &'a str {
+    if lang == "fr" { &s.description_fr } else { &s.description }
+}
+
+fn verdict_json(v: &Verdict, lang: &str, file: Option<&Path>) -> serde_json::Value {
+    let symbols: Vec<serde_json::Value> = v
+        .symbols
+        .iter()
+        .map(|s| serde_json::json!({ "name": s.name, "score": s.score, "group": s.group, "description": description(s, lang), "detail": s.detail }))
+        .collect();
+    let mut doc =
+        serde_json::json!({ "score": v.score, "action": v.action, "symbols": symbols, "elapsed_us": v.elapsed_us, "offline": true });
+    if let Some(listed) = &v.listed {
+        doc["listed"] = listed.clone().into();
+    }
+    if let Some(file) = file {
+        doc["file"] = file.display().to_string().into();
+    }
+    doc
+}
+
+fn print_table(v: &Verdict, lang: &str) {
+    crate::emit(format_args!(
+        "score {:.2}  action {}{}",
+        v.score,
+        v.action,
+        v.listed.as_ref().map(|l| format!("  ({l})")).unwrap_or_default()
+    ));
+    let width = v.symbols.iter().map(|s| s.name.len()).max().unwrap_or(6).max(6);
+    for s in &v.symbols {
+        let detail = s.detail.as_ref().map(|d| format!(" [{d}]")).unwrap_or_default();
+        crate::emit(format_args!("{:>6.2}  {:<width$}  {}{detail}", s.score, s.name, description(s, lang)));
+    }
+}
