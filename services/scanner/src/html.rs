@@ -208,7 +208,7 @@ fn decode_entities(s: &str) -> String {
     while let Some(p) = rest.find('&') {
         out.push_str(&rest[..p]);
         rest = &rest[p..];
-        let end = rest[..rest.len().min(12)].find(';');
+        let end = rest[..floor_char_boundary(rest, 12)].find(';');
         let decoded = end.and_then(|e| {
             let name = &rest[1..e];
             let c = match name {
@@ -275,7 +275,16 @@ mod tests {
     fn plain_case_is_not_mixed_and_garbage_is_fine() {
         let h = analyse("<a href=x>a</a><A HREF=y>b</A><center>c</center>");
         assert!(!h.mixed_case_href && !h.mixed_case_center);
-        for junk in ["<", "<a href=\"unterminated", "<<<>>>", "&#xZZ; &#99999999; &", "<img src=", "<a =\"x\" = ' >"] {
+        for junk in [
+            "<",
+            "<a href=\"unterminated",
+            "<<<>>>",
+            "&#xZZ; &#99999999; &",
+            "<img src=",
+            "<a =\"x\" = ' >",
+            "&ééééééé;",
+            "<a href=\"&ééééé\">",
+        ] {
             analyse(junk);
         }
     }

@@ -216,11 +216,7 @@ impl Scanner {
         let analysis = Analysis::new(input.message);
         let policies = self.policies(input.recipients);
         let ip: Option<IpAddr> = input.facts.peer_ip.parse().ok();
-        let header_from: Vec<String> = analysis
-            .message
-            .from()
-            .map(|f| f.iter().filter_map(|a| a.address()).map(str::to_ascii_lowercase).collect())
-            .unwrap_or_default();
+        let header_from = analysis.from_addresses();
         let listed: Vec<Option<Listed>> = policies.iter().map(|p| listed(p, ip, input.return_path, &header_from)).collect();
 
         let mut findings = Findings::default();

@@ -8,9 +8,8 @@ use crate::html::{self, Html};
 const MAX_PARTS: usize = 1000;
 
 pub struct Analysis<'a> {
-    pub message: Message<'a>,
-    /// The message could not be parsed at all (empty, or not a message).
-    pub unparsed: bool,
+    /// `None` when the message could not be parsed at all (empty, or not a message).
+    pub message: Option<Message<'a>>,
     pub plain_parts: usize,
     pub html_parts: usize,
     pub multipart: bool,
@@ -29,11 +28,8 @@ impl<'a> Analysis<'a> {
             tracing::warn!(size = raw.len(), "the MIME parser failed on a message; scoring it as unparseable");
             None
         });
-        let unparsed = parsed.is_none();
-        let message = parsed.unwrap_or_default();
         let mut a = Analysis {
-            message,
-            unparsed,
+            message: parsed,
             plain_parts: 0,
             html_parts: 0,
             multipart: false,
@@ -43,7 +39,7 @@ impl<'a> Analysis<'a> {
             attachment_names: Vec::new(),
         };
         let mut parts = Vec::new();
-        for part in a.message.parts.iter().take(MAX_PARTS) {
+        for part in a.message.iter().flat_map(|m| m.parts.iter()).take(MAX_PARTS) {
             let attachment = part.attachment_name().map(str::to_string);
             let subtype = part.content_type().and_then(|c| c.subtype()).map(str::to_ascii_lowercase);
             parts.push((attachment, subtype, &part.body));
@@ -82,10 +78,16 @@ impl<'a> Analysis<'a> {
 
     /// Top-level header present (by name, case-insensitive).
     pub fn has_header(&self, name: &str) -> bool {
-        self.message.headers().iter().any(|h| h.name().eq_ignore_ascii_case(name))
+        self.message.as_ref().is_some_and(|m| m.headers().iter().any(|h| h.name().eq_ignore_ascii_case(name)))
     }
 
     pub fn subject(&self) -> Option<&str> {
-        self.message.subject()
+        self.message.as_ref()?.subject()
+    }
+
+    /// The addresses in the top-level From header, lower-cased.
+    pub fn from_addresses(&self) -> Vec<String> {
+        let from = self.message.as_ref().and_then(|m| m.from());
+        from.map(|f| f.iter().filter_map(|a| a.address()).map(str::to_ascii_lowercase).collect()).unwrap_or_default()
     }
 }

@@ -6,14 +6,13 @@ use super::{Context, Findings, domain_of};
 
 pub fn run(ctx: &Context<'_>, out: &mut Findings) {
     let a = ctx.analysis;
-    let m = &a.message;
-    if a.unparsed {
+    let Some(m) = &a.message else {
         out.hit("MISSING_HEADERS");
         out.hit("MISSING_FROM");
         out.hit("MISSING_DATE");
         out.hit("MISSING_MID");
         return;
-    }
+    };
     if !a.has_header("Date") {
         out.hit("MISSING_DATE");
     } else if m.date().is_none_or(|d| !d.is_valid()) {
@@ -29,8 +28,7 @@ pub fn run(ctx: &Context<'_>, out: &mut Findings) {
     if !a.has_header("Subject") {
         out.hit("MISSING_SUBJECT");
     }
-    let from: Vec<String> =
-        m.from().map(|f| f.iter().filter_map(|x| x.address()).map(str::to_ascii_lowercase).collect()).unwrap_or_default();
+    let from = a.from_addresses();
     if !a.has_header("From") {
         out.hit("MISSING_FROM");
     }
