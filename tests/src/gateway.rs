@@ -59,8 +59,12 @@ impl Gateway {
     pub fn start(config: &str) -> Gateway {
         let dir = tempfile::tempdir().expect("tempdir");
         let port = free_port();
-        let text =
+        let mut text =
             config.replace("{listen}", &format!("127.0.0.1:{port}")).replace("{data}", &dir.path().join("data").display().to_string());
+        // Tests reach no network: unless a test brings its own DNS server, no lookups.
+        if !text.contains("[dns]") {
+            text.push_str("\n[dns]\noffline = true\n");
+        }
         let config_path = dir.path().join("rempart.toml");
         std::fs::write(&config_path, text).expect("write config");
         let mut gw = Gateway { child: None, port, dir, config_path, log: Arc::default() };

@@ -3,6 +3,7 @@
 //! on 127.0.0.1 and is killed when dropped.
 
 pub mod client;
+pub mod dns;
 pub mod gateway;
 pub mod sink;
 

@@ -32,8 +32,7 @@ enum Command {
     /// Work with configuration files.
     #[command(subcommand)]
     Config(config_cmd::ConfigCommand),
-    /// Score a message as the gateway would (DNS-based checks are not built yet, so
-    /// nothing is looked up: the output says "offline": true).
+    /// Score a message as the gateway would, with the same checks and DNS settings.
     #[command(after_help = AFTER_HELP)]
     Score(score_cmd::ScoreArgs),
 }

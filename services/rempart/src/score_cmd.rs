@@ -31,17 +31,31 @@ pub struct ScoreArgs {
     /// Print one JSON document on stdout.
     #[arg(long)]
     json: bool,
+    /// A DNS server to use, "IP:PORT" (repeatable); replaces `dns.servers`.
+    #[arg(long = "resolver", value_name = "IP:PORT")]
+    resolvers: Vec<std::net::SocketAddr>,
+    /// Make no DNS lookup at all: DNS-based checks are skipped, and reported so.
+    #[arg(long)]
+    offline: bool,
     /// Language of the descriptions: en or fr.
     #[arg(long, default_value = "en", value_parser = ["en", "fr"])]
     lang: String,
 }
 
 pub fn run(args: ScoreArgs, config: Option<&Path>) -> Result<(), String> {
-    let config = crate::load_config(config)?;
+    let mut config = crate::load_config(config)?;
+    if !args.resolvers.is_empty() {
+        config.dns.servers = args.resolvers.clone();
+    }
+    config.dns.offline |= args.offline;
+    let runtime =
+        tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| format!("cannot start the runtime: {e}"))?;
+    let _entered = runtime.enter();
     let scanner = Scanner::new(&config).map_err(|e| format!("configuration: {e}"))?;
     let facts = SessionFacts { peer_ip: args.ip.to_string(), helo: args.helo.clone(), tls: None };
-    let scan =
-        |bytes: &[u8]| scanner.scan(&ScanInput { facts: &facts, return_path: &args.mail_from, recipients: &args.rcpt, message: bytes });
+    let scan = |bytes: &[u8]| {
+        runtime.block_on(scanner.scan(&ScanInput { facts: &facts, return_path: &args.mail_from, recipients: &args.rcpt, message: bytes }))
+    };
     if let Some(dir) = &args.batch {
         return batch(dir, &scan, &args.lang);
     }
@@ -97,7 +111,7 @@ fn verdict_json(v: &Verdict, lang: &str, file: Option<&Path>) -> serde_json::Val
         .map(|s| serde_json::json!({ "name": s.name, "score": s.score, "group": s.group, "description": description(s, lang), "detail": s.detail }))
         .collect();
     let mut doc =
-        serde_json::json!({ "score": v.score, "action": v.action, "symbols": symbols, "elapsed_us": v.elapsed_us, "offline": true });
+        serde_json::json!({ "score": v.score, "action": v.action, "symbols": symbols, "elapsed_us": v.elapsed_us, "offline": v.offline });
     if let Some(listed) = &v.listed {
         doc["listed"] = listed.clone().into();
     }

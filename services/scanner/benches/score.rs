@@ -32,7 +32,9 @@ fn main() {
         println!("skipped: {} not found", corpus.display());
         return;
     }
-    let scanner = Scanner::new(&Config::default()).expect("default config");
+    let scanner =
+        Scanner::new(&Config { dns: rempart_model::config::DnsConfig { offline: true, ..Default::default() }, ..Default::default() })
+            .expect("default config");
     let facts = SessionFacts { peer_ip: "192.0.2.1".into(), helo: "mail.sender.example".into(), tls: None };
     let rcpt = vec!["user@example.com".to_string()];
     println!("{:<5} {:>6} {:>9} {:>10} {:>12} {:>9}  actions", "set", "msgs", "avg KiB", "msgs/s", "CPU µs/msg", "10KB µs");
@@ -41,14 +43,18 @@ fn main() {
         let bytes: usize = messages.iter().map(Vec::len).sum();
         // Warm up caches, then measure three passes.
         for m in messages.iter().take(100) {
-            scanner.scan(&ScanInput { facts: &facts, return_path: "a@sender.example", recipients: &rcpt, message: m });
+            scanner
+                .evaluate(&ScanInput { facts: &facts, return_path: "a@sender.example", recipients: &rcpt, message: m }, Default::default());
         }
         let mut actions = std::collections::BTreeMap::<Action, usize>::new();
         let (wall, cpu) = (Instant::now(), cpu_time());
         let passes = 3;
         for pass in 0..passes {
             for m in &messages {
-                let v = scanner.scan(&ScanInput { facts: &facts, return_path: "a@sender.example", recipients: &rcpt, message: m });
+                let v = scanner.evaluate(
+                    &ScanInput { facts: &facts, return_path: "a@sender.example", recipients: &rcpt, message: m },
+                    Default::default(),
+                );
                 if pass == 0 {
                     *actions.entry(v.action).or_default() += 1;
                 }

@@ -5,6 +5,7 @@
 
 pub mod checks;
 pub mod composite;
+pub mod dns;
 pub mod html;
 pub mod lists;
 pub mod message;
@@ -112,6 +113,15 @@ pub struct Scanner {
     freemail: HashSet<String>,
     default_policy: Policy,
     domain_policies: HashMap<String, Policy>,
+    dns: dns::Dns,
+}
+
+/// What the DNS-based checks found (nothing when offline).
+#[derive(Debug, Default)]
+pub struct NetworkFindings {
+    findings: Findings,
+    offline: bool,
+    elapsed_us: u64,
 }
 
 impl Scanner {
@@ -180,6 +190,7 @@ impl Scanner {
             freemail,
             default_policy,
             domain_policies,
+            dns: dns::Dns::new(&config.dns)?,
         })
     }
 
@@ -211,7 +222,28 @@ impl Scanner {
         self.default_policy.thresholds.explain_url.replace("{queue_id}", queue_id).replace("{hostname}", &self.hostname)
     }
 
-    pub fn scan(&self, input: &ScanInput<'_>) -> Verdict {
+    /// The whole scan: DNS-based checks, then everything else.
+    pub async fn scan(&self, input: &ScanInput<'_>) -> Verdict {
+        let network = self.network_findings(input).await;
+        self.evaluate(input, network)
+    }
+
+    /// The checks that wait on DNS. Cheap in CPU: run them on the async threads, and
+    /// `evaluate` (CPU-bound) on a blocking thread.
+    pub async fn network_findings(&self, input: &ScanInput<'_>) -> NetworkFindings {
+        if self.dns.is_offline() {
+            return NetworkFindings { offline: true, ..Default::default() };
+        }
+        let started = Instant::now();
+        let mut findings = Findings::default();
+        checks::auth::run(&self.dns, input, &self.hostname, &mut findings).await;
+        // Not built yet: DKIM, DMARC, ARC, DNSBL/URIBL, PTR and NO_DNS_FOR_FROM.
+        NetworkFindings { findings, offline: false, elapsed_us: started.elapsed().as_micros() as u64 }
+    }
+
+    /// Everything that needs no network: parses the message, runs the checks, adds the
+    /// network findings, weighs, and applies the policies.
+    pub fn evaluate(&self, input: &ScanInput<'_>, network: NetworkFindings) -> Verdict {
         let started = Instant::now();
         let analysis = Analysis::new(input.message);
         let policies = self.policies(input.recipients);
@@ -219,7 +251,7 @@ impl Scanner {
         let header_from = analysis.from_addresses();
         let listed: Vec<Option<Listed>> = policies.iter().map(|p| listed(p, ip, input.return_path, &header_from)).collect();
 
-        let mut findings = Findings::default();
+        let mut findings = network.findings;
         if listed.iter().any(Option::is_none) {
             let ctx = Context {
                 facts: input.facts,
@@ -231,8 +263,7 @@ impl Scanner {
             checks::connection::run(&ctx, &mut findings);
             checks::headers::run(&ctx, &mut findings);
             checks::content::run(&ctx, &mut findings);
-            // Hook points, not built yet: authentication and DNS lists (SPF, DKIM,
-            // DMARC, ARC, DNSBL, URIBL), the classifier (Bayes) and reputation (AWL).
+            // Hook points, not built yet: the classifier (Bayes) and reputation (AWL).
             for c in &self.composites {
                 if c.expr.eval(&|s| findings.has(s)) {
                     findings.hit(&c.name);
@@ -263,7 +294,8 @@ impl Scanner {
             symbols,
             listed: listed_reason,
             scanner_id: self.id.clone(),
-            elapsed_us: started.elapsed().as_micros() as u64,
+            elapsed_us: started.elapsed().as_micros() as u64 + network.elapsed_us,
+            offline: network.offline,
         }
     }
 

@@ -17,6 +17,105 @@ const fn def(name: &'static str, weight: f64, group: &'static str, en: &'static 
 }
 
 pub const SYMBOLS: &[SymbolDef] = &[
+    // Authentication: SPF (RFC 7208), SpamAssassin's names and roughly its weights.
+    def(
+        "SPF_PASS",
+        -0.1,
+        "auth",
+        "SPF: sender matches SPF record",
+        "SPF : le serveur émetteur est autorisé par le domaine de l'expéditeur.",
+    ),
+    def(
+        "SPF_FAIL",
+        0.9,
+        "auth",
+        "SPF: sender does not match SPF record (fail)",
+        "SPF : le domaine de l'expéditeur interdit à ce serveur d'envoyer en son nom.",
+    ),
+    def(
+        "SPF_SOFTFAIL",
+        0.7,
+        "auth",
+        "SPF: sender does not match SPF record (softfail)",
+        "SPF : le domaine de l'expéditeur ne reconnaît pas ce serveur (échec léger).",
+    ),
+    def(
+        "SPF_NEUTRAL",
+        0.6,
+        "auth",
+        "SPF: sender does not match SPF record (neutral)",
+        "SPF : le domaine de l'expéditeur ne se prononce pas sur ce serveur.",
+    ),
+    def(
+        "SPF_NONE",
+        0.0,
+        "auth",
+        "SPF: sender does not publish an SPF record",
+        "SPF : le domaine de l'expéditeur ne publie pas d'enregistrement SPF.",
+    ),
+    def(
+        "T_SPF_TEMPERROR",
+        0.01,
+        "auth",
+        "SPF: test of record failed (temperror)",
+        "SPF : la vérification a échoué temporairement (erreur DNS).",
+    ),
+    def(
+        "T_SPF_PERMERROR",
+        0.01,
+        "auth",
+        "SPF: test of record failed (permerror)",
+        "SPF : l'enregistrement SPF du domaine de l'expéditeur est invalide.",
+    ),
+    def(
+        "SPF_HELO_PASS",
+        -0.1,
+        "auth",
+        "SPF: HELO matches SPF record",
+        "SPF : le nom annoncé par le serveur émetteur l'autorise à envoyer.",
+    ),
+    def(
+        "SPF_HELO_FAIL",
+        0.5,
+        "auth",
+        "SPF: HELO does not match SPF record (fail)",
+        "SPF : le nom annoncé par le serveur émetteur lui interdit d'envoyer.",
+    ),
+    def(
+        "SPF_HELO_SOFTFAIL",
+        0.7,
+        "auth",
+        "SPF: HELO does not match SPF record (softfail)",
+        "SPF : le nom annoncé par le serveur émetteur ne le reconnaît pas (échec léger).",
+    ),
+    def(
+        "SPF_HELO_NEUTRAL",
+        0.1,
+        "auth",
+        "SPF: HELO does not match SPF record (neutral)",
+        "SPF : le nom annoncé par le serveur émetteur ne se prononce pas.",
+    ),
+    def(
+        "SPF_HELO_NONE",
+        0.0,
+        "auth",
+        "SPF: HELO does not publish an SPF record",
+        "SPF : le nom annoncé par le serveur émetteur ne publie pas d'enregistrement SPF.",
+    ),
+    def(
+        "T_SPF_HELO_TEMPERROR",
+        0.01,
+        "auth",
+        "SPF: test of HELO record failed (temperror)",
+        "SPF : la vérification du nom annoncé a échoué temporairement (erreur DNS).",
+    ),
+    def(
+        "T_SPF_HELO_PERMERROR",
+        0.01,
+        "auth",
+        "SPF: test of HELO record failed (permerror)",
+        "SPF : l'enregistrement SPF du nom annoncé est invalide.",
+    ),
     // Connection (what the client said about itself).
     def(
         "RCVD_NUMERIC_HELO",
@@ -225,6 +324,7 @@ mod tests {
             assert!(names.insert(s.name), "{} twice", s.name);
             assert!(!s.en.is_empty() && !s.fr.is_empty() && s.fr != s.en, "{}", s.name);
             assert!(s.name.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_'));
+            assert!(s.weight.is_finite());
         }
     }
 }

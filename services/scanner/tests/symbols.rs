@@ -10,15 +10,18 @@ fn facts(helo: &str) -> SessionFacts {
     SessionFacts { peer_ip: "192.0.2.10".into(), helo: helo.into(), tls: None }
 }
 
+/// Content checks only: these tests make no DNS lookup.
+fn offline(config: &Config) -> Config {
+    let mut c = config.clone();
+    c.dns.offline = true;
+    c
+}
+
 fn scan_with(config: &Config, message: &str, helo: &str) -> rempart_model::Verdict {
-    let scanner = Scanner::new(config).expect("valid scanner config");
+    let scanner = Scanner::new(&offline(config)).expect("valid scanner config");
     let recipients = vec!["bob@example.com".to_string()];
-    scanner.scan(&ScanInput {
-        facts: &facts(helo),
-        return_path: "alice@sender.example",
-        recipients: &recipients,
-        message: message.as_bytes(),
-    })
+    let input = ScanInput { facts: &facts(helo), return_path: "alice@sender.example", recipients: &recipients, message: message.as_bytes() };
+    scanner.evaluate(&input, Default::default())
 }
 
 fn names(message: &str, helo: &str) -> Vec<String> {
@@ -191,7 +194,7 @@ description = "HTML without a sender"
     )
     .unwrap_or_default();
     // The composite above names an unknown symbol: refused, naming the field.
-    let err = Scanner::new(&config).err().expect("unknown symbol refused");
+    let err = Scanner::new(&offline(&config)).err().expect("unknown symbol refused");
     assert_eq!(err.field, "scanner.composite[0].expression");
     config.scanner.composites[0].expression = "MISSING_FROM & (MIME_HTML_ONLY | HTML_MESSAGE)".into();
     let message = "Content-Type: text/html\r\n\r\n<p>buy now</p>\r\n";
@@ -203,7 +206,7 @@ description = "HTML without a sender"
     assert_eq!(score_of("MISSING_MID"), Some(2.5), "weight override counted first (highest)");
     let mut bad = Config::default();
     bad.scanner.weights.insert("NOT_A_SYMBOL".into(), 1.0);
-    assert_eq!(Scanner::new(&bad).err().map(|e| e.field), Some("scanner.weights.NOT_A_SYMBOL".into()));
+    assert_eq!(Scanner::new(&offline(&bad)).err().map(|e| e.field), Some("scanner.weights.NOT_A_SYMBOL".into()));
 }
 
 #[test]
@@ -222,12 +225,12 @@ policy = { reject = 100.0, quarantine = 3.0 }
 "#,
     )
     .unwrap();
-    let scanner = Scanner::new(&config).unwrap();
+    let scanner = Scanner::new(&offline(&config)).unwrap();
     let spammy = "Content-Type: text/html\r\n\r\n<p>buy now</p>\r\n"; // ~4.1 points of missing headers + HTML only
     let run = |return_path: &str, ip: &str, rcpt: &str| {
         let f = SessionFacts { peer_ip: ip.into(), helo: HELO.into(), tls: None };
         let r = vec![rcpt.to_string()];
-        scanner.scan(&ScanInput { facts: &f, return_path, recipients: &r, message: spammy.as_bytes() })
+        scanner.evaluate(&ScanInput { facts: &f, return_path, recipients: &r, message: spammy.as_bytes() }, Default::default())
     };
     let v = run("a@sender.example", "192.0.2.1", "x@other.example");
     assert!(v.score >= 4.0 && v.action == Action::Reject, "{v:?}");

@@ -18,8 +18,14 @@ impl<B: Bus> Session<B> {
         let facts = self.facts.clone();
         let return_path = tx.return_path.clone();
         let recipients: Vec<String> = tx.recipients.iter().map(|r| r.address.clone()).collect();
+        // DNS lookups wait on the async threads; parsing and checks take CPU, so they
+        // run on a blocking thread.
+        let network = scanner
+            .network_findings(&ScanInput { facts: &facts, return_path: &return_path, recipients: &recipients, message: &body })
+            .await;
         let scanned = tokio::task::spawn_blocking(move || {
-            let verdict = scanner.scan(&ScanInput { facts: &facts, return_path: &return_path, recipients: &recipients, message: &body });
+            let verdict =
+                scanner.evaluate(&ScanInput { facts: &facts, return_path: &return_path, recipients: &recipients, message: &body }, network);
             (verdict, body)
         })
         .await;

@@ -23,6 +23,7 @@ pub struct Config {
     pub relay: RelayConfig,
     pub tls: TlsConfig,
     pub scanner: ScannerConfig,
+    pub dns: DnsConfig,
     /// Default policy for every domain; a domain's `policy` table overrides fields.
     pub policy: PolicyConfig,
 }
@@ -264,6 +265,28 @@ pub struct TlsConfig {
     /// PEM private key (PKCS#8, PKCS#1 or SEC1).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub key: Option<PathBuf>,
+}
+
+/// How DNS-based checks (SPF, …) resolve names.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DnsConfig {
+    /// Resolvers to ask, "IP:PORT". Default empty: the system's (/etc/resolv.conf).
+    /// `--resolver IP:PORT` on the command line replaces this list.
+    pub servers: Vec<SocketAddr>,
+    /// Time to wait for one answer, in milliseconds. Default 2000.
+    pub timeout_ms: u64,
+    /// Tries per query. Default 2.
+    pub attempts: usize,
+    /// Make no lookup at all: DNS-based checks are skipped and reported as skipped
+    /// (`--offline`). Default false.
+    pub offline: bool,
+}
+
+impl Default for DnsConfig {
+    fn default() -> Self {
+        Self { servers: Vec::new(), timeout_ms: 2000, attempts: 2, offline: false }
+    }
 }
 
 /// The scanner: which checks run and how much each symbol weighs.
@@ -509,6 +532,10 @@ impl Config {
         }
         if self.queue.retry.is_empty() {
             return Err(err("[queue]", 0, "retry", "queue.retry".into(), "needs at least one delay".into()));
+        }
+        if self.dns.timeout_ms == 0 || self.dns.attempts == 0 {
+            let key = if self.dns.timeout_ms == 0 { "timeout_ms" } else { "attempts" };
+            return Err(err("[dns]", 0, key, format!("dns.{key}"), "must be greater than 0".into()));
         }
         if self.relay.concurrency == 0 {
             return Err(err("[relay]", 0, "concurrency", "relay.concurrency".into(), "must be greater than 0".into()));

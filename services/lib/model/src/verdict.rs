@@ -72,6 +72,9 @@ pub struct Verdict {
     pub listed: Option<String>,
     pub scanner_id: String,
     pub elapsed_us: u64,
+    /// DNS-based checks were skipped (`dns.offline`): no symbol stands for them.
+    #[serde(default)]
+    pub offline: bool,
 }
 
 impl Verdict {

@@ -1,11 +1,12 @@
 //! The built-in checks, by stage. Each looks at the session and the parsed message
 //! and adds symbols by name; weights, groups and descriptions come from the registry.
 //!
-//! Stages run in this order: connection → headers → content (MIME and HTML) →
-//! composites. DNS-based stages (authentication, DNS lists) and the classifier (Bayes)
-//! and reputation (AWL) stages are not built yet: they come with the DNS work and the
-//! shared-state issue (#5), at the places marked in `Scanner::scan`.
+//! Stages: authentication (SPF, over DNS, async) → connection → headers → content
+//! (MIME and HTML) → composites. DKIM, DMARC, ARC and DNS lists, and the classifier
+//! (Bayes) and reputation (AWL) stages, are not built yet: they come with the rest of
+//! the DNS work and the shared-state issue (#5), at the places marked in `Scanner`.
 
+pub mod auth;
 pub mod connection;
 pub mod content;
 pub mod headers;

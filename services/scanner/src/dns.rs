@@ -1,0 +1,78 @@
+//! The resolver behind the DNS-based checks, built from `[dns]`: the configured
+//! servers (tests and operators point it at their own), or the system's, or none at
+//! all when offline.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use mail_auth::hickory_resolver::config::{ConnectionConfig, NameServerConfig, ResolverConfig, ResolverOpts};
+use mail_auth::spf::verify::SpfParameters;
+use mail_auth::{MessageAuthenticator, SpfResult};
+use rempart_model::config::DnsConfig;
+
+use crate::ScannerError;
+
+pub struct Dns {
+    /// `None` when offline.
+    authenticator: Option<MessageAuthenticator>,
+}
+
+/// SPF results for the two identities (RFC 7208 §2.3, §2.4).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpfOutcome {
+    /// `None` for the null sender (the HELO identity stands for it).
+    pub mail_from: Option<SpfResult>,
+    /// `None` when HELO is not a domain name.
+    pub helo: Option<SpfResult>,
+}
+
+impl Dns {
+    pub fn new(config: &DnsConfig) -> Result<Dns, ScannerError> {
+        if config.offline {
+            return Ok(Dns { authenticator: None });
+        }
+        let err = |e: &dyn std::fmt::Display| ScannerError { field: "dns.servers".into(), message: e.to_string() };
+        let mut options = ResolverOpts::default();
+        options.timeout = Duration::from_millis(config.timeout_ms);
+        options.attempts = config.attempts;
+        let authenticator = if config.servers.is_empty() {
+            MessageAuthenticator::new_system_conf()
+                .map_err(|e| err(&format!("no usable system resolver ({e}); set dns.servers or dns.offline")))?
+        } else {
+            let servers = config
+                .servers
+                .iter()
+                .map(|s| {
+                    let (mut udp, mut tcp) = (ConnectionConfig::udp(), ConnectionConfig::tcp());
+                    (udp.port, tcp.port) = (s.port(), s.port());
+                    NameServerConfig::new(s.ip(), true, vec![udp, tcp])
+                })
+                .collect();
+            MessageAuthenticator::new(ResolverConfig::from_name_servers(servers), options).map_err(|e| err(&e))?
+        };
+        Ok(Dns { authenticator: Some(authenticator) })
+    }
+
+    pub fn is_offline(&self) -> bool {
+        self.authenticator.is_none()
+    }
+
+    pub fn authenticator(&self) -> Option<&MessageAuthenticator> {
+        self.authenticator.as_ref()
+    }
+
+    /// SPF for the MAIL FROM and HELO identities; `host` is our own name (for the `%{r}`
+    /// macro). Returns `None` when offline.
+    pub async fn spf(&self, ip: IpAddr, helo: &str, mail_from: &str, host: &str) -> Option<SpfOutcome> {
+        let auth = self.authenticator.as_ref()?;
+        let helo_is_domain = helo.contains('.') && !helo.starts_with('[') && helo.parse::<IpAddr>().is_err();
+        let helo_result =
+            if helo_is_domain { Some(auth.verify_spf(SpfParameters::verify_ehlo(ip, helo, host)).await.result()) } else { None };
+        let mail_result = if mail_from.is_empty() {
+            None
+        } else {
+            Some(auth.verify_spf(SpfParameters::verify_mail_from(ip, helo, host, mail_from)).await.result())
+        };
+        Some(SpfOutcome { mail_from: mail_result, helo: helo_result })
+    }
+}
