@@ -111,72 +111,93 @@ impl Zone {
 pub struct DnsServer {
     pub addr: SocketAddr,
     zone: Arc<RwLock<Zone>>,
-    _runtime: tokio::runtime::Runtime,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
 impl DnsServer {
+    /// Starts serving `zone` on its own thread (so it works from sync and async tests).
     pub fn start(zone: Zone) -> DnsServer {
-        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("runtime");
-        let (udp, tcp) = runtime.block_on(async {
-            // UDP and TCP on the same port: retry until both binds succeed.
-            loop {
-                let udp = UdpSocket::bind("127.0.0.1:0").await.expect("bind udp");
-                let port = udp.local_addr().expect("addr").port();
-                if let Ok(tcp) = TcpListener::bind(("127.0.0.1", port)).await {
-                    return (udp, tcp);
-                }
+        // UDP and TCP on the same port: retry until both binds succeed.
+        let (udp, tcp) = loop {
+            let udp = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind udp");
+            let port = udp.local_addr().expect("addr").port();
+            if let Ok(tcp) = std::net::TcpListener::bind(("127.0.0.1", port)) {
+                break (udp, tcp);
             }
-        });
+        };
+        udp.set_nonblocking(true).expect("nonblocking");
+        tcp.set_nonblocking(true).expect("nonblocking");
         let addr = udp.local_addr().expect("addr");
         let zone = Arc::new(RwLock::new(zone));
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let z = zone.clone();
-        runtime.spawn(async move {
-            let mut buf = vec![0u8; 4096];
-            while let Ok((n, peer)) = udp.recv_from(&mut buf).await {
-                let zone = z.read().map(|z| z.clone()).unwrap_or_default();
-                if let Some(mut reply) = answer(&zone, &buf[..n]) {
-                    let edns = u16::from_be_bytes([buf[10], buf[11]]) > 0;
-                    if reply.len() > 512 && !edns {
-                        reply.truncate(12);
-                        reply[2] |= 0x02; // TC: ask again over TCP
-                        reply[4..12].fill(0);
-                    }
-                    let _ = udp.send_to(&reply, peer).await;
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+            runtime.block_on(async move {
+                let (Ok(udp), Ok(tcp)) = (UdpSocket::from_std(udp), TcpListener::from_std(tcp)) else { return };
+                tokio::select! {
+                    _ = serve_udp(udp, z.clone()) => {}
+                    _ = serve_tcp(tcp, z) => {}
+                    _ = stopped => {}
                 }
-            }
+            });
         });
-        let z = zone.clone();
-        runtime.spawn(async move {
-            while let Ok((mut stream, _)) = tcp.accept().await {
-                let z = z.clone();
-                tokio::spawn(async move {
-                    loop {
-                        let mut len = [0u8; 2];
-                        if stream.read_exact(&mut len).await.is_err() {
-                            return;
-                        }
-                        let mut query = vec![0u8; u16::from_be_bytes(len) as usize];
-                        if stream.read_exact(&mut query).await.is_err() {
-                            return;
-                        }
-                        let zone = z.read().map(|z| z.clone()).unwrap_or_default();
-                        let Some(reply) = answer(&zone, &query) else { return };
-                        let mut framed = (reply.len() as u16).to_be_bytes().to_vec();
-                        framed.extend_from_slice(&reply);
-                        if stream.write_all(&framed).await.is_err() {
-                            return;
-                        }
-                    }
-                });
-            }
-        });
-        DnsServer { addr, zone, _runtime: runtime }
+        DnsServer { addr, zone, stop: Some(stop) }
     }
 
     pub fn set_zone(&self, zone: Zone) {
         if let Ok(mut z) = self.zone.write() {
             *z = zone;
         }
+    }
+}
+
+impl Drop for DnsServer {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+async fn serve_udp(udp: UdpSocket, zone: Arc<RwLock<Zone>>) {
+    let mut buf = vec![0u8; 4096];
+    while let Ok((n, peer)) = udp.recv_from(&mut buf).await {
+        let z = zone.read().map(|z| z.clone()).unwrap_or_default();
+        if let Some(mut reply) = answer(&z, &buf[..n]) {
+            let edns = u16::from_be_bytes([buf[10], buf[11]]) > 0;
+            if reply.len() > 512 && !edns {
+                reply.truncate(12);
+                reply[2] |= 0x02; // TC: ask again over TCP
+                reply[4..12].fill(0);
+            }
+            let _ = udp.send_to(&reply, peer).await;
+        }
+    }
+}
+
+async fn serve_tcp(tcp: TcpListener, zone: Arc<RwLock<Zone>>) {
+    while let Ok((mut stream, _)) = tcp.accept().await {
+        let zone = zone.clone();
+        tokio::spawn(async move {
+            loop {
+                let mut len = [0u8; 2];
+                if stream.read_exact(&mut len).await.is_err() {
+                    return;
+                }
+                let mut query = vec![0u8; u16::from_be_bytes(len) as usize];
+                if stream.read_exact(&mut query).await.is_err() {
+                    return;
+                }
+                let z = zone.read().map(|z| z.clone()).unwrap_or_default();
+                let Some(reply) = answer(&z, &query) else { return };
+                let mut framed = (reply.len() as u16).to_be_bytes().to_vec();
+                framed.extend_from_slice(&reply);
+                if stream.write_all(&framed).await.is_err() {
+                    return;
+                }
+            }
+        });
     }
 }
 

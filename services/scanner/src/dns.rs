@@ -64,15 +64,36 @@ impl Dns {
     /// SPF for the MAIL FROM and HELO identities; `host` is our own name (for the `%{r}`
     /// macro). Returns `None` when offline.
     pub async fn spf(&self, ip: IpAddr, helo: &str, mail_from: &str, host: &str) -> Option<SpfOutcome> {
-        let auth = self.authenticator.as_ref()?;
+        self.authenticator.as_ref()?;
         let helo_is_domain = helo.contains('.') && !helo.starts_with('[') && helo.parse::<IpAddr>().is_err();
-        let helo_result =
-            if helo_is_domain { Some(auth.verify_spf(SpfParameters::verify_ehlo(ip, helo, host)).await.result()) } else { None };
-        let mail_result = if mail_from.is_empty() {
-            None
-        } else {
-            Some(auth.verify_spf(SpfParameters::verify_mail_from(ip, helo, host, mail_from)).await.result())
-        };
+        let helo_result = if helo_is_domain { self.spf_helo(ip, helo, host).await } else { None };
+        let mail_result = if mail_from.is_empty() { None } else { self.spf_mail_from(ip, helo, mail_from, host).await };
         Some(SpfOutcome { mail_from: mail_result, helo: helo_result })
     }
+
+    /// check_host() for the MAIL FROM identity (RFC 7208 §2.4).
+    pub async fn spf_mail_from(&self, ip: IpAddr, helo: &str, mail_from: &str, host: &str) -> Option<SpfResult> {
+        let auth = self.authenticator.as_ref()?;
+        let domain = mail_from.rsplit_once('@').map_or(mail_from, |(_, d)| d);
+        if !valid_spf_domain(domain) {
+            return Some(SpfResult::None);
+        }
+        Some(auth.verify_spf(SpfParameters::verify_mail_from(ip, helo, host, mail_from)).await.result())
+    }
+
+    /// check_host() for the HELO identity (RFC 7208 §2.3).
+    pub async fn spf_helo(&self, ip: IpAddr, helo: &str, host: &str) -> Option<SpfResult> {
+        let auth = self.authenticator.as_ref()?;
+        if !valid_spf_domain(helo) {
+            return Some(SpfResult::None);
+        }
+        Some(auth.verify_spf(SpfParameters::verify_ehlo(ip, helo, host)).await.result())
+    }
+}
+
+/// RFC 7208 §4.3: a domain that is not a multi-label name (empty or over-long labels,
+/// an address literal) has no SPF policy: the result is "none", not an error.
+fn valid_spf_domain(domain: &str) -> bool {
+    let d = domain.trim_end_matches('.');
+    !d.is_empty() && d.len() <= 253 && d.contains('.') && !d.starts_with('[') && d.split('.').all(|l| !l.is_empty() && l.len() <= 63)
 }

@@ -20,7 +20,8 @@ fn offline(config: &Config) -> Config {
 fn scan_with(config: &Config, message: &str, helo: &str) -> rempart_model::Verdict {
     let scanner = Scanner::new(&offline(config)).expect("valid scanner config");
     let recipients = vec!["bob@example.com".to_string()];
-    let input = ScanInput { facts: &facts(helo), return_path: "alice@sender.example", recipients: &recipients, message: message.as_bytes() };
+    let input =
+        ScanInput { facts: &facts(helo), return_path: "alice@sender.example", recipients: &recipients, message: message.as_bytes() };
     scanner.evaluate(&input, Default::default())
 }
 
