@@ -159,3 +159,147 @@ fn score_cli_uses_the_given_resolver() {
     let names: Vec<&str> = doc["symbols"].as_array().unwrap().iter().filter_map(|s| s["name"].as_str()).collect();
     assert!(names.contains(&"SPF_FAIL") && names.contains(&"SPF_HELO_PASS"), "{names:?}");
 }
+
+mod dkim {
+    use mail_auth::common::crypto::{Ed25519Key, RsaKey, Sha256, SigningKey};
+    use mail_auth::common::headers::HeaderWriter;
+    use mail_auth::dkim::DkimSigner;
+    use rustls_pki_types::PrivateKeyDer;
+    use rustls_pki_types::pem::PemObject;
+
+    use super::*;
+
+    fn base64(bytes: &[u8]) -> String {
+        const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        let mut out = String::new();
+        for chunk in bytes.chunks(3) {
+            let n = u32::from(chunk[0]) << 16 | u32::from(*chunk.get(1).unwrap_or(&0)) << 8 | u32::from(*chunk.get(2).unwrap_or(&0));
+            for i in 0..4 {
+                out.push(if i <= chunk.len() { T[(n >> (18 - 6 * i) & 63) as usize] as char } else { '=' });
+            }
+        }
+        out
+    }
+
+    const MESSAGE: &str = "From: Alice <alice@signer.test>\r\nTo: user@example.com\r\nSubject: Quarterly report\r\nDate: Mon, 23 Nov 2026 10:00:00 +0000\r\nMessage-ID: <q3@signer.test>\r\n\r\nThe figures are attached.\r\n";
+
+    fn sign<K: SigningKey<Hasher = Sha256>>(key: K, domain: &str, selector: &str, message: &str) -> String {
+        let signature = DkimSigner::from_key(key)
+            .domain(domain)
+            .selector(selector)
+            .headers(["From", "To", "Subject", "Date", "Message-ID"])
+            .sign(message.as_bytes())
+            .expect("signing");
+        format!("{}{message}", signature.to_header())
+    }
+
+    struct Keys {
+        zone: Zone,
+        ed25519_pkcs8: Vec<u8>,
+        rsa_pem: Vec<u8>,
+    }
+
+    /// Real keys: Ed25519 from ring, RSA-2048 from openssl; public halves in DNS.
+    fn keys() -> Keys {
+        let ed25519_pkcs8 = Ed25519Key::generate_pkcs8().unwrap();
+        let ed_public = Ed25519Key::from_pkcs8_der(&ed25519_pkcs8).unwrap().public_key();
+        let rsa = Command::new("openssl").args(["genrsa", "2048"]).output().expect("openssl (Debian) generates the RSA key");
+        assert!(rsa.status.success());
+        let rsa_pem = rsa.stdout;
+        let rsa_public = RsaKey::<Sha256>::from_key_der(PrivateKeyDer::from_pem_slice(&rsa_pem).unwrap()).unwrap().public_key();
+        let mut zone = Zone::new();
+        zone.add("ed._domainkey.signer.test", Rr::txt(&format!("v=DKIM1; k=ed25519; p={}", base64(&ed_public))))
+            .add("rsa._domainkey.signer.test", Rr::txt(&format!("v=DKIM1; k=rsa; p={}", base64(&rsa_public))))
+            .add("ed._domainkey.thirdparty.test", Rr::txt(&format!("v=DKIM1; k=ed25519; p={}", base64(&ed_public))))
+            .add("_dmarc.signer.test", Rr::txt("v=DMARC1; p=reject"))
+            .add("_dmarc.quarantine.test", Rr::txt("v=DMARC1; p=quarantine"))
+            .add("_dmarc.relaxed.test", Rr::txt("v=DMARC1; p=none"))
+            .add("signer.test", Rr::txt("v=spf1 -all"))
+            .add("other.test", Rr::txt("v=spf1 -all"));
+        Keys { zone, ed25519_pkcs8, rsa_pem }
+    }
+
+    async fn verdict(server: &DnsServer, message: &str, return_path: &str) -> rempart_model::Verdict {
+        let scanner = Scanner::new(&Config { dns: dns_config(server), ..Default::default() }).unwrap();
+        let facts = SessionFacts { peer_ip: "192.0.2.10".into(), helo: "mx.other.test".into(), tls: None };
+        let rcpt = vec!["user@example.com".to_string()];
+        scanner.scan(&ScanInput { facts: &facts, return_path, recipients: &rcpt, message: message.as_bytes() }).await
+    }
+
+    fn names(v: &rempart_model::Verdict) -> Vec<&str> {
+        v.symbols.iter().map(|s| s.name.as_str()).collect()
+    }
+
+    #[tokio::test]
+    async fn valid_tampered_and_third_party_signatures() {
+        let k = keys();
+        let server = DnsServer::start(k.zone);
+        for (label, signed) in [
+            ("ed25519", sign(Ed25519Key::from_pkcs8_der(&k.ed25519_pkcs8).unwrap(), "signer.test", "ed", MESSAGE)),
+            (
+                "rsa-2048",
+                sign(
+                    RsaKey::<Sha256>::from_key_der(PrivateKeyDer::from_pem_slice(&k.rsa_pem).unwrap()).unwrap(),
+                    "signer.test",
+                    "rsa",
+                    MESSAGE,
+                ),
+            ),
+        ] {
+            let v = verdict(&server, &signed, "bounces@other.test").await;
+            let n = names(&v);
+            for expected in ["DKIM_SIGNED", "DKIM_VALID", "DKIM_VALID_AU", "DMARC_PASS"] {
+                assert!(n.contains(&expected), "{label}: {expected} expected in {n:?}");
+            }
+            assert!(!n.contains(&"DKIM_INVALID"), "{label}: {n:?}");
+            let results = v.authentication_results.as_deref().unwrap_or_default();
+            assert!(
+                results.starts_with("Authentication-Results: localhost;")
+                    && results.contains("dkim=pass")
+                    && results.contains("dmarc=pass"),
+                "{results}"
+            );
+
+            // Tampered: one word of the body changed after signing.
+            let tampered = signed.replace("figures are attached", "figures are attacked");
+            let v = verdict(&server, &tampered, "bounces@other.test").await;
+            let n = names(&v);
+            assert!(n.contains(&"DKIM_SIGNED") && n.contains(&"DKIM_INVALID") && !n.contains(&"DKIM_VALID"), "{label} tampered: {n:?}");
+            assert!(n.contains(&"DMARC_REJECT") && n.contains(&"SPF_FAIL"), "{label} tampered: DMARC p=reject applies: {n:?}");
+        }
+        // A valid signature from another domain: DKIM_VALID but not DKIM_VALID_AU.
+        let third = sign(Ed25519Key::from_pkcs8_der(&k.ed25519_pkcs8).unwrap(), "thirdparty.test", "ed", MESSAGE);
+        let n = names(&verdict(&server, &third, "bounces@other.test").await).into_iter().map(String::from).collect::<Vec<_>>();
+        assert!(n.contains(&"DKIM_VALID".into()) && !n.contains(&"DKIM_VALID_AU".into()), "{n:?}");
+        // Unsigned: none of the DKIM symbols; DMARC policy by the From domain.
+        for (from, expected) in [("quarantine.test", "DMARC_QUAR"), ("relaxed.test", "DMARC_NONE"), ("nodmarc.test", "DMARC_MISSING")] {
+            let message = MESSAGE.replace("alice@signer.test", &format!("alice@{from}"));
+            let v = verdict(&server, &message, "bounces@other.test").await;
+            let n = names(&v);
+            assert!(n.contains(&expected) && !n.iter().any(|s| s.starts_with("DKIM_")), "{from}: {n:?}");
+        }
+    }
+
+    #[test]
+    fn the_gateway_adds_authentication_results() {
+        let k = keys();
+        let server = DnsServer::start(k.zone);
+        let sink = rempart_tests::Sink::start(rempart_tests::SinkMode::Accept);
+        let gw = rempart_tests::Gateway::start(&format!(
+            "[smtp]\nhostname = \"gw.test\"\n[[smtp.listener]]\naddress = \"{{listen}}\"\n[queue]\ndata_dir = \"{{data}}\"\n[dns]\nservers = [\"{}\"]\ntimeout_ms = 1000\n[[domain]]\nname = \"example.com\"\nroute = \"{}\"\n",
+            server.addr,
+            sink.route()
+        ));
+        let signed = sign(Ed25519Key::from_pkcs8_der(&k.ed25519_pkcs8).unwrap(), "signer.test", "ed", MESSAGE);
+        let forged = format!("Authentication-Results: gw.test; dkim=pass header.d=bank.example\r\n{signed}");
+        let mut c = rempart_tests::SmtpClient::connect(&gw.addr());
+        c.ehlo();
+        assert_eq!(c.send_mail("alice@signer.test", &["user@example.com"], &forged).code, 250);
+        let got = sink.wait_for(1, std::time::Duration::from_secs(15));
+        assert_eq!(got.len(), 1, "{}", gw.log());
+        let text = String::from_utf8_lossy(&got[0].data).to_string();
+        assert!(text.starts_with("Authentication-Results: gw.test;"), "{text}");
+        assert!(text.contains("dkim=pass") && text.contains("spf=fail") && text.contains("dmarc=pass"), "{text}");
+        assert!(!text.contains("bank.example"), "the forged header of ours is removed:\n{text}");
+    }
+}

@@ -93,7 +93,7 @@ impl Dns {
 
 /// RFC 7208 §4.3: a domain that is not a multi-label name (empty or over-long labels,
 /// an address literal) has no SPF policy: the result is "none", not an error.
-fn valid_spf_domain(domain: &str) -> bool {
+pub(crate) fn valid_spf_domain(domain: &str) -> bool {
     let d = domain.trim_end_matches('.');
     !d.is_empty() && d.len() <= 253 && d.contains('.') && !d.starts_with('[') && d.split('.').all(|l| !l.is_empty() && l.len() <= 63)
 }

@@ -122,6 +122,8 @@ pub struct NetworkFindings {
     findings: Findings,
     offline: bool,
     elapsed_us: u64,
+    /// The Authentication-Results header (name and CRLF included).
+    authentication_results: Option<String>,
 }
 
 impl Scanner {
@@ -236,9 +238,9 @@ impl Scanner {
         }
         let started = Instant::now();
         let mut findings = Findings::default();
-        checks::auth::run(&self.dns, input, &self.hostname, &mut findings).await;
-        // Not built yet: DKIM, DMARC, ARC, DNSBL/URIBL, PTR and NO_DNS_FOR_FROM.
-        NetworkFindings { findings, offline: false, elapsed_us: started.elapsed().as_micros() as u64 }
+        let authentication_results = checks::auth::run(&self.dns, input, &self.hostname, &mut findings).await;
+        // Not built yet: ARC, DNSBL/URIBL, PTR/FCrDNS and NO_DNS_FOR_FROM.
+        NetworkFindings { findings, offline: false, elapsed_us: started.elapsed().as_micros() as u64, authentication_results }
     }
 
     /// Everything that needs no network: parses the message, runs the checks, adds the
@@ -296,6 +298,7 @@ impl Scanner {
             scanner_id: self.id.clone(),
             elapsed_us: started.elapsed().as_micros() as u64 + network.elapsed_us,
             offline: network.offline,
+            authentication_results: network.authentication_results,
         }
     }
 
@@ -395,5 +398,49 @@ mod tests {
             b"From: a\r\nsubject:  [SPAM] Hi\r\n\r\nSubject: body\r\n"
         );
         assert_eq!(super::tag_subject(b"From: a\r\n\r\nbody", "[SPAM]"), b"Subject: [SPAM]\r\nFrom: a\r\n\r\nbody");
+    }
+}
+
+/// Removes top-level Authentication-Results headers that claim to be ours
+/// (`authserv_id`): RFC 8601 §5, so a sender cannot forge our verdict.
+pub fn remove_forged_auth_results(message: &[u8], authserv_id: &str) -> Option<Vec<u8>> {
+    let header_end = message.windows(4).position(|w| w == b"\r\n\r\n").map_or(message.len(), |p| p + 2);
+    let mut out = Vec::with_capacity(message.len());
+    let mut removed = false;
+    let mut pos = 0;
+    while pos < header_end {
+        // One header field: its first line and any folded continuation lines.
+        let mut end = pos;
+        loop {
+            end = message[end..header_end].windows(2).position(|w| w == b"\r\n").map_or(header_end, |p| end + p + 2);
+            if end >= header_end || !matches!(message.get(end), Some(b' ' | b'\t')) {
+                break;
+            }
+        }
+        let field = &message[pos..end];
+        let forged = field.len() > 23 && field[..23].eq_ignore_ascii_case(b"authentication-results:") && {
+            let value = String::from_utf8_lossy(&field[23..]);
+            let id = value.trim_start().split([';', ' ', '\r', '\n', '\t']).next().unwrap_or("");
+            id.eq_ignore_ascii_case(authserv_id)
+        };
+        if forged {
+            removed = true;
+        } else {
+            out.extend_from_slice(field);
+        }
+        pos = end;
+    }
+    out.extend_from_slice(&message[header_end..]);
+    removed.then_some(out)
+}
+
+#[cfg(test)]
+mod auth_results_tests {
+    #[test]
+    fn forged_results_for_our_id_are_removed() {
+        let m = b"Authentication-Results: gw.test; dkim=pass\r\n\theader.d=bank.example\r\nAuthentication-Results: other.example; spf=fail\r\nFrom: a\r\n\r\nAuthentication-Results: gw.test; body\r\n";
+        let cleaned = super::remove_forged_auth_results(m, "gw.test").unwrap();
+        assert_eq!(cleaned, b"Authentication-Results: other.example; spf=fail\r\nFrom: a\r\n\r\nAuthentication-Results: gw.test; body\r\n");
+        assert!(super::remove_forged_auth_results(b"From: a\r\n\r\nx", "gw.test").is_none());
     }
 }

@@ -243,7 +243,16 @@ impl<B: Bus> Session<B> {
             single_recipient: single,
             at: now,
         };
-        let mut message = trace.header().into_bytes();
+        // Authentication-Results on top (RFC 8601 §5), any forged one of ours removed.
+        let mut message = Vec::with_capacity(body.len() + 1024);
+        let mut body = body;
+        if let Some(results) = verdict.as_ref().and_then(|v| v.authentication_results.as_deref()) {
+            message.extend_from_slice(results.as_bytes());
+            if let Some(cleaned) = rempart_scanner::remove_forged_auth_results(&body, self.hostname()) {
+                body = cleaned;
+            }
+        }
+        message.extend_from_slice(trace.header().as_bytes());
         let body = match (&verdict, action) {
             (Some(v), Action::AddHeader) => {
                 let (headers, body) = self.mark(&tx, v, body);

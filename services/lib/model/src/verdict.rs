@@ -75,6 +75,10 @@ pub struct Verdict {
     /// DNS-based checks were skipped (`dns.offline`): no symbol stands for them.
     #[serde(default)]
     pub offline: bool,
+    /// The Authentication-Results header for accepted mail (RFC 8601), name and CRLF
+    /// included; `None` when offline.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authentication_results: Option<String>,
 }
 
 impl Verdict {

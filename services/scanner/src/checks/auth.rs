@@ -1,21 +1,86 @@
-//! Authentication checks that need DNS: SPF for MAIL FROM and HELO (SpamAssassin's
-//! 25_spf.cf names: SPF_*, SPF_HELO_*, and T_SPF_*ERROR for temperror/permerror).
+//! Authentication over DNS, with SpamAssassin's names: SPF for MAIL FROM and HELO
+//! (25_spf.cf), DKIM (25_dkim.cf: DKIM_VALID_AU means a valid signature whose d=
+//! is the author's From domain), DMARC (25_dmarc.cf); and the Authentication-Results
+//! header (RFC 8601) for accepted mail.
 
-use mail_auth::SpfResult;
+use std::net::IpAddr;
+
+use mail_auth::common::headers::HeaderWriter;
+use mail_auth::dmarc::Policy;
+use mail_auth::dmarc::verify::DmarcParameters;
+use mail_auth::spf::verify::SpfParameters;
+use mail_auth::{AuthenticatedMessage, AuthenticationResults, DkimResult, DmarcResult, SpfOutput, SpfResult};
 
 use super::Findings;
 use crate::ScanInput;
-use crate::dns::Dns;
+use crate::dns::{Dns, valid_spf_domain};
 
-pub async fn run(dns: &Dns, input: &ScanInput<'_>, hostname: &str, out: &mut Findings) {
-    let Ok(ip) = input.facts.peer_ip.parse() else { return };
-    let Some(spf) = dns.spf(ip, input.facts.helo.trim(), input.return_path, hostname).await else { return };
-    if let Some(result) = spf.mail_from {
-        out.hit_with(spf_symbol(result, false), Some(format!("{} from {ip}", input.return_path)));
+/// Runs the checks; returns the Authentication-Results header (with its name and CRLF),
+/// or `None` when offline.
+pub async fn run(dns: &Dns, input: &ScanInput<'_>, hostname: &str, out: &mut Findings) -> Option<String> {
+    let auth = dns.authenticator()?;
+    let ip: IpAddr = input.facts.peer_ip.parse().ok()?;
+    let helo = input.facts.helo.trim();
+    let helo_spf = if valid_spf_domain(helo) { Some(auth.verify_spf(SpfParameters::verify_ehlo(ip, helo, hostname)).await) } else { None };
+    let mail_domain = input.return_path.rsplit_once('@').map(|(_, d)| d);
+    let mail_spf = match mail_domain {
+        Some(d) if valid_spf_domain(d) => {
+            Some(auth.verify_spf(SpfParameters::verify_mail_from(ip, helo, hostname, input.return_path)).await)
+        }
+        // RFC 7208 §4.3: no valid domain, no policy.
+        Some(d) => Some(SpfOutput::new(d.to_string())),
+        None => None,
+    };
+    if let Some(spf) = &mail_spf {
+        out.hit_with(spf_symbol(spf.result(), false), Some(format!("{} from {ip}", input.return_path)));
     }
-    if let Some(result) = spf.helo {
-        out.hit_with(spf_symbol(result, true), Some(format!("HELO {} from {ip}", input.facts.helo.trim())));
+    if let Some(spf) = &helo_spf {
+        out.hit_with(spf_symbol(spf.result(), true), Some(format!("HELO {helo} from {ip}")));
     }
+    let mut results = AuthenticationResults::new(hostname);
+    if let Some(spf) = &helo_spf {
+        results = results.with_spf_ehlo_result(spf, ip, helo);
+    }
+    if let Some(spf) = &mail_spf {
+        results = results.with_spf_mailfrom_result(spf, ip, input.return_path, helo);
+    }
+    if let Some(message) = AuthenticatedMessage::parse(input.message) {
+        let dkim = auth.verify_dkim(&message).await;
+        let from_domain = message.from.first().and_then(|f| f.rsplit_once('@')).map(|(_, d)| d.to_ascii_lowercase()).unwrap_or_default();
+        let signed = !message.dkim_headers.is_empty();
+        let valid: Vec<_> = dkim.iter().filter(|o| o.result() == &DkimResult::Pass).collect();
+        if signed {
+            out.hit("DKIM_SIGNED");
+        }
+        if !valid.is_empty() {
+            out.hit("DKIM_VALID");
+        }
+        if let Some(o) = valid.iter().find(|o| o.signature().is_some_and(|s| s.d.eq_ignore_ascii_case(&from_domain))) {
+            out.hit_with("DKIM_VALID_AU", o.signature().map(|s| format!("d={} s={}", s.d, s.s)));
+        }
+        if signed && valid.is_empty() {
+            let why = dkim.iter().map(|o| format!("{:?}", o.result())).next();
+            out.hit_with("DKIM_INVALID", why);
+        }
+        results = results.with_dkim_results(&dkim, &from_domain);
+        // DMARC aligns with the MAIL FROM identity, or HELO for the null sender.
+        let spf = mail_spf.as_ref().or(helo_spf.as_ref());
+        if let Some(spf) = spf.filter(|_| !from_domain.is_empty()) {
+            let spf_domain = mail_domain.unwrap_or(helo);
+            let dmarc = auth.verify_dmarc(DmarcParameters::new(&message, &dkim, spf_domain, spf)).await;
+            let pass = dmarc.spf_result() == &DmarcResult::Pass || dmarc.dkim_result() == &DmarcResult::Pass;
+            let symbol = match (dmarc.dmarc_record().is_some(), pass, dmarc.policy()) {
+                (false, _, _) => "DMARC_MISSING",
+                (true, true, _) => "DMARC_PASS",
+                (true, false, Policy::Reject) => "DMARC_REJECT",
+                (true, false, Policy::Quarantine) => "DMARC_QUAR",
+                (true, false, _) => "DMARC_NONE",
+            };
+            out.hit_with(symbol, Some(from_domain.clone()));
+            results = results.with_dmarc_result(&dmarc);
+        }
+    }
+    Some(results.to_header())
 }
 
 fn spf_symbol(result: SpfResult, helo: bool) -> &'static str {

@@ -1,10 +1,10 @@
 //! The built-in checks, by stage. Each looks at the session and the parsed message
 //! and adds symbols by name; weights, groups and descriptions come from the registry.
 //!
-//! Stages: authentication (SPF, over DNS, async) → connection → headers → content
-//! (MIME and HTML) → composites. DKIM, DMARC, ARC and DNS lists, and the classifier
-//! (Bayes) and reputation (AWL) stages, are not built yet: they come with the rest of
-//! the DNS work and the shared-state issue (#5), at the places marked in `Scanner`.
+//! Stages: authentication (SPF, DKIM, DMARC over DNS, async) → connection → headers →
+//! content (MIME and HTML) → composites. ARC and DNS lists, and the classifier (Bayes)
+//! and reputation (AWL) stages, are not built yet: they come with the rest of the DNS
+//! work and the shared-state issue (#5), at the places marked in `Scanner`.
 
 pub mod auth;
 pub mod connection;
