@@ -303,3 +303,38 @@ mod dkim {
         assert!(!text.contains("bank.example"), "the forged header of ours is removed:\n{text}");
     }
 }
+
+/// Reverse DNS and the sender domain's records: each symbol hit and missed, and a
+/// lookup that times out adds nothing.
+#[tokio::test]
+async fn reverse_dns_and_sender_domain_records() {
+    let mut zone = Zone::new();
+    zone.add("10.2.0.192.in-addr.arpa", Rr::Ptr("mail.good.test".into()))
+        .add("mail.good.test", Rr::A("192.0.2.10".parse().unwrap()))
+        .add("11.2.0.192.in-addr.arpa", Rr::Ptr("mail.liar.test".into()))
+        .add("mail.liar.test", Rr::A("198.51.100.1".parse().unwrap()))
+        .add("13.2.0.192.in-addr.arpa", Rr::Timeout)
+        .add("withmx.test", Rr::Mx(10, "mail.good.test".into()))
+        .add("witha.test", Rr::A("192.0.2.50".parse().unwrap()))
+        .add("txtonly.test", Rr::txt("v=spf1 -all"))
+        .add("slow.test", Rr::Timeout);
+    let server = DnsServer::start(zone);
+    let scanner = Scanner::new(&Config { dns: dns_config(&server), ..Default::default() }).unwrap();
+    let run = |ip: &'static str, from: &'static str| {
+        let scanner = &scanner;
+        async move {
+            let facts = SessionFacts { peer_ip: ip.into(), helo: "client.test".into(), tls: None };
+            let rcpt = vec!["user@example.com".to_string()];
+            let v =
+                scanner.scan(&ScanInput { facts: &facts, return_path: from, recipients: &rcpt, message: b"Subject: x\r\n\r\nx\r\n" }).await;
+            v.symbols.into_iter().map(|s| s.name).filter(|n| n.starts_with("RDNS") || n == "NO_DNS_FOR_FROM").collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(run("192.0.2.10", "a@withmx.test").await, Vec::<String>::new(), "confirmed PTR, domain with MX");
+    assert_eq!(run("192.0.2.11", "a@witha.test").await, vec!["RDNS_UNCONFIRMED"]);
+    assert_eq!(run("192.0.2.12", "a@withmx.test").await, vec!["RDNS_NONE"]);
+    assert_eq!(run("192.0.2.10", "a@txtonly.test").await, vec!["NO_DNS_FOR_FROM"]);
+    assert_eq!(run("192.0.2.10", "a@nowhere.test").await, vec!["NO_DNS_FOR_FROM"]);
+    assert_eq!(run("192.0.2.13", "a@slow.test").await, Vec::<String>::new(), "timeouts make no symbol");
+    assert_eq!(run("192.0.2.10", "").await, Vec::<String>::new(), "the null sender has no domain to check");
+}

@@ -239,7 +239,8 @@ impl Scanner {
         let started = Instant::now();
         let mut findings = Findings::default();
         let authentication_results = checks::auth::run(&self.dns, input, &self.hostname, &mut findings).await;
-        // Not built yet: ARC, DNSBL/URIBL, PTR/FCrDNS and NO_DNS_FOR_FROM.
+        checks::sender::run(&self.dns, input, &mut findings).await;
+        // Not built yet: ARC and DNS lists (DNSBL/DNSWL, URIBL).
         NetworkFindings { findings, offline: false, elapsed_us: started.elapsed().as_micros() as u64, authentication_results }
     }
 

@@ -180,6 +180,29 @@ pub const SYMBOLS: &[SymbolDef] = &[
         "The author's domain publishes no DMARC policy",
         "Le domaine de l'expéditeur affiché ne publie pas de politique DMARC.",
     ),
+    // The client's reverse DNS and the sender domain's records.
+    def(
+        "RDNS_NONE",
+        1.3,
+        "connection",
+        "Delivered by a host with no reverse DNS (PTR)",
+        "Le serveur émetteur n'a pas de nom inverse (PTR) dans le DNS.",
+    ),
+    // Ours: SpamAssassin has no rule for forward-confirmed reverse DNS.
+    def(
+        "RDNS_UNCONFIRMED",
+        0.8,
+        "connection",
+        "The client's reverse DNS name does not resolve back to its address",
+        "Le nom inverse du serveur émetteur ne renvoie pas vers son adresse IP.",
+    ),
+    def(
+        "NO_DNS_FOR_FROM",
+        1.0,
+        "connection",
+        "Envelope sender has no MX or A DNS records",
+        "Le domaine de l'expéditeur n'a ni serveur de messagerie (MX) ni adresse (A) dans le DNS.",
+    ),
     // Connection (what the client said about itself).
     def(
         "RCVD_NUMERIC_HELO",

@@ -10,6 +10,7 @@ pub mod auth;
 pub mod connection;
 pub mod content;
 pub mod headers;
+pub mod sender;
 
 use rempart_model::SessionFacts;
 

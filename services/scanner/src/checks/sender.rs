@@ -1,0 +1,72 @@
+//! DNS facts about the client and the sender: reverse DNS (RDNS_NONE, as SpamAssassin),
+//! forward-confirmed reverse DNS (RDNS_UNCONFIRMED, ours), and a sender domain with
+//! neither MX nor address records (NO_DNS_FOR_FROM). A lookup that fails for another
+//! reason than "no such record" adds nothing: no symbol is made up from a timeout.
+
+use std::net::IpAddr;
+
+use mail_auth::hickory_resolver::proto::rr::{Name, RData};
+
+use super::Findings;
+use crate::ScanInput;
+use crate::dns::{Dns, valid_spf_domain};
+
+/// PTR names checked for forward confirmation, at most.
+const MAX_PTR_NAMES: usize = 3;
+
+pub async fn run(dns: &Dns, input: &ScanInput<'_>, out: &mut Findings) {
+    let Some(auth) = dns.authenticator() else { return };
+    let resolver = auth.resolver();
+    if let Ok(ip) = input.facts.peer_ip.parse::<IpAddr>()
+        && !ip.is_loopback()
+    {
+        match resolver.reverse_lookup(Name::from(ip)).await {
+            Ok(lookup) => {
+                let names: Vec<String> = lookup
+                    .answers()
+                    .iter()
+                    .filter_map(|r| match &r.data {
+                        RData::PTR(ptr) => Some(ptr.0.to_string().trim_end_matches('.').to_string()),
+                        _ => None,
+                    })
+                    .collect();
+                if names.is_empty() {
+                    out.hit_with("RDNS_NONE", Some(ip.to_string()));
+                } else {
+                    let mut confirmed = false;
+                    for name in names.iter().take(MAX_PTR_NAMES) {
+                        if let Ok(addresses) = resolver.lookup_ip(format!("{name}.")).await
+                            && addresses.iter().any(|a| a == ip)
+                        {
+                            confirmed = true;
+                            break;
+                        }
+                    }
+                    if !confirmed {
+                        out.hit_with("RDNS_UNCONFIRMED", Some(format!("{ip} -> {}", names.join(", "))));
+                    }
+                }
+            }
+            Err(e) if e.is_no_records_found() => out.hit_with("RDNS_NONE", Some(ip.to_string())),
+            Err(_) => {}
+        }
+    }
+    let Some(domain) = input.return_path.rsplit_once('@').map(|(_, d)| d.trim_end_matches('.')) else { return };
+    if !valid_spf_domain(domain) {
+        return;
+    }
+    let fqdn = format!("{domain}.");
+    let (mx, address) = tokio::join!(resolver.mx_lookup(fqdn.as_str()), resolver.lookup_ip(fqdn.as_str()));
+    // "Absent" is an answer (NXDOMAIN or no such record); any other error is not.
+    let mx_absent = match &mx {
+        Ok(lookup) => lookup.answers().is_empty(),
+        Err(e) => e.is_no_records_found(),
+    };
+    let address_absent = match &address {
+        Ok(lookup) => lookup.iter().next().is_none(),
+        Err(e) => e.is_no_records_found(),
+    };
+    if mx_absent && address_absent {
+        out.hit_with("NO_DNS_FOR_FROM", Some(domain.to_string()));
+    }
+}
