@@ -338,3 +338,64 @@ async fn reverse_dns_and_sender_domain_records() {
     assert_eq!(run("192.0.2.13", "a@slow.test").await, Vec::<String>::new(), "timeouts make no symbol");
     assert_eq!(run("192.0.2.10", "").await, Vec::<String>::new(), "the null sender has no domain to check");
 }
+
+/// DNS lists: listed with the list's weight or the weight for its answer, allowlists
+/// with negative weights, "we refuse your resolver" answers as *_BLOCKED, and
+/// configuration errors named by field.
+#[tokio::test]
+async fn dns_block_and_allow_lists() {
+    let mut zone = Zone::new();
+    zone.add("10.2.0.192.bl.test", Rr::A("127.0.0.2".parse().unwrap()))
+        .add("10.2.0.192.wl.test", Rr::A("127.0.10.1".parse().unwrap()))
+        .add("11.2.0.192.bl.test", Rr::A("127.0.0.4".parse().unwrap()))
+        .add("12.2.0.192.bl.test", Rr::A("127.255.255.254".parse().unwrap()))
+        .add("14.2.0.192.bl.test", Rr::Timeout);
+    let server = DnsServer::start(zone);
+    let config: Config = toml::from_str(&format!(
+        r#"
+[dns]
+servers = ["{}"]
+timeout_ms = 1000
+[[scanner.dnsbl]]
+zone = "bl.test"
+symbol = "RCVD_IN_TESTBL"
+weight = 2.0
+returns = {{ "127.0.0.4" = 5.0 }}
+description = "Client listed in the test blocklist"
+[[scanner.dnsbl]]
+zone = "wl.test"
+symbol = "RCVD_IN_DNSWL"
+weight = -1.0
+description = "Client listed in the test allowlist"
+description_fr = "Client présent dans la liste blanche de test"
+"#,
+        server.addr
+    ))
+    .unwrap();
+    let scanner = Scanner::new(&config).unwrap();
+    let run = |ip: &'static str| {
+        let scanner = &scanner;
+        async move {
+            let facts = SessionFacts { peer_ip: ip.into(), helo: "client.test".into(), tls: None };
+            let rcpt = vec!["user@example.com".to_string()];
+            let v =
+                scanner.scan(&ScanInput { facts: &facts, return_path: "", recipients: &rcpt, message: b"Subject: x\r\n\r\nx\r\n" }).await;
+            let mut found: Vec<(String, f64)> = v.symbols.into_iter().filter(|s| s.group == "dnsbl").map(|s| (s.name, s.score)).collect();
+            found.sort_by(|a, b| a.0.cmp(&b.0));
+            found
+        }
+    };
+    assert_eq!(run("192.0.2.10").await, vec![("RCVD_IN_DNSWL".to_string(), -1.0), ("RCVD_IN_TESTBL".to_string(), 2.0)]);
+    assert_eq!(run("192.0.2.11").await, vec![("RCVD_IN_TESTBL".to_string(), 5.0)], "weight for the answer");
+    assert_eq!(run("192.0.2.12").await, vec![("RCVD_IN_TESTBL_BLOCKED".to_string(), 0.0)], "a refusal is not a listing");
+    assert_eq!(run("192.0.2.13").await, vec![], "not listed");
+    assert_eq!(run("192.0.2.14").await, vec![], "a timeout is not a listing");
+    assert_eq!(run("10.1.2.3").await, vec![], "private addresses are not looked up");
+
+    let mut bad = config.clone();
+    bad.scanner.dns_lists[0].returns.insert("not-an-ip".into(), 1.0);
+    assert_eq!(Scanner::new(&bad).err().map(|e| e.field), Some("scanner.dnsbl[0].returns".to_string()));
+    let mut bad = config.clone();
+    bad.scanner.dns_lists[1].symbol = "SPF_PASS".into();
+    assert_eq!(Scanner::new(&bad).err().map(|e| e.field), Some("scanner.dnsbl[1].symbol".to_string()));
+}

@@ -63,6 +63,15 @@ fn all_config_keys() -> BTreeSet<String> {
         description: "d".into(),
         description_fr: Some("d".into()),
     });
+    config.scanner.dns_lists.push(rempart_model::config::DnsListConfig {
+        zone: "z".into(),
+        symbol: "S".into(),
+        weight: 1.0,
+        returns: Default::default(),
+        blocked: vec!["127.255.255.254".into()],
+        description: "d".into(),
+        description_fr: Some("d".into()),
+    });
     let p = &mut config.policy;
     (p.greylist, p.quarantine, p.soft_reject, p.discard, p.subject_tag) = (Some(1.0), Some(1.0), Some(1.0), Some(1.0), Some("x".into()));
     (p.allow, p.block) = (vec!["a".into()], vec!["b".into()]);

@@ -114,6 +114,8 @@ pub struct Scanner {
     default_policy: Policy,
     domain_policies: HashMap<String, Policy>,
     dns: dns::Dns,
+    dns_lists: Vec<rempart_model::config::DnsListConfig>,
+    weight_overrides: HashSet<String>,
 }
 
 /// What the DNS-based checks found (nothing when offline).
@@ -132,8 +134,31 @@ impl Scanner {
     pub fn new(config: &Config) -> Result<Scanner, ScannerError> {
         let err = |field: String, message: String| ScannerError { field, message };
         let mut weights: HashMap<String, f64> = symbols::SYMBOLS.iter().map(|s| (s.name.to_string(), s.weight)).collect();
+        let list_symbols: Vec<String> =
+            config.scanner.dns_lists.iter().flat_map(|l| [l.symbol.clone(), format!("{}_BLOCKED", l.symbol)]).collect();
+        for (i, list) in config.scanner.dns_lists.iter().enumerate() {
+            let field = |k: &str| format!("scanner.dnsbl[{i}].{k}");
+            if !list.symbol.chars().all(|ch| ch.is_ascii_uppercase() || ch.is_ascii_digit() || ch == '_') || list.symbol.is_empty() {
+                return Err(err(field("symbol"), format!("{:?}: use upper-case letters, digits and _", list.symbol)));
+            }
+            if symbols::lookup(&list.symbol).is_some() || list_symbols.iter().filter(|s| **s == list.symbol).count() > 1 {
+                return Err(err(field("symbol"), format!("{} is already a symbol", list.symbol)));
+            }
+            if list.zone.trim_matches('.').is_empty() || list.zone.contains(char::is_whitespace) {
+                return Err(err(field("zone"), format!("{:?} is not a DNS zone", list.zone)));
+            }
+            if let Some(bad) = list.returns.keys().chain(list.blocked.iter()).find(|a| a.parse::<std::net::Ipv4Addr>().is_err()) {
+                return Err(err(field("returns"), format!("{bad:?} is not an IPv4 answer")));
+            }
+            if !list.weight.is_finite() || list.returns.values().any(|w| !w.is_finite()) {
+                return Err(err(field("weight"), "must be a finite number".into()));
+            }
+            weights.insert(list.symbol.clone(), list.weight);
+            weights.insert(format!("{}_BLOCKED", list.symbol), 0.0);
+        }
         for (name, weight) in &config.scanner.weights {
-            if symbols::lookup(name).is_none() && !config.scanner.composites.iter().any(|c| &c.name == name) {
+            if symbols::lookup(name).is_none() && !config.scanner.composites.iter().any(|c| &c.name == name) && !list_symbols.contains(name)
+            {
                 return Err(err(format!("scanner.weights.{name}"), "no such symbol".into()));
             }
             if !weight.is_finite() {
@@ -153,9 +178,9 @@ impl Scanner {
             let expr = Expr::parse(&c.expression).map_err(|e| err(field("expression"), e))?;
             let mut used = Vec::new();
             expr.symbols(&mut used);
-            if let Some(unknown) =
-                used.iter().find(|s| symbols::lookup(s).is_none() && !composites.iter().any(|x: &Composite| &x.name == *s))
-            {
+            if let Some(unknown) = used.iter().find(|s| {
+                symbols::lookup(s).is_none() && !composites.iter().any(|x: &Composite| &x.name == *s) && !list_symbols.contains(s)
+            }) {
                 return Err(err(
                     field("expression"),
                     format!("no such symbol {unknown} (composites may only use symbols defined before them)"),
@@ -193,6 +218,8 @@ impl Scanner {
             default_policy,
             domain_policies,
             dns: dns::Dns::new(&config.dns)?,
+            dns_lists: config.scanner.dns_lists.clone(),
+            weight_overrides: config.scanner.weights.keys().cloned().collect(),
         })
     }
 
@@ -240,7 +267,8 @@ impl Scanner {
         let mut findings = Findings::default();
         let authentication_results = checks::auth::run(&self.dns, input, &self.hostname, &mut findings).await;
         checks::sender::run(&self.dns, input, &mut findings).await;
-        // Not built yet: ARC and DNS lists (DNSBL/DNSWL, URIBL).
+        checks::dnslists::run(&self.dns, &self.dns_lists, &input.facts.peer_ip, &mut findings).await;
+        // Not built yet: ARC and URI lists (URIBL).
         NetworkFindings { findings, offline: false, elapsed_us: started.elapsed().as_micros() as u64, authentication_results }
     }
 
@@ -303,26 +331,41 @@ impl Scanner {
         }
     }
 
+    /// Group and descriptions of a symbol: built-in, composite or DNS list.
+    fn describe(&self, name: &str) -> (String, String, String) {
+        if let Some(def) = symbols::lookup(name) {
+            return (def.group.to_string(), def.en.to_string(), def.fr.to_string());
+        }
+        if let Some(c) = self.composites.iter().find(|c| c.name == name) {
+            return ("composite".to_string(), c.en.clone(), c.fr.clone());
+        }
+        for list in &self.dns_lists {
+            if list.symbol == name {
+                let fr = list.description_fr.clone().unwrap_or_else(|| list.description.clone());
+                return ("dnsbl".to_string(), list.description.clone(), fr);
+            }
+            if name.strip_suffix("_BLOCKED") == Some(list.symbol.as_str()) {
+                return (
+                    "dnsbl".to_string(),
+                    format!("{} refuses our queries: this list is not being checked", list.zone),
+                    format!("La liste {} refuse nos requêtes : elle n'est pas consultée.", list.zone),
+                );
+            }
+        }
+        ("unknown".to_string(), String::new(), String::new())
+    }
+
     /// Turns findings into weighted hits, capping each group at its limit.
     fn weigh(&self, findings: Findings) -> Vec<SymbolHit> {
         let mut hits: Vec<SymbolHit> = findings
             .hits
             .into_iter()
-            .map(|(name, detail)| {
-                let (group, en, fr) = match symbols::lookup(&name) {
-                    Some(def) => (def.group.to_string(), def.en.to_string(), def.fr.to_string()),
-                    None => {
-                        let c = self.composites.iter().find(|c| c.name == name);
-                        ("composite".to_string(), c.map(|c| c.en.clone()).unwrap_or_default(), c.map(|c| c.fr.clone()).unwrap_or_default())
-                    }
-                };
-                let weight = self
-                    .weights
-                    .get(&name)
-                    .copied()
-                    .or_else(|| self.composites.iter().find(|c| c.name == name).map(|c| c.weight))
-                    .unwrap_or(0.0);
-                SymbolHit { name, score: weight, group, description: en, description_fr: fr, detail }
+            .map(|hit| {
+                let (group, en, fr) = self.describe(&hit.name);
+                let weight =
+                    hit.weight.filter(|_| !self.weight_overrides.contains(&hit.name)).or_else(|| self.weights.get(&hit.name).copied());
+                let weight = weight.or_else(|| self.composites.iter().find(|c| c.name == hit.name).map(|c| c.weight)).unwrap_or(0.0);
+                SymbolHit { name: hit.name, score: weight, group, description: en, description_fr: fr, detail: hit.detail }
             })
             .collect();
         hits.sort_by(|a, b| b.score.total_cmp(&a.score).then_with(|| a.name.cmp(&b.name)));

@@ -306,6 +306,38 @@ pub struct ScannerConfig {
     /// parentheses.
     #[serde(rename = "composite")]
     pub composites: Vec<CompositeConfig>,
+    /// DNS lists queried with the client's IP: blocklists (positive weight) and
+    /// allowlists (negative weight).
+    #[serde(rename = "dnsbl")]
+    pub dns_lists: Vec<DnsListConfig>,
+}
+
+/// One DNS list (DNSBL or DNSWL) queried with the client's address.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DnsListConfig {
+    /// The list's zone, e.g. "zen.spamhaus.org".
+    pub zone: String,
+    /// The symbol added when the client is listed, e.g. "RCVD_IN_ZEN".
+    pub symbol: String,
+    /// Its weight (negative for an allowlist).
+    pub weight: f64,
+    /// Weights by answer, replacing `weight`, e.g. `{ "127.0.0.4" = 4.0 }`.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub returns: std::collections::BTreeMap<String, f64>,
+    /// Answers meaning "this list refuses our resolver" (too many queries, or a public
+    /// resolver): they add `<symbol>_BLOCKED`, with no weight, instead of a listing.
+    /// Default ["127.255.255.252", "127.255.255.254", "127.255.255.255"].
+    #[serde(default = "default_blocked_answers")]
+    pub blocked: Vec<String>,
+    pub description: String,
+    /// Defaults to the English one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description_fr: Option<String>,
+}
+
+fn default_blocked_answers() -> Vec<String> {
+    ["127.255.255.252", "127.255.255.254", "127.255.255.255"].map(String::from).to_vec()
 }
 
 impl Default for ScannerConfig {
@@ -316,6 +348,7 @@ impl Default for ScannerConfig {
             group_limits: Default::default(),
             freemail_domains: Vec::new(),
             composites: Vec::new(),
+            dns_lists: Vec::new(),
         }
     }
 }

@@ -9,6 +9,7 @@
 pub mod auth;
 pub mod connection;
 pub mod content;
+pub mod dnslists;
 pub mod headers;
 pub mod sender;
 
@@ -26,10 +27,19 @@ pub struct Context<'a> {
     pub freemail: &'a std::collections::HashSet<String>,
 }
 
-/// Symbols found so far, by name, with what triggered them.
+/// One symbol found, with what triggered it and, rarely, its own weight (a DNS list's
+/// weight for the answer it gave).
+#[derive(Debug)]
+pub struct Hit {
+    pub name: String,
+    pub detail: Option<String>,
+    pub weight: Option<f64>,
+}
+
+/// Symbols found so far.
 #[derive(Debug, Default)]
 pub struct Findings {
-    pub hits: Vec<(String, Option<String>)>,
+    pub hits: Vec<Hit>,
 }
 
 impl Findings {
@@ -38,13 +48,17 @@ impl Findings {
     }
 
     pub fn hit_with(&mut self, name: &str, detail: Option<String>) {
+        self.hit_weighted(name, detail, None);
+    }
+
+    pub fn hit_weighted(&mut self, name: &str, detail: Option<String>, weight: Option<f64>) {
         if !self.has(name) {
-            self.hits.push((name.to_string(), detail));
+            self.hits.push(Hit { name: name.to_string(), detail, weight });
         }
     }
 
     pub fn has(&self, name: &str) -> bool {
-        self.hits.iter().any(|(n, _)| n == name)
+        self.hits.iter().any(|h| h.name == name)
     }
 }
 
