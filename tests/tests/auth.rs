@@ -399,3 +399,52 @@ description_fr = "Client présent dans la liste blanche de test"
     bad.scanner.dns_lists[1].symbol = "SPF_PASS".into();
     assert_eq!(Scanner::new(&bad).err().map(|e| e.field), Some("scanner.dnsbl[1].symbol".to_string()));
 }
+
+/// `rempart check-sender` against a well-configured and a badly configured sender.
+#[test]
+fn check_sender_diagnoses_and_advises() {
+    let mut zone = Zone::new();
+    zone.add("10.2.0.192.in-addr.arpa", Rr::Ptr("mail.good.test".into()))
+        .add("mail.good.test", Rr::A("192.0.2.10".parse().unwrap()))
+        .add("good.test", Rr::txt("v=spf1 ip4:192.0.2.10 -all"))
+        .add("good.test", Rr::Mx(10, "mail.good.test".into()))
+        .add("s1._domainkey.good.test", Rr::txt("v=DKIM1; k=ed25519; p=11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo="))
+        .add("_dmarc.good.test", Rr::txt("v=DMARC1; p=reject; rua=mailto:dmarc@good.test"))
+        .add("bad.test", Rr::txt("v=spf1 ip4:198.51.100.1 -all"))
+        .add("11.2.0.192.bl.test", Rr::A("127.0.0.2".parse().unwrap()));
+    let server = DnsServer::start(zone);
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("rempart.toml");
+    std::fs::write(&config, format!("[dns]\nservers = [\"{}\"]\n[[scanner.dnsbl]]\nzone = \"bl.test\"\nsymbol = \"RCVD_IN_TESTBL\"\nweight = 3.0\ndescription = \"test list\"\n", server.addr)).unwrap();
+    let run = |args: &[&str]| {
+        Command::new(rempart_tests::gateway::rempart_bin()).arg("--config").arg(&config).arg("check-sender").args(args).output().unwrap()
+    };
+    let good = run(&["--domain", "good.test", "--ip", "192.0.2.10", "--selector", "s1", "--json"]);
+    assert!(good.status.success(), "{}{}", String::from_utf8_lossy(&good.stdout), String::from_utf8_lossy(&good.stderr));
+    let doc: serde_json::Value = serde_json::from_slice(&good.stdout).unwrap();
+    let statuses: Vec<(String, String)> = doc["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["check"].as_str().unwrap().into(), c["status"].as_str().unwrap().into()))
+        .collect();
+    for check in ["ptr", "spf", "dkim", "dmarc", "mx", "dnsbl"] {
+        assert!(statuses.contains(&(check.to_string(), "ok".to_string())), "{check} ok expected: {statuses:?}");
+    }
+    let bad = run(&["--domain", "bad.test", "--ip", "192.0.2.11", "--selector", "s1"]);
+    assert_eq!(bad.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&bad.stdout);
+    for expected in [
+        "FAIL  ptr",
+        "FAIL  spf",
+        "SPF fail: bad.test forbids 192.0.2.11",
+        "Add ip4:192.0.2.11",
+        "FAIL  dkim",
+        "warn  dmarc",
+        "FAIL  mx",
+        "FAIL  dnsbl",
+    ] {
+        assert!(text.contains(expected), "{expected:?} missing in:\n{text}");
+    }
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("check(s) failed for bad.test"));
+}

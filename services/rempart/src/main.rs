@@ -1,6 +1,7 @@
 //! The `rempart` command. This file only parses the command line; each subcommand
 //! lives in its own module.
 
+mod check_sender_cmd;
 mod config_cmd;
 mod score_cmd;
 mod serve;
@@ -32,6 +33,10 @@ enum Command {
     /// Work with configuration files.
     #[command(subcommand)]
     Config(config_cmd::ConfigCommand),
+    /// Diagnose a sending domain and IP: PTR, SPF, DKIM key, DMARC, MX, DNS lists. Exits
+    /// 1 when a check fails.
+    #[command(after_help = AFTER_HELP)]
+    CheckSender(check_sender_cmd::CheckSenderArgs),
     /// Score a message as the gateway would, with the same checks and DNS settings.
     #[command(after_help = AFTER_HELP)]
     Score(score_cmd::ScoreArgs),
@@ -43,6 +48,7 @@ fn main() -> ExitCode {
         Command::Serve => serve::run(cli.config.as_deref()),
         Command::Config(cmd) => config_cmd::run(cmd, cli.config.as_deref()),
         Command::Score(args) => score_cmd::run(args, cli.config.as_deref()),
+        Command::CheckSender(args) => check_sender_cmd::run(args, cli.config.as_deref()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

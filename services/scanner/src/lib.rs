@@ -5,6 +5,7 @@
 
 pub mod checks;
 pub mod composite;
+pub mod diagnose;
 pub mod dns;
 pub mod html;
 pub mod lists;
@@ -244,6 +245,11 @@ impl Scanner {
         let required = policies.iter().filter_map(|p| p.thresholds.add_header).min_by(f64::total_cmp);
         let tag = policies.iter().find_map(|p| p.thresholds.subject_tag.clone());
         (required, tag)
+    }
+
+    /// `check-sender`'s findings, with this scanner's resolver and DNS lists.
+    pub async fn check_sender(&self, request: &diagnose::Request<'_>) -> Option<Vec<diagnose::Finding>> {
+        diagnose::check_sender(&self.dns, &self.dns_lists, request).await
     }
 
     /// The page a refused sender is pointed to.
