@@ -448,3 +448,48 @@ fn check_sender_diagnoses_and_advises() {
     }
     assert!(String::from_utf8_lossy(&bad.stderr).contains("check(s) failed for bad.test"));
 }
+
+/// URI lists: link domains from HTML and text, listed or not, and URIBL_BLOCKED.
+#[tokio::test]
+async fn uri_block_lists() {
+    let mut zone = Zone::new();
+    zone.add("evil.test.uribl.test", Rr::A("127.0.0.2".parse().unwrap()))
+        .add("spammy.example.uribl.test", Rr::A("127.0.0.4".parse().unwrap()))
+        .add("refused.test.uribl.test", Rr::A("127.0.0.1".parse().unwrap()));
+    let server = DnsServer::start(zone);
+    let config: Config = toml::from_str(&format!(
+        "[dns]\nservers = [\"{}\"]\n[[scanner.uribl]]\nzone = \"uribl.test\"\nsymbol = \"URIBL_BLACK\"\nweight = 3.0\nreturns = {{ \"127.0.0.4\" = 4.5 }}\nblocked = [\"127.0.0.1\"]\ndescription = \"Link domain listed in the test URI list\"\n",
+        server.addr
+    ))
+    .unwrap();
+    let scanner = Scanner::new(&config).unwrap();
+    let run = |message: String| {
+        let scanner = &scanner;
+        async move {
+            let facts = SessionFacts { peer_ip: "127.0.0.1".into(), helo: "client.test".into(), tls: None };
+            let rcpt = vec!["user@example.com".to_string()];
+            let v = scanner.scan(&ScanInput { facts: &facts, return_path: "", recipients: &rcpt, message: message.as_bytes() }).await;
+            v.symbols
+                .into_iter()
+                .filter(|s| s.name.starts_with("URIBL"))
+                .map(|s| (s.name, s.score, s.detail.unwrap_or_default()))
+                .collect::<Vec<_>>()
+        }
+    };
+    let html =
+        "Content-Type: text/html\r\n\r\n<p>Hi</p><a href=\"http://www.EVIL.test/buy?x=1\">click</a><a href=\"https://ok.test\">ok</a>\r\n"
+            .to_string();
+    let hits = run(html).await;
+    assert_eq!(hits.len(), 1, "{hits:?}");
+    assert_eq!((hits[0].0.as_str(), hits[0].1), ("URIBL_BLACK", 3.0));
+    assert!(hits[0].2.contains("evil.test"), "{hits:?}");
+    let text = run("Subject: x\r\n\r\nSee https://shop.spammy.example/deal now\r\n".to_string()).await;
+    assert_eq!(
+        text.iter().map(|h| (h.0.as_str(), h.1)).collect::<Vec<_>>(),
+        vec![("URIBL_BLACK", 4.5)],
+        "plain-text link, weight for the answer"
+    );
+    let refused = run("Subject: x\r\n\r\nhttp://refused.test/\r\n".to_string()).await;
+    assert_eq!(refused.iter().map(|h| h.0.as_str()).collect::<Vec<_>>(), vec!["URIBL_BLOCKED"]);
+    assert!(run("Subject: x\r\n\r\nNo links, just www.nothing-listed.test\r\n".to_string()).await.is_empty());
+}

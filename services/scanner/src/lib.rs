@@ -116,6 +116,7 @@ pub struct Scanner {
     domain_policies: HashMap<String, Policy>,
     dns: dns::Dns,
     dns_lists: Vec<rempart_model::config::DnsListConfig>,
+    uri_lists: Vec<rempart_model::config::DnsListConfig>,
     weight_overrides: HashSet<String>,
 }
 
@@ -135,27 +136,21 @@ impl Scanner {
     pub fn new(config: &Config) -> Result<Scanner, ScannerError> {
         let err = |field: String, message: String| ScannerError { field, message };
         let mut weights: HashMap<String, f64> = symbols::SYMBOLS.iter().map(|s| (s.name.to_string(), s.weight)).collect();
-        let list_symbols: Vec<String> =
-            config.scanner.dns_lists.iter().flat_map(|l| [l.symbol.clone(), format!("{}_BLOCKED", l.symbol)]).collect();
-        for (i, list) in config.scanner.dns_lists.iter().enumerate() {
-            let field = |k: &str| format!("scanner.dnsbl[{i}].{k}");
-            if !list.symbol.chars().all(|ch| ch.is_ascii_uppercase() || ch.is_ascii_digit() || ch == '_') || list.symbol.is_empty() {
-                return Err(err(field("symbol"), format!("{:?}: use upper-case letters, digits and _", list.symbol)));
+        let list_symbols: Vec<String> = config
+            .scanner
+            .dns_lists
+            .iter()
+            .chain(&config.scanner.uri_lists)
+            .flat_map(|l| [l.symbol.clone(), format!("{}_BLOCKED", l.symbol)])
+            .chain(std::iter::once("URIBL_BLOCKED".to_string()))
+            .collect();
+        weights.insert("URIBL_BLOCKED".into(), 0.0);
+        for (table, lists) in [("dnsbl", &config.scanner.dns_lists), ("uribl", &config.scanner.uri_lists)] {
+            for (i, list) in lists.iter().enumerate() {
+                validate_list(list, &format!("scanner.{table}[{i}]"), &list_symbols)?;
+                weights.insert(list.symbol.clone(), list.weight);
+                weights.insert(format!("{}_BLOCKED", list.symbol), 0.0);
             }
-            if symbols::lookup(&list.symbol).is_some() || list_symbols.iter().filter(|s| **s == list.symbol).count() > 1 {
-                return Err(err(field("symbol"), format!("{} is already a symbol", list.symbol)));
-            }
-            if list.zone.trim_matches('.').is_empty() || list.zone.contains(char::is_whitespace) {
-                return Err(err(field("zone"), format!("{:?} is not a DNS zone", list.zone)));
-            }
-            if let Some(bad) = list.returns.keys().chain(list.blocked.iter()).find(|a| a.parse::<std::net::Ipv4Addr>().is_err()) {
-                return Err(err(field("returns"), format!("{bad:?} is not an IPv4 answer")));
-            }
-            if !list.weight.is_finite() || list.returns.values().any(|w| !w.is_finite()) {
-                return Err(err(field("weight"), "must be a finite number".into()));
-            }
-            weights.insert(list.symbol.clone(), list.weight);
-            weights.insert(format!("{}_BLOCKED", list.symbol), 0.0);
         }
         for (name, weight) in &config.scanner.weights {
             if symbols::lookup(name).is_none() && !config.scanner.composites.iter().any(|c| &c.name == name) && !list_symbols.contains(name)
@@ -220,6 +215,7 @@ impl Scanner {
             domain_policies,
             dns: dns::Dns::new(&config.dns)?,
             dns_lists: config.scanner.dns_lists.clone(),
+            uri_lists: config.scanner.uri_lists.clone(),
             weight_overrides: config.scanner.weights.keys().cloned().collect(),
         })
     }
@@ -274,7 +270,12 @@ impl Scanner {
         let authentication_results = checks::auth::run(&self.dns, input, &self.hostname, &mut findings).await;
         checks::sender::run(&self.dns, input, &mut findings).await;
         checks::dnslists::run(&self.dns, &self.dns_lists, &input.facts.peer_ip, &mut findings).await;
-        // Not built yet: ARC and URI lists (URIBL).
+        if !self.uri_lists.is_empty() {
+            // The links are needed before the full analysis: a quick parse of our own.
+            let domains = Analysis::new(input.message).link_domains(MAX_URI_DOMAINS);
+            checks::dnslists::run_uri(&self.dns, &self.uri_lists, &domains, &mut findings).await;
+        }
+        // Not built yet: ARC.
         NetworkFindings { findings, offline: false, elapsed_us: started.elapsed().as_micros() as u64, authentication_results }
     }
 
@@ -345,7 +346,14 @@ impl Scanner {
         if let Some(c) = self.composites.iter().find(|c| c.name == name) {
             return ("composite".to_string(), c.en.clone(), c.fr.clone());
         }
-        for list in &self.dns_lists {
+        if name == "URIBL_BLOCKED" {
+            return (
+                "dnsbl".to_string(),
+                "A URI list refuses our queries: links are not being checked".to_string(),
+                "Une liste de liens refuse nos requêtes : les liens ne sont pas vérifiés.".to_string(),
+            );
+        }
+        for list in self.dns_lists.iter().chain(&self.uri_lists) {
             if list.symbol == name {
                 let fr = list.description_fr.clone().unwrap_or_else(|| list.description.clone());
                 return ("dnsbl".to_string(), list.description.clone(), fr);
@@ -386,6 +394,29 @@ impl Scanner {
         }
         hits
     }
+}
+
+/// Link domains looked up in URI lists, at most (SpamAssassin's default too).
+const MAX_URI_DOMAINS: usize = 20;
+
+fn validate_list(list: &rempart_model::config::DnsListConfig, prefix: &str, all: &[String]) -> Result<(), ScannerError> {
+    let err = |k: &str, message: String| ScannerError { field: format!("{prefix}.{k}"), message };
+    if list.symbol.is_empty() || !list.symbol.chars().all(|ch| ch.is_ascii_uppercase() || ch.is_ascii_digit() || ch == '_') {
+        return Err(err("symbol", format!("{:?}: use upper-case letters, digits and _", list.symbol)));
+    }
+    if symbols::lookup(&list.symbol).is_some() || all.iter().filter(|s| **s == list.symbol).count() > 1 || list.symbol == "URIBL_BLOCKED" {
+        return Err(err("symbol", format!("{} is already a symbol", list.symbol)));
+    }
+    if list.zone.trim_matches('.').is_empty() || list.zone.contains(char::is_whitespace) {
+        return Err(err("zone", format!("{:?} is not a DNS zone", list.zone)));
+    }
+    if let Some(bad) = list.returns.keys().chain(list.blocked.iter()).find(|a| a.parse::<std::net::Ipv4Addr>().is_err()) {
+        return Err(err("returns", format!("{bad:?} is not an IPv4 answer")));
+    }
+    if !list.weight.is_finite() || list.returns.values().any(|w| !w.is_finite()) {
+        return Err(err("weight", "must be a finite number".into()));
+    }
+    Ok(())
 }
 
 fn listed(policy: &Policy, ip: Option<IpAddr>, return_path: &str, header_from: &[String]) -> Option<Listed> {

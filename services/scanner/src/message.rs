@@ -85,6 +85,38 @@ impl<'a> Analysis<'a> {
         self.message.as_ref()?.subject()
     }
 
+    /// The registrable domains of the links in the message (HTML hrefs and image
+    /// sources, and http(s):// or www. words in the text), in order, at most `max`.
+    pub fn link_domains(&self, max: usize) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        let mut add = |candidate: &str| {
+            if out.len() < max
+                && let Some(host) = crate::checks::content::host_of(candidate)
+                && host.parse::<std::net::IpAddr>().is_err()
+            {
+                let domain = crate::checks::content::registrable(&host);
+                if !out.contains(&domain) {
+                    out.push(domain);
+                }
+            }
+        };
+        for h in &self.html {
+            for a in &h.anchors {
+                add(&a.href);
+            }
+        }
+        let texts = std::iter::once(self.plain_text.as_str()).chain(self.html.iter().map(|h| h.text.as_str()));
+        for text in texts {
+            for word in text.split(|c: char| c.is_whitespace() || c == '<' || c == '>' || c == '"' || c == '(' || c == ')') {
+                let lower = word.to_ascii_lowercase();
+                if lower.starts_with("http://") || lower.starts_with("https://") || lower.starts_with("www.") {
+                    add(word);
+                }
+            }
+        }
+        out
+    }
+
     /// The addresses in the top-level From header, lower-cased.
     pub fn from_addresses(&self) -> Vec<String> {
         let from = self.message.as_ref().and_then(|m| m.from());

@@ -310,6 +310,10 @@ pub struct ScannerConfig {
     /// allowlists (negative weight).
     #[serde(rename = "dnsbl")]
     pub dns_lists: Vec<DnsListConfig>,
+    /// DNS lists queried with the domains of the links in the message (URIBL, SURBL).
+    /// Same fields; a refusal adds URIBL_BLOCKED.
+    #[serde(rename = "uribl")]
+    pub uri_lists: Vec<DnsListConfig>,
 }
 
 /// One DNS list (DNSBL or DNSWL) queried with the client's address.
@@ -349,6 +353,7 @@ impl Default for ScannerConfig {
             freemail_domains: Vec::new(),
             composites: Vec::new(),
             dns_lists: Vec::new(),
+            uri_lists: Vec::new(),
         }
     }
 }

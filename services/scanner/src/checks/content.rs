@@ -110,7 +110,7 @@ fn deceptive_link(text: &str, href: &str) -> Option<String> {
 }
 
 /// The host of `https://host/...`, `www.host/...` or `host.tld`; None for other text.
-fn host_of(s: &str) -> Option<String> {
+pub(crate) fn host_of(s: &str) -> Option<String> {
     let lower = s.to_ascii_lowercase();
     let rest = lower.strip_prefix("https://").or_else(|| lower.strip_prefix("http://")).unwrap_or(&lower);
     if lower == rest && !rest.starts_with("www.") && rest.contains(|c: char| c == '/' || c.is_whitespace()) {
@@ -124,7 +124,7 @@ fn host_of(s: &str) -> Option<String> {
 }
 
 /// The last two labels, or three under common second-level suffixes (co.uk, com.au…).
-fn registrable(host: &str) -> String {
+pub(crate) fn registrable(host: &str) -> String {
     let labels: Vec<&str> = host.split('.').collect();
     let n = labels.len();
     let second_level =

@@ -24,6 +24,49 @@ pub fn query_name(ip: IpAddr, zone: &str) -> String {
     }
 }
 
+/// URI lists: each link domain is looked up as `<domain>.<zone>`.
+pub async fn run_uri(dns: &Dns, lists: &[DnsListConfig], domains: &[String], out: &mut Findings) {
+    let Some(auth) = dns.authenticator() else { return };
+    let mut lookups = Vec::new();
+    for list in lists {
+        for domain in domains {
+            let name = format!("{domain}.{}.", list.zone.trim_end_matches('.'));
+            lookups.push(async move { (list, domain, auth.resolver().ipv4_lookup(name.as_str()).await) });
+        }
+    }
+    for (list, domain, answer) in futures_join_all(lookups.into_iter()).await {
+        let Ok(lookup) = answer else { continue };
+        let answers = a_records(&lookup);
+        if answers.iter().any(|a| list.blocked.iter().any(|b| b == &a.to_string())) {
+            out.hit_with("URIBL_BLOCKED", Some(format!("{} refuses our queries", list.zone)));
+            continue;
+        }
+        if let Some(weight) = listed_weight(list, &answers) {
+            out.hit_weighted(&list.symbol, Some(format!("{domain} listed in {}", list.zone)), Some(weight));
+        }
+    }
+}
+
+fn a_records(lookup: &mail_auth::hickory_resolver::lookup::Lookup) -> Vec<Ipv4Addr> {
+    lookup
+        .answers()
+        .iter()
+        .filter_map(|r| match &r.data {
+            mail_auth::hickory_resolver::proto::rr::RData::A(a) => Some(a.0),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The weight of a listing (only 127.0.0.0/8 answers are listings, RFC 5782 §2.3).
+fn listed_weight(list: &DnsListConfig, answers: &[Ipv4Addr]) -> Option<f64> {
+    let listed: Vec<&Ipv4Addr> = answers.iter().filter(|a| a.octets()[0] == 127).collect();
+    if listed.is_empty() {
+        return None;
+    }
+    listed.iter().map(|a| list.returns.get(&a.to_string()).copied().unwrap_or(list.weight)).max_by(|a, b| a.abs().total_cmp(&b.abs()))
+}
+
 pub async fn run(dns: &Dns, lists: &[DnsListConfig], peer_ip: &str, out: &mut Findings) {
     let Some(auth) = dns.authenticator() else { return };
     let Ok(ip) = peer_ip.parse::<IpAddr>() else { return };
@@ -42,30 +85,15 @@ pub async fn run(dns: &Dns, lists: &[DnsListConfig], peer_ip: &str, out: &mut Fi
     for (list, answer) in futures_join_all(lookups).await {
         // NXDOMAIN means "not listed"; other errors mean "don't know": no symbol.
         let Ok(lookup) = answer else { continue };
-        let answers: Vec<Ipv4Addr> = lookup
-            .answers()
-            .iter()
-            .filter_map(|r| match &r.data {
-                mail_auth::hickory_resolver::proto::rr::RData::A(a) => Some(a.0),
-                _ => None,
-            })
-            .collect();
+        let answers = a_records(&lookup);
         if answers.iter().any(|a| list.blocked.iter().any(|b| b == &a.to_string())) {
             out.hit_with(&format!("{}_BLOCKED", list.symbol), Some(format!("{} refuses our queries", list.zone)));
             continue;
         }
-        // Only 127.0.0.0/8 answers are listings (RFC 5782 §2.3).
-        let listed: Vec<&Ipv4Addr> = answers.iter().filter(|a| a.octets()[0] == 127).collect();
-        if listed.is_empty() {
-            continue;
+        if let Some(weight) = listed_weight(list, &answers) {
+            let codes: Vec<String> = answers.iter().map(|a| a.to_string()).collect();
+            out.hit_weighted(&list.symbol, Some(format!("{ip} listed in {} ({})", list.zone, codes.join(", "))), Some(weight));
         }
-        let weight = listed
-            .iter()
-            .map(|a| list.returns.get(&a.to_string()).copied().unwrap_or(list.weight))
-            .max_by(|a, b| a.abs().total_cmp(&b.abs()))
-            .unwrap_or(list.weight);
-        let codes: Vec<String> = listed.iter().map(|a| a.to_string()).collect();
-        out.hit_weighted(&list.symbol, Some(format!("{ip} listed in {} ({})", list.zone, codes.join(", "))), Some(weight));
     }
 }
 
