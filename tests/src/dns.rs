@@ -96,7 +96,7 @@ impl Zone {
                     }
                     "PTR" => Some(Rr::Ptr(value.to_string())),
                     "CNAME" => Some(Rr::Cname(value.to_string())),
-                    "TIMEOUT" => Some(Rr::Timeout),
+                    "TIMEOUT" | "SERVFAIL" => Some(Rr::Timeout),
                     _ => None,
                 };
                 if let Some(rr) = rr {

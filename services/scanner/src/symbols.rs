@@ -116,7 +116,21 @@ pub const SYMBOLS: &[SymbolDef] = &[
         "SPF: test of HELO record failed (permerror)",
         "SPF : l'enregistrement SPF du nom annoncé est invalide.",
     ),
-    // DKIM (RFC 6376) and DMARC (RFC 7489).
+    // ARC (RFC 8617), DKIM (RFC 6376) and DMARC (RFC 7489).
+    def(
+        "ARC_VALID",
+        -0.1,
+        "auth",
+        "Message has a valid ARC signature",
+        "Le message porte une chaîne ARC valide (transmis par un intermédiaire de confiance).",
+    ),
+    def(
+        "ARC_INVALID",
+        0.1,
+        "auth",
+        "ARC signature exists, but is not valid",
+        "Le message porte une chaîne ARC, mais elle n'est pas valide.",
+    ),
     def(
         "DKIM_SIGNED",
         0.1,

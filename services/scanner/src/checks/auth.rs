@@ -1,6 +1,6 @@
 //! Authentication over DNS, with SpamAssassin's names: SPF for MAIL FROM and HELO
 //! (25_spf.cf), DKIM (25_dkim.cf: DKIM_VALID_AU means a valid signature whose d=
-//! is the author's From domain), DMARC (25_dmarc.cf); and the Authentication-Results
+//! is the author's From domain), ARC (25_arc.cf), DMARC (25_dmarc.cf); and the Authentication-Results
 //! header (RFC 8601) for accepted mail.
 
 use std::net::IpAddr;
@@ -63,6 +63,16 @@ pub async fn run(dns: &Dns, input: &ScanInput<'_>, hostname: &str, out: &mut Fin
             out.hit_with("DKIM_INVALID", why);
         }
         results = results.with_dkim_results(&dkim, &from_domain);
+        // ARC (RFC 8617): a chain that validates, or one that exists and does not.
+        let arc = auth.verify_arc(&message).await;
+        match arc.result() {
+            DkimResult::Pass => out.hit("ARC_VALID"),
+            DkimResult::None | DkimResult::TempError(_) => {}
+            other => out.hit_with("ARC_INVALID", Some(format!("{other:?}"))),
+        }
+        if !matches!(arc.result(), DkimResult::None) {
+            results = results.with_arc_result(&arc, ip);
+        }
         // DMARC aligns with the MAIL FROM identity, or HELO for the null sender.
         let spf = mail_spf.as_ref().or(helo_spf.as_ref());
         if let Some(spf) = spf.filter(|_| !from_domain.is_empty()) {
