@@ -36,7 +36,9 @@ send() { smtp-source -s "$sessions" -l "$size" -m "$messages" -f bench@sender.ex
 start=$(now); send "$sink_port"; baseline=$(echo "$messages / ($(now) - $start)" | bc -l)
 printf 'baseline smtp-source -> smtp-sink: %.0f msg/s\n' "$baseline"
 
-for fsync in true false; do
+# scanner on (DNS checks offline: a bench reaches no network) and off, fsync on and off.
+for mode in "true true" "true false" "false true"; do
+    set -- $mode; fsync=$1; scanner=$2
     port=$(free_port)
     cat > "$work/rempart-$fsync.toml" <<TOML
 [smtp]
@@ -49,6 +51,10 @@ data_dir = "$work/data-$fsync"
 fsync = $fsync
 [relay]
 concurrency = 32
+[scanner]
+enabled = $scanner
+[dns]
+offline = true
 [[domain]]
 name = "example.com"
 route = "smtp://127.0.0.1:$sink_port"
@@ -64,8 +70,8 @@ TOML
     done_at=$(now)
     accept_rate=$(echo "$messages / ($accepted - $start)" | bc -l)
     e2e_rate=$(echo "$messages / ($done_at - $start)" | bc -l)
-    printf 'rempart serve fsync=%-5s accepted: %.0f msg/s (%.2f x baseline), relayed end to end: %.0f msg/s (%.2f x baseline)\n' \
-        "$fsync" "$accept_rate" "$(echo "$accept_rate / $baseline" | bc -l)" "$e2e_rate" "$(echo "$e2e_rate / $baseline" | bc -l)"
+    printf 'rempart serve fsync=%-5s scanner=%-5s accepted: %.0f msg/s (%.2f x baseline), relayed end to end: %.0f msg/s (%.2f x baseline)\n' \
+        "$fsync" "$scanner" "$accept_rate" "$(echo "$accept_rate / $baseline" | bc -l)" "$e2e_rate" "$(echo "$e2e_rate / $baseline" | bc -l)"
     kill "$rpid"; wait "$rpid" 2>/dev/null || true
 done
 echo "($messages messages of $size bytes, $sessions concurrent sessions, one connection per message; $(nproc) cores)"
