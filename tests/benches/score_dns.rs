@@ -64,6 +64,13 @@ fn main() {
         let n = messages.len().max(1) as f64;
         let cpu_per = cpu.as_secs_f64() * 1e6 / n;
         let avg = bytes as f64 / n;
-        println!("{set:<5} {:>6} {:>9.1} {:>12.1} {:>10.1} {:>12.1}", messages.len(), avg / 1024.0, cpu_per, cpu_per * 10_240.0 / avg, wall.as_secs_f64() * 1e6 / n);
+        println!(
+            "{set:<5} {:>6} {:>9.1} {:>12.1} {:>10.1} {:>12.1}",
+            messages.len(),
+            avg / 1024.0,
+            cpu_per,
+            cpu_per * 10_240.0 / avg,
+            wall.as_secs_f64() * 1e6 / n
+        );
     }
 }

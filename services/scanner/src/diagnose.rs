@@ -5,12 +5,12 @@
 use std::net::IpAddr;
 
 use mail_auth::SpfResult;
-use mail_auth::hickory_resolver::proto::rr::{Name, RData};
+use mail_auth::hickory_resolver::proto::rr::RData;
 use mail_auth::spf::verify::SpfParameters;
 use rempart_model::config::DnsListConfig;
 use serde::Serialize;
 
-use crate::dns::Dns;
+use crate::dns::{Dns, ReverseDns};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -50,47 +50,26 @@ pub async fn check_sender(dns: &Dns, lists: &[DnsListConfig], r: &Request<'_>) -
     let ip = r.ip;
 
     // Reverse DNS and forward confirmation.
-    match resolver.reverse_lookup(Name::from(ip)).await {
-        Ok(lookup) => {
-            let names: Vec<String> = lookup
-                .answers()
-                .iter()
-                .filter_map(|rec| match &rec.data {
-                    RData::PTR(p) => Some(p.0.to_string().trim_end_matches('.').to_string()),
-                    _ => None,
-                })
-                .collect();
-            let mut confirmed = None;
-            for name in &names {
-                if resolver.lookup_ip(format!("{name}.")).await.is_ok_and(|a| a.iter().any(|x| x == ip)) {
-                    confirmed = Some(name.clone());
-                    break;
-                }
-            }
-            out.push(match (names.is_empty(), confirmed) {
-                (true, _) => finding(
-                    "ptr",
-                    Status::Fail,
-                    format!("{ip} has no PTR record"),
-                    format!("Ask whoever runs {ip} to set a PTR record naming the mail server."),
-                ),
-                (false, Some(name)) => finding("ptr", Status::Ok, format!("{ip} -> {name}, which resolves back to {ip}"), ""),
-                (false, None) => finding(
-                    "ptr",
-                    Status::Warn,
-                    format!("{ip} -> {} but no name resolves back to {ip}", names.join(", ")),
-                    "Give the PTR name an A/AAAA record with this address (forward-confirmed reverse DNS).",
-                ),
-            });
-        }
-        Err(e) if e.is_no_records_found() => out.push(finding(
+    out.push(match dns.reverse(ip).await? {
+        ReverseDns::Absent => finding(
             "ptr",
             Status::Fail,
             format!("{ip} has no PTR record"),
             format!("Ask whoever runs {ip} to set a PTR record naming the mail server."),
-        )),
-        Err(e) => out.push(finding("ptr", Status::Warn, format!("reverse lookup of {ip} failed: {e}"), "Retry later; check the resolver.")),
-    }
+        ),
+        ReverseDns::Names { confirmed: Some(name), .. } => {
+            finding("ptr", Status::Ok, format!("{ip} -> {name}, which resolves back to {ip}"), "")
+        }
+        ReverseDns::Names { names, confirmed: None } => finding(
+            "ptr",
+            Status::Warn,
+            format!("{ip} -> {} but no name resolves back to {ip}", names.join(", ")),
+            "Give the PTR name an A/AAAA record with this address (forward-confirmed reverse DNS).",
+        ),
+        ReverseDns::Failed(e) => {
+            finding("ptr", Status::Warn, format!("reverse lookup of {ip} failed: {e}"), "Retry later; check the resolver.")
+        }
+    });
 
     // SPF for the sender address (or postmaster@domain), and for HELO if given.
     let sender = r.mail_from.map(str::to_string).unwrap_or_else(|| format!("postmaster@{domain}"));

@@ -6,6 +6,7 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use mail_auth::hickory_resolver::config::{ConnectionConfig, NameServerConfig, ResolverConfig, ResolverOpts};
+use mail_auth::hickory_resolver::proto::rr::{Name, RData};
 use mail_auth::spf::verify::SpfParameters;
 use mail_auth::{MessageAuthenticator, SpfResult};
 use rempart_model::config::DnsConfig;
@@ -16,6 +17,20 @@ pub struct Dns {
     /// `None` when offline.
     authenticator: Option<MessageAuthenticator>,
 }
+
+/// What reverse DNS says about an address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReverseDns {
+    /// No PTR record: an answer, not a failure.
+    Absent,
+    /// The PTR names, and the first (of at most 3) that resolves back to the address.
+    Names { names: Vec<String>, confirmed: Option<String> },
+    /// The lookup failed: nothing can be concluded.
+    Failed(String),
+}
+
+/// PTR names checked for forward confirmation, at most.
+const MAX_PTR_NAMES: usize = 3;
 
 /// SPF results for the two identities (RFC 7208 §2.3, §2.4).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,6 +66,35 @@ impl Dns {
             MessageAuthenticator::new(ResolverConfig::from_name_servers(servers), options).map_err(|e| err(&e))?
         };
         Ok(Dns { authenticator: Some(authenticator) })
+    }
+
+    /// Reverse DNS of `ip`, forward-confirmed; `None` when offline.
+    pub async fn reverse(&self, ip: IpAddr) -> Option<ReverseDns> {
+        let resolver = self.authenticator.as_ref()?.resolver();
+        let lookup = match resolver.reverse_lookup(Name::from(ip)).await {
+            Ok(lookup) => lookup,
+            Err(e) if e.is_no_records_found() => return Some(ReverseDns::Absent),
+            Err(e) => return Some(ReverseDns::Failed(e.to_string())),
+        };
+        let names: Vec<String> = lookup
+            .answers()
+            .iter()
+            .filter_map(|r| match &r.data {
+                RData::PTR(ptr) => Some(ptr.0.to_string().trim_end_matches('.').to_string()),
+                _ => None,
+            })
+            .collect();
+        if names.is_empty() {
+            return Some(ReverseDns::Absent);
+        }
+        let mut confirmed = None;
+        for name in names.iter().take(MAX_PTR_NAMES) {
+            if resolver.lookup_ip(format!("{name}.")).await.is_ok_and(|a| a.iter().any(|x| x == ip)) {
+                confirmed = Some(name.clone());
+                break;
+            }
+        }
+        Some(ReverseDns::Names { names, confirmed })
     }
 
     pub fn is_offline(&self) -> bool {

@@ -5,14 +5,9 @@
 
 use std::net::IpAddr;
 
-use mail_auth::hickory_resolver::proto::rr::{Name, RData};
-
 use super::Findings;
 use crate::ScanInput;
-use crate::dns::{Dns, valid_spf_domain};
-
-/// PTR names checked for forward confirmation, at most.
-const MAX_PTR_NAMES: usize = 3;
+use crate::dns::{Dns, ReverseDns, valid_spf_domain};
 
 pub async fn run(dns: &Dns, input: &ScanInput<'_>, out: &mut Findings) {
     let Some(auth) = dns.authenticator() else { return };
@@ -20,35 +15,12 @@ pub async fn run(dns: &Dns, input: &ScanInput<'_>, out: &mut Findings) {
     if let Ok(ip) = input.facts.peer_ip.parse::<IpAddr>()
         && !ip.is_loopback()
     {
-        match resolver.reverse_lookup(Name::from(ip)).await {
-            Ok(lookup) => {
-                let names: Vec<String> = lookup
-                    .answers()
-                    .iter()
-                    .filter_map(|r| match &r.data {
-                        RData::PTR(ptr) => Some(ptr.0.to_string().trim_end_matches('.').to_string()),
-                        _ => None,
-                    })
-                    .collect();
-                if names.is_empty() {
-                    out.hit_with("RDNS_NONE", Some(ip.to_string()));
-                } else {
-                    let mut confirmed = false;
-                    for name in names.iter().take(MAX_PTR_NAMES) {
-                        if let Ok(addresses) = resolver.lookup_ip(format!("{name}.")).await
-                            && addresses.iter().any(|a| a == ip)
-                        {
-                            confirmed = true;
-                            break;
-                        }
-                    }
-                    if !confirmed {
-                        out.hit_with("RDNS_UNCONFIRMED", Some(format!("{ip} -> {}", names.join(", "))));
-                    }
-                }
+        match dns.reverse(ip).await {
+            Some(ReverseDns::Absent) => out.hit_with("RDNS_NONE", Some(ip.to_string())),
+            Some(ReverseDns::Names { names, confirmed: None }) => {
+                out.hit_with("RDNS_UNCONFIRMED", Some(format!("{ip} -> {}", names.join(", "))));
             }
-            Err(e) if e.is_no_records_found() => out.hit_with("RDNS_NONE", Some(ip.to_string())),
-            Err(_) => {}
+            Some(ReverseDns::Names { confirmed: Some(_), .. }) | Some(ReverseDns::Failed(_)) | None => {}
         }
     }
     let Some(domain) = input.return_path.rsplit_once('@').map(|(_, d)| d.trim_end_matches('.')) else { return };

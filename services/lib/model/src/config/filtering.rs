@@ -1,0 +1,231 @@
+//! What decides a message's fate: the DNS settings of the DNS-based checks, the
+//! scanner (weights, group limits, composites, DNS and URI lists) and the policies that
+//! map a score to an action.
+
+use std::net::SocketAddr;
+
+use serde::{Deserialize, Serialize};
+
+/// How DNS-based checks (SPF, …) resolve names.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DnsConfig {
+    /// Resolvers to ask, "IP:PORT". Default empty: the system's (/etc/resolv.conf).
+    /// `--resolver IP:PORT` on the command line replaces this list.
+    pub servers: Vec<SocketAddr>,
+    /// Time to wait for one answer, in milliseconds. Default 2000.
+    pub timeout_ms: u64,
+    /// Tries per query. Default 2.
+    pub attempts: usize,
+    /// Make no lookup at all: DNS-based checks are skipped and reported as skipped
+    /// (`--offline`). Default false.
+    pub offline: bool,
+}
+
+impl Default for DnsConfig {
+    fn default() -> Self {
+        Self { servers: Vec::new(), timeout_ms: 2000, attempts: 2, offline: false }
+    }
+}
+
+/// The scanner: which checks run and how much each symbol weighs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ScannerConfig {
+    /// Scan messages at the end of DATA. Default true.
+    pub enabled: bool,
+    /// Weight overrides by symbol name, e.g. `MISSING_MID = 0.5`. Default none.
+    pub weights: std::collections::BTreeMap<String, f64>,
+    /// Largest total a group of symbols may add (rspamd's max_score), e.g.
+    /// `headers = 6.0`. Default none (no limit).
+    pub group_limits: std::collections::BTreeMap<String, f64>,
+    /// Extra free-mail provider domains, added to the built-in list.
+    pub freemail_domains: Vec<String>,
+    /// Symbols made of others: `expression` uses symbol names with `&`, `|`, `!` and
+    /// parentheses.
+    #[serde(rename = "composite")]
+    pub composites: Vec<CompositeConfig>,
+    /// DNS lists queried with the client's IP: blocklists (positive weight) and
+    /// allowlists (negative weight).
+    #[serde(rename = "dnsbl")]
+    pub dns_lists: Vec<DnsListConfig>,
+    /// DNS lists queried with the domains of the links in the message (URIBL, SURBL).
+    /// Same fields; a refusal adds URIBL_BLOCKED.
+    #[serde(rename = "uribl")]
+    pub uri_lists: Vec<DnsListConfig>,
+}
+
+/// One DNS list (DNSBL or DNSWL) queried with the client's address.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DnsListConfig {
+    /// The list's zone, e.g. "zen.spamhaus.org".
+    pub zone: String,
+    /// The symbol added when the client is listed, e.g. "RCVD_IN_ZEN".
+    pub symbol: String,
+    /// Its weight (negative for an allowlist).
+    pub weight: f64,
+    /// Weights by answer, replacing `weight`, e.g. `{ "127.0.0.4" = 4.0 }`.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub returns: std::collections::BTreeMap<String, f64>,
+    /// Answers meaning "this list refuses our resolver" (too many queries, or a public
+    /// resolver): they add `<symbol>_BLOCKED`, with no weight, instead of a listing.
+    /// Default ["127.255.255.252", "127.255.255.254", "127.255.255.255"].
+    #[serde(default = "default_blocked_answers")]
+    pub blocked: Vec<String>,
+    pub description: String,
+    /// Defaults to the English one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description_fr: Option<String>,
+}
+
+fn default_blocked_answers() -> Vec<String> {
+    ["127.255.255.252", "127.255.255.254", "127.255.255.255"].map(String::from).to_vec()
+}
+
+impl Default for ScannerConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            weights: Default::default(),
+            group_limits: Default::default(),
+            freemail_domains: Vec::new(),
+            composites: Vec::new(),
+            dns_lists: Vec::new(),
+            uri_lists: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CompositeConfig {
+    /// The new symbol's name (upper case, like the others).
+    pub name: String,
+    /// A boolean expression of symbol names, e.g. "MIME_HTML_ONLY & !DKIM_VALID".
+    pub expression: String,
+    pub weight: f64,
+    /// Shown in replies and reports.
+    pub description: String,
+    /// The French description; defaults to the English one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description_fr: Option<String>,
+}
+
+/// Score thresholds and lists. The action of the highest threshold the score reaches
+/// wins (ties go to the harsher action); an unset threshold never applies.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PolicyConfig {
+    /// Default unset: greylisting needs the shared state of issue #5.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub greylist: Option<f64>,
+    /// Default 6.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub add_header: Option<f64>,
+    /// Default unset.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quarantine: Option<f64>,
+    /// Default unset.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub soft_reject: Option<f64>,
+    /// Default 15.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reject: Option<f64>,
+    /// Default unset.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub discard: Option<f64>,
+    /// Prepended to the Subject of add_header mail, e.g. "[SPAM]". Default unset.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subject_tag: Option<String>,
+    /// Where a rejected sender can read why; `{queue_id}` and `{hostname}` are
+    /// replaced. Default "https://{hostname}/why/{queue_id}".
+    pub explain_url: String,
+    /// Senders never filtered: addresses, domains (and their subdomains), IPs or CIDRs.
+    pub allow: Vec<String>,
+    /// Senders always rejected, same forms.
+    pub block: Vec<String>,
+}
+
+impl Default for PolicyConfig {
+    fn default() -> Self {
+        Self {
+            greylist: None,
+            add_header: Some(6.0),
+            quarantine: None,
+            soft_reject: None,
+            reject: Some(15.0),
+            discard: None,
+            subject_tag: None,
+            explain_url: "https://{hostname}/why/{queue_id}".into(),
+            allow: Vec::new(),
+            block: Vec::new(),
+        }
+    }
+}
+
+/// A domain's changes to `[policy]`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PolicyOverride {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub greylist: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub add_header: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quarantine: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub soft_reject: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reject: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub discard: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subject_tag: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub allow: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub block: Vec<String>,
+}
+
+impl PolicyConfig {
+    /// This policy with a domain's overrides applied.
+    pub fn with(&self, o: &PolicyOverride) -> PolicyConfig {
+        let mut p = self.clone();
+        for (slot, value) in [
+            (&mut p.greylist, o.greylist),
+            (&mut p.add_header, o.add_header),
+            (&mut p.quarantine, o.quarantine),
+            (&mut p.soft_reject, o.soft_reject),
+            (&mut p.reject, o.reject),
+            (&mut p.discard, o.discard),
+        ] {
+            if value.is_some() {
+                *slot = value;
+            }
+        }
+        if o.subject_tag.is_some() {
+            p.subject_tag = o.subject_tag.clone();
+        }
+        p.allow.extend(o.allow.iter().cloned());
+        p.block.extend(o.block.iter().cloned());
+        p
+    }
+
+    /// The action of the highest threshold `score` reaches.
+    pub fn action_for(&self, score: f64) -> crate::Action {
+        use crate::Action::*;
+        [
+            (Discard, self.discard),
+            (Reject, self.reject),
+            (SoftReject, self.soft_reject),
+            (Quarantine, self.quarantine),
+            (AddHeader, self.add_header),
+            (Greylist, self.greylist),
+        ]
+        .into_iter()
+        .filter_map(|(action, threshold)| threshold.filter(|t| score >= *t).map(|t| (action, t)))
+        .max_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)))
+        .map_or(Accept, |(action, _)| action)
+    }
+}
