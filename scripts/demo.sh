@@ -15,6 +15,7 @@ trap cleanup EXIT
 # The customer's mail server: Python's debugging SMTP server prints what it receives.
 python3 -W ignore -u -m smtpd -n -c DebuggingServer 127.0.0.1:2526 >"$work/customer.log" 2>&1 &
 customer_pid=$!
+for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/2526) 2>/dev/null && break; sleep 0.1; done
 
 target/release/rempart serve --config deploy/demo.toml &
 rempart_pid=$!
@@ -26,7 +27,7 @@ swaks --server 127.0.0.1:2525 --ehlo demo.client --from someone@sender.example -
 echo; echo "== Refused: a domain Rempart does not serve (no open relay) =="
 swaks --server 127.0.0.1:2525 --from someone@sender.example --to victim@elsewhere.example --quit-after RCPT || true
 
-sleep 2
+for _ in $(seq 300); do grep -q "END MESSAGE" "$work/customer.log" && break; sleep 0.1; done
 echo; echo "== What the customer's server received =="
 cat "$work/customer.log"
 echo; echo "Rempart is still running on 127.0.0.1:2525 (Ctrl-C to stop)."

@@ -309,7 +309,8 @@ impl Scanner {
             }
         }
         let symbols = self.weigh(findings);
-        let score = (symbols.iter().map(|s| s.score).sum::<f64>() * 100.0).round() / 100.0;
+        // `+ 0.0` turns the empty sum's -0.0 into 0.0.
+        let score = (symbols.iter().map(|s| s.score).sum::<f64>() * 100.0).round() / 100.0 + 0.0;
         let mut action = Action::Accept;
         let mut listed_reason = None;
         for (policy, listed) in policies.iter().zip(listed) {
