@@ -8,7 +8,7 @@ use std::time::Duration;
 use mail_auth::hickory_resolver::config::{ConnectionConfig, NameServerConfig, ResolverConfig, ResolverOpts};
 use mail_auth::hickory_resolver::proto::rr::{Name, RData};
 use mail_auth::spf::verify::SpfParameters;
-use mail_auth::{MessageAuthenticator, SpfResult};
+use mail_auth::{MessageAuthenticator, SpfOutput, SpfResult};
 use rempart_model::config::DnsConfig;
 
 use crate::ScannerError;
@@ -31,15 +31,6 @@ pub enum ReverseDns {
 
 /// PTR names checked for forward confirmation, at most.
 const MAX_PTR_NAMES: usize = 3;
-
-/// SPF results for the two identities (RFC 7208 §2.3, §2.4).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SpfOutcome {
-    /// `None` for the null sender (the HELO identity stands for it).
-    pub mail_from: Option<SpfResult>,
-    /// `None` when HELO is not a domain name.
-    pub helo: Option<SpfResult>,
-}
 
 impl Dns {
     pub fn new(config: &DnsConfig) -> Result<Dns, ScannerError> {
@@ -105,33 +96,49 @@ impl Dns {
         self.authenticator.as_ref()
     }
 
-    /// SPF for the MAIL FROM and HELO identities; `host` is our own name (for the `%{r}`
-    /// macro). Returns `None` when offline.
-    pub async fn spf(&self, ip: IpAddr, helo: &str, mail_from: &str, host: &str) -> Option<SpfOutcome> {
-        self.authenticator.as_ref()?;
-        let helo_is_domain = helo.contains('.') && !helo.starts_with('[') && helo.parse::<IpAddr>().is_err();
-        let helo_result = if helo_is_domain { self.spf_helo(ip, helo, host).await } else { None };
-        let mail_result = if mail_from.is_empty() { None } else { self.spf_mail_from(ip, helo, mail_from, host).await };
-        Some(SpfOutcome { mail_from: mail_result, helo: helo_result })
-    }
-
-    /// check_host() for the MAIL FROM identity (RFC 7208 §2.4).
-    pub async fn spf_mail_from(&self, ip: IpAddr, helo: &str, mail_from: &str, host: &str) -> Option<SpfResult> {
+    /// check_host() for the MAIL FROM identity (RFC 7208 §2.4); `host` is our own
+    /// name (for the `%{r}` macro). `None` when offline.
+    pub async fn check_mail_from(&self, ip: IpAddr, helo: &str, mail_from: &str, host: &str) -> Option<SpfOutput> {
         let auth = self.authenticator.as_ref()?;
         let domain = mail_from.rsplit_once('@').map_or(mail_from, |(_, d)| d);
-        if !valid_spf_domain(domain) {
-            return Some(SpfResult::None);
+        if let Some(early) = self.precheck(domain).await {
+            return Some(SpfOutput::new(domain.to_string()).with_result(early));
         }
-        Some(auth.verify_spf(SpfParameters::verify_mail_from(ip, helo, host, mail_from)).await.result())
+        Some(auth.verify_spf(SpfParameters::verify_mail_from(ip, helo, host, mail_from)).await)
     }
 
     /// check_host() for the HELO identity (RFC 7208 §2.3).
-    pub async fn spf_helo(&self, ip: IpAddr, helo: &str, host: &str) -> Option<SpfResult> {
+    pub async fn check_helo(&self, ip: IpAddr, helo: &str, host: &str) -> Option<SpfOutput> {
         let auth = self.authenticator.as_ref()?;
-        if !valid_spf_domain(helo) {
+        if let Some(early) = self.precheck(helo).await {
+            return Some(SpfOutput::new(helo.to_string()).with_result(early));
+        }
+        Some(auth.verify_spf(SpfParameters::verify_ehlo(ip, helo, host)).await)
+    }
+
+    /// What is decided before evaluation: "none" for a domain that is not a valid name
+    /// (RFC 7208 §4.3), "permerror" for several SPF records or one that does not parse
+    /// (§4.5, §4.6). A failed lookup decides nothing here.
+    async fn precheck(&self, domain: &str) -> Option<SpfResult> {
+        if !valid_spf_domain(domain) {
             return Some(SpfResult::None);
         }
-        Some(auth.verify_spf(SpfParameters::verify_ehlo(ip, helo, host)).await.result())
+        let resolver = self.authenticator.as_ref()?.resolver();
+        let lookup = resolver.txt_lookup(format!("{}.", domain.trim_end_matches('.'))).await.ok()?;
+        let records: Vec<String> = lookup
+            .answers()
+            .iter()
+            .filter_map(|r| match &r.data {
+                RData::TXT(txt) => Some(txt.txt_data.iter().map(|s| String::from_utf8_lossy(s).into_owned()).collect::<String>()),
+                _ => None,
+            })
+            .filter(|t| t.len() >= 6 && t[..6].eq_ignore_ascii_case("v=spf1") && (t.len() == 6 || t.as_bytes()[6] == b' '))
+            .collect();
+        match records.as_slice() {
+            [] => None,
+            [record] => crate::spf_syntax::validate(record).err().map(|_| SpfResult::PermError),
+            _ => Some(SpfResult::PermError),
+        }
     }
 }
 

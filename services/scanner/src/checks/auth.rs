@@ -8,12 +8,11 @@ use std::net::IpAddr;
 use mail_auth::common::headers::HeaderWriter;
 use mail_auth::dmarc::Policy;
 use mail_auth::dmarc::verify::DmarcParameters;
-use mail_auth::spf::verify::SpfParameters;
-use mail_auth::{AuthenticatedMessage, AuthenticationResults, DkimResult, DmarcResult, SpfOutput, SpfResult};
+use mail_auth::{AuthenticatedMessage, AuthenticationResults, DkimResult, DmarcResult, SpfResult};
 
 use super::Findings;
 use crate::ScanInput;
-use crate::dns::{Dns, valid_spf_domain};
+use crate::dns::Dns;
 
 /// Runs the checks; returns the Authentication-Results header (with its name and CRLF),
 /// or `None` when offline.
@@ -21,16 +20,14 @@ pub async fn run(dns: &Dns, input: &ScanInput<'_>, hostname: &str, out: &mut Fin
     let auth = dns.authenticator()?;
     let ip: IpAddr = input.facts.peer_ip.parse().ok()?;
     let helo = input.facts.helo.trim();
-    let helo_spf = if valid_spf_domain(helo) { Some(auth.verify_spf(SpfParameters::verify_ehlo(ip, helo, hostname)).await) } else { None };
-    let mail_domain = input.return_path.rsplit_once('@').map(|(_, d)| d);
-    let mail_spf = match mail_domain {
-        Some(d) if valid_spf_domain(d) => {
-            Some(auth.verify_spf(SpfParameters::verify_mail_from(ip, helo, hostname, input.return_path)).await)
-        }
-        // RFC 7208 §4.3: no valid domain, no policy.
-        Some(d) => Some(SpfOutput::new(d.to_string())),
-        None => None,
+    // The HELO identity only when it is a name (an address literal has no SPF).
+    let helo_spf = if helo.contains('.') && !helo.starts_with('[') && helo.parse::<IpAddr>().is_err() {
+        dns.check_helo(ip, helo, hostname).await
+    } else {
+        None
     };
+    let mail_domain = input.return_path.rsplit_once('@').map(|(_, d)| d);
+    let mail_spf = if input.return_path.is_empty() { None } else { dns.check_mail_from(ip, helo, input.return_path, hostname).await };
     if let Some(spf) = &mail_spf {
         out.hit_with(spf_symbol(spf.result(), false), Some(format!("{} from {ip}", input.return_path)));
     }
