@@ -12,7 +12,7 @@ use tokio::io::BufReader;
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
-use crate::conn::{AnyCertificate, Conn, Stream, expect, unreachable_config};
+use crate::conn::{AnyCertificate, Conn, Stream, expect};
 
 /// One reply of the remote server, all its lines joined.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -97,14 +97,14 @@ enum TxError {
 }
 
 impl Client {
-    pub fn new(hostname: String, connect_timeout: Duration, command_timeout: Duration) -> Self {
+    pub fn new(hostname: String, connect_timeout: Duration, command_timeout: Duration) -> Result<Self, rustls::Error> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let config = rustls::ClientConfig::builder_with_provider(provider.clone())
-            .with_safe_default_protocol_versions()
-            .map(|b| b.dangerous().with_custom_certificate_verifier(Arc::new(AnyCertificate(provider))).with_no_client_auth());
-        // The ring provider always supports the default versions.
-        let config = config.unwrap_or_else(|_| unreachable_config());
-        Self { hostname, connect_timeout, command_timeout, tls: TlsConnector::from(Arc::new(config)), idle: Mutex::default() }
+            .with_safe_default_protocol_versions()?
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider)))
+            .with_no_client_auth();
+        Ok(Self { hostname, connect_timeout, command_timeout, tls: TlsConnector::from(Arc::new(config)), idle: Mutex::default() })
     }
 
     /// Delivers `body` for the recipients at `indices` of `envelope`, reusing an idle

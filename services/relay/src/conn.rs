@@ -163,10 +163,3 @@ impl ServerCertVerifier for AnyCertificate {
         self.0.signature_verification_algorithms.supported_schemes()
     }
 }
-
-pub(crate) fn unreachable_config() -> rustls::ClientConfig {
-    rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_protocol_versions(&[&rustls::version::TLS13])
-        .map(|b| b.with_root_certificates(rustls::RootCertStore::empty()).with_no_client_auth())
-        .unwrap_or_else(|e| panic!("the ring provider supports TLS 1.3: {e}"))
-}

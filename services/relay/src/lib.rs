@@ -24,9 +24,10 @@ pub struct Relay<B> {
 }
 
 impl<B: Bus> Relay<B> {
-    pub fn new(config: Arc<Config>, bus: B) -> Self {
-        let client = Client::new(config.smtp.hostname.clone(), config.relay.connect_timeout.0, config.relay.command_timeout.0);
-        Self { config, bus, client: Arc::new(client) }
+    /// Fails only if the TLS library cannot build a client configuration.
+    pub fn new(config: Arc<Config>, bus: B) -> Result<Self, rustls::Error> {
+        let client = Client::new(config.smtp.hostname.clone(), config.relay.connect_timeout.0, config.relay.command_timeout.0)?;
+        Ok(Self { config, bus, client: Arc::new(client) })
     }
 
     /// Runs `relay.concurrency` workers until `shutdown` turns true; each finishes the

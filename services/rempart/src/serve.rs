@@ -32,7 +32,7 @@ async fn serve(config: Arc<rempart_model::Config>) -> Result<(), String> {
     if config.domains.is_empty() {
         tracing::warn!("no [[domain]] configured: every recipient will be refused (relaying for nobody)");
     }
-    let relay = Relay::new(config.clone(), bus);
+    let relay = Relay::new(config.clone(), bus).map_err(|e| format!("relay TLS setup: {e}"))?;
     let (stop, stopped) = watch::channel(false);
     let edge_task = tokio::spawn(edge.run(stopped.clone()));
     let relay_task = tokio::spawn(relay.run(stopped));
