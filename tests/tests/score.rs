@@ -51,6 +51,19 @@ fn batch_prints_one_json_line_per_file() {
     let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(lines.len(), 2);
     assert!(lines[0]["file"].as_str().unwrap().ends_with("a.eml") && lines[1]["file"].as_str().unwrap().ends_with("b.eml"));
+
+    // An mbox file: one line per message, numbered.
+    let mbox = dir.path().join("archive.mbox");
+    std::fs::write(&mbox, b"From a@b Mon Nov 23 10:00:00 2026\nSubject: FREE MONEY FOR YOU\n\n>From the start\n\nFrom c@d Mon Nov 23 11:00:00 2026\nFrom: x@y.example\nSubject: hi\n\nhi\n").unwrap();
+    let out = score(&["--batch", mbox.to_str().unwrap()], b"");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.iter().map(|l| l["message"].as_u64().unwrap()).collect::<Vec<_>>(), vec![1, 2]);
+    assert!(lines[0]["symbols"].as_array().unwrap().iter().any(|s| s["name"] == "SUBJ_ALL_CAPS"), "{}", lines[0]);
+    // A file that is not an mbox is refused, naming it.
+    let out = score(&["--batch", dir.path().join("a.eml").to_str().unwrap()], b"");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("a.eml: not an mbox file"));
 }
 
 #[test]

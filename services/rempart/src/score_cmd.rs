@@ -13,8 +13,9 @@ pub struct ScoreArgs {
     /// The message (`-` for standard input).
     #[arg(required_unless_present = "batch")]
     file: Option<PathBuf>,
-    /// Score every file in a directory instead, one JSON line per message.
-    #[arg(long, value_name = "DIR", conflicts_with = "file")]
+    /// Score every file of a directory, or every message of an mbox file, instead:
+    /// one JSON line per message.
+    #[arg(long, value_name = "DIR|MBOX", conflicts_with = "file")]
     batch: Option<PathBuf>,
     /// The client IP the message came from.
     #[arg(long, default_value = "127.0.0.1")]
@@ -80,20 +81,31 @@ fn read_input(file: &Path) -> Result<Vec<u8>, String> {
     Ok(bytes)
 }
 
-fn batch(dir: &Path, scan: &dyn Fn(&[u8]) -> Verdict, lang: &str) -> Result<(), String> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map_err(|e| format!("{}: {e}", dir.display()))?
+fn batch(path: &Path, scan: &dyn Fn(&[u8]) -> Verdict, lang: &str) -> Result<(), String> {
+    if path.is_file() {
+        let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let messages = rempart_model::mbox::split(&bytes);
+        if messages.is_empty() {
+            return Err(format!("{}: not an mbox file (no \"From \" separator line)", path.display()));
+        }
+        for (i, message) in messages.iter().enumerate() {
+            crate::emit(verdict_json(&scan(message), lang, Some((path, Some(i + 1)))));
+        }
+        return Ok(());
+    }
+    let mut files: Vec<PathBuf> = std::fs::read_dir(path)
+        .map_err(|e| format!("{}: {e}", path.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.is_file())
         .collect();
     files.sort();
     let mut failures = 0;
-    for path in files {
-        match std::fs::read(&path) {
-            Ok(bytes) => crate::emit(format_args!("{}", verdict_json(&scan(&bytes), lang, Some(&path)))),
+    for file in files {
+        match std::fs::read(&file) {
+            Ok(bytes) => crate::emit(verdict_json(&scan(&bytes), lang, Some((&file, None)))),
             Err(e) => {
                 failures += 1;
-                eprintln!("rempart: {}: {e}", path.display());
+                eprintln!("rempart: {}: {e}", file.display());
             }
         }
     }
@@ -104,7 +116,9 @@ fn description<'a>(s: &'a rempart_model::SymbolHit, lang: &str) -> &'a str {
     if lang == "fr" { &s.description_fr } else { &s.description }
 }
 
-fn verdict_json(v: &Verdict, lang: &str, file: Option<&Path>) -> serde_json::Value {
+/// The JSON verdict; `source` names the file (and the message's 1-based index in an
+/// mbox) in batch mode.
+fn verdict_json(v: &Verdict, lang: &str, source: Option<(&Path, Option<usize>)>) -> serde_json::Value {
     let symbols: Vec<serde_json::Value> = v
         .symbols
         .iter()
@@ -115,8 +129,11 @@ fn verdict_json(v: &Verdict, lang: &str, file: Option<&Path>) -> serde_json::Val
     if let Some(listed) = &v.listed {
         doc["listed"] = listed.clone().into();
     }
-    if let Some(file) = file {
+    if let Some((file, index)) = source {
         doc["file"] = file.display().to_string().into();
+        if let Some(i) = index {
+            doc["message"] = i.into();
+        }
     }
     doc
 }

@@ -5,6 +5,7 @@ pub mod config;
 pub mod date;
 pub mod duration;
 pub mod envelope;
+pub mod mbox;
 pub mod queue_id;
 pub mod verdict;
 
