@@ -35,7 +35,8 @@ pub fn split(mbox: &[u8]) -> Vec<Vec<u8>> {
 
 /// "hh:mm" somewhere in the line, as in "From sender Mon Nov 23 10:00:00 2026".
 fn has_time(line: &[u8]) -> bool {
-    line.windows(5).any(|w| w[0].is_ascii_digit() && w[1].is_ascii_digit() && w[2] == b':' && w[3].is_ascii_digit() && w[4].is_ascii_digit())
+    line.windows(5)
+        .any(|w| w[0].is_ascii_digit() && w[1].is_ascii_digit() && w[2] == b':' && w[3].is_ascii_digit() && w[4].is_ascii_digit())
 }
 
 #[cfg(test)]
