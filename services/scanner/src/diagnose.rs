@@ -10,7 +10,8 @@ use mail_auth::spf::verify::SpfParameters;
 use rempart_model::config::DnsListConfig;
 use serde::Serialize;
 
-use crate::dns::{Dns, ReverseDns};
+use crate::checks::dnslists::is_refusal;
+use crate::dns::{Dns, ReverseDns, a_records, txt_records};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -86,7 +87,7 @@ pub async fn check_sender(dns: &Dns, lists: &[DnsListConfig], r: &Request<'_>) -
         let name = format!("{selector}._domainkey.{domain}.");
         out.push(match resolver.txt_lookup(name.as_str()).await {
             Ok(lookup) => {
-                let text = txt_strings(&lookup);
+                let text = txt_records(&lookup);
                 match text.iter().find(|t| t.contains("p=")) {
                     Some(t) if key_present(t) => finding("dkim", Status::Ok, format!("{name} publishes a key: {}", shorten(t)), ""),
                     Some(t) => finding(
@@ -116,7 +117,7 @@ pub async fn check_sender(dns: &Dns, lists: &[DnsListConfig], r: &Request<'_>) -
     // DMARC.
     let name = format!("_dmarc.{domain}.");
     out.push(match resolver.txt_lookup(name.as_str()).await {
-        Ok(lookup) => match txt_strings(&lookup).into_iter().find(|t| t.to_ascii_lowercase().starts_with("v=dmarc1")) {
+        Ok(lookup) => match txt_records(&lookup).into_iter().find(|t| t.to_ascii_lowercase().starts_with("v=dmarc1")) {
             Some(t) => {
                 let policy = t.split(';').map(str::trim).find_map(|kv| kv.strip_prefix("p=")).unwrap_or("?").to_string();
                 let status = if policy == "none" { Status::Warn } else { Status::Ok };
@@ -175,15 +176,9 @@ pub async fn check_sender(dns: &Dns, lists: &[DnsListConfig], r: &Request<'_>) -
         let name = crate::checks::dnslists::query_name(ip, &list.zone);
         out.push(match resolver.ipv4_lookup(name.as_str()).await {
             Ok(l) => {
-                let answers: Vec<String> = l
-                    .answers()
-                    .iter()
-                    .filter_map(|rec| match &rec.data {
-                        RData::A(a) => Some(a.0.to_string()),
-                        _ => None,
-                    })
-                    .collect();
-                if answers.iter().any(|a| list.blocked.contains(a)) {
+                let addresses = a_records(&l);
+                let answers: Vec<String> = addresses.iter().map(|a| a.to_string()).collect();
+                if is_refusal(list, &addresses) {
                     finding(
                         "dnsbl",
                         Status::Warn,
@@ -235,17 +230,6 @@ fn spf_finding(check: &'static str, identity: &str, ip: IpAddr, result: SpfResul
             "Fix the SPF record syntax (one record, valid mechanisms, at most 10 DNS lookups).",
         ),
     }
-}
-
-fn txt_strings(lookup: &mail_auth::hickory_resolver::lookup::Lookup) -> Vec<String> {
-    lookup
-        .answers()
-        .iter()
-        .filter_map(|rec| match &rec.data {
-            RData::TXT(txt) => Some(txt.txt_data.iter().map(|s| String::from_utf8_lossy(s).into_owned()).collect::<String>()),
-            _ => None,
-        })
-        .collect()
 }
 
 fn key_present(record: &str) -> bool {

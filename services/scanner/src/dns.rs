@@ -6,6 +6,7 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use mail_auth::hickory_resolver::config::{ConnectionConfig, NameServerConfig, ResolverConfig, ResolverOpts};
+use mail_auth::hickory_resolver::lookup::Lookup;
 use mail_auth::hickory_resolver::proto::rr::{Name, RData};
 use mail_auth::spf::verify::SpfParameters;
 use mail_auth::{MessageAuthenticator, SpfOutput, SpfResult};
@@ -125,13 +126,8 @@ impl Dns {
         }
         let resolver = self.authenticator.as_ref()?.resolver();
         let lookup = resolver.txt_lookup(format!("{}.", domain.trim_end_matches('.'))).await.ok()?;
-        let records: Vec<String> = lookup
-            .answers()
-            .iter()
-            .filter_map(|r| match &r.data {
-                RData::TXT(txt) => Some(txt.txt_data.iter().map(|s| String::from_utf8_lossy(s).into_owned()).collect::<String>()),
-                _ => None,
-            })
+        let records: Vec<String> = txt_records(&lookup)
+            .into_iter()
             .filter(|t| t.len() >= 6 && t[..6].eq_ignore_ascii_case("v=spf1") && (t.len() == 6 || t.as_bytes()[6] == b' '))
             .collect();
         match records.as_slice() {
@@ -140,6 +136,30 @@ impl Dns {
             _ => Some(SpfResult::PermError),
         }
     }
+}
+
+/// The TXT records of an answer, each one's character-strings joined.
+pub(crate) fn txt_records(lookup: &Lookup) -> Vec<String> {
+    lookup
+        .answers()
+        .iter()
+        .filter_map(|r| match &r.data {
+            RData::TXT(txt) => Some(txt.txt_data.iter().map(|s| String::from_utf8_lossy(s).into_owned()).collect::<String>()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The IPv4 addresses of an answer.
+pub(crate) fn a_records(lookup: &Lookup) -> Vec<std::net::Ipv4Addr> {
+    lookup
+        .answers()
+        .iter()
+        .filter_map(|r| match &r.data {
+            RData::A(a) => Some(a.0),
+            _ => None,
+        })
+        .collect()
 }
 
 /// RFC 7208 §4.3: a domain that is not a multi-label name (empty or over-long labels,

@@ -7,7 +7,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use rempart_model::config::DnsListConfig;
 
 use super::Findings;
-use crate::dns::Dns;
+use crate::dns::{Dns, a_records};
 
 /// The name to query for `ip` in `zone` (RFC 5782 §2.1 and §2.4).
 pub fn query_name(ip: IpAddr, zone: &str) -> String {
@@ -37,7 +37,7 @@ pub async fn run_uri(dns: &Dns, lists: &[DnsListConfig], domains: &[String], out
     for (list, domain, answer) in futures_join_all(lookups.into_iter()).await {
         let Ok(lookup) = answer else { continue };
         let answers = a_records(&lookup);
-        if answers.iter().any(|a| list.blocked.iter().any(|b| b == &a.to_string())) {
+        if is_refusal(list, &answers) {
             out.hit_with("URIBL_BLOCKED", Some(format!("{} refuses our queries", list.zone)));
             continue;
         }
@@ -47,15 +47,9 @@ pub async fn run_uri(dns: &Dns, lists: &[DnsListConfig], domains: &[String], out
     }
 }
 
-fn a_records(lookup: &mail_auth::hickory_resolver::lookup::Lookup) -> Vec<Ipv4Addr> {
-    lookup
-        .answers()
-        .iter()
-        .filter_map(|r| match &r.data {
-            mail_auth::hickory_resolver::proto::rr::RData::A(a) => Some(a.0),
-            _ => None,
-        })
-        .collect()
+/// The list answered that it refuses our queries (not a listing).
+pub(crate) fn is_refusal(list: &DnsListConfig, answers: &[Ipv4Addr]) -> bool {
+    answers.iter().any(|a| list.blocked.iter().any(|b| b == &a.to_string()))
 }
 
 /// The weight of a listing (only 127.0.0.0/8 answers are listings, RFC 5782 §2.3).
@@ -86,7 +80,7 @@ pub async fn run(dns: &Dns, lists: &[DnsListConfig], peer_ip: &str, out: &mut Fi
         // NXDOMAIN means "not listed"; other errors mean "don't know": no symbol.
         let Ok(lookup) = answer else { continue };
         let answers = a_records(&lookup);
-        if answers.iter().any(|a| list.blocked.iter().any(|b| b == &a.to_string())) {
+        if is_refusal(list, &answers) {
             out.hit_with(&format!("{}_BLOCKED", list.symbol), Some(format!("{} refuses our queries", list.zone)));
             continue;
         }
