@@ -220,7 +220,10 @@ fn answer(zone: &Zone, query: &[u8]) -> Option<Vec<u8>> {
             }
             break;
         };
-        if records.contains(&Rr::Timeout) {
+        // pyspf's test semantics: TIMEOUT applies to the types not listed before it.
+        if let Some(at) = records.iter().position(|r| r == &Rr::Timeout)
+            && !records[..at].iter().any(|r| r.type_code() == qtype)
+        {
             if std::env::var("SPF_TIMEOUT_MODE").as_deref() == Ok("drop") {
                 return None;
             }

@@ -6,7 +6,6 @@ use std::net::IpAddr;
 
 use mail_auth::SpfResult;
 use mail_auth::hickory_resolver::proto::rr::RData;
-use mail_auth::spf::verify::SpfParameters;
 use rempart_model::config::DnsListConfig;
 use serde::Serialize;
 
@@ -75,10 +74,10 @@ pub async fn check_sender(dns: &Dns, lists: &[DnsListConfig], r: &Request<'_>) -
     // SPF for the sender address (or postmaster@domain), and for HELO if given.
     let sender = r.mail_from.map(str::to_string).unwrap_or_else(|| format!("postmaster@{domain}"));
     let helo = r.helo.unwrap_or(&domain);
-    let spf = auth.verify_spf(SpfParameters::verify_mail_from(ip, helo, "check-sender", &sender)).await.result();
+    let spf = dns.check_mail_from(ip, helo, &sender, "check-sender").await?.result();
     out.push(spf_finding("spf", &sender, ip, spf));
     if let Some(h) = r.helo {
-        let spf = auth.verify_spf(SpfParameters::verify_ehlo(ip, h, "check-sender")).await.result();
+        let spf = dns.check_helo(ip, h, "check-sender").await?.result();
         out.push(spf_finding("spf-helo", h, ip, spf));
     }
 

@@ -8,11 +8,11 @@ use std::time::Duration;
 use mail_auth::hickory_resolver::config::{ConnectionConfig, NameServerConfig, ResolverConfig, ResolverOpts};
 use mail_auth::hickory_resolver::lookup::Lookup;
 use mail_auth::hickory_resolver::proto::rr::{Name, RData};
-use mail_auth::spf::verify::SpfParameters;
-use mail_auth::{MessageAuthenticator, SpfOutput, SpfResult};
+use mail_auth::{MessageAuthenticator, SpfOutput};
 use rempart_model::config::DnsConfig;
 
 use crate::ScannerError;
+use crate::spf::SpfCheck;
 
 pub struct Dns {
     /// `None` when offline.
@@ -100,41 +100,14 @@ impl Dns {
     /// check_host() for the MAIL FROM identity (RFC 7208 §2.4); `host` is our own
     /// name (for the `%{r}` macro). `None` when offline.
     pub async fn check_mail_from(&self, ip: IpAddr, helo: &str, mail_from: &str, host: &str) -> Option<SpfOutput> {
-        let auth = self.authenticator.as_ref()?;
-        let domain = mail_from.rsplit_once('@').map_or(mail_from, |(_, d)| d);
-        if let Some(early) = self.precheck(domain).await {
-            return Some(SpfOutput::new(domain.to_string()).with_result(early));
-        }
-        Some(auth.verify_spf(SpfParameters::verify_mail_from(ip, helo, host, mail_from)).await)
+        let resolver = self.authenticator.as_ref()?.resolver();
+        Some(SpfCheck::mail_from(resolver, ip, helo, mail_from, host).run().await)
     }
 
     /// check_host() for the HELO identity (RFC 7208 §2.3).
     pub async fn check_helo(&self, ip: IpAddr, helo: &str, host: &str) -> Option<SpfOutput> {
-        let auth = self.authenticator.as_ref()?;
-        if let Some(early) = self.precheck(helo).await {
-            return Some(SpfOutput::new(helo.to_string()).with_result(early));
-        }
-        Some(auth.verify_spf(SpfParameters::verify_ehlo(ip, helo, host)).await)
-    }
-
-    /// What is decided before evaluation: "none" for a domain that is not a valid name
-    /// (RFC 7208 §4.3), "permerror" for several SPF records or one that does not parse
-    /// (§4.5, §4.6). A failed lookup decides nothing here.
-    async fn precheck(&self, domain: &str) -> Option<SpfResult> {
-        if !valid_spf_domain(domain) {
-            return Some(SpfResult::None);
-        }
         let resolver = self.authenticator.as_ref()?.resolver();
-        let lookup = resolver.txt_lookup(format!("{}.", domain.trim_end_matches('.'))).await.ok()?;
-        let records: Vec<String> = txt_records(&lookup)
-            .into_iter()
-            .filter(|t| t.len() >= 6 && t[..6].eq_ignore_ascii_case("v=spf1") && (t.len() == 6 || t.as_bytes()[6] == b' '))
-            .collect();
-        match records.as_slice() {
-            [] => None,
-            [record] => crate::spf_syntax::validate(record).err().map(|_| SpfResult::PermError),
-            _ => Some(SpfResult::PermError),
-        }
+        Some(SpfCheck::helo(resolver, ip, helo, host).run().await)
     }
 }
 
@@ -160,11 +133,4 @@ pub(crate) fn a_records(lookup: &Lookup) -> Vec<std::net::Ipv4Addr> {
             _ => None,
         })
         .collect()
-}
-
-/// RFC 7208 §4.3: a domain that is not a multi-label name (empty or over-long labels,
-/// an address literal) has no SPF policy: the result is "none", not an error.
-pub(crate) fn valid_spf_domain(domain: &str) -> bool {
-    let d = domain.trim_end_matches('.');
-    !d.is_empty() && d.len() <= 253 && d.contains('.') && !d.starts_with('[') && d.split('.').all(|l| !l.is_empty() && l.len() <= 63)
 }

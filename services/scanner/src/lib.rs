@@ -10,7 +10,7 @@ pub mod dns;
 pub mod html;
 pub mod lists;
 pub mod message;
-pub mod spf_syntax;
+pub mod spf;
 pub mod symbols;
 
 use std::collections::{BTreeMap, HashMap, HashSet};

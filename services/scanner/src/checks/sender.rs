@@ -7,7 +7,8 @@ use std::net::IpAddr;
 
 use super::Findings;
 use crate::ScanInput;
-use crate::dns::{Dns, ReverseDns, valid_spf_domain};
+use crate::dns::{Dns, ReverseDns};
+use crate::spf::valid_spf_domain;
 
 pub async fn run(dns: &Dns, input: &ScanInput<'_>, out: &mut Findings) {
     let Some(auth) = dns.authenticator() else { return };

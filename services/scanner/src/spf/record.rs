@@ -1,9 +1,43 @@
-//! A strict check of an SPF record's syntax (RFC 7208 §12), run on the sender's own
-//! record before evaluation: a record that does not parse is a permerror (§4.6), which
-//! mail-auth's lenient parser does not always report.
+//! SPF records (RFC 7208 §12) parsed strictly into terms: a record that does not
+//! parse is a permerror (§4.6), whatever its earlier terms would have matched.
 
-/// `Err(reason)` when `record` (starting with "v=spf1") is not valid SPF.
-pub fn validate(record: &str) -> Result<(), String> {
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Qualifier {
+    Pass,
+    Fail,
+    SoftFail,
+    Neutral,
+}
+
+/// A mechanism; domain-specs are kept unexpanded (macros are expanded at evaluation).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Mechanism {
+    All,
+    Include(String),
+    A { domain: Option<String>, v4: u8, v6: u8 },
+    Mx { domain: Option<String>, v4: u8, v6: u8 },
+    Ptr(Option<String>),
+    Ip4(Ipv4Addr, u8),
+    Ip6(Ipv6Addr, u8),
+    Exists(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    pub directives: Vec<(Qualifier, Mechanism)>,
+    pub redirect: Option<String>,
+    pub exp: Option<String>,
+}
+
+/// Whether a TXT record is an SPF record: "v=spf1" alone or followed by a space (§4.5).
+pub fn is_spf_record(text: &str) -> bool {
+    text.len() >= 6 && text[..6].eq_ignore_ascii_case("v=spf1") && (text.len() == 6 || text.as_bytes()[6] == b' ')
+}
+
+/// Parses a record starting with "v=spf1"; `Err(reason)` when it is not valid SPF.
+pub fn parse(record: &str) -> Result<Record, String> {
     if let Some(c) = record.chars().find(|c| !(' '..='~').contains(c)) {
         return Err(format!("invalid character {c:?}"));
     }
@@ -11,9 +45,8 @@ pub fn validate(record: &str) -> Result<(), String> {
     if !terms.next().is_some_and(|v| v.eq_ignore_ascii_case("v=spf1")) {
         return Err("does not start with v=spf1".into());
     }
-    let (mut redirect, mut exp) = (false, false);
+    let mut parsed = Record { directives: Vec::new(), redirect: None, exp: None };
     for term in terms {
-        let lower = term.to_ascii_lowercase();
         // A modifier is name=value where name has no ':' or '/' (RFC 7208 §12).
         if let Some((name, value)) = term.split_once('=')
             && !name.contains([':', '/'])
@@ -26,95 +59,102 @@ pub fn validate(record: &str) -> Result<(), String> {
             }
             match name.to_ascii_lowercase().as_str() {
                 "redirect" => {
-                    if std::mem::replace(&mut redirect, true) {
+                    domain_spec(value)?;
+                    if parsed.redirect.replace(value.to_string()).is_some() {
                         return Err("more than one redirect=".into());
                     }
-                    domain_spec(value)?;
                 }
                 "exp" => {
-                    if std::mem::replace(&mut exp, true) {
+                    domain_spec(value)?;
+                    if parsed.exp.replace(value.to_string()).is_some() {
                         return Err("more than one exp=".into());
                     }
-                    domain_spec(value)?;
                 }
-                _ => macro_string(value)?,
+                _ => macro_string(value, ALL_LETTERS)?, // unknown modifiers are ignored (§6)
             }
             continue;
         }
-        let body = lower.strip_prefix(['+', '-', '?', '~']).unwrap_or(&lower);
-        let (name, arg) = match body.find([':', '/']) {
-            Some(i) => (&body[..i], &body[i..]),
-            None => (body, ""),
+        let (qualifier, body) = match term.as_bytes()[0] {
+            b'+' => (Qualifier::Pass, &term[1..]),
+            b'-' => (Qualifier::Fail, &term[1..]),
+            b'~' => (Qualifier::SoftFail, &term[1..]),
+            b'?' => (Qualifier::Neutral, &term[1..]),
+            _ => (Qualifier::Pass, term),
         };
-        // The original case matters for macros only, so check with the original text.
-        let original_arg = &term[term.len() - arg.len()..];
-        match name {
-            "all" if arg.is_empty() => {}
-            "include" | "exists" => domain_spec(original_arg.strip_prefix(':').ok_or_else(|| format!("{name} needs a domain"))?)?,
+        let (name, arg) = match body.find([':', '/']) {
+            Some(i) => (body[..i].to_ascii_lowercase(), &body[i..]),
+            None => (body.to_ascii_lowercase(), ""),
+        };
+        let required_domain = |arg: &str| -> Result<String, String> {
+            let d = arg.strip_prefix(':').ok_or_else(|| format!("{name} needs a domain in {term:?}"))?;
+            domain_spec(d)?;
+            Ok(d.to_string())
+        };
+        let mechanism = match name.as_str() {
+            "all" if arg.is_empty() => Mechanism::All,
+            "include" => Mechanism::Include(required_domain(arg)?),
+            "exists" => Mechanism::Exists(required_domain(arg)?),
             "a" | "mx" => {
-                if let Some(d) = domain_before_cidr(original_arg)? {
-                    domain_spec(d.strip_prefix(':').ok_or_else(|| format!("bad {name} term {term:?}"))?)?;
-                }
+                let (domain, v4, v6) = domain_and_cidr(arg)?;
+                let domain = domain.map(required_domain).transpose()?;
+                if name == "a" { Mechanism::A { domain, v4, v6 } } else { Mechanism::Mx { domain, v4, v6 } }
             }
-            "ptr" if arg.is_empty() => {}
-            "ptr" => domain_spec(original_arg.strip_prefix(':').ok_or_else(|| format!("bad ptr term {term:?}"))?)?,
+            "ptr" if arg.is_empty() => Mechanism::Ptr(None),
+            "ptr" => Mechanism::Ptr(Some(required_domain(arg)?)),
             "ip4" => {
-                let value = original_arg.strip_prefix(':').ok_or("ip4 needs an address")?;
+                let value = arg.strip_prefix(':').ok_or("ip4 needs an address")?;
                 let (ip, len) = value.split_once('/').map_or((value, None), |(i, l)| (i, Some(l)));
-                ip.parse::<std::net::Ipv4Addr>().map_err(|_| format!("bad ip4 address {ip:?}"))?;
-                if let Some(l) = len {
-                    cidr_length(l, 32)?;
-                }
+                let ip = ip.parse::<Ipv4Addr>().map_err(|_| format!("bad ip4 address {ip:?}"))?;
+                Mechanism::Ip4(ip, len.map_or(Ok(32), |l| cidr_length(l, 32))?)
             }
             "ip6" => {
-                let value = original_arg.strip_prefix(':').ok_or("ip6 needs an address")?;
+                let value = arg.strip_prefix(':').ok_or("ip6 needs an address")?;
                 let (ip, len) = match value.rfind('/') {
                     Some(i) => (&value[..i], Some(&value[i + 1..])),
                     None => (value, None),
                 };
-                ip.parse::<std::net::Ipv6Addr>().map_err(|_| format!("bad ip6 address {ip:?}"))?;
-                if let Some(l) = len {
-                    cidr_length(l, 128)?;
-                }
+                let ip = ip.parse::<Ipv6Addr>().map_err(|_| format!("bad ip6 address {ip:?}"))?;
+                Mechanism::Ip6(ip, len.map_or(Ok(128), |l| cidr_length(l, 128))?)
             }
             _ => return Err(format!("unknown mechanism {term:?}")),
-        }
+        };
+        parsed.directives.push((qualifier, mechanism));
     }
-    Ok(())
+    Ok(parsed)
 }
 
-/// Checks the CIDR suffix of `[":" domain-spec] [dual-cidr-length]` and returns what
-/// comes before it.
-fn domain_before_cidr(arg: &str) -> Result<Option<&str>, String> {
+/// Splits `[":" domain-spec] [dual-cidr-length]` into the domain part (with its ':')
+/// and the IPv4 and IPv6 prefix lengths (32 and 128 when absent).
+fn domain_and_cidr(arg: &str) -> Result<(Option<&str>, u8, u8), String> {
     // The CIDR part is the shortest suffix "/N", "//N" or "/N//M" of digits.
-    let mut domain = arg;
+    let (mut domain, mut v4, mut v6) = (arg, 32, 128);
     if let Some(i) = arg.find("//") {
-        cidr_length(&arg[i + 2..], 128)?;
+        v6 = cidr_length(&arg[i + 2..], 128)?;
         domain = &arg[..i];
     }
     if let Some(i) = domain.rfind('/')
         && domain[i + 1..].chars().all(|c| c.is_ascii_digit())
     {
-        cidr_length(&domain[i + 1..], 32)?;
+        v4 = cidr_length(&domain[i + 1..], 32)?;
         domain = &domain[..i];
     } else if domain.ends_with('/') {
         return Err("empty CIDR length".into());
     }
-    Ok((!domain.is_empty()).then_some(domain))
+    Ok(((!domain.is_empty()).then_some(domain), v4, v6))
 }
 
 /// RFC 7208: "0" or a number without leading zeros, at most `max`.
-fn cidr_length(s: &str, max: u32) -> Result<(), String> {
+fn cidr_length(s: &str, max: u8) -> Result<u8, String> {
     let valid = !s.is_empty() && s.chars().all(|c| c.is_ascii_digit()) && (s == "0" || !s.starts_with('0')) && s.len() <= 3;
-    match s.parse::<u32>() {
-        Ok(n) if valid && n <= max => Ok(()),
+    match s.parse::<u8>() {
+        Ok(n) if valid && n <= max => Ok(n),
         _ => Err(format!("bad CIDR length {s:?}")),
     }
 }
 
 /// domain-spec = macro-string domain-end; domain-end = "." toplabel ["."] / macro-expand.
 fn domain_spec(s: &str) -> Result<(), String> {
-    macro_string(s)?;
+    macro_string(s, DOMAIN_LETTERS)?;
     if s.is_empty() {
         return Err("empty domain".into());
     }
@@ -132,8 +172,12 @@ fn domain_spec(s: &str) -> Result<(), String> {
     if top_ok { Ok(()) } else { Err(format!("{s:?} has an invalid top-level label")) }
 }
 
+/// Macro letters of a domain-spec; c, r and t are for explanation text only (§7.1).
+const DOMAIN_LETTERS: &str = "slodiphv";
+const ALL_LETTERS: &str = "slodiphcrtv";
+
 /// macro-string = *( macro-expand / macro-literal ).
-fn macro_string(s: &str) -> Result<(), String> {
+fn macro_string(s: &str, letters: &str) -> Result<(), String> {
     let b = s.as_bytes();
     let mut i = 0;
     while i < b.len() {
@@ -150,11 +194,15 @@ fn macro_string(s: &str) -> Result<(), String> {
                 let end = s[i..].find('}').map(|e| i + e).ok_or_else(|| format!("unclosed macro in {s:?}"))?;
                 let inner = &s[i + 2..end];
                 let mut chars = inner.chars();
-                if !chars.next().is_some_and(|c| "slodiphcrtvSLODIPHCRTV".contains(c)) {
+                if !chars.next().is_some_and(|c| letters.contains(c.to_ascii_lowercase())) {
                     return Err(format!("invalid macro letter in {s:?}"));
                 }
                 let rest: String = chars.collect();
                 let digits_end = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+                // "If a DIGIT is specified, the value MUST be nonzero" (§7.3).
+                if digits_end > 0 && rest[..digits_end].parse::<u32>().is_ok_and(|n| n == 0) {
+                    return Err(format!("zero labels requested in {s:?}"));
+                }
                 let after = rest[digits_end..].strip_prefix(['r', 'R']).unwrap_or(&rest[digits_end..]);
                 if !after.chars().all(|c| ".-+,/_=".contains(c)) {
                     return Err(format!("invalid macro transformer in {s:?}"));
@@ -169,7 +217,7 @@ fn macro_string(s: &str) -> Result<(), String> {
 
 #[cfg(test)]
 mod tests {
-    use super::validate;
+    use super::parse as validate;
 
     #[test]
     fn valid_records() {
@@ -200,6 +248,8 @@ mod tests {
             "v=spf1 redirect=a.example redirect=b.example",
             "v=spf1 =nothing",
             "v=spf1 exp=%{z}.example",
+            "v=spf1 -all exp=%{r}.example.com",
+            "v=spf1 exists:%{d0}.example.com",
             "v=spf1 include",
             "v=spf1 frobnicate",
             "v=spf1 ip4:192.0.2.5\n include:x.example",
