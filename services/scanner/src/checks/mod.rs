@@ -2,9 +2,9 @@
 //! and adds symbols by name; weights, groups and descriptions come from the registry.
 //!
 //! Stages: authentication (SPF, DKIM, DMARC over DNS, async) → connection → headers →
-//! content (MIME and HTML) → composites. ARC and DNS lists, and the classifier (Bayes)
-//! and reputation (AWL) stages, are not built yet: they come with the rest of the DNS
-//! work and the shared-state issue (#5), at the places marked in `Scanner`.
+//! content (MIME and HTML) → DNS lists → composites. The classifier (Bayes) and
+//! reputation (AWL) stages come with the shared state (issue 5), at the places marked
+//! in `Scanner`.
 
 pub mod auth;
 pub mod connection;
