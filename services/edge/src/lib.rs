@@ -34,6 +34,8 @@ pub(crate) struct Shared<B> {
     pub tls: Option<TlsAcceptor>,
     /// `None` when `scanner.enabled` is false.
     pub scanner: Option<Arc<rempart_scanner::Scanner>>,
+    /// Greylisting lives here; `None` without shared state.
+    pub state: Option<Arc<rempart_state::SharedState>>,
 }
 
 /// Resolves once `shutdown` turns true (or its sender is gone).

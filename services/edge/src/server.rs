@@ -26,7 +26,12 @@ pub struct Edge<B> {
 
 impl<B: Bus> Edge<B> {
     /// Loads the certificate and binds every configured listener.
-    pub async fn bind(config: Arc<Config>, bus: B, scanner: Option<Arc<rempart_scanner::Scanner>>) -> Result<Self, EdgeError> {
+    pub async fn bind(
+        config: Arc<Config>,
+        bus: B,
+        scanner: Option<Arc<rempart_scanner::Scanner>>,
+        state: Option<Arc<rempart_state::SharedState>>,
+    ) -> Result<Self, EdgeError> {
         let tls = match (&config.tls.cert, &config.tls.key) {
             (Some(cert), Some(key)) => Some(tls::load_acceptor(cert, key)?),
             _ => None,
@@ -38,7 +43,7 @@ impl<B: Bus> Edge<B> {
             listeners.push((socket, listener.clone()));
         }
         let limits = ConnectionLimits::new(config.smtp.max_connections, config.smtp.max_connections_per_ip);
-        Ok(Self { shared: Arc::new(Shared { config, bus, tls, scanner }), limits, listeners })
+        Ok(Self { shared: Arc::new(Shared { config, bus, tls, scanner, state }), limits, listeners })
     }
 
     /// The bound addresses (useful with port 0).

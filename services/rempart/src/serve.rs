@@ -6,6 +6,7 @@ use std::sync::Arc;
 use rempart_bus::{EmbeddedBus, EmbeddedOptions};
 use rempart_edge::Edge;
 use rempart_relay::Relay;
+use rempart_state::SharedState;
 use tokio::sync::watch;
 
 pub fn run(config_path: Option<&Path>) -> Result<(), String> {
@@ -23,12 +24,15 @@ async fn serve(config: Arc<rempart_model::Config>) -> Result<(), String> {
     let queue_file = config.queue.data_dir.join("queue.redb");
     let bus = EmbeddedBus::open(&queue_file, EmbeddedOptions { fsync: config.queue.fsync })
         .map_err(|e| format!("queue {}: {e}", queue_file.display()))?;
+    let state = Arc::new(SharedState::open(&config).await.map_err(|e| format!("state: {e}"))?);
+    state.spawn_bayes_reloader(config.bayes.reload_every.0);
     let scanner = if config.scanner.enabled {
-        Some(Arc::new(rempart_scanner::Scanner::new(&config).map_err(|e| format!("configuration: {e}"))?))
+        let scanner = rempart_scanner::Scanner::new(&config).map_err(|e| format!("configuration: {e}"))?;
+        Some(Arc::new(scanner.with_state(state.clone())))
     } else {
         None
     };
-    let edge = Edge::bind(config.clone(), bus.clone(), scanner).await.map_err(|e| e.to_string())?;
+    let edge = Edge::bind(config.clone(), bus.clone(), scanner, Some(state)).await.map_err(|e| e.to_string())?;
     if config.domains.is_empty() {
         tracing::warn!("no [[domain]] configured: every recipient will be refused (relaying for nobody)");
     }

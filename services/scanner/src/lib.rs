@@ -12,13 +12,17 @@ pub mod lists;
 pub mod message;
 pub mod spf;
 pub mod symbols;
+pub mod tokens;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Instant;
 
 use rempart_model::config::PolicyConfig;
 use rempart_model::{Action, Config, SessionFacts, SymbolHit, Verdict};
+use rempart_state::SharedState;
+use rempart_state::awl::AwlEntry;
 
 use checks::{Context, Findings};
 use composite::Expr;
@@ -119,6 +123,8 @@ pub struct Scanner {
     dns_lists: Vec<rempart_model::config::DnsListConfig>,
     uri_lists: Vec<rempart_model::config::DnsListConfig>,
     weight_overrides: HashSet<String>,
+    /// AWL and Bayes; `None` when the scanner runs without shared state.
+    state: Option<Arc<SharedState>>,
 }
 
 /// What the DNS-based checks found (nothing when offline).
@@ -129,6 +135,8 @@ pub struct NetworkFindings {
     elapsed_us: u64,
     /// The Authentication-Results header (name and CRLF included).
     authentication_results: Option<String>,
+    /// The sender's history (AWL), looked up with the DNS checks.
+    awl: Option<AwlEntry>,
 }
 
 impl Scanner {
@@ -218,6 +226,7 @@ impl Scanner {
             dns_lists: config.scanner.dns_lists.clone(),
             uri_lists: config.scanner.uri_lists.clone(),
             weight_overrides: config.scanner.weights.keys().cloned().collect(),
+            state: None,
         })
     }
 
@@ -263,8 +272,9 @@ impl Scanner {
     /// The checks that wait on DNS. Cheap in CPU: run them on the async threads, and
     /// `evaluate` (CPU-bound) on a blocking thread.
     pub async fn network_findings(&self, input: &ScanInput<'_>) -> NetworkFindings {
+        let awl = self.awl_lookup(input).await;
         if self.dns.is_offline() {
-            return NetworkFindings { offline: true, ..Default::default() };
+            return NetworkFindings { offline: true, awl, ..Default::default() };
         }
         let started = Instant::now();
         let mut findings = Findings::default();
@@ -277,7 +287,67 @@ impl Scanner {
             checks::dnslists::run_uri(&self.dns, &self.uri_lists, &domains, &mut findings).await;
         }
         // Not built yet: ARC.
-        NetworkFindings { findings, offline: false, elapsed_us: started.elapsed().as_micros() as u64, authentication_results }
+        NetworkFindings { findings, offline: false, elapsed_us: started.elapsed().as_micros() as u64, authentication_results, awl }
+    }
+
+    /// Uses `state` for the AWL and Bayes.
+    pub fn with_state(mut self, state: Arc<SharedState>) -> Self {
+        self.state = Some(state);
+        self
+    }
+
+    /// The AWL's identity of a message: the return path and the client address.
+    fn awl_identity<'a>(input: &'a ScanInput<'_>) -> Option<(&'a str, IpAddr)> {
+        let ip = input.facts.peer_ip.parse().ok()?;
+        (!input.return_path.is_empty()).then_some((input.return_path, ip))
+    }
+
+    async fn awl_lookup(&self, input: &ScanInput<'_>) -> Option<AwlEntry> {
+        let awl = self.state.as_ref()?.awl.as_ref()?;
+        let (sender, ip) = Self::awl_identity(input)?;
+        match awl.lookup(sender, ip).await {
+            Ok(entry) => entry,
+            Err(e) => {
+                tracing::warn!(error = %e, "AWL lookup failed; scoring without it");
+                None
+            }
+        }
+    }
+
+    /// After the verdict: adds the message's score (without the AWL's own pull) to
+    /// the sender's history. Allow- and block-listed mail was not scored: skipped.
+    pub async fn record(&self, input: &ScanInput<'_>, verdict: &Verdict) {
+        let Some(awl) = self.state.as_ref().and_then(|s| s.awl.as_ref()) else { return };
+        let Some((sender, ip)) = Self::awl_identity(input) else { return };
+        if verdict.listed.is_some() {
+            return;
+        }
+        let pull: f64 = verdict.symbols.iter().filter(|s| s.name == "AWL").map(|s| s.score).sum();
+        if let Err(e) = awl.record(sender, ip, verdict.score - pull).await {
+            tracing::warn!(error = %e, "AWL update failed");
+        }
+    }
+
+    /// The Bayes symbol for the message, if the classifier votes.
+    fn bayes(&self, analysis: &Analysis<'_>, findings: &mut Findings) {
+        let Some(state) = &self.state else { return };
+        let Some(bayes) = &state.bayes else { return };
+        let Some(p) = bayes.model().classify(&tokens::tokens(analysis), state.bayes_min_learned) else { return };
+        let band = match p {
+            p if p < 0.01 => "BAYES_00",
+            p if p < 0.05 => "BAYES_05",
+            p if p < 0.20 => "BAYES_20",
+            p if p < 0.40 => "BAYES_40",
+            p if p < 0.60 => "BAYES_50",
+            p if p < 0.80 => "BAYES_60",
+            p if p < 0.95 => "BAYES_80",
+            p if p < 0.99 => "BAYES_95",
+            _ => "BAYES_99",
+        };
+        findings.hit_with(band, Some(format!("spam probability {p:.4}")));
+        if p >= 0.999 {
+            findings.hit_with("BAYES_999", Some(format!("spam probability {p:.4}")));
+        }
     }
 
     /// Everything that needs no network: parses the message, runs the checks, adds the
@@ -302,16 +372,28 @@ impl Scanner {
             checks::connection::run(&ctx, &mut findings);
             checks::headers::run(&ctx, &mut findings);
             checks::content::run(&ctx, &mut findings);
-            // Hook points, not built yet: the classifier (Bayes) and reputation (AWL).
+            self.bayes(&analysis, &mut findings);
             for c in &self.composites {
                 if c.expr.eval(&|s| findings.has(s)) {
                     findings.hit(&c.name);
                 }
             }
         }
-        let symbols = self.weigh(findings);
-        // `+ 0.0` turns the empty sum's -0.0 into 0.0.
-        let score = (symbols.iter().map(|s| s.score).sum::<f64>() * 100.0).round() / 100.0 + 0.0;
+        let mut symbols = self.weigh(findings);
+        let round = |x: f64| (x * 100.0).round() / 100.0 + 0.0; // + 0.0: no -0.0
+        let mut score = round(symbols.iter().map(|s| s.score).sum::<f64>());
+        // The AWL pulls the score toward the sender's mean (not for listed senders).
+        if let (Some(entry), Some(awl)) = (&network.awl, self.state.as_ref().and_then(|s| s.awl.as_ref()))
+            && listed.iter().any(Option::is_none)
+        {
+            let pull = awl.adjustment(entry, score);
+            if pull != 0.0 {
+                let (group, en, fr) = self.describe("AWL");
+                let detail = Some(format!("mean {:.2} over {} messages", entry.mean, entry.count));
+                symbols.push(SymbolHit { name: "AWL".into(), score: pull, group, description: en, description_fr: fr, detail });
+                score = round(score + pull);
+            }
+        }
         let mut action = Action::Accept;
         let mut listed_reason = None;
         for (policy, listed) in policies.iter().zip(listed) {

@@ -2,24 +2,23 @@
 
 use std::net::IpAddr;
 
+use rempart_model::net::Network;
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum Entry {
     Address(String),
     Domain(String),
-    Network(IpAddr, u8),
+    Network(Network),
 }
 
 impl Entry {
     pub fn parse(s: &str) -> Result<Entry, String> {
         let s = s.trim();
-        if let Some((ip, len)) = s.split_once('/') {
-            let ip: IpAddr = ip.parse().map_err(|_| format!("{s:?}: bad network address"))?;
-            let max = if ip.is_ipv4() { 32 } else { 128 };
-            let len: u8 = len.parse().ok().filter(|l| *l <= max).ok_or_else(|| format!("{s:?}: bad prefix length"))?;
-            return Ok(Entry::Network(ip, len));
+        if let Ok(network) = Network::parse(s) {
+            return Ok(Entry::Network(network));
         }
-        if let Ok(ip) = s.parse::<IpAddr>() {
-            return Ok(Entry::Network(ip, if ip.is_ipv4() { 32 } else { 128 }));
+        if s.contains('/') || s.parse::<IpAddr>().is_ok() {
+            return Err(format!("{s:?}: bad network"));
         }
         let lower = s.to_ascii_lowercase();
         if lower.contains('@') {
@@ -35,7 +34,7 @@ impl Entry {
     /// Matches the client `ip` or one of the sender `addresses`.
     pub fn matches(&self, ip: Option<IpAddr>, addresses: &[&str]) -> bool {
         match self {
-            Entry::Network(net, len) => ip.is_some_and(|ip| in_network(ip, *net, *len)),
+            Entry::Network(network) => ip.is_some_and(|ip| network.contains(ip)),
             Entry::Address(a) => addresses.iter().any(|x| x.eq_ignore_ascii_case(a)),
             Entry::Domain(d) => addresses.iter().filter_map(|x| x.rsplit_once('@')).any(|(_, domain)| {
                 let domain = domain.to_ascii_lowercase();
@@ -43,20 +42,6 @@ impl Entry {
             }),
         }
     }
-}
-
-fn in_network(ip: IpAddr, net: IpAddr, len: u8) -> bool {
-    let (ip, net, bits) = match (ip, net) {
-        (IpAddr::V4(a), IpAddr::V4(b)) => (u128::from(u32::from(a)), u128::from(u32::from(b)), 32),
-        (IpAddr::V6(a), IpAddr::V6(b)) => (u128::from(a), u128::from(b), 128),
-        (IpAddr::V6(a), IpAddr::V4(b)) => match a.to_ipv4_mapped() {
-            Some(a) => (u128::from(u32::from(a)), u128::from(u32::from(b)), 32),
-            None => return false,
-        },
-        _ => return false,
-    };
-    let shift = bits - u32::from(len);
-    shift >= bits || (ip >> shift) == (net >> shift)
 }
 
 #[cfg(test)]

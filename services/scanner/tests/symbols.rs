@@ -215,6 +215,7 @@ fn thresholds_lists_and_domain_policies() {
     let config: Config = toml::from_str(
         r#"
 [policy]
+greylist = 1.0
 add_header = 2.0
 reject = 4.0
 block = ["spammer.example", "198.51.100.0/24"]

@@ -224,10 +224,18 @@ impl<B: Bus> Session<B> {
                 queue_id = %queue_id, client = %self.facts.peer_ip, from = %tx.return_path, score = v.score, action = %v.action,
                 listed = v.listed.as_deref().unwrap_or(""), symbols = %symbols.join(" "), scan_us = v.elapsed_us, "verdict"
             );
+            self.record(&tx, v, &body).await;
             if let Some(refusal) = self.refusal(queue_id.as_str(), v) {
                 return refusal;
             }
         }
+        let action = match action {
+            Action::Greylist => match self.greylist(&tx).await {
+                Some(deferral) => return deferral,
+                None => Action::Accept,
+            },
+            other => other,
+        };
         if action == Action::Discard {
             // Accepted and dropped on purpose: the sender must not learn it was caught.
             return Reply::new(250, "2.0.0", format!("Ok: queued as {queue_id}"));

@@ -122,6 +122,7 @@ mod tests {
             recipient_delimiter: "+".into(),
             max_message_size: None,
             policy: Default::default(),
+            greylisting: true,
         };
         let mb = |local: &str| Mailbox { local: local.into(), quoted: false, domain: "example.com".into() };
         assert!(recipient_exists(&domain, &mb("alice")));

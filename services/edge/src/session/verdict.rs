@@ -5,6 +5,7 @@
 use rempart_bus::Bus;
 use rempart_model::{Action, Verdict};
 use rempart_scanner::{ScanInput, spam_headers, tag_subject};
+use rempart_state::greylist::GreyDecision;
 
 use super::{Session, Transaction};
 use crate::reply::Reply;
@@ -47,9 +48,7 @@ impl<B: Bus> Session<B> {
         };
         match verdict.action {
             Action::Reject => Some(Reply::new(550, "5.7.1", format!("Message refused as spam: {why} - {url}"))),
-            Action::SoftReject | Action::Greylist => {
-                Some(Reply::new(451, "4.7.1", format!("Message deferred as suspicious, try again later: {why} - {url}")))
-            }
+            Action::SoftReject => Some(Reply::new(451, "4.7.1", format!("Message deferred as suspicious, try again later: {why} - {url}"))),
             _ => None,
         }
     }
@@ -64,5 +63,56 @@ impl<B: Bus> Session<B> {
             Some(tag) => (headers, tag_subject(&body, &tag)),
             None => (headers, body),
         }
+    }
+
+    /// Greylisting, for mail whose score is in the greylist band: the reply that
+    /// defers it, or `None` when it passes. Decided here, at the end of DATA, and not
+    /// at RCPT as classic greylisting does, so that only suspicious mail is delayed:
+    /// clean mail is never held up. A store failure lets the mail through (the score
+    /// did not call for a refusal).
+    pub(super) async fn greylist(&self, tx: &Transaction) -> Option<Reply> {
+        let greylist = self.shared.state.as_ref()?.greylist.as_ref()?;
+        let ip = self.facts.peer_ip.parse().ok()?;
+        let domains = &self.shared.config.domains;
+        let recipients: Vec<&str> = tx
+            .recipients
+            .iter()
+            .map(|r| r.address.as_str())
+            .filter(|a| {
+                let domain = a.rsplit_once('@').map_or("", |(_, d)| d);
+                domains.iter().find(|d| d.name.eq_ignore_ascii_case(domain)).is_none_or(|d| d.greylisting)
+            })
+            .collect();
+        if recipients.is_empty() {
+            return None;
+        }
+        match greylist.check(ip, &tx.return_path, &recipients).await {
+            Ok(GreyDecision::Pass(reason)) => {
+                tracing::info!(client = %self.facts.peer_ip, from = %tx.return_path, ?reason, "greylisting passed");
+                None
+            }
+            Ok(GreyDecision::Defer { retry_after, first_attempt }) => {
+                let minutes = retry_after.as_secs().div_ceil(60).max(1);
+                let what = if first_attempt { "first delivery attempt" } else { "retried too soon" };
+                tracing::info!(client = %self.facts.peer_ip, from = %tx.return_path, first_attempt, "greylisted");
+                Some(Reply::new(
+                    451,
+                    "4.7.1",
+                    format!("Greylisted ({what}): please retry in {minutes} minute(s); later attempts from the same network will pass"),
+                ))
+            }
+            Err(e) => {
+                tracing::warn!(client = %self.facts.peer_ip, error = %e, "greylisting unavailable; accepting");
+                None
+            }
+        }
+    }
+
+    /// Adds the verdict to the sender's AWL history.
+    pub(super) async fn record(&self, tx: &Transaction, verdict: &Verdict, body: &[u8]) {
+        let Some(scanner) = &self.shared.scanner else { return };
+        let recipients: Vec<String> = tx.recipients.iter().map(|r| r.address.clone()).collect();
+        let input = ScanInput { facts: &self.facts, return_path: &tx.return_path, recipients: &recipients, message: body };
+        scanner.record(&input, verdict).await;
     }
 }

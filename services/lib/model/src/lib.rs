@@ -6,6 +6,7 @@ pub mod date;
 pub mod duration;
 pub mod envelope;
 pub mod mbox;
+pub mod net;
 pub mod queue_id;
 pub mod verdict;
 

@@ -1,1 +1,271 @@
-//! TODO
+//! The Bayes classifier's model: per token (a 64-bit hash, from the scanner's
+//! tokenizer) the number of spam and ham messages that contained it, combined with
+//! Robinson–Fisher chi-square as SpamAssassin does.
+//!
+//! Scale: scanners hold the whole token table in memory and reload it only when the
+//! stored model version changes; learning writes atomic count deltas, never a read of
+//! the table. Keys: `bayes.s.<token>` / `bayes.h.<token>` (counters),
+//! `bayes.n.spam` / `bayes.n.ham`, `bayes.version`, and `bayes.m.<message>` → "s"/"h"
+//! so a message learned twice counts once and relearning moves it.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use crate::{Store, StoreResult, counter};
+
+/// SpamAssassin's chi-square constants (Mail::SpamAssassin::Bayes::CombineChi).
+const ROBINSON_S: f64 = 0.030;
+const ROBINSON_X: f64 = 0.538;
+const MIN_PROB_STRENGTH: f64 = 0.346;
+const SIGNIFICANT_TOKENS: usize = 150;
+
+const VERSION_KEY: &str = "bayes.version";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Class {
+    Spam,
+    Ham,
+}
+
+impl Class {
+    fn tag(self) -> &'static [u8] {
+        match self {
+            Class::Spam => b"s",
+            Class::Ham => b"h",
+        }
+    }
+
+    fn count_key(self) -> &'static str {
+        match self {
+            Class::Spam => "bayes.n.spam",
+            Class::Ham => "bayes.n.ham",
+        }
+    }
+
+    fn token_key(self, token: u64) -> String {
+        match self {
+            Class::Spam => format!("bayes.s.{token:016x}"),
+            Class::Ham => format!("bayes.h.{token:016x}"),
+        }
+    }
+}
+
+/// What learning one message did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Learned {
+    New,
+    /// Already learned as this class: nothing counted.
+    Duplicate,
+    /// Was learned as the other class: moved.
+    Moved,
+}
+
+/// The token table in memory.
+#[derive(Debug, Default)]
+pub struct Model {
+    pub version: i64,
+    pub spam_messages: i64,
+    pub ham_messages: i64,
+    /// token → (spam count, ham count)
+    pub tokens: HashMap<u64, (u32, u32)>,
+}
+
+impl Model {
+    /// The probability that a message with `tokens` is spam, or `None` when fewer than
+    /// `min_learned` of either class were learned (the classifier does not vote).
+    pub fn classify(&self, tokens: &[u64], min_learned: u64) -> Option<f64> {
+        let min = i64::try_from(min_learned).unwrap_or(i64::MAX);
+        if self.spam_messages < min || self.ham_messages < min || self.spam_messages == 0 || self.ham_messages == 0 {
+            return None;
+        }
+        let (ns, nh) = (self.spam_messages as f64, self.ham_messages as f64);
+        let mut probabilities: Vec<f64> = tokens
+            .iter()
+            .filter_map(|t| self.tokens.get(t))
+            .filter_map(|&(s, h)| {
+                let (s, h) = (f64::from(s), f64::from(h));
+                let (ratio_s, ratio_h) = ((s / ns).min(1.0), (h / nh).min(1.0));
+                if ratio_s + ratio_h == 0.0 {
+                    return None;
+                }
+                let p = ratio_s / (ratio_s + ratio_h);
+                let n = s + h;
+                let p = (ROBINSON_S * ROBINSON_X + n * p) / (ROBINSON_S + n);
+                ((p - 0.5).abs() >= MIN_PROB_STRENGTH).then_some(p.clamp(1e-6, 1.0 - 1e-6))
+            })
+            .collect();
+        if probabilities.is_empty() {
+            return Some(0.5);
+        }
+        probabilities.sort_by(|a, b| (b - 0.5).abs().total_cmp(&(a - 0.5).abs()));
+        probabilities.truncate(SIGNIFICANT_TOKENS);
+        let n = probabilities.len();
+        let ln_p: f64 = probabilities.iter().map(|p| p.ln()).sum();
+        let ln_not_p: f64 = probabilities.iter().map(|p| (1.0 - p).ln()).sum();
+        let spam = 1.0 - chi2q(-2.0 * ln_not_p, 2 * n);
+        let ham = 1.0 - chi2q(-2.0 * ln_p, 2 * n);
+        Some(((spam - ham + 1.0) / 2.0).clamp(0.0, 1.0))
+    }
+}
+
+/// P(χ² ≥ x²) with `v` (even) degrees of freedom.
+fn chi2q(x2: f64, v: usize) -> f64 {
+    let m = x2 / 2.0;
+    let mut term = (-m).exp();
+    let mut sum = term;
+    for i in 1..v / 2 {
+        term *= m / i as f64;
+        sum += term;
+    }
+    sum.min(1.0)
+}
+
+/// Counts and version, for `rempart bayes stats`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BayesStats {
+    pub version: i64,
+    pub spam_messages: i64,
+    pub ham_messages: i64,
+    pub tokens: usize,
+}
+
+pub struct Bayes {
+    store: Arc<dyn Store>,
+    model: RwLock<Arc<Model>>,
+}
+
+impl Bayes {
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        Bayes { store, model: RwLock::new(Arc::new(Model::default())) }
+    }
+
+    /// The model in memory (empty until the first reload).
+    pub fn model(&self) -> Arc<Model> {
+        self.model.read().map(|m| m.clone()).unwrap_or_default()
+    }
+
+    /// Reloads the token table if the stored version differs; true when it did.
+    pub async fn reload_if_changed(&self) -> StoreResult<bool> {
+        let version = counter(VERSION_KEY, self.store.get(VERSION_KEY).await?.as_deref())?;
+        if version == self.model().version && version != 0 {
+            return Ok(false);
+        }
+        let model = self.load(version).await?;
+        if let Ok(mut current) = self.model.write() {
+            *current = Arc::new(model);
+        }
+        Ok(true)
+    }
+
+    async fn load(&self, version: i64) -> StoreResult<Model> {
+        let mut model = Model { version, ..Model::default() };
+        let counts = self.store.get_many(&[Class::Spam.count_key().to_string(), Class::Ham.count_key().to_string()]).await?;
+        model.spam_messages = counter(Class::Spam.count_key(), counts[0].as_deref())?;
+        model.ham_messages = counter(Class::Ham.count_key(), counts[1].as_deref())?;
+        for (prefix, spam) in [("bayes.s.", true), ("bayes.h.", false)] {
+            for (key, value) in self.store.scan_prefix(prefix, usize::MAX).await? {
+                let Some(token) = key.strip_prefix(prefix).and_then(|t| u64::from_str_radix(t, 16).ok()) else { continue };
+                let n = u32::try_from(counter(&key, Some(&value))?.max(0)).unwrap_or(u32::MAX);
+                let entry = model.tokens.entry(token).or_default();
+                if spam {
+                    entry.0 = n;
+                } else {
+                    entry.1 = n;
+                }
+            }
+        }
+        Ok(model)
+    }
+
+    /// Learns one message (identified by `message`, e.g. a hash of its Message-ID)
+    /// with its tokens (each counted once).
+    pub async fn learn(&self, message: u64, class: Class, tokens: &[u64]) -> StoreResult<Learned> {
+        let message_key = format!("bayes.m.{message:016x}");
+        let mut unique = tokens.to_vec();
+        unique.sort_unstable();
+        unique.dedup();
+        let mut deltas: Vec<(String, i64)> = Vec::with_capacity(2 * unique.len() + 4);
+        let outcome = if self.store.compare_and_set(&message_key, None, class.tag(), None).await? {
+            Learned::New
+        } else {
+            let other = if class == Class::Spam { Class::Ham } else { Class::Spam };
+            if !self.store.compare_and_set(&message_key, Some(other.tag()), class.tag(), None).await? {
+                return Ok(Learned::Duplicate);
+            }
+            deltas.extend(unique.iter().map(|t| (other.token_key(*t), -1)));
+            deltas.push((other.count_key().to_string(), -1));
+            Learned::Moved
+        };
+        deltas.extend(unique.iter().map(|t| (class.token_key(*t), 1)));
+        deltas.push((class.count_key().to_string(), 1));
+        deltas.push((VERSION_KEY.to_string(), 1));
+        self.store.add(&deltas).await?;
+        Ok(outcome)
+    }
+
+    pub async fn stats(&self) -> StoreResult<BayesStats> {
+        let keys = [Class::Spam.count_key().to_string(), Class::Ham.count_key().to_string(), VERSION_KEY.to_string()];
+        let values = self.store.get_many(&keys).await?;
+        let mut tokens = std::collections::HashSet::new();
+        for prefix in ["bayes.s.", "bayes.h."] {
+            for (key, value) in self.store.scan_prefix(prefix, usize::MAX).await? {
+                if counter(&key, Some(&value))? > 0 {
+                    tokens.insert(key[prefix.len()..].to_string());
+                }
+            }
+        }
+        Ok(BayesStats {
+            spam_messages: counter(&keys[0], values[0].as_deref())?,
+            ham_messages: counter(&keys[1], values[1].as_deref())?,
+            version: counter(&keys[2], values[2].as_deref())?,
+            tokens: tokens.len(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn learns_counts_once_moves_and_classifies() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(crate::EmbeddedStore::open(&dir.path().join("s.redb"), false).unwrap());
+        let bayes = Bayes::new(store);
+        // Spam says 1..=10, ham says 100..=110; 11 is shared.
+        for m in 0..30u64 {
+            let spam: Vec<u64> = (1..=11).chain([1000 + m]).collect();
+            let ham: Vec<u64> = (100..=110).chain([11, 2000 + m]).collect();
+            assert_eq!(bayes.learn(m, Class::Spam, &spam).await.unwrap(), Learned::New);
+            assert_eq!(bayes.learn(500 + m, Class::Ham, &ham).await.unwrap(), Learned::New);
+        }
+        assert_eq!(bayes.learn(0, Class::Spam, &[1, 2]).await.unwrap(), Learned::Duplicate);
+        assert!(bayes.reload_if_changed().await.unwrap());
+        assert!(!bayes.reload_if_changed().await.unwrap(), "unchanged version: no reload");
+        let model = bayes.model();
+        assert_eq!((model.spam_messages, model.ham_messages), (30, 30));
+        assert_eq!(model.tokens.get(&1), Some(&(30, 0)));
+        assert_eq!(model.tokens.get(&11), Some(&(30, 30)));
+        assert_eq!(model.classify(&[1, 2, 3], 200), None, "too few learned to vote");
+        let spammy = model.classify(&[1, 2, 3, 4, 5], 20).unwrap();
+        let hammy = model.classify(&[100, 101, 102, 103], 20).unwrap();
+        let unknown = model.classify(&[999_999], 20).unwrap();
+        assert!(spammy > 0.99 && hammy < 0.01 && (unknown - 0.5).abs() < 1e-9, "{spammy} {hammy} {unknown}");
+
+        // Relearning a spam as ham moves it.
+        assert_eq!(bayes.learn(0, Class::Ham, &(1..=11).chain([1000]).collect::<Vec<_>>()).await.unwrap(), Learned::Moved);
+        bayes.reload_if_changed().await.unwrap();
+        let model = bayes.model();
+        assert_eq!((model.spam_messages, model.ham_messages), (29, 31));
+        assert_eq!(model.tokens.get(&1), Some(&(29, 1)));
+        let stats = bayes.stats().await.unwrap();
+        assert_eq!((stats.spam_messages, stats.ham_messages), (29, 31));
+        assert!(stats.tokens > 80 && stats.version == 61, "{stats:?}");
+    }
+
+    #[test]
+    fn chi2q_bounds() {
+        assert!((chi2q(0.0, 2) - 1.0).abs() < 1e-12);
+        assert!(chi2q(100.0, 2) < 1e-20);
+    }
+}

@@ -17,6 +17,7 @@ mod embedded;
 mod fdb;
 pub mod greylist;
 mod nats;
+mod shared;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -27,6 +28,7 @@ pub use embedded::EmbeddedStore;
 #[cfg(feature = "foundationdb")]
 pub use fdb::FdbStore;
 pub use nats::NatsStore;
+pub use shared::{SharedState, settings};
 
 /// The smallest limits of all backends, enforced by every backend so that what works
 /// on one works on all: values as FoundationDB (100 kB); keys below NATS's 4 KiB

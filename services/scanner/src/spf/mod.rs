@@ -15,6 +15,7 @@ use std::pin::Pin;
 use mail_auth::hickory_resolver::TokioResolver;
 use mail_auth::hickory_resolver::proto::rr::{Name, RData, RecordType};
 use mail_auth::{SpfOutput, SpfResult};
+use rempart_model::net::Network;
 
 use macros::{MacroValues, expand, needs_validated_name};
 use record::{Mechanism, Qualifier, Record};
@@ -80,10 +81,7 @@ impl<'a> SpfCheck<'a> {
 
     fn new(resolver: &'a TokioResolver, ip: IpAddr, helo: &str, local: &str, domain: &str, receiver: &str) -> Self {
         // An IPv4-mapped IPv6 client is an IPv4 client (§5: ip4 matches it, a looks up A).
-        let ip = match ip {
-            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-            v4 => v4,
-        };
+        let ip = rempart_model::net::unmap(ip);
         SpfCheck {
             resolver,
             ip,
@@ -381,19 +379,10 @@ pub(crate) fn valid_spf_domain(domain: &str) -> bool {
     !d.is_empty() && d.len() <= 253 && d.contains('.') && !d.starts_with('[') && d.split('.').all(|l| !l.is_empty() && l.len() <= 63)
 }
 
-/// Whether `ip` is in `network/len`; an address never matches the other family.
+/// Whether `ip` is in `network/len` (the client is already unmapped: an IPv4-mapped
+/// address was made IPv4 when the check began).
 fn in_network(ip: IpAddr, network: IpAddr, len: u8) -> bool {
-    match (ip, network) {
-        (IpAddr::V4(ip), IpAddr::V4(net)) => {
-            let mask = u32::MAX.checked_shl(32 - u32::from(len.min(32))).unwrap_or(0);
-            u32::from(ip) & mask == u32::from(net) & mask
-        }
-        (IpAddr::V6(ip), IpAddr::V6(net)) => {
-            let mask = u128::MAX.checked_shl(128 - u32::from(len.min(128))).unwrap_or(0);
-            u128::from(ip) & mask == u128::from(net) & mask
-        }
-        _ => false,
-    }
+    Network { addr: network, len }.contains(ip)
 }
 
 #[cfg(test)]
@@ -409,6 +398,7 @@ mod tests {
         assert!(in_network(ip("2001:db8::1"), ip("2001:db8::"), 32));
         assert!(!in_network(ip("1.2.3.4"), ip("::"), 0));
         assert!(!in_network(ip("::1"), ip("0.0.0.0"), 0));
+        assert!(in_network(ip("192.0.2.5"), ip("192.0.2.5"), 32));
     }
 
     #[test]

@@ -117,7 +117,8 @@ pub struct CompositeConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct PolicyConfig {
-    /// Default unset: greylisting needs the shared state of issue #5.
+    /// Mail scoring from here up to the next threshold is greylisted (`[greylist]`);
+    /// accepted when greylisting is off. Default 4.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub greylist: Option<f64>,
     /// Default 6.
@@ -150,7 +151,7 @@ pub struct PolicyConfig {
 impl Default for PolicyConfig {
     fn default() -> Self {
         Self {
-            greylist: None,
+            greylist: Some(4.0),
             add_header: Some(6.0),
             quarantine: None,
             soft_reject: None,

@@ -13,7 +13,9 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use crate::HumanDuration;
 
 mod filtering;
+mod state;
 pub use filtering::{CompositeConfig, DnsConfig, DnsListConfig, PolicyConfig, PolicyOverride, ScannerConfig};
+pub use state::{AwlConfig, BayesConfig, GreylistConfig, StateBackend, StateConfig};
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -29,6 +31,10 @@ pub struct Config {
     pub dns: DnsConfig,
     /// Default policy for every domain; a domain's `policy` table overrides fields.
     pub policy: PolicyConfig,
+    pub state: StateConfig,
+    pub greylist: GreylistConfig,
+    pub awl: AwlConfig,
+    pub bayes: BayesConfig,
 }
 
 /// The SMTP edge: listeners, our name, and the limits that protect the gateway.
@@ -126,6 +132,13 @@ pub struct DomainConfig {
     /// global ones).
     #[serde(default)]
     pub policy: PolicyOverride,
+    /// Greylisting for this domain's mail (when `[greylist]` is enabled). Default true.
+    #[serde(default = "yes")]
+    pub greylisting: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 fn default_delimiter() -> String {
@@ -309,6 +322,9 @@ impl Config {
             }
         };
         fix(&mut self.queue.data_dir);
+        for p in [&mut self.state.path, &mut self.state.fdb_cluster_file].into_iter().flatten() {
+            fix(p);
+        }
         for p in [&mut self.tls.cert, &mut self.tls.key].into_iter().flatten() {
             fix(p);
         }
@@ -386,6 +402,21 @@ impl Config {
             if domain.max_message_size == Some(0) {
                 return Err(err("[[domain]]", i, "max_message_size", field("max_message_size"), "must be greater than 0".into()));
             }
+        }
+        let grey = &self.greylist;
+        if let Some((i, bad)) = grey.skip_networks.iter().enumerate().find(|(_, n)| crate::net::Network::parse(n).is_err()) {
+            let message = format!("{bad:?} is not an IP address or CIDR network");
+            return Err(err("[greylist]", 0, "skip_networks", format!("greylist.skip_networks[{i}]"), message));
+        }
+        if grey.min_delay >= grey.expiry {
+            let message = format!("min_delay ({}) must be shorter than expiry ({})", grey.min_delay, grey.expiry);
+            return Err(err("[greylist]", 0, "min_delay", "greylist.min_delay".into(), message));
+        }
+        if !(0.0..=1.0).contains(&self.awl.factor) {
+            return Err(err("[awl]", 0, "factor", "awl.factor".into(), "must be between 0 and 1".into()));
+        }
+        if self.state.backend == StateBackend::Nats && self.state.nats_bucket.is_empty() {
+            return Err(err("[state]", 0, "nats_bucket", "state.nats_bucket".into(), "must not be empty".into()));
         }
         Ok(())
     }
@@ -499,6 +530,20 @@ mod tests {
 
         let e = parse("[[domain]]\nname = \"a.example\"\nroute = \"smtp://h\"\nrecipients_file = \"/nonexistent/x\"\n").unwrap_err();
         assert_eq!((e.line, e.field.as_str()), (Some(4), "domain[0].recipients_file"));
+    }
+
+    #[test]
+    fn state_sections_are_checked() {
+        let e = parse("[greylist]\nmin_delay = \"5m\"\nskip_networks = [\"10.0.0.0/8\", \"10.0.0.0/99\"]\n").unwrap_err();
+        assert_eq!((e.line, e.field.as_str()), (Some(3), "greylist.skip_networks[1]"), "{e}");
+        let e = parse("[greylist]\nmin_delay = \"5h\"\nexpiry = \"4h\"\n").unwrap_err();
+        assert_eq!((e.line, e.field.as_str()), (Some(2), "greylist.min_delay"), "{e}");
+        let e = parse("[awl]\nfactor = 1.5\n").unwrap_err();
+        assert_eq!((e.line, e.field.as_str()), (Some(2), "awl.factor"), "{e}");
+        let e = parse("[state]\nbackend = \"redis\"\n").unwrap_err();
+        assert_eq!(e.line, Some(2), "{e}");
+        let ok = parse("[state]\nbackend = \"nats\"\nnats_url = \"nats://10.0.0.1:4222\"\n[bayes]\nmin_learned = 50\n").unwrap();
+        assert_eq!((ok.state.backend, ok.bayes.min_learned), (StateBackend::Nats, 50));
     }
 
     #[test]

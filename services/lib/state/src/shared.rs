@@ -1,0 +1,96 @@
+//! Everything on the store, opened from the configuration once per process and
+//! shared by the edge (greylisting) and the scanner (AWL, Bayes).
+
+use std::sync::Arc;
+
+use rempart_model::Config;
+use rempart_model::config::StateBackend;
+use rempart_model::net::Network;
+
+use crate::awl::Awl;
+use crate::bayes::Bayes;
+use crate::greylist::{Greylist, GreylistSettings};
+use crate::{Store, StoreError, StoreSettings};
+
+pub struct SharedState {
+    pub store: Arc<dyn Store>,
+    /// `None` when `[greylist] enabled = false`.
+    pub greylist: Option<Greylist>,
+    pub awl: Option<Awl>,
+    pub bayes: Option<Arc<Bayes>>,
+    pub bayes_min_learned: u64,
+}
+
+/// Where `config` keeps its state.
+pub fn settings(config: &Config) -> StoreSettings {
+    match config.state.backend {
+        StateBackend::Embedded => StoreSettings::Embedded {
+            path: config.state.path.clone().unwrap_or_else(|| config.queue.data_dir.join("state.redb")),
+            fsync: config.queue.fsync,
+        },
+        StateBackend::Nats => StoreSettings::Nats {
+            url: config.state.nats_url.clone(),
+            bucket: config.state.nats_bucket.clone(),
+            replicas: config.state.nats_replicas,
+        },
+        StateBackend::Foundationdb => StoreSettings::FoundationDb { cluster_file: config.state.fdb_cluster_file.clone() },
+    }
+}
+
+impl SharedState {
+    /// Opens the store and loads the Bayes model.
+    pub async fn open(config: &Config) -> Result<SharedState, StoreError> {
+        let store = crate::open(&settings(config)).await?;
+        let state = Self::on(store, config)?;
+        if let Some(bayes) = &state.bayes {
+            bayes.reload_if_changed().await?;
+        }
+        Ok(state)
+    }
+
+    /// The features `config` enables, on `store`.
+    pub fn on(store: Arc<dyn Store>, config: &Config) -> Result<SharedState, StoreError> {
+        let greylist =
+            if config.greylist.enabled {
+                let skip_networks =
+                    config.greylist.skip_networks.iter().map(|n| Network::parse(n)).collect::<Result<Vec<_>, _>>().map_err(|message| {
+                        StoreError::Backend { backend: "config", message: format!("greylist.skip_networks: {message}") }
+                    })?;
+                let settings = GreylistSettings {
+                    min_delay: config.greylist.min_delay.0,
+                    expiry: config.greylist.expiry.0,
+                    pass_lifetime: config.greylist.pass_lifetime.0,
+                    skip_networks,
+                };
+                Some(Greylist::new(store.clone(), settings))
+            } else {
+                None
+            };
+        Ok(SharedState {
+            awl: config.awl.enabled.then(|| Awl::new(store.clone(), config.awl.factor)),
+            bayes: config.bayes.enabled.then(|| Arc::new(Bayes::new(store.clone()))),
+            bayes_min_learned: config.bayes.min_learned,
+            greylist,
+            store,
+        })
+    }
+
+    /// Reloads the Bayes model whenever another process changed it.
+    pub fn spawn_bayes_reloader(&self, every: std::time::Duration) {
+        let Some(bayes) = self.bayes.clone() else { return };
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                match bayes.reload_if_changed().await {
+                    Ok(true) => {
+                        tracing::info!(version = bayes.model().version, tokens = bayes.model().tokens.len(), "Bayes model reloaded")
+                    }
+                    Ok(false) => {}
+                    Err(e) => tracing::warn!(error = %e, "Bayes model reload failed; keeping the current one"),
+                }
+            }
+        });
+    }
+}

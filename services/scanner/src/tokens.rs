@@ -1,0 +1,112 @@
+//! The Bayes tokenizer: words of the Subject and of the decoded text and HTML parts,
+//! the domains of links, and a few header tokens, each hashed to 64 bits (FNV-1a: a
+//! hash that never changes between builds, since the model is stored).
+
+use mail_parser::MimeHeaders;
+
+use crate::message::Analysis;
+
+/// Most tokens taken from one message.
+const MAX_TOKENS: usize = 5000;
+
+/// A stable 64-bit hash (FNV-1a).
+pub fn hash(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in bytes {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
+}
+
+/// The message's identity for learning: its Message-ID, else its bytes.
+pub fn message_identity(raw: &[u8], analysis: &Analysis<'_>) -> u64 {
+    match analysis.message.as_ref().and_then(|m| m.message_id()) {
+        Some(id) if !id.trim().is_empty() => hash(format!("id:{}", id.trim()).as_bytes()),
+        _ => hash(raw),
+    }
+}
+
+/// The message's tokens (hashed, unique).
+pub fn tokens(analysis: &Analysis<'_>) -> Vec<u64> {
+    let mut out: Vec<u64> = Vec::new();
+    let mut add = |prefix: &str, token: &str| {
+        if out.len() < MAX_TOKENS {
+            out.push(hash(format!("{prefix}{token}").as_bytes()));
+        }
+    };
+    if let Some(subject) = analysis.subject() {
+        for word in words(subject) {
+            add("S:", &word);
+        }
+    }
+    let texts = std::iter::once(analysis.plain_text.as_str()).chain(analysis.html.iter().map(|h| h.text.as_str()));
+    for text in texts {
+        for word in words(text) {
+            add("", &word);
+        }
+    }
+    for domain in analysis.link_domains(100) {
+        add("U:", &domain);
+    }
+    if let Some(message) = &analysis.message {
+        for address in analysis.from_addresses() {
+            if let Some((_, domain)) = address.rsplit_once('@') {
+                add("H:from:", domain);
+            }
+        }
+        if let Some(id) = message.message_id()
+            && let Some((_, domain)) = id.rsplit_once('@')
+        {
+            add("H:mid:", &domain.to_ascii_lowercase());
+        }
+        for name in ["X-Mailer", "User-Agent"] {
+            if let Some(value) = message.header(name).and_then(|v| v.as_text()) {
+                add("H:mailer:", &value.chars().take(40).collect::<String>().to_ascii_lowercase());
+            }
+        }
+        if let Some(ct) = message.content_type() {
+            add("H:ct:", &format!("{}/{}", ct.ctype(), ct.subtype().unwrap_or("")).to_ascii_lowercase());
+        }
+    }
+    for name in &analysis.attachment_names {
+        if let Some((_, ext)) = name.rsplit_once('.') {
+            add("A:", &ext.to_ascii_lowercase());
+        }
+    }
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
+/// Lower-cased words of 3 to 15 characters; a longer one becomes a "skip" token of
+/// its first 7 characters (as SpamAssassin does), so random strings do not bloat
+/// the table.
+fn words(text: &str) -> impl Iterator<Item = String> + '_ {
+    text.split(|c: char| !(c.is_alphanumeric() || c == '\'' || c == '-' || c == '$' || c == '!'))
+        .map(|w| w.trim_matches(|c| c == '\'' || c == '-'))
+        .filter(|w| w.chars().count() >= 3)
+        .map(|w| {
+            let lower = w.to_lowercase();
+            if lower.chars().count() > 15 { format!("sk:{}", lower.chars().take(7).collect::<String>()) } else { lower }
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stable_and_meaningful() {
+        assert_eq!(hash(b"viagra"), hash(b"viagra"));
+        assert_eq!(hash(b""), 0xcbf2_9ce4_8422_2325, "FNV-1a offset basis: the hash must never change");
+        let raw = b"From: A <a@shop.example>\r\nSubject: Cheap Watches\r\nMessage-ID: <1@shop.example>\r\n\r\nBuy cheap watches at http://www.shop.example/ now!!! aVeryLongRandomStringOfLetters\r\n";
+        let analysis = Analysis::new(raw);
+        let t = tokens(&analysis);
+        for expected in ["S:cheap", "S:watches", "buy", "cheap", "watches", "U:shop.example", "H:from:shop.example", "sk:averylo"] {
+            assert!(t.contains(&hash(expected.as_bytes())), "missing {expected}");
+        }
+        assert!(!t.contains(&hash(b"at")), "too short");
+        assert_eq!(message_identity(raw, &analysis), hash(b"id:1@shop.example"));
+    }
+}
