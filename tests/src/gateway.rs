@@ -26,11 +26,15 @@ pub fn rempart_bin() -> PathBuf {
     bin
 }
 
-/// The newest modification time of the Rust sources under `dir`.
+/// The newest modification time of the Rust sources under `dir` that go into the
+/// binary (a crate's own tests and benches do not).
 fn newest_file(dir: &Path) -> Option<std::time::SystemTime> {
     let mut newest = None;
     for entry in std::fs::read_dir(dir).ok()?.flatten() {
         let path = entry.path();
+        if path.is_dir() && path.file_name().is_some_and(|n| n == "tests" || n == "benches") {
+            continue;
+        }
         let is_source = path.extension().is_some_and(|e| e == "rs") || path.file_name().is_some_and(|n| n == "Cargo.toml");
         let time = if path.is_dir() {
             newest_file(&path)

@@ -5,6 +5,7 @@
 pub mod client;
 pub mod dns;
 pub mod gateway;
+pub mod nats;
 pub mod sink;
 
 use std::time::{Duration, Instant};

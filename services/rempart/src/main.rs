@@ -3,6 +3,7 @@
 
 mod check_sender_cmd;
 mod config_cmd;
+mod learn_cmd;
 mod score_cmd;
 mod serve;
 
@@ -37,9 +38,16 @@ enum Command {
     /// 1 when a check fails.
     #[command(after_help = AFTER_HELP)]
     CheckSender(check_sender_cmd::CheckSenderArgs),
-    /// Score a message as the gateway would, with the same checks and DNS settings.
+    /// Score a message as the gateway would, with the same checks, DNS settings and
+    /// state (Bayes, AWL).
     #[command(after_help = AFTER_HELP)]
     Score(score_cmd::ScoreArgs),
+    /// Train the Bayes classifier with messages known to be spam or ham.
+    #[command(after_help = AFTER_HELP)]
+    Learn(learn_cmd::LearnArgs),
+    /// The Bayes classifier's data.
+    #[command(subcommand)]
+    Bayes(learn_cmd::BayesCommand),
 }
 
 fn main() -> ExitCode {
@@ -49,6 +57,8 @@ fn main() -> ExitCode {
         Command::Config(cmd) => config_cmd::run(cmd, cli.config.as_deref()),
         Command::Score(args) => score_cmd::run(args, cli.config.as_deref()),
         Command::CheckSender(args) => check_sender_cmd::run(args, cli.config.as_deref()),
+        Command::Learn(args) => learn_cmd::learn(args, cli.config.as_deref()),
+        Command::Bayes(cmd) => learn_cmd::bayes(cmd, cli.config.as_deref()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -81,5 +91,38 @@ pub(crate) fn load_config(explicit: Option<&std::path::Path>) -> Result<rempart_
         Some(path) => rempart_model::Config::load(path).map_err(|e| e.to_string()),
         None if default.exists() => rempart_model::Config::load(default).map_err(|e| e.to_string()),
         None => Ok(rempart_model::Config::default()),
+    }
+}
+
+/// The runtime of the one-shot subcommands.
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().map_err(|e| format!("cannot start the runtime: {e}"))
+}
+
+/// The state `serve` uses with this configuration. With `create` false, an embedded
+/// store that does not exist yet is `None` (nothing was ever learned) rather than a
+/// new file.
+pub(crate) async fn open_state(
+    config: &rempart_model::Config,
+    create: bool,
+) -> Result<Option<std::sync::Arc<rempart_state::SharedState>>, String> {
+    let settings = rempart_state::settings(config);
+    if let rempart_state::StoreSettings::Embedded { path, .. } = &settings
+        && !create
+        && !path.exists()
+    {
+        return Ok(None);
+    }
+    match rempart_state::SharedState::open(config).await {
+        Ok(state) => Ok(Some(std::sync::Arc::new(state))),
+        Err(e) => {
+            let hint = match settings {
+                rempart_state::StoreSettings::Embedded { .. } => {
+                    " (the embedded state belongs to one process: is `rempart serve` running with this configuration?)"
+                }
+                _ => "",
+            };
+            Err(format!("state: {e}{hint}"))
+        }
     }
 }

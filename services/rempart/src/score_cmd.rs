@@ -49,10 +49,15 @@ pub fn run(args: ScoreArgs, config: Option<&Path>) -> Result<(), String> {
         config.dns.servers = args.resolvers.clone();
     }
     config.dns.offline |= args.offline;
-    let runtime =
-        tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| format!("cannot start the runtime: {e}"))?;
+    let runtime = crate::runtime()?;
     let _entered = runtime.enter();
-    let scanner = Scanner::new(&config).map_err(|e| format!("configuration: {e}"))?;
+    let mut scanner = Scanner::new(&config).map_err(|e| format!("configuration: {e}"))?;
+    // The same Bayes model and AWL history as `serve` (read only: scoring records nothing).
+    match runtime.block_on(crate::open_state(&config, false)) {
+        Ok(Some(state)) => scanner = scanner.with_state(state),
+        Ok(None) => {}
+        Err(e) => eprintln!("rempart: scoring without Bayes and AWL: {e}"),
+    }
     let facts = SessionFacts { peer_ip: args.ip.to_string(), helo: args.helo.clone(), tls: None };
     let scan = |bytes: &[u8]| {
         runtime.block_on(scanner.scan(&ScanInput { facts: &facts, return_path: &args.mail_from, recipients: &args.rcpt, message: bytes }))

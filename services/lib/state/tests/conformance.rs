@@ -3,6 +3,8 @@
 //! `FDB_CLUSTER_FILE` names a running cluster and the crate is built with
 //! `--features foundationdb`, the FoundationDB store.
 
+// The same helper the end-to-end tests use.
+#[path = "../../../../tests/src/nats.rs"]
 mod nats_server;
 
 use std::sync::Arc;
