@@ -104,6 +104,8 @@ fn awl_pulls_a_senders_score_toward_its_history() {
     let mut client = rempart_tests::SmtpClient::connect(&gw.addr());
     client.ehlo();
     assert_eq!(client.send_mail("promo@sender.test", &["bob@example.com"], spammy).code, 250);
+    // The history is written in the background, after the reply.
+    std::thread::sleep(Duration::from_millis(500));
     assert_eq!(client.send_mail("promo@sender.test", &["bob@example.com"], &message("clean")).code, 250);
     // Another sender is not affected.
     assert_eq!(client.send_mail("someone@else.test", &["bob@example.com"], &message("clean")).code, 250);

@@ -316,14 +316,14 @@ impl Scanner {
 
     /// After the verdict: adds the message's score (without the AWL's own pull) to
     /// the sender's history. Allow- and block-listed mail was not scored: skipped.
-    pub async fn record(&self, input: &ScanInput<'_>, verdict: &Verdict) {
+    pub async fn record(&self, return_path: &str, peer_ip: &str, verdict: &Verdict) {
         let Some(awl) = self.state.as_ref().and_then(|s| s.awl.as_ref()) else { return };
-        let Some((sender, ip)) = Self::awl_identity(input) else { return };
+        let (Ok(ip), false) = (peer_ip.parse::<IpAddr>(), return_path.is_empty()) else { return };
         if verdict.listed.is_some() {
             return;
         }
         let pull: f64 = verdict.symbols.iter().filter(|s| s.name == "AWL").map(|s| s.score).sum();
-        if let Err(e) = awl.record(sender, ip, verdict.score - pull).await {
+        if let Err(e) = awl.record(return_path, ip, verdict.score - pull).await {
             tracing::warn!(error = %e, "AWL update failed");
         }
     }

@@ -11,8 +11,13 @@ const MAX_TOKENS: usize = 5000;
 
 /// A stable 64-bit hash (FNV-1a).
 pub fn hash(bytes: &[u8]) -> u64 {
+    hash_parts(&[bytes])
+}
+
+/// The hash of the concatenation of `parts`, without building it.
+fn hash_parts(parts: &[&[u8]]) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in bytes {
+    for b in parts.iter().flat_map(|p| p.iter()) {
         h ^= u64::from(*b);
         h = h.wrapping_mul(0x0000_0100_0000_01b3);
     }
@@ -32,7 +37,7 @@ pub fn tokens(analysis: &Analysis<'_>) -> Vec<u64> {
     let mut out: Vec<u64> = Vec::new();
     let mut add = |prefix: &str, token: &str| {
         if out.len() < MAX_TOKENS {
-            out.push(hash(format!("{prefix}{token}").as_bytes()));
+            out.push(hash_parts(&[prefix.as_bytes(), token.as_bytes()]));
         }
     };
     if let Some(subject) = analysis.subject() {

@@ -224,7 +224,7 @@ impl<B: Bus> Session<B> {
                 queue_id = %queue_id, client = %self.facts.peer_ip, from = %tx.return_path, score = v.score, action = %v.action,
                 listed = v.listed.as_deref().unwrap_or(""), symbols = %symbols.join(" "), scan_us = v.elapsed_us, "verdict"
             );
-            self.record(&tx, v, &body).await;
+            self.record(&tx, v);
             if let Some(refusal) = self.refusal(queue_id.as_str(), v) {
                 return refusal;
             }

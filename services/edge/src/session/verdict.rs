@@ -108,11 +108,11 @@ impl<B: Bus> Session<B> {
         }
     }
 
-    /// Adds the verdict to the sender's AWL history.
-    pub(super) async fn record(&self, tx: &Transaction, verdict: &Verdict, body: &[u8]) {
-        let Some(scanner) = &self.shared.scanner else { return };
-        let recipients: Vec<String> = tx.recipients.iter().map(|r| r.address.clone()).collect();
-        let input = ScanInput { facts: &self.facts, return_path: &tx.return_path, recipients: &recipients, message: body };
-        scanner.record(&input, verdict).await;
+    /// Adds the verdict to the sender's AWL history, in the background: the reply
+    /// does not wait for it.
+    pub(super) fn record(&self, tx: &Transaction, verdict: &Verdict) {
+        let Some(scanner) = self.shared.scanner.clone() else { return };
+        let (return_path, peer_ip, verdict) = (tx.return_path.clone(), self.facts.peer_ip.clone(), verdict.clone());
+        tokio::spawn(async move { scanner.record(&return_path, &peer_ip, &verdict).await });
     }
 }
