@@ -101,14 +101,22 @@ fn awl_pulls_a_senders_score_toward_its_history() {
     let gw = Gateway::start(&config(&sink, "[greylist]\nenabled = false\n[policy]\nadd_header = 5.0\n"));
     // A spammy message (5.60, see verdicts.rs), then a clean one from the same sender.
     let spammy = "From: Promo <promo@sender.test>\r\nSubject: Great offer\r\nContent-Type: text/html\r\n\r\n<html><a hReF=\"http://shop.example\">Buy now</a></html>\r\n";
-    let mut client = rempart_tests::SmtpClient::connect(&gw.addr());
-    client.ehlo();
-    assert_eq!(client.send_mail("promo@sender.test", &["bob@example.com"], spammy).code, 250);
+    let swaks_data = |from: &str, data: &str| {
+        let file = gw.dir.path().join("msg.eml");
+        std::fs::write(&file, data).unwrap();
+        let out = Command::new("swaks")
+            .args(["--server", &gw.addr(), "--ehlo", "client.test", "--from", from, "--to", "bob@example.com", "--data"])
+            .arg(format!("@{}", file.display()))
+            .output()
+            .expect("swaks is installed by scripts/setup.sh");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    };
+    swaks_data("promo@sender.test", spammy);
     // The history is written in the background, after the reply.
     std::thread::sleep(Duration::from_millis(500));
-    assert_eq!(client.send_mail("promo@sender.test", &["bob@example.com"], &message("clean")).code, 250);
+    swaks_data("promo@sender.test", &message("clean"));
     // Another sender is not affected.
-    assert_eq!(client.send_mail("someone@else.test", &["bob@example.com"], &message("clean")).code, 250);
+    swaks_data("someone@else.test", &message("clean"));
     sink.wait_for(3, Duration::from_secs(15));
     let log = gw.log();
     let verdicts: Vec<&str> = log.lines().filter(|l| l.contains(" verdict")).collect();
