@@ -14,12 +14,22 @@ pub fn rempart_bin() -> PathBuf {
     if let Ok(bin) = std::env::var("REMPART_BIN") {
         return PathBuf::from(bin);
     }
+    built_binary("rempart", "../services")
+}
+
+/// Path of the `rempart-loadtest` binary.
+pub fn loadtest_bin() -> PathBuf {
+    built_binary("rempart-loadtest", "../loadtest")
+}
+
+/// A binary of the workspace, checked to be newer than the sources under `sources`.
+fn built_binary(name: &str, sources: &str) -> PathBuf {
     let target =
         std::env::var("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|_| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
-    let bin = target.join("debug/rempart");
+    let bin = target.join("debug").join(name);
     let built = std::fs::metadata(&bin).and_then(|m| m.modified());
     let Ok(built) = built else { panic!("{} is missing: run `cargo build --workspace` first (scripts/test.sh does)", bin.display()) };
-    let sources = Path::new(env!("CARGO_MANIFEST_DIR")).join("../services");
+    let sources = Path::new(env!("CARGO_MANIFEST_DIR")).join(sources);
     if newest_file(&sources).is_some_and(|newest| newest > built) {
         panic!("{} is older than the sources: run `cargo build --workspace` first (scripts/test.sh does)", bin.display());
     }

@@ -1,0 +1,288 @@
+//! The SMTP client of the load: one session, timed at each stage (connect, banner,
+//! EHLO, end of DATA), with optional PROXY v1 header, STARTTLS and pipelining.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{DigitallySignedStruct, SignatureScheme};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+
+trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+
+#[derive(Debug, Clone)]
+pub struct SessionOptions {
+    pub pipelining: bool,
+    pub starttls: bool,
+    pub proxy_client: Option<IpAddr>,
+    pub timeout: Duration,
+}
+
+/// Stage timings of a session's start.
+#[derive(Debug, Clone, Copy)]
+pub struct Opened {
+    pub connect: Duration,
+    pub banner: Duration,
+    pub ehlo: Duration,
+}
+
+/// What happened to one message.
+#[derive(Debug, Clone)]
+pub struct Sent {
+    /// The reply that decided (end of DATA, or the MAIL/RCPT/DATA refusal).
+    pub code: u16,
+    /// The recipients the server took (RCPT 250), for delivery accounting.
+    pub accepted_recipients: Vec<String>,
+    /// From the end of the data to the end-of-DATA reply.
+    pub end_of_data: Option<Duration>,
+}
+
+pub struct Session {
+    io: BufReader<Box<dyn Io>>,
+    options: SessionOptions,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    #[error("connect: {0}")]
+    Connect(String),
+    #[error("timeout")]
+    Timeout,
+    #[error("connection closed by the server")]
+    Closed,
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error("unexpected reply {0}")]
+    Unexpected(String),
+    #[error("TLS: {0}")]
+    Tls(String),
+}
+
+impl Session {
+    pub async fn open(target: SocketAddr, options: SessionOptions) -> Result<(Session, Opened), SessionError> {
+        let started = Instant::now();
+        let tcp = tokio::time::timeout(options.timeout, TcpStream::connect(target))
+            .await
+            .map_err(|_| SessionError::Timeout)?
+            .map_err(|e| SessionError::Connect(e.to_string()))?;
+        let _ = tcp.set_nodelay(true);
+        let connect = started.elapsed();
+        let mut session = Session { io: BufReader::new(Box::new(tcp)), options };
+        if let Some(client) = session.options.proxy_client {
+            let family = if client.is_ipv4() { "TCP4" } else { "TCP6" };
+            let line = format!("PROXY {family} {client} {} 40000 {}\r\n", target.ip(), target.port());
+            session.io.get_mut().write_all(line.as_bytes()).await?;
+        }
+        let banner_at = Instant::now();
+        let (code, text) = session.reply().await?;
+        if code != 220 {
+            return Err(SessionError::Unexpected(format!("{code} {text}")));
+        }
+        let banner = banner_at.elapsed();
+        let ehlo_at = Instant::now();
+        let (code, text) = session.command("EHLO loadtest.example").await?;
+        if code != 250 {
+            return Err(SessionError::Unexpected(format!("EHLO: {code} {text}")));
+        }
+        let ehlo = ehlo_at.elapsed();
+        if session.options.starttls {
+            if !text.to_ascii_uppercase().contains("STARTTLS") {
+                return Err(SessionError::Tls("the server does not offer STARTTLS".into()));
+            }
+            session.starttls().await?;
+        }
+        Ok((session, Opened { connect, banner, ehlo }))
+    }
+
+    async fn starttls(&mut self) -> Result<(), SessionError> {
+        let (code, text) = self.command("STARTTLS").await?;
+        if code != 220 {
+            return Err(SessionError::Tls(format!("STARTTLS refused: {code} {text}")));
+        }
+        let plain = std::mem::replace(&mut self.io, BufReader::new(Box::new(tokio::io::duplex(1).0)));
+        let connector = tokio_rustls::TlsConnector::from(tls_config().map_err(SessionError::Tls)?);
+        let name = ServerName::try_from("rempart.loadtest").map_err(|e| SessionError::Tls(e.to_string()))?;
+        let tls = connector.connect(name, plain.into_inner()).await.map_err(|e| SessionError::Tls(e.to_string()))?;
+        self.io = BufReader::new(Box::new(tls));
+        let (code, text) = self.command("EHLO loadtest.example").await?;
+        if code != 250 {
+            return Err(SessionError::Unexpected(format!("EHLO after STARTTLS: {code} {text}")));
+        }
+        Ok(())
+    }
+
+    /// Sends one message; a refusal is a result, not an error.
+    pub async fn send(&mut self, from: &str, recipients: &[String], message: &[u8]) -> Result<Sent, SessionError> {
+        let refused = |code: u16| Ok(Sent { code, accepted_recipients: Vec::new(), end_of_data: None });
+        let mut accepted = Vec::new();
+        if self.options.pipelining {
+            let mut batch = format!("MAIL FROM:<{from}>\r\n");
+            for r in recipients {
+                batch.push_str(&format!("RCPT TO:<{r}>\r\n"));
+            }
+            batch.push_str("DATA\r\n");
+            self.write(batch.as_bytes()).await?;
+            let (mail, _) = self.reply().await?;
+            let mut last_refusal = 0;
+            for r in recipients {
+                match self.reply().await?.0 {
+                    250 => accepted.push(r.clone()),
+                    code => last_refusal = code,
+                }
+            }
+            let (data, _) = self.reply().await?;
+            if mail != 250 {
+                return refused(mail);
+            }
+            if data != 354 {
+                // With no recipient taken, the RCPT refusal says why, not DATA's 554.
+                return refused(if accepted.is_empty() && last_refusal != 0 { last_refusal } else { data });
+            }
+        } else {
+            let (mail, _) = self.command(&format!("MAIL FROM:<{from}>")).await?;
+            if mail != 250 {
+                return refused(mail);
+            }
+            let mut last = 0;
+            for r in recipients {
+                last = self.command(&format!("RCPT TO:<{r}>")).await?.0;
+                if last == 250 {
+                    accepted.push(r.clone());
+                }
+            }
+            if accepted.is_empty() {
+                self.command("RSET").await?;
+                return refused(last);
+            }
+            let (data, _) = self.command("DATA").await?;
+            if data != 354 {
+                return refused(data);
+            }
+        }
+        let mut out = dot_stuff(message);
+        out.extend_from_slice(b".\r\n");
+        self.write(&out).await?;
+        let sent_at = Instant::now();
+        let (code, _) = self.reply().await?;
+        Ok(Sent { code, accepted_recipients: if code == 250 { accepted } else { Vec::new() }, end_of_data: Some(sent_at.elapsed()) })
+    }
+
+    pub async fn quit(mut self) {
+        let _ = self.command("QUIT").await;
+    }
+
+    async fn write(&mut self, bytes: &[u8]) -> Result<(), SessionError> {
+        let io = self.io.get_mut();
+        tokio::time::timeout(self.options.timeout, async {
+            io.write_all(bytes).await?;
+            io.flush().await
+        })
+        .await
+        .map_err(|_| SessionError::Timeout)??;
+        Ok(())
+    }
+
+    async fn command(&mut self, line: &str) -> Result<(u16, String), SessionError> {
+        self.write(format!("{line}\r\n").as_bytes()).await?;
+        self.reply().await
+    }
+
+    /// One (possibly multi-line) reply: its code and text.
+    async fn reply(&mut self) -> Result<(u16, String), SessionError> {
+        let mut text = String::new();
+        loop {
+            let mut line = String::new();
+            let n = tokio::time::timeout(self.options.timeout, self.io.read_line(&mut line)).await.map_err(|_| SessionError::Timeout)??;
+            if n == 0 {
+                return Err(SessionError::Closed);
+            }
+            let code: u16 = line.get(..3).and_then(|c| c.parse().ok()).ok_or_else(|| SessionError::Unexpected(line.trim().into()))?;
+            text.push_str(line.get(4..).unwrap_or("").trim_end());
+            text.push('\n');
+            if line.as_bytes().get(3) != Some(&b'-') {
+                return Ok((code, text));
+            }
+        }
+    }
+}
+
+/// RFC 5321 §4.5.2: a line starting with '.' gets one more.
+fn dot_stuff(message: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(message.len() + 64);
+    let mut line_start = true;
+    for &b in message {
+        if line_start && b == b'.' {
+            out.push(b'.');
+        }
+        out.push(b);
+        line_start = b == b'\n';
+    }
+    if !out.ends_with(b"\r\n") {
+        out.extend_from_slice(b"\r\n");
+    }
+    out
+}
+
+/// Load targets use self-signed certificates: the harness measures, it does not
+/// authenticate the server.
+fn tls_config() -> Result<Arc<rustls::ClientConfig>, String> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider)))
+        .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
+#[derive(Debug)]
+struct AnyCertificate(Arc<rustls::crypto::CryptoProvider>);
+
+impl ServerCertVerifier for AnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn dot_stuffing() {
+        assert_eq!(super::dot_stuff(b".a\r\nb\r\n..c\r\n"), b"..a\r\nb\r\n...c\r\n");
+        assert_eq!(super::dot_stuff(b"x"), b"x\r\n");
+    }
+}
