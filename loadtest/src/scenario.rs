@@ -127,7 +127,7 @@ impl Scenario {
         let text =
             std::fs::read_to_string(path).map_err(|e| format!("{name_or_file}: {e} (built-in scenarios: {})", BUILT_IN.join(", ")))?;
         let mut scenario: Scenario = toml::from_str(&text).map_err(|e| {
-            let line = e.span().map(|s| text[..s.start].lines().count().max(1));
+            let line = e.span().map(|s| text[..s.start].matches('\n').count() + 1);
             format!("{}:{}: {}", path.display(), line.map_or("?".into(), |l| l.to_string()), e.message().trim())
         })?;
         if scenario.name == "custom" {
