@@ -31,9 +31,10 @@ enum Command {
     /// Send load to the target(s) and account for every message at the built-in sink.
     #[command(after_help = AFTER_HELP)]
     Run {
-        /// SMTP address of the gateway (repeatable: sessions are spread over them).
-        #[arg(long = "target", required = true, value_name = "IP:PORT")]
-        targets: Vec<SocketAddr>,
+        /// SMTP address of the gateway, HOST:PORT (repeatable, and every address a name
+        /// resolves to is used: sessions are spread over them).
+        #[arg(long = "target", required = true, value_name = "HOST:PORT")]
+        targets: Vec<String>,
         /// A built-in scenario (smoke, steady, burst, greylist-storm, big-messages) or a TOML file.
         #[arg(long, default_value = "smoke")]
         scenario: String,
@@ -49,6 +50,9 @@ enum Command {
         /// Overrides the scenario's steady phase, e.g. "60s".
         #[arg(long)]
         steady: Option<HumanDuration>,
+        /// Overrides the scenario's ramp, e.g. "2s".
+        #[arg(long)]
+        ramp: Option<HumanDuration>,
         /// Overrides the scenario's closed-loop sessions.
         #[arg(long)]
         sessions: Option<usize>,
@@ -89,7 +93,7 @@ fn main() -> ExitCode {
         }
     };
     let result = match cli.command {
-        Command::Run { targets, scenario, sink_listen, out, rate, steady, sessions, seed, json } => runtime.block_on(async move {
+        Command::Run { targets, scenario, sink_listen, out, rate, steady, ramp, sessions, seed, json } => runtime.block_on(async move {
             let mut scenario = scenario::Scenario::load(&scenario)?;
             if let Some(rate) = rate {
                 scenario.rate = rate;
@@ -97,10 +101,18 @@ fn main() -> ExitCode {
             if let Some(steady) = steady {
                 scenario.steady = steady;
             }
+            if let Some(ramp) = ramp {
+                scenario.ramp = ramp;
+            }
             if let Some(sessions) = sessions {
                 scenario.sessions = sessions;
             }
-            let report = run::run(scenario, run::RunOptions { targets, sink_listen, out: out.clone(), seed }).await?;
+            let mut addresses = Vec::new();
+            for target in &targets {
+                let resolved = tokio::net::lookup_host(target.as_str()).await.map_err(|e| format!("target {target}: {e}"))?;
+                addresses.extend(resolved);
+            }
+            let report = run::run(scenario, run::RunOptions { targets: addresses, sink_listen, out: out.clone(), seed }).await?;
             if json {
                 println!("{}", serde_json::to_string(&report).map_err(|e| e.to_string())?);
             } else {

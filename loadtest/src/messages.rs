@@ -117,19 +117,23 @@ fn load_dir(dir: &Path, spam: bool, ham_out: &mut Vec<Vec<u8>>, spam_out: &mut V
     Ok(())
 }
 
-/// Bare LF line ends become CRLF (SMTP requires it; the gateway refuses bare LF).
+/// Every line end (LF, CR or CRLF) becomes CRLF: SMTP requires it, and the gateway
+/// refuses bare CR or LF.
 fn crlf(message: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(message.len() + message.len() / 40);
-    let mut previous = 0u8;
-    for &b in message {
-        if b == b'\n' && previous != b'\r' {
-            out.push(b'\r');
+    let mut i = 0;
+    while i < message.len() {
+        match message[i] {
+            b'\r' => {
+                out.extend_from_slice(b"\r\n");
+                if message.get(i + 1) == Some(&b'\n') {
+                    i += 1;
+                }
+            }
+            b'\n' => out.extend_from_slice(b"\r\n"),
+            b => out.push(b),
         }
-        if b == b'\r' && previous == b'\r' {
-            continue;
-        }
-        out.push(b);
-        previous = b;
+        i += 1;
     }
     if !out.ends_with(b"\r\n") {
         out.extend_from_slice(b"\r\n");
@@ -164,7 +168,7 @@ mod tests {
             assert_eq!(find_id(&m), Some(id));
             assert!(m.len() >= 4096 && !m.windows(2).any(|w| w[1] == b'\n' && w[0] != b'\r'));
         }
-        assert_eq!(crlf(b"a\nb\r\nc"), b"a\r\nb\r\nc\r\n");
+        assert_eq!(crlf(b"a\nb\r\nc\rd"), b"a\r\nb\r\nc\r\nd\r\n");
         assert_eq!(find_id(b"Subject: x\r\n\r\nX-Loadtest-Id: 5\r\n"), None, "only in the header block");
     }
 }

@@ -188,6 +188,8 @@ pub struct Report {
     pub total_seconds: f64,
     /// Mean accepted messages per second while sending.
     pub accepted_per_second: f64,
+    /// The same over the whole seconds of the steady phase (after the ramp).
+    pub steady_accepted_per_second: f64,
     pub reconciliation: Reconciliation,
     /// Replies by code (the deciding reply of each message).
     pub replies: BTreeMap<String, u64>,
@@ -262,6 +264,12 @@ impl Report {
             sending_seconds: sending.as_secs_f64(),
             total_seconds: stats.started.elapsed().as_secs_f64(),
             accepted_per_second: stats.accepted as f64 / sending.as_secs_f64().max(0.001),
+            steady_accepted_per_second: {
+                let first = scenario.ramp.0.as_secs_f64().ceil() as usize;
+                let last = (scenario.duration().as_secs_f64().floor() as usize).min(stats.seconds.len());
+                let steady: Vec<u64> = stats.seconds.get(first..last).unwrap_or(&[]).iter().map(|s| s.accepted).collect();
+                steady.iter().sum::<u64>() as f64 / steady.len().max(1) as f64
+            },
             reconciliation: Reconciliation {
                 sent: stats.sent,
                 accepted: stats.accepted,
@@ -298,13 +306,14 @@ impl Report {
             self.total_seconds
         ));
         out.push_str(&format!(
-            "sent {}  accepted {}  rejected {}  tempfailed {}  errors {}  ({:.1} accepted/s){}\n",
+            "sent {}  accepted {}  rejected {}  tempfailed {}  errors {}  ({:.1} accepted/s, {:.1}/s steady){}\n",
             r.sent,
             r.accepted,
             r.rejected,
             r.tempfailed,
             r.errors,
             self.accepted_per_second,
+            self.steady_accepted_per_second,
             if self.overload > 0 { format!("  overload (not sent) {}", self.overload) } else { String::new() }
         ));
         out.push_str(&format!(
@@ -344,7 +353,10 @@ impl Report {
             "| {} | {} | {} | {} | {} | {} | {} | **{}** | {} |\n\n",
             r.sent, r.accepted, r.rejected, r.tempfailed, r.errors, r.delivered, r.refused_by_sink, r.lost, r.duplicates
         ));
-        md.push_str(&format!("Accepted per second while sending: {:.1}.\n\n", self.accepted_per_second));
+        md.push_str(&format!(
+            "Accepted per second while sending: {:.1}; in the steady phase: {:.1}.\n\n",
+            self.accepted_per_second, self.steady_accepted_per_second
+        ));
         md.push_str("## Latency (ms)\n\n| stage | count | p50 | p90 | p99 | p99.9 | max |\n|---|---|---|---|---|---|---|\n");
         for (name, l) in &self.latency {
             md.push_str(&format!(
