@@ -119,3 +119,39 @@ impl SmtpClient {
         &self.stream
     }
 }
+
+/// One SMTP transaction that reports failure instead of panicking: the gateway may die
+/// at any moment. Returns the final reply code.
+pub fn try_send(addr: &str, subject: &str) -> std::io::Result<u16> {
+    let stream = TcpStream::connect(addr)?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let mut reader = BufReader::new(stream.try_clone()?);
+    let mut writer = stream;
+    let mut reply = || -> std::io::Result<u16> {
+        loop {
+            let mut line = String::new();
+            if reader.read_line(&mut line)? == 0 {
+                return Err(std::io::ErrorKind::UnexpectedEof.into());
+            }
+            if line.as_bytes().get(3) != Some(&b'-') {
+                return line.get(..3).and_then(|c| c.parse().ok()).ok_or_else(|| std::io::ErrorKind::InvalidData.into());
+            }
+        }
+    };
+    let mut step = |send: &[u8], want: u16| -> std::io::Result<u16> {
+        if !send.is_empty() {
+            writer.write_all(send)?;
+        }
+        let code = reply()?;
+        if code != want { Err(std::io::Error::other(format!("got {code}, wanted {want}"))) } else { Ok(code) }
+    };
+    step(b"", 220)?;
+    step(b"EHLO crash.test\r\n", 250)?;
+    step(b"MAIL FROM:<s@sender.test>\r\n", 250)?;
+    step(b"RCPT TO:<alice@example.com>\r\n", 250)?;
+    step(b"DATA\r\n", 354)?;
+    let body = crate::message(subject).replace("\r\n.", "\r\n..");
+    step(format!("{body}.\r\n").as_bytes(), 250)?;
+    let _ = step(b"QUIT\r\n", 221);
+    Ok(250)
+}

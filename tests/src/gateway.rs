@@ -60,6 +60,8 @@ fn newest_file(dir: &Path) -> Option<std::time::SystemTime> {
 
 pub struct Gateway {
     child: Option<Child>,
+    /// The subcommand: "serve", "edge" or "relay".
+    role: &'static str,
     pub port: u16,
     pub dir: tempfile::TempDir,
     pub config_path: PathBuf,
@@ -71,6 +73,11 @@ impl Gateway {
     /// Starts `rempart serve` with `config`, in which `{listen}` becomes a free
     /// loopback address and `{data}` a fresh data directory.
     pub fn start(config: &str) -> Gateway {
+        Self::start_role(config, "serve")
+    }
+
+    /// Starts `rempart ROLE` ("serve", "edge" or "relay") the same way.
+    pub fn start_role(config: &str, role: &'static str) -> Gateway {
         let dir = tempfile::tempdir().expect("tempdir");
         let port = free_port();
         let mut text =
@@ -81,14 +88,14 @@ impl Gateway {
         }
         let config_path = dir.path().join("rempart.toml");
         std::fs::write(&config_path, text).expect("write config");
-        let mut gw = Gateway { child: None, port, dir, config_path, log: Arc::default() };
+        let mut gw = Gateway { child: None, role, port, dir, config_path, log: Arc::default() };
         gw.spawn();
         gw
     }
 
     fn spawn(&mut self) {
         let mut child = Command::new(rempart_bin())
-            .args(["serve", "--config"])
+            .args([self.role, "--config"])
             .arg(&self.config_path)
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
@@ -110,7 +117,13 @@ impl Gateway {
         let port = self.port;
         // Connecting is enough: the listener is bound before the process says it serves
         // (a PROXY listener would not greet a probe anyway).
-        let ready = wait_until(Duration::from_secs(20), || TcpStream::connect(("127.0.0.1", port)).is_ok());
+        let ready = if self.role == "relay" {
+            // No listener: ready once it says so.
+            let log = self.log.clone();
+            wait_until(Duration::from_secs(20), || log.lock().is_ok_and(|l| l.contains("rempart serving")))
+        } else {
+            wait_until(Duration::from_secs(20), || TcpStream::connect(("127.0.0.1", port)).is_ok())
+        };
         assert!(ready, "rempart did not start; its log:\n{}", self.log());
     }
 

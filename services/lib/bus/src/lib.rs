@@ -7,11 +7,13 @@
 //! visible again after a delay, with new metadata.
 
 mod embedded;
+mod nats;
 
 use std::future::Future;
 use std::time::Duration;
 
 pub use embedded::{EmbeddedBus, EmbeddedOptions};
+pub use nats::{MAX_INLINE_BODY, NatsBus, NatsOptions};
 
 /// Topic of messages waiting for delivery to customer servers.
 pub const DELIVER_TOPIC: &str = "rempart.deliver";
@@ -63,4 +65,48 @@ pub trait Bus: Clone + Send + Sync + 'static {
 
     /// Messages of `topic` not acked yet (visible, delayed or leased).
     fn pending(&self, topic: &str) -> impl Future<Output = Result<usize, BusError>> + Send;
+}
+
+/// The bus chosen by the configuration (`[bus] backend`).
+#[derive(Clone)]
+pub enum AnyBus {
+    Embedded(EmbeddedBus),
+    Nats(NatsBus),
+}
+
+impl Bus for AnyBus {
+    async fn publish(&self, topic: &str, meta: Vec<u8>, body: Vec<u8>) -> Result<MessageId, BusError> {
+        match self {
+            AnyBus::Embedded(b) => b.publish(topic, meta, body).await,
+            AnyBus::Nats(b) => b.publish(topic, meta, body).await,
+        }
+    }
+
+    async fn fetch(&self, topic: &str, max: usize, lease: Duration, wait: Duration) -> Result<Vec<Delivery>, BusError> {
+        match self {
+            AnyBus::Embedded(b) => b.fetch(topic, max, lease, wait).await,
+            AnyBus::Nats(b) => b.fetch(topic, max, lease, wait).await,
+        }
+    }
+
+    async fn ack(&self, id: MessageId) -> Result<(), BusError> {
+        match self {
+            AnyBus::Embedded(b) => b.ack(id).await,
+            AnyBus::Nats(b) => b.ack(id).await,
+        }
+    }
+
+    async fn retry(&self, id: MessageId, meta: Vec<u8>, delay: Duration) -> Result<(), BusError> {
+        match self {
+            AnyBus::Embedded(b) => b.retry(id, meta, delay).await,
+            AnyBus::Nats(b) => b.retry(id, meta, delay).await,
+        }
+    }
+
+    async fn pending(&self, topic: &str) -> Result<usize, BusError> {
+        match self {
+            AnyBus::Embedded(b) => b.pending(topic).await,
+            AnyBus::Nats(b) => b.pending(topic).await,
+        }
+    }
 }

@@ -4,6 +4,7 @@
 //! `--features foundationdb`, the FoundationDB store.
 
 // The same helper the end-to-end tests use.
+#[allow(dead_code)] // shared with the end-to-end tests, which use all of it
 #[path = "../../../../tests/src/nats.rs"]
 mod nats_server;
 

@@ -15,7 +15,7 @@ use crate::HumanDuration;
 mod filtering;
 mod state;
 pub use filtering::{CompositeConfig, DnsConfig, DnsListConfig, PolicyConfig, PolicyOverride, ScannerConfig};
-pub use state::{AwlConfig, BayesConfig, GreylistConfig, StateBackend, StateConfig};
+pub use state::{AwlConfig, BayesConfig, BusBackend, BusConfig, GreylistConfig, StateBackend, StateConfig};
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -31,6 +31,7 @@ pub struct Config {
     pub dns: DnsConfig,
     /// Default policy for every domain; a domain's `policy` table overrides fields.
     pub policy: PolicyConfig,
+    pub bus: BusConfig,
     pub state: StateConfig,
     pub greylist: GreylistConfig,
     pub awl: AwlConfig,

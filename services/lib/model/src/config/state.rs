@@ -115,3 +115,31 @@ impl Default for BayesConfig {
         Self { enabled: true, min_learned: 200, reload_every: HumanDuration::secs(30) }
     }
 }
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BusBackend {
+    /// The redb queue in `queue.data_dir`: edge and relay in one process (`serve`).
+    #[default]
+    Embedded,
+    /// NATS JetStream: edges and relays as separate processes.
+    Nats,
+}
+
+/// The message bus between the edge and the relay.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BusConfig {
+    /// "embedded" (default) or "nats".
+    pub backend: BusBackend,
+    /// NATS server for the "nats" backend. Default "nats://127.0.0.1:4222".
+    pub nats_url: String,
+    /// Copies of the queue stream in a NATS cluster. Default 1.
+    pub nats_replicas: usize,
+}
+
+impl Default for BusConfig {
+    fn default() -> Self {
+        Self { backend: BusBackend::Embedded, nats_url: "nats://127.0.0.1:4222".into(), nats_replicas: 1 }
+    }
+}

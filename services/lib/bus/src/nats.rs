@@ -1,0 +1,247 @@
+//! The bus on NATS JetStream, for clusters: one work-queue stream (file storage) whose
+//! subjects are the topics, one durable pull consumer per topic shared by every relay.
+//!
+//! - `publish` resolves on the stream's PubAck (the message is stored, replicated as
+//!   configured). A body above 512 KiB goes to the object store and the message
+//!   carries its name; it is deleted once the message is acked.
+//! - `fetch` leases through the consumer's ack wait (the visibility timeout): a
+//!   message not acked by then is delivered again, to any relay.
+//! - JetStream messages cannot change, so `retry` stores the new metadata (the
+//!   per-recipient status) in a key-value bucket under the message's sequence, then
+//!   naks with the delay; `fetch` reads it back from there.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use async_nats::HeaderMap;
+use async_nats::jetstream::consumer::pull::Config as PullConfig;
+use async_nats::jetstream::consumer::{AckPolicy, PullConsumer};
+use async_nats::jetstream::message::AckKind;
+use async_nats::jetstream::object_store::ObjectStore;
+use async_nats::jetstream::stream::{Config as StreamConfig, RetentionPolicy, StorageType};
+use async_nats::jetstream::{self, kv};
+use futures_util::StreamExt;
+use tokio::io::AsyncReadExt;
+
+use crate::{Bus, BusError, DELIVER_TOPIC, Delivery, MessageId, QUARANTINE_TOPIC};
+
+/// Bodies larger than this go to the object store (JetStream's default message limit
+/// is 1 MiB, with headers and metadata).
+pub const MAX_INLINE_BODY: usize = 512 * 1024;
+const STREAM: &str = "REMPART_QUEUE";
+const BODY_HEADER: &str = "Rempart-Body-Object";
+/// Topics the stream carries (`rempart.scan` comes with the post-queue scan).
+const TOPICS: &[&str] = &[DELIVER_TOPIC, QUARANTINE_TOPIC, "rempart.scan"];
+
+#[derive(Debug, Clone)]
+pub struct NatsOptions {
+    pub url: String,
+    /// Copies of the stream in a NATS cluster.
+    pub replicas: usize,
+}
+
+#[derive(Clone)]
+pub struct NatsBus {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    jetstream: jetstream::Context,
+    stream: jetstream::stream::Stream,
+    /// Metadata replaced by `retry`, by stream sequence.
+    metadata: kv::Store,
+    bodies: ObjectStore,
+    consumers: tokio::sync::Mutex<HashMap<String, PullConsumer>>,
+    /// Messages handed out and not yet acked or retried, by stream sequence.
+    leased: Mutex<HashMap<MessageId, jetstream::Message>>,
+}
+
+fn storage<E: std::fmt::Display>(e: E) -> BusError {
+    BusError::Storage(format!("nats: {e}"))
+}
+
+impl NatsBus {
+    pub async fn connect(options: &NatsOptions) -> Result<NatsBus, BusError> {
+        let client = async_nats::connect(&options.url).await.map_err(|e| BusError::Storage(format!("nats {}: {e}", options.url)))?;
+        let jetstream = jetstream::new(client);
+        let replicas = options.replicas.max(1);
+        let stream = jetstream
+            .get_or_create_stream(StreamConfig {
+                name: STREAM.into(),
+                subjects: TOPICS.iter().map(|t| t.to_string()).collect(),
+                retention: RetentionPolicy::WorkQueue,
+                storage: StorageType::File,
+                num_replicas: replicas,
+                ..Default::default()
+            })
+            .await
+            .map_err(storage)?;
+        let metadata = jetstream
+            .create_or_update_key_value(kv::Config {
+                bucket: "rempart-queue-meta".into(),
+                history: 1,
+                num_replicas: replicas,
+                ..Default::default()
+            })
+            .await
+            .map_err(storage)?;
+        let bodies = match jetstream.get_object_store("rempart-bodies").await {
+            Ok(store) => store,
+            Err(_) => jetstream
+                .create_object_store(jetstream::object_store::Config {
+                    bucket: "rempart-bodies".into(),
+                    num_replicas: replicas,
+                    storage: StorageType::File,
+                    ..Default::default()
+                })
+                .await
+                .map_err(storage)?,
+        };
+        Ok(NatsBus {
+            inner: Arc::new(Inner {
+                jetstream,
+                stream,
+                metadata,
+                bodies,
+                consumers: tokio::sync::Mutex::new(HashMap::new()),
+                leased: Mutex::new(HashMap::new()),
+            }),
+        })
+    }
+
+    /// The topic's durable consumer, shared by every process that fetches from it.
+    async fn consumer(&self, topic: &str, lease: Duration) -> Result<PullConsumer, BusError> {
+        let mut consumers = self.inner.consumers.lock().await;
+        if let Some(c) = consumers.get(topic) {
+            return Ok(c.clone());
+        }
+        let name = topic.replace('.', "-");
+        let consumer: PullConsumer = self
+            .inner
+            .stream
+            .get_or_create_consumer(
+                &name,
+                PullConfig {
+                    durable_name: Some(name.clone()),
+                    filter_subject: topic.to_string(),
+                    ack_policy: AckPolicy::Explicit,
+                    ack_wait: lease,
+                    max_ack_pending: 10_000,
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(storage)?;
+        consumers.insert(topic.to_string(), consumer.clone());
+        Ok(consumer)
+    }
+
+    fn take(&self, id: MessageId) -> Result<jetstream::Message, BusError> {
+        self.inner
+            .leased
+            .lock()
+            .map_err(|_| BusError::Storage("lease table poisoned".into()))?
+            .remove(&id)
+            .ok_or_else(|| BusError::Storage(format!("message {id} is not leased here")))
+    }
+
+    async fn decode(&self, message: &jetstream::Message, id: MessageId) -> Result<(Vec<u8>, Vec<u8>), BusError> {
+        let payload = &message.payload;
+        let meta_len = payload.get(..4).and_then(|b| b.try_into().ok()).map(u32::from_be_bytes).unwrap_or(0) as usize;
+        let (meta, inline) = payload.get(4..).map_or((&[][..], &[][..]), |rest| rest.split_at(meta_len.min(rest.len())));
+        let meta = match self.inner.metadata.get(format!("m{id}")).await.map_err(storage)? {
+            Some(updated) => updated.to_vec(),
+            None => meta.to_vec(),
+        };
+        let body = match message.headers.as_ref().and_then(|h| h.get(BODY_HEADER)) {
+            Some(name) => {
+                let mut object = self.inner.bodies.get(name.as_str()).await.map_err(storage)?;
+                let mut body = Vec::new();
+                object.read_to_end(&mut body).await.map_err(storage)?;
+                body
+            }
+            None => inline.to_vec(),
+        };
+        Ok((meta, body))
+    }
+}
+
+impl Bus for NatsBus {
+    async fn publish(&self, topic: &str, meta: Vec<u8>, body: Vec<u8>) -> Result<MessageId, BusError> {
+        let mut headers = HeaderMap::new();
+        let mut payload = Vec::with_capacity(4 + meta.len() + body.len().min(MAX_INLINE_BODY));
+        payload.extend_from_slice(&u32::try_from(meta.len()).map_err(storage)?.to_be_bytes());
+        payload.extend_from_slice(&meta);
+        if body.len() > MAX_INLINE_BODY {
+            let name = format!("body-{}-{:x}", now_ms(), rand_u64());
+            self.inner.bodies.put(name.as_str(), &mut body.as_slice()).await.map_err(storage)?;
+            headers.insert(BODY_HEADER, name.as_str());
+        } else {
+            payload.extend_from_slice(&body);
+        }
+        let ack = self.inner.jetstream.publish_with_headers(topic.to_string(), headers, payload.into()).await.map_err(storage)?;
+        Ok(ack.await.map_err(storage)?.sequence)
+    }
+
+    async fn fetch(&self, topic: &str, max: usize, lease: Duration, wait: Duration) -> Result<Vec<Delivery>, BusError> {
+        let consumer = self.consumer(topic, lease).await?;
+        let mut batch = consumer.fetch().max_messages(max).expires(wait).messages().await.map_err(storage)?;
+        let mut out = Vec::new();
+        while let Some(message) = batch.next().await {
+            let message = message.map_err(storage)?;
+            let (id, deliveries, published_at_ms) = {
+                let info = message.info().map_err(storage)?;
+                (info.stream_sequence, info.delivered.max(1) as u32, (info.published.unix_timestamp_nanos() / 1_000_000) as u64)
+            };
+            let (meta, body) = self.decode(&message, id).await?;
+            self.inner.leased.lock().map_err(|_| BusError::Storage("lease table poisoned".into()))?.insert(id, message);
+            out.push(Delivery { id, deliveries, published_at_ms, meta, body });
+        }
+        Ok(out)
+    }
+
+    async fn ack(&self, id: MessageId) -> Result<(), BusError> {
+        let message = self.take(id)?;
+        message.double_ack().await.map_err(storage)?;
+        // Cleanup after the ack: a crash in between leaves garbage, never a lost message.
+        let _ = self.inner.metadata.purge(format!("m{id}")).await;
+        if let Some(name) = message.headers.as_ref().and_then(|h| h.get(BODY_HEADER)) {
+            let _ = self.inner.bodies.delete(name.as_str()).await;
+        }
+        Ok(())
+    }
+
+    async fn retry(&self, id: MessageId, meta: Vec<u8>, delay: Duration) -> Result<(), BusError> {
+        let message = self.take(id)?;
+        self.inner.metadata.put(format!("m{id}"), meta.into()).await.map_err(storage)?;
+        message.ack_with(AckKind::Nak(Some(delay))).await.map_err(storage)
+    }
+
+    async fn pending(&self, topic: &str) -> Result<usize, BusError> {
+        let name = topic.replace('.', "-");
+        match self.inner.stream.get_consumer::<PullConfig>(&name).await {
+            Ok(mut consumer) => {
+                let info = consumer.info().await.map_err(storage)?;
+                Ok(info.num_pending as usize + info.num_ack_pending)
+            }
+            // Nobody consumed the topic yet: all the stream holds is waiting.
+            Err(_) => {
+                let mut stream = self.inner.stream.clone();
+                Ok(stream.info().await.map_err(storage)?.state.messages as usize)
+            }
+        }
+    }
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Unique enough for object names (with the time), without a random-number crate.
+fn rand_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(now_ms());
+    h.finish()
+}

@@ -1,0 +1,145 @@
+//! Cluster mode, several processes on one real nats-server: `rempart edge` ×2 and
+//! `rempart relay` ×2 sharing the JetStream bus and the NATS state. Messages arrive
+//! exactly once; greylisting is shared; relays killed with SIGKILL and a restarted
+//! nats-server lose nothing. (The scanner still runs inside each edge: the gRPC
+//! scanner service is not built yet.)
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rempart_tests::nats::NatsServer;
+use rempart_tests::{Gateway, Sink, SinkMode, SmtpClient, message};
+
+fn config(nats: &NatsServer, sink: &Sink, extra: &str) -> String {
+    format!(
+        "[smtp]\nhostname = \"gw.test\"\n[[smtp.listener]]\naddress = \"{{listen}}\"\n[queue]\ndata_dir = \"{{data}}\"\nretry = [\"1s\"]\nvisibility_timeout = \"3s\"\n\
+         [bus]\nbackend = \"nats\"\nnats_url = \"{url}\"\n[state]\nbackend = \"nats\"\nnats_url = \"{url}\"\n{extra}\n\
+         [[domain]]\nname = \"example.com\"\nroute = \"{route}\"\n",
+        url = nats.url(),
+        route = sink.route()
+    )
+}
+
+fn subject_of(data: &[u8]) -> Option<String> {
+    String::from_utf8_lossy(data).lines().find_map(|l| l.strip_prefix("Subject: ").map(str::to_string))
+}
+
+/// Copies received per subject.
+fn copies(sink: &Sink) -> HashMap<String, usize> {
+    let mut out = HashMap::new();
+    for m in sink.messages() {
+        *out.entry(subject_of(&m.data).unwrap_or_default()).or_default() += 1;
+    }
+    out
+}
+
+#[test]
+fn two_edges_two_relays_deliver_each_message_exactly_once() {
+    let nats = NatsServer::start();
+    let sink = Sink::start(SinkMode::Accept);
+    let cfg = config(&nats, &sink, "[greylist]\nenabled = false\n");
+    let edges = [Gateway::start_role(&cfg, "edge"), Gateway::start_role(&cfg, "edge")];
+    let _relays = [Gateway::start_role(&cfg, "relay"), Gateway::start_role(&cfg, "relay")];
+    let mut clients: Vec<SmtpClient> = edges.iter().map(|e| SmtpClient::connect(&e.addr())).collect();
+    for c in &mut clients {
+        c.ehlo();
+    }
+    const N: usize = 40;
+    for i in 0..N {
+        let reply = clients[i % 2].send_mail("s@sender.test", &["alice@example.com"], &message(&format!("cluster {i}")));
+        assert_eq!(reply.code, 250, "{reply:?}");
+    }
+    let got = sink.wait_for(N, Duration::from_secs(30));
+    std::thread::sleep(Duration::from_secs(1)); // late duplicates would show now
+    let copies = copies(&sink);
+    assert_eq!(got.len(), N, "every message delivered");
+    let duplicated: Vec<_> = copies.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(duplicated.is_empty(), "delivered more than once: {duplicated:?}");
+    assert_eq!(copies.len(), N);
+}
+
+#[test]
+fn greylisting_is_shared_between_edges() {
+    let nats = NatsServer::start();
+    let sink = Sink::start(SinkMode::Accept);
+    let cfg = config(&nats, &sink, "[policy]\ngreylist = -100.0\n[greylist]\nmin_delay = \"2s\"\n");
+    let (a, b) = (Gateway::start_role(&cfg, "edge"), Gateway::start_role(&cfg, "edge"));
+    let _relay = Gateway::start_role(&cfg, "relay");
+    let mut ca = SmtpClient::connect(&a.addr());
+    ca.ehlo();
+    let r = ca.send_mail("alice@sender.test", &["bob@example.com"], &message("grey"));
+    assert_eq!((r.code, r.enhanced().as_deref()), (451, Some("4.7.1")), "{r:?}");
+    std::thread::sleep(Duration::from_millis(2200));
+    let mut cb = SmtpClient::connect(&b.addr());
+    cb.ehlo();
+    let r = cb.send_mail("alice@sender.test", &["bob@example.com"], &message("grey"));
+    assert_eq!(r.code, 250, "the retry through edge B passes: {r:?}");
+    assert_eq!(sink.wait_for(1, Duration::from_secs(20)).len(), 1);
+}
+
+/// Sends continuously through the edges until stopped; returns the subjects answered 250.
+fn sustained_sending(edges: Vec<String>, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<Vec<String>> {
+    std::thread::spawn(move || {
+        let accepted = Arc::new(Mutex::new(Vec::new()));
+        let workers: Vec<_> = (0..4)
+            .map(|w| {
+                let (edges, stop, accepted) = (edges.clone(), stop.clone(), accepted.clone());
+                std::thread::spawn(move || {
+                    let mut i = 0;
+                    while !stop.load(Ordering::Relaxed) {
+                        let subject = format!("load {w}-{i}");
+                        i += 1;
+                        if rempart_tests::client::try_send(&edges[i % edges.len()], &subject).is_ok_and(|code| code == 250) {
+                            accepted.lock().unwrap().push(subject);
+                        }
+                    }
+                })
+            })
+            .collect();
+        for w in workers {
+            let _ = w.join();
+        }
+        accepted.lock().unwrap().clone()
+    })
+}
+
+#[test]
+fn kill_9_of_edges_and_relays_and_a_nats_restart_lose_nothing() {
+    let mut nats = NatsServer::start();
+    let sink = Sink::start(SinkMode::Accept);
+    let cfg = config(&nats, &sink, "[greylist]\nenabled = false\n");
+    let mut edges = [Gateway::start_role(&cfg, "edge"), Gateway::start_role(&cfg, "edge")];
+    let mut relays = [Gateway::start_role(&cfg, "relay"), Gateway::start_role(&cfg, "relay")];
+    let stop = Arc::new(AtomicBool::new(false));
+    let sender = sustained_sending(edges.iter().map(Gateway::addr).collect(), stop.clone());
+    // Each role in turn, several times: relay A, edge A, relay B, edge B, …
+    for round in 0..8 {
+        std::thread::sleep(Duration::from_millis(700));
+        let victim = if round % 2 == 0 { &mut relays[(round / 2) % 2] } else { &mut edges[(round / 2) % 2] };
+        victim.kill9();
+        std::thread::sleep(Duration::from_millis(300));
+        victim.restart();
+    }
+    // nats-server itself: killed and restarted on its file storage.
+    std::thread::sleep(Duration::from_millis(500));
+    nats.restart();
+    std::thread::sleep(Duration::from_secs(2));
+    stop.store(true, Ordering::Relaxed);
+    let accepted = sender.join().unwrap();
+    assert!(accepted.len() > 20, "too little load to mean anything: {}", accepted.len());
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let mut missing: Vec<String>;
+    loop {
+        let got = copies(&sink);
+        missing = accepted.iter().filter(|s| !got.contains_key(*s)).cloned().collect();
+        if missing.is_empty() || std::time::Instant::now() > deadline {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let duplicates: usize = copies(&sink).values().map(|n| n - 1).sum();
+    eprintln!("cluster crash test: {} accepted, {} missing, {duplicates} duplicates", accepted.len(), missing.len());
+    assert!(missing.is_empty(), "answered 250 but never delivered: {missing:?}");
+}
