@@ -60,7 +60,8 @@ fn newest_file(dir: &Path) -> Option<std::time::SystemTime> {
 
 pub struct Gateway {
     child: Option<Child>,
-    /// The subcommand: "serve", "edge" or "relay".
+    /// The subcommand: "serve", "edge", "relay" or "scanner" (whose gRPC listener
+    /// takes the `{listen}` address).
     role: &'static str,
     pub port: u16,
     pub dir: tempfile::TempDir,
@@ -76,7 +77,7 @@ impl Gateway {
         Self::start_role(config, "serve")
     }
 
-    /// Starts `rempart ROLE` ("serve", "edge" or "relay") the same way.
+    /// Starts `rempart ROLE` the same way.
     pub fn start_role(config: &str, role: &'static str) -> Gateway {
         let dir = tempfile::tempdir().expect("tempdir");
         let port = free_port();

@@ -1,8 +1,8 @@
 //! Cluster mode, several processes on one real nats-server: `rempart edge` ×2 and
 //! `rempart relay` ×2 sharing the JetStream bus and the NATS state. Messages arrive
 //! exactly once; greylisting is shared; relays killed with SIGKILL and a restarted
-//! nats-server lose nothing. (The scanner still runs inside each edge: the gRPC
-//! scanner service is not built yet.)
+//! nats-server lose nothing; edges scan through `rempart scanner` processes over gRPC,
+//! moving to another scanner when one is down and deferring (451 4.3.0) when none is up.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -142,4 +142,58 @@ fn kill_9_of_edges_and_relays_and_a_nats_restart_lose_nothing() {
     let duplicates: usize = copies(&sink).values().map(|n| n - 1).sum();
     eprintln!("cluster crash test: {} accepted, {} missing, {duplicates} duplicates", accepted.len(), missing.len());
     assert!(missing.is_empty(), "answered 250 but never delivered: {missing:?}");
+}
+
+/// Scores 5.60 (see verdicts.rs).
+const SPAMMY: &str = "From: Promo <promo@sender.test>\r\nSubject: Great offer\r\nContent-Type: text/html\r\n\r\n<html><a hReF=\"http://shop.example\">Buy now</a></html>\r\n";
+
+#[test]
+fn edges_scan_through_remote_scanners_and_fall_back() {
+    let nats = NatsServer::start();
+    let sink = Sink::start(SinkMode::Accept);
+    let common = format!(
+        "[state]\nbackend = \"nats\"\nnats_url = \"{url}\"\n[greylist]\nenabled = false\n[policy]\nreject = 5.0\n[dns]\noffline = true\n",
+        url = nats.url()
+    );
+    let scanner_cfg = format!("{common}[scanner]\nlisten = \"{{listen}}\"\n");
+    let mut scanners = [Gateway::start_role(&scanner_cfg, "scanner"), Gateway::start_role(&scanner_cfg, "scanner")];
+    let endpoints: Vec<String> = scanners.iter().map(|s| format!("\"http://{}\"", s.addr())).collect();
+    let edge_cfg = format!(
+        "[smtp]\nhostname = \"gw.test\"\n[[smtp.listener]]\naddress = \"{{listen}}\"\n[queue]\ndata_dir = \"{{data}}\"\n\
+         [bus]\nbackend = \"nats\"\nnats_url = \"{url}\"\n{common}[scanner]\nendpoints = [{endpoints}]\ntimeout = \"5s\"\n\
+         [[domain]]\nname = \"example.com\"\nroute = \"{route}\"\n",
+        url = nats.url(),
+        endpoints = endpoints.join(", "),
+        route = sink.route()
+    );
+    let edge = Gateway::start_role(&edge_cfg, "edge");
+    let _relay = Gateway::start_role(&edge_cfg, "relay");
+    let send = |data: &str| {
+        let mut c = SmtpClient::connect(&edge.addr());
+        c.ehlo();
+        c.send_mail("promo@sender.test", &["alice@example.com"], data)
+    };
+    // The verdict comes from a scanner process and is answered in the session.
+    let r = send(SPAMMY);
+    assert_eq!((r.code, r.enhanced().as_deref()), (550, Some("5.7.1")), "{r:?}");
+    assert!(r.text().contains("score 5.60") && r.text().contains("MIXED_HREF_CASE"), "{r:?}");
+    for i in 0..4 {
+        assert_eq!(send(&message(&format!("clean {i}"))).code, 250);
+    }
+    let scanned = scanners.iter().filter(|s| s.log().contains("scanned")).count();
+    assert_eq!(scanned, 2, "both scanners took work");
+    // One scanner down: the other takes everything.
+    scanners[0].kill9();
+    for i in 0..4 {
+        let r = send(&message(&format!("one scanner {i}")));
+        assert_eq!(r.code, 250, "{r:?}");
+    }
+    // None: the sender is told to retry, nothing is accepted unscanned.
+    scanners[1].kill9();
+    let r = send(&message("no scanner"));
+    assert_eq!((r.code, r.enhanced().as_deref()), (451, Some("4.3.0")), "{r:?}");
+    scanners[1].restart();
+    let r = send(&message("scanner back"));
+    assert_eq!(r.code, 250, "{r:?}");
+    assert_eq!(sink.wait_for(9, Duration::from_secs(20)).len(), 9);
 }

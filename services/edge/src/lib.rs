@@ -36,6 +36,9 @@ pub(crate) struct Shared<B> {
     pub scanner: Option<Arc<rempart_scanner::Scanner>>,
     /// Greylisting lives here; `None` without shared state.
     pub state: Option<Arc<rempart_state::SharedState>>,
+    /// Remote scanners (`scanner.endpoints`): they scan instead of `scanner`, which
+    /// then serves only for the policy's reply texts and headers.
+    pub remote: Option<Arc<rempart_scanner::grpc::RemoteScanner>>,
 }
 
 /// Resolves once `shutdown` turns true (or its sender is gone).

@@ -31,6 +31,7 @@ impl<B: Bus> Edge<B> {
         bus: B,
         scanner: Option<Arc<rempart_scanner::Scanner>>,
         state: Option<Arc<rempart_state::SharedState>>,
+        remote: Option<Arc<rempart_scanner::grpc::RemoteScanner>>,
     ) -> Result<Self, EdgeError> {
         let tls = match (&config.tls.cert, &config.tls.key) {
             (Some(cert), Some(key)) => Some(tls::load_acceptor(cert, key)?),
@@ -43,7 +44,7 @@ impl<B: Bus> Edge<B> {
             listeners.push((socket, listener.clone()));
         }
         let limits = ConnectionLimits::new(config.smtp.max_connections, config.smtp.max_connections_per_ip);
-        Ok(Self { shared: Arc::new(Shared { config, bus, tls, scanner, state }), limits, listeners })
+        Ok(Self { shared: Arc::new(Shared { config, bus, tls, scanner, state, remote }), limits, listeners })
     }
 
     /// The bound addresses (useful with port 0).

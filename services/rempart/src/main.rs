@@ -37,6 +37,9 @@ enum Command {
     /// Run only the relay, consuming the NATS bus.
     #[command(after_help = AFTER_HELP)]
     Relay,
+    /// Run only the scanner, as a gRPC service for edges (`scanner.listen`).
+    #[command(after_help = AFTER_HELP)]
+    Scanner,
     /// Work with configuration files.
     #[command(subcommand)]
     Config(config_cmd::ConfigCommand),
@@ -62,6 +65,7 @@ fn main() -> ExitCode {
         Command::Serve => serve::run(cli.config.as_deref(), serve::ALL),
         Command::Edge => serve::run(cli.config.as_deref(), serve::EDGE),
         Command::Relay => serve::run(cli.config.as_deref(), serve::RELAY),
+        Command::Scanner => serve::run(cli.config.as_deref(), serve::SCANNER),
         Command::Config(cmd) => config_cmd::run(cmd, cli.config.as_deref()),
         Command::Score(args) => score_cmd::run(args, cli.config.as_deref()),
         Command::CheckSender(args) => check_sender_cmd::run(args, cli.config.as_deref()),

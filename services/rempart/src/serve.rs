@@ -18,11 +18,14 @@ use tokio::sync::watch;
 pub struct Roles {
     pub edge: bool,
     pub relay: bool,
+    /// The gRPC scanner service (`rempart scanner`).
+    pub scanner: bool,
 }
 
-pub const ALL: Roles = Roles { edge: true, relay: true };
-pub const EDGE: Roles = Roles { edge: true, relay: false };
-pub const RELAY: Roles = Roles { edge: false, relay: true };
+pub const ALL: Roles = Roles { edge: true, relay: true, scanner: false };
+pub const EDGE: Roles = Roles { edge: true, relay: false, scanner: false };
+pub const RELAY: Roles = Roles { edge: false, relay: true, scanner: false };
+pub const SCANNER: Roles = Roles { edge: false, relay: false, scanner: true };
 
 pub fn run(config_path: Option<&Path>, roles: Roles) -> Result<(), String> {
     let config = Arc::new(crate::load_config(config_path)?);
@@ -31,7 +34,7 @@ pub fn run(config_path: Option<&Path>, roles: Roles) -> Result<(), String> {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    if config.bus.backend == BusBackend::Embedded && !(roles.edge && roles.relay) {
+    if config.bus.backend == BusBackend::Embedded && roles.edge != roles.relay {
         return Err("the embedded bus is one process's: run `rempart serve`, or set [bus] backend = \"nats\"".into());
     }
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| format!("cannot start the runtime: {e}"))?;
@@ -53,20 +56,46 @@ async fn open_bus(config: &Config) -> Result<AnyBus, String> {
     })
 }
 
+/// The scanner with the shared state (AWL, Bayes reloaded as it changes).
+async fn scanner_with_state(config: &Config) -> Result<(Arc<rempart_scanner::Scanner>, Arc<SharedState>), String> {
+    let state = Arc::new(SharedState::open(config).await.map_err(|e| format!("state: {e}"))?);
+    state.spawn_bayes_reloader(config.bayes.reload_every.0);
+    let scanner = rempart_scanner::Scanner::new(config).map_err(|e| format!("configuration: {e}"))?;
+    Ok((Arc::new(scanner.with_state(state.clone())), state))
+}
+
 async fn serve(config: Arc<Config>, roles: Roles) -> Result<(), String> {
-    let bus = open_bus(&config).await?;
     let (stop, stopped) = watch::channel(false);
     let mut tasks = Vec::new();
+    if roles.scanner {
+        let (scanner, _state) = scanner_with_state(&config).await?;
+        let listen = config.scanner.listen;
+        let mut stopping = stopped.clone();
+        tasks.push(tokio::spawn(async move {
+            let shutdown = async move {
+                let _ = stopping.wait_for(|stop| *stop).await;
+            };
+            if let Err(e) = rempart_scanner::grpc::serve(scanner, listen, shutdown).await {
+                tracing::error!(error = %e, "scanner service stopped");
+            }
+        }));
+        tracing::info!(%listen, "scanner listening (gRPC)");
+    }
+    if !(roles.edge || roles.relay) {
+        return run_until_signal(&config, roles, stop, tasks).await;
+    }
+    let bus = open_bus(&config).await?;
     if roles.edge {
-        let state = Arc::new(SharedState::open(&config).await.map_err(|e| format!("state: {e}"))?);
-        state.spawn_bayes_reloader(config.bayes.reload_every.0);
-        let scanner = if config.scanner.enabled {
-            let scanner = rempart_scanner::Scanner::new(&config).map_err(|e| format!("configuration: {e}"))?;
-            Some(Arc::new(scanner.with_state(state.clone())))
-        } else {
-            None
+        let (scanner, state) = scanner_with_state(&config).await?;
+        let scanner = config.scanner.enabled.then_some(scanner);
+        let remote = match (&scanner, config.scanner.endpoints.is_empty()) {
+            (Some(_), false) => Some(Arc::new(
+                rempart_scanner::grpc::RemoteScanner::new(&config.scanner.endpoints, config.scanner.timeout.0)
+                    .map_err(|e| format!("configuration: {e}"))?,
+            )),
+            _ => None,
         };
-        let edge = Edge::bind(config.clone(), bus.clone(), scanner, Some(state)).await.map_err(|e| e.to_string())?;
+        let edge = Edge::bind(config.clone(), bus.clone(), scanner, Some(state), remote).await.map_err(|e| e.to_string())?;
         if config.domains.is_empty() {
             tracing::warn!("no [[domain]] configured: every recipient will be refused (relaying for nobody)");
         }
@@ -76,7 +105,16 @@ async fn serve(config: Arc<Config>, roles: Roles) -> Result<(), String> {
         let relay = Relay::new(config.clone(), bus).map_err(|e| format!("relay TLS setup: {e}"))?;
         tasks.push(tokio::spawn(relay.run(stopped)));
     }
-    tracing::info!(bus = ?config.bus.backend, edge = roles.edge, relay = roles.relay, domains = config.domains.len(), "rempart serving");
+    run_until_signal(&config, roles, stop, tasks).await
+}
+
+async fn run_until_signal(
+    config: &Config,
+    roles: Roles,
+    stop: watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+) -> Result<(), String> {
+    tracing::info!(bus = ?config.bus.backend, edge = roles.edge, relay = roles.relay, scanner = roles.scanner, domains = config.domains.len(), "rempart serving");
 
     wait_for_signal().await;
     tracing::info!("shutting down: no new connections, finishing sessions and deliveries in flight");

@@ -7,6 +7,7 @@ pub mod checks;
 pub mod composite;
 pub mod diagnose;
 pub mod dns;
+pub mod grpc;
 pub mod html;
 pub mod lists;
 pub mod message;

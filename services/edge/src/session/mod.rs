@@ -213,7 +213,7 @@ impl<B: Bus> Session<B> {
         let tx = std::mem::take(&mut self.tx);
         self.state = State::Greeted;
         let queue_id = QueueId::generate();
-        let (verdict, body) = match self.scan(&tx, body).await {
+        let (verdict, body) = match self.scan(&tx, queue_id.as_str(), body).await {
             Ok(scanned) => scanned,
             Err(reply) => return reply,
         };

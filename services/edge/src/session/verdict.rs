@@ -14,11 +14,21 @@ impl<B: Bus> Session<B> {
     /// Scans `body` (off the async threads); gives the body back with the verdict.
     /// A scanner failure is a temporary error: the message is neither lost nor
     /// accepted unscanned.
-    pub(super) async fn scan(&self, tx: &Transaction, body: Vec<u8>) -> Result<(Option<Verdict>, Vec<u8>), Reply> {
+    pub(super) async fn scan(&self, tx: &Transaction, queue_id: &str, body: Vec<u8>) -> Result<(Option<Verdict>, Vec<u8>), Reply> {
         let Some(scanner) = self.shared.scanner.clone() else { return Ok((None, body)) };
         let facts = self.facts.clone();
         let return_path = tx.return_path.clone();
         let recipients: Vec<String> = tx.recipients.iter().map(|r| r.address.clone()).collect();
+        if let Some(remote) = &self.shared.remote {
+            let input = ScanInput { facts: &facts, return_path: &return_path, recipients: &recipients, message: &body };
+            return match remote.scan(queue_id, &input).await {
+                Ok(verdict) => Ok((Some(verdict), body)),
+                Err(e) => {
+                    tracing::warn!(queue_id, client = %self.facts.peer_ip, error = %e, "remote scan failed; deferring the message");
+                    Err(Reply::new(451, "4.3.0", "Temporary failure while checking the message, please try again later"))
+                }
+            };
+        }
         // DNS lookups wait on the async threads; parsing and checks take CPU, so they
         // run on a blocking thread.
         let network = scanner
@@ -111,6 +121,10 @@ impl<B: Bus> Session<B> {
     /// Adds the verdict to the sender's AWL history, in the background: the reply
     /// does not wait for it.
     pub(super) fn record(&self, tx: &Transaction, verdict: &Verdict) {
+        // A remote scanner records the history itself.
+        if self.shared.remote.is_some() {
+            return;
+        }
         let Some(scanner) = self.shared.scanner.clone() else { return };
         let (return_path, peer_ip, verdict) = (tx.return_path.clone(), self.facts.peer_ip.clone(), verdict.clone());
         tokio::spawn(async move { scanner.record(&return_path, &peer_ip, &verdict).await });

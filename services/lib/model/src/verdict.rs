@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 #[serde(rename_all = "snake_case")]
 pub enum Action {
     Accept,
-    /// Temporary refusal for the first attempt (needs shared state: issue #5).
+    /// Greylisting (`[greylist]`): deferred until a retry after the minimum delay.
     Greylist,
     /// Accepted with X-Spam-* headers (and an optional subject tag).
     AddHeader,

@@ -53,6 +53,14 @@ pub struct ScannerConfig {
     /// Same fields; a refusal adds URIBL_BLOCKED.
     #[serde(rename = "uribl")]
     pub uri_lists: Vec<DnsListConfig>,
+    /// Remote scanners for `rempart edge` ("http://host:port", gRPC), used in turn; a
+    /// connection error moves on to the next. Empty (default): the edge scans in process.
+    pub endpoints: Vec<String>,
+    /// Deadline of a remote scan; past it (or with no scanner reachable) the message
+    /// gets `451 4.3.0` and the sender retries. Default "15s".
+    pub timeout: crate::HumanDuration,
+    /// Where `rempart scanner` serves gRPC. Default "127.0.0.1:7300".
+    pub listen: std::net::SocketAddr,
 }
 
 /// One DNS list (DNSBL or DNSWL) queried with the client's address.
@@ -93,6 +101,9 @@ impl Default for ScannerConfig {
             composites: Vec::new(),
             dns_lists: Vec::new(),
             uri_lists: Vec::new(),
+            endpoints: Vec::new(),
+            timeout: crate::HumanDuration::secs(15),
+            listen: std::net::SocketAddr::from(([127, 0, 0, 1], 7300)),
         }
     }
 }

@@ -1,0 +1,77 @@
+//! rempart.v1: the messages and services generated from `proto/rempart/v1/*.proto`.
+
+pub mod v1 {
+    tonic::include_proto!("rempart.v1");
+
+    /// For gRPC reflection.
+    pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("rempart_v1_descriptor");
+}
+
+use rempart_model::{Action, SessionFacts, SymbolHit, Verdict};
+
+impl From<&Verdict> for v1::Verdict {
+    fn from(v: &Verdict) -> Self {
+        v1::Verdict {
+            score: v.score,
+            action: v.action.as_str().to_string(),
+            symbols: v
+                .symbols
+                .iter()
+                .map(|s| v1::Symbol {
+                    name: s.name.clone(),
+                    score: s.score,
+                    group: s.group.clone(),
+                    description: s.description.clone(),
+                    description_fr: s.description_fr.clone(),
+                    detail: s.detail.clone(),
+                })
+                .collect(),
+            listed: v.listed.clone(),
+            scanner_id: v.scanner_id.clone(),
+            elapsed_us: v.elapsed_us,
+            offline: v.offline,
+            authentication_results: v.authentication_results.clone(),
+        }
+    }
+}
+
+impl TryFrom<v1::Verdict> for Verdict {
+    type Error = String;
+
+    fn try_from(v: v1::Verdict) -> Result<Self, String> {
+        let action = Action::ALL.into_iter().find(|a| a.as_str() == v.action).ok_or_else(|| format!("unknown action {:?}", v.action))?;
+        Ok(Verdict {
+            score: v.score,
+            action,
+            symbols: v
+                .symbols
+                .into_iter()
+                .map(|s| SymbolHit {
+                    name: s.name,
+                    score: s.score,
+                    group: s.group,
+                    description: s.description,
+                    description_fr: s.description_fr,
+                    detail: s.detail,
+                })
+                .collect(),
+            listed: v.listed,
+            scanner_id: v.scanner_id,
+            elapsed_us: v.elapsed_us,
+            offline: v.offline,
+            authentication_results: v.authentication_results,
+        })
+    }
+}
+
+impl From<&SessionFacts> for v1::SessionFacts {
+    fn from(f: &SessionFacts) -> Self {
+        v1::SessionFacts { peer_ip: f.peer_ip.clone(), helo: f.helo.clone(), tls: f.tls.clone() }
+    }
+}
+
+impl From<v1::SessionFacts> for SessionFacts {
+    fn from(f: v1::SessionFacts) -> Self {
+        SessionFacts { peer_ip: f.peer_ip, helo: f.helo, tls: f.tls }
+    }
+}
