@@ -35,10 +35,32 @@ fn copies(sink: &Sink) -> HashMap<String, usize> {
     out
 }
 
+/// Collects every `rempart.events.*` message (subject, payload) from now on.
+fn listen_to_events(nats: &NatsServer) -> Arc<Mutex<Vec<(String, Vec<u8>)>>> {
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let (url, sink) = (nats.url(), events.clone());
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
+        runtime.block_on(async move {
+            let client = async_nats::connect(url).await.expect("connect to nats");
+            let mut subscription = client.subscribe("rempart.events.>").await.expect("subscribe");
+            client.flush().await.expect("flush");
+            let _ = ready_tx.send(());
+            while let Some(message) = futures_util::StreamExt::next(&mut subscription).await {
+                sink.lock().unwrap().push((message.subject.to_string(), message.payload.to_vec()));
+            }
+        });
+    });
+    ready_rx.recv_timeout(Duration::from_secs(10)).expect("event subscriber ready");
+    events
+}
+
 #[test]
 fn two_edges_two_relays_deliver_each_message_exactly_once() {
     let nats = NatsServer::start();
     let sink = Sink::start(SinkMode::Accept);
+    let events = listen_to_events(&nats);
     let cfg = config(&nats, &sink, "[greylist]\nenabled = false\n");
     let edges = [Gateway::start_role(&cfg, "edge"), Gateway::start_role(&cfg, "edge")];
     let _relays = [Gateway::start_role(&cfg, "relay"), Gateway::start_role(&cfg, "relay")];
@@ -58,6 +80,25 @@ fn two_edges_two_relays_deliver_each_message_exactly_once() {
     let duplicated: Vec<_> = copies.iter().filter(|(_, n)| **n > 1).collect();
     assert!(duplicated.is_empty(), "delivered more than once: {duplicated:?}");
     assert_eq!(copies.len(), N);
+
+    // Every verdict and every delivery was published as an event (protobuf).
+    let events = events.lock().unwrap().clone();
+    let verdicts: Vec<rempart_proto::v1::VerdictEvent> = events
+        .iter()
+        .filter(|(subject, _)| subject == "rempart.events.verdict")
+        .map(|(_, payload)| prost::Message::decode(payload.as_slice()).expect("a VerdictEvent"))
+        .collect();
+    let deliveries: Vec<rempart_proto::v1::DeliveryEvent> = events
+        .iter()
+        .filter(|(subject, _)| subject == "rempart.events.delivery")
+        .map(|(_, payload)| prost::Message::decode(payload.as_slice()).expect("a DeliveryEvent"))
+        .collect();
+    assert_eq!(verdicts.len(), N, "one verdict event per message");
+    assert!(verdicts.iter().all(|v| v.verdict.as_ref().is_some_and(|v| v.action == "accept") && v.client_ip == "127.0.0.1"));
+    let delivered: std::collections::HashSet<&str> =
+        deliveries.iter().filter(|d| d.status == "delivered").map(|d| d.queue_id.as_str()).collect();
+    let queue_ids: std::collections::HashSet<&str> = verdicts.iter().map(|v| v.queue_id.as_str()).collect();
+    assert_eq!(delivered, queue_ids, "a delivery event for each message, by QueueId");
 }
 
 #[test]
@@ -106,18 +147,29 @@ fn sustained_sending(edges: Vec<String>, stop: Arc<AtomicBool>) -> std::thread::
 }
 
 #[test]
-fn kill_9_of_edges_and_relays_and_a_nats_restart_lose_nothing() {
+fn kill_9_of_every_role_and_a_nats_restart_lose_nothing() {
     let mut nats = NatsServer::start();
     let sink = Sink::start(SinkMode::Accept);
-    let cfg = config(&nats, &sink, "[greylist]\nenabled = false\n");
+    let scanner_cfg = format!(
+        "[state]\nbackend = \"nats\"\nnats_url = \"{}\"\n[greylist]\nenabled = false\n[scanner]\nlisten = \"{{listen}}\"\n",
+        nats.url()
+    );
+    let mut scanners = [Gateway::start_role(&scanner_cfg, "scanner"), Gateway::start_role(&scanner_cfg, "scanner")];
+    let endpoints: Vec<String> = scanners.iter().map(|s| format!("\"http://{}\"", s.addr())).collect();
+    let cfg = config(&nats, &sink, &format!("[greylist]\nenabled = false\n[scanner]\nendpoints = [{}]\n", endpoints.join(", ")));
     let mut edges = [Gateway::start_role(&cfg, "edge"), Gateway::start_role(&cfg, "edge")];
     let mut relays = [Gateway::start_role(&cfg, "relay"), Gateway::start_role(&cfg, "relay")];
     let stop = Arc::new(AtomicBool::new(false));
     let sender = sustained_sending(edges.iter().map(Gateway::addr).collect(), stop.clone());
-    // Each role in turn, several times: relay A, edge A, relay B, edge B, …
-    for round in 0..8 {
-        std::thread::sleep(Duration::from_millis(700));
-        let victim = if round % 2 == 0 { &mut relays[(round / 2) % 2] } else { &mut edges[(round / 2) % 2] };
+    // Each role in turn, several times: relay, edge, scanner, relay, edge, scanner, …
+    for round in 0..9 {
+        std::thread::sleep(Duration::from_millis(600));
+        let which = (round / 3) % 2;
+        let victim = match round % 3 {
+            0 => &mut relays[which],
+            1 => &mut edges[which],
+            _ => &mut scanners[which],
+        };
         victim.kill9();
         std::thread::sleep(Duration::from_millis(300));
         victim.restart();

@@ -76,7 +76,9 @@ impl<B: Bus> Relay<B> {
             }
         };
         envelope.attempts += 1;
+        let tried: Vec<bool> = envelope.recipients.iter().map(|r| matches!(r.status, DeliveryStatus::Pending { .. })).collect();
         let newly_final = self.attempt(&mut envelope, &delivery.body).await;
+        self.delivery_events(&envelope, &tried).await;
         let now = date::unix_now();
         let expired = now.saturating_sub(envelope.received_at) >= self.config.queue.max_age.0.as_secs();
         let mut reports = newly_final;
@@ -114,6 +116,27 @@ impl<B: Bus> Relay<B> {
         };
         if let Err(e) = result {
             tracing::error!(queue_id = %envelope.queue_id, error = %e, "cannot record delivery status; the message will be retried");
+        }
+    }
+
+    /// `rempart.events.delivery` for the recipients this attempt `tried` (NATS bus only).
+    async fn delivery_events(&self, envelope: &Envelope, tried: &[bool]) {
+        let now = date::unix_now() as i64;
+        for (r, _) in envelope.recipients.iter().zip(tried).filter(|(_, tried)| **tried) {
+            let (status, reply) = match &r.status {
+                DeliveryStatus::Pending { last_reply } => ("deferred", last_reply.clone().unwrap_or_default()),
+                DeliveryStatus::Delivered { reply, .. } => ("delivered", reply.clone()),
+                DeliveryStatus::Failed { reply, .. } => ("failed", reply.clone()),
+            };
+            let event = rempart_proto::v1::DeliveryEvent {
+                queue_id: envelope.queue_id.to_string(),
+                recipient: r.address.clone(),
+                status: status.into(),
+                reply,
+                attempts: envelope.attempts,
+                at: now,
+            };
+            self.bus.event(rempart_bus::DELIVERY_EVENTS, prost::Message::encode_to_vec(&event)).await;
         }
     }
 

@@ -225,6 +225,7 @@ impl<B: Bus> Session<B> {
                 listed = v.listed.as_deref().unwrap_or(""), symbols = %symbols.join(" "), scan_us = v.elapsed_us, "verdict"
             );
             self.record(&tx, v);
+            self.verdict_event(queue_id.as_str(), &tx, v).await;
             if let Some(refusal) = self.refusal(queue_id.as_str(), v) {
                 return refusal;
             }

@@ -129,4 +129,17 @@ impl<B: Bus> Session<B> {
         let (return_path, peer_ip, verdict) = (tx.return_path.clone(), self.facts.peer_ip.clone(), verdict.clone());
         tokio::spawn(async move { scanner.record(&return_path, &peer_ip, &verdict).await });
     }
+
+    /// `rempart.events.verdict` for the console and metrics (NATS bus only).
+    pub(super) async fn verdict_event(&self, queue_id: &str, tx: &Transaction, verdict: &Verdict) {
+        let event = rempart_proto::v1::VerdictEvent {
+            queue_id: queue_id.to_string(),
+            client_ip: self.facts.peer_ip.clone(),
+            return_path: tx.return_path.clone(),
+            recipients: tx.recipients.iter().map(|r| r.address.clone()).collect(),
+            verdict: Some(verdict.into()),
+            at: rempart_model::date::unix_now() as i64,
+        };
+        self.shared.bus.event(rempart_bus::VERDICT_EVENTS, prost::Message::encode_to_vec(&event)).await;
+    }
 }

@@ -65,7 +65,17 @@ pub trait Bus: Clone + Send + Sync + 'static {
 
     /// Messages of `topic` not acked yet (visible, delayed or leased).
     fn pending(&self, topic: &str) -> impl Future<Output = Result<usize, BusError>> + Send;
+
+    /// Publishes an event (`rempart.events.*`) for whoever listens: fire and forget,
+    /// never durable, never an error for the caller. The embedded bus has no listeners.
+    fn event(&self, _subject: &str, _payload: Vec<u8>) -> impl Future<Output = ()> + Send {
+        async {}
+    }
 }
+
+/// Event subjects.
+pub const VERDICT_EVENTS: &str = "rempart.events.verdict";
+pub const DELIVERY_EVENTS: &str = "rempart.events.delivery";
 
 /// The bus chosen by the configuration (`[bus] backend`).
 #[derive(Clone)]
@@ -107,6 +117,13 @@ impl Bus for AnyBus {
         match self {
             AnyBus::Embedded(b) => b.pending(topic).await,
             AnyBus::Nats(b) => b.pending(topic).await,
+        }
+    }
+
+    async fn event(&self, subject: &str, payload: Vec<u8>) {
+        match self {
+            AnyBus::Embedded(b) => b.event(subject, payload).await,
+            AnyBus::Nats(b) => b.event(subject, payload).await,
         }
     }
 }

@@ -218,6 +218,12 @@ impl Bus for NatsBus {
         message.ack_with(AckKind::Nak(Some(delay))).await.map_err(storage)
     }
 
+    async fn event(&self, subject: &str, payload: Vec<u8>) {
+        if let Err(e) = self.inner.jetstream.client().publish(subject.to_string(), payload.into()).await {
+            tracing::debug!(subject, error = %e, "event not published");
+        }
+    }
+
     async fn pending(&self, topic: &str) -> Result<usize, BusError> {
         let name = topic.replace('.', "-");
         match self.inner.stream.get_consumer::<PullConfig>(&name).await {
