@@ -35,8 +35,11 @@ fn copies(sink: &Sink) -> HashMap<String, usize> {
     out
 }
 
-/// Collects every `rempart.events.*` message (subject, payload) from now on.
-fn listen_to_events(nats: &NatsServer) -> Arc<Mutex<Vec<(String, Vec<u8>)>>> {
+/// Events received: (subject, payload).
+type Events = Arc<Mutex<Vec<(String, Vec<u8>)>>>;
+
+/// Collects every `rempart.events.*` message from now on.
+fn listen_to_events(nats: &NatsServer) -> Events {
     let events = Arc::new(Mutex::new(Vec::new()));
     let (url, sink) = (nats.url(), events.clone());
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
