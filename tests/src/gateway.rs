@@ -22,6 +22,23 @@ pub fn loadtest_bin() -> PathBuf {
     built_binary("rempart-loadtest", "../loadtest")
 }
 
+/// Runs `rempart ARGS` in `cwd`, feeding `stdin`, and waits for it.
+pub fn run_rempart(args: &[&str], cwd: &Path, stdin: Option<&[u8]>) -> std::process::Output {
+    let mut child = Command::new(rempart_bin())
+        .args(args)
+        .current_dir(cwd)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run rempart");
+    if let Some(input) = stdin {
+        std::io::Write::write_all(child.stdin.as_mut().expect("stdin"), input).expect("write stdin");
+    }
+    drop(child.stdin.take());
+    child.wait_with_output().expect("wait for rempart")
+}
+
 /// A binary of the workspace, checked to be newer than the sources under `sources`.
 fn built_binary(name: &str, sources: &str) -> PathBuf {
     let target =

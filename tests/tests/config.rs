@@ -6,26 +6,14 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 use rempart_model::{Config, DomainConfig};
-use rempart_tests::gateway::rempart_bin;
+use rempart_tests::gateway::{rempart_bin, run_rempart};
 
 fn example() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/rempart.example.toml")
 }
 
 fn rempart(args: &[&str], cwd: &Path, stdin: Option<&str>) -> Output {
-    let mut child = Command::new(rempart_bin())
-        .args(args)
-        .current_dir(cwd)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    if let Some(input) = stdin {
-        std::io::Write::write_all(child.stdin.as_mut().unwrap(), input.as_bytes()).unwrap();
-    }
-    drop(child.stdin.take());
-    child.wait_with_output().unwrap()
+    run_rempart(args, cwd, stdin.map(str::as_bytes))
 }
 
 /// Every key of a configuration with every optional field set, as `table.key`.

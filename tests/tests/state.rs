@@ -3,10 +3,10 @@
 //! classifier trained with `rempart learn` changing what `rempart score` says.
 
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
-use rempart_tests::gateway::rempart_bin;
+use rempart_tests::gateway::run_rempart as rempart;
 use rempart_tests::nats::NatsServer;
 use rempart_tests::{Gateway, Sink, SinkMode, message};
 
@@ -124,22 +124,6 @@ fn awl_pulls_a_senders_score_toward_its_history() {
     assert!(!verdicts[0].contains("AWL"), "no history yet: {}", verdicts[0]);
     assert!(verdicts[1].contains("AWL(2.80)") && verdicts[1].contains("score=2.8"), "pulled halfway to 5.60: {}", verdicts[1]);
     assert!(!verdicts[2].contains("AWL"), "{}", verdicts[2]);
-}
-
-fn rempart(args: &[&str], cwd: &Path, stdin: Option<&[u8]>) -> Output {
-    let mut child = Command::new(rempart_bin())
-        .args(args)
-        .current_dir(cwd)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run rempart");
-    if let Some(input) = stdin {
-        std::io::Write::write_all(child.stdin.as_mut().expect("stdin"), input).expect("write stdin");
-    }
-    drop(child.stdin.take());
-    child.wait_with_output().expect("wait for rempart")
 }
 
 fn training_message(class: &str, i: usize) -> String {
