@@ -135,8 +135,8 @@ impl Gateway {
         let port = self.port;
         // Connecting is enough: the listener is bound before the process says it serves
         // (a PROXY listener would not greet a probe anyway).
-        let ready = if self.role == "relay" {
-            // No listener: ready once it says so.
+        let ready = if self.role == "relay" || self.role == "scanner" {
+            // No SMTP listener: ready once it says so.
             let log = self.log.clone();
             wait_until(Duration::from_secs(20), || log.lock().is_ok_and(|l| l.contains("rempart serving")))
         } else {

@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use rempart_tests::dns::{DnsServer, Rr, Zone};
 use rempart_tests::nats::NatsServer;
 use rempart_tests::{Gateway, Sink, SinkMode, SmtpClient, message};
 
@@ -251,4 +252,40 @@ fn edges_scan_through_remote_scanners_and_fall_back() {
     let r = send(&message("scanner back"));
     assert_eq!(r.code, 250, "{r:?}");
     assert_eq!(sink.wait_for(9, Duration::from_secs(20)).len(), 9);
+}
+
+#[test]
+fn a_scanner_name_resolving_to_several_addresses_spreads_the_work() {
+    let nats = NatsServer::start();
+    let sink = Sink::start(SinkMode::Accept);
+    // Two scanners on the same port of two loopback addresses, one name for both.
+    let port = rempart_tests::free_port();
+    let mut zone = Zone::new();
+    zone.add("scanners.test", Rr::A([127, 0, 0, 1].into())).add("scanners.test", Rr::A([127, 0, 0, 2].into()));
+    let dns = DnsServer::start(zone);
+    let state = format!("[state]\nbackend = \"nats\"\nnats_url = \"{}\"\n[greylist]\nenabled = false\n", nats.url());
+    let scanners: Vec<Gateway> = ["127.0.0.1", "127.0.0.2"]
+        .iter()
+        .map(|ip| Gateway::start_role(&format!("{state}[scanner]\nlisten = \"{ip}:{port}\"\n"), "scanner"))
+        .collect();
+    let edge_cfg = format!(
+        "[smtp]\nhostname = \"gw.test\"\n[[smtp.listener]]\naddress = \"{{listen}}\"\n[queue]\ndata_dir = \"{{data}}\"\n\
+         [bus]\nbackend = \"nats\"\nnats_url = \"{url}\"\n{state}\
+         [dns]\nservers = [\"{dns}\"]\ntimeout_ms = 500\n[scanner]\nendpoints = [\"http://scanners.test:{port}\"]\n\
+         [[domain]]\nname = \"example.com\"\nroute = \"{route}\"\n",
+        url = nats.url(),
+        dns = dns.addr,
+        route = sink.route()
+    );
+    let edge = Gateway::start_role(&edge_cfg, "edge");
+    let _relay = Gateway::start_role(&edge_cfg, "relay");
+    for i in 0..6 {
+        let mut c = SmtpClient::connect(&edge.addr());
+        c.ehlo();
+        assert_eq!(c.send_mail("s@sender.test", &["alice@example.com"], &message(&format!("spread {i}"))).code, 250);
+    }
+    for s in &scanners {
+        assert!(s.log().contains("scanned"), "each address of the name took work:\n{}", s.log());
+    }
+    assert_eq!(sink.wait_for(6, Duration::from_secs(20)).len(), 6);
 }

@@ -89,10 +89,11 @@ async fn serve(config: Arc<Config>, roles: Roles) -> Result<(), String> {
         let (scanner, state) = scanner_with_state(&config).await?;
         let scanner = config.scanner.enabled.then_some(scanner);
         let remote = match (&scanner, config.scanner.endpoints.is_empty()) {
-            (Some(_), false) => Some(Arc::new(
-                rempart_scanner::grpc::RemoteScanner::new(&config.scanner.endpoints, config.scanner.timeout.0)
+            (Some(scanner), false) => Some(
+                rempart_scanner::grpc::RemoteScanner::start(&config.scanner.endpoints, config.scanner.timeout.0, scanner.resolver())
+                    .await
                     .map_err(|e| format!("configuration: {e}"))?,
-            )),
+            ),
             _ => None,
         };
         let edge = Edge::bind(config.clone(), bus.clone(), scanner, Some(state), remote).await.map_err(|e| e.to_string())?;

@@ -9,11 +9,12 @@
 //! endpoint at once; any other failure, or the deadline, is the caller's to answer
 //! (the edge says 451 4.3.0).
 
-use std::net::SocketAddr;
-use std::sync::Arc;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use mail_auth::hickory_resolver::TokioResolver;
 use rempart_model::{SessionFacts, Verdict};
 use rempart_proto::v1;
 use rempart_proto::v1::scan_request::Frame;
@@ -87,35 +88,143 @@ pub async fn serve(scanner: Arc<Scanner>, listen: SocketAddr, shutdown: impl Fut
         .map_err(|e| format!("gRPC server on {listen}: {e}"))
 }
 
-/// The edge's handle on remote scanners.
+/// How often endpoint names are resolved again (pods come and go).
+const RESOLVE_EVERY: Duration = Duration::from_secs(30);
+
+/// The edge's handle on remote scanners: every address of every endpoint, used in
+/// turn. Names are resolved at start and every 30 s again, with the configured
+/// `[dns]` servers when there are some, else the system's resolver.
 pub struct RemoteScanner {
-    endpoints: Vec<(String, Channel)>,
+    targets: Vec<Target>,
+    resolver: Option<TokioResolver>,
+    /// Every resolved address, replaced as a whole when names resolve differently.
+    channels: RwLock<Arc<Vec<Resolved>>>,
     next: AtomicUsize,
     timeout: Duration,
 }
 
-impl RemoteScanner {
-    pub fn new(urls: &[String], timeout: Duration) -> Result<RemoteScanner, ScannerError> {
-        let err = |url: &str, e: &dyn std::fmt::Display| ScannerError { field: "scanner.endpoints".into(), message: format!("{url}: {e}") };
-        let endpoints = urls
-            .iter()
-            .map(|url| {
-                let endpoint = Endpoint::from_shared(url.clone()).map_err(|e| err(url, &e))?;
-                Ok((url.clone(), endpoint.connect_timeout(Duration::from_secs(2)).timeout(timeout).connect_lazy()))
-            })
-            .collect::<Result<Vec<_>, ScannerError>>()?;
-        if endpoints.is_empty() {
-            return Err(ScannerError { field: "scanner.endpoints".into(), message: "no endpoint".into() });
+/// One address of one endpoint, with its (lazily connected) channel.
+#[derive(Clone)]
+struct Resolved {
+    target: usize,
+    url: String,
+    channel: Channel,
+}
+
+/// One configured endpoint: "http://scanner:7300".
+struct Target {
+    url: String,
+    scheme: String,
+    host: String,
+    port: u16,
+}
+
+impl Target {
+    fn parse(url: &str) -> Result<Target, String> {
+        let (scheme, rest) = url.split_once("://").ok_or("expected http://host:port")?;
+        if scheme != "http" && scheme != "https" {
+            return Err(format!("unsupported scheme {scheme:?}"));
         }
-        Ok(RemoteScanner { endpoints, next: AtomicUsize::new(0), timeout })
+        let rest = rest.trim_end_matches('/');
+        let (host, port) = match rest.rsplit_once(':') {
+            Some((host, port)) if !host.ends_with(':') => (host, port.parse::<u16>().map_err(|_| format!("bad port {port:?}"))?),
+            _ => return Err("expected http://host:port".into()),
+        };
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        if host.is_empty() {
+            return Err("no host".into());
+        }
+        Ok(Target { url: url.to_string(), scheme: scheme.to_string(), host: host.to_string(), port })
+    }
+}
+
+impl RemoteScanner {
+    /// Checks the endpoints and resolves them once; `resolver`: the `[dns]` one.
+    pub async fn start(urls: &[String], timeout: Duration, resolver: Option<TokioResolver>) -> Result<Arc<RemoteScanner>, ScannerError> {
+        let err = |message: String| ScannerError { field: "scanner.endpoints".into(), message };
+        if urls.is_empty() {
+            return Err(err("no endpoint".into()));
+        }
+        let targets = urls.iter().map(|u| Target::parse(u).map_err(|e| err(format!("{u}: {e}")))).collect::<Result<Vec<_>, _>>()?;
+        let remote = Arc::new(RemoteScanner { targets, resolver, channels: RwLock::default(), next: AtomicUsize::new(0), timeout });
+        remote.resolve().await;
+        let weak = Arc::downgrade(&remote);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(RESOLVE_EVERY).await;
+                let Some(remote) = weak.upgrade() else { return };
+                remote.resolve().await;
+            }
+        });
+        Ok(remote)
     }
 
-    /// Scans on the next endpoint, moving on when one cannot be reached.
+    /// Resolves every endpoint; a name that does not resolve now keeps its channels.
+    async fn resolve(&self) {
+        let current = self.channels();
+        let mut fresh = Vec::new();
+        for (index, target) in self.targets.iter().enumerate() {
+            let addresses = self.addresses(target).await;
+            if addresses.is_empty() {
+                tracing::warn!(endpoint = %target.url, "scanner endpoint does not resolve; keeping what it resolved to before");
+                fresh.extend(current.iter().filter(|r| r.target == index).cloned());
+                continue;
+            }
+            for ip in addresses {
+                let url = match ip {
+                    IpAddr::V4(v4) => format!("{}://{v4}:{}", target.scheme, target.port),
+                    IpAddr::V6(v6) => format!("{}://[{v6}]:{}", target.scheme, target.port),
+                };
+                // Keep the channel (and its connection) of an address seen before.
+                if let Some(existing) = current.iter().find(|r| r.url == url) {
+                    fresh.push(Resolved { target: index, ..existing.clone() });
+                    continue;
+                }
+                match Endpoint::from_shared(url.clone()) {
+                    Ok(endpoint) => {
+                        let channel = endpoint.connect_timeout(Duration::from_secs(2)).timeout(self.timeout).connect_lazy();
+                        fresh.push(Resolved { target: index, url, channel });
+                    }
+                    Err(e) => tracing::warn!(endpoint = %url, error = %e, "bad scanner endpoint"),
+                }
+            }
+        }
+        if fresh.is_empty() {
+            return; // nothing resolves at all: keep the previous list
+        }
+        if let Ok(mut channels) = self.channels.write() {
+            *channels = Arc::new(fresh);
+        }
+    }
+
+    async fn addresses(&self, target: &Target) -> Vec<IpAddr> {
+        if let Ok(ip) = target.host.parse::<IpAddr>() {
+            return vec![ip];
+        }
+        match &self.resolver {
+            Some(resolver) => {
+                resolver.lookup_ip(format!("{}.", target.host.trim_end_matches('.'))).await.map(|l| l.iter().collect()).unwrap_or_default()
+            }
+            None => {
+                tokio::net::lookup_host((target.host.as_str(), target.port)).await.map(|a| a.map(|s| s.ip()).collect()).unwrap_or_default()
+            }
+        }
+    }
+
+    fn channels(&self) -> Arc<Vec<Resolved>> {
+        self.channels.read().map(|c| c.clone()).unwrap_or_default()
+    }
+
+    /// Scans on the next scanner address, moving on when one cannot be reached.
     pub async fn scan(&self, queue_id: &str, input: &ScanInput<'_>) -> Result<Verdict, String> {
+        let channels = self.channels();
+        if channels.is_empty() {
+            return Err("no scanner address resolved".into());
+        }
         let start = self.next.fetch_add(1, Ordering::Relaxed);
         let mut failures = Vec::new();
-        for i in 0..self.endpoints.len() {
-            let (url, channel) = &self.endpoints[(start + i) % self.endpoints.len()];
+        for i in 0..channels.len() {
+            let Resolved { url, channel, .. } = &channels[(start + i) % channels.len()];
             let mut frames = vec![v1::ScanRequest {
                 frame: Some(Frame::Envelope(v1::Envelope {
                     queue_id: queue_id.to_string(),
@@ -135,5 +244,21 @@ impl RemoteScanner {
             }
         }
         Err(format!("no scanner reachable: {}", failures.join("; ")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Target;
+
+    #[test]
+    fn endpoints_parse() {
+        let t = Target::parse("http://scanner-0.scanners:7300").unwrap();
+        assert_eq!((t.scheme.as_str(), t.host.as_str(), t.port), ("http", "scanner-0.scanners", 7300));
+        let t = Target::parse("http://[::1]:7300/").unwrap();
+        assert_eq!((t.host.as_str(), t.port), ("::1", 7300));
+        for bad in ["scanner:7300", "ftp://x:1", "http://x", "http://x:port", "http://:7300"] {
+            assert!(Target::parse(bad).is_err(), "{bad}");
+        }
     }
 }

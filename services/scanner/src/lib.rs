@@ -291,6 +291,11 @@ impl Scanner {
         NetworkFindings { findings, offline: false, elapsed_us: started.elapsed().as_micros() as u64, authentication_results, awl }
     }
 
+    /// The `[dns]` resolver (`None` when offline).
+    pub fn resolver(&self) -> Option<mail_auth::hickory_resolver::TokioResolver> {
+        self.dns.authenticator().map(|a| a.resolver().clone())
+    }
+
     /// Uses `state` for the AWL and Bayes.
     pub fn with_state(mut self, state: Arc<SharedState>) -> Self {
         self.state = Some(state);
