@@ -289,3 +289,49 @@ fn a_scanner_name_resolving_to_several_addresses_spreads_the_work() {
     }
     assert_eq!(sink.wait_for(6, Duration::from_secs(20)).len(), 6);
 }
+
+#[test]
+fn with_no_scanner_up_a_queue_domain_accepts_and_scanners_route_it_later() {
+    let nats = NatsServer::start();
+    let sink = Sink::start(SinkMode::Accept);
+    let common = format!(
+        "[state]\nbackend = \"nats\"\nnats_url = \"{url}\"\n[bus]\nbackend = \"nats\"\nnats_url = \"{url}\"\n\
+         [greylist]\nenabled = false\n[policy]\nadd_header = 5.0\nreject = 10.0\nblock = [\"blocked.test\"]\n",
+        url = nats.url()
+    );
+    let dead = rempart_tests::free_port();
+    let edge_cfg = format!(
+        "[smtp]\nhostname = \"gw.test\"\n[[smtp.listener]]\naddress = \"{{listen}}\"\n[queue]\ndata_dir = \"{{data}}\"\n{common}\
+         [scanner]\nendpoints = [\"http://127.0.0.1:{dead}\"]\ntimeout = \"2s\"\n\
+         [[domain]]\nname = \"example.com\"\nroute = \"{route}\"\nscanner_fallback = \"queue\"\n\
+         [[domain]]\nname = \"strict.example\"\nroute = \"{route}\"\n",
+        route = sink.route()
+    );
+    let edge = Gateway::start_role(&edge_cfg, "edge");
+    let _relay = Gateway::start_role(&edge_cfg, "relay");
+    let send = |from: &str, to: &str, data: &str| {
+        let mut c = SmtpClient::connect(&edge.addr());
+        c.ehlo();
+        c.send_mail(from, &[to], data)
+    };
+    // No scanner: the strict domain defers, the queue domain accepts.
+    let r = send("a@sender.test", "bob@strict.example", &message("strict"));
+    assert_eq!((r.code, r.enhanced().as_deref()), (451, Some("4.3.0")), "{r:?}");
+    assert_eq!(send("promo@sender.test", "alice@example.com", SPAMMY).code, 250);
+    assert_eq!(send("a@sender.test", "alice@example.com", &message("clean later")).code, 250);
+    assert_eq!(send("x@blocked.test", "alice@example.com", &message("blocked later")).code, 250);
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(sink.messages().is_empty(), "nothing is delivered unscanned");
+
+    // A scanner comes up: it takes the queued messages and routes them.
+    let scanner = Gateway::start_role(&format!("{common}[scanner]\nlisten = \"{{listen}}\"\n"), "scanner");
+    sink.wait_for(2, Duration::from_secs(30));
+    std::thread::sleep(Duration::from_secs(1));
+    let got: Vec<String> = sink.messages().iter().map(|m| String::from_utf8_lossy(&m.data).to_string()).collect();
+    assert_eq!(got.len(), 2, "the spammy and the clean one; the blocked one is quarantined: {got:?}");
+    let spammy = got.iter().find(|m| m.contains("Great offer")).expect("the spammy message");
+    assert!(spammy.contains("X-Spam-Status: Yes, score=5.60"), "marked as the edge would have: {spammy}");
+    assert!(got.iter().any(|m| m.contains("Subject: clean later")));
+    let log = scanner.log();
+    assert!(log.contains("scanned after queueing") && log.contains("action=reject"), "{log}");
+}

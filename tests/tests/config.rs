@@ -41,6 +41,7 @@ fn all_config_keys() -> BTreeSet<String> {
             block: vec!["b".into()],
         },
         greylisting: false,
+        scanner_fallback: rempart_model::ScannerFallback::Queue,
     });
     config.state.path = Some("state.redb".into());
     config.state.fdb_cluster_file = Some("fdb.cluster".into());

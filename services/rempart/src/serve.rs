@@ -70,16 +70,23 @@ async fn serve(config: Arc<Config>, roles: Roles) -> Result<(), String> {
     if roles.scanner {
         let (scanner, _state) = scanner_with_state(&config).await?;
         let listen = config.scanner.listen;
+        let grpc_scanner = scanner.clone();
         let mut stopping = stopped.clone();
         tasks.push(tokio::spawn(async move {
             let shutdown = async move {
                 let _ = stopping.wait_for(|stop| *stop).await;
             };
-            if let Err(e) = rempart_scanner::grpc::serve(scanner, listen, shutdown).await {
+            if let Err(e) = rempart_scanner::grpc::serve(grpc_scanner, listen, shutdown).await {
                 tracing::error!(error = %e, "scanner service stopped");
             }
         }));
         tracing::info!(%listen, "scanner listening (gRPC)");
+        // On a shared bus, scanners also take what edges queued with no scanner up.
+        if config.bus.backend == BusBackend::Nats {
+            let bus = open_bus(&config).await?;
+            let hostname = config.smtp.hostname.clone();
+            tasks.push(tokio::spawn(rempart_scanner::post_queue::run(scanner.clone(), bus, hostname, stopped.clone())));
+        }
     }
     if !(roles.edge || roles.relay) {
         return run_until_signal(&config, roles, stop, tasks).await;

@@ -11,6 +11,7 @@ pub mod grpc;
 pub mod html;
 pub mod lists;
 pub mod message;
+pub mod post_queue;
 pub mod spf;
 pub mod symbols;
 pub mod tokens;

@@ -13,7 +13,7 @@ mod verdict;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rempart_bus::{Bus, DELIVER_TOPIC, QUARANTINE_TOPIC};
+use rempart_bus::{Bus, DELIVER_TOPIC, QUARANTINE_TOPIC, SCAN_TOPIC};
 use rempart_model::{Action, DsnRet, Envelope, QueueId, Recipient, SessionFacts, date};
 use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::sync::watch;
@@ -213,9 +213,14 @@ impl<B: Bus> Session<B> {
         let tx = std::mem::take(&mut self.tx);
         self.state = State::Greeted;
         let queue_id = QueueId::generate();
-        let (verdict, body) = match self.scan(&tx, queue_id.as_str(), body).await {
+        let (scan, body) = match self.scan(&tx, queue_id.as_str(), body).await {
             Ok(scanned) => scanned,
             Err(reply) => return reply,
+        };
+        let scan_later = matches!(scan, verdict::Scan::Later);
+        let verdict = match scan {
+            verdict::Scan::Done(verdict) => Some(verdict),
+            verdict::Scan::Off | verdict::Scan::Later => None,
         };
         let action = verdict.as_ref().map_or(Action::Accept, |v| v.action);
         if let Some(v) = &verdict {
@@ -285,7 +290,11 @@ impl<B: Bus> Session<B> {
             attempts: 0,
             verdict,
         };
-        let topic = if action == Action::Quarantine { QUARANTINE_TOPIC } else { DELIVER_TOPIC };
+        let topic = match action {
+            _ if scan_later => SCAN_TOPIC,
+            Action::Quarantine => QUARANTINE_TOPIC,
+            _ => DELIVER_TOPIC,
+        };
         match self.shared.bus.publish(topic, envelope.to_json(), message).await {
             Ok(_) => {
                 tracing::info!(

@@ -123,6 +123,7 @@ mod tests {
             max_message_size: None,
             policy: Default::default(),
             greylisting: true,
+            scanner_fallback: Default::default(),
         };
         let mb = |local: &str| Mailbox { local: local.into(), quoted: false, domain: "example.com".into() };
         assert!(recipient_exists(&domain, &mb("alice")));

@@ -3,34 +3,46 @@
 //! that explains it.
 
 use rempart_bus::Bus;
-use rempart_model::{Action, Verdict};
+use rempart_model::{Action, ScannerFallback, Verdict};
 use rempart_scanner::{ScanInput, spam_headers, tag_subject};
 use rempart_state::greylist::GreyDecision;
 
 use super::{Session, Transaction};
 use crate::reply::Reply;
 
+/// What scanning gave.
+pub(super) enum Scan {
+    /// The scanner is off (`scanner.enabled = false`).
+    Off,
+    Done(Verdict),
+    /// No scanner answered: accepted, to be scanned from `rempart.scan`.
+    Later,
+}
+
 impl<B: Bus> Session<B> {
-    /// Scans `body` (off the async threads); gives the body back with the verdict.
-    /// A scanner failure is a temporary error: the message is neither lost nor
-    /// accepted unscanned.
-    pub(super) async fn scan(&self, tx: &Transaction, queue_id: &str, body: Vec<u8>) -> Result<(Option<Verdict>, Vec<u8>), Reply> {
-        let Some(scanner) = self.shared.scanner.clone() else { return Ok((None, body)) };
+    /// Scans `body` (off the async threads); gives the body back with the verdict,
+    /// or with none and `Scan::Later` when no remote scanner answered and every
+    /// recipient domain's fallback is "queue". A scanner failure is otherwise a
+    /// temporary error: the message is neither lost nor accepted unscanned.
+    pub(super) async fn scan(&self, tx: &Transaction, queue_id: &str, body: Vec<u8>) -> Result<(Scan, Vec<u8>), Reply> {
+        let Some(scanner) = self.shared.scanner.clone() else { return Ok((Scan::Off, body)) };
         let facts = self.facts.clone();
         let return_path = tx.return_path.clone();
         let recipients: Vec<String> = tx.recipients.iter().map(|r| r.address.clone()).collect();
         if let Some(remote) = &self.shared.remote {
             let input = ScanInput { facts: &facts, return_path: &return_path, recipients: &recipients, message: &body };
             return match remote.scan(queue_id, &input).await {
-                Ok(verdict) => Ok((Some(verdict), body)),
+                Ok(verdict) => Ok((Scan::Done(verdict), body)),
+                Err(e) if self.queue_when_no_scanner(&recipients) => {
+                    tracing::warn!(queue_id, client = %self.facts.peer_ip, error = %e, "remote scan failed; queued for a scan later");
+                    Ok((Scan::Later, body))
+                }
                 Err(e) => {
                     tracing::warn!(queue_id, client = %self.facts.peer_ip, error = %e, "remote scan failed; deferring the message");
                     Err(Reply::new(451, "4.3.0", "Temporary failure while checking the message, please try again later"))
                 }
             };
         }
-        // DNS lookups wait on the async threads; parsing and checks take CPU, so they
-        // run on a blocking thread.
         let network = scanner
             .network_findings(&ScanInput { facts: &facts, return_path: &return_path, recipients: &recipients, message: &body })
             .await;
@@ -41,12 +53,21 @@ impl<B: Bus> Session<B> {
         })
         .await;
         match scanned {
-            Ok((verdict, body)) => Ok((Some(verdict), body)),
+            Ok((verdict, body)) => Ok((Scan::Done(verdict), body)),
             Err(e) => {
                 tracing::error!(client = %self.facts.peer_ip, error = %e, "the scanner failed on a message");
                 Err(Reply::new(451, "4.3.0", "Temporary failure while checking the message, please try again later"))
             }
         }
+    }
+
+    /// Whether every recipient's domain asks to accept and scan later.
+    fn queue_when_no_scanner(&self, recipients: &[String]) -> bool {
+        let domains = &self.shared.config.domains;
+        recipients.iter().all(|r| {
+            let domain = r.rsplit_once('@').map_or("", |(_, d)| d);
+            domains.iter().any(|d| d.name.eq_ignore_ascii_case(domain) && d.scanner_fallback == ScannerFallback::Queue)
+        })
     }
 
     /// The SMTP refusal for a verdict that refuses, if it does.

@@ -20,6 +20,9 @@ pub const DELIVER_TOPIC: &str = "rempart.deliver";
 /// Topic of messages held aside by the quarantine action (nothing consumes it yet:
 /// the quarantine portal comes with the console).
 pub const QUARANTINE_TOPIC: &str = "rempart.quarantine";
+/// Topic of messages accepted while no scanner answered (`scanner_fallback = "queue"`):
+/// scanners consume it and route each message as its verdict says.
+pub const SCAN_TOPIC: &str = "rempart.scan";
 
 /// Identifies a message inside one bus.
 pub type MessageId = u64;

@@ -24,15 +24,15 @@ use async_nats::jetstream::{self, kv};
 use futures_util::StreamExt;
 use tokio::io::AsyncReadExt;
 
-use crate::{Bus, BusError, DELIVER_TOPIC, Delivery, MessageId, QUARANTINE_TOPIC};
+use crate::{Bus, BusError, DELIVER_TOPIC, Delivery, MessageId, QUARANTINE_TOPIC, SCAN_TOPIC};
 
 /// Bodies larger than this go to the object store (JetStream's default message limit
 /// is 1 MiB, with headers and metadata).
 pub const MAX_INLINE_BODY: usize = 512 * 1024;
 const STREAM: &str = "REMPART_QUEUE";
 const BODY_HEADER: &str = "Rempart-Body-Object";
-/// Topics the stream carries (`rempart.scan` comes with the post-queue scan).
-const TOPICS: &[&str] = &[DELIVER_TOPIC, QUARANTINE_TOPIC, "rempart.scan"];
+/// Topics the stream carries.
+const TOPICS: &[&str] = &[DELIVER_TOPIC, QUARANTINE_TOPIC, SCAN_TOPIC];
 
 #[derive(Debug, Clone)]
 pub struct NatsOptions {

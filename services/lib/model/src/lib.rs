@@ -10,7 +10,7 @@ pub mod net;
 pub mod queue_id;
 pub mod verdict;
 
-pub use config::{Config, ConfigError, DomainConfig, Route, RouteTls};
+pub use config::{Config, ConfigError, DomainConfig, Route, RouteTls, ScannerFallback};
 pub use duration::HumanDuration;
 pub use envelope::{DeliveryStatus, DsnRet, Envelope, Notify, Recipient, SessionFacts};
 pub use queue_id::QueueId;

@@ -136,6 +136,18 @@ pub struct DomainConfig {
     /// Greylisting for this domain's mail (when `[greylist]` is enabled). Default true.
     #[serde(default = "yes")]
     pub greylisting: bool,
+    /// When no remote scanner answers in time: "tempfail" (default: 451 4.3.0, the
+    /// sender retries) or "queue" (accept, scan later from `rempart.scan`).
+    #[serde(default)]
+    pub scanner_fallback: ScannerFallback,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ScannerFallback {
+    #[default]
+    Tempfail,
+    Queue,
 }
 
 fn yes() -> bool {

@@ -1,0 +1,90 @@
+//! The post-queue scan: messages an edge accepted while no scanner answered
+//! (`scanner_fallback = "queue"`) wait on `rempart.scan`; scanners take them, scan
+//! them as in the session, and route each by its verdict — delivery (with the
+//! Authentication-Results and X-Spam headers the edge would have added), quarantine,
+//! or discard. A refusal becomes a quarantine, not a bounce: the sender may be forged
+//! (no backscatter) and the mail is not lost.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rempart_bus::{Bus, DELIVER_TOPIC, Delivery, QUARANTINE_TOPIC, SCAN_TOPIC};
+use rempart_model::{Action, Envelope};
+use tokio::sync::watch;
+
+use crate::{ScanInput, Scanner, remove_forged_auth_results, spam_headers, tag_subject};
+
+/// How long a scanner holds a message before another may take it.
+const LEASE: Duration = Duration::from_secs(300);
+
+/// Consumes `rempart.scan` until `shutdown` turns true.
+pub async fn run<B: Bus>(scanner: Arc<Scanner>, bus: B, hostname: String, mut shutdown: watch::Receiver<bool>) {
+    while !*shutdown.borrow() {
+        let fetched = tokio::select! {
+            f = bus.fetch(SCAN_TOPIC, 1, LEASE, Duration::from_secs(5)) => f,
+            _ = shutdown.changed() => continue,
+        };
+        match fetched {
+            Ok(batch) => {
+                for delivery in batch {
+                    route(&scanner, &bus, &hostname, delivery).await;
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the post-queue scan topic");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    }
+}
+
+async fn route<B: Bus>(scanner: &Scanner, bus: &B, hostname: &str, delivery: Delivery) {
+    let mut envelope = match Envelope::from_json(&delivery.meta) {
+        Ok(e) => e,
+        Err(e) => {
+            tracing::error!(message = delivery.id, error = %e, "unreadable envelope on rempart.scan; holding it for an hour");
+            let _ = bus.retry(delivery.id, delivery.meta, Duration::from_secs(3600)).await;
+            return;
+        }
+    };
+    let recipients: Vec<String> = envelope.recipients.iter().map(|r| r.address.clone()).collect();
+    let input =
+        ScanInput { facts: &envelope.session, return_path: &envelope.return_path, recipients: &recipients, message: &delivery.body };
+    let verdict = scanner.scan(&input).await;
+    scanner.record(&envelope.return_path, &envelope.session.peer_ip, &verdict).await;
+    let mut message = Vec::with_capacity(delivery.body.len() + 1024);
+    let mut body = delivery.body;
+    if let Some(results) = &verdict.authentication_results {
+        message.extend_from_slice(results.as_bytes());
+        if let Some(cleaned) = remove_forged_auth_results(&body, hostname) {
+            body = cleaned;
+        }
+    }
+    if verdict.action == Action::AddHeader {
+        let (required, tag) = scanner.add_header_settings(&recipients);
+        message.extend_from_slice(spam_headers(&verdict, required).as_bytes());
+        if let Some(tag) = tag {
+            body = tag_subject(&body, &tag);
+        }
+    }
+    message.extend_from_slice(&body);
+    let action = verdict.action;
+    tracing::info!(queue_id = %envelope.queue_id, score = verdict.score, %action, "scanned after queueing");
+    let topic = match action {
+        Action::Accept | Action::Greylist | Action::AddHeader => Some(DELIVER_TOPIC),
+        Action::Quarantine | Action::SoftReject | Action::Reject => Some(QUARANTINE_TOPIC),
+        Action::Discard => None,
+    };
+    envelope.verdict = Some(verdict);
+    if let Some(topic) = topic
+        && let Err(e) = bus.publish(topic, envelope.to_json(), message).await
+    {
+        tracing::error!(queue_id = %envelope.queue_id, error = %e, "cannot route a scanned message; it will be scanned again");
+        let _ = bus.retry(delivery.id, envelope.to_json(), Duration::from_secs(10)).await;
+        return;
+    }
+    // Routed (durably) before the scan copy goes: at worst scanned and routed twice.
+    if let Err(e) = bus.ack(delivery.id).await {
+        tracing::error!(queue_id = %envelope.queue_id, error = %e, "cannot acknowledge a scanned message");
+    }
+}
