@@ -75,3 +75,15 @@ pub fn delivery_status(dsn: &[u8]) -> String {
         .expect("a message/delivery-status part");
     String::from_utf8_lossy(part.contents()).into_owned()
 }
+
+/// A message for Bayes training: spam about pills, ham about a project meeting.
+pub fn training_message(class: &str, i: usize) -> String {
+    let (subject, body) = if class == "spam" {
+        ("Cheap pills offer", "Buy cheap viagra pills now, best offer, free shipping, click here to order, limited offer")
+    } else {
+        ("Project meeting", "The agenda for the project meeting: budget review, schedule, minutes from last week")
+    };
+    format!(
+        "From: {class}{i}@{class}.test\r\nTo: bob@example.com\r\nSubject: {subject} {i}\r\nMessage-ID: <{class}{i}@{class}.test>\r\nDate: Mon, 23 Nov 2026 10:00:00 +0000\r\n\r\n{body} ref{i}\r\n"
+    )
+}

@@ -9,22 +9,29 @@ pub struct NatsServer {
     child: Child,
     pub addr: SocketAddr,
     dir: tempfile::TempDir,
+    extra: Vec<String>,
 }
 
 impl NatsServer {
     pub fn start() -> NatsServer {
+        Self::start_with(&[])
+    }
+
+    /// With more nats-server arguments (e.g. `--tls --tlscert C --tlskey K`).
+    pub fn start_with(extra: &[&str]) -> NatsServer {
         let dir = tempfile::tempdir().expect("temp dir");
         let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port").port();
         let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-        let child = spawn(addr, dir.path());
-        NatsServer { child, addr, dir }
+        let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        let child = spawn(addr, dir.path(), &extra);
+        NatsServer { child, addr, dir, extra }
     }
 
     /// Kills the server (SIGKILL) and starts it again on the same port and storage.
     pub fn restart(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        self.child = spawn(self.addr, self.dir.path());
+        self.child = spawn(self.addr, self.dir.path(), &self.extra);
     }
 
     pub fn url(&self) -> String {
@@ -32,10 +39,11 @@ impl NatsServer {
     }
 }
 
-fn spawn(addr: SocketAddr, dir: &std::path::Path) -> Child {
+fn spawn(addr: SocketAddr, dir: &std::path::Path, extra: &[String]) -> Child {
     let child = Command::new("nats-server")
         .args(["-a", "127.0.0.1", "-p", &addr.port().to_string(), "-js", "-sd"])
         .arg(dir)
+        .args(extra)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()

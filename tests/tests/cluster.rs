@@ -10,8 +10,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rempart_tests::dns::{DnsServer, Rr, Zone};
+use rempart_tests::gateway::run_rempart;
 use rempart_tests::nats::NatsServer;
-use rempart_tests::{Gateway, Sink, SinkMode, SmtpClient, message};
+use rempart_tests::{Gateway, Sink, SinkMode, SmtpClient, message, training_message};
 
 fn config(nats: &NatsServer, sink: &Sink, extra: &str) -> String {
     format!(
@@ -334,4 +335,71 @@ fn with_no_scanner_up_a_queue_domain_accepts_and_scanners_route_it_later() {
     assert!(got.iter().any(|m| m.contains("Subject: clean later")));
     let log = scanner.log();
     assert!(log.contains("scanned after queueing") && log.contains("action=reject"), "{log}");
+}
+
+#[test]
+fn learning_from_the_cli_reaches_running_scanners_at_once() {
+    let nats = NatsServer::start();
+    let sink = Sink::start(SinkMode::Accept);
+    // Scanners would poll only hourly: the announcement on rempart.learn must do it.
+    let common = format!(
+        "[state]\nbackend = \"nats\"\nnats_url = \"{url}\"\n[bus]\nbackend = \"nats\"\nnats_url = \"{url}\"\n\
+         [greylist]\nenabled = false\n[bayes]\nmin_learned = 20\nreload_every = \"1h\"\n[dns]\noffline = true\n",
+        url = nats.url()
+    );
+    let scanner = Gateway::start_role(&format!("{common}[scanner]\nlisten = \"{{listen}}\"\n"), "scanner");
+    let edge_cfg = format!(
+        "[smtp]\nhostname = \"gw.test\"\n[[smtp.listener]]\naddress = \"{{listen}}\"\n[queue]\ndata_dir = \"{{data}}\"\n{common}\
+         [scanner]\nendpoints = [\"http://{scanner}\"]\n[[domain]]\nname = \"example.com\"\nroute = \"{route}\"\n",
+        scanner = scanner.addr(),
+        route = sink.route()
+    );
+    let edge = Gateway::start_role(&edge_cfg, "edge");
+    let _relay = Gateway::start_role(&edge_cfg, "relay");
+    let probe = "From: x@new.test\r\nTo: bob@example.com\r\nSubject: Cheap pills\r\nMessage-ID: <probe@new.test>\r\nDate: Mon, 23 Nov 2026 11:00:00 +0000\r\n\r\nBest offer on viagra pills, order now\r\n";
+    let send = || {
+        let mut c = SmtpClient::connect(&edge.addr());
+        c.ehlo();
+        assert_eq!(c.send_mail("x@new.test", &["bob@example.com"], probe).code, 250);
+    };
+    send();
+    assert!(!edge.log().contains("BAYES"), "nothing learned yet");
+
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("rempart.toml"), &common).unwrap();
+    for class in ["spam", "ham"] {
+        std::fs::create_dir_all(dir.path().join(class)).unwrap();
+        for i in 0..25 {
+            std::fs::write(dir.path().join(class).join(format!("{i}.eml")), training_message(class, i)).unwrap();
+        }
+        let out = run_rempart(&["learn", &format!("--{class}"), class], dir.path(), None);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    assert!(
+        rempart_tests::wait_until(Duration::from_secs(10), || scanner.log().contains("Bayes model reloaded")),
+        "the scanner reloaded on the announcement:\n{}",
+        scanner.log()
+    );
+    send();
+    assert!(edge.log().contains("BAYES_99"), "the cluster's verdicts use the new model:\n{}", edge.log());
+}
+
+#[test]
+fn nats_with_tls_needs_the_configured_ca() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = rempart_tests::self_signed_cert(dir.path());
+    let nats = NatsServer::start_with(&["--tls", "--tlscert", cert.to_str().unwrap(), "--tlskey", key.to_str().unwrap()]);
+    let url = format!("nats://localhost:{}", nats.addr.port());
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        let unknown_ca = rempart_state::NatsStore::connect_with(&url, "tls", 1, None, None).await;
+        assert!(unknown_ca.is_err(), "a server certificate from an unknown CA is refused");
+        let store = rempart_state::NatsStore::connect_with(&url, "tls", 1, None, Some(&cert)).await.expect("TLS with the CA");
+        rempart_state::Store::put(&store, "t.k", b"v", None).await.unwrap();
+        assert_eq!(rempart_state::Store::get(&store, "t.k").await.unwrap().as_deref(), Some(&b"v"[..]));
+        let options = rempart_bus::NatsOptions { url: url.clone(), replicas: 1, credentials_file: None, ca_file: Some(cert.clone()) };
+        let bus = rempart_bus::NatsBus::connect(&options).await.expect("bus over TLS");
+        let id = rempart_bus::Bus::publish(&bus, rempart_bus::DELIVER_TOPIC, b"m".to_vec(), b"b".to_vec()).await.unwrap();
+        assert!(id > 0);
+    });
 }

@@ -45,6 +45,10 @@ fn all_config_keys() -> BTreeSet<String> {
     });
     config.state.path = Some("state.redb".into());
     config.state.fdb_cluster_file = Some("fdb.cluster".into());
+    config.state.nats_credentials_file = Some("nats.creds".into());
+    config.state.nats_ca_file = Some("nats-ca.pem".into());
+    config.bus.nats_credentials_file = Some("nats.creds".into());
+    config.bus.nats_ca_file = Some("nats-ca.pem".into());
     config.greylist.skip_networks.push("192.0.2.0/24".into());
     config.scanner.weights.insert("MISSING_MID".into(), 0.5);
     config.scanner.group_limits.insert("headers".into(), 6.0);

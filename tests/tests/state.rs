@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use rempart_tests::gateway::run_rempart as rempart;
 use rempart_tests::nats::NatsServer;
-use rempart_tests::{Gateway, Sink, SinkMode, message};
+use rempart_tests::{Gateway, Sink, SinkMode, message, training_message};
 
 /// swaks from 127.0.0.1 (so from 127.0.0.0/24): the whole transcript and success.
 fn swaks(gw: &Gateway, from: &str, to: &str) -> (bool, String) {
@@ -124,17 +124,6 @@ fn awl_pulls_a_senders_score_toward_its_history() {
     assert!(!verdicts[0].contains("AWL"), "no history yet: {}", verdicts[0]);
     assert!(verdicts[1].contains("AWL(2.80)") && verdicts[1].contains("score=2.8"), "pulled halfway to 5.60: {}", verdicts[1]);
     assert!(!verdicts[2].contains("AWL"), "{}", verdicts[2]);
-}
-
-fn training_message(class: &str, i: usize) -> String {
-    let (subject, body) = if class == "spam" {
-        ("Cheap pills offer", "Buy cheap viagra pills now, best offer, free shipping, click here to order, limited offer")
-    } else {
-        ("Project meeting", "The agenda for the project meeting: budget review, schedule, minutes from last week")
-    };
-    format!(
-        "From: {class}{i}@{class}.test\r\nTo: bob@example.com\r\nSubject: {subject} {i}\r\nMessage-ID: <{class}{i}@{class}.test>\r\nDate: Mon, 23 Nov 2026 10:00:00 +0000\r\n\r\n{body} ref{i}\r\n"
-    )
 }
 
 #[test]

@@ -90,6 +90,7 @@ pub fn learn(args: LearnArgs, config: Option<&Path>) -> Result<(), String> {
         }
     });
     progress.finish_and_clear();
+    runtime.block_on(rempart_state::announce_learning(&state));
     let class_name = if args.spam { "spam" } else { "ham" };
     if args.json {
         let mut doc = serde_json::to_value(&counts).map_err(|e| e.to_string())?;

@@ -50,7 +50,12 @@ async fn open_bus(config: &Config) -> Result<AnyBus, String> {
             AnyBus::Embedded(bus)
         }
         BusBackend::Nats => {
-            let options = NatsOptions { url: config.bus.nats_url.clone(), replicas: config.bus.nats_replicas };
+            let options = NatsOptions {
+                url: config.bus.nats_url.clone(),
+                replicas: config.bus.nats_replicas,
+                credentials_file: config.bus.nats_credentials_file.clone(),
+                ca_file: config.bus.nats_ca_file.clone(),
+            };
             AnyBus::Nats(NatsBus::connect(&options).await.map_err(|e| format!("bus: {e}"))?)
         }
     })

@@ -39,6 +39,9 @@ pub struct NatsOptions {
     pub url: String,
     /// Copies of the stream in a NATS cluster.
     pub replicas: usize,
+    pub credentials_file: Option<std::path::PathBuf>,
+    /// A CA for the server's certificate; TLS is then required.
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 #[derive(Clone)]
@@ -63,7 +66,14 @@ fn storage<E: std::fmt::Display>(e: E) -> BusError {
 
 impl NatsBus {
     pub async fn connect(options: &NatsOptions) -> Result<NatsBus, BusError> {
-        let client = async_nats::connect(&options.url).await.map_err(|e| BusError::Storage(format!("nats {}: {e}", options.url)))?;
+        let mut connect = async_nats::ConnectOptions::new();
+        if let Some(creds) = &options.credentials_file {
+            connect = connect.credentials_file(creds).await.map_err(|e| BusError::Storage(format!("{}: {e}", creds.display())))?;
+        }
+        if let Some(ca) = &options.ca_file {
+            connect = connect.add_root_certificates(ca.clone()).require_tls(true);
+        }
+        let client = connect.connect(&options.url).await.map_err(|e| BusError::Storage(format!("nats {}: {e}", options.url)))?;
         let jetstream = jetstream::new(client);
         let replicas = options.replicas.max(1);
         let stream = jetstream

@@ -146,8 +146,8 @@ impl Bayes {
 
     /// Reloads the token table if the stored version differs; true when it did.
     pub async fn reload_if_changed(&self) -> StoreResult<bool> {
-        let version = counter(VERSION_KEY, self.store.get(VERSION_KEY).await?.as_deref())?;
-        if version == self.model().version && version != 0 {
+        let version = self.version().await?;
+        if version == self.model().version {
             return Ok(false);
         }
         let model = self.load(version).await?;
@@ -201,6 +201,11 @@ impl Bayes {
         deltas.push((VERSION_KEY.to_string(), 1));
         self.store.add(&deltas).await?;
         Ok(outcome)
+    }
+
+    /// The stored model version (changes with every message learned).
+    pub async fn version(&self) -> StoreResult<i64> {
+        counter(VERSION_KEY, self.store.get(VERSION_KEY).await?.as_deref())
     }
 
     pub async fn stats(&self) -> StoreResult<BayesStats> {

@@ -28,7 +28,7 @@ pub use embedded::EmbeddedStore;
 #[cfg(feature = "foundationdb")]
 pub use fdb::FdbStore;
 pub use nats::NatsStore;
-pub use shared::{SharedState, settings};
+pub use shared::{SharedState, announce_learning, settings};
 
 /// The smallest limits of all backends, enforced by every backend so that what works
 /// on one works on all: values as FoundationDB (100 kB); keys below NATS's 4 KiB
@@ -86,7 +86,16 @@ pub trait Store: Send + Sync {
     fn scan_prefix<'a>(&'a self, prefix: &'a str, limit: usize) -> StoreFuture<'a, Vec<(String, Vec<u8>)>>;
 
     fn delete<'a>(&'a self, key: &'a str) -> StoreFuture<'a, ()>;
+
+    /// The NATS connection under the store, for notifications between processes
+    /// (`rempart.learn`); `None` for the other backends.
+    fn nats_client(&self) -> Option<async_nats::Client> {
+        None
+    }
 }
+
+/// Subject on which `rempart learn` announces a new Bayes model version.
+pub const LEARN_SUBJECT: &str = "rempart.learn";
 
 /// A counter's value from what `get` returned.
 pub fn counter(key: &str, value: Option<&[u8]>) -> StoreResult<i64> {
@@ -149,7 +158,7 @@ pub(crate) fn check_prefix(prefix: &str) -> StoreResult<()> {
 #[derive(Debug, Clone)]
 pub enum StoreSettings {
     Embedded { path: std::path::PathBuf, fsync: bool },
-    Nats { url: String, bucket: String, replicas: usize },
+    Nats { url: String, bucket: String, replicas: usize, credentials_file: Option<std::path::PathBuf>, ca_file: Option<std::path::PathBuf> },
     FoundationDb { cluster_file: Option<std::path::PathBuf> },
 }
 
@@ -157,7 +166,9 @@ pub enum StoreSettings {
 pub async fn open(settings: &StoreSettings) -> StoreResult<Arc<dyn Store>> {
     Ok(match settings {
         StoreSettings::Embedded { path, fsync } => Arc::new(EmbeddedStore::open(path, *fsync)?),
-        StoreSettings::Nats { url, bucket, replicas } => Arc::new(NatsStore::connect(url, bucket, *replicas).await?),
+        StoreSettings::Nats { url, bucket, replicas, credentials_file, ca_file } => {
+            Arc::new(NatsStore::connect_with(url, bucket, *replicas, credentials_file.as_deref(), ca_file.as_deref()).await?)
+        }
         #[cfg(feature = "foundationdb")]
         StoreSettings::FoundationDb { cluster_file } => Arc::new(FdbStore::open(cluster_file.as_deref())?),
         #[cfg(not(feature = "foundationdb"))]

@@ -37,7 +37,25 @@ enum Written {
 impl NatsStore {
     /// Connects and opens (or creates) the bucket, with per-message TTLs enabled.
     pub async fn connect(url: &str, bucket: &str, replicas: usize) -> StoreResult<Self> {
-        let client = async_nats::connect(url).await.map_err(|e| backend(format!("{url}: {e}")))?;
+        Self::connect_with(url, bucket, replicas, None, None).await
+    }
+
+    /// With a credentials file and/or a CA for the server's certificate (TLS required).
+    pub async fn connect_with(
+        url: &str,
+        bucket: &str,
+        replicas: usize,
+        credentials_file: Option<&std::path::Path>,
+        ca_file: Option<&std::path::Path>,
+    ) -> StoreResult<Self> {
+        let mut connect = async_nats::ConnectOptions::new();
+        if let Some(creds) = credentials_file {
+            connect = connect.credentials_file(creds).await.map_err(|e| backend(format!("{}: {e}", creds.display())))?;
+        }
+        if let Some(ca) = ca_file {
+            connect = connect.add_root_certificates(ca.to_path_buf()).require_tls(true);
+        }
+        let client = connect.connect(url).await.map_err(|e| backend(format!("{url}: {e}")))?;
         let jetstream = jetstream::new(client);
         let config = Config {
             bucket: bucket.to_string(),
@@ -187,6 +205,10 @@ impl Store for NatsStore {
             out.truncate(limit);
             Ok(out)
         })
+    }
+
+    fn nats_client(&self) -> Option<async_nats::Client> {
+        Some(self.jetstream.client())
     }
 
     fn delete<'a>(&'a self, key: &'a str) -> StoreFuture<'a, ()> {

@@ -32,6 +32,8 @@ pub fn settings(config: &Config) -> StoreSettings {
             url: config.state.nats_url.clone(),
             bucket: config.state.nats_bucket.clone(),
             replicas: config.state.nats_replicas,
+            credentials_file: config.state.nats_credentials_file.clone(),
+            ca_file: config.state.nats_ca_file.clone(),
         },
         StateBackend::Foundationdb => StoreSettings::FoundationDb { cluster_file: config.state.fdb_cluster_file.clone() },
     }
@@ -75,14 +77,30 @@ impl SharedState {
         })
     }
 
-    /// Reloads the Bayes model whenever another process changed it.
+    /// Reloads the Bayes model whenever another process changed it: every `every`,
+    /// and at once when `rempart learn` announces a version on `rempart.learn` (NATS).
     pub fn spawn_bayes_reloader(&self, every: std::time::Duration) {
         let Some(bayes) = self.bayes.clone() else { return };
+        let client = self.store.nats_client();
         tokio::spawn(async move {
+            let mut announcements = match &client {
+                Some(client) => client.subscribe(crate::LEARN_SUBJECT).await.ok(),
+                None => None,
+            };
             let mut tick = tokio::time::interval(every);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
-                tick.tick().await;
+                match &mut announcements {
+                    Some(subscription) => {
+                        tokio::select! {
+                            _ = tick.tick() => {}
+                            _ = futures_util::StreamExt::next(subscription) => {}
+                        }
+                    }
+                    None => {
+                        tick.tick().await;
+                    }
+                }
                 match bayes.reload_if_changed().await {
                     Ok(true) => {
                         tracing::info!(version = bayes.model().version, tokens = bayes.model().tokens.len(), "Bayes model reloaded")
@@ -92,5 +110,14 @@ impl SharedState {
                 }
             }
         });
+    }
+}
+
+/// Tells the scanners of a cluster that the Bayes model changed (NATS stores only).
+pub async fn announce_learning(state: &SharedState) {
+    let (Some(client), Some(bayes)) = (state.store.nats_client(), &state.bayes) else { return };
+    let version = bayes.version().await.unwrap_or_default();
+    if client.publish(crate::LEARN_SUBJECT, version.to_string().into()).await.is_ok() {
+        let _ = client.flush().await;
     }
 }

@@ -335,7 +335,10 @@ impl Config {
             }
         };
         fix(&mut self.queue.data_dir);
-        for p in [&mut self.state.path, &mut self.state.fdb_cluster_file].into_iter().flatten() {
+        let state_files =
+            [&mut self.state.path, &mut self.state.fdb_cluster_file, &mut self.state.nats_credentials_file, &mut self.state.nats_ca_file];
+        let bus_files = [&mut self.bus.nats_credentials_file, &mut self.bus.nats_ca_file];
+        for p in state_files.into_iter().chain(bus_files).flatten() {
             fix(p);
         }
         for p in [&mut self.tls.cert, &mut self.tls.key].into_iter().flatten() {

@@ -33,6 +33,13 @@ pub struct StateConfig {
     pub nats_bucket: String,
     /// Copies of the bucket in a NATS cluster. Default 1.
     pub nats_replicas: usize,
+    /// NATS credentials (JWT + NKey `.creds` file). A user and password, or a token,
+    /// can go in the URL instead. Default none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nats_credentials_file: Option<PathBuf>,
+    /// CA certificate (PEM) that signed the NATS server's; setting it requires TLS.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nats_ca_file: Option<PathBuf>,
     /// FoundationDB cluster file. Default: FDB_CLUSTER_FILE or the system's.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fdb_cluster_file: Option<PathBuf>,
@@ -46,6 +53,8 @@ impl Default for StateConfig {
             nats_url: "nats://127.0.0.1:4222".into(),
             nats_bucket: "rempart-state".into(),
             nats_replicas: 1,
+            nats_credentials_file: None,
+            nats_ca_file: None,
             fdb_cluster_file: None,
         }
     }
@@ -136,10 +145,22 @@ pub struct BusConfig {
     pub nats_url: String,
     /// Copies of the queue stream in a NATS cluster. Default 1.
     pub nats_replicas: usize,
+    /// As `state.nats_credentials_file`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nats_credentials_file: Option<PathBuf>,
+    /// As `state.nats_ca_file`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nats_ca_file: Option<PathBuf>,
 }
 
 impl Default for BusConfig {
     fn default() -> Self {
-        Self { backend: BusBackend::Embedded, nats_url: "nats://127.0.0.1:4222".into(), nats_replicas: 1 }
+        Self {
+            backend: BusBackend::Embedded,
+            nats_url: "nats://127.0.0.1:4222".into(),
+            nats_replicas: 1,
+            nats_credentials_file: None,
+            nats_ca_file: None,
+        }
     }
 }
