@@ -157,6 +157,20 @@ impl Gateway {
         }
     }
 
+    /// SIGSTOP: the process stays, its sockets accept, nothing answers (a hung peer).
+    pub fn pause(&self) {
+        if let Some(child) = &self.child {
+            let _ = Command::new("kill").args(["-STOP", &child.id().to_string()]).status();
+        }
+    }
+
+    /// SIGCONT after `pause`.
+    pub fn resume(&self) {
+        if let Some(child) = &self.child {
+            let _ = Command::new("kill").args(["-CONT", &child.id().to_string()]).status();
+        }
+    }
+
     /// Restarts the process on the same port, configuration and data.
     pub fn restart(&mut self) {
         self.kill9();

@@ -62,11 +62,17 @@ fn listen_to_events(nats: &NatsServer) -> Events {
 }
 
 #[test]
-fn two_edges_two_relays_deliver_each_message_exactly_once() {
+fn two_edges_two_scanners_two_relays_deliver_each_message_exactly_once() {
     let nats = NatsServer::start();
     let sink = Sink::start(SinkMode::Accept);
     let events = listen_to_events(&nats);
-    let cfg = config(&nats, &sink, "[greylist]\nenabled = false\n");
+    let scanner_cfg = format!(
+        "[state]\nbackend = \"nats\"\nnats_url = \"{}\"\n[greylist]\nenabled = false\n[scanner]\nlisten = \"{{listen}}\"\n",
+        nats.url()
+    );
+    let scanners = [Gateway::start_role(&scanner_cfg, "scanner"), Gateway::start_role(&scanner_cfg, "scanner")];
+    let endpoints: Vec<String> = scanners.iter().map(|s| format!("\"http://{}\"", s.addr())).collect();
+    let cfg = config(&nats, &sink, &format!("[greylist]\nenabled = false\n[scanner]\nendpoints = [{}]\n", endpoints.join(", ")));
     let edges = [Gateway::start_role(&cfg, "edge"), Gateway::start_role(&cfg, "edge")];
     let _relays = [Gateway::start_role(&cfg, "relay"), Gateway::start_role(&cfg, "relay")];
     let mut clients: Vec<SmtpClient> = edges.iter().map(|e| SmtpClient::connect(&e.addr())).collect();
@@ -104,6 +110,7 @@ fn two_edges_two_relays_deliver_each_message_exactly_once() {
         deliveries.iter().filter(|d| d.status == "delivered").map(|d| d.queue_id.as_str()).collect();
     let queue_ids: std::collections::HashSet<&str> = verdicts.iter().map(|v| v.queue_id.as_str()).collect();
     assert_eq!(delivered, queue_ids, "a delivery event for each message, by QueueId");
+    assert!(scanners.iter().all(|s| s.log().contains("scanned")), "both scanners took work");
 }
 
 #[test]
@@ -402,4 +409,65 @@ fn nats_with_tls_needs_the_configured_ca() {
         let id = rempart_bus::Bus::publish(&bus, rempart_bus::DELIVER_TOPIC, b"m".to_vec(), b"b".to_vec()).await.unwrap();
         assert!(id > 0);
     });
+}
+
+#[test]
+fn a_hung_scanner_hits_the_deadline_and_the_fallback_applies() {
+    let nats = NatsServer::start();
+    let sink = Sink::start(SinkMode::Accept);
+    let state = format!("[state]\nbackend = \"nats\"\nnats_url = \"{}\"\n[greylist]\nenabled = false\n", nats.url());
+    let scanner = Gateway::start_role(&format!("{state}[scanner]\nlisten = \"{{listen}}\"\n"), "scanner");
+    let cfg = format!(
+        "[smtp]\nhostname = \"gw.test\"\n[[smtp.listener]]\naddress = \"{{listen}}\"\n[queue]\ndata_dir = \"{{data}}\"\n\
+         [bus]\nbackend = \"nats\"\nnats_url = \"{url}\"\n{state}[scanner]\nendpoints = [\"http://{scanner}\"]\ntimeout = \"2s\"\n\
+         [[domain]]\nname = \"example.com\"\nroute = \"{route}\"\nscanner_fallback = \"queue\"\n\
+         [[domain]]\nname = \"strict.example\"\nroute = \"{route}\"\n",
+        url = nats.url(),
+        scanner = scanner.addr(),
+        route = sink.route()
+    );
+    let edge = Gateway::start_role(&cfg, "edge");
+    let send = |to: &str| {
+        let mut c = SmtpClient::connect(&edge.addr());
+        c.ehlo();
+        let started = std::time::Instant::now();
+        let reply = c.send_mail("a@sender.test", &[to], &message("hung"));
+        (reply, started.elapsed())
+    };
+    assert_eq!(send("bob@strict.example").0.code, 250, "the scanner works at first");
+    scanner.pause(); // connected, silent: only the deadline can end the call
+    let (reply, took) = send("bob@strict.example");
+    assert_eq!((reply.code, reply.enhanced().as_deref()), (451, Some("4.3.0")), "{reply:?}");
+    assert!(took < Duration::from_secs(8), "the session waited {took:?}, past the 2 s deadline");
+    let (reply, took) = send("alice@example.com");
+    assert_eq!(reply.code, 250, "the queue fallback accepts: {reply:?}");
+    assert!(took < Duration::from_secs(8), "{took:?}");
+    scanner.resume();
+}
+
+#[test]
+fn a_20_mib_message_goes_through_the_object_store_byte_identical() {
+    let nats = NatsServer::start();
+    let sink = Sink::start(SinkMode::Accept);
+    let cfg = config(&nats, &sink, "[greylist]\nenabled = false\n");
+    let edge = Gateway::start_role(&cfg, "edge");
+    let _relay = Gateway::start_role(&cfg, "relay");
+    let mut body = String::with_capacity(21 * 1024 * 1024);
+    body.push_str("From: big@sender.test\r\nTo: alice@example.com\r\nSubject: big\r\nMessage-ID: <big@sender.test>\r\nDate: Mon, 23 Nov 2026 10:00:00 +0000\r\n\r\n");
+    let mut i = 0u64;
+    while body.len() < 20 * 1024 * 1024 {
+        body.push_str(&format!(
+            "line {i:08} of a large message, with some text to make it less regular {}\r\n",
+            i.wrapping_mul(0x9e37_79b9)
+        ));
+        i += 1;
+    }
+    let mut c = SmtpClient::connect(&edge.addr());
+    c.ehlo();
+    let reply = c.send_mail("big@sender.test", &["alice@example.com"], &body);
+    assert_eq!(reply.code, 250, "{reply:?}");
+    let got = sink.wait_for(1, Duration::from_secs(60));
+    assert_eq!(got.len(), 1);
+    // The gateway adds its own headers on top; everything it was given follows intact.
+    assert!(got[0].data.ends_with(body.as_bytes()), "{} bytes received for {} sent", got[0].data.len(), body.len());
 }
