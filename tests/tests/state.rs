@@ -112,8 +112,8 @@ fn awl_pulls_a_senders_score_toward_its_history() {
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
     };
     swaks_data("promo@sender.test", spammy);
-    // The history is written in the background, after the reply.
-    std::thread::sleep(Duration::from_millis(500));
+    // The history is written in the background, after the reply (within 250 ms).
+    std::thread::sleep(Duration::from_millis(1000));
     swaks_data("promo@sender.test", &message("clean"));
     // Another sender is not affected.
     swaks_data("someone@else.test", &message("clean"));
