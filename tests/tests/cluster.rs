@@ -230,6 +230,15 @@ fn edges_scan_through_remote_scanners_and_fall_back() {
         endpoints = endpoints.join(", "),
         route = sink.route()
     );
+    // The scanner serves gRPC health beside the Scan service.
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let status = runtime.block_on(async {
+        let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", scanners[0].addr())).unwrap().connect().await.unwrap();
+        let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
+        let request = tonic_health::pb::HealthCheckRequest { service: "rempart.v1.Scanner".into() };
+        health.check(request).await.unwrap().into_inner().status
+    });
+    assert_eq!(status, tonic_health::pb::health_check_response::ServingStatus::Serving as i32);
     let edge = Gateway::start_role(&edge_cfg, "edge");
     let _relay = Gateway::start_role(&edge_cfg, "relay");
     let send = |data: &str| {
