@@ -122,6 +122,8 @@ impl Gateway {
             .spawn()
             .expect("spawn rempart");
         let stderr = child.stderr.take().expect("stderr");
+        // The log runs on across restarts: only what this process writes says it is ready.
+        let log_start = self.log().len();
         let log = self.log.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
@@ -138,7 +140,7 @@ impl Gateway {
         let ready = if self.role == "relay" || self.role == "scanner" {
             // No SMTP listener: ready once it says so.
             let log = self.log.clone();
-            wait_until(Duration::from_secs(20), || log.lock().is_ok_and(|l| l.contains("rempart serving")))
+            wait_until(Duration::from_secs(20), || log.lock().is_ok_and(|l| l[log_start..].contains("rempart serving")))
         } else {
             wait_until(Duration::from_secs(20), || TcpStream::connect(("127.0.0.1", port)).is_ok())
         };
