@@ -6,6 +6,7 @@ pub mod client;
 pub mod dns;
 pub mod gateway;
 pub mod nats;
+pub mod otlp;
 pub mod sink;
 
 use std::time::{Duration, Instant};

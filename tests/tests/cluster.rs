@@ -350,7 +350,7 @@ fn with_no_scanner_up_a_queue_domain_accepts_and_scanners_route_it_later() {
     assert!(spammy.contains("X-Spam-Status: Yes, score=5.60"), "marked as the edge would have: {spammy}");
     assert!(got.iter().any(|m| m.contains("Subject: clean later")));
     let log = scanner.log();
-    assert!(log.contains("scanned after queueing") && log.contains("action=reject"), "{log}");
+    assert!(log.contains("scanned after queueing") && log.contains("\"action\":\"reject\""), "{log}");
 }
 
 #[test]

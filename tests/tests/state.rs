@@ -119,10 +119,10 @@ fn awl_pulls_a_senders_score_toward_its_history() {
     swaks_data("someone@else.test", &message("clean"));
     sink.wait_for(3, Duration::from_secs(15));
     let log = gw.log();
-    let verdicts: Vec<&str> = log.lines().filter(|l| l.contains(" verdict")).collect();
+    let verdicts: Vec<&str> = log.lines().filter(|l| l.contains("\"message\":\"verdict\"")).collect();
     assert_eq!(verdicts.len(), 3, "{log}");
     assert!(!verdicts[0].contains("AWL"), "no history yet: {}", verdicts[0]);
-    assert!(verdicts[1].contains("AWL(2.80)") && verdicts[1].contains("score=2.8"), "pulled halfway to 5.60: {}", verdicts[1]);
+    assert!(verdicts[1].contains("AWL(2.80)") && verdicts[1].contains("\"score\":2.8"), "pulled halfway to 5.60: {}", verdicts[1]);
     assert!(!verdicts[2].contains("AWL"), "{}", verdicts[2]);
 }
 

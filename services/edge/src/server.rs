@@ -13,6 +13,8 @@ use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
+use rempart_telemetry::metrics;
+
 use crate::limits::ConnectionLimits;
 use crate::session::Session;
 use crate::stream::SmtpStream;
@@ -104,6 +106,7 @@ async fn accept_loop<B: Bus>(
         };
         let _ = socket.set_nodelay(true);
         let Some(slot) = limits.acquire() else {
+            metrics().connection("refused", "too_many_connections");
             tokio::spawn(refuse(socket, "Too many connections, try again later"));
             continue;
         };
@@ -120,17 +123,23 @@ async fn accept_loop<B: Bus>(
                     Ok(Ok(None)) => {}
                     Ok(Err(e)) => {
                         tracing::info!(%peer, error = %e, "bad PROXY header");
+                        metrics().connection("refused", "bad_proxy_header");
                         return;
                     }
-                    Err(_) => return,
+                    Err(_) => {
+                        metrics().connection("refused", "proxy_header_timeout");
+                        return;
+                    }
                 }
             }
             if !slot.claim_ip(client.ip()) {
+                metrics().connection("refused", "too_many_from_ip");
                 let reply =
                     format!("421 4.7.0 {} Too many connections from {}, try again later\r\n", shared.config.smtp.hostname, client.ip());
                 let _ = io.get_mut().write_all(reply.as_bytes()).await;
                 return;
             }
+            metrics().connection("accepted", "");
             Session::new(shared, io, client.ip().to_string(), shutdown).run().await;
             drop(slot);
         });

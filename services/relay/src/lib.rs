@@ -13,7 +13,10 @@ use std::time::Duration;
 
 use rempart_bus::{Bus, DELIVER_TOPIC, Delivery};
 use rempart_model::{Config, DeliveryStatus, Envelope, Recipient, SessionFacts, date};
+use rempart_telemetry::metrics;
 use tokio::sync::watch;
+use tracing::Instrument;
+use tracing::field::Empty;
 
 pub use client::{Client, RemoteReply, dot_stuff};
 
@@ -34,6 +37,7 @@ impl<B: Bus> Relay<B> {
     /// message in hand first (unfinished ones come back after a restart).
     pub async fn run(self, shutdown: watch::Receiver<bool>) {
         let this = Arc::new(self);
+        let depth = tokio::spawn(report_queue_depth(this.bus.clone(), shutdown.clone()));
         let workers: Vec<_> = (0..this.config.relay.concurrency)
             .map(|_| {
                 let this = this.clone();
@@ -63,9 +67,26 @@ impl<B: Bus> Relay<B> {
         for w in workers {
             let _ = w.await;
         }
+        depth.abort();
     }
 
+    /// One delivery attempt of one message, as the `deliver` span of its trace.
     async fn process(&self, delivery: Delivery) {
+        let span = tracing::info_span!(
+            "deliver",
+            rempart.queue_id = Empty,
+            rempart.attempt = delivery.deliveries,
+            rempart.delivery_status = Empty,
+        );
+        rempart_telemetry::propagation::set_parent(&span, delivery.trace_parent.as_deref());
+        if delivery.deliveries == 1 {
+            let waited = date::unix_now_ms().saturating_sub(delivery.published_at_ms);
+            metrics().queue_wait(DELIVER_TOPIC, Duration::from_millis(waited));
+        }
+        self.process_in(delivery, &span).instrument(span.clone()).await;
+    }
+
+    async fn process_in(&self, delivery: Delivery, span: &tracing::Span) {
         let mut envelope = match Envelope::from_json(&delivery.meta) {
             Ok(e) => e,
             Err(e) => {
@@ -76,6 +97,7 @@ impl<B: Bus> Relay<B> {
             }
         };
         envelope.attempts += 1;
+        span.record("rempart.queue_id", envelope.queue_id.as_str());
         let tried: Vec<bool> = envelope.recipients.iter().map(|r| matches!(r.status, DeliveryStatus::Pending { .. })).collect();
         let newly_final = self.attempt(&mut envelope, &delivery.body).await;
         self.delivery_events(&envelope, &tried).await;
@@ -107,6 +129,20 @@ impl<B: Bus> Relay<B> {
             return;
         }
         let pending = envelope.recipients.iter().any(|r| matches!(r.status, DeliveryStatus::Pending { .. }));
+        let failed = envelope.recipients.iter().any(|r| matches!(r.status, DeliveryStatus::Failed { .. }));
+        span.record(
+            "rempart.delivery_status",
+            if pending {
+                "deferred"
+            } else if failed {
+                "failed"
+            } else {
+                "delivered"
+            },
+        );
+        if pending || failed {
+            rempart_telemetry::keep_trace(span);
+        }
         let result = if pending {
             let delay = self.config.queue.retry_delay(envelope.attempts);
             tracing::info!(queue_id = %envelope.queue_id, attempts = envelope.attempts, retry_in = ?delay, "deferred");
@@ -162,18 +198,41 @@ impl<B: Bus> Relay<B> {
         }
         for (domain_name, indices) in groups {
             let Some(domain) = self.config.domain(&domain_name) else { continue };
-            let attempt = self.client.deliver(&domain.route, domain.route_tls, envelope, &indices, body).await;
+            let span = tracing::info_span!(
+                "deliver.route",
+                rempart.queue_id = %envelope.queue_id,
+                rempart.route = %domain_name,
+                rempart.remote = Empty,
+                smtp.reply = Empty,
+            );
+            let attempt = self.client.deliver(&domain.route, domain.route_tls, envelope, &indices, body).instrument(span.clone()).await;
+            span.record("rempart.remote", attempt.remote.as_str());
+            let replies: Vec<String> = attempt.replies.iter().map(|r| r.to_string()).collect();
+            span.record("smtp.reply", replies.join(" | "));
+            let _entered = span.enter();
+            let trace_id = rempart_telemetry::trace_id(&span);
+            let (client, action) = (&envelope.session.peer_ip, envelope.verdict.as_ref().map_or("", |v| v.action.as_str()));
             let at = date::unix_now();
             for (&i, reply) in indices.iter().zip(&attempt.replies) {
                 let r = &mut envelope.recipients[i];
+                let result = if reply.is_positive() {
+                    "delivered"
+                } else if reply.is_permanent() {
+                    "failed"
+                } else {
+                    "deferred"
+                };
+                metrics().delivery(&domain_name, result);
+                tracing::info!(
+                    queue_id = %envelope.queue_id, recipient = %r.address, %client, action, remote = %attempt.remote, reply = %reply,
+                    %trace_id, result, "delivery"
+                );
                 if reply.is_positive() {
-                    tracing::info!(queue_id = %envelope.queue_id, recipient = %r.address, remote = %attempt.remote, reply = %reply, "delivered");
                     r.status = DeliveryStatus::Delivered { reply: reply.to_string(), remote: attempt.remote.clone(), at };
                     if r.notify.is_some_and(|n| n.success) && !attempt.remote_dsn {
                         reports.push((i, dsn::Action::Relayed));
                     }
                 } else if reply.is_permanent() {
-                    tracing::info!(queue_id = %envelope.queue_id, recipient = %r.address, remote = %attempt.remote, reply = %reply, "bounced");
                     r.status = DeliveryStatus::Failed {
                         status: reply.status(),
                         reply: reply.to_string(),
@@ -182,7 +241,6 @@ impl<B: Bus> Relay<B> {
                     };
                     reports.push((i, dsn::Action::Failed));
                 } else {
-                    tracing::info!(queue_id = %envelope.queue_id, recipient = %r.address, remote = %attempt.remote, reply = %reply, "temporary failure");
                     r.status = DeliveryStatus::Pending { last_reply: Some(reply.to_string()) };
                 }
             }
@@ -224,7 +282,27 @@ impl<B: Bus> Relay<B> {
             verdict: None,
         };
         self.bus.publish(DELIVER_TOPIC, notice.to_json(), report.message).await?;
+        for r in &wanted {
+            metrics().dsn(match r.action {
+                dsn::Action::Failed => "failure",
+                dsn::Action::Delayed => "delay",
+                dsn::Action::Relayed => "success",
+            });
+        }
         tracing::info!(queue_id = %envelope.queue_id, dsn = %report.queue_id, to = %envelope.return_path, recipients = wanted.len(), "DSN queued");
         Ok(())
+    }
+}
+
+/// Keeps `rempart_queue_depth{topic="rempart.deliver"}` current.
+async fn report_queue_depth<B: Bus>(bus: B, mut shutdown: watch::Receiver<bool>) {
+    while !*shutdown.borrow() {
+        if let Ok(depth) = bus.pending(DELIVER_TOPIC).await {
+            metrics().queue_depth(DELIVER_TOPIC, depth);
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+            _ = shutdown.changed() => {}
+        }
     }
 }

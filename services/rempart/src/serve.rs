@@ -11,34 +11,37 @@ use rempart_model::Config;
 use rempart_model::config::BusBackend;
 use rempart_relay::Relay;
 use rempart_state::SharedState;
+use rempart_telemetry::Readiness;
 use tokio::sync::watch;
 
 /// Which roles this process runs.
 #[derive(Debug, Clone, Copy)]
 pub struct Roles {
+    /// The service name in traces.
+    pub name: &'static str,
     pub edge: bool,
     pub relay: bool,
     /// The gRPC scanner service (`rempart scanner`).
     pub scanner: bool,
 }
 
-pub const ALL: Roles = Roles { edge: true, relay: true, scanner: false };
-pub const EDGE: Roles = Roles { edge: true, relay: false, scanner: false };
-pub const RELAY: Roles = Roles { edge: false, relay: true, scanner: false };
-pub const SCANNER: Roles = Roles { edge: false, relay: false, scanner: true };
+pub const ALL: Roles = Roles { name: "rempart", edge: true, relay: true, scanner: false };
+pub const EDGE: Roles = Roles { name: "rempart-edge", edge: true, relay: false, scanner: false };
+pub const RELAY: Roles = Roles { name: "rempart-relay", edge: false, relay: true, scanner: false };
+pub const SCANNER: Roles = Roles { name: "rempart-scanner", edge: false, relay: false, scanner: true };
 
 pub fn run(config_path: Option<&Path>, roles: Roles) -> Result<(), String> {
     let config = Arc::new(crate::load_config(config_path)?);
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
     if config.bus.backend == BusBackend::Embedded && roles.edge != roles.relay {
         return Err("the embedded bus is one process's: run `rempart serve`, or set [bus] backend = \"nats\"".into());
     }
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| format!("cannot start the runtime: {e}"))?;
-    runtime.block_on(serve(config, roles))
+    // The OTLP exporter's connection lives on the runtime: set it up inside.
+    let telemetry = runtime.block_on(async { rempart_telemetry::init(roles.name, &config.telemetry) }).map_err(|e| e.to_string())?;
+    let served = runtime.block_on(serve(config, roles));
+    // Flushes the last spans (blocking: outside the runtime, which still runs them).
+    telemetry.shutdown();
+    served
 }
 
 async fn open_bus(config: &Config) -> Result<AnyBus, String> {
@@ -72,6 +75,12 @@ async fn scanner_with_state(config: &Config) -> Result<(Arc<rempart_scanner::Sca
 async fn serve(config: Arc<Config>, roles: Roles) -> Result<(), String> {
     let (stop, stopped) = watch::channel(false);
     let mut tasks = Vec::new();
+    let readiness = Readiness::default();
+    if let Some(listen) = config.telemetry.listen {
+        // Up until the process exits: probes and scrapes go on while it drains.
+        rempart_telemetry::serve_http(listen, readiness.clone(), std::future::pending()).await.map_err(|e| e.to_string())?;
+        tracing::info!(%listen, "metrics and health on http://{listen}/metrics, /healthz, /readyz");
+    }
     if roles.scanner {
         let (scanner, _state) = scanner_with_state(&config).await?;
         let listen = config.scanner.listen;
@@ -94,7 +103,7 @@ async fn serve(config: Arc<Config>, roles: Roles) -> Result<(), String> {
         }
     }
     if !(roles.edge || roles.relay) {
-        return run_until_signal(&config, roles, stop, tasks).await;
+        return run_until_signal(&config, roles, stop, tasks, readiness).await;
     }
     let bus = open_bus(&config).await?;
     if roles.edge {
@@ -118,7 +127,7 @@ async fn serve(config: Arc<Config>, roles: Roles) -> Result<(), String> {
         let relay = Relay::new(config.clone(), bus).map_err(|e| format!("relay TLS setup: {e}"))?;
         tasks.push(tokio::spawn(relay.run(stopped)));
     }
-    run_until_signal(&config, roles, stop, tasks).await
+    run_until_signal(&config, roles, stop, tasks, readiness).await
 }
 
 async fn run_until_signal(
@@ -126,10 +135,12 @@ async fn run_until_signal(
     roles: Roles,
     stop: watch::Sender<bool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
+    readiness: Readiness,
 ) -> Result<(), String> {
     tracing::info!(bus = ?config.bus.backend, edge = roles.edge, relay = roles.relay, scanner = roles.scanner, domains = config.domains.len(), "rempart serving");
-
+    readiness.set(true);
     wait_for_signal().await;
+    readiness.set(false);
     tracing::info!("shutting down: no new connections, finishing sessions and deliveries in flight");
     let _ = stop.send(true);
     let deadline = config.smtp.shutdown_timeout.0;

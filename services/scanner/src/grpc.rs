@@ -15,7 +15,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use mail_auth::hickory_resolver::TokioResolver;
-use rempart_model::{SessionFacts, Verdict};
+use rempart_model::Verdict;
 use rempart_proto::v1;
 use rempart_proto::v1::scan_request::Frame;
 use rempart_proto::v1::scanner_client::ScannerClient;
@@ -23,6 +23,9 @@ use rempart_proto::v1::scanner_server::ScannerServer;
 use tonic::transport::{Channel, Endpoint, Server};
 use tonic::{Request, Response, Status, Streaming};
 
+use rempart_telemetry::propagation::TRACEPARENT;
+
+use crate::traced::{ScanJob, ScanPlace};
 use crate::{ScanInput, Scanner, ScannerError};
 
 /// Body chunk size on the wire.
@@ -37,6 +40,7 @@ struct Service {
 #[tonic::async_trait]
 impl v1::scanner_server::Scanner for Service {
     async fn scan(&self, request: Request<Streaming<v1::ScanRequest>>) -> Result<Response<v1::Verdict>, Status> {
+        let traceparent = request.metadata().get(TRACEPARENT).and_then(|v| v.to_str().ok()).map(str::to_string);
         let mut frames = request.into_inner();
         let Some(v1::ScanRequest { frame: Some(Frame::Envelope(envelope)) }) = frames.message().await? else {
             return Err(Status::invalid_argument("the first frame must be the envelope"));
@@ -49,24 +53,18 @@ impl v1::scanner_server::Scanner for Service {
                 _ => return Err(Status::invalid_argument("only body chunks may follow the envelope")),
             }
         }
-        let facts: SessionFacts = envelope.session.unwrap_or_default().into();
-        let (return_path, recipients) = (envelope.return_path, envelope.recipients);
-        let network = self
-            .scanner
-            .network_findings(&ScanInput { facts: &facts, return_path: &return_path, recipients: &recipients, message: &body })
-            .await;
-        let scanner = self.scanner.clone();
-        let (verdict, facts, return_path) = tokio::task::spawn_blocking(move || {
-            let input = ScanInput { facts: &facts, return_path: &return_path, recipients: &recipients, message: &body };
-            let verdict = scanner.evaluate(&input, network);
-            (verdict, facts, return_path)
-        })
-        .await
-        .map_err(|e| Status::internal(format!("the scan failed: {e}")))?;
-        tracing::info!(queue_id = %envelope.queue_id, client = %facts.peer_ip, score = verdict.score, action = %verdict.action, "scanned");
+        let job = ScanJob {
+            queue_id: envelope.queue_id,
+            facts: envelope.session.unwrap_or_default().into(),
+            return_path: envelope.return_path,
+            recipients: envelope.recipients,
+            message: body,
+        };
+        let (verdict, job) = self.scanner.scan_job(job, ScanPlace::Remote, traceparent.as_deref()).await.map_err(Status::internal)?;
+        tracing::info!(queue_id = %job.queue_id, client = %job.facts.peer_ip, score = verdict.score, action = %verdict.action, "scanned");
         let reply = v1::Verdict::from(&verdict);
         let scanner = self.scanner.clone();
-        tokio::spawn(async move { scanner.record(&return_path, &facts.peer_ip, &verdict).await });
+        tokio::spawn(async move { scanner.record(&job.return_path, &job.facts.peer_ip, &verdict).await });
         Ok(Response::new(reply))
     }
 }
@@ -236,6 +234,12 @@ impl RemoteScanner {
             frames.extend(input.message.chunks(CHUNK).map(|c| v1::ScanRequest { frame: Some(Frame::Chunk(c.to_vec())) }));
             let mut request = Request::new(futures_util::stream::iter(frames));
             request.set_timeout(self.timeout);
+            // The scanner's `scan` span joins the trace of the current (session) span.
+            if let Some(value) = rempart_telemetry::propagation::traceparent(&tracing::Span::current())
+                && let Ok(value) = value.parse()
+            {
+                request.metadata_mut().insert(TRACEPARENT, value);
+            }
             match ScannerClient::new(channel.clone()).scan(request).await {
                 Ok(response) => return Verdict::try_from(response.into_inner()).map_err(|e| format!("{url}: {e}")),
                 // Not reachable: try the next scanner.

@@ -15,6 +15,7 @@ pub mod post_queue;
 pub mod spf;
 pub mod symbols;
 pub mod tokens;
+pub mod traced;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::IpAddr;

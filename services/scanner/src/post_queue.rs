@@ -12,7 +12,10 @@ use rempart_bus::{Bus, DELIVER_TOPIC, Delivery, QUARANTINE_TOPIC, SCAN_TOPIC};
 use rempart_model::{Action, Envelope};
 use tokio::sync::watch;
 
-use crate::{ScanInput, Scanner, remove_forged_auth_results, spam_headers, tag_subject};
+use tracing::Instrument;
+
+use crate::traced::{ScanJob, ScanPlace};
+use crate::{Scanner, remove_forged_auth_results, spam_headers, tag_subject};
 
 /// How long a scanner holds a message before another may take it.
 const LEASE: Duration = Duration::from_secs(300);
@@ -27,7 +30,10 @@ pub async fn run<B: Bus>(scanner: Arc<Scanner>, bus: B, hostname: String, mut sh
         match fetched {
             Ok(batch) => {
                 for delivery in batch {
-                    route(&scanner, &bus, &hostname, delivery).await;
+                    // The trace goes on: edge → `scan.queued` → `scan`, then `deliver`.
+                    let span = tracing::info_span!("scan.queued", rempart.queue_id = tracing::field::Empty);
+                    rempart_telemetry::propagation::set_parent(&span, delivery.trace_parent.as_deref());
+                    route(&scanner, &bus, &hostname, delivery).instrument(span).await;
                 }
             }
             Err(e) => {
@@ -38,7 +44,7 @@ pub async fn run<B: Bus>(scanner: Arc<Scanner>, bus: B, hostname: String, mut sh
     }
 }
 
-async fn route<B: Bus>(scanner: &Scanner, bus: &B, hostname: &str, delivery: Delivery) {
+async fn route<B: Bus>(scanner: &Arc<Scanner>, bus: &B, hostname: &str, delivery: Delivery) {
     let mut envelope = match Envelope::from_json(&delivery.meta) {
         Ok(e) => e,
         Err(e) => {
@@ -47,13 +53,26 @@ async fn route<B: Bus>(scanner: &Scanner, bus: &B, hostname: &str, delivery: Del
             return;
         }
     };
+    tracing::Span::current().record("rempart.queue_id", envelope.queue_id.as_str());
     let recipients: Vec<String> = envelope.recipients.iter().map(|r| r.address.clone()).collect();
-    let input =
-        ScanInput { facts: &envelope.session, return_path: &envelope.return_path, recipients: &recipients, message: &delivery.body };
-    let verdict = scanner.scan(&input).await;
+    let job = ScanJob {
+        queue_id: envelope.queue_id.to_string(),
+        facts: envelope.session.clone(),
+        return_path: envelope.return_path.clone(),
+        recipients: recipients.clone(),
+        message: delivery.body,
+    };
+    let (verdict, job) = match scanner.scan_job(job, ScanPlace::Queued, None).await {
+        Ok(done) => done,
+        Err(e) => {
+            tracing::error!(queue_id = %envelope.queue_id, error = %e, "the post-queue scan failed; retrying in a minute");
+            let _ = bus.retry(delivery.id, delivery.meta, Duration::from_secs(60)).await;
+            return;
+        }
+    };
     scanner.record(&envelope.return_path, &envelope.session.peer_ip, &verdict).await;
-    let mut message = Vec::with_capacity(delivery.body.len() + 1024);
-    let mut body = delivery.body;
+    let mut message = Vec::with_capacity(job.message.len() + 1024);
+    let mut body = job.message;
     if let Some(results) = &verdict.authentication_results {
         message.extend_from_slice(results.as_bytes());
         if let Some(cleaned) = remove_forged_auth_results(&body, hostname) {

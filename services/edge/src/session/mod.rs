@@ -15,8 +15,11 @@ use std::time::Duration;
 
 use rempart_bus::{Bus, DELIVER_TOPIC, QUARANTINE_TOPIC, SCAN_TOPIC};
 use rempart_model::{Action, DsnRet, Envelope, QueueId, Recipient, SessionFacts, date};
+use rempart_telemetry::metrics;
 use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::sync::watch;
+use tracing::Instrument;
+use tracing::field::Empty;
 
 use crate::Shared;
 use crate::reader::{self, Line};
@@ -74,6 +77,20 @@ pub struct Session<B: Bus> {
     errors: u32,
     tx: Transaction,
     shutdown: watch::Receiver<bool>,
+    /// The `smtp.session` span of the message under way: the root of its trace. It
+    /// covers the commands since the previous message (or the connection), so each
+    /// message has a trace of its own even when a session sends many.
+    span: tracing::Span,
+    /// The command being answered, for the metrics' `command` label.
+    verb: &'static str,
+    messages: u32,
+}
+
+/// The verbs as metric labels (anything else is "other": labels stay bounded).
+fn known_verb(verb: &str) -> &'static str {
+    const VERBS: [&str; 15] =
+        ["EHLO", "HELO", "MAIL", "RCPT", "DATA", "BDAT", "RSET", "NOOP", "QUIT", "VRFY", "HELP", "STARTTLS", "EXPN", "AUTH", "ETRN"];
+    VERBS.iter().find(|v| v.eq_ignore_ascii_case(verb)).copied().unwrap_or("other")
 }
 
 enum Incoming {
@@ -85,12 +102,27 @@ enum Incoming {
 impl<B: Bus> Session<B> {
     pub fn new(shared: Arc<Shared<B>>, io: BufReader<SmtpStream>, peer_ip: String, shutdown: watch::Receiver<bool>) -> Self {
         let facts = SessionFacts { peer_ip, ..Default::default() };
-        Self { shared, io, out: Vec::new(), facts, state: State::Connected, esmtp: false, errors: 0, tx: Transaction::default(), shutdown }
+        let span = message_span(&facts);
+        Self {
+            shared,
+            io,
+            out: Vec::new(),
+            facts,
+            state: State::Connected,
+            esmtp: false,
+            errors: 0,
+            tx: Transaction::default(),
+            shutdown,
+            span,
+            verb: "connect",
+            messages: 0,
+        }
     }
 
     pub async fn run(mut self) {
         let banner = format!("220 {} ESMTP Rempart\r\n", self.shared.config.smtp.hostname);
         self.out.extend_from_slice(banner.as_bytes());
+        metrics().reply("connect", 220);
         loop {
             if self.flush_if_idle().await.is_err() {
                 return;
@@ -104,7 +136,10 @@ impl<B: Bus> Session<B> {
                     self.close_with(Reply::new(421, "4.3.2", format!("{} Service shutting down, try again later", self.hostname())))
                 }
                 Incoming::Line(Line::TooLong(_)) => self.reply(Reply::new(500, "5.5.2", "Line too long")),
-                Incoming::Line(Line::Complete(line)) => self.command(&line).await,
+                Incoming::Line(Line::Complete(line)) => {
+                    let span = self.span.clone();
+                    self.command(&line).instrument(span).await
+                }
             };
             if flow == Flow::Close {
                 break;
@@ -112,6 +147,24 @@ impl<B: Bus> Session<B> {
         }
         let _ = self.flush().await;
         let _ = self.io.get_mut().shutdown().await;
+        self.record_facts();
+        let trace_id = rempart_telemetry::trace_id(&self.span);
+        tracing::info!(
+            parent: &self.span, client = %self.facts.peer_ip, helo = %self.facts.helo, tls = self.facts.tls.as_deref().unwrap_or(""),
+            messages = self.messages, errors = self.errors, %trace_id, "session end"
+        );
+    }
+
+    /// HELO name and TLS as attributes of the current span (both may change midway).
+    fn record_facts(&self) {
+        self.span.record("smtp.helo", self.facts.helo.as_str());
+        self.span.record("smtp.tls", self.facts.tls.as_deref().unwrap_or("none"));
+    }
+
+    /// The message is answered: its span ends, the next message gets a new trace.
+    fn end_message_span(&mut self) {
+        self.record_facts();
+        self.span = message_span(&self.facts);
     }
 
     fn hostname(&self) -> &str {
@@ -150,6 +203,9 @@ impl<B: Bus> Session<B> {
             Some((v, a)) => (v, a),
             None => (line, ""),
         };
+        self.verb = known_verb(verb);
+        // Arguments too (addresses, parameters): traces are for operators, not metrics.
+        tracing::info!(target: rempart_telemetry::COMMAND_EVENTS, command = self.verb, args, "command");
         match verb.to_ascii_uppercase().as_str() {
             "EHLO" => self.ehlo(args, true),
             "HELO" => self.ehlo(args, false),
@@ -170,7 +226,7 @@ impl<B: Bus> Session<B> {
 
     /// Queues a reply; client errors are counted and too many end the session.
     fn reply(&mut self, reply: Reply) -> Flow {
-        self.out.extend_from_slice(reply.to_string().as_bytes());
+        self.answer(&reply);
         if reply.is_error() {
             self.errors += 1;
             if self.errors >= self.shared.config.smtp.max_errors {
@@ -181,8 +237,16 @@ impl<B: Bus> Session<B> {
     }
 
     fn close_with(&mut self, reply: Reply) -> Flow {
-        self.out.extend_from_slice(reply.to_string().as_bytes());
+        self.answer(&reply);
         Flow::Close
+    }
+
+    /// Queues a reply, counted and traced.
+    fn answer(&mut self, reply: &Reply) {
+        let text = reply.to_string();
+        metrics().reply(self.verb, reply.code);
+        tracing::info!(target: rempart_telemetry::COMMAND_EVENTS, parent: &self.span, code = reply.code, reply = text.trim_end(), "reply");
+        self.out.extend_from_slice(text.as_bytes());
     }
 
     /// Sends queued replies unless more pipelined commands are already waiting.
@@ -210,13 +274,35 @@ impl<B: Bus> Session<B> {
     /// Scans a complete message and answers as its verdict says; accepted mail is
     /// queued, and the 250 is given only once it is durable.
     async fn queue_message(&mut self, body: Vec<u8>) -> Reply {
+        let started = std::time::Instant::now();
+        let command = if self.tx.chunks.is_some() { "BDAT" } else { "DATA" };
+        let domain = self.tx.recipients.first().map(|r| r.domain().to_ascii_lowercase()).unwrap_or_default();
+        let queue_id = QueueId::generate();
+        self.span.record("rempart.queue_id", queue_id.as_str());
+        let (reply, action) = self.scan_and_queue(&queue_id, body).await;
+        metrics().end_of_data(command, started.elapsed());
+        metrics().message(action, &domain);
+        self.span.record("rempart.action", action);
+        self.span.record("smtp.reply", reply.code);
+        if reply.code >= 400 {
+            rempart_telemetry::keep_trace(&self.span);
+        }
+        self.messages += 1;
+        self.end_message_span();
+        reply
+    }
+
+    /// Scans and answers; gives the reply and what was done ("reject", "accept",
+    /// "greylist", "tempfail"… as the `action` label of `rempart_messages_total`).
+    async fn scan_and_queue(&mut self, queue_id: &QueueId, body: Vec<u8>) -> (Reply, &'static str) {
         let tx = std::mem::take(&mut self.tx);
         self.state = State::Greeted;
-        let queue_id = QueueId::generate();
+        let queue_id = queue_id.clone();
         let (scan, body) = match self.scan(&tx, queue_id.as_str(), body).await {
             Ok(scanned) => scanned,
-            Err(reply) => return reply,
+            Err(reply) => return (reply, "tempfail"),
         };
+        let trace_id = rempart_telemetry::trace_id(&self.span);
         let scan_later = matches!(scan, verdict::Scan::Later);
         let verdict = match scan {
             verdict::Scan::Done(verdict) => Some(verdict),
@@ -227,24 +313,24 @@ impl<B: Bus> Session<B> {
             let symbols: Vec<String> = v.symbols.iter().map(|s| format!("{}({:.2})", s.name, s.score)).collect();
             tracing::info!(
                 queue_id = %queue_id, client = %self.facts.peer_ip, from = %tx.return_path, score = v.score, action = %v.action,
-                listed = v.listed.as_deref().unwrap_or(""), symbols = %symbols.join(" "), scan_us = v.elapsed_us, "verdict"
+                listed = v.listed.as_deref().unwrap_or(""), symbols = %symbols.join(" "), scan_us = v.elapsed_us, %trace_id, "verdict"
             );
             self.record(&tx, v);
             self.verdict_event(queue_id.as_str(), &tx, v).await;
             if let Some(refusal) = self.refusal(queue_id.as_str(), v) {
-                return refusal;
+                return (refusal, v.action.as_str());
             }
         }
         let action = match action {
             Action::Greylist => match self.greylist(&tx).await {
-                Some(deferral) => return deferral,
+                Some(deferral) => return (deferral, "greylist"),
                 None => Action::Accept,
             },
             other => other,
         };
         if action == Action::Discard {
             // Accepted and dropped on purpose: the sender must not learn it was caught.
-            return Reply::new(250, "2.0.0", format!("Ok: queued as {queue_id}"));
+            return (Reply::new(250, "2.0.0", format!("Ok: queued as {queue_id}")), "discard");
         }
         let now = date::unix_now();
         let single = (tx.recipients.len() == 1).then(|| tx.recipients[0].address.as_str());
@@ -299,14 +385,30 @@ impl<B: Bus> Session<B> {
             Ok(_) => {
                 tracing::info!(
                     queue_id = %queue_id, client = %self.facts.peer_ip, from = %envelope.return_path,
-                    recipients = envelope.recipients.len(), size, tls = self.facts.tls.is_some(), %action, "accepted"
+                    recipients = envelope.recipients.len(), size, tls = self.facts.tls.is_some(), %action, %trace_id, "accepted"
                 );
-                Reply::new(250, "2.0.0", format!("Ok: queued as {queue_id}"))
+                let label = if scan_later { "scan_later" } else { action.as_str() };
+                (Reply::new(250, "2.0.0", format!("Ok: queued as {queue_id}")), label)
             }
             Err(e) => {
                 tracing::error!(client = %self.facts.peer_ip, error = %e, "could not queue a message");
-                Reply::new(451, "4.3.0", "Temporary queue failure, please try again later")
+                (Reply::new(451, "4.3.0", "Temporary queue failure, please try again later"), "tempfail")
             }
         }
     }
+}
+
+/// A new `smtp.session` span: a root, so that each message has its own trace.
+fn message_span(facts: &SessionFacts) -> tracing::Span {
+    tracing::info_span!(
+        parent: None,
+        "smtp.session",
+        otel.kind = "server",
+        client.address = %facts.peer_ip,
+        smtp.helo = Empty,
+        smtp.tls = Empty,
+        rempart.queue_id = Empty,
+        rempart.action = Empty,
+        smtp.reply = Empty,
+    )
 }

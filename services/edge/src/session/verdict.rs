@@ -43,17 +43,9 @@ impl<B: Bus> Session<B> {
                 }
             };
         }
-        let network = scanner
-            .network_findings(&ScanInput { facts: &facts, return_path: &return_path, recipients: &recipients, message: &body })
-            .await;
-        let scanned = tokio::task::spawn_blocking(move || {
-            let verdict =
-                scanner.evaluate(&ScanInput { facts: &facts, return_path: &return_path, recipients: &recipients, message: &body }, network);
-            (verdict, body)
-        })
-        .await;
-        match scanned {
-            Ok((verdict, body)) => Ok((Scan::Done(verdict), body)),
+        let job = rempart_scanner::traced::ScanJob { queue_id: queue_id.to_string(), facts, return_path, recipients, message: body };
+        match scanner.scan_job(job, rempart_scanner::traced::ScanPlace::Local, None).await {
+            Ok((verdict, job)) => Ok((Scan::Done(verdict), job.message)),
             Err(e) => {
                 tracing::error!(client = %self.facts.peer_ip, error = %e, "the scanner failed on a message");
                 Err(Reply::new(451, "4.3.0", "Temporary failure while checking the message, please try again later"))
@@ -103,6 +95,7 @@ impl<B: Bus> Session<B> {
     /// did not call for a refusal).
     pub(super) async fn greylist(&self, tx: &Transaction) -> Option<Reply> {
         let greylist = self.shared.state.as_ref()?.greylist.as_ref()?;
+        let metrics = rempart_telemetry::metrics();
         let ip = self.facts.peer_ip.parse().ok()?;
         let domains = &self.shared.config.domains;
         let recipients: Vec<&str> = tx
@@ -115,17 +108,20 @@ impl<B: Bus> Session<B> {
             })
             .collect();
         if recipients.is_empty() {
+            metrics.greylist("skipped");
             return None;
         }
         match greylist.check(ip, &tx.return_path, &recipients).await {
             Ok(GreyDecision::Pass(reason)) => {
                 tracing::info!(client = %self.facts.peer_ip, from = %tx.return_path, ?reason, "greylisting passed");
+                metrics.greylist(reason.label());
                 None
             }
             Ok(GreyDecision::Defer { retry_after, first_attempt }) => {
                 let minutes = retry_after.as_secs().div_ceil(60).max(1);
                 let what = if first_attempt { "first delivery attempt" } else { "retried too soon" };
                 tracing::info!(client = %self.facts.peer_ip, from = %tx.return_path, first_attempt, "greylisted");
+                metrics.greylist(if first_attempt { "greylisted" } else { "too_soon" });
                 Some(Reply::new(
                     451,
                     "4.7.1",
@@ -134,6 +130,7 @@ impl<B: Bus> Session<B> {
             }
             Err(e) => {
                 tracing::warn!(client = %self.facts.peer_ip, error = %e, "greylisting unavailable; accepting");
+                metrics.greylist("unavailable");
                 None
             }
         }

@@ -20,6 +20,8 @@ const META: TableDefinition<u64, &[u8]> = TableDefinition::new("meta");
 const BODY: TableDefinition<u64, &[u8]> = TableDefinition::new("body");
 /// (topic, visible-at ms, id): the order in which messages are handed out.
 const READY: TableDefinition<(&str, u64, u64), ()> = TableDefinition::new("ready");
+/// id → W3C traceparent of the span that published it (when traces are exported).
+const TRACE: TableDefinition<u64, &str> = TableDefinition::new("trace");
 
 /// Largest number of operations in one commit.
 const MAX_BATCH: usize = 512;
@@ -78,7 +80,7 @@ impl Info {
 }
 
 enum Op {
-    Publish { topic: String, meta: Vec<u8>, body: Vec<u8>, reply: oneshot::Sender<Result<MessageId, BusError>> },
+    Publish { topic: String, meta: Vec<u8>, body: Vec<u8>, trace: Option<String>, reply: oneshot::Sender<Result<MessageId, BusError>> },
     Fetch { topic: String, max: usize, lease_ms: u64, reply: oneshot::Sender<Result<Fetched, BusError>> },
     Ack { id: MessageId, reply: oneshot::Sender<Result<(), BusError>> },
     Retry { id: MessageId, meta: Vec<u8>, delay_ms: u64, reply: oneshot::Sender<Result<(), BusError>> },
@@ -130,6 +132,7 @@ fn recover(db: &Database) -> Result<u64, BusError> {
         let mut info = txn.open_table(INFO).map_err(storage)?;
         txn.open_table(META).map_err(storage)?;
         txn.open_table(BODY).map_err(storage)?;
+        txn.open_table(TRACE).map_err(storage)?;
         let mut ready = txn.open_table(READY).map_err(storage)?;
         next_id = info.last().map_err(storage)?.map_or(1, |(k, _)| k.value() + 1);
         let mut leased = Vec::new();
@@ -211,10 +214,10 @@ impl Writer {
             })
         }
         match op {
-            Op::Publish { topic, meta, body, reply } => {
+            Op::Publish { topic, meta, body, trace, reply } => {
                 let id = self.next_id;
                 self.next_id += 1;
-                let result = publish(txn, id, &topic, &meta, &body).map(|_| id);
+                let result = publish(txn, id, &topic, &meta, &body, trace.as_deref()).map(|_| id);
                 finish(reply, result)
             }
             Op::Fetch { topic, max, lease_ms, reply } => finish(reply, fetch(txn, &topic, max, lease_ms)),
@@ -224,13 +227,16 @@ impl Writer {
     }
 }
 
-fn publish(txn: &WriteTransaction, id: u64, topic: &str, meta: &[u8], body: &[u8]) -> Result<(), BusError> {
+fn publish(txn: &WriteTransaction, id: u64, topic: &str, meta: &[u8], body: &[u8], trace: Option<&str>) -> Result<(), BusError> {
     let now = now_ms();
     let info = Info { visible_at: now, deliveries: 0, published_at: now, leased: false, topic: topic.to_string() };
     txn.open_table(INFO).map_err(storage)?.insert(id, info.encode().as_slice()).map_err(storage)?;
     txn.open_table(META).map_err(storage)?.insert(id, meta).map_err(storage)?;
     txn.open_table(BODY).map_err(storage)?.insert(id, body).map_err(storage)?;
     txn.open_table(READY).map_err(storage)?.insert((topic, now, id), ()).map_err(storage)?;
+    if let Some(trace) = trace {
+        txn.open_table(TRACE).map_err(storage)?.insert(id, trace).map_err(storage)?;
+    }
     Ok(())
 }
 
@@ -240,6 +246,7 @@ fn fetch(txn: &WriteTransaction, topic: &str, max: usize, lease_ms: u64) -> Resu
     let mut info_table = txn.open_table(INFO).map_err(storage)?;
     let meta_table = txn.open_table(META).map_err(storage)?;
     let body_table = txn.open_table(BODY).map_err(storage)?;
+    let trace_table = txn.open_table(TRACE).map_err(storage)?;
     let due: Vec<(u64, u64)> = ready
         .range((topic, 0, 0)..=(topic, now, u64::MAX))
         .map_err(storage)?
@@ -259,7 +266,8 @@ fn fetch(txn: &WriteTransaction, topic: &str, max: usize, lease_ms: u64) -> Resu
         ready.insert((topic, info.visible_at, id), ()).map_err(storage)?;
         let meta = meta_table.get(id).map_err(storage)?.map(|v| v.value().to_vec()).unwrap_or_default();
         let body = body_table.get(id).map_err(storage)?.map(|v| v.value().to_vec()).unwrap_or_default();
-        deliveries.push(Delivery { id, deliveries: info.deliveries, published_at_ms: info.published_at, meta, body });
+        let trace_parent = trace_table.get(id).map_err(storage)?.map(|v| v.value().to_string());
+        deliveries.push(Delivery { id, deliveries: info.deliveries, published_at_ms: info.published_at, meta, body, trace_parent });
     }
     let next_visible_at = ready
         .range((topic, 0, 0)..=(topic, u64::MAX, u64::MAX))
@@ -278,6 +286,7 @@ fn ack(txn: &WriteTransaction, id: u64) -> Result<(), BusError> {
     txn.open_table(READY).map_err(storage)?.remove((info.topic.as_str(), info.visible_at, id)).map_err(storage)?;
     txn.open_table(META).map_err(storage)?.remove(id).map_err(storage)?;
     txn.open_table(BODY).map_err(storage)?.remove(id).map_err(storage)?;
+    txn.open_table(TRACE).map_err(storage)?.remove(id).map_err(storage)?;
     Ok(())
 }
 
@@ -299,8 +308,11 @@ fn retry(txn: &WriteTransaction, id: u64, meta: &[u8], delay_ms: u64) -> Result<
 
 impl Bus for EmbeddedBus {
     async fn publish(&self, topic: &str, meta: Vec<u8>, body: Vec<u8>) -> Result<MessageId, BusError> {
-        let topic = topic.to_string();
-        self.call(|reply| Op::Publish { topic, meta, body, reply }).await
+        let (topic, trace) = (topic.to_string(), crate::current_traceparent());
+        let started = std::time::Instant::now();
+        let id = self.call(|reply| Op::Publish { topic, meta, body, trace, reply }).await;
+        rempart_telemetry::metrics().bus_operation("embedded", "publish", started.elapsed());
+        id
     }
 
     async fn fetch(&self, topic: &str, max: usize, lease: Duration, wait: Duration) -> Result<Vec<Delivery>, BusError> {
@@ -332,7 +344,10 @@ impl Bus for EmbeddedBus {
     }
 
     async fn ack(&self, id: MessageId) -> Result<(), BusError> {
-        self.call(|reply| Op::Ack { id, reply }).await
+        let started = std::time::Instant::now();
+        let done = self.call(|reply| Op::Ack { id, reply }).await;
+        rempart_telemetry::metrics().bus_operation("embedded", "ack", started.elapsed());
+        done
     }
 
     async fn retry(&self, id: MessageId, meta: Vec<u8>, delay: Duration) -> Result<(), BusError> {

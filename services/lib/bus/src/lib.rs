@@ -37,6 +37,14 @@ pub struct Delivery {
     pub published_at_ms: u64,
     pub meta: Vec<u8>,
     pub body: Vec<u8>,
+    /// The trace the message belongs to: the `traceparent` of the span that published
+    /// it (a NATS header, or a column of the embedded queue).
+    pub trace_parent: Option<String>,
+}
+
+/// What `publish` stores beside a message: the current span's trace context.
+fn current_traceparent() -> Option<String> {
+    rempart_telemetry::propagation::traceparent(&tracing::Span::current())
 }
 
 #[derive(Debug, thiserror::Error)]

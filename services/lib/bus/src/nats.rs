@@ -190,8 +190,14 @@ impl Bus for NatsBus {
         } else {
             payload.extend_from_slice(&body);
         }
+        if let Some(trace) = crate::current_traceparent() {
+            headers.insert(rempart_telemetry::propagation::TRACEPARENT, trace.as_str());
+        }
+        let started = std::time::Instant::now();
         let ack = self.inner.jetstream.publish_with_headers(topic.to_string(), headers, payload.into()).await.map_err(storage)?;
-        Ok(ack.await.map_err(storage)?.sequence)
+        let sequence = ack.await.map_err(storage)?.sequence;
+        rempart_telemetry::metrics().bus_operation("nats", "publish", started.elapsed());
+        Ok(sequence)
     }
 
     async fn fetch(&self, topic: &str, max: usize, lease: Duration, wait: Duration) -> Result<Vec<Delivery>, BusError> {
@@ -205,15 +211,19 @@ impl Bus for NatsBus {
                 (info.stream_sequence, info.delivered.max(1) as u32, (info.published.unix_timestamp_nanos() / 1_000_000) as u64)
             };
             let (meta, body) = self.decode(&message, id).await?;
+            let trace_parent =
+                message.headers.as_ref().and_then(|h| h.get(rempart_telemetry::propagation::TRACEPARENT)).map(|v| v.as_str().to_string());
             self.inner.leased.lock().map_err(|_| BusError::Storage("lease table poisoned".into()))?.insert(id, message);
-            out.push(Delivery { id, deliveries, published_at_ms, meta, body });
+            out.push(Delivery { id, deliveries, published_at_ms, meta, body, trace_parent });
         }
         Ok(out)
     }
 
     async fn ack(&self, id: MessageId) -> Result<(), BusError> {
         let message = self.take(id)?;
+        let started = std::time::Instant::now();
         message.double_ack().await.map_err(storage)?;
+        rempart_telemetry::metrics().bus_operation("nats", "ack", started.elapsed());
         // Cleanup after the ack: a crash in between leaves garbage, never a lost message.
         let _ = self.inner.metadata.purge(format!("m{id}")).await;
         if let Some(name) = message.headers.as_ref().and_then(|h| h.get(BODY_HEADER)) {

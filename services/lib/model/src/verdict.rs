@@ -39,6 +39,11 @@ impl Action {
             Action::Discard => "discard",
         }
     }
+
+    /// Whether the sender is refused in the session (5xx or 4xx).
+    pub fn refuses(self) -> bool {
+        matches!(self, Action::Reject | Action::SoftReject)
+    }
 }
 
 impl fmt::Display for Action {

@@ -40,6 +40,17 @@ pub enum PassReason {
     Retried,
 }
 
+impl PassReason {
+    /// The `outcome` label of `rempart_greylist_total`.
+    pub fn label(self) -> &'static str {
+        match self {
+            PassReason::SkippedNetwork => "skipped_network",
+            PassReason::KnownSender => "known",
+            PassReason::Retried => "passed",
+        }
+    }
+}
+
 pub struct Greylist {
     store: Arc<dyn Store>,
     settings: GreylistSettings,

@@ -18,6 +18,7 @@ mod fdb;
 pub mod greylist;
 mod nats;
 mod shared;
+mod timed;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -162,8 +163,12 @@ pub enum StoreSettings {
     FoundationDb { cluster_file: Option<std::path::PathBuf> },
 }
 
-/// Opens the configured store.
+/// Opens the configured store, its operations timed into the metrics.
 pub async fn open(settings: &StoreSettings) -> StoreResult<Arc<dyn Store>> {
+    Ok(Arc::new(timed::Timed(open_backend(settings).await?)))
+}
+
+async fn open_backend(settings: &StoreSettings) -> StoreResult<Arc<dyn Store>> {
     Ok(match settings {
         StoreSettings::Embedded { path, fsync } => Arc::new(EmbeddedStore::open(path, *fsync)?),
         StoreSettings::Nats { url, bucket, replicas, credentials_file, ca_file } => {

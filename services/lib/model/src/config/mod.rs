@@ -14,8 +14,10 @@ use crate::HumanDuration;
 
 mod filtering;
 mod state;
+mod telemetry;
 pub use filtering::{CompositeConfig, DnsConfig, DnsListConfig, PolicyConfig, PolicyOverride, ScannerConfig};
 pub use state::{AwlConfig, BayesConfig, BusBackend, BusConfig, GreylistConfig, StateBackend, StateConfig};
+pub use telemetry::{LogFormat, TelemetryConfig};
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -36,6 +38,7 @@ pub struct Config {
     pub greylist: GreylistConfig,
     pub awl: AwlConfig,
     pub bayes: BayesConfig,
+    pub telemetry: TelemetryConfig,
 }
 
 /// The SMTP edge: listeners, our name, and the limits that protect the gateway.
@@ -430,6 +433,9 @@ impl Config {
         }
         if !(0.0..=1.0).contains(&self.awl.factor) {
             return Err(err("[awl]", 0, "factor", "awl.factor".into(), "must be between 0 and 1".into()));
+        }
+        if !(0.0..=1.0).contains(&self.telemetry.sample_ratio) {
+            return Err(err("[telemetry]", 0, "sample_ratio", "telemetry.sample_ratio".into(), "must be between 0 and 1".into()));
         }
         if self.state.backend == StateBackend::Nats && self.state.nats_bucket.is_empty() {
             return Err(err("[state]", 0, "nats_bucket", "state.nats_bucket".into(), "must not be empty".into()));

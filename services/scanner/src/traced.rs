@@ -1,0 +1,107 @@
+//! The scan as the gateway runs it, wherever it runs (in the edge's process, behind
+//! gRPC, or from the post-queue topic): one `scan` span with a child span per stage
+//! (`scan.network`: the DNS-based checks; `scan.content`: parsing, content checks,
+//! Bayes, weighing, policy, on a blocking thread), timed into the metrics.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use rempart_model::{SessionFacts, Verdict};
+use rempart_telemetry::metrics;
+use tracing::Instrument;
+use tracing::field::Empty;
+
+use crate::{ScanInput, Scanner};
+
+/// A message to scan, owned so that it can move to a blocking thread and back.
+pub struct ScanJob {
+    pub queue_id: String,
+    pub facts: SessionFacts,
+    pub return_path: String,
+    pub recipients: Vec<String>,
+    pub message: Vec<u8>,
+}
+
+impl ScanJob {
+    pub fn input(&self) -> ScanInput<'_> {
+        ScanInput { facts: &self.facts, return_path: &self.return_path, recipients: &self.recipients, message: &self.message }
+    }
+}
+
+/// Where a scan runs, as the `where` label of `rempart_scan_duration_seconds`.
+#[derive(Debug, Clone, Copy)]
+pub enum ScanPlace {
+    /// In the edge's process (`rempart serve`).
+    Local,
+    /// In `rempart scanner`, for an edge over gRPC.
+    Remote,
+    /// From `rempart.scan`, after the edge accepted without a scanner.
+    Queued,
+}
+
+impl ScanPlace {
+    fn label(self) -> &'static str {
+        match self {
+            ScanPlace::Local => "local",
+            ScanPlace::Remote => "remote",
+            ScanPlace::Queued => "queued",
+        }
+    }
+}
+
+fn names(hits: impl Iterator<Item = impl AsRef<str>>) -> String {
+    hits.map(|h| h.as_ref().to_string()).collect::<Vec<_>>().join(" ")
+}
+
+impl Scanner {
+    /// Scans `job` and gives it back with the verdict. `traceparent` names the span
+    /// this scan belongs to when it comes from another process; otherwise the `scan`
+    /// span is a child of the current one. Fails only if the scan itself panicked.
+    pub async fn scan_job(
+        self: &Arc<Self>,
+        job: ScanJob,
+        place: ScanPlace,
+        traceparent: Option<&str>,
+    ) -> Result<(Verdict, ScanJob), String> {
+        let span = tracing::info_span!(
+            "scan",
+            rempart.queue_id = %job.queue_id,
+            rempart.scan_where = place.label(),
+            rempart.score = Empty,
+            rempart.action = Empty,
+            rempart.symbols = Empty,
+        );
+        rempart_telemetry::propagation::set_parent(&span, traceparent);
+        let started = Instant::now();
+        let result = async {
+            let stage = tracing::info_span!("scan.network", rempart.queue_id = %job.queue_id, rempart.symbols = Empty);
+            let network = self.network_findings(&job.input()).instrument(stage.clone()).await;
+            stage.record("rempart.symbols", names(network.findings.hits.iter().map(|h| &h.name)));
+            drop(stage);
+            let stage = tracing::info_span!("scan.content", rempart.queue_id = %job.queue_id, rempart.symbols = Empty);
+            let scanner = self.clone();
+            tokio::task::spawn_blocking(move || {
+                let _entered = stage.enter();
+                let verdict = scanner.evaluate(&job.input(), network);
+                stage.record("rempart.symbols", names(verdict.symbols.iter().map(|s| &s.name)));
+                (verdict, job)
+            })
+            .await
+            .map_err(|e| format!("the scan failed: {e}"))
+        }
+        .instrument(span.clone())
+        .await;
+        let (verdict, job) = result?;
+        metrics().scan(place.label(), started.elapsed());
+        for symbol in &verdict.symbols {
+            metrics().symbol(&symbol.name);
+        }
+        span.record("rempart.score", verdict.score);
+        span.record("rempart.action", verdict.action.to_string());
+        span.record("rempart.symbols", names(verdict.symbols.iter().map(|s| &s.name)));
+        if verdict.action.refuses() {
+            rempart_telemetry::keep_trace(&span);
+        }
+        Ok((verdict, job))
+    }
+}
