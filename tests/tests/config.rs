@@ -233,3 +233,30 @@ fn serve_without_config_uses_safe_defaults() {
     assert!(outcome.is_ok(), "{log}");
     assert!(log.contains("no [[domain]] configured"), "{log}");
 }
+
+/// Every configuration shipped for deployment (docker compose, Kubernetes) is valid.
+/// The certificate paths are those of the mounted Secret: a test certificate stands in.
+#[test]
+fn deployment_configs_are_valid() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = rempart_tests::self_signed_cert(dir.path());
+    let files = [
+        "deploy/compose/edge.toml",
+        "deploy/compose/scanner.toml",
+        "deploy/compose/relay.toml",
+        "k8s/base/rempart.toml",
+        "k8s/overlays/production/rempart.toml",
+        "k8s/overlays/dev/rempart.toml",
+    ];
+    for file in files {
+        let text = std::fs::read_to_string(root.join(file)).unwrap_or_else(|e| panic!("{file}: {e}"));
+        let text = text
+            .replace("/etc/rempart/tls/tls.crt", &cert.display().to_string())
+            .replace("/etc/rempart/tls/tls.key", &key.display().to_string());
+        let copy = dir.path().join("rempart.toml");
+        std::fs::write(&copy, text).unwrap();
+        let out = rempart(&["config", "check", copy.to_str().unwrap()], Path::new("."), None);
+        assert!(out.status.success(), "{file}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+}
