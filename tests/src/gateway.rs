@@ -179,6 +179,18 @@ impl Gateway {
         self.spawn();
     }
 
+    /// SIGTERM without waiting: the process drains while the test looks at it.
+    pub fn sigterm(&self) {
+        if let Some(child) = &self.child {
+            let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+        }
+    }
+
+    /// Whether the process has exited.
+    pub fn exited(&mut self) -> bool {
+        self.child.as_mut().is_none_or(|c| matches!(c.try_wait(), Ok(Some(_))))
+    }
+
     /// SIGTERM, then waits for the process to exit; returns whether it did in time.
     pub fn terminate(&mut self, timeout: Duration) -> bool {
         let Some(child) = self.child.as_mut() else { return true };

@@ -104,6 +104,20 @@ fn one_trace_follows_each_message_through_edge_scanner_and_relay() {
     assert_eq!(route.parent_span_id, deliver.span_id);
     assert!(route.attribute("smtp.reply").is_some_and(|r| r.starts_with("250")), "{route:?}");
     assert!(trace.iter().all(|s| s.attribute("rempart.queue_id") == Some(clean_id.as_str())), "QueueId on every span: {trace:#?}");
+    // The JSON log lines carry the trace id beside the QueueId.
+    let logged = |log: &str, message: &str| -> serde_json::Value {
+        log.lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .find(|v| v["message"] == message && v["queue_id"] == clean_id.as_str())
+            .unwrap_or_else(|| panic!("no {message:?} line for {clean_id}:\n{log}"))
+    };
+    let verdict = logged(&edge.log(), "verdict");
+    assert_eq!(verdict["trace_id"], session.trace_id.as_str());
+    assert_eq!((verdict["client"].as_str(), verdict["action"].as_str()), (Some("127.0.0.1"), Some("accept")), "{verdict}");
+    assert!(verdict["symbols"].is_string(), "{verdict}");
+    let delivery = logged(&relay.log(), "delivery");
+    assert_eq!(delivery["trace_id"], session.trace_id.as_str());
+    assert_eq!(delivery["result"], "delivered");
 
     // The refused message: its own trace, the verdict on the edge's span and the scan's.
     let refused = one(&spans, "refused session", |s| s.name == "smtp.session" && s.attribute("rempart.action") == Some("reject"));
@@ -217,6 +231,20 @@ fn metrics_parse_and_move_with_a_known_session() {
     // Labels stay bounded: no client address anywhere.
     let (_, text) = http_get(&metrics_addr, "/metrics");
     assert!(!text.contains("127.0.0.1"), "{text}");
-    // Draining after SIGTERM: not ready any more.
-    assert!(gw.terminate(Duration::from_secs(15)));
+    // SIGTERM with a message in DATA: not ready any more, but the message may finish.
+    let mut c = SmtpClient::connect(&gw.addr());
+    c.ehlo();
+    assert_eq!(c.cmd("MAIL FROM:<sender@sender.test>").code, 250);
+    assert_eq!(c.cmd("RCPT TO:<alice@example.com>").code, 250);
+    assert_eq!(c.cmd("DATA").code, 354);
+    c.send_raw(b"Subject: draining\r\n\r\nstill coming\r\n");
+    gw.sigterm();
+    assert!(wait_until(Duration::from_secs(10), || http_get(&metrics_addr, "/readyz").0 == 503), "not ready while draining");
+    assert_eq!(http_get(&metrics_addr, "/healthz").0, 200, "alive while draining");
+    c.send_raw(b".\r\n");
+    assert_eq!(c.read_reply().code, 250, "the session in DATA finishes");
+    assert!(wait_until(Duration::from_secs(15), || gw.exited()), "exits once drained");
+    // Accepted while the relay was stopping: queued, and delivered after the restart.
+    gw.restart();
+    assert_eq!(sink.wait_for(2, Duration::from_secs(15)).len(), 2, "the message accepted while draining is delivered");
 }

@@ -78,9 +78,12 @@ pub struct Session<B: Bus> {
     tx: Transaction,
     shutdown: watch::Receiver<bool>,
     /// The `smtp.session` span of the message under way: the root of its trace. It
-    /// covers the commands since the previous message (or the connection), so each
-    /// message has a trace of its own even when a session sends many.
+    /// covers the commands from the connection, or for later messages from the first
+    /// command after the previous one (a QUIT alone opens none), so each message has a
+    /// trace of its own even when a session sends many. `Span::none()` in between.
     span: tracing::Span,
+    /// The trace id of the last message, for the session's last log line.
+    last_trace_id: String,
     /// The command being answered, for the metrics' `command` label.
     verb: &'static str,
     messages: u32,
@@ -114,6 +117,7 @@ impl<B: Bus> Session<B> {
             tx: Transaction::default(),
             shutdown,
             span,
+            last_trace_id: String::new(),
             verb: "connect",
             messages: 0,
         }
@@ -137,6 +141,9 @@ impl<B: Bus> Session<B> {
                 }
                 Incoming::Line(Line::TooLong(_)) => self.reply(Reply::new(500, "5.5.2", "Line too long")),
                 Incoming::Line(Line::Complete(line)) => {
+                    if self.span.is_none() && !line.to_ascii_uppercase().starts_with(b"QUIT") {
+                        self.span = message_span(&self.facts);
+                    }
                     let span = self.span.clone();
                     self.command(&line).instrument(span).await
                 }
@@ -148,9 +155,9 @@ impl<B: Bus> Session<B> {
         let _ = self.flush().await;
         let _ = self.io.get_mut().shutdown().await;
         self.record_facts();
-        let trace_id = rempart_telemetry::trace_id(&self.span);
+        let trace_id = if self.span.is_none() { std::mem::take(&mut self.last_trace_id) } else { rempart_telemetry::trace_id(&self.span) };
         tracing::info!(
-            parent: &self.span, client = %self.facts.peer_ip, helo = %self.facts.helo, tls = self.facts.tls.as_deref().unwrap_or(""),
+            client = %self.facts.peer_ip, helo = %self.facts.helo, tls = self.facts.tls.as_deref().unwrap_or(""),
             messages = self.messages, errors = self.errors, %trace_id, "session end"
         );
     }
@@ -164,7 +171,8 @@ impl<B: Bus> Session<B> {
     /// The message is answered: its span ends, the next message gets a new trace.
     fn end_message_span(&mut self) {
         self.record_facts();
-        self.span = message_span(&self.facts);
+        self.last_trace_id = rempart_telemetry::trace_id(&self.span);
+        self.span = tracing::Span::none();
     }
 
     fn hostname(&self) -> &str {
