@@ -10,6 +10,28 @@ ALLOWED_CRDS="FoundationDBCluster"
 hadolint deploy/Dockerfile
 echo "check-deploy: deploy/Dockerfile: hadolint clean" >&2
 
+# docker compose is not on CI machines: check the file's shape and that every file it
+# mounts exists (the rempart configs themselves are checked by a test).
+python3 - <<'PY'
+import os, sys, yaml
+path = "deploy/docker-compose.yml"
+compose = yaml.safe_load(open(path))
+services = compose.get("services") or {}
+wanted = {"nats", "edge-1", "edge-2", "scanner-1", "scanner-2", "relay", "otel-collector", "jaeger"}
+missing = wanted - set(services)
+if missing:
+    sys.exit(f"{path}: services missing: {sorted(missing)}")
+for name, service in services.items():
+    for volume in service.get("volumes", []):
+        source = volume.split(":")[0]
+        if source.startswith("./") and not os.path.exists(os.path.join("deploy", source)):
+            sys.exit(f"{path}: service {name} mounts {source}, which does not exist")
+    for dependency in service.get("depends_on", []):
+        if dependency not in services:
+            sys.exit(f"{path}: service {name} depends on unknown service {dependency}")
+print(f"check-deploy: {path}: {len(services)} services, mounts present", file=sys.stderr)
+PY
+
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 for kustomization in k8s/base k8s/overlays/dev k8s/overlays/production; do

@@ -212,6 +212,7 @@ impl<B: Bus> Relay<B> {
             let _entered = span.enter();
             let trace_id = rempart_telemetry::trace_id(&span);
             let (client, action) = (&envelope.session.peer_ip, envelope.verdict.as_ref().map_or("", |v| v.action.as_str()));
+            let symbols = envelope.verdict.as_ref().map(|v| v.symbols.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(" "));
             let at = date::unix_now();
             for (&i, reply) in indices.iter().zip(&attempt.replies) {
                 let r = &mut envelope.recipients[i];
@@ -224,8 +225,8 @@ impl<B: Bus> Relay<B> {
                 };
                 metrics().delivery(&domain_name, result);
                 tracing::info!(
-                    queue_id = %envelope.queue_id, recipient = %r.address, %client, action, remote = %attempt.remote, reply = %reply,
-                    %trace_id, result, "delivery"
+                    queue_id = %envelope.queue_id, recipient = %r.address, %client, action, symbols = symbols.as_deref().unwrap_or(""),
+                    remote = %attempt.remote, reply = %reply, %trace_id, result, "delivery"
                 );
                 if reply.is_positive() {
                     r.status = DeliveryStatus::Delivered { reply: reply.to_string(), remote: attempt.remote.clone(), at };

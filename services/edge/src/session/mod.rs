@@ -82,8 +82,9 @@ pub struct Session<B: Bus> {
     /// command after the previous one (a QUIT alone opens none), so each message has a
     /// trace of its own even when a session sends many. `Span::none()` in between.
     span: tracing::Span,
-    /// The trace id of the last message, for the session's last log line.
+    /// The last message's trace id, QueueId and outcome, for the session's last log line.
     last_trace_id: String,
+    last_message: Option<(QueueId, &'static str)>,
     /// The command being answered, for the metrics' `command` label.
     verb: &'static str,
     messages: u32,
@@ -118,6 +119,7 @@ impl<B: Bus> Session<B> {
             shutdown,
             span,
             last_trace_id: String::new(),
+            last_message: None,
             verb: "connect",
             messages: 0,
         }
@@ -158,7 +160,9 @@ impl<B: Bus> Session<B> {
         let trace_id = if self.span.is_none() { std::mem::take(&mut self.last_trace_id) } else { rempart_telemetry::trace_id(&self.span) };
         tracing::info!(
             client = %self.facts.peer_ip, helo = %self.facts.helo, tls = self.facts.tls.as_deref().unwrap_or(""),
-            messages = self.messages, errors = self.errors, %trace_id, "session end"
+            messages = self.messages, errors = self.errors, %trace_id,
+            last_queue_id = self.last_message.as_ref().map_or("", |(id, _)| id.as_str()),
+            last_action = self.last_message.as_ref().map_or("", |(_, action)| *action), "session end"
         );
     }
 
@@ -296,6 +300,7 @@ impl<B: Bus> Session<B> {
             rempart_telemetry::keep_trace(&self.span);
         }
         self.messages += 1;
+        self.last_message = Some((queue_id, action));
         self.end_message_span();
         reply
     }
