@@ -85,6 +85,8 @@ pub struct Gateway {
     pub config_path: PathBuf,
     /// Everything the process wrote on stderr.
     pub log: Arc<Mutex<String>>,
+    /// Extra environment variables of the process.
+    env: Vec<(String, String)>,
 }
 
 impl Gateway {
@@ -96,6 +98,11 @@ impl Gateway {
 
     /// Starts `rempart ROLE` the same way.
     pub fn start_role(config: &str, role: &'static str) -> Gateway {
+        Self::start_with_env(config, role, &[])
+    }
+
+    /// Starts `rempart ROLE` with extra environment variables (OTEL_*…).
+    pub fn start_with_env(config: &str, role: &'static str, env: &[(&str, &str)]) -> Gateway {
         let dir = tempfile::tempdir().expect("tempdir");
         let port = free_port();
         let mut text =
@@ -106,7 +113,8 @@ impl Gateway {
         }
         let config_path = dir.path().join("rempart.toml");
         std::fs::write(&config_path, text).expect("write config");
-        let mut gw = Gateway { child: None, role, port, dir, config_path, log: Arc::default() };
+        let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let mut gw = Gateway { child: None, role, port, dir, config_path, log: Arc::default(), env };
         gw.spawn();
         gw
     }
@@ -116,6 +124,7 @@ impl Gateway {
             .args([self.role, "--config"])
             .arg(&self.config_path)
             .env("RUST_LOG", "info")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

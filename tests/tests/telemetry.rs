@@ -143,13 +143,16 @@ fn one_trace_follows_each_message_through_edge_scanner_and_relay() {
 fn with_a_zero_ratio_only_refused_mail_is_traced() {
     let receiver = OtlpReceiver::start();
     let sink = Sink::start(SinkMode::Accept);
-    let mut gw = Gateway::start(&format!(
+    // The endpoint and the service name from the standard variables this time.
+    let config = format!(
         "[smtp]\nhostname = \"gw.test\"\n[[smtp.listener]]\naddress = \"{{listen}}\"\n[queue]\ndata_dir = \"{{data}}\"\n\
-         [policy]\nreject = 5.0\n[greylist]\nenabled = false\n[telemetry]\notlp_endpoint = \"{}\"\nsample_ratio = 0.0\n\
+         [policy]\nreject = 5.0\n[greylist]\nenabled = false\n[telemetry]\nsample_ratio = 0.0\n\
          [[domain]]\nname = \"example.com\"\nroute = \"{}\"\n",
-        receiver.endpoint(),
         sink.route()
-    ));
+    );
+    let endpoint = receiver.endpoint();
+    let env = [("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()), ("OTEL_SERVICE_NAME", "mx-filter")];
+    let mut gw = Gateway::start_with_env(&config, "serve", &env);
     assert_eq!(send(&gw, &message("not sampled")).code, 250);
     assert_eq!(send(&gw, SPAMMY).code, 550);
     assert_eq!(sink.wait_for(1, Duration::from_secs(10)).len(), 1);
@@ -158,6 +161,7 @@ fn with_a_zero_ratio_only_refused_mail_is_traced() {
     let sessions: Vec<&ReceivedSpan> = spans.iter().filter(|s| s.name == "smtp.session").collect();
     assert_eq!(sessions.len(), 1, "only the refused message's trace is kept: {sessions:#?}");
     assert_eq!(sessions[0].attribute("rempart.action"), Some("reject"));
+    assert_eq!(sessions[0].service, "mx-filter", "OTEL_SERVICE_NAME is honoured");
     let trace: Vec<&ReceivedSpan> = spans.iter().filter(|s| s.trace_id == sessions[0].trace_id).collect();
     assert!(trace.iter().any(|s| s.name == "scan.content"), "the kept trace is whole: {trace:#?}");
     assert!(spans.iter().all(|s| s.trace_id == sessions[0].trace_id), "nothing of the accepted message: {spans:#?}");
