@@ -232,6 +232,10 @@ fn metrics_parse_and_move_with_a_known_session() {
     assert_eq!(moved("rempart_delivery_attempts_total", &[("route", "example.com"), ("result", "delivered")]), 1.0);
     assert!(sample(&after, "rempart_bus_operation_duration_seconds_count", &[("backend", "embedded"), ("operation", "publish")]) >= 1.0);
     assert!(sample(&after, "rempart_store_operation_duration_seconds_count", &[("backend", "embedded")]) >= 1.0);
+    let queue_gauges = ["rempart_queue_depth", "rempart_queue_oldest_age_seconds"];
+    for gauge in queue_gauges {
+        assert!(after.samples.iter().any(|s| s.metric == gauge && s.labels.get("topic") == Some("rempart.deliver")), "{gauge}");
+    }
     // Labels stay bounded: no client address anywhere.
     let (_, text) = http_get(&metrics_addr, "/metrics");
     assert!(!text.contains("127.0.0.1"), "{text}");

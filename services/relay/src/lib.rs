@@ -295,11 +295,16 @@ impl<B: Bus> Relay<B> {
     }
 }
 
-/// Keeps `rempart_queue_depth{topic="rempart.deliver"}` current.
+/// Keeps `rempart_queue_depth` and `rempart_queue_oldest_age_seconds` of the delivery
+/// topic current.
 async fn report_queue_depth<B: Bus>(bus: B, mut shutdown: watch::Receiver<bool>) {
     while !*shutdown.borrow() {
         if let Ok(depth) = bus.pending(DELIVER_TOPIC).await {
             metrics().queue_depth(DELIVER_TOPIC, depth);
+        }
+        if let Ok(oldest) = bus.oldest_published_ms(DELIVER_TOPIC).await {
+            let age = oldest.map_or(0, |published| date::unix_now_ms().saturating_sub(published));
+            metrics().queue_oldest_age(DELIVER_TOPIC, Duration::from_millis(age));
         }
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_secs(5)) => {}

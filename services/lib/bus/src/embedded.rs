@@ -367,6 +367,29 @@ impl Bus for EmbeddedBus {
         .await
         .map_err(storage)?
     }
+
+    async fn oldest_published_ms(&self, topic: &str) -> Result<Option<u64>, BusError> {
+        let db = self.db.clone();
+        let topic = topic.to_string();
+        tokio::task::spawn_blocking(move || {
+            let txn = db.begin_read().map_err(storage)?;
+            let ready = txn.open_table(READY).map_err(storage)?;
+            // Ids grow with publication: the smallest waiting id is the oldest message.
+            let mut oldest: Option<u64> = None;
+            for row in ready.range((topic.as_str(), 0, 0)..=(topic.as_str(), u64::MAX, u64::MAX)).map_err(storage)? {
+                let id = row.map_err(storage)?.0.value().2;
+                oldest = Some(oldest.map_or(id, |o| o.min(id)));
+            }
+            let Some(id) = oldest else { return Ok(None) };
+            let info = txn.open_table(INFO).map_err(storage)?;
+            Ok(match info.get(id).map_err(storage)? {
+                Some(raw) => Some(Info::decode(raw.value())?.published_at),
+                None => None,
+            })
+        })
+        .await
+        .map_err(storage)?
+    }
 }
 
 #[cfg(test)]
@@ -386,6 +409,8 @@ mod tests {
         let bus = open(&dir);
         let id = bus.publish(T, b"m".to_vec(), b"body".to_vec()).await.unwrap();
         assert_eq!(bus.pending(T).await.unwrap(), 1);
+        let published = bus.oldest_published_ms(T).await.unwrap().expect("one waiting");
+        assert!(published.abs_diff(now_ms()) < 60_000);
         let got = bus.fetch(T, 10, Duration::from_secs(60), NO_WAIT).await.unwrap();
         assert_eq!(got.len(), 1);
         assert_eq!((got[0].id, got[0].deliveries, &got[0].meta[..], &got[0].body[..]), (id, 1, &b"m"[..], &b"body"[..]));
@@ -394,6 +419,7 @@ mod tests {
         assert!(bus.fetch("other", 10, Duration::from_secs(60), NO_WAIT).await.unwrap().is_empty());
         bus.ack(id).await.unwrap();
         assert_eq!(bus.pending(T).await.unwrap(), 0);
+        assert_eq!(bus.oldest_published_ms(T).await.unwrap(), None);
     }
 
     #[tokio::test]

@@ -77,6 +77,10 @@ pub trait Bus: Clone + Send + Sync + 'static {
     /// Messages of `topic` not acked yet (visible, delayed or leased).
     fn pending(&self, topic: &str) -> impl Future<Output = Result<usize, BusError>> + Send;
 
+    /// When the oldest message of `topic` not acked yet was published (ms since the
+    /// epoch); `None` when the topic is empty.
+    fn oldest_published_ms(&self, topic: &str) -> impl Future<Output = Result<Option<u64>, BusError>> + Send;
+
     /// Publishes an event (`rempart.events.*`) for whoever listens: fire and forget,
     /// never durable, never an error for the caller. The embedded bus has no listeners.
     fn event(&self, _subject: &str, _payload: Vec<u8>) -> impl Future<Output = ()> + Send {
@@ -128,6 +132,13 @@ impl Bus for AnyBus {
         match self {
             AnyBus::Embedded(b) => b.pending(topic).await,
             AnyBus::Nats(b) => b.pending(topic).await,
+        }
+    }
+
+    async fn oldest_published_ms(&self, topic: &str) -> Result<Option<u64>, BusError> {
+        match self {
+            AnyBus::Embedded(b) => b.oldest_published_ms(topic).await,
+            AnyBus::Nats(b) => b.oldest_published_ms(topic).await,
         }
     }
 

@@ -244,6 +244,16 @@ impl Bus for NatsBus {
         }
     }
 
+    async fn oldest_published_ms(&self, topic: &str) -> Result<Option<u64>, BusError> {
+        use async_nats::jetstream::stream::LastRawMessageErrorKind;
+        // A work queue keeps only what is not acked yet: its first message is the oldest.
+        match self.inner.stream.get_next_raw_message_by_subject(topic).await {
+            Ok(message) => Ok(Some((message.time.unix_timestamp_nanos() / 1_000_000) as u64)),
+            Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => Ok(None),
+            Err(e) => Err(storage(e)),
+        }
+    }
+
     async fn pending(&self, topic: &str) -> Result<usize, BusError> {
         let name = topic.replace('.', "-");
         match self.inner.stream.get_consumer::<PullConfig>(&name).await {

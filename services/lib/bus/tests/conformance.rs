@@ -52,12 +52,18 @@ const WAIT: Duration = Duration::from_millis(500);
 async fn publish_fetch_ack(b: &Backend) {
     let id = b.bus.publish(DELIVER_TOPIC, b"meta".to_vec(), b"body".to_vec()).await.unwrap();
     assert_eq!(b.bus.pending(DELIVER_TOPIC).await.unwrap(), 1);
+    let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
+    let oldest = b.bus.oldest_published_ms(DELIVER_TOPIC).await.unwrap().expect("a message waits");
+    assert!(oldest.abs_diff(now_ms) < 60_000, "published about now: {oldest} vs {now_ms}");
+    assert_eq!(b.bus.oldest_published_ms(rempart_bus::SCAN_TOPIC).await.unwrap(), None, "per topic");
     let got = b.bus.fetch(DELIVER_TOPIC, 10, LEASE, WAIT).await.unwrap();
     assert_eq!(got.len(), 1);
     assert_eq!((got[0].id, got[0].meta.as_slice(), got[0].body.as_slice(), got[0].deliveries), (id, &b"meta"[..], &b"body"[..], 1));
     assert!(b.bus.fetch(DELIVER_TOPIC, 10, LEASE, WAIT).await.unwrap().is_empty(), "leased: not handed out twice");
+    assert!(b.bus.oldest_published_ms(DELIVER_TOPIC).await.unwrap().is_some(), "leased still waits");
     b.bus.ack(id).await.unwrap();
     assert_eq!(b.bus.pending(DELIVER_TOPIC).await.unwrap(), 0);
+    assert_eq!(b.bus.oldest_published_ms(DELIVER_TOPIC).await.unwrap(), None);
     assert!(b.bus.fetch(DELIVER_TOPIC, 10, LEASE, WAIT).await.unwrap().is_empty());
 }
 

@@ -24,6 +24,7 @@ pub struct Metrics {
     scan_seconds: HistogramFamily<1>,
     end_of_data_seconds: HistogramFamily<1>,
     queue_depth: Family<Labels<1>, Gauge>,
+    queue_oldest_seconds: Family<Labels<1>, Gauge>,
     queue_wait_seconds: HistogramFamily<1>,
     deliveries: Family<Labels<2>, Counter>,
     dsns: Family<Labels<1>, Counter>,
@@ -64,6 +65,7 @@ impl Metrics {
             scan_seconds: Family::new_with_constructor(latency),
             end_of_data_seconds: Family::new_with_constructor(latency),
             queue_depth: Family::default(),
+            queue_oldest_seconds: Family::default(),
             queue_wait_seconds: Family::new_with_constructor(waiting),
             deliveries: Family::default(),
             dsns: Family::default(),
@@ -84,6 +86,11 @@ impl Metrics {
             m.end_of_data_seconds.clone(),
         );
         r.register("queue_depth", "Messages waiting in a queue topic", m.queue_depth.clone());
+        r.register(
+            "queue_oldest_age_seconds",
+            "Age of the oldest message waiting in a queue topic (0: empty)",
+            m.queue_oldest_seconds.clone(),
+        );
         r.register(
             "queue_wait_seconds",
             "Time a message waited in the queue before a delivery attempt, by topic",
@@ -138,6 +145,10 @@ impl Metrics {
 
     pub fn queue_depth(&self, topic: &str, depth: usize) {
         self.queue_depth.get_or_create(&[("topic", label(topic))]).set(depth as i64);
+    }
+
+    pub fn queue_oldest_age(&self, topic: &str, age: Duration) {
+        self.queue_oldest_seconds.get_or_create(&[("topic", label(topic))]).set(age.as_secs() as i64);
     }
 
     pub fn queue_wait(&self, topic: &str, waited: Duration) {
