@@ -2,7 +2,8 @@
 //! whether it is rejected or bounced is known only later. So spans the ratio would
 //! drop are recorded anyway (not exported) and held per trace in this process; when a
 //! span of that trace ends marked with [`KEEP_ATTRIBUTE`], the trace's held spans are
-//! exported with it. When the trace's local root ends unmarked, they are forgotten.
+//! exported with it, and so are its spans that end later (a parent ending after its
+//! marked child). When the trace's local root ends unmarked, they are forgotten.
 //! Each process decides for its own spans: a relay that bounces a message keeps its
 //! `deliver` spans even though the edge, which saw nothing wrong, dropped its own.
 
@@ -54,6 +55,8 @@ pub struct KeepFailures<P> {
 struct Held {
     spans: HashMap<TraceId, Vec<SpanData>>,
     order: VecDeque<TraceId>,
+    /// Traces marked to keep, oldest first (bounded like `spans`).
+    kept: VecDeque<TraceId>,
 }
 
 impl<P> KeepFailures<P> {
@@ -84,7 +87,13 @@ impl<P: SpanProcessor> SpanProcessor for KeepFailures<P> {
         let trace = span.span_context.trace_id();
         let local_root = span.parent_span_is_remote || span.parent_span_id == opentelemetry::trace::SpanId::INVALID;
         let Ok(mut held) = self.held.lock() else { return };
-        if marked(&span) {
+        if marked(&span) || held.kept.contains(&trace) {
+            if !held.kept.contains(&trace) {
+                if held.kept.len() >= MAX_TRACES {
+                    held.kept.pop_front();
+                }
+                held.kept.push_back(trace);
+            }
             let earlier = held.spans.remove(&trace).unwrap_or_default();
             drop(held);
             for s in earlier.into_iter().chain(std::iter::once(span)) {
@@ -120,5 +129,48 @@ impl<P: SpanProcessor> SpanProcessor for KeepFailures<P> {
 
     fn set_resource(&mut self, resource: &opentelemetry_sdk::Resource) {
         self.inner.set_resource(resource);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use opentelemetry::trace::{Span as _, TraceContextExt, Tracer, TracerProvider as _};
+    use opentelemetry_sdk::trace::{InMemorySpanExporter, Sampler, SdkTracerProvider, SimpleSpanProcessor};
+
+    use super::*;
+
+    fn provider() -> (SdkTracerProvider, InMemorySpanExporter) {
+        let exporter = InMemorySpanExporter::default();
+        let processor = KeepFailures::new(SimpleSpanProcessor::new(exporter.clone()));
+        let sampler = RecordUnsampled(Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(0.0))));
+        (SdkTracerProvider::builder().with_span_processor(processor).with_sampler(sampler).build(), exporter)
+    }
+
+    fn names(exporter: &InMemorySpanExporter) -> Vec<String> {
+        exporter.get_finished_spans().unwrap_or_default().iter().map(|s| s.name.to_string()).collect()
+    }
+
+    #[test]
+    fn unmarked_traces_are_dropped_and_marked_ones_kept_whole() {
+        let (provider, exporter) = provider();
+        let tracer = provider.tracer("test");
+        // Accepted mail: nothing exported at ratio 0.
+        let root = tracer.start("session");
+        let cx = opentelemetry::Context::current_with_span(root);
+        tracer.start_with_context("scan", &cx).end();
+        cx.span().end();
+        assert!(names(&exporter).is_empty());
+        // Refused: the child ended before the mark, the parent after it; all exported.
+        let root = tracer.start("session");
+        let cx = opentelemetry::Context::current_with_span(root);
+        tracer.start_with_context("stage", &cx).end();
+        let mut scan = tracer.start_with_context("scan", &cx);
+        scan.set_attribute(KeyValue::new(KEEP_ATTRIBUTE, true));
+        scan.end();
+        cx.span().end();
+        assert_eq!(names(&exporter), ["stage", "scan", "session"]);
+        let spans = exporter.get_finished_spans().unwrap_or_default();
+        assert!(spans.iter().all(|s| s.span_context.is_sampled()), "exported as sampled");
+        assert!(spans.iter().all(|s| s.span_context.trace_id() == spans[0].span_context.trace_id()), "one trace");
     }
 }
