@@ -43,13 +43,21 @@ impl Rr {
     }
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Zone {
     records: HashMap<String, Vec<Rr>>,
+    /// Seconds resolvers may cache the answers. Default 60.
+    pub ttl: u32,
 }
 
 fn key(name: &str) -> String {
     name.trim_end_matches('.').to_ascii_lowercase()
+}
+
+impl Default for Zone {
+    fn default() -> Zone {
+        Zone { records: HashMap::new(), ttl: 60 }
+    }
 }
 
 impl Zone {
@@ -234,12 +242,12 @@ fn answer(zone: &Zone, query: &[u8]) -> Option<Vec<u8>> {
         let matching: Vec<&Rr> = records.iter().filter(|r| r.type_code() == qtype).collect();
         if !matching.is_empty() || qtype == 5 {
             for rr in matching {
-                answers.push(encode_rr(&name, rr));
+                answers.push(encode_rr(&name, rr, zone.ttl));
             }
             break;
         }
         let Some(Rr::Cname(target)) = records.iter().find(|r| matches!(r, Rr::Cname(_))) else { break };
-        answers.push(encode_rr(&name, &Rr::Cname(target.clone())));
+        answers.push(encode_rr(&name, &Rr::Cname(target.clone()), zone.ttl));
         name = key(target);
         hops += 1;
         if hops > 8 {
@@ -287,7 +295,7 @@ fn encode_name(name: &str, out: &mut Vec<u8>) {
     out.push(0);
 }
 
-fn encode_rr(name: &str, rr: &Rr) -> Vec<u8> {
+fn encode_rr(name: &str, rr: &Rr, ttl: u32) -> Vec<u8> {
     let mut rdata = Vec::new();
     match rr {
         Rr::A(ip) => rdata.extend_from_slice(&ip.octets()),
@@ -319,7 +327,7 @@ fn encode_rr(name: &str, rr: &Rr) -> Vec<u8> {
     encode_name(name, &mut out);
     out.extend_from_slice(&rr.type_code().to_be_bytes());
     out.extend_from_slice(&1u16.to_be_bytes());
-    out.extend_from_slice(&60u32.to_be_bytes());
+    out.extend_from_slice(&ttl.to_be_bytes());
     out.extend_from_slice(&(rdata.len() as u16).to_be_bytes());
     out.extend_from_slice(&rdata);
     out

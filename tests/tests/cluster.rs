@@ -272,12 +272,13 @@ fn edges_scan_through_remote_scanners_and_fall_back() {
 }
 
 #[test]
-fn a_scanner_name_resolving_to_several_addresses_spreads_the_work() {
+fn a_scanner_name_resolving_to_several_addresses_spreads_the_work_and_is_resolved_again() {
     let nats = NatsServer::start();
     let sink = Sink::start(SinkMode::Accept);
     // Two scanners on the same port of two loopback addresses, one name for both.
     let port = rempart_tests::free_port();
     let mut zone = Zone::new();
+    zone.ttl = 1;
     zone.add("scanners.test", Rr::A([127, 0, 0, 1].into())).add("scanners.test", Rr::A([127, 0, 0, 2].into()));
     let dns = DnsServer::start(zone);
     let state = format!("[state]\nbackend = \"nats\"\nnats_url = \"{}\"\n[greylist]\nenabled = false\n", nats.url());
@@ -288,7 +289,7 @@ fn a_scanner_name_resolving_to_several_addresses_spreads_the_work() {
     let edge_cfg = format!(
         "[smtp]\nhostname = \"gw.test\"\n[[smtp.listener]]\naddress = \"{{listen}}\"\n[queue]\ndata_dir = \"{{data}}\"\n\
          [bus]\nbackend = \"nats\"\nnats_url = \"{url}\"\n{state}\
-         [dns]\nservers = [\"{dns}\"]\ntimeout_ms = 500\n[scanner]\nendpoints = [\"http://scanners.test:{port}\"]\n\
+         [dns]\nservers = [\"{dns}\"]\ntimeout_ms = 500\n[scanner]\nendpoints = [\"http://scanners.test:{port}\"]\nresolve_every = \"1s\"\n\
          [[domain]]\nname = \"example.com\"\nroute = \"{route}\"\n",
         url = nats.url(),
         dns = dns.addr,
@@ -305,6 +306,22 @@ fn a_scanner_name_resolving_to_several_addresses_spreads_the_work() {
         assert!(s.log().contains("scanned"), "each address of the name took work:\n{}", s.log());
     }
     assert_eq!(sink.wait_for(6, Duration::from_secs(20)).len(), 6);
+    // The first scanner leaves the name (a pod scaled away): once the name is resolved
+    // again, all the work goes to the other one.
+    let mut zone = Zone::new();
+    zone.ttl = 1;
+    zone.add("scanners.test", Rr::A([127, 0, 0, 2].into()));
+    dns.set_zone(zone);
+    std::thread::sleep(Duration::from_millis(3500));
+    let scanned = |s: &Gateway| s.log().matches("\"message\":\"scanned\"").count();
+    let before = (scanned(&scanners[0]), scanned(&scanners[1]));
+    for i in 0..4 {
+        let mut c = SmtpClient::connect(&edge.addr());
+        c.ehlo();
+        assert_eq!(c.send_mail("s@sender.test", &["alice@example.com"], &message(&format!("moved {i}"))).code, 250);
+    }
+    assert_eq!((scanned(&scanners[0]), scanned(&scanners[1])), (before.0, before.1 + 4), "only the address still named");
+    assert_eq!(sink.wait_for(10, Duration::from_secs(20)).len(), 10);
 }
 
 #[test]

@@ -111,9 +111,14 @@ async fn serve(config: Arc<Config>, roles: Roles) -> Result<(), String> {
         let scanner = config.scanner.enabled.then_some(scanner);
         let remote = match (&scanner, config.scanner.endpoints.is_empty()) {
             (Some(scanner), false) => Some(
-                rempart_scanner::grpc::RemoteScanner::start(&config.scanner.endpoints, config.scanner.timeout.0, scanner.resolver())
-                    .await
-                    .map_err(|e| format!("configuration: {e}"))?,
+                rempart_scanner::grpc::RemoteScanner::start(
+                    &config.scanner.endpoints,
+                    config.scanner.timeout.0,
+                    config.scanner.resolve_every.0,
+                    scanner.resolver(),
+                )
+                .await
+                .map_err(|e| format!("configuration: {e}"))?,
             ),
             _ => None,
         };

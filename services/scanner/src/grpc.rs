@@ -86,11 +86,8 @@ pub async fn serve(scanner: Arc<Scanner>, listen: SocketAddr, shutdown: impl Fut
         .map_err(|e| format!("gRPC server on {listen}: {e}"))
 }
 
-/// How often endpoint names are resolved again (pods come and go).
-const RESOLVE_EVERY: Duration = Duration::from_secs(30);
-
 /// The edge's handle on remote scanners: every address of every endpoint, used in
-/// turn. Names are resolved at start and every 30 s again, with the configured
+/// turn. Names are resolved at start and every `scanner.resolve_every` (30 s) again, with the configured
 /// `[dns]` servers when there are some, else the system's resolver.
 pub struct RemoteScanner {
     targets: Vec<Target>,
@@ -137,8 +134,14 @@ impl Target {
 }
 
 impl RemoteScanner {
-    /// Checks the endpoints and resolves them once; `resolver`: the `[dns]` one.
-    pub async fn start(urls: &[String], timeout: Duration, resolver: Option<TokioResolver>) -> Result<Arc<RemoteScanner>, ScannerError> {
+    /// Checks the endpoints and resolves them now and every `resolve_every`; `resolver`:
+    /// the `[dns]` one.
+    pub async fn start(
+        urls: &[String],
+        timeout: Duration,
+        resolve_every: Duration,
+        resolver: Option<TokioResolver>,
+    ) -> Result<Arc<RemoteScanner>, ScannerError> {
         let err = |message: String| ScannerError { field: "scanner.endpoints".into(), message };
         if urls.is_empty() {
             return Err(err("no endpoint".into()));
@@ -149,7 +152,7 @@ impl RemoteScanner {
         let weak = Arc::downgrade(&remote);
         tokio::spawn(async move {
             loop {
-                tokio::time::sleep(RESOLVE_EVERY).await;
+                tokio::time::sleep(resolve_every).await;
                 let Some(remote) = weak.upgrade() else { return };
                 remote.resolve().await;
             }

@@ -59,6 +59,9 @@ pub struct ScannerConfig {
     /// Deadline of a remote scan; past it (or with no scanner reachable) the message
     /// gets `451 4.3.0` and the sender retries. Default "15s".
     pub timeout: crate::HumanDuration,
+    /// How often endpoint names are resolved again, so that scanners added or removed
+    /// (pods behind a headless Service) are seen. Default "30s".
+    pub resolve_every: crate::HumanDuration,
     /// Where `rempart scanner` serves gRPC. Default "127.0.0.1:7300".
     pub listen: std::net::SocketAddr,
 }
@@ -103,6 +106,7 @@ impl Default for ScannerConfig {
             uri_lists: Vec::new(),
             endpoints: Vec::new(),
             timeout: crate::HumanDuration::secs(15),
+            resolve_every: crate::HumanDuration::secs(30),
             listen: std::net::SocketAddr::from(([127, 0, 0, 1], 7300)),
         }
     }

@@ -434,6 +434,9 @@ impl Config {
         if !(0.0..=1.0).contains(&self.awl.factor) {
             return Err(err("[awl]", 0, "factor", "awl.factor".into(), "must be between 0 and 1".into()));
         }
+        if self.scanner.resolve_every.0 < std::time::Duration::from_secs(1) {
+            return Err(err("[scanner]", 0, "resolve_every", "scanner.resolve_every".into(), "must be at least 1s".into()));
+        }
         if !(0.0..=1.0).contains(&self.telemetry.sample_ratio) {
             return Err(err("[telemetry]", 0, "sample_ratio", "telemetry.sample_ratio".into(), "must be between 0 and 1".into()));
         }
