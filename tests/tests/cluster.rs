@@ -239,6 +239,21 @@ fn edges_scan_through_remote_scanners_and_fall_back() {
         health.check(request).await.unwrap().into_inner().status
     });
     assert_eq!(status, tonic_health::pb::health_check_response::ServingStatus::Serving as i32);
+    // And reflection (grpcurl and friends): it lists the Scanner service.
+    let services = runtime.block_on(async {
+        use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+        use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
+        use tonic_reflection::pb::v1::{ServerReflectionRequest, server_reflection_client::ServerReflectionClient};
+        let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", scanners[0].addr())).unwrap().connect().await.unwrap();
+        let request = ServerReflectionRequest { host: String::new(), message_request: Some(MessageRequest::ListServices(String::new())) };
+        let mut replies =
+            ServerReflectionClient::new(channel).server_reflection_info(futures_util::stream::iter([request])).await.unwrap().into_inner();
+        match replies.message().await.unwrap().and_then(|r| r.message_response) {
+            Some(MessageResponse::ListServicesResponse(list)) => list.service.into_iter().map(|s| s.name).collect::<Vec<_>>(),
+            other => panic!("unexpected reflection answer: {other:?}"),
+        }
+    });
+    assert!(services.iter().any(|s| s == "rempart.v1.Scanner"), "{services:?}");
     let edge = Gateway::start_role(&edge_cfg, "edge");
     let _relay = Gateway::start_role(&edge_cfg, "relay");
     let send = |data: &str| {
