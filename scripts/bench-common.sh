@@ -1,0 +1,15 @@
+# Sourced by the bench-*.sh scripts: a scratch directory and the processes they start,
+# both cleaned up on exit, and small helpers. A script may define `on_exit` for more.
+work=$(mktemp -d)
+pids=()
+cleanup() {
+    kill "${pids[@]}" 2>/dev/null || true
+    if declare -F on_exit >/dev/null; then on_exit; fi
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_port() { for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done; return 1; }
+# json FILE EXPR: EXPR evaluated in Python with the parsed FILE as `r`.
+json() { python3 -c "import json,sys; r=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))" "$@"; }
