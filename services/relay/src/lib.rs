@@ -159,11 +159,11 @@ impl<B: Bus> Relay<B> {
     async fn delivery_events(&self, envelope: &Envelope, tried: &[bool]) {
         let now = date::unix_now() as i64;
         for (r, _) in envelope.recipients.iter().zip(tried).filter(|(_, tried)| **tried) {
-            let (status, reply) = match &r.status {
-                DeliveryStatus::Pending { last_reply } => ("deferred", last_reply.clone().unwrap_or_default()),
-                DeliveryStatus::Delivered { reply, .. } => ("delivered", reply.clone()),
-                DeliveryStatus::Failed { reply, .. } => ("failed", reply.clone()),
+            let reply = match &r.status {
+                DeliveryStatus::Pending { last_reply } => last_reply.clone().unwrap_or_default(),
+                DeliveryStatus::Delivered { reply, .. } | DeliveryStatus::Failed { reply, .. } => reply.clone(),
             };
+            let status = r.status.label();
             let event = rempart_proto::v1::DeliveryEvent {
                 queue_id: envelope.queue_id.to_string(),
                 recipient: r.address.clone(),
@@ -216,18 +216,6 @@ impl<B: Bus> Relay<B> {
             let at = date::unix_now();
             for (&i, reply) in indices.iter().zip(&attempt.replies) {
                 let r = &mut envelope.recipients[i];
-                let result = if reply.is_positive() {
-                    "delivered"
-                } else if reply.is_permanent() {
-                    "failed"
-                } else {
-                    "deferred"
-                };
-                metrics().delivery(&domain_name, result);
-                tracing::info!(
-                    queue_id = %envelope.queue_id, recipient = %r.address, %client, action, symbols = symbols.as_deref().unwrap_or(""),
-                    remote = %attempt.remote, reply = %reply, %trace_id, result, "delivery"
-                );
                 if reply.is_positive() {
                     r.status = DeliveryStatus::Delivered { reply: reply.to_string(), remote: attempt.remote.clone(), at };
                     if r.notify.is_some_and(|n| n.success) && !attempt.remote_dsn {
@@ -244,6 +232,12 @@ impl<B: Bus> Relay<B> {
                 } else {
                     r.status = DeliveryStatus::Pending { last_reply: Some(reply.to_string()) };
                 }
+                let result = r.status.label();
+                metrics().delivery(&domain_name, result);
+                tracing::info!(
+                    queue_id = %envelope.queue_id, recipient = %r.address, %client, action, symbols = symbols.as_deref().unwrap_or(""),
+                    remote = %attempt.remote, reply = %reply, %trace_id, result, "delivery"
+                );
             }
         }
         reports

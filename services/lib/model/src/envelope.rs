@@ -76,6 +76,17 @@ pub enum DeliveryStatus {
     Failed { status: String, reply: String, remote: Option<String>, at: u64 },
 }
 
+impl DeliveryStatus {
+    /// "deferred", "delivered" or "failed": the word logs, metrics, traces and events use.
+    pub fn label(&self) -> &'static str {
+        match self {
+            DeliveryStatus::Pending { .. } => "deferred",
+            DeliveryStatus::Delivered { .. } => "delivered",
+            DeliveryStatus::Failed { .. } => "failed",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Recipient {
     pub address: String,
