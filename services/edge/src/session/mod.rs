@@ -90,10 +90,12 @@ pub struct Session<B: Bus> {
     messages: u32,
 }
 
-/// The verbs as metric labels (anything else is "other": labels stay bounded).
+/// The verbs we know, upper case; anything else is "other" (metric labels stay bounded).
 fn known_verb(verb: &str) -> &'static str {
-    const VERBS: [&str; 15] =
-        ["EHLO", "HELO", "MAIL", "RCPT", "DATA", "BDAT", "RSET", "NOOP", "QUIT", "VRFY", "HELP", "STARTTLS", "EXPN", "AUTH", "ETRN"];
+    const VERBS: [&str; 17] = [
+        "EHLO", "HELO", "MAIL", "RCPT", "DATA", "BDAT", "RSET", "NOOP", "QUIT", "VRFY", "HELP", "STARTTLS", "EXPN", "AUTH", "ETRN", "TURN",
+        "ATRN",
+    ];
     VERBS.iter().find(|v| v.eq_ignore_ascii_case(verb)).copied().unwrap_or("other")
 }
 
@@ -143,7 +145,7 @@ impl<B: Bus> Session<B> {
                 }
                 Incoming::Line(Line::TooLong(_)) => self.reply(Reply::new(500, "5.5.2", "Line too long")),
                 Incoming::Line(Line::Complete(line)) => {
-                    if self.span.is_none() && !line.to_ascii_uppercase().starts_with(b"QUIT") {
+                    if self.span.is_none() && !line.get(..4).is_some_and(|verb| verb.eq_ignore_ascii_case(b"QUIT")) {
                         self.span = message_span(&self.facts);
                     }
                     let span = self.span.clone();
@@ -218,7 +220,7 @@ impl<B: Bus> Session<B> {
         self.verb = known_verb(verb);
         // Arguments too (addresses, parameters): traces are for operators, not metrics.
         tracing::info!(target: rempart_telemetry::COMMAND_EVENTS, command = self.verb, args, "command");
-        match verb.to_ascii_uppercase().as_str() {
+        match self.verb {
             "EHLO" => self.ehlo(args, true),
             "HELO" => self.ehlo(args, false),
             "MAIL" => self.mail(args),
@@ -310,7 +312,6 @@ impl<B: Bus> Session<B> {
     async fn scan_and_queue(&mut self, queue_id: &QueueId, body: Vec<u8>) -> (Reply, &'static str) {
         let tx = std::mem::take(&mut self.tx);
         self.state = State::Greeted;
-        let queue_id = queue_id.clone();
         let (scan, body) = match self.scan(&tx, queue_id.as_str(), body).await {
             Ok(scanned) => scanned,
             Err(reply) => return (reply, "tempfail"),
@@ -352,7 +353,7 @@ impl<B: Bus> Session<B> {
             esmtp: self.esmtp,
             smtputf8: tx.smtputf8,
             hostname: self.hostname(),
-            queue_id: &queue_id,
+            queue_id,
             single_recipient: single,
             at: now,
         };
