@@ -222,6 +222,9 @@ impl RemoteScanner {
         if channels.is_empty() {
             return Err("no scanner address resolved".into());
         }
+        // The scanner's `scan` span joins the trace of the current (session) span.
+        let traceparent: Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>> =
+            rempart_telemetry::propagation::traceparent(&tracing::Span::current()).and_then(|value| value.parse().ok());
         let start = self.next.fetch_add(1, Ordering::Relaxed);
         let mut failures = Vec::new();
         for i in 0..channels.len() {
@@ -237,11 +240,8 @@ impl RemoteScanner {
             frames.extend(input.message.chunks(CHUNK).map(|c| v1::ScanRequest { frame: Some(Frame::Chunk(c.to_vec())) }));
             let mut request = Request::new(futures_util::stream::iter(frames));
             request.set_timeout(self.timeout);
-            // The scanner's `scan` span joins the trace of the current (session) span.
-            if let Some(value) = rempart_telemetry::propagation::traceparent(&tracing::Span::current())
-                && let Ok(value) = value.parse()
-            {
-                request.metadata_mut().insert(TRACEPARENT, value);
+            if let Some(value) = &traceparent {
+                request.metadata_mut().insert(TRACEPARENT, value.clone());
             }
             match ScannerClient::new(channel.clone()).scan(request).await {
                 Ok(response) => return Verdict::try_from(response.into_inner()).map_err(|e| format!("{url}: {e}")),
