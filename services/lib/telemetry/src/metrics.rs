@@ -50,14 +50,13 @@ pub fn metrics() -> &'static Metrics {
     &METRICS
 }
 
-fn label(value: impl Into<String>) -> String {
-    value.into()
+fn label(value: &str) -> String {
+    value.to_string()
 }
 
 impl Metrics {
     fn new() -> Metrics {
-        let mut registry = Registry::with_prefix("rempart");
-        let m = Metrics {
+        let mut m = Metrics {
             connections: Family::default(),
             replies: Family::default(),
             messages: Family::default(),
@@ -72,9 +71,9 @@ impl Metrics {
             greylist: Family::default(),
             store_seconds: Family::new_with_constructor(latency),
             bus_seconds: Family::new_with_constructor(latency),
-            registry: Registry::default(),
+            registry: Registry::with_prefix("rempart"),
         };
-        let r = &mut registry;
+        let r = &mut m.registry;
         r.register("smtp_connections", "SMTP connections by result (accepted, refused) and refusal reason", m.connections.clone());
         r.register("smtp_replies", "SMTP replies by command and code class (2xx, 4xx, 5xx)", m.replies.clone());
         r.register("messages", "Messages by verdict action and recipient domain", m.messages.clone());
@@ -101,7 +100,7 @@ impl Metrics {
         r.register("greylist", "Greylisting outcomes: greylisted, too_soon, passed (retried in time), known, skipped_network, skipped (domain opted out), unavailable", m.greylist.clone());
         r.register("store_operation_duration_seconds", "Shared-state store operations by backend and operation", m.store_seconds.clone());
         r.register("bus_operation_duration_seconds", "Bus publish (until stored) and ack, by backend", m.bus_seconds.clone());
-        Metrics { registry, ..m }
+        m
     }
 
     /// The text exposition format (what /metrics serves).
