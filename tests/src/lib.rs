@@ -43,11 +43,43 @@ pub fn self_signed_cert(dir: &std::path::Path) -> (std::path::PathBuf, std::path
     (cert_path, key_path)
 }
 
+/// A test CA and a certificate it signed for `names`, written to `dir`:
+/// (CA cert path, cert path, key path).
+pub fn ca_signed_cert(dir: &std::path::Path, names: &[&str]) -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
+    let ca_key = rcgen::KeyPair::generate().expect("CA key");
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("CA params");
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca_params.distinguished_name.push(rcgen::DnType::CommonName, "Rempart test CA");
+    let ca_cert = ca_params.self_signed(&ca_key).expect("CA cert");
+    let issuer = rcgen::Issuer::new(ca_params, ca_key);
+    let key = rcgen::KeyPair::generate().expect("key");
+    let params = rcgen::CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>()).expect("cert params");
+    let cert = params.signed_by(&key, &issuer).expect("signed cert");
+    let (ca_path, cert_path, key_path) = (dir.join("ca.pem"), dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&ca_path, ca_cert.pem()).expect("write CA");
+    std::fs::write(&cert_path, cert.pem()).expect("write cert");
+    std::fs::write(&key_path, key.serialize_pem()).expect("write key");
+    (ca_path, cert_path, key_path)
+}
+
 /// A plain test message with the given subject.
 pub fn message(subject: &str) -> String {
     format!(
         "From: Sender <sender@sender.test>\r\nTo: <alice@example.com>\r\nSubject: {subject}\r\nDate: Mon, 23 Nov 2026 10:00:00 +0000\r\nMessage-ID: <{subject}@sender.test>\r\n\r\nHello,\r\n.leading dot line\r\nBye.\r\n"
     )
+}
+
+/// Runs a Python 3 script (the e2e tests drive smtplib, a real client library, with
+/// it): `args` are its `sys.argv[1:]`; returns stdout, panicking with stderr on failure.
+pub fn python(script: &str, args: &[&str]) -> String {
+    let out = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .args(args)
+        .output()
+        .expect("python3 is required (scripts/setup.sh checks it)");
+    assert!(out.status.success(), "python failed: {}\n{}", String::from_utf8_lossy(&out.stderr), String::from_utf8_lossy(&out.stdout));
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// The shared test data directory, or `None` (with a note) when it is absent.

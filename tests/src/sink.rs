@@ -15,6 +15,8 @@ pub enum SinkMode {
     TempFailUntil(Instant),
     /// 550 5.1.1 to every RCPT.
     Reject,
+    /// 550 5.7.1 to every RCPT, as a reply of this many lines (a verbose server).
+    RejectVerbose(usize),
     /// Accepts, but does not announce SMTPUTF8 (an older server).
     AcceptWithoutSmtpUtf8,
     /// Accepts each message, then hangs up without waiting for QUIT.
@@ -119,6 +121,12 @@ async fn session(socket: tokio::net::TcpStream, state: Arc<Mutex<State>>, mode: 
             match mode {
                 SinkMode::TempFailUntil(t) if Instant::now() < t => "451 4.3.0 try again later\r\n".into(),
                 SinkMode::Reject => "550 5.1.1 no such user here\r\n".into(),
+                SinkMode::RejectVerbose(lines) => (1..=lines)
+                    .map(|i| {
+                        let sep = if i == lines { ' ' } else { '-' };
+                        format!("550{sep}5.7.1 line {i} of {lines}: this server explains its refusal at great length\r\n")
+                    })
+                    .collect(),
                 _ => {
                     let (addr, params) = split_path(&text[8..]);
                     if let Some(c) = current.as_mut() {

@@ -21,10 +21,13 @@ fn all_config_keys() -> BTreeSet<String> {
     let mut config = Config::default();
     config.tls.cert = Some("c.pem".into());
     config.tls.key = Some("k.pem".into());
+    config.smtp.max_data_line = Some(1000);
+    config.smtp.postmaster = Some("postmaster@example.com".into());
     config.domains.push(DomainConfig {
         name: "example.com".into(),
         route: "smtp://h".parse().unwrap(),
-        route_tls: Default::default(),
+        route_tls: rempart_model::RouteTls::Verify,
+        route_ca_file: Some("ca.pem".into()),
         recipients: vec!["a".into()],
         recipients_file: Some("f".into()),
         recipient_delimiter: "+".into(),

@@ -245,3 +245,25 @@ fn a_connection_closed_while_idle_is_replaced_without_a_retry() {
     assert_eq!(sink.connections(), 4);
     assert!(!gw.log().contains("\"result\":\"deferred\""), "{}", gw.log());
 }
+
+/// A remote reply of 100 lines becomes a folded, capped Diagnostic-Code: the DSN parses
+/// with mail-parser and no line passes 998 bytes (RFC 5322 §2.1.1).
+#[test]
+fn dsn_diagnostic_of_a_long_reply_is_folded() {
+    let customer = Sink::start(SinkMode::RejectVerbose(100));
+    let sender_side = Sink::start(SinkMode::Accept);
+    let gw = Gateway::start(&config(&customer, &sender_side));
+    let mut c = SmtpClient::connect(&gw.addr());
+    c.ehlo();
+    assert_eq!(c.send_mail("s@sender.test", &["alice@example.com"], &message("verbose-refusal")).code, 250);
+    let got = sender_side.wait_for(1, Duration::from_secs(20));
+    assert_eq!(got.len(), 1, "no DSN:\n{}", gw.log());
+    let dsn = &got[0].data;
+    let longest = dsn.split(|&b| b == b'\n').map(<[u8]>::len).max().unwrap_or(0);
+    assert!(longest <= 998 + 1, "a line of {longest} bytes");
+    let status = rempart_tests::delivery_status(dsn);
+    assert!(status.contains("Action: failed") && status.contains("Status: 5.7.1"), "{status}");
+    let diagnostic = status.split("Diagnostic-Code:").nth(1).expect("a Diagnostic-Code").split("\r\nLast-Attempt-Date").next().unwrap();
+    assert!(diagnostic.contains("\r\n "), "folded: {diagnostic}");
+    assert!(diagnostic.contains("line 1 of 100") && diagnostic.ends_with("[...]"), "{diagnostic}");
+}

@@ -33,6 +33,8 @@ impl Mailbox {
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PathError {
+    #[error("no address given (the null sender is written <>)")]
+    Missing,
     #[error("address is missing its closing '>'")]
     Unclosed,
     #[error("malformed address")]
@@ -46,8 +48,12 @@ pub enum PathError {
 }
 
 /// Splits `<path> params…` (the text after `FROM:` / `TO:`) into the path and the rest.
+/// No path at all (`MAIL FROM:` alone) is a syntax error, not the null path `<>`.
 pub fn parse_path(arg: &str, utf8_allowed: bool) -> Result<(Path, &str), PathError> {
     let arg = arg.trim_start();
+    if arg.is_empty() {
+        return Err(PathError::Missing);
+    }
     let (inner, rest) = if let Some(after) = arg.strip_prefix('<') {
         let end = find_closing(after).ok_or(PathError::Unclosed)?;
         (&after[..end], &after[end + 1..])
@@ -72,6 +78,17 @@ pub fn parse_path(arg: &str, utf8_allowed: bool) -> Result<(Path, &str), PathErr
         None => (false, inner),
     };
     Ok((Path { source_route, mailbox: Some(parse_mailbox(mailbox)?) }, rest.trim()))
+}
+
+/// `<Postmaster>` without a domain (RFC 5321 §4.1.1.3), which every server must accept;
+/// gives the parameters after it.
+pub fn strip_bare_postmaster(arg: &str) -> Option<&str> {
+    let arg = arg.trim_start();
+    let (inner, rest) = match arg.strip_prefix('<') {
+        Some(after) => after.split_once('>')?,
+        None => arg.split_once(' ').unwrap_or((arg, "")),
+    };
+    (inner.eq_ignore_ascii_case("postmaster") && (rest.is_empty() || rest.starts_with(' '))).then(|| rest.trim())
 }
 
 /// Index of the `>` closing the path, skipping over a quoted local part.
@@ -219,7 +236,19 @@ mod tests {
             assert!(parse_path(bad, false).is_err(), "{bad}");
         }
         assert_eq!(parse_path("<jös@b.example>", false).unwrap_err(), PathError::NeedsUtf8);
+        assert_eq!(parse_path("", false).unwrap_err(), PathError::Missing);
+        assert_eq!(parse_path("   ", false).unwrap_err(), PathError::Missing);
         assert!(parse_path("<jös@b.example>", true).is_ok());
+    }
+
+    #[test]
+    fn bare_postmaster() {
+        assert_eq!(strip_bare_postmaster("<Postmaster>"), Some(""));
+        assert_eq!(strip_bare_postmaster(" <postmaster> NOTIFY=NEVER"), Some("NOTIFY=NEVER"));
+        assert_eq!(strip_bare_postmaster("POSTMASTER"), Some(""));
+        assert_eq!(strip_bare_postmaster("<postmaster@example.com>"), None);
+        assert_eq!(strip_bare_postmaster("<postmaster>x"), None);
+        assert_eq!(strip_bare_postmaster("<postmasters>"), None);
     }
 
     #[test]

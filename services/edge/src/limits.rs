@@ -1,14 +1,17 @@
-//! Concurrent session limits, in all and per client IP.
+//! Concurrent session limits, in all and per client IP; trusted networks are exempt
+//! from the per-IP limit (never from the total, which protects the gateway itself).
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
+use rempart_model::net::Network;
 use tokio::sync::Notify;
 
 pub struct ConnectionLimits {
     max_total: usize,
     max_per_ip: usize,
+    trusted: Vec<Network>,
     counts: Mutex<Counts>,
     idle: Notify,
 }
@@ -26,8 +29,12 @@ pub struct SessionSlot {
 }
 
 impl ConnectionLimits {
-    pub fn new(max_total: usize, max_per_ip: usize) -> Arc<Self> {
-        Arc::new(Self { max_total, max_per_ip, counts: Mutex::default(), idle: Notify::new() })
+    pub fn new(max_total: usize, max_per_ip: usize, trusted: Vec<Network>) -> Arc<Self> {
+        Arc::new(Self { max_total, max_per_ip, trusted, counts: Mutex::default(), idle: Notify::new() })
+    }
+
+    pub fn is_trusted(&self, ip: IpAddr) -> bool {
+        self.trusted.iter().any(|n| n.contains(ip))
     }
 
     fn counts(&self) -> std::sync::MutexGuard<'_, Counts> {
@@ -64,7 +71,11 @@ impl ConnectionLimits {
 
 impl SessionSlot {
     /// Counts the slot against `ip`; false when that client already has its maximum.
+    /// A trusted client is not counted.
     pub fn claim_ip(&mut self, ip: IpAddr) -> bool {
+        if self.limits.is_trusted(ip) {
+            return true;
+        }
         let mut c = self.limits.counts();
         let n = c.per_ip.entry(ip).or_default();
         if *n >= self.limits.max_per_ip {
@@ -103,7 +114,7 @@ mod tests {
 
     #[test]
     fn limits_in_all_and_per_ip() {
-        let limits = ConnectionLimits::new(3, 2);
+        let limits = ConnectionLimits::new(3, 2, vec![]);
         let ip: IpAddr = "192.0.2.1".parse().unwrap();
         let mut a = limits.acquire().unwrap();
         let mut b = limits.acquire().unwrap();
@@ -117,5 +128,16 @@ mod tests {
         assert!(d.claim_ip(ip));
         drop((b, c, d));
         assert_eq!(limits.active(), 0);
+    }
+
+    #[test]
+    fn trusted_networks_have_no_per_ip_limit() {
+        let limits = ConnectionLimits::new(4, 1, vec![Network::parse("127.0.0.0/8").unwrap()]);
+        let local: IpAddr = "127.0.0.1".parse().unwrap();
+        let mut slots: Vec<SessionSlot> = (0..3).map(|_| limits.acquire().unwrap()).collect();
+        assert!(slots.iter_mut().all(|s| s.claim_ip(local)));
+        let mut other = limits.acquire().unwrap();
+        assert!(other.claim_ip("192.0.2.1".parse().unwrap()));
+        assert!(limits.acquire().is_none(), "the total still applies");
     }
 }

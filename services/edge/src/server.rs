@@ -45,7 +45,9 @@ impl<B: Bus> Edge<B> {
                 TcpListener::bind(listener.address).await.map_err(|source| EdgeError::Bind { address: listener.address, source })?;
             listeners.push((socket, listener.clone()));
         }
-        let limits = ConnectionLimits::new(config.smtp.max_connections, config.smtp.max_connections_per_ip);
+        // Validated with the configuration.
+        let trusted = config.smtp.trusted_networks.iter().filter_map(|n| rempart_model::net::Network::parse(n).ok()).collect();
+        let limits = ConnectionLimits::new(config.smtp.max_connections, config.smtp.max_connections_per_ip, trusted);
         Ok(Self { shared: Arc::new(Shared { config, bus, tls, scanner, state, remote }), limits, listeners })
     }
 

@@ -3,16 +3,15 @@
 //! that end a transaction cleanly are kept a few seconds for the next message.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use rempart_model::{Envelope, Route, RouteTls};
-use rustls_pki_types::ServerName;
+use rempart_model::{DomainConfig, Envelope, RouteTls};
 use tokio::io::BufReader;
 use tokio::net::TcpStream;
-use tokio_rustls::TlsConnector;
 
-use crate::conn::{AnyCertificate, Conn, Stream, expect};
+use crate::conn::{Conn, Stream, expect};
+use crate::tls::{Connectors, server_name};
 
 /// One reply of the remote server, all its lines joined.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,7 +71,7 @@ pub struct Client {
     pub hostname: String,
     pub connect_timeout: Duration,
     pub command_timeout: Duration,
-    tls: TlsConnector,
+    tls: Connectors,
     /// Connections kept open after a delivery, per route, for the next message.
     idle: Mutex<HashMap<String, Vec<Session>>>,
 }
@@ -97,27 +96,23 @@ enum TxError {
 }
 
 impl Client {
-    pub fn new(hostname: String, connect_timeout: Duration, command_timeout: Duration) -> Result<Self, rustls::Error> {
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let config = rustls::ClientConfig::builder_with_provider(provider.clone())
-            .with_safe_default_protocol_versions()?
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider)))
-            .with_no_client_auth();
-        Ok(Self { hostname, connect_timeout, command_timeout, tls: TlsConnector::from(Arc::new(config)), idle: Mutex::default() })
+    pub fn new(hostname: String, connect_timeout: Duration, command_timeout: Duration, tls: Connectors) -> Self {
+        Self { hostname, connect_timeout, command_timeout, tls, idle: Mutex::default() }
     }
 
     /// Delivers `body` for the recipients at `indices` of `envelope`, reusing an idle
     /// connection to the route when there is one. A connection-level failure gives
     /// every recipient the same reply.
-    pub async fn deliver(&self, route: &Route, tls: RouteTls, envelope: &Envelope, indices: &[usize], body: &[u8]) -> Attempt {
+    pub async fn deliver(&self, domain: &DomainConfig, envelope: &Envelope, indices: &[usize], body: &[u8]) -> Attempt {
+        let route = &domain.route;
         let remote = format!("{}:{}", route.host, route.port);
-        let key = format!("{remote}/{tls:?}");
+        // Connections are shared only between routes with the same TLS policy.
+        let key = format!("{remote}/{:?}/{:?}", domain.route_tls, domain.route_ca_file);
         let mut remote_dsn = false;
         let outcome = loop {
             let (mut session, reused) = match self.take_idle(&key) {
                 Some(session) => (session, true),
-                None => match self.open(route, tls).await {
+                None => match self.open(domain).await {
                     Ok(session) => (session, false),
                     Err(reply) => break Err(reply),
                 },
@@ -163,8 +158,10 @@ impl Client {
     }
 
     /// Connects, reads the greeting, says EHLO and upgrades to TLS when the policy and
-    /// the server allow.
-    async fn open(&self, route: &Route, tls: RouteTls) -> Result<Session, RemoteReply> {
+    /// the server allow. Under `required` and `verify` nothing is sent in plaintext
+    /// after EHLO: no TLS, or a certificate that does not verify, is a 4.7.x deferral.
+    async fn open(&self, domain: &DomainConfig) -> Result<Session, RemoteReply> {
+        let (route, tls) = (&domain.route, domain.route_tls);
         let address = (route.host.as_str(), route.port);
         let tcp = match tokio::time::timeout(self.connect_timeout, TcpStream::connect(address)).await {
             Ok(Ok(tcp)) => tcp,
@@ -175,19 +172,23 @@ impl Client {
         let mut conn = Conn { io: BufReader::new(Stream::Plain(tcp)), timeout: self.command_timeout };
         expect(conn.read_reply().await?, 220)?;
         let mut caps = conn.ehlo(&self.hostname).await?;
+        let must_encrypt = matches!(tls, RouteTls::Required | RouteTls::Verify);
         if tls != RouteTls::Disabled && caps.contains("STARTTLS") {
+            let connector =
+                self.tls.for_route(tls, domain.route_ca_file.as_deref()).map_err(|e| RemoteReply::local(451, format!("4.7.5 {e}")))?;
             conn.send(b"STARTTLS\r\n").await?;
             expect(conn.read_reply().await?, 220)?;
-            let name =
-                ServerName::try_from(route.host.clone()).map_err(|_| RemoteReply::local(451, "4.7.0 Invalid server name for TLS"))?;
+            let name = server_name(&route.host).ok_or_else(|| RemoteReply::local(451, "4.7.0 Invalid server name for TLS"))?;
             let Stream::Plain(tcp) = conn.io.into_inner() else { return Err(RemoteReply::local(451, "4.7.0 TLS already active")) };
-            let tls_stream = tokio::time::timeout(self.command_timeout, self.tls.connect(name, tcp))
+            let failed =
+                if tls == RouteTls::Verify { "4.7.5 TLS certificate of the route not verified" } else { "4.7.0 TLS handshake failed" };
+            let tls_stream = tokio::time::timeout(self.command_timeout, connector.connect(name, tcp))
                 .await
                 .map_err(|_| RemoteReply::local(451, "4.7.0 TLS handshake timed out"))?
-                .map_err(|e| RemoteReply::local(451, format!("4.7.0 TLS handshake failed: {e}")))?;
+                .map_err(|e| RemoteReply::local(451, format!("{failed} ({}): {e}", route.host)))?;
             conn = Conn { io: BufReader::new(Stream::Tls(Box::new(tls_stream))), timeout: self.command_timeout };
             caps = conn.ehlo(&self.hostname).await?;
-        } else if tls == RouteTls::Required {
+        } else if must_encrypt {
             let _ = conn.send(b"QUIT\r\n").await;
             return Err(RemoteReply::local(451, "4.7.10 TLS is required for this route but the server does not offer STARTTLS"));
         }

@@ -107,13 +107,65 @@ fn recipient_fields(report: &Report<'_>, retry_until: u64) -> String {
         f.push_str(&format!("Remote-MTA: dns; {host}\r\n"));
     }
     if let Some(reply) = reply {
-        f.push_str(&format!("Diagnostic-Code: smtp; {}\r\n", reply.replace(['\r', '\n'], " ")));
+        f.push_str(&diagnostic_code(reply));
     }
     f.push_str(&format!("Last-Attempt-Date: {}\r\n", date::rfc5322(at)));
     if report.action == Action::Delayed {
         f.push_str(&format!("Will-Retry-Until: {}\r\n", date::rfc5322(retry_until)));
     }
     f
+}
+
+/// The remote reply kept in a DSN, in bytes: a 100-line reply says no more than its
+/// first lines do, and the report must stay readable.
+const MAX_DIAGNOSTIC: usize = 2000;
+/// Folded lines are kept to this width where the text has spaces (RFC 5322 §2.1.1
+/// recommends 78); a longer word is cut so that no line passes 998.
+const FOLD_WIDTH: usize = 78;
+const MAX_LINE: usize = 998;
+
+/// `Diagnostic-Code: smtp; <reply>` folded (RFC 5322 §2.2.3) at spaces, capped at
+/// `MAX_DIAGNOSTIC` bytes, CRLF-terminated.
+fn diagnostic_code(reply: &str) -> String {
+    let flat: String = reply.split(['\r', '\n']).flat_map(str::split_whitespace).collect::<Vec<_>>().join(" ");
+    let mut text = flat.as_str();
+    let mut cut = false;
+    if text.len() > MAX_DIAGNOSTIC {
+        let mut end = MAX_DIAGNOSTIC;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text = &text[..end];
+        cut = true;
+    }
+    let mut out = String::from("Diagnostic-Code: smtp;");
+    let mut width = out.len();
+    let words = text.split(' ').chain(cut.then_some("[...]"));
+    for word in words {
+        let mut word = word;
+        // A word too long for any line is cut into pieces that fit.
+        while word.len() + 1 > MAX_LINE {
+            let mut end = MAX_LINE - 1;
+            while !word.is_char_boundary(end) {
+                end -= 1;
+            }
+            out.push_str("\r\n ");
+            out.push_str(&word[..end]);
+            width = 1 + end;
+            word = &word[end..];
+        }
+        if width + 1 + word.len() > FOLD_WIDTH && width > 1 {
+            out.push_str("\r\n ");
+            width = 1;
+        } else {
+            out.push(' ');
+            width += 1;
+        }
+        out.push_str(word);
+        width += word.len();
+    }
+    out.push_str("\r\n");
+    out
 }
 
 /// The enhanced status code (`4.3.0`) after the reply code in "451 4.3.0 text".
@@ -200,6 +252,22 @@ fn xtext_decode(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn diagnostic_code_is_folded_and_capped() {
+        let short = diagnostic_code("550 5.1.1 no such user");
+        assert_eq!(short, "Diagnostic-Code: smtp; 550 5.1.1 no such user\r\n");
+        let many: String = (0..100).map(|i| format!("550-5.7.1 line {i} of a long explanation from the remote server\r\n")).collect();
+        let folded = diagnostic_code(&many);
+        assert!(folded.len() < MAX_DIAGNOSTIC + 200, "{}", folded.len());
+        assert!(folded.ends_with("[...]\r\n"), "{folded}");
+        assert!(folded.split("\r\n").all(|l| l.len() <= FOLD_WIDTH), "{folded}");
+        assert!(folded.split("\r\n").skip(1).all(|l| l.is_empty() || l.starts_with(' ')), "continuations start with a space");
+        let word = format!("550 {}é{}", "x".repeat(1500), "y".repeat(3000));
+        let folded = diagnostic_code(&word);
+        assert!(folded.split("\r\n").all(|l| l.len() <= MAX_LINE), "{folded}");
+        assert!(folded.ends_with("[...]\r\n"));
+    }
 
     #[test]
     fn qp_and_xtext() {

@@ -6,6 +6,7 @@
 mod client;
 mod conn;
 mod dsn;
+mod tls;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -19,6 +20,7 @@ use tracing::Instrument;
 use tracing::field::Empty;
 
 pub use client::{Client, RemoteReply, dot_stuff};
+pub use tls::{Connectors, TlsSetupError};
 
 pub struct Relay<B> {
     config: Arc<Config>,
@@ -27,9 +29,11 @@ pub struct Relay<B> {
 }
 
 impl<B: Bus> Relay<B> {
-    /// Fails only if the TLS library cannot build a client configuration.
-    pub fn new(config: Arc<Config>, bus: B) -> Result<Self, rustls::Error> {
-        let client = Client::new(config.smtp.hostname.clone(), config.relay.connect_timeout.0, config.relay.command_timeout.0)?;
+    /// Fails if a route's CA file cannot be used or the TLS library cannot build a
+    /// client configuration.
+    pub fn new(config: Arc<Config>, bus: B) -> Result<Self, TlsSetupError> {
+        let tls = Connectors::new(&config)?;
+        let client = Client::new(config.smtp.hostname.clone(), config.relay.connect_timeout.0, config.relay.command_timeout.0, tls);
         Ok(Self { config, bus, client: Arc::new(client) })
     }
 
@@ -205,7 +209,7 @@ impl<B: Bus> Relay<B> {
                 rempart.remote = Empty,
                 smtp.reply = Empty,
             );
-            let attempt = self.client.deliver(&domain.route, domain.route_tls, envelope, &indices, body).instrument(span.clone()).await;
+            let attempt = self.client.deliver(domain, envelope, &indices, body).instrument(span.clone()).await;
             span.record("rempart.remote", attempt.remote.as_str());
             let replies: Vec<String> = attempt.replies.iter().map(|r| r.to_string()).collect();
             span.record("smtp.reply", replies.join(" | "));

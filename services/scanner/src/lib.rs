@@ -1,6 +1,8 @@
-//! Rempart's scanner. Checks add named symbols; weights (with per-group limits) sum to
-//! the score; composites combine symbols; each recipient domain's policy maps the
-//! score, or an allow/block list entry, to an action. The verdict keeps every symbol
+//! Rempart's scanner. Checks add named symbols (SPF, DKIM, DMARC, ARC, DNS lists,
+//! headers, MIME/HTML, Bayes); weights (with per-group limits) sum to the score;
+//! composites combine symbols; the AWL pulls the score towards the sender's history;
+//! each recipient domain's policy maps the score, or an allow/block list entry, to an
+//! action. The verdict keeps every symbol
 //! with its description so a rejection can explain itself.
 
 pub mod checks;
@@ -292,7 +294,6 @@ impl Scanner {
             let domains = Analysis::new(input.message).link_domains(MAX_URI_DOMAINS);
             checks::dnslists::run_uri(&self.dns, &self.uri_lists, &domains, &mut findings).await;
         }
-        // Not built yet: ARC.
         NetworkFindings { findings, offline: false, elapsed_us: started.elapsed().as_micros() as u64, authentication_results, awl }
     }
 

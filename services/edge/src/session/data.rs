@@ -1,5 +1,6 @@
 //! DATA: the body ends only at CRLF.CRLF; a body with bare CR or LF is refused whole,
-//! so nothing smuggled inside it is ever seen as a second message.
+//! so nothing smuggled inside it is ever seen as a second message. Lines may be of any
+//! length up to the message size unless `smtp.max_data_line` asks for the strict limit.
 
 use rempart_bus::Bus;
 
@@ -24,8 +25,12 @@ impl<B: Bus> Session<B> {
             return Flow::Close;
         }
         let smtp = &self.shared.config.smtp;
-        let (line_limit, timeout) = (smtp.max_data_line, smtp.data_timeout.0);
-        let mut body = DataBody::new(usize::try_from(self.tx.max_size).unwrap_or(usize::MAX));
+        let max_size = usize::try_from(self.tx.max_size).unwrap_or(usize::MAX);
+        // Without the strict mode a line may be as long as the message may be (plus a
+        // stuffed dot and the CRLF); a longer one is an oversize message, not a bad line.
+        let (strict_line, timeout) = (smtp.max_data_line, smtp.data_timeout.0);
+        let line_limit = strict_line.unwrap_or(max_size.saturating_add(3));
+        let mut body = DataBody::new(max_size);
         loop {
             if take_buffered_lines(&mut self.io, &mut body, line_limit) {
                 break;
@@ -45,13 +50,9 @@ impl<B: Bus> Session<B> {
         }
         let refusal = if body.bare_newline {
             Some(Reply::new(554, "5.6.0", "Message refused: bare CR or LF found; lines must end with CRLF (RFC 5321 section 2.3.8)"))
-        } else if body.line_too_long {
-            Some(Reply::new(
-                554,
-                "5.6.0",
-                format!("Message refused: a line is longer than {line_limit} bytes (RFC 5321 section 4.5.3.1.6)"),
-            ))
-        } else if body.oversize {
+        } else if let Some(limit) = strict_line.filter(|_| body.line_too_long) {
+            Some(Reply::new(554, "5.6.0", format!("Message refused: a line is longer than {limit} bytes (RFC 5321 section 4.5.3.1.6)")))
+        } else if body.oversize || body.line_too_long {
             Some(Reply::new(552, "5.3.4", format!("Message size exceeds fixed maximum message size ({} bytes)", self.tx.max_size)))
         } else {
             None

@@ -4,7 +4,7 @@ use rempart_bus::Bus;
 use rempart_model::DsnRet;
 
 use super::{Flow, Session, State, Transaction};
-use crate::address::{is_xtext, parse_params, parse_path};
+use crate::address::{PathError, is_xtext, parse_params, parse_path};
 use crate::reply::Reply;
 
 impl<B: Bus> Session<B> {
@@ -19,6 +19,7 @@ impl<B: Bus> Session<B> {
         };
         let (path, params) = match parse_path(rest, true) {
             Ok(parsed) => parsed,
+            Err(e @ PathError::Missing) => return self.reply(Reply::new(501, "5.5.4", format!("Syntax: MAIL FROM:<address>: {e}"))),
             Err(e) => return self.reply(Reply::new(501, "5.1.7", format!("Bad sender address syntax: {e}"))),
         };
         let Ok(params) = parse_params(params) else {

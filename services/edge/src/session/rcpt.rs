@@ -7,7 +7,7 @@ use rempart_model::{DomainConfig, Notify, Recipient};
 
 use super::mail::strip_keyword;
 use super::{Flow, Session, State};
-use crate::address::{Mailbox, is_xtext, parse_params, parse_path};
+use crate::address::{Mailbox, PathError, is_xtext, parse_params, parse_path, strip_bare_postmaster};
 use crate::reply::Reply;
 
 impl<B: Bus> Session<B> {
@@ -21,8 +21,18 @@ impl<B: Bus> Session<B> {
         let Some(rest) = strip_keyword(args, "TO:") else {
             return self.reply(Reply::syntax("RCPT TO:<address> [parameters]"));
         };
-        let (path, params) = match parse_path(rest, true) {
+        let parsed = match strip_bare_postmaster(rest) {
+            // RFC 5321 §4.5.1: `<Postmaster>` alone must be accepted; it goes to the
+            // configured postmaster, by default postmaster@ the first domain.
+            Some(params) => match self.shared.config.postmaster() {
+                Some(address) => parse_path(&format!("<{address}>"), true).map(|(path, _)| (path, params)),
+                None => return self.reply(Reply::new(550, "5.7.1", "Relaying denied: this gateway serves no domain")),
+            },
+            None => parse_path(rest, true),
+        };
+        let (path, params) = match parsed {
             Ok(parsed) => parsed,
+            Err(e @ PathError::Missing) => return self.reply(Reply::new(501, "5.5.4", format!("Syntax: RCPT TO:<address>: {e}"))),
             Err(e) => return self.reply(Reply::new(501, "5.1.3", format!("Bad recipient address syntax: {e}"))),
         };
         let Some(mailbox) = path.mailbox else {
@@ -85,11 +95,12 @@ fn valid_orcpt(v: &str) -> bool {
             .is_some_and(|(kind, addr)| !kind.is_empty() && kind.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') && is_xtext(addr))
 }
 
+/// Whether the domain has this recipient. `postmaster` always exists (RFC 5321 §4.5.1).
 fn recipient_exists(domain: &DomainConfig, mailbox: &Mailbox) -> bool {
-    if domain.recipients.is_empty() {
+    let local = mailbox.local.to_lowercase();
+    if domain.recipients.is_empty() || (!mailbox.quoted && local == "postmaster") {
         return true;
     }
-    let local = mailbox.local.to_lowercase();
     let base = match domain.recipient_delimiter.as_str() {
         "" => None,
         delim => local.split_once(delim).map(|(b, _)| b.to_string()),
@@ -117,6 +128,7 @@ mod tests {
             name: "example.com".into(),
             route: "smtp://h".parse().unwrap(),
             route_tls: Default::default(),
+            route_ca_file: None,
             recipients: vec!["alice".into(), "Bob@example.com".into(), "carol@other.example".into()],
             recipients_file: None,
             recipient_delimiter: "+".into(),
@@ -131,6 +143,7 @@ mod tests {
         assert!(recipient_exists(&domain, &mb("bob")));
         assert!(!recipient_exists(&domain, &mb("carol")));
         assert!(!recipient_exists(&domain, &mb("mallory")));
+        assert!(recipient_exists(&domain, &mb("PostMaster")), "postmaster always exists");
         let catch_all = DomainConfig { recipients: vec!["*".into()], ..domain };
         assert!(recipient_exists(&catch_all, &mb("anyone")));
     }

@@ -1,10 +1,10 @@
 //! The built-in checks, by stage. Each looks at the session and the parsed message
 //! and adds symbols by name; weights, groups and descriptions come from the registry.
 //!
-//! Stages: authentication (SPF, DKIM, DMARC over DNS, async) → connection → headers →
-//! content (MIME and HTML) → DNS lists → composites. The classifier (Bayes) and
-//! reputation (AWL) stages come with the shared state (issue 5), at the places marked
-//! in `Scanner`.
+//! Stages: authentication (SPF, DKIM, DMARC, ARC over DNS, async) → connection →
+//! headers → content (MIME and HTML) → DNS lists → classifier (Bayes, `Scanner::bayes`)
+//! → composites → reputation (AWL, applied to the score in `Scanner`). Bayes and the AWL
+//! read the shared state (`rempart-state`), so they live in `Scanner`, not here.
 
 pub mod auth;
 pub mod connection;

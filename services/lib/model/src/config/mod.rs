@@ -59,8 +59,12 @@ pub struct SmtpConfig {
     /// Longest command line, CRLF included. RFC 5321 sets 512 for the command alone;
     /// extension parameters (SIZE, NOTIFY, ORCPT…) need more. Default 2048.
     pub max_command_line: usize,
-    /// Longest DATA text line, CRLF included (RFC 5321 §4.5.3.1.6). Default 1000.
-    pub max_data_line: usize,
+    /// Strict mode: refuse a message with a DATA text line longer than this, CRLF
+    /// included (`554 5.6.0`; RFC 5321 §4.5.3.1.6 sets 1000). Default: unset, lines of any
+    /// length up to the message size are accepted and relayed intact, as Postfix, Exim
+    /// and Stalwart do (real mail has HTML and headers on one long line).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_data_line: Option<usize>,
     /// Time a client gets to send one whole command line. Default 5m (RFC 5321).
     pub command_timeout: HumanDuration,
     /// Time a client gets to send one whole DATA line or BDAT chunk. Default 3m.
@@ -71,6 +75,15 @@ pub struct SmtpConfig {
     pub max_connections_per_ip: usize,
     /// On shutdown, how long sessions in flight may take to finish. Default 30s.
     pub shutdown_timeout: HumanDuration,
+    /// Client networks (CIDRs) exempt from `max_connections_per_ip` and the per-IP rate
+    /// limits, as Postfix exempts `$mynetworks`. This grants no relaying. The address is
+    /// the client's after PROXY protocol: behind a load balancer without it, every client
+    /// has the balancer's address. Default ["127.0.0.0/8", "::1/128"].
+    pub trusted_networks: Vec<String>,
+    /// Where mail to the bare `postmaster` (RFC 5321 §4.5.1, no domain) goes. Default:
+    /// unset, postmaster@ the first configured domain.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub postmaster: Option<String>,
 }
 
 impl Default for SmtpConfig {
@@ -82,12 +95,14 @@ impl Default for SmtpConfig {
             max_recipients: 100,
             max_errors: 10,
             max_command_line: 2048,
-            max_data_line: 1000,
+            max_data_line: None,
             command_timeout: HumanDuration::secs(300),
             data_timeout: HumanDuration::secs(180),
             max_connections: 1000,
             max_connections_per_ip: 20,
             shutdown_timeout: HumanDuration::secs(30),
+            trusted_networks: vec!["127.0.0.0/8".into(), "::1/128".into()],
+            postmaster: None,
         }
     }
 }
@@ -115,9 +130,14 @@ pub struct DomainConfig {
     pub name: String,
     /// The customer's server, "smtp://host:port" (port 25 when omitted). Required.
     pub route: Route,
-    /// TLS towards the route: "opportunistic" (default), "required" or "disabled".
+    /// TLS towards the route: "opportunistic" (default), "required", "verify" or
+    /// "disabled" (see `RouteTls` for what each one authenticates).
     #[serde(default)]
     pub route_tls: RouteTls,
+    /// With `route_tls = "verify"`: a PEM file of the CA certificates that may sign the
+    /// route's certificate (a private PKI), instead of the system's trusted roots.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub route_ca_file: Option<PathBuf>,
     /// Valid recipients: local parts ("alice") or addresses ("alice@example.com"); "*"
     /// accepts every local part. With neither this nor `recipients_file`, every local part
     /// is accepted. Default empty.
@@ -215,14 +235,23 @@ impl<'de> Deserialize<'de> for Route {
     }
 }
 
+/// TLS towards a customer route, and what each mode authenticates.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum RouteTls {
-    /// STARTTLS when the server offers it; certificates are not verified (RFC 7435).
+    /// STARTTLS when the server offers it, plaintext otherwise (RFC 7435). Encrypts
+    /// against passive eavesdroppers; authenticates nothing: the certificate is not
+    /// checked, so an active attacker can intercept.
     #[default]
     Opportunistic,
-    /// Deliver only over TLS; a server without STARTTLS is a temporary failure.
+    /// Deliver only over TLS; a server without STARTTLS is a temporary failure (4.7.10).
+    /// Never plaintext, but the certificate is still not checked: it authenticates nothing.
     Required,
+    /// Deliver only over TLS to the server the route names: its certificate must chain
+    /// to a trusted root (the system's, or `route_ca_file`) and be valid for the route's
+    /// host name (or IP address). Anything else is a temporary failure (4.7.5), never
+    /// plaintext. The only mode that authenticates the customer's server.
+    Verify,
     /// Never STARTTLS.
     Disabled,
 }
@@ -348,7 +377,7 @@ impl Config {
             fix(p);
         }
         for d in &mut self.domains {
-            if let Some(p) = &mut d.recipients_file {
+            for p in [&mut d.recipients_file, &mut d.route_ca_file].into_iter().flatten() {
                 fix(p);
             }
         }
@@ -376,8 +405,12 @@ impl Config {
         if smtp.max_command_line < 512 {
             return Err(err("[smtp]", 0, "max_command_line", "smtp.max_command_line".into(), "must be at least 512 (RFC 5321)".into()));
         }
-        if smtp.max_data_line < 1000 {
+        if smtp.max_data_line.is_some_and(|n| n < 1000) {
             return Err(err("[smtp]", 0, "max_data_line", "smtp.max_data_line".into(), "must be at least 1000 (RFC 5321)".into()));
+        }
+        if let Some((i, bad)) = smtp.trusted_networks.iter().enumerate().find(|(_, n)| crate::net::Network::parse(n).is_err()) {
+            let message = format!("{bad:?} is not an IP address or CIDR network");
+            return Err(err("[smtp]", 0, "trusted_networks", format!("smtp.trusted_networks[{i}]"), message));
         }
         if smtp.hostname.is_empty() || smtp.hostname.contains(char::is_whitespace) {
             return Err(err("[smtp]", 0, "hostname", "smtp.hostname".into(), "must be a host name".into()));
@@ -418,8 +451,28 @@ impl Config {
                     .recipients
                     .extend(listed.lines().map(|l| l.split('#').next().unwrap_or("").trim()).filter(|l| !l.is_empty()).map(String::from));
             }
+            if let Some(path) = &domain.route_ca_file {
+                if domain.route_tls != RouteTls::Verify {
+                    let message = "is used only with route_tls = \"verify\"".to_string();
+                    return Err(err("[[domain]]", i, "route_ca_file", field("route_ca_file"), message));
+                }
+                if !path.is_file() {
+                    let message = format!("{} is not a readable file", path.display());
+                    return Err(err("[[domain]]", i, "route_ca_file", field("route_ca_file"), message));
+                }
+            }
             if domain.max_message_size == Some(0) {
                 return Err(err("[[domain]]", i, "max_message_size", field("max_message_size"), "must be greater than 0".into()));
+            }
+        }
+        if let Some(postmaster) = &self.smtp.postmaster {
+            let domain = postmaster.rsplit_once('@').map(|(local, d)| (local, d.trim_end_matches('.').to_ascii_lowercase()));
+            let served = domain.as_ref().is_some_and(|(local, d)| !local.is_empty() && self.domains.iter().any(|c| &c.name == d));
+            if !served {
+                let message = format!(
+                    "{postmaster:?} must be an address in one of the configured domains (mail to it is relayed to that domain's route)"
+                );
+                return Err(err("[smtp]", 0, "postmaster", "smtp.postmaster".into(), message));
             }
         }
         let grey = &self.greylist;
@@ -444,6 +497,12 @@ impl Config {
             return Err(err("[state]", 0, "nats_bucket", "state.nats_bucket".into(), "must not be empty".into()));
         }
         Ok(())
+    }
+
+    /// Where mail to the bare `postmaster` goes: `smtp.postmaster`, else postmaster@ the
+    /// first configured domain; `None` when the gateway serves no domain.
+    pub fn postmaster(&self) -> Option<String> {
+        self.smtp.postmaster.clone().or_else(|| self.domains.first().map(|d| format!("postmaster@{}", d.name)))
     }
 
     /// The configured domain for `domain`, if any (case-insensitive, trailing dot ignored).

@@ -1,0 +1,148 @@
+//! Client TLS towards routes: opportunistic and required TLS accept any certificate
+//! (encryption only, RFC 7435); `verify` checks the chain against the system's roots or
+//! the domain's CA file, and the route's host name.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rempart_model::{Config, RouteTls};
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::CryptoProvider;
+use rustls::{DigitallySignedStruct, RootCertStore, SignatureScheme};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
+use tokio_rustls::TlsConnector;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TlsSetupError {
+    #[error("TLS client configuration: {0}")]
+    Rustls(#[from] rustls::Error),
+    #[error("route CA file {path}: {message}")]
+    CaFile { path: PathBuf, message: String },
+}
+
+/// The connectors a relay needs, built once at startup.
+pub struct Connectors {
+    any: TlsConnector,
+    /// The system's trusted roots, built on first use of `verify` without a CA file
+    /// (reading them is slow, and most gateways never verify).
+    system: std::sync::OnceLock<Result<TlsConnector, String>>,
+    by_ca_file: HashMap<PathBuf, TlsConnector>,
+}
+
+impl Connectors {
+    /// Loads the CA file of every domain that has one: a bad file stops the relay at
+    /// startup, not at the first delivery.
+    pub fn new(config: &Config) -> Result<Self, TlsSetupError> {
+        let provider = provider();
+        let any = rustls::ClientConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()?
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider)))
+            .with_no_client_auth();
+        let mut by_ca_file = HashMap::new();
+        for path in config.domains.iter().filter_map(|d| d.route_ca_file.as_ref()) {
+            if !by_ca_file.contains_key(path) {
+                let roots = ca_file_roots(path)?;
+                by_ca_file.insert(path.clone(), verifying(roots)?);
+            }
+        }
+        Ok(Self { any: TlsConnector::from(Arc::new(any)), system: std::sync::OnceLock::new(), by_ca_file })
+    }
+
+    /// The connector for a route's policy.
+    pub fn for_route(&self, tls: RouteTls, ca_file: Option<&Path>) -> Result<&TlsConnector, String> {
+        if tls != RouteTls::Verify {
+            return Ok(&self.any);
+        }
+        if let Some(path) = ca_file {
+            return self.by_ca_file.get(path).ok_or_else(|| format!("CA file {} was not loaded", path.display()));
+        }
+        self.system.get_or_init(system_connector).as_ref().map_err(Clone::clone)
+    }
+}
+
+/// A server name for the handshake: a DNS name, or an IP address (checked against the
+/// certificate's IP SANs).
+pub fn server_name(host: &str) -> Option<ServerName<'static>> {
+    ServerName::try_from(host.to_string()).ok()
+}
+
+fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+fn verifying(roots: RootCertStore) -> Result<TlsConnector, rustls::Error> {
+    let config = rustls::ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(TlsConnector::from(Arc::new(config)))
+}
+
+fn ca_file_roots(path: &Path) -> Result<RootCertStore, TlsSetupError> {
+    let error = |message: String| TlsSetupError::CaFile { path: path.to_path_buf(), message };
+    let certs = CertificateDer::pem_file_iter(path)
+        .map_err(|e| error(e.to_string()))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| error(e.to_string()))?;
+    let mut roots = RootCertStore::empty();
+    let (added, _) = roots.add_parsable_certificates(certs);
+    if added == 0 {
+        return Err(error("no usable CA certificate in the file".into()));
+    }
+    Ok(roots)
+}
+
+/// The system's trust store (rustls-native-certs: /etc/ssl/certs, SSL_CERT_FILE).
+fn system_connector() -> Result<TlsConnector, String> {
+    let found = rustls_native_certs::load_native_certs();
+    let mut roots = RootCertStore::empty();
+    let (added, _) = roots.add_parsable_certificates(found.certs);
+    if added == 0 {
+        let errors: Vec<String> = found.errors.iter().map(ToString::to_string).collect();
+        return Err(format!("no trusted root certificate found on this system ({})", errors.join("; ")));
+    }
+    verifying(roots).map_err(|e| e.to_string())
+}
+
+/// Opportunistic TLS (RFC 7435): encryption without authentication, as MTAs do when
+/// no DANE or MTA-STS policy says otherwise. Signatures are still checked.
+#[derive(Debug)]
+struct AnyCertificate(Arc<CryptoProvider>);
+
+impl ServerCertVerifier for AnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _: &CertificateDer<'_>,
+        _: &[CertificateDer<'_>],
+        _: &ServerName<'_>,
+        _: &[u8],
+        _: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
