@@ -5,14 +5,14 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{DigitallySignedStruct, SignatureScheme};
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
+use rempart_smtp::{ReplyError, Stream, dot_stuff};
+use rustls::pki_types::ServerName;
+use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
-trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
-impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+/// Longest reply line and most lines of a reply the harness reads.
+const MAX_REPLY_LINE: usize = 4096;
+const MAX_REPLY_LINES: usize = 100;
 
 #[derive(Debug, Clone)]
 pub struct SessionOptions {
@@ -42,7 +42,7 @@ pub struct Sent {
 }
 
 pub struct Session {
-    io: BufReader<Box<dyn Io>>,
+    io: BufReader<Stream>,
     options: SessionOptions,
 }
 
@@ -71,7 +71,7 @@ impl Session {
             .map_err(|e| SessionError::Connect(e.to_string()))?;
         let _ = tcp.set_nodelay(true);
         let connect = started.elapsed();
-        let mut session = Session { io: BufReader::new(Box::new(tcp)), options };
+        let mut session = Session { io: BufReader::new(Stream::Plain(tcp)), options };
         if let Some(client) = session.options.proxy_client {
             let family = if client.is_ipv4() { "TCP4" } else { "TCP6" };
             let line = format!("PROXY {family} {client} {} 40000 {}\r\n", target.ip(), target.port());
@@ -103,11 +103,14 @@ impl Session {
         if code != 220 {
             return Err(SessionError::Tls(format!("STARTTLS refused: {code} {text}")));
         }
-        let plain = std::mem::replace(&mut self.io, BufReader::new(Box::new(tokio::io::duplex(1).0)));
-        let connector = tokio_rustls::TlsConnector::from(tls_config().map_err(SessionError::Tls)?);
+        // Load targets use self-signed certificates: the harness measures, it does not
+        // authenticate the server.
+        let config = rempart_smtp::tls::any_certificate().map_err(|e| SessionError::Tls(e.to_string()))?;
+        let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
         let name = ServerName::try_from("rempart.loadtest").map_err(|e| SessionError::Tls(e.to_string()))?;
-        let tls = connector.connect(name, plain.into_inner()).await.map_err(|e| SessionError::Tls(e.to_string()))?;
-        self.io = BufReader::new(Box::new(tls));
+        let mut stream = std::mem::replace(&mut self.io, BufReader::new(Stream::Closed)).into_inner();
+        stream.connect_tls(&connector, name).await.map_err(|e| SessionError::Tls(e.to_string()))?;
+        self.io = BufReader::new(stream);
         let (code, text) = self.command("EHLO loadtest.example").await?;
         if code != 250 {
             return Err(SessionError::Unexpected(format!("EHLO after STARTTLS: {code} {text}")));
@@ -163,9 +166,7 @@ impl Session {
                 return refused(data);
             }
         }
-        let mut out = dot_stuff(message);
-        out.extend_from_slice(b".\r\n");
-        self.write(&out).await?;
+        self.write(&dot_stuff(message)).await?;
         let sent_at = Instant::now();
         let (code, _) = self.reply().await?;
         Ok(Sent { code, accepted_recipients: if code == 250 { accepted } else { Vec::new() }, end_of_data: Some(sent_at.elapsed()) })
@@ -193,96 +194,11 @@ impl Session {
 
     /// One (possibly multi-line) reply: its code and text.
     async fn reply(&mut self) -> Result<(u16, String), SessionError> {
-        let mut text = String::new();
-        loop {
-            let mut line = String::new();
-            let n = tokio::time::timeout(self.options.timeout, self.io.read_line(&mut line)).await.map_err(|_| SessionError::Timeout)??;
-            if n == 0 {
-                return Err(SessionError::Closed);
-            }
-            let code: u16 = line.get(..3).and_then(|c| c.parse().ok()).ok_or_else(|| SessionError::Unexpected(line.trim().into()))?;
-            text.push_str(line.get(4..).unwrap_or("").trim_end());
-            text.push('\n');
-            if line.as_bytes().get(3) != Some(&b'-') {
-                return Ok((code, text));
-            }
+        let read = rempart_smtp::read_reply(&mut self.io, MAX_REPLY_LINE, MAX_REPLY_LINES);
+        match tokio::time::timeout(self.options.timeout, read).await.map_err(|_| SessionError::Timeout)? {
+            Ok(reply) => Ok((reply.code, reply.text)),
+            Err(ReplyError::Closed) => Err(SessionError::Closed),
+            Err(e) => Err(SessionError::Unexpected(e.to_string())),
         }
-    }
-}
-
-/// RFC 5321 §4.5.2: a line starting with '.' gets one more.
-fn dot_stuff(message: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(message.len() + 64);
-    let mut line_start = true;
-    for &b in message {
-        if line_start && b == b'.' {
-            out.push(b'.');
-        }
-        out.push(b);
-        line_start = b == b'\n';
-    }
-    if !out.ends_with(b"\r\n") {
-        out.extend_from_slice(b"\r\n");
-    }
-    out
-}
-
-/// Load targets use self-signed certificates: the harness measures, it does not
-/// authenticate the server.
-fn tls_config() -> Result<Arc<rustls::ClientConfig>, String> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider)))
-        .with_no_client_auth();
-    Ok(Arc::new(config))
-}
-
-#[derive(Debug)]
-struct AnyCertificate(Arc<rustls::crypto::CryptoProvider>);
-
-impl ServerCertVerifier for AnyCertificate {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn dot_stuffing() {
-        assert_eq!(super::dot_stuff(b".a\r\nb\r\n..c\r\n"), b"..a\r\nb\r\n...c\r\n");
-        assert_eq!(super::dot_stuff(b"x"), b"x\r\n");
     }
 }

@@ -62,7 +62,7 @@ impl SmtpClient {
         self.try_read_reply().expect("a reply")
     }
 
-    /// `None` when the server closed the connection.
+    /// `None` when the server closed the connection (or sent something that is not a reply).
     pub fn try_read_reply(&mut self) -> Option<Reply> {
         let mut lines = Vec::new();
         loop {
@@ -71,12 +71,10 @@ impl SmtpClient {
                 Ok(0) | Err(_) => return None,
                 Ok(_) => {}
             }
-            let line = line.trim_end().to_string();
-            let more = line.as_bytes().get(3) == Some(&b'-');
-            let code = line.get(..3).and_then(|c| c.parse().ok());
-            lines.push(line);
-            if !more {
-                return Some(Reply { code: code?, lines });
+            let parsed = rempart_smtp::parse_reply_line(&line)?;
+            lines.push(line.trim_end().to_string());
+            if parsed.last {
+                return Some(Reply { code: parsed.code, lines });
             }
         }
     }
@@ -103,15 +101,7 @@ impl SmtpClient {
         }
         let r = self.cmd("DATA");
         assert_eq!(r.code, 354, "{r:?}");
-        let mut body = String::new();
-        for line in message.split_inclusive("\r\n") {
-            if line.starts_with('.') {
-                body.push('.');
-            }
-            body.push_str(line);
-        }
-        self.send_raw(body.as_bytes());
-        self.send_raw(b".\r\n");
+        self.send_raw(&rempart_smtp::dot_stuff(message.as_bytes()));
         self.read_reply()
     }
 
@@ -133,8 +123,9 @@ pub fn try_send(addr: &str, subject: &str) -> std::io::Result<u16> {
             if reader.read_line(&mut line)? == 0 {
                 return Err(std::io::ErrorKind::UnexpectedEof.into());
             }
-            if line.as_bytes().get(3) != Some(&b'-') {
-                return line.get(..3).and_then(|c| c.parse().ok()).ok_or_else(|| std::io::ErrorKind::InvalidData.into());
+            let parsed = rempart_smtp::parse_reply_line(&line).ok_or(std::io::ErrorKind::InvalidData)?;
+            if parsed.last {
+                return Ok(parsed.code);
             }
         }
     };
@@ -150,8 +141,7 @@ pub fn try_send(addr: &str, subject: &str) -> std::io::Result<u16> {
     step(b"MAIL FROM:<s@sender.test>\r\n", 250)?;
     step(b"RCPT TO:<alice@example.com>\r\n", 250)?;
     step(b"DATA\r\n", 354)?;
-    let body = crate::message(subject).replace("\r\n.", "\r\n..");
-    step(format!("{body}.\r\n").as_bytes(), 250)?;
+    step(&rempart_smtp::dot_stuff(crate::message(subject).as_bytes()), 250)?;
     let _ = step(b"QUIT\r\n", 221);
     Ok(250)
 }

@@ -4,12 +4,9 @@
 mod address;
 mod limits;
 pub mod proxy;
-mod reader;
 mod received;
-mod reply;
 mod server;
 mod session;
-mod stream;
 mod tls;
 
 use std::sync::Arc;

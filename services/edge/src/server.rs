@@ -17,7 +17,6 @@ use rempart_telemetry::metrics;
 
 use crate::limits::ConnectionLimits;
 use crate::session::Session;
-use crate::stream::SmtpStream;
 use crate::{EdgeError, Shared, proxy, tls};
 
 pub struct Edge<B> {
@@ -116,7 +115,7 @@ async fn accept_loop<B: Bus>(
         let shutdown = shutdown.clone();
         tokio::spawn(async move {
             let mut slot = slot;
-            let mut io = BufReader::new(SmtpStream::Plain(socket));
+            let mut io = BufReader::new(rempart_smtp::Stream::Plain(socket));
             let mut client = peer;
             if proxy {
                 let timeout = shared.config.smtp.command_timeout.0;

@@ -10,51 +10,10 @@ use rempart_model::{DomainConfig, Envelope, RouteTls};
 use tokio::io::BufReader;
 use tokio::net::TcpStream;
 
-use crate::conn::{Conn, Stream, expect};
+use rempart_smtp::{Reply, Stream, dot_stuff};
+
+use crate::conn::{Conn, expect};
 use crate::tls::{Connectors, server_name};
-
-/// One reply of the remote server, all its lines joined.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RemoteReply {
-    pub code: u16,
-    pub text: String,
-}
-
-impl RemoteReply {
-    /// A reply made up here (connection failures, policy), in the same form.
-    pub(crate) fn local(code: u16, text: impl Into<String>) -> Self {
-        Self { code, text: text.into() }
-    }
-
-    pub fn is_positive(&self) -> bool {
-        (200..400).contains(&self.code)
-    }
-
-    pub fn is_permanent(&self) -> bool {
-        self.code >= 500
-    }
-
-    /// The RFC 3463 status: the one in the reply, or one derived from its class.
-    pub fn status(&self) -> String {
-        let class = (self.code / 100).to_string();
-        if let Some(first) = self.text.split_whitespace().next() {
-            let parts: Vec<&str> = first.split('.').collect();
-            if parts.len() == 3
-                && parts[0] == class
-                && parts[1..].iter().all(|p| !p.is_empty() && p.len() <= 3 && p.chars().all(|c| c.is_ascii_digit()))
-            {
-                return first.to_string();
-            }
-        }
-        format!("{class}.0.0")
-    }
-}
-
-impl std::fmt::Display for RemoteReply {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} {}", self.code, self.text)
-    }
-}
 
 /// How one delivery attempt to a route went.
 #[derive(Debug)]
@@ -62,7 +21,7 @@ pub struct Attempt {
     /// `host:port` we talked to.
     pub remote: String,
     /// The reply for each recipient asked for, in the same order.
-    pub replies: Vec<RemoteReply>,
+    pub replies: Vec<Reply>,
     /// The remote server announced DSN, so it now handles NOTIFY itself.
     pub remote_dsn: bool,
 }
@@ -91,8 +50,8 @@ const IDLE_PER_ROUTE: usize = 32;
 enum TxError {
     /// The connection failed before the server answered anything in this transaction:
     /// nothing can have been accepted, so a fresh connection may try again at once.
-    Stale(RemoteReply),
-    Failed(RemoteReply),
+    Stale(Reply),
+    Failed(Reply),
 }
 
 impl Client {
@@ -160,13 +119,13 @@ impl Client {
     /// Connects, reads the greeting, says EHLO and upgrades to TLS when the policy and
     /// the server allow. Under `required` and `verify` nothing is sent in plaintext
     /// after EHLO: no TLS, or a certificate that does not verify, is a 4.7.x deferral.
-    async fn open(&self, domain: &DomainConfig) -> Result<Session, RemoteReply> {
+    async fn open(&self, domain: &DomainConfig) -> Result<Session, Reply> {
         let (route, tls) = (&domain.route, domain.route_tls);
         let address = (route.host.as_str(), route.port);
         let tcp = match tokio::time::timeout(self.connect_timeout, TcpStream::connect(address)).await {
             Ok(Ok(tcp)) => tcp,
-            Ok(Err(e)) => return Err(RemoteReply::local(451, format!("4.4.1 Connection to {}:{} failed: {e}", route.host, route.port))),
-            Err(_) => return Err(RemoteReply::local(451, format!("4.4.1 Connection to {}:{} timed out", route.host, route.port))),
+            Ok(Err(e)) => return Err(Reply::new(451, "4.4.1", format!("Connection to {}:{} failed: {e}", route.host, route.port))),
+            Err(_) => return Err(Reply::new(451, "4.4.1", format!("Connection to {}:{} timed out", route.host, route.port))),
         };
         let _ = tcp.set_nodelay(true);
         let mut conn = Conn { io: BufReader::new(Stream::Plain(tcp)), timeout: self.command_timeout };
@@ -174,23 +133,26 @@ impl Client {
         let mut caps = conn.ehlo(&self.hostname).await?;
         let must_encrypt = matches!(tls, RouteTls::Required | RouteTls::Verify);
         if tls != RouteTls::Disabled && caps.contains("STARTTLS") {
-            let connector =
-                self.tls.for_route(tls, domain.route_ca_file.as_deref()).map_err(|e| RemoteReply::local(451, format!("4.7.5 {e}")))?;
+            let connector = self.tls.for_route(tls, domain.route_ca_file.as_deref()).map_err(|e| Reply::new(451, "4.7.5", e))?;
             conn.send(b"STARTTLS\r\n").await?;
             expect(conn.read_reply().await?, 220)?;
-            let name = server_name(&route.host).ok_or_else(|| RemoteReply::local(451, "4.7.0 Invalid server name for TLS"))?;
-            let Stream::Plain(tcp) = conn.io.into_inner() else { return Err(RemoteReply::local(451, "4.7.0 TLS already active")) };
-            let failed =
-                if tls == RouteTls::Verify { "4.7.5 TLS certificate of the route not verified" } else { "4.7.0 TLS handshake failed" };
-            let tls_stream = tokio::time::timeout(self.command_timeout, connector.connect(name, tcp))
+            let name = server_name(&route.host).ok_or_else(|| Reply::new(451, "4.7.0", "Invalid server name for TLS"))?;
+            let (status, failed) = if tls == RouteTls::Verify {
+                ("4.7.5", "TLS certificate of the route not verified")
+            } else {
+                ("4.7.0", "TLS handshake failed")
+            };
+            // A new reader: nothing the server sent in plaintext after its 220 is kept.
+            let mut stream = conn.io.into_inner();
+            tokio::time::timeout(self.command_timeout, stream.connect_tls(connector, name))
                 .await
-                .map_err(|_| RemoteReply::local(451, "4.7.0 TLS handshake timed out"))?
-                .map_err(|e| RemoteReply::local(451, format!("{failed} ({}): {e}", route.host)))?;
-            conn = Conn { io: BufReader::new(Stream::Tls(Box::new(tls_stream))), timeout: self.command_timeout };
+                .map_err(|_| Reply::new(451, "4.7.0", "TLS handshake timed out"))?
+                .map_err(|e| Reply::new(451, status, format!("{failed} ({}): {e}", route.host)))?;
+            conn = Conn { io: BufReader::new(stream), timeout: self.command_timeout };
             caps = conn.ehlo(&self.hostname).await?;
         } else if must_encrypt {
             let _ = conn.send(b"QUIT\r\n").await;
-            return Err(RemoteReply::local(451, "4.7.10 TLS is required for this route but the server does not offer STARTTLS"));
+            return Err(Reply::new(451, "4.7.10", "TLS is required for this route but the server does not offer STARTTLS"));
         }
         Ok(Session { conn, caps, since: Instant::now() })
     }
@@ -198,12 +160,12 @@ impl Client {
 
 /// One mail transaction on an open session (MAIL, RCPTs and DATA pipelined when the
 /// server offers PIPELINING). On success the session is ready for another.
-async fn transaction(session: &mut Session, envelope: &Envelope, indices: &[usize], body: &[u8]) -> Result<Vec<RemoteReply>, TxError> {
+async fn transaction(session: &mut Session, envelope: &Envelope, indices: &[usize], body: &[u8]) -> Result<Vec<Reply>, TxError> {
     let (conn, caps) = (&mut session.conn, &session.caps);
     let needs_utf8 = !envelope.return_path.is_ascii() || indices.iter().any(|&i| !envelope.recipients[i].address.is_ascii());
     if needs_utf8 && !caps.contains("SMTPUTF8") {
         // RFC 6531 §3.4: such a message must not be sent to a server without SMTPUTF8.
-        return Err(TxError::Failed(RemoteReply::local(553, "5.6.7 SMTPUTF8 is required, but was not offered by the server")));
+        return Err(TxError::Failed(Reply::new(553, "5.6.7", "SMTPUTF8 is required, but was not offered by the server")));
     }
     let remote_dsn = caps.contains("DSN");
     let mut mail = format!("MAIL FROM:<{}>", envelope.return_path);
@@ -264,9 +226,9 @@ async fn transaction(session: &mut Session, envelope: &Envelope, indices: &[usiz
     if !mail_reply.is_positive() {
         return Err(TxError::Failed(mail_reply.clone()));
     }
-    let mut rcpt_replies: Vec<RemoteReply> = replies[1..=indices.len()].to_vec();
+    let mut rcpt_replies: Vec<Reply> = replies[1..=indices.len()].to_vec();
     let data_reply = &replies[indices.len() + 1];
-    let accepted = rcpt_replies.iter().any(RemoteReply::is_positive);
+    let accepted = rcpt_replies.iter().any(Reply::is_positive);
     if data_reply.code == 354 {
         conn.send(&if accepted { dot_stuff(body) } else { b".\r\n".to_vec() }).await.map_err(TxError::Failed)?;
         let final_reply = conn.read_reply().await.map_err(TxError::Failed)?;
@@ -282,39 +244,4 @@ async fn transaction(session: &mut Session, envelope: &Envelope, indices: &[usiz
         expect(conn.read_reply().await.map_err(TxError::Failed)?, 250).map_err(TxError::Failed)?;
     }
     Ok(rcpt_replies)
-}
-
-/// Dot-stuffs the body and appends the end-of-data line (adding a final CRLF if the
-/// body lacks one).
-pub fn dot_stuff(body: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(body.len() + body.len() / 64 + 5);
-    for line in body.split_inclusive(|&b| b == b'\n') {
-        if line.first() == Some(&b'.') {
-            out.push(b'.');
-        }
-        out.extend_from_slice(line);
-    }
-    if !body.is_empty() && !body.ends_with(b"\r\n") {
-        out.extend_from_slice(b"\r\n");
-    }
-    out.extend_from_slice(b".\r\n");
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn dot_stuffing() {
-        assert_eq!(dot_stuff(b"a\r\n.b\r\n..\r\n"), b"a\r\n..b\r\n...\r\n.\r\n");
-        assert_eq!(dot_stuff(b".x"), b"..x\r\n.\r\n");
-    }
-
-    #[test]
-    fn status_from_reply() {
-        assert_eq!(RemoteReply::local(550, "5.1.1 no such user").status(), "5.1.1");
-        assert_eq!(RemoteReply::local(550, "no such user").status(), "5.0.0");
-        assert_eq!(RemoteReply::local(451, "5.1.1 mismatched class").status(), "4.0.0");
-    }
 }

@@ -1,22 +1,16 @@
 //! One SMTP client connection: plain or after STARTTLS, reading multi-line replies with
-//! timeouts and bounded lines.
+//! timeouts and bounded lines (rempart-smtp frames them).
 
 use std::collections::HashSet;
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
-use tokio::net::TcpStream;
-use tokio_rustls::client::TlsStream;
+use rempart_smtp::{Reply, ReplyError, Stream};
+use tokio::io::{AsyncWriteExt, BufReader};
 
-use crate::client::RemoteReply;
-
-pub(crate) enum Stream {
-    Plain(TcpStream),
-    Tls(Box<TlsStream<TcpStream>>),
-}
-
-pub(crate) trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
-impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+/// Longest reply line and most lines in a reply: a hostile server cannot make us
+/// buffer forever.
+const MAX_REPLY_LINE: usize = 4096;
+const MAX_REPLY_LINES: usize = 100;
 
 pub(crate) struct Conn {
     pub io: BufReader<Stream>,
@@ -24,71 +18,55 @@ pub(crate) struct Conn {
 }
 
 impl Conn {
-    fn stream(&mut self) -> &mut dyn Io {
-        match self.io.get_mut() {
-            Stream::Plain(s) => s,
-            Stream::Tls(s) => s.as_mut(),
-        }
-    }
-
-    pub async fn send(&mut self, bytes: &[u8]) -> Result<(), RemoteReply> {
-        let timeout = self.timeout;
-        let stream = self.stream();
+    pub async fn send(&mut self, bytes: &[u8]) -> Result<(), Reply> {
+        let stream = self.io.get_mut();
         let write = async {
             stream.write_all(bytes).await?;
             stream.flush().await
         };
-        match tokio::time::timeout(timeout, write).await {
+        match tokio::time::timeout(self.timeout, write).await {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(RemoteReply::local(451, format!("4.4.2 Connection lost while sending: {e}"))),
-            Err(_) => Err(RemoteReply::local(451, "4.4.2 Timed out while sending")),
+            Ok(Err(e)) => Err(Reply::new(451, "4.4.2", format!("Connection lost while sending: {e}"))),
+            Err(_) => Err(Reply::new(451, "4.4.2", "Timed out while sending")),
         }
     }
 
-    pub async fn read_reply(&mut self) -> Result<RemoteReply, RemoteReply> {
-        let mut text = Vec::new();
-        loop {
-            let mut line = Vec::new();
-            match tokio::time::timeout(self.timeout, read_line(&mut self.io, &mut line)).await {
-                Ok(Ok(0)) => return Err(RemoteReply::local(451, "4.4.2 Connection closed by the remote server")),
-                Ok(Ok(_)) => {}
-                Ok(Err(e)) => return Err(RemoteReply::local(451, format!("4.4.2 Connection lost: {e}"))),
-                Err(_) => return Err(RemoteReply::local(451, "4.4.2 Timed out waiting for the remote server")),
-            }
-            let line = String::from_utf8_lossy(&line).trim_end().to_string();
-            let code = line.get(..3).and_then(|c| c.parse::<u16>().ok()).filter(|c| (200..600).contains(c));
-            let Some(code) = code else {
-                return Err(RemoteReply::local(451, format!("4.5.0 Invalid reply from the remote server: {line:.100}")));
-            };
-            text.push(line.get(4..).unwrap_or("").to_string());
-            if line.as_bytes().get(3) != Some(&b'-') {
-                return Ok(RemoteReply { code, text: text.join(" ") });
-            }
-            if text.len() > 100 {
-                return Err(RemoteReply::local(451, "4.5.0 Reply from the remote server too long"));
-            }
+    /// The next reply; a failure to read one is a local 4xx reply saying why.
+    pub async fn read_reply(&mut self) -> Result<Reply, Reply> {
+        match tokio::time::timeout(self.timeout, rempart_smtp::read_reply(&mut self.io, MAX_REPLY_LINE, MAX_REPLY_LINES)).await {
+            Ok(Ok(reply)) => Ok(reply),
+            Ok(Err(ReplyError::Closed)) => Err(Reply::new(451, "4.4.2", "Connection closed by the remote server")),
+            Ok(Err(ReplyError::Io(e))) => Err(Reply::new(451, "4.4.2", format!("Connection lost: {e}"))),
+            Ok(Err(e)) => Err(Reply::new(451, "4.5.0", format!("Invalid reply from the remote server: {e}"))),
+            Err(_) => Err(Reply::new(451, "4.4.2", "Timed out waiting for the remote server")),
         }
     }
 
     /// EHLO (HELO if refused); returns the extension keywords.
-    pub async fn ehlo(&mut self, hostname: &str) -> Result<HashSet<String>, RemoteReply> {
+    pub async fn ehlo(&mut self, hostname: &str) -> Result<HashSet<String>, Reply> {
         self.send(format!("EHLO {hostname}\r\n").as_bytes()).await?;
         let mut lines = Vec::new();
+        let mut code = 0;
+        let mut reader = rempart_smtp::ReplyReader::new(MAX_REPLY_LINES);
         loop {
-            let mut line = Vec::new();
-            match tokio::time::timeout(self.timeout, read_line(&mut self.io, &mut line)).await {
-                Ok(Ok(n)) if n > 0 => {}
-                _ => return Err(RemoteReply::local(451, "4.4.2 Connection lost during EHLO")),
+            let line = match tokio::time::timeout(self.timeout, rempart_smtp::read_line(&mut self.io, MAX_REPLY_LINE)).await {
+                Ok(Ok(rempart_smtp::Line::Complete(line))) => String::from_utf8_lossy(&line).into_owned(),
+                _ => return Err(Reply::new(451, "4.4.2", "Connection lost during EHLO")),
+            };
+            if let Some(parsed) = rempart_smtp::parse_reply_line(&line) {
+                lines.push(parsed.text.to_string());
             }
-            let line = String::from_utf8_lossy(&line).trim_end().to_string();
-            let more = line.as_bytes().get(3) == Some(&b'-');
-            lines.push(line);
-            if !more || lines.len() > 100 {
-                break;
+            match reader.push(&line) {
+                Ok(Some(reply)) => {
+                    code = reply.code;
+                    break;
+                }
+                Ok(None) => {}
+                Err(_) => break,
             }
         }
-        if lines.first().is_some_and(|l| l.starts_with("250")) {
-            return Ok(lines.iter().skip(1).filter_map(|l| l.get(4..)?.split_whitespace().next().map(str::to_ascii_uppercase)).collect());
+        if code == 250 {
+            return Ok(lines.iter().skip(1).filter_map(|l| l.split_whitespace().next().map(str::to_ascii_uppercase)).collect());
         }
         self.send(format!("HELO {hostname}\r\n").as_bytes()).await?;
         expect(self.read_reply().await?, 250)?;
@@ -96,25 +74,6 @@ impl Conn {
     }
 }
 
-async fn read_line(io: &mut BufReader<Stream>, line: &mut Vec<u8>) -> std::io::Result<usize> {
-    // Bounded: a hostile server cannot make us buffer forever.
-    let mut limited = io.take(4096);
-    limited.read_until(b'\n', line).await
-}
-
-impl AsyncRead for Stream {
-    fn poll_read(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &mut tokio::io::ReadBuf<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        match self.get_mut() {
-            Stream::Plain(s) => std::pin::Pin::new(s).poll_read(cx, buf),
-            Stream::Tls(s) => std::pin::Pin::new(s.as_mut()).poll_read(cx, buf),
-        }
-    }
-}
-
-pub(crate) fn expect(reply: RemoteReply, code: u16) -> Result<RemoteReply, RemoteReply> {
+pub(crate) fn expect(reply: Reply, code: u16) -> Result<Reply, Reply> {
     if reply.code == code { Ok(reply) } else { Err(reply) }
 }

@@ -19,7 +19,7 @@ use tokio::sync::watch;
 use tracing::Instrument;
 use tracing::field::Empty;
 
-pub use client::{Client, RemoteReply, dot_stuff};
+pub use client::Client;
 pub use tls::{Connectors, TlsSetupError};
 
 pub struct Relay<B> {
@@ -227,7 +227,7 @@ impl<B: Bus> Relay<B> {
                     }
                 } else if reply.is_permanent() {
                     r.status = DeliveryStatus::Failed {
-                        status: reply.status(),
+                        status: reply.status_or_class(),
                         reply: reply.to_string(),
                         remote: Some(attempt.remote.clone()),
                         at,

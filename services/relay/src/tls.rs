@@ -7,11 +7,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rempart_model::{Config, RouteTls};
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::CryptoProvider;
-use rustls::{DigitallySignedStruct, RootCertStore, SignatureScheme};
+use rustls::RootCertStore;
 use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls_pki_types::{CertificateDer, ServerName};
 use tokio_rustls::TlsConnector;
 
 #[derive(Debug, thiserror::Error)]
@@ -35,12 +33,7 @@ impl Connectors {
     /// Loads the CA file of every domain that has one: a bad file stops the relay at
     /// startup, not at the first delivery.
     pub fn new(config: &Config) -> Result<Self, TlsSetupError> {
-        let provider = provider();
-        let any = rustls::ClientConfig::builder_with_provider(provider.clone())
-            .with_safe_default_protocol_versions()?
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider)))
-            .with_no_client_auth();
+        let any = rempart_smtp::tls::any_certificate()?;
         let mut by_ca_file = HashMap::new();
         for path in config.domains.iter().filter_map(|d| d.route_ca_file.as_ref()) {
             if !by_ca_file.contains_key(path) {
@@ -69,16 +62,8 @@ pub fn server_name(host: &str) -> Option<ServerName<'static>> {
     ServerName::try_from(host.to_string()).ok()
 }
 
-fn provider() -> Arc<CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
-}
-
 fn verifying(roots: RootCertStore) -> Result<TlsConnector, rustls::Error> {
-    let config = rustls::ClientConfig::builder_with_provider(provider())
-        .with_safe_default_protocol_versions()?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    Ok(TlsConnector::from(Arc::new(config)))
+    Ok(TlsConnector::from(Arc::new(rempart_smtp::tls::verifying(roots)?)))
 }
 
 fn ca_file_roots(path: &Path) -> Result<RootCertStore, TlsSetupError> {
@@ -105,44 +90,4 @@ fn system_connector() -> Result<TlsConnector, String> {
         return Err(format!("no trusted root certificate found on this system ({})", errors.join("; ")));
     }
     verifying(roots).map_err(|e| e.to_string())
-}
-
-/// Opportunistic TLS (RFC 7435): encryption without authentication, as MTAs do when
-/// no DANE or MTA-STS policy says otherwise. Signatures are still checked.
-#[derive(Debug)]
-struct AnyCertificate(Arc<CryptoProvider>);
-
-impl ServerCertVerifier for AnyCertificate {
-    fn verify_server_cert(
-        &self,
-        _: &CertificateDer<'_>,
-        _: &[CertificateDer<'_>],
-        _: &ServerName<'_>,
-        _: &[u8],
-        _: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
 }

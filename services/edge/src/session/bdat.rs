@@ -4,10 +4,10 @@
 use rempart_bus::Bus;
 use tokio::io::AsyncBufReadExt;
 
-use super::{Chunks, Flow, Session, State};
-use crate::reply::Reply;
+use super::{Chunks, Flow, Session, State, Transport};
+use rempart_smtp::Reply;
 
-impl<B: Bus> Session<B> {
+impl<B: Bus, S: Transport> Session<B, S> {
     pub(super) async fn bdat(&mut self, args: &str) -> Flow {
         let mut words = args.split_ascii_whitespace();
         let size = words.next().and_then(|s| s.parse::<u64>().ok());

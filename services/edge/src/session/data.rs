@@ -4,11 +4,11 @@
 
 use rempart_bus::Bus;
 
-use super::{Flow, Incoming, Session, State};
-use crate::reader::{DataBody, Line, take_buffered_lines};
-use crate::reply::Reply;
+use super::{Flow, Incoming, Session, State, Transport};
+use rempart_smtp::Reply;
+use rempart_smtp::{DataBody, Line, take_buffered_lines};
 
-impl<B: Bus> Session<B> {
+impl<B: Bus, S: Transport> Session<B, S> {
     pub(super) async fn data(&mut self, args: &str) -> Flow {
         match self.state {
             _ if self.tx.chunks.is_some() => return self.reply(Reply::bad_sequence("DATA cannot follow BDAT")),

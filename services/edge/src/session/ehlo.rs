@@ -2,10 +2,10 @@
 
 use rempart_bus::Bus;
 
-use super::{Flow, Session, State};
-use crate::reply::Reply;
+use super::{Flow, Session, State, Transport};
+use rempart_smtp::Reply;
 
-impl<B: Bus> Session<B> {
+impl<B: Bus, S: Transport> Session<B, S> {
     pub(super) fn ehlo(&mut self, args: &str, extended: bool) -> Flow {
         let name = args.trim();
         if name.is_empty() || name.contains(char::is_whitespace) {

@@ -3,11 +3,11 @@
 use rempart_bus::Bus;
 use rempart_model::DsnRet;
 
-use super::{Flow, Session, State, Transaction};
+use super::{Flow, Session, State, Transaction, Transport};
 use crate::address::{PathError, is_xtext, parse_params, parse_path};
-use crate::reply::Reply;
+use rempart_smtp::Reply;
 
-impl<B: Bus> Session<B> {
+impl<B: Bus, S: Transport> Session<B, S> {
     pub(super) fn mail(&mut self, args: &str) -> Flow {
         match self.state {
             State::Connected => return self.reply(Reply::bad_sequence("Send EHLO or HELO first")),

@@ -2,10 +2,10 @@
 
 use rempart_bus::Bus;
 
-use super::{Flow, Session};
-use crate::reply::Reply;
+use super::{Flow, Session, Transport};
+use rempart_smtp::Reply;
 
-impl<B: Bus> Session<B> {
+impl<B: Bus, S: Transport> Session<B, S> {
     pub(super) fn rset(&mut self, args: &str) -> Flow {
         if !args.trim().is_empty() {
             return self.reply(Reply::syntax("RSET"));

@@ -16,16 +16,19 @@ use std::time::Duration;
 use rempart_bus::{Bus, DELIVER_TOPIC, QUARANTINE_TOPIC, SCAN_TOPIC};
 use rempart_model::{Action, DsnRet, Envelope, QueueId, Recipient, SessionFacts, date};
 use rempart_telemetry::metrics;
-use tokio::io::{AsyncWriteExt, BufReader};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::sync::watch;
 use tracing::Instrument;
 use tracing::field::Empty;
 
+use rempart_smtp::{Line, Reply, Stream};
+
 use crate::Shared;
-use crate::reader::{self, Line};
 use crate::received::Trace;
-use crate::reply::Reply;
-use crate::stream::SmtpStream;
+
+/// What a session runs over: a TCP socket, or an in-memory pipe in tests.
+pub trait Transport: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> Transport for T {}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum State {
@@ -67,9 +70,9 @@ pub struct Chunks {
     pub oversize: bool,
 }
 
-pub struct Session<B: Bus> {
+pub struct Session<B: Bus, S: Transport> {
     shared: Arc<Shared<B>>,
-    io: BufReader<SmtpStream>,
+    io: BufReader<Stream<S>>,
     out: Vec<u8>,
     facts: SessionFacts,
     state: State,
@@ -105,8 +108,8 @@ enum Incoming {
     ShuttingDown,
 }
 
-impl<B: Bus> Session<B> {
-    pub fn new(shared: Arc<Shared<B>>, io: BufReader<SmtpStream>, peer_ip: String, shutdown: watch::Receiver<bool>) -> Self {
+impl<B: Bus, S: Transport> Session<B, S> {
+    pub fn new(shared: Arc<Shared<B>>, io: BufReader<Stream<S>>, peer_ip: String, shutdown: watch::Receiver<bool>) -> Self {
         let facts = SessionFacts { peer_ip, ..Default::default() };
         let span = message_span(&facts);
         Self {
@@ -187,7 +190,7 @@ impl<B: Bus> Session<B> {
 
     /// Reads one line within `timeout`; waiting for a command also ends on shutdown.
     async fn next_line(&mut self, limit: usize, timeout: Duration, interruptible: bool) -> Incoming {
-        let read = tokio::time::timeout(timeout, reader::read_line(&mut self.io, limit));
+        let read = tokio::time::timeout(timeout, rempart_smtp::read_line(&mut self.io, limit));
         let mut shutdown = self.shutdown.clone();
         let stop = async move {
             if interruptible {
@@ -257,7 +260,7 @@ impl<B: Bus> Session<B> {
 
     /// Queues a reply, counted and traced.
     fn answer(&mut self, reply: &Reply) {
-        let text = reply.to_string();
+        let text = reply.wire();
         metrics().reply(self.verb, reply.code);
         tracing::info!(target: rempart_telemetry::COMMAND_EVENTS, parent: &self.span, code = reply.code, reply = text.trim_end(), "reply");
         self.out.extend_from_slice(text.as_bytes());

@@ -6,11 +6,11 @@ use rempart_bus::Bus;
 use rempart_model::{DomainConfig, Notify, Recipient};
 
 use super::mail::strip_keyword;
-use super::{Flow, Session, State};
+use super::{Flow, Session, State, Transport};
 use crate::address::{Mailbox, PathError, is_xtext, parse_params, parse_path, strip_bare_postmaster};
-use crate::reply::Reply;
+use rempart_smtp::Reply;
 
-impl<B: Bus> Session<B> {
+impl<B: Bus, S: Transport> Session<B, S> {
     pub(super) fn rcpt(&mut self, args: &str) -> Flow {
         match self.state {
             State::Connected => return self.reply(Reply::bad_sequence("Send EHLO or HELO first")),

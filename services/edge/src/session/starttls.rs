@@ -2,14 +2,13 @@
 //! (the CVE-2011-0411 command injection), and the session starts over from EHLO.
 
 use rempart_bus::Bus;
+use rempart_smtp::{Reply, Stream};
 use tokio::io::BufReader;
 
-use super::{Flow, Session, State};
-use crate::reply::Reply;
-use crate::stream::SmtpStream;
+use super::{Flow, Session, State, Transport};
 use crate::tls;
 
-impl<B: Bus> Session<B> {
+impl<B: Bus, S: Transport> Session<B, S> {
     pub(super) async fn starttls(&mut self, args: &str) -> Flow {
         let Some(acceptor) = self.shared.tls.clone() else {
             return self.reply(Reply::new(502, "5.5.1", "STARTTLS not available"));
@@ -23,22 +22,20 @@ impl<B: Bus> Session<B> {
         if !args.trim().is_empty() {
             return self.reply(Reply::syntax("STARTTLS"));
         }
-        self.out.extend_from_slice(Reply::new(220, "2.0.0", "Ready to start TLS").to_string().as_bytes());
+        self.out.extend_from_slice(Reply::new(220, "2.0.0", "Ready to start TLS").wire().as_bytes());
         if self.flush().await.is_err() {
             return Flow::Close;
         }
         if !self.io.buffer().is_empty() {
             tracing::warn!(client = %self.facts.peer_ip, "discarding plaintext pipelined after STARTTLS");
         }
-        let plain = match std::mem::replace(&mut self.io, BufReader::new(SmtpStream::Closed)).into_inner() {
-            SmtpStream::Plain(tcp) => tcp,
-            _ => return Flow::Close,
-        };
+        // A new reader: whatever was buffered in plaintext is dropped with the old one.
+        let mut stream = std::mem::replace(&mut self.io, BufReader::new(Stream::Closed)).into_inner();
         let timeout = self.shared.config.smtp.command_timeout.0;
-        match tokio::time::timeout(timeout, acceptor.accept(plain)).await {
-            Ok(Ok(tls_stream)) => {
-                self.facts.tls = Some(tls::describe(tls_stream.get_ref().1));
-                self.io = BufReader::new(SmtpStream::Tls(Box::new(tls_stream)));
+        match tokio::time::timeout(timeout, stream.accept_tls(&acceptor)).await {
+            Ok(Ok(())) => {
+                self.facts.tls = stream.server_tls().map(tls::describe);
+                self.io = BufReader::new(stream);
                 self.state = State::Connected;
                 self.facts.helo.clear();
                 self.reset_transaction();

@@ -7,8 +7,8 @@ use rempart_model::{Action, ScannerFallback, Verdict};
 use rempart_scanner::{ScanInput, spam_headers, tag_subject};
 use rempart_state::greylist::GreyDecision;
 
-use super::{Session, Transaction};
-use crate::reply::Reply;
+use super::{Session, Transaction, Transport};
+use rempart_smtp::Reply;
 
 /// What scanning gave.
 pub(super) enum Scan {
@@ -19,7 +19,7 @@ pub(super) enum Scan {
     Later,
 }
 
-impl<B: Bus> Session<B> {
+impl<B: Bus, S: Transport> Session<B, S> {
     /// Scans `body` (off the async threads); gives the body back with the verdict,
     /// or with none and `Scan::Later` when no remote scanner answered and every
     /// recipient domain's fallback is "queue". A scanner failure is otherwise a

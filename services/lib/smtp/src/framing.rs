@@ -1,6 +1,7 @@
-//! Reading what the client sends: command lines with a length limit, and the DATA body
-//! with dot-unstuffing, where only CRLF.CRLF ends the message (never a bare LF or CR,
-//! which is how SMTP smuggling hides a second message inside the first).
+//! Framing: lines with a length limit (commands, replies), the DATA body with
+//! dot-unstuffing, where only CRLF.CRLF ends the message (never a bare LF or CR, which
+//! is how SMTP smuggling hides a second message inside the first), and dot-stuffing for
+//! the sending side.
 
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncRead, BufReader};
 
@@ -65,6 +66,24 @@ pub fn take_buffered_lines<R: AsyncRead + Unpin>(reader: &mut BufReader<R>, body
             return true;
         }
     }
+}
+
+/// The DATA payload for `body`: every line starting with '.' gets one more (RFC 5321
+/// §4.5.2), a final CRLF is added when the body lacks one, and the end-of-data line
+/// `.` CRLF follows. The one contract for every sender in the project.
+pub fn dot_stuff(body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(body.len() + body.len() / 64 + 5);
+    for line in body.split_inclusive(|&b| b == b'\n') {
+        if line.first() == Some(&b'.') {
+            out.push(b'.');
+        }
+        out.extend_from_slice(line);
+    }
+    if !body.is_empty() && !body.ends_with(b"\r\n") {
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b".\r\n");
+    out
 }
 
 /// Assembles a DATA body line by line.
@@ -146,6 +165,21 @@ mod tests {
         assert_eq!(read_line(&mut r, 10).await.unwrap(), Line::Eof);
     }
 
+    #[test]
+    fn dot_stuffing() {
+        assert_eq!(dot_stuff(b"a\r\n.b\r\n..\r\n"), b"a\r\n..b\r\n...\r\n.\r\n");
+        assert_eq!(dot_stuff(b".x"), b"..x\r\n.\r\n");
+        assert_eq!(dot_stuff(b""), b".\r\n");
+    }
+
+    #[tokio::test]
+    async fn stuffing_then_unstuffing_gives_the_body_back() {
+        let body = b"Subject: x\r\n\r\n.\r\n..two\r\nlast".to_vec();
+        let (got, ended) = feed(&[&dot_stuff(&body)], 1 << 20).await;
+        assert!(ended);
+        assert_eq!(got.message, [&body[..], b"\r\n"].concat());
+    }
+
     #[tokio::test]
     async fn dot_unstuffing_and_end() {
         let (body, ended) = feed(&[b"hi\r\n", b"..\r\n", b".a\r\n", b"\r\n.\r\n"], 1 << 20).await;
@@ -164,7 +198,7 @@ mod tests {
     /// cases): only CRLF.CRLF ends DATA, and bare CR/LF is detected.
     #[tokio::test]
     async fn shared_smuggling_vectors() {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/testdata/smtp/smtp-proto-vectors.json");
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../../shared/testdata/smtp/smtp-proto-vectors.json");
         let Ok(text) = std::fs::read_to_string(&path) else {
             eprintln!("skipped: {} not found (shared testdata absent)", path.display());
             return;

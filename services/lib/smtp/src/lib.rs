@@ -1,0 +1,12 @@
+//! SMTP on the wire, shared by the edge (server), the relay (client), the load harness
+//! and the test helpers. No I/O policy: callers choose timeouts, limits and what to do
+//! with a reply; this crate only frames, parses and formats.
+
+pub mod framing;
+pub mod reply;
+pub mod stream;
+pub mod tls;
+
+pub use framing::{DataBody, Line, dot_stuff, read_line, take_buffered_lines};
+pub use reply::{Reply, ReplyError, ReplyLine, ReplyReader, enhanced_status, parse_reply_line, read_reply};
+pub use stream::Stream;

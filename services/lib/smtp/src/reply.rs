@@ -1,0 +1,207 @@
+//! SMTP replies: one type for what a server says and what a client reads, with its
+//! RFC 3463 enhanced status code. A multi-line reply is kept as one line of text (its
+//! lines joined by spaces), which is how logs, DSNs and events quote it.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use tokio::io::AsyncBufRead;
+
+use crate::framing::{Line, read_line};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    pub code: u16,
+    /// The enhanced status code ("5.7.1"); empty when the reply has none (the greeting,
+    /// `354`, a server that does not send them).
+    pub status: Cow<'static, str>,
+    pub text: String,
+}
+
+impl Reply {
+    pub fn new(code: u16, status: impl Into<Cow<'static, str>>, text: impl Into<String>) -> Self {
+        Self { code, status: status.into(), text: text.into() }
+    }
+
+    pub fn syntax(usage: &str) -> Self {
+        Self::new(501, "5.5.4", format!("Syntax: {usage}"))
+    }
+
+    pub fn bad_sequence(text: &str) -> Self {
+        Self::new(503, "5.5.1", text.to_string())
+    }
+
+    pub fn is_error(&self) -> bool {
+        self.code >= 400
+    }
+
+    pub fn is_positive(&self) -> bool {
+        (200..400).contains(&self.code)
+    }
+
+    pub fn is_permanent(&self) -> bool {
+        self.code >= 500
+    }
+
+    /// The enhanced status, or the one its class implies ("4.0.0").
+    pub fn status_or_class(&self) -> String {
+        if self.status.is_empty() { format!("{}.0.0", self.code / 100) } else { self.status.to_string() }
+    }
+
+    /// The reply as sent on the wire (one line, CRLF).
+    pub fn wire(&self) -> String {
+        format!("{self}\r\n")
+    }
+}
+
+impl fmt::Display for Reply {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (self.status.is_empty(), self.text.is_empty()) {
+            (true, true) => write!(f, "{}", self.code),
+            (true, false) => write!(f, "{} {}", self.code, self.text),
+            (false, true) => write!(f, "{} {}", self.code, self.status),
+            (false, false) => write!(f, "{} {} {}", self.code, self.status, self.text),
+        }
+    }
+}
+
+/// One line of a reply as read: `250-text` (more follow) or `250 text` (the last).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReplyLine<'a> {
+    pub code: u16,
+    pub last: bool,
+    pub text: &'a str,
+}
+
+/// Parses one reply line (its CRLF already removed or not); `None` when it is not one.
+pub fn parse_reply_line(line: &str) -> Option<ReplyLine<'_>> {
+    let line = line.trim_end_matches(['\r', '\n']);
+    let code = line.get(..3).filter(|c| c.bytes().all(|b| b.is_ascii_digit()))?.parse::<u16>().ok().filter(|c| (200..600).contains(c))?;
+    match line.as_bytes().get(3) {
+        None => Some(ReplyLine { code, last: true, text: "" }),
+        Some(b' ') => Some(ReplyLine { code, last: true, text: &line[4..] }),
+        Some(b'-') => Some(ReplyLine { code, last: false, text: &line[4..] }),
+        Some(_) => None,
+    }
+}
+
+/// The enhanced status code that starts `text` (`5.1.1 no such user`), if its class is
+/// the reply code's.
+pub fn enhanced_status(text: &str, code: u16) -> Option<&str> {
+    let first = text.split_whitespace().next()?;
+    let parts: Vec<&str> = first.split('.').collect();
+    let valid = parts.len() == 3
+        && parts[0] == (code / 100).to_string()
+        && parts[1..].iter().all(|p| !p.is_empty() && p.len() <= 3 && p.bytes().all(|b| b.is_ascii_digit()));
+    valid.then_some(first)
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReplyError {
+    #[error("invalid reply line: {0:.100}")]
+    Invalid(String),
+    #[error("reply line over {0} bytes")]
+    LineTooLong(usize),
+    #[error("reply of more than {0} lines")]
+    TooManyLines(usize),
+    #[error("connection closed")]
+    Closed,
+    #[error("connection lost: {0}")]
+    Io(String),
+}
+
+/// Assembles a reply from its lines, without doing any reading itself (so that the
+/// synchronous test client and the async readers share it).
+#[derive(Debug, Default)]
+pub struct ReplyReader {
+    code: Option<u16>,
+    lines: Vec<String>,
+    max_lines: usize,
+}
+
+impl ReplyReader {
+    pub fn new(max_lines: usize) -> Self {
+        Self { code: None, lines: Vec::new(), max_lines }
+    }
+
+    /// Takes one line; gives the reply once its last line came.
+    pub fn push(&mut self, line: &str) -> Result<Option<Reply>, ReplyError> {
+        let parsed = parse_reply_line(line).ok_or_else(|| ReplyError::Invalid(line.trim_end().to_string()))?;
+        if self.code.is_some_and(|c| c != parsed.code) {
+            return Err(ReplyError::Invalid(line.trim_end().to_string()));
+        }
+        self.code = Some(parsed.code);
+        self.lines.push(parsed.text.to_string());
+        if parsed.last {
+            let code = parsed.code;
+            let mut text = std::mem::take(&mut self.lines).join(" ");
+            let status = enhanced_status(&text, code).map(str::to_string).unwrap_or_default();
+            if !status.is_empty() {
+                text = text[status.len()..].trim_start().to_string();
+            }
+            self.code = None;
+            return Ok(Some(Reply { code, status: status.into(), text }));
+        }
+        if self.lines.len() >= self.max_lines {
+            return Err(ReplyError::TooManyLines(self.max_lines));
+        }
+        Ok(None)
+    }
+}
+
+/// Reads one whole reply: lines of at most `max_line` bytes, at most `max_lines` of
+/// them (a hostile server cannot make the reader buffer forever).
+pub async fn read_reply<R: AsyncBufRead + Unpin>(reader: &mut R, max_line: usize, max_lines: usize) -> Result<Reply, ReplyError> {
+    let mut replies = ReplyReader::new(max_lines);
+    loop {
+        match read_line(reader, max_line).await.map_err(|e| ReplyError::Io(e.to_string()))? {
+            Line::Complete(bytes) => {
+                if let Some(reply) = replies.push(&String::from_utf8_lossy(&bytes))? {
+                    return Ok(reply);
+                }
+            }
+            Line::TooLong(_) => return Err(ReplyError::LineTooLong(max_line)),
+            Line::Eof => return Err(ReplyError::Closed),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_with_and_without_status() {
+        assert_eq!(Reply::new(550, "5.7.1", "refused").wire(), "550 5.7.1 refused\r\n");
+        assert_eq!(Reply::new(220, "", "mx ESMTP").to_string(), "220 mx ESMTP");
+        assert_eq!(Reply::new(451, "", "x").status_or_class(), "4.0.0");
+    }
+
+    #[test]
+    fn status_from_reply() {
+        assert_eq!(enhanced_status("5.1.1 no such user", 550), Some("5.1.1"));
+        assert_eq!(enhanced_status("no such user", 550), None);
+        assert_eq!(enhanced_status("5.1.1 mismatched class", 451), None);
+        assert_eq!(enhanced_status("5.1.1234 too long", 550), None);
+    }
+
+    #[tokio::test]
+    async fn reads_multi_line_replies_within_limits() {
+        let mut input = &b"250-mx.test\r\n250-PIPELINING\r\n250 SIZE 10\r\n550-5.7.1 one\r\n550 5.7.1 two\r\n220 hi\r\n"[..];
+        let ehlo = read_reply(&mut input, 100, 10).await.unwrap();
+        assert_eq!((ehlo.code, ehlo.status.as_ref(), ehlo.text.as_str()), (250, "", "mx.test PIPELINING SIZE 10"));
+        let refused = read_reply(&mut input, 100, 10).await.unwrap();
+        assert_eq!(refused.to_string(), "550 5.7.1 one 5.7.1 two");
+        assert_eq!(read_reply(&mut input, 100, 10).await.unwrap().code, 220);
+        assert_eq!(read_reply(&mut input, 100, 10).await, Err(ReplyError::Closed));
+        let mut many = &b"250-a\r\n250-b\r\n250-c\r\n250 d\r\n"[..];
+        assert_eq!(read_reply(&mut many, 100, 3).await, Err(ReplyError::TooManyLines(3)));
+        let mut long = &b"250 aaaaaaaaaaaaaaaaaaaa\r\n"[..];
+        assert_eq!(read_reply(&mut long, 10, 3).await, Err(ReplyError::LineTooLong(10)));
+        for bad in ["25 x", "abc x", "250x", "999 x", "250-a\r\n251 b"] {
+            let mut input = format!("{bad}\r\n");
+            input.push_str("250 end\r\n");
+            assert!(matches!(read_reply(&mut input.as_bytes(), 100, 10).await, Err(ReplyError::Invalid(_))), "{bad}");
+        }
+    }
+}
