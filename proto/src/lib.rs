@@ -7,7 +7,7 @@ pub mod v1 {
     pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("rempart_v1_descriptor");
 }
 
-use rempart_model::{Action, SessionFacts, SymbolHit, Verdict};
+use rempart_model::{Action, Edits, Refusal, SessionFacts, SymbolHit, Verdict};
 
 impl From<&Verdict> for v1::Verdict {
     fn from(v: &Verdict) -> Self {
@@ -30,7 +30,13 @@ impl From<&Verdict> for v1::Verdict {
             scanner_id: v.scanner_id.clone(),
             elapsed_us: v.elapsed_us,
             offline: v.offline,
-            authentication_results: v.authentication_results.clone(),
+            edits: Some(v1::Edits {
+                add_top: v.edits.add_top.clone(),
+                add_headers: v.edits.add_headers.clone(),
+                remove_auth_results_of: v.edits.remove_auth_results_of.clone(),
+                subject_tag: v.edits.subject_tag.clone(),
+            }),
+            refusal: v.refusal.as_ref().map(|r| v1::Refusal { code: u32::from(r.code), status: r.status.clone(), text: r.text.clone() }),
         }
     }
 }
@@ -39,6 +45,20 @@ impl TryFrom<v1::Verdict> for Verdict {
     type Error = String;
 
     fn try_from(v: v1::Verdict) -> Result<Self, String> {
+        let refusal = match v.refusal {
+            Some(r) => {
+                let code =
+                    u16::try_from(r.code).ok().filter(|c| (400..600).contains(c)).ok_or_else(|| format!("refusal code {}", r.code))?;
+                Some(Refusal { code, status: r.status, text: r.text })
+            }
+            None => None,
+        };
+        let edits = v.edits.map(|e| Edits {
+            add_top: e.add_top,
+            add_headers: e.add_headers,
+            remove_auth_results_of: e.remove_auth_results_of,
+            subject_tag: e.subject_tag,
+        });
         let action = Action::ALL.into_iter().find(|a| a.as_str() == v.action).ok_or_else(|| format!("unknown action {:?}", v.action))?;
         Ok(Verdict {
             score: v.score,
@@ -59,7 +79,8 @@ impl TryFrom<v1::Verdict> for Verdict {
             scanner_id: v.scanner_id,
             elapsed_us: v.elapsed_us,
             offline: v.offline,
-            authentication_results: v.authentication_results,
+            edits: edits.unwrap_or_default(),
+            refusal,
         })
     }
 }

@@ -250,7 +250,7 @@ mod dkim {
                 assert!(n.contains(&expected), "{label}: {expected} expected in {n:?}");
             }
             assert!(!n.contains(&"DKIM_INVALID"), "{label}: {n:?}");
-            let results = v.authentication_results.as_deref().unwrap_or_default();
+            let results = v.edits.add_top.first().map(String::as_str).unwrap_or_default();
             assert!(
                 results.starts_with("Authentication-Results: localhost;")
                     && results.contains("dkim=pass")

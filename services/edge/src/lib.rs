@@ -29,13 +29,11 @@ pub(crate) struct Shared<B> {
     pub config: Arc<Config>,
     pub bus: B,
     pub tls: Option<TlsAcceptor>,
-    /// `None` when `scanner.enabled` is false.
-    pub scanner: Option<Arc<rempart_scanner::Scanner>>,
+    /// The verdict port: the scanner in this process, or remote scanners; `None` when
+    /// `scanner.enabled` is false.
+    pub verdicts: Option<Arc<dyn rempart_model::Verdicts>>,
     /// Greylisting lives here; `None` without shared state.
     pub state: Option<Arc<rempart_state::SharedState>>,
-    /// Remote scanners (`scanner.endpoints`): they scan instead of `scanner`, which
-    /// then serves only for the policy's reply texts and headers.
-    pub remote: Option<Arc<rempart_scanner::grpc::RemoteScanner>>,
 }
 
 /// Resolves once `shutdown` turns true (or its sender is gone).

@@ -30,9 +30,8 @@ impl<B: Bus> Edge<B> {
     pub async fn bind(
         config: Arc<Config>,
         bus: B,
-        scanner: Option<Arc<rempart_scanner::Scanner>>,
+        verdicts: Option<Arc<dyn rempart_model::Verdicts>>,
         state: Option<Arc<rempart_state::SharedState>>,
-        remote: Option<Arc<rempart_scanner::grpc::RemoteScanner>>,
     ) -> Result<Self, EdgeError> {
         let tls = match (&config.tls.cert, &config.tls.key) {
             (Some(cert), Some(key)) => Some(tls::load_acceptor(cert, key)?),
@@ -47,7 +46,7 @@ impl<B: Bus> Edge<B> {
         // Validated with the configuration.
         let trusted = config.smtp.trusted_networks.iter().filter_map(|n| rempart_model::net::Network::parse(n).ok()).collect();
         let limits = ConnectionLimits::new(config.smtp.max_connections, config.smtp.max_connections_per_ip, trusted);
-        Ok(Self { shared: Arc::new(Shared { config, bus, tls, scanner, state, remote }), limits, listeners })
+        Ok(Self { shared: Arc::new(Shared { config, bus, tls, verdicts, state }), limits, listeners })
     }
 
     /// The bound addresses (useful with port 0).

@@ -44,27 +44,10 @@ impl<B: Bus> Relay<B> {
         let depth = tokio::spawn(report_queue_depth(this.bus.clone(), shutdown.clone()));
         let workers: Vec<_> = (0..this.config.relay.concurrency)
             .map(|_| {
-                let this = this.clone();
-                let mut shutdown = shutdown.clone();
+                let (this, shutdown) = (this.clone(), shutdown.clone());
                 tokio::spawn(async move {
-                    while !*shutdown.borrow() {
-                        let lease = this.config.queue.visibility_timeout.0;
-                        let fetched = tokio::select! {
-                            f = this.bus.fetch(DELIVER_TOPIC, 1, lease, Duration::from_secs(5)) => f,
-                            _ = shutdown.changed() => continue,
-                        };
-                        match fetched {
-                            Ok(batch) => {
-                                for delivery in batch {
-                                    this.process(delivery).await;
-                                }
-                            }
-                            Err(e) => {
-                                tracing::error!(error = %e, "cannot read the delivery queue");
-                                tokio::time::sleep(Duration::from_secs(1)).await;
-                            }
-                        }
-                    }
+                    let lease = this.config.queue.visibility_timeout.0;
+                    rempart_bus::consume(&this.bus, DELIVER_TOPIC, lease, shutdown, |delivery| this.process(delivery)).await;
                 })
             })
             .collect();

@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use rempart_bus::{AnyBus, EmbeddedBus, EmbeddedOptions, NatsBus, NatsOptions};
 use rempart_edge::Edge;
-use rempart_model::Config;
 use rempart_model::config::BusBackend;
+use rempart_model::{Config, Verdicts};
 use rempart_relay::Relay;
 use rempart_state::SharedState;
 use rempart_telemetry::Readiness;
@@ -72,6 +72,26 @@ async fn scanner_with_state(config: &Config) -> Result<(Arc<rempart_scanner::Sca
     Ok((Arc::new(scanner.with_state(state.clone())), state))
 }
 
+/// The edge's verdict port: the scanner in this process (with the AWL and Bayes),
+/// remote scanners (the edge then loads no Bayes model), or none; and the state for
+/// greylisting.
+async fn edge_verdicts(config: &Config) -> Result<(Option<Arc<dyn Verdicts>>, Arc<SharedState>), String> {
+    if config.scanner.enabled && config.scanner.endpoints.is_empty() {
+        let (scanner, state) = scanner_with_state(config).await?;
+        return Ok((Some(Arc::new(rempart_scanner::traced::LocalVerdicts(scanner))), state));
+    }
+    let state = Arc::new(SharedState::open_for_greylisting(config).await.map_err(|e| format!("state: {e}"))?);
+    if !config.scanner.enabled {
+        return Ok((None, state));
+    }
+    let resolver = rempart_scanner::dns::Dns::new(&config.dns).map_err(|e| format!("configuration: {e}"))?.resolver();
+    let scanner = &config.scanner;
+    let remote = rempart_scanner::grpc::RemoteScanner::start(&scanner.endpoints, scanner.timeout.0, scanner.resolve_every.0, resolver)
+        .await
+        .map_err(|e| format!("configuration: {e}"))?;
+    Ok((Some(remote), state))
+}
+
 async fn serve(config: Arc<Config>, roles: Roles) -> Result<(), String> {
     let (stop, stopped) = watch::channel(false);
     let mut tasks = Vec::new();
@@ -98,8 +118,7 @@ async fn serve(config: Arc<Config>, roles: Roles) -> Result<(), String> {
         // On a shared bus, scanners also take what edges queued with no scanner up.
         if config.bus.backend == BusBackend::Nats {
             let bus = open_bus(&config).await?;
-            let hostname = config.smtp.hostname.clone();
-            tasks.push(tokio::spawn(rempart_scanner::post_queue::run(scanner.clone(), bus, hostname, stopped.clone())));
+            tasks.push(tokio::spawn(rempart_scanner::post_queue::run(scanner.clone(), bus, stopped.clone())));
         }
     }
     if !(roles.edge || roles.relay) {
@@ -107,22 +126,8 @@ async fn serve(config: Arc<Config>, roles: Roles) -> Result<(), String> {
     }
     let bus = open_bus(&config).await?;
     if roles.edge {
-        let (scanner, state) = scanner_with_state(&config).await?;
-        let scanner = config.scanner.enabled.then_some(scanner);
-        let remote = match (&scanner, config.scanner.endpoints.is_empty()) {
-            (Some(scanner), false) => Some(
-                rempart_scanner::grpc::RemoteScanner::start(
-                    &config.scanner.endpoints,
-                    config.scanner.timeout.0,
-                    config.scanner.resolve_every.0,
-                    scanner.resolver(),
-                )
-                .await
-                .map_err(|e| format!("configuration: {e}"))?,
-            ),
-            _ => None,
-        };
-        let edge = Edge::bind(config.clone(), bus.clone(), scanner, Some(state), remote).await.map_err(|e| e.to_string())?;
+        let (verdicts, state) = edge_verdicts(&config).await?;
+        let edge = Edge::bind(config.clone(), bus.clone(), verdicts, Some(state)).await.map_err(|e| e.to_string())?;
         if config.domains.is_empty() {
             tracing::warn!("no [[domain]] configured: every recipient will be refused (relaying for nobody)");
         }

@@ -89,6 +89,12 @@ impl Dns {
         Some(ReverseDns::Names { names, confirmed })
     }
 
+    /// The `[dns]` resolver for other lookups (remote scanners' names); `None` when
+    /// offline.
+    pub fn resolver(&self) -> Option<mail_auth::hickory_resolver::TokioResolver> {
+        self.authenticator.as_ref().map(|a| a.resolver().clone())
+    }
+
     pub fn is_offline(&self) -> bool {
         self.authenticator.is_none()
     }

@@ -25,7 +25,9 @@ use tonic::{Request, Response, Status, Streaming};
 
 use rempart_telemetry::propagation::TRACEPARENT;
 
-use crate::traced::{ScanJob, ScanPlace};
+use rempart_model::{ScanError, ScanFailure, ScanFuture, ScanJob, Verdicts};
+
+use crate::traced::ScanPlace;
 use crate::{ScanInput, Scanner, ScannerError};
 
 /// Body chunk size on the wire.
@@ -251,6 +253,20 @@ impl RemoteScanner {
             }
         }
         Err(format!("no scanner reachable: {}", failures.join("; ")))
+    }
+}
+
+/// Remote scanners as the edge's verdict port: every failure to get a verdict is
+/// "unavailable", and the domain's `scanner_fallback` decides. They record the AWL
+/// history themselves.
+impl Verdicts for RemoteScanner {
+    fn verdict(&self, job: ScanJob) -> ScanFuture<'_> {
+        Box::pin(async move {
+            match self.scan(&job.queue_id, &ScanInput::from(&job)).await {
+                Ok(verdict) => Ok((verdict, job)),
+                Err(e) => Err(ScanFailure { error: ScanError::Unavailable(e), job: Some(job) }),
+            }
+        })
     }
 }
 

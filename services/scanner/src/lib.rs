@@ -20,7 +20,7 @@ pub mod symbols;
 pub mod tokens;
 pub mod traced;
 
-pub use marking::{remove_forged_auth_results, spam_headers, tag_subject};
+pub use marking::spam_headers;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::IpAddr;
@@ -28,7 +28,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use rempart_model::config::PolicyConfig;
-use rempart_model::{Action, Config, SessionFacts, SymbolHit, Verdict};
+use rempart_model::{Action, Config, Edits, Refusal, SessionFacts, SymbolHit, Verdict};
 use rempart_state::SharedState;
 use rempart_state::awl::AwlEntry;
 
@@ -266,6 +266,39 @@ impl Scanner {
         diagnose::check_sender(&self.dns, &self.dns_lists, request).await
     }
 
+    /// The SMTP refusal for a verdict that refuses, naming its reason and the page
+    /// that explains it.
+    pub fn refusal(&self, queue_id: &str, verdict: &Verdict) -> Option<Refusal> {
+        let url = self.explain_url(queue_id);
+        let why = match &verdict.listed {
+            Some(entry) if entry.starts_with("block") => "sender is on the recipient domain's block list".to_string(),
+            _ => format!("score {:.2} ({})", verdict.score, verdict.top_symbols(3).join(", ")),
+        };
+        let (code, status, text) = match verdict.action {
+            Action::Reject => (550, "5.7.1", format!("Message refused as spam: {why} - {url}")),
+            Action::SoftReject => (451, "4.7.1", format!("Message deferred as suspicious, try again later: {why} - {url}")),
+            _ => return None,
+        };
+        Some(Refusal { code, status: status.to_string(), text })
+    }
+
+    /// What to change in a message this verdict passes: Authentication-Results on top
+    /// (any of ours the sender forged removed), X-Spam-* and the Subject tag for
+    /// add_header.
+    fn edits(&self, recipients: &[String], action: Action, verdict: &Verdict, authentication_results: Option<String>) -> Edits {
+        let mut edits = Edits::default();
+        if let Some(results) = authentication_results {
+            edits.add_top.push(results);
+            edits.remove_auth_results_of = Some(self.hostname.clone());
+        }
+        if action == Action::AddHeader {
+            let (required, tag) = self.add_header_settings(recipients);
+            edits.add_headers = spam_headers(verdict, required);
+            edits.subject_tag = tag;
+        }
+        edits
+    }
+
     /// The page a refused sender is pointed to.
     pub fn explain_url(&self, queue_id: &str) -> String {
         self.default_policy.thresholds.explain_url.replace("{queue_id}", queue_id).replace("{hostname}", &self.hostname)
@@ -422,7 +455,7 @@ impl Scanner {
             };
             action = action.max(this);
         }
-        Verdict {
+        let mut verdict = Verdict {
             score,
             action,
             symbols,
@@ -430,8 +463,11 @@ impl Scanner {
             scanner_id: self.id.clone(),
             elapsed_us: started.elapsed().as_micros() as u64 + network.elapsed_us,
             offline: network.offline,
-            authentication_results: network.authentication_results,
-        }
+            edits: Edits::default(),
+            refusal: None,
+        };
+        verdict.edits = self.edits(input.recipients, action, &verdict, network.authentication_results);
+        verdict
     }
 
     /// Group and descriptions of a symbol: built-in, composite or DNS list.

@@ -8,43 +8,29 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use rempart_bus::{Bus, DELIVER_TOPIC, Delivery, QUARANTINE_TOPIC, SCAN_TOPIC};
-use rempart_model::{Action, Envelope};
+use rempart_bus::{Bus, Delivery, Disposition, SCAN_TOPIC, Stage, dispose};
+use rempart_model::{Envelope, ScanJob};
 use tokio::sync::watch;
-
 use tracing::Instrument;
 
-use crate::traced::{ScanJob, ScanPlace};
-use crate::{Scanner, remove_forged_auth_results, spam_headers, tag_subject};
+use crate::Scanner;
+use crate::traced::ScanPlace;
 
 /// How long a scanner holds a message before another may take it.
 const LEASE: Duration = Duration::from_secs(300);
 
 /// Consumes `rempart.scan` until `shutdown` turns true.
-pub async fn run<B: Bus>(scanner: Arc<Scanner>, bus: B, hostname: String, mut shutdown: watch::Receiver<bool>) {
-    while !*shutdown.borrow() {
-        let fetched = tokio::select! {
-            f = bus.fetch(SCAN_TOPIC, 1, LEASE, Duration::from_secs(5)) => f,
-            _ = shutdown.changed() => continue,
-        };
-        match fetched {
-            Ok(batch) => {
-                for delivery in batch {
-                    // The trace goes on: edge → `scan.queued` → `scan`, then `deliver`.
-                    let span = tracing::info_span!("scan.queued", rempart.queue_id = tracing::field::Empty);
-                    rempart_telemetry::propagation::set_parent(&span, delivery.trace_parent.as_deref());
-                    route(&scanner, &bus, &hostname, delivery).instrument(span).await;
-                }
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "cannot read the post-queue scan topic");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-            }
-        }
-    }
+pub async fn run<B: Bus>(scanner: Arc<Scanner>, bus: B, shutdown: watch::Receiver<bool>) {
+    rempart_bus::consume(&bus, SCAN_TOPIC, LEASE, shutdown, |delivery| {
+        // The trace goes on: edge → `scan.queued` → `scan`, then `deliver`.
+        let span = tracing::info_span!("scan.queued", rempart.queue_id = tracing::field::Empty);
+        rempart_telemetry::propagation::set_parent(&span, delivery.trace_parent.as_deref());
+        route(&scanner, &bus, delivery).instrument(span)
+    })
+    .await;
 }
 
-async fn route<B: Bus>(scanner: &Arc<Scanner>, bus: &B, hostname: &str, delivery: Delivery) {
+async fn route<B: Bus>(scanner: &Arc<Scanner>, bus: &B, delivery: Delivery) {
     let mut envelope = match Envelope::from_json(&delivery.meta) {
         Ok(e) => e,
         Err(e) => {
@@ -54,12 +40,11 @@ async fn route<B: Bus>(scanner: &Arc<Scanner>, bus: &B, hostname: &str, delivery
         }
     };
     tracing::Span::current().record("rempart.queue_id", envelope.queue_id.as_str());
-    let recipients: Vec<String> = envelope.recipients.iter().map(|r| r.address.clone()).collect();
     let job = ScanJob {
         queue_id: envelope.queue_id.to_string(),
         facts: envelope.session.clone(),
         return_path: envelope.return_path.clone(),
-        recipients: recipients.clone(),
+        recipients: envelope.recipients.iter().map(|r| r.address.clone()).collect(),
         message: delivery.body,
     };
     let (verdict, job) = match scanner.scan_job(job, ScanPlace::Queued, None).await {
@@ -71,31 +56,13 @@ async fn route<B: Bus>(scanner: &Arc<Scanner>, bus: &B, hostname: &str, delivery
         }
     };
     scanner.record(&envelope.return_path, &envelope.session.peer_ip, &verdict).await;
-    let mut message = Vec::with_capacity(job.message.len() + 1024);
-    let mut body = job.message;
-    if let Some(results) = &verdict.authentication_results {
-        message.extend_from_slice(results.as_bytes());
-        if let Some(cleaned) = remove_forged_auth_results(&body, hostname) {
-            body = cleaned;
-        }
-    }
-    if verdict.action == Action::AddHeader {
-        let (required, tag) = scanner.add_header_settings(&recipients);
-        message.extend_from_slice(spam_headers(&verdict, required).as_bytes());
-        if let Some(tag) = tag {
-            body = tag_subject(&body, &tag);
-        }
-    }
-    message.extend_from_slice(&body);
     let action = verdict.action;
     tracing::info!(queue_id = %envelope.queue_id, score = verdict.score, %action, "scanned after queueing");
-    let topic = match action {
-        Action::Accept | Action::Greylist | Action::AddHeader => Some(DELIVER_TOPIC),
-        Action::Quarantine | Action::SoftReject | Action::Reject => Some(QUARANTINE_TOPIC),
-        Action::Discard => None,
-    };
+    let disposition = dispose(&verdict, Stage::Queued);
+    // The edge's Received header is already in the message.
+    let message = verdict.edits.apply("", job.message);
     envelope.verdict = Some(verdict);
-    if let Some(topic) = topic
+    if let Disposition::Publish(topic) = disposition
         && let Err(e) = bus.publish(topic, envelope.to_json(), message).await
     {
         tracing::error!(queue_id = %envelope.queue_id, error = %e, "cannot route a scanned message; it will be scanned again");

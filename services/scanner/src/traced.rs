@@ -6,25 +6,16 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use rempart_model::{SessionFacts, Verdict};
+use rempart_model::{ScanError, ScanFailure, ScanFuture, ScanJob, Verdict, Verdicts};
 use rempart_telemetry::metrics;
 use tracing::Instrument;
 use tracing::field::Empty;
 
 use crate::{ScanInput, Scanner};
 
-/// A message to scan, owned so that it can move to a blocking thread and back.
-pub struct ScanJob {
-    pub queue_id: String,
-    pub facts: SessionFacts,
-    pub return_path: String,
-    pub recipients: Vec<String>,
-    pub message: Vec<u8>,
-}
-
-impl ScanJob {
-    pub fn input(&self) -> ScanInput<'_> {
-        ScanInput { facts: &self.facts, return_path: &self.return_path, recipients: &self.recipients, message: &self.message }
+impl<'a> From<&'a ScanJob> for ScanInput<'a> {
+    fn from(job: &'a ScanJob) -> Self {
+        ScanInput { facts: &job.facts, return_path: &job.return_path, recipients: &job.recipients, message: &job.message }
     }
 }
 
@@ -75,14 +66,15 @@ impl Scanner {
         let started = Instant::now();
         let result = async {
             let stage = tracing::info_span!("scan.network", rempart.queue_id = %job.queue_id, rempart.symbols = Empty);
-            let network = self.network_findings(&job.input()).instrument(stage.clone()).await;
+            let network = self.network_findings(&ScanInput::from(&job)).instrument(stage.clone()).await;
             stage.record("rempart.symbols", names(network.findings.hits.iter().map(|h| &h.name)));
             drop(stage);
             let stage = tracing::info_span!("scan.content", rempart.queue_id = %job.queue_id, rempart.symbols = Empty);
             let scanner = self.clone();
             tokio::task::spawn_blocking(move || {
                 let _entered = stage.enter();
-                let verdict = scanner.evaluate(&job.input(), network);
+                let mut verdict = scanner.evaluate(&ScanInput::from(&job), network);
+                verdict.refusal = scanner.refusal(&job.queue_id, &verdict);
                 stage.record("rempart.symbols", names(verdict.symbols.iter().map(|s| &s.name)));
                 (verdict, job)
             })
@@ -103,5 +95,22 @@ impl Scanner {
             rempart_telemetry::keep_trace(&span);
         }
         Ok((verdict, job))
+    }
+}
+
+/// The scanner in the edge's process, as the edge's verdict port: the AWL history is
+/// written in the background, after the reply.
+pub struct LocalVerdicts(pub Arc<Scanner>);
+
+impl Verdicts for LocalVerdicts {
+    fn verdict(&self, job: ScanJob) -> ScanFuture<'_> {
+        Box::pin(async move {
+            let (verdict, job) =
+                self.0.scan_job(job, ScanPlace::Local, None).await.map_err(|e| ScanFailure { error: ScanError::Failed(e), job: None })?;
+            let (scanner, recorded) = (self.0.clone(), verdict.clone());
+            let (return_path, peer_ip) = (job.return_path.clone(), job.facts.peer_ip.clone());
+            tokio::spawn(async move { scanner.record(&return_path, &peer_ip, &recorded).await });
+            Ok((verdict, job))
+        })
     }
 }

@@ -13,7 +13,7 @@ mod verdict;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rempart_bus::{Bus, DELIVER_TOPIC, QUARANTINE_TOPIC, SCAN_TOPIC};
+use rempart_bus::{Bus, DELIVER_TOPIC, Disposition, SCAN_TOPIC, Stage, dispose};
 use rempart_model::{Action, DsnRet, Envelope, QueueId, Recipient, SessionFacts, date};
 use rempart_telemetry::metrics;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
@@ -320,35 +320,36 @@ impl<B: Bus, S: Transport> Session<B, S> {
             Err(reply) => return (reply, "tempfail"),
         };
         let trace_id = rempart_telemetry::trace_id(&self.span);
-        let scan_later = matches!(scan, verdict::Scan::Later);
-        let verdict = match scan {
-            verdict::Scan::Done(verdict) => Some(verdict),
-            verdict::Scan::Off | verdict::Scan::Later => None,
+        let (verdict, disposition) = match scan {
+            verdict::Scan::Done(verdict) => {
+                let disposition = dispose(&verdict, Stage::InSession);
+                (Some(*verdict), disposition)
+            }
+            verdict::Scan::Off => (None, Disposition::Publish(DELIVER_TOPIC)),
+            verdict::Scan::Later => (None, Disposition::Publish(SCAN_TOPIC)),
         };
-        let action = verdict.as_ref().map_or(Action::Accept, |v| v.action);
         if let Some(v) = &verdict {
             let symbols: Vec<String> = v.symbols.iter().map(|s| format!("{}({:.2})", s.name, s.score)).collect();
             tracing::info!(
                 queue_id = %queue_id, client = %self.facts.peer_ip, from = %tx.return_path, score = v.score, action = %v.action,
                 listed = v.listed.as_deref().unwrap_or(""), symbols = %symbols.join(" "), scan_us = v.elapsed_us, %trace_id, "verdict"
             );
-            self.record(&tx, v);
             self.verdict_event(queue_id.as_str(), &tx, v).await;
-            if let Some(refusal) = self.refusal(queue_id.as_str(), v) {
-                return (refusal, v.action.as_str());
-            }
         }
-        let action = match action {
-            Action::Greylist => match self.greylist(&tx).await {
+        let mut action = verdict.as_ref().map_or(Action::Accept, |v| v.action);
+        let topic = match disposition {
+            Disposition::Refuse(refusal) => return (Reply::new(refusal.code, refusal.status, refusal.text), action.as_str()),
+            Disposition::Greylist => match self.greylist(&tx).await {
                 Some(deferral) => return (deferral, "greylist"),
-                None => Action::Accept,
+                None => {
+                    action = Action::Accept;
+                    DELIVER_TOPIC
+                }
             },
-            other => other,
-        };
-        if action == Action::Discard {
             // Accepted and dropped on purpose: the sender must not learn it was caught.
-            return (Reply::new(250, "2.0.0", format!("Ok: queued as {queue_id}")), "discard");
-        }
+            Disposition::Discard => return (Reply::new(250, "2.0.0", format!("Ok: queued as {queue_id}")), "discard"),
+            Disposition::Publish(topic) => topic,
+        };
         let now = date::unix_now();
         let single = (tx.recipients.len() == 1).then(|| tx.recipients[0].address.as_str());
         let trace = Trace {
@@ -360,25 +361,10 @@ impl<B: Bus, S: Transport> Session<B, S> {
             single_recipient: single,
             at: now,
         };
-        // Authentication-Results on top (RFC 8601 §5), any forged one of ours removed.
-        let mut message = Vec::with_capacity(body.len() + 1024);
-        let mut body = body;
-        if let Some(results) = verdict.as_ref().and_then(|v| v.authentication_results.as_deref()) {
-            message.extend_from_slice(results.as_bytes());
-            if let Some(cleaned) = rempart_scanner::remove_forged_auth_results(&body, self.hostname()) {
-                body = cleaned;
-            }
-        }
-        message.extend_from_slice(trace.header().as_bytes());
-        let body = match (&verdict, action) {
-            (Some(v), Action::AddHeader) => {
-                let (headers, body) = self.mark(&tx, v, body);
-                message.extend_from_slice(headers.as_bytes());
-                body
-            }
-            _ => body,
+        let message = match &verdict {
+            Some(v) => v.edits.apply(&trace.header(), body),
+            None => [trace.header().into_bytes(), body].concat(),
         };
-        message.extend_from_slice(&body);
         let size = message.len();
         let envelope = Envelope {
             queue_id: queue_id.clone(),
@@ -393,18 +379,13 @@ impl<B: Bus, S: Transport> Session<B, S> {
             attempts: 0,
             verdict,
         };
-        let topic = match action {
-            _ if scan_later => SCAN_TOPIC,
-            Action::Quarantine => QUARANTINE_TOPIC,
-            _ => DELIVER_TOPIC,
-        };
         match self.shared.bus.publish(topic, envelope.to_json(), message).await {
             Ok(_) => {
                 tracing::info!(
                     queue_id = %queue_id, client = %self.facts.peer_ip, from = %envelope.return_path,
                     recipients = envelope.recipients.len(), size, tls = self.facts.tls.is_some(), %action, %trace_id, "accepted"
                 );
-                let label = if scan_later { "scan_later" } else { action.as_str() };
+                let label = if topic == SCAN_TOPIC { "scan_later" } else { action.as_str() };
                 (Reply::new(250, "2.0.0", format!("Ok: queued as {queue_id}")), label)
             }
             Err(e) => {

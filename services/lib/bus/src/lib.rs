@@ -6,12 +6,16 @@
 //! not acked by then is delivered again (at-least-once); `retry` makes a message
 //! visible again after a delay, with new metadata.
 
+mod consume;
+mod dispose;
 mod embedded;
 mod nats;
 
 use std::future::Future;
 use std::time::Duration;
 
+pub use consume::consume;
+pub use dispose::{Disposition, Stage, dispose};
 pub use embedded::{EmbeddedBus, EmbeddedOptions};
 pub use nats::{MAX_INLINE_BODY, NatsBus, NatsOptions};
 

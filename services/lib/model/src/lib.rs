@@ -4,14 +4,18 @@
 pub mod config;
 pub mod date;
 pub mod duration;
+pub mod edits;
 pub mod envelope;
 pub mod mbox;
 pub mod net;
 pub mod queue_id;
+pub mod scan;
 pub mod verdict;
 
 pub use config::{Config, ConfigError, DomainConfig, Route, RouteTls, ScannerFallback};
 pub use duration::HumanDuration;
+pub use edits::{Edits, Refusal};
 pub use envelope::{DeliveryStatus, DsnRet, Envelope, Notify, Recipient, SessionFacts};
 pub use queue_id::QueueId;
+pub use scan::{ScanError, ScanFailure, ScanFuture, ScanJob, Verdicts};
 pub use verdict::{Action, SymbolHit, Verdict};

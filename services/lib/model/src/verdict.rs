@@ -5,6 +5,8 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::{Edits, Refusal};
+
 /// What happens to a message, from the mildest to the harshest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -80,10 +82,13 @@ pub struct Verdict {
     /// DNS-based checks were skipped (`dns.offline`): no symbol stands for them.
     #[serde(default)]
     pub offline: bool,
-    /// The Authentication-Results header for accepted mail (RFC 8601), name and CRLF
-    /// included; `None` when offline.
+    /// What to change in the message if it is passed on (Authentication-Results,
+    /// X-Spam-*, Subject tag), decided by the scanner.
+    #[serde(default)]
+    pub edits: Edits,
+    /// The SMTP refusal when the action refuses (reject, soft_reject).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub authentication_results: Option<String>,
+    pub refusal: Option<Refusal>,
 }
 
 impl Verdict {

@@ -50,6 +50,14 @@ impl SharedState {
         Ok(state)
     }
 
+    /// Opens the store for greylisting only: an edge whose scans run elsewhere (remote
+    /// scanners) or nowhere keeps no Bayes model or AWL of its own.
+    pub async fn open_for_greylisting(config: &Config) -> Result<SharedState, StoreError> {
+        let store = crate::open(&settings(config)).await?;
+        let state = Self::on(store, config)?;
+        Ok(SharedState { awl: None, bayes: None, ..state })
+    }
+
     /// The features `config` enables, on `store`.
     pub fn on(store: Arc<dyn Store>, config: &Config) -> Result<SharedState, StoreError> {
         let greylist =
