@@ -429,7 +429,9 @@ fn learning_from_the_cli_reaches_running_scanners_at_once() {
         scanner.log()
     );
     send();
-    assert!(edge.log().contains("BAYES_99"), "the cluster's verdicts use the new model:\n{}", edge.log());
+    // The edge's log reaches us through a pipe and a reader thread: wait for the line.
+    let learned = rempart_tests::wait_until(Duration::from_secs(5), || edge.log().contains("BAYES_99"));
+    assert!(learned, "the cluster's verdicts use the new model:\n{}", edge.log());
 }
 
 #[test]
