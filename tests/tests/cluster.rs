@@ -428,9 +428,14 @@ fn learning_from_the_cli_reaches_running_scanners_at_once() {
         "the scanner reloaded on the announcement:\n{}",
         scanner.log()
     );
-    send();
-    // The edge's log reaches us through a pipe and a reader thread: wait for the line.
-    let learned = rempart_tests::wait_until(Duration::from_secs(5), || edge.log().contains("BAYES_99"));
+    // Each `learn` announces its own version: the first reload may have seen the spam
+    // alone (below min_learned for ham). Send again until the ham's reload too is in;
+    // the edge's log also reaches us through a reader thread.
+    let learned = rempart_tests::wait_until(Duration::from_secs(10), || {
+        send();
+        std::thread::sleep(Duration::from_millis(200));
+        edge.log().contains("BAYES_99")
+    });
     assert!(learned, "the cluster's verdicts use the new model:\n{}", edge.log());
 }
 
