@@ -1,0 +1,88 @@
+//! `[smtp]`: the edge's listeners, its name, and the limits that protect the gateway.
+
+use std::net::SocketAddr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::HumanDuration;
+
+/// The SMTP edge: listeners, our name, and the limits that protect the gateway.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SmtpConfig {
+    /// Listening sockets. Default: one on 127.0.0.1:2525 without PROXY protocol.
+    #[serde(rename = "listener")]
+    pub listeners: Vec<ListenerConfig>,
+    /// Our name in the banner, EHLO reply, Received headers and DSNs. Default "localhost".
+    pub hostname: String,
+    /// Largest message accepted, in bytes (advertised as SIZE). Default 26214400 (25 MiB).
+    pub max_message_size: u64,
+    /// Most recipients in one transaction; more get 452 4.5.3. Default 100.
+    pub max_recipients: usize,
+    /// Client errors (4xx/5xx replies) before 421 and disconnection. Default 10.
+    pub max_errors: u32,
+    /// Longest command line, CRLF included. RFC 5321 sets 512 for the command alone;
+    /// extension parameters (SIZE, NOTIFY, ORCPT…) need more. Default 2048.
+    pub max_command_line: usize,
+    /// Strict mode: refuse a message with a DATA text line longer than this, CRLF
+    /// included (`554 5.6.0`; RFC 5321 §4.5.3.1.6 sets 1000). Default: unset, lines of any
+    /// length up to the message size are accepted and relayed intact, as Postfix, Exim
+    /// and Stalwart do (real mail has HTML and headers on one long line).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_data_line: Option<usize>,
+    /// Time a client gets to send one whole command line. Default 5m (RFC 5321).
+    pub command_timeout: HumanDuration,
+    /// Time a client gets to send one whole DATA line or BDAT chunk. Default 3m.
+    pub data_timeout: HumanDuration,
+    /// Concurrent sessions in all. Default 1000.
+    pub max_connections: usize,
+    /// Concurrent sessions from one client IP. Default 20.
+    pub max_connections_per_ip: usize,
+    /// On shutdown, how long sessions in flight may take to finish. Default 30s.
+    pub shutdown_timeout: HumanDuration,
+    /// Client networks (CIDRs) exempt from `max_connections_per_ip` and the per-IP rate
+    /// limits, as Postfix exempts `$mynetworks`. This grants no relaying. The address is
+    /// the client's after PROXY protocol: behind a load balancer without it, every client
+    /// has the balancer's address. Default ["127.0.0.0/8", "::1/128"].
+    pub trusted_networks: Vec<String>,
+    /// Where mail to the bare `postmaster` (RFC 5321 §4.5.1, no domain) goes. Default:
+    /// unset, postmaster@ the first configured domain.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub postmaster: Option<String>,
+}
+
+impl Default for SmtpConfig {
+    fn default() -> Self {
+        Self {
+            listeners: vec![ListenerConfig::default()],
+            hostname: "localhost".into(),
+            max_message_size: 25 * 1024 * 1024,
+            max_recipients: 100,
+            max_errors: 10,
+            max_command_line: 2048,
+            max_data_line: None,
+            command_timeout: HumanDuration::secs(300),
+            data_timeout: HumanDuration::secs(180),
+            max_connections: 1000,
+            max_connections_per_ip: 20,
+            shutdown_timeout: HumanDuration::secs(30),
+            trusted_networks: vec!["127.0.0.0/8".into(), "::1/128".into()],
+            postmaster: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ListenerConfig {
+    /// Address and port. Default "127.0.0.1:2525".
+    pub address: SocketAddr,
+    /// Expect a PROXY protocol v1 or v2 header first (behind a load balancer). Default false.
+    pub proxy_protocol: bool,
+}
+
+impl Default for ListenerConfig {
+    fn default() -> Self {
+        Self { address: SocketAddr::from(([127, 0, 0, 1], 2525)), proxy_protocol: false }
+    }
+}
