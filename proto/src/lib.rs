@@ -41,14 +41,21 @@ impl From<&Verdict> for v1::Verdict {
     }
 }
 
-impl TryFrom<v1::Verdict> for Verdict {
-    type Error = String;
+/// A verdict from the wire that breaks the contract (a refusal code outside 4xx/5xx…).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("invalid verdict: {0}")]
+pub struct InvalidVerdict(pub String);
 
-    fn try_from(v: v1::Verdict) -> Result<Self, String> {
+impl TryFrom<v1::Verdict> for Verdict {
+    type Error = InvalidVerdict;
+
+    fn try_from(v: v1::Verdict) -> Result<Self, InvalidVerdict> {
         let refusal = match v.refusal {
             Some(r) => {
-                let code =
-                    u16::try_from(r.code).ok().filter(|c| (400..600).contains(c)).ok_or_else(|| format!("refusal code {}", r.code))?;
+                let code = u16::try_from(r.code)
+                    .ok()
+                    .filter(|c| (400..600).contains(c))
+                    .ok_or_else(|| InvalidVerdict(format!("refusal code {}", r.code)))?;
                 Some(Refusal { code, status: r.status, text: r.text })
             }
             None => None,
@@ -59,7 +66,10 @@ impl TryFrom<v1::Verdict> for Verdict {
             remove_auth_results_of: e.remove_auth_results_of,
             subject_tag: e.subject_tag,
         });
-        let action = Action::ALL.into_iter().find(|a| a.as_str() == v.action).ok_or_else(|| format!("unknown action {:?}", v.action))?;
+        let action = Action::ALL
+            .into_iter()
+            .find(|a| a.as_str() == v.action)
+            .ok_or_else(|| InvalidVerdict(format!("unknown action {:?}", v.action)))?;
         Ok(Verdict {
             score: v.score,
             action,

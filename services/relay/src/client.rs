@@ -133,7 +133,8 @@ impl Client {
         let mut caps = conn.ehlo(&self.hostname).await?;
         let must_encrypt = matches!(tls, RouteTls::Required | RouteTls::Verify);
         if tls != RouteTls::Disabled && caps.contains("STARTTLS") {
-            let connector = self.tls.for_route(tls, domain.route_ca_file.as_deref()).map_err(|e| Reply::new(451, "4.7.5", e))?;
+            let connector =
+                self.tls.for_route(tls, domain.route_ca_file.as_deref()).map_err(|e| Reply::new(451, "4.7.5", e.to_string()))?;
             conn.send(b"STARTTLS\r\n").await?;
             expect(conn.read_reply().await?, 220)?;
             let name = server_name(&route.host).ok_or_else(|| Reply::new(451, "4.7.0", "Invalid server name for TLS"))?;

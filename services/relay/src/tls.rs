@@ -12,12 +12,16 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, ServerName};
 use tokio_rustls::TlsConnector;
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum TlsSetupError {
     #[error("TLS client configuration: {0}")]
     Rustls(#[from] rustls::Error),
     #[error("route CA file {path}: {message}")]
     CaFile { path: PathBuf, message: String },
+    #[error("CA file {} was not loaded", .0.display())]
+    NotLoaded(PathBuf),
+    #[error("no trusted root certificate found on this system ({})", .0.join("; "))]
+    NoSystemRoots(Vec<String>),
 }
 
 /// The connectors a relay needs, built once at startup.
@@ -25,7 +29,7 @@ pub struct Connectors {
     any: TlsConnector,
     /// The system's trusted roots, built on first use of `verify` without a CA file
     /// (reading them is slow, and most gateways never verify).
-    system: std::sync::OnceLock<Result<TlsConnector, String>>,
+    system: std::sync::OnceLock<Result<TlsConnector, TlsSetupError>>,
     by_ca_file: HashMap<PathBuf, TlsConnector>,
 }
 
@@ -45,12 +49,12 @@ impl Connectors {
     }
 
     /// The connector for a route's policy.
-    pub fn for_route(&self, tls: RouteTls, ca_file: Option<&Path>) -> Result<&TlsConnector, String> {
+    pub fn for_route(&self, tls: RouteTls, ca_file: Option<&Path>) -> Result<&TlsConnector, TlsSetupError> {
         if tls != RouteTls::Verify {
             return Ok(&self.any);
         }
         if let Some(path) = ca_file {
-            return self.by_ca_file.get(path).ok_or_else(|| format!("CA file {} was not loaded", path.display()));
+            return self.by_ca_file.get(path).ok_or_else(|| TlsSetupError::NotLoaded(path.to_path_buf()));
         }
         self.system.get_or_init(system_connector).as_ref().map_err(Clone::clone)
     }
@@ -81,13 +85,12 @@ fn ca_file_roots(path: &Path) -> Result<RootCertStore, TlsSetupError> {
 }
 
 /// The system's trust store (rustls-native-certs: /etc/ssl/certs, SSL_CERT_FILE).
-fn system_connector() -> Result<TlsConnector, String> {
+fn system_connector() -> Result<TlsConnector, TlsSetupError> {
     let found = rustls_native_certs::load_native_certs();
     let mut roots = RootCertStore::empty();
     let (added, _) = roots.add_parsable_certificates(found.certs);
     if added == 0 {
-        let errors: Vec<String> = found.errors.iter().map(ToString::to_string).collect();
-        return Err(format!("no trusted root certificate found on this system ({})", errors.join("; ")));
+        return Err(TlsSetupError::NoSystemRoots(found.errors.iter().map(ToString::to_string).collect()));
     }
-    verifying(roots).map_err(|e| e.to_string())
+    Ok(verifying(roots)?)
 }

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use clap::Args;
 use rempart_scanner::Scanner;
-use rempart_scanner::diagnose::{Request, Status};
+use rempart_scanner::service::diagnose::{Request, Status};
 
 #[derive(Args)]
 pub struct CheckSenderArgs {

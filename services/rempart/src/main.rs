@@ -5,12 +5,12 @@ mod check_sender_cmd;
 mod config_cmd;
 mod learn_cmd;
 mod score_cmd;
-mod serve;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use rempart::serve;
 
 /// Exit codes, the same for every subcommand.
 const AFTER_HELP: &str =
@@ -62,10 +62,10 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Serve => serve::run(cli.config.as_deref(), serve::ALL),
-        Command::Edge => serve::run(cli.config.as_deref(), serve::EDGE),
-        Command::Relay => serve::run(cli.config.as_deref(), serve::RELAY),
-        Command::Scanner => serve::run(cli.config.as_deref(), serve::SCANNER),
+        Command::Serve => run_roles(cli.config.as_deref(), serve::ALL),
+        Command::Edge => run_roles(cli.config.as_deref(), serve::EDGE),
+        Command::Relay => run_roles(cli.config.as_deref(), serve::RELAY),
+        Command::Scanner => run_roles(cli.config.as_deref(), serve::SCANNER),
         Command::Config(cmd) => config_cmd::run(cmd, cli.config.as_deref()),
         Command::Score(args) => score_cmd::run(args, cli.config.as_deref()),
         Command::CheckSender(args) => check_sender_cmd::run(args, cli.config.as_deref()),
@@ -79,6 +79,10 @@ fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+fn run_roles(config: Option<&std::path::Path>, roles: serve::Roles) -> Result<(), String> {
+    serve::run(load_config(config)?, roles).map_err(|e| e.to_string())
 }
 
 /// Prints one line on stdout. When the reader has gone away (`| head`), stops quietly

@@ -1,8 +1,9 @@
 //! `rempart serve`, `rempart edge`, `rempart relay`: the roles of the gateway, all in
 //! one process (`serve`) or one each (a cluster, on the NATS bus). Same code paths;
-//! only the bus and the store differ.
+//! only the bus and the store differ. [`serve`] runs them until a shutdown future
+//! resolves: the binary passes SIGTERM / Ctrl-C, the in-process tests their own.
 
-use std::path::Path;
+use std::future::Future;
 use std::sync::Arc;
 
 use rempart_bus::{AnyBus, EmbeddedBus, EmbeddedOptions, NatsBus, NatsOptions};
@@ -30,26 +31,47 @@ pub const EDGE: Roles = Roles { name: "rempart-edge", edge: true, relay: false, 
 pub const RELAY: Roles = Roles { name: "rempart-relay", edge: false, relay: true, scanner: false };
 pub const SCANNER: Roles = Roles { name: "rempart-scanner", edge: false, relay: false, scanner: true };
 
-pub fn run(config_path: Option<&Path>, roles: Roles) -> Result<(), String> {
-    let config = Arc::new(crate::load_config(config_path)?);
-    if config.bus.backend == BusBackend::Embedded && roles.edge != roles.relay {
-        return Err("the embedded bus is one process's: run `rempart serve`, or set [bus] backend = \"nats\"".into());
-    }
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| format!("cannot start the runtime: {e}"))?;
+/// Why the gateway could not start. Each names the part that failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("the embedded bus is one process's: run `rempart serve`, or set [bus] backend = \"nats\"")]
+    EmbeddedBusSplit,
+    #[error("cannot start the runtime: {0}")]
+    Runtime(#[source] std::io::Error),
+    #[error(transparent)]
+    Telemetry(#[from] rempart_telemetry::TelemetryError),
+    #[error("queue {path}: {source}")]
+    Queue { path: std::path::PathBuf, source: rempart_bus::BusError },
+    #[error("bus: {0}")]
+    Bus(#[source] rempart_bus::BusError),
+    #[error("state: {0}")]
+    State(#[source] rempart_state::StoreError),
+    #[error("configuration: {0}")]
+    Scanner(#[from] rempart_scanner::ScannerError),
+    #[error(transparent)]
+    Edge(#[from] rempart_edge::EdgeError),
+    #[error("relay TLS setup: {0}")]
+    Relay(#[source] rempart_relay::TlsSetupError),
+}
+
+/// Runs `roles` with `config` until SIGTERM or Ctrl-C, with the process's telemetry.
+pub fn run(config: Config, roles: Roles) -> Result<(), ServeError> {
+    let config = Arc::new(config);
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(ServeError::Runtime)?;
     // The OTLP exporter's connection lives on the runtime: set it up inside.
-    let telemetry = runtime.block_on(async { rempart_telemetry::init(roles.name, &config.telemetry) }).map_err(|e| e.to_string())?;
-    let served = runtime.block_on(serve(config, roles));
+    let telemetry = runtime.block_on(async { rempart_telemetry::init(roles.name, &config.telemetry) })?;
+    let served = runtime.block_on(serve(config, roles, wait_for_signal()));
     // Flushes the last spans (blocking: outside the runtime, which still runs them).
     telemetry.shutdown();
     served
 }
 
-async fn open_bus(config: &Config) -> Result<AnyBus, String> {
+async fn open_bus(config: &Config) -> Result<AnyBus, ServeError> {
     Ok(match config.bus.backend {
         BusBackend::Embedded => {
-            let queue_file = config.queue.data_dir.join("queue.redb");
-            let bus = EmbeddedBus::open(&queue_file, EmbeddedOptions { fsync: config.queue.fsync })
-                .map_err(|e| format!("queue {}: {e}", queue_file.display()))?;
+            let path = config.queue.data_dir.join("queue.redb");
+            let bus = EmbeddedBus::open(&path, EmbeddedOptions { fsync: config.queue.fsync })
+                .map_err(|source| ServeError::Queue { path, source })?;
             AnyBus::Embedded(bus)
         }
         BusBackend::Nats => {
@@ -59,46 +81,51 @@ async fn open_bus(config: &Config) -> Result<AnyBus, String> {
                 credentials_file: config.bus.nats_credentials_file.clone(),
                 ca_file: config.bus.nats_ca_file.clone(),
             };
-            AnyBus::Nats(NatsBus::connect(&options).await.map_err(|e| format!("bus: {e}"))?)
+            AnyBus::Nats(NatsBus::connect(&options).await.map_err(ServeError::Bus)?)
         }
     })
 }
 
 /// The scanner with the shared state (AWL, Bayes reloaded as it changes).
-async fn scanner_with_state(config: &Config) -> Result<(Arc<rempart_scanner::Scanner>, Arc<SharedState>), String> {
-    let state = Arc::new(SharedState::open(config).await.map_err(|e| format!("state: {e}"))?);
+async fn scanner_with_state(config: &Config) -> Result<(Arc<rempart_scanner::Scanner>, Arc<SharedState>), ServeError> {
+    let state = Arc::new(SharedState::open(config).await.map_err(ServeError::State)?);
     state.spawn_bayes_reloader(config.bayes.reload_every.0);
-    let scanner = rempart_scanner::Scanner::new(config).map_err(|e| format!("configuration: {e}"))?;
+    let scanner = rempart_scanner::Scanner::new(config)?;
     Ok((Arc::new(scanner.with_state(state.clone())), state))
 }
 
 /// The edge's verdict port: the scanner in this process (with the AWL and Bayes),
 /// remote scanners (the edge then loads no Bayes model), or none; and the state for
 /// greylisting.
-async fn edge_verdicts(config: &Config) -> Result<(Option<Arc<dyn Verdicts>>, Arc<SharedState>), String> {
+async fn edge_verdicts(config: &Config) -> Result<(Option<Arc<dyn Verdicts>>, Arc<SharedState>), ServeError> {
     if config.scanner.enabled && config.scanner.endpoints.is_empty() {
         let (scanner, state) = scanner_with_state(config).await?;
-        return Ok((Some(Arc::new(rempart_scanner::traced::LocalVerdicts(scanner))), state));
+        return Ok((Some(Arc::new(rempart_scanner::service::traced::LocalVerdicts(scanner))), state));
     }
-    let state = Arc::new(SharedState::open_for_greylisting(config).await.map_err(|e| format!("state: {e}"))?);
+    let state = Arc::new(SharedState::open_for_greylisting(config).await.map_err(ServeError::State)?);
     if !config.scanner.enabled {
         return Ok((None, state));
     }
-    let resolver = rempart_scanner::dns::Dns::new(&config.dns).map_err(|e| format!("configuration: {e}"))?.resolver();
+    let resolver = rempart_scanner::dns::Dns::new(&config.dns)?.resolver();
     let scanner = &config.scanner;
-    let remote = rempart_scanner::grpc::RemoteScanner::start(&scanner.endpoints, scanner.timeout.0, scanner.resolve_every.0, resolver)
-        .await
-        .map_err(|e| format!("configuration: {e}"))?;
+    let remote =
+        rempart_scanner::service::grpc::RemoteScanner::start(&scanner.endpoints, scanner.timeout.0, scanner.resolve_every.0, resolver)
+            .await?;
     Ok((Some(remote), state))
 }
 
-async fn serve(config: Arc<Config>, roles: Roles) -> Result<(), String> {
+/// Runs `roles` until `shutdown` resolves, then drains (sessions and deliveries in
+/// flight finish, within `smtp.shutdown_timeout`).
+pub async fn serve(config: Arc<Config>, roles: Roles, shutdown: impl Future<Output = ()>) -> Result<(), ServeError> {
+    if config.bus.backend == BusBackend::Embedded && roles.edge != roles.relay {
+        return Err(ServeError::EmbeddedBusSplit);
+    }
     let (stop, stopped) = watch::channel(false);
     let mut tasks = Vec::new();
     let readiness = Readiness::default();
     if let Some(listen) = config.telemetry.listen {
         // Up until the process exits: probes and scrapes go on while it drains.
-        rempart_telemetry::serve_http(listen, readiness.clone(), std::future::pending()).await.map_err(|e| e.to_string())?;
+        rempart_telemetry::serve_http(listen, readiness.clone(), std::future::pending()).await?;
         tracing::info!(%listen, "metrics and health on http://{listen}/metrics, /healthz, /readyz");
     }
     if roles.scanner {
@@ -110,7 +137,7 @@ async fn serve(config: Arc<Config>, roles: Roles) -> Result<(), String> {
             let shutdown = async move {
                 let _ = stopping.wait_for(|stop| *stop).await;
             };
-            if let Err(e) = rempart_scanner::grpc::serve(grpc_scanner, listen, shutdown).await {
+            if let Err(e) = rempart_scanner::service::grpc::serve(grpc_scanner, listen, shutdown).await {
                 tracing::error!(error = %e, "scanner service stopped");
             }
         }));
@@ -118,38 +145,39 @@ async fn serve(config: Arc<Config>, roles: Roles) -> Result<(), String> {
         // On a shared bus, scanners also take what edges queued with no scanner up.
         if config.bus.backend == BusBackend::Nats {
             let bus = open_bus(&config).await?;
-            tasks.push(tokio::spawn(rempart_scanner::post_queue::run(scanner.clone(), bus, stopped.clone())));
+            tasks.push(tokio::spawn(rempart_scanner::service::post_queue::run(scanner.clone(), bus, stopped.clone())));
         }
     }
     if !(roles.edge || roles.relay) {
-        return run_until_signal(&config, roles, stop, tasks, readiness).await;
+        return run_until(shutdown, &config, roles, stop, tasks, readiness).await;
     }
     let bus = open_bus(&config).await?;
     if roles.edge {
         let (verdicts, state) = edge_verdicts(&config).await?;
-        let edge = Edge::bind(config.clone(), bus.clone(), verdicts, Some(state)).await.map_err(|e| e.to_string())?;
+        let edge = Edge::bind(config.clone(), bus.clone(), verdicts, Some(state)).await?;
         if config.domains.is_empty() {
             tracing::warn!("no [[domain]] configured: every recipient will be refused (relaying for nobody)");
         }
         tasks.push(tokio::spawn(edge.run(stopped.clone())));
     }
     if roles.relay {
-        let relay = Relay::new(config.clone(), bus).map_err(|e| format!("relay TLS setup: {e}"))?;
+        let relay = Relay::new(config.clone(), bus).map_err(ServeError::Relay)?;
         tasks.push(tokio::spawn(relay.run(stopped)));
     }
-    run_until_signal(&config, roles, stop, tasks, readiness).await
+    run_until(shutdown, &config, roles, stop, tasks, readiness).await
 }
 
-async fn run_until_signal(
+async fn run_until(
+    shutdown: impl Future<Output = ()>,
     config: &Config,
     roles: Roles,
     stop: watch::Sender<bool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
     readiness: Readiness,
-) -> Result<(), String> {
+) -> Result<(), ServeError> {
     tracing::info!(bus = ?config.bus.backend, edge = roles.edge, relay = roles.relay, scanner = roles.scanner, domains = config.domains.len(), "rempart serving");
     readiness.set(true);
-    wait_for_signal().await;
+    shutdown.await;
     readiness.set(false);
     tracing::info!("shutting down: no new connections, finishing sessions and deliveries in flight");
     let _ = stop.send(true);

@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use crate::InvalidValue;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct HumanDuration(pub Duration);
 
@@ -26,21 +28,23 @@ impl From<HumanDuration> for Duration {
 }
 
 impl FromStr for HumanDuration {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = InvalidValue;
+    fn from_str(s: &str) -> Result<Self, InvalidValue> {
         let s = s.trim();
         let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
         let (digits, unit) = s.split_at(split);
-        let n: u64 = digits.parse().map_err(|_| format!("invalid duration {s:?}: expected a number and a unit like 30s, 5m, 4h, 5d"))?;
+        let n: u64 = digits
+            .parse()
+            .map_err(|_| InvalidValue(format!("invalid duration {s:?}: expected a number and a unit like 30s, 5m, 4h, 5d")))?;
         let ms = match unit.trim() {
             "ms" => Some(n),
             "" | "s" => n.checked_mul(1000),
             "m" => n.checked_mul(60_000),
             "h" => n.checked_mul(3_600_000),
             "d" => n.checked_mul(86_400_000),
-            other => return Err(format!("invalid duration unit {other:?} in {s:?}: use ms, s, m, h or d")),
+            other => return Err(InvalidValue(format!("invalid duration unit {other:?} in {s:?}: use ms, s, m, h or d"))),
         }
-        .ok_or_else(|| format!("duration {s:?} is too large"))?;
+        .ok_or_else(|| InvalidValue(format!("duration {s:?} is too large")))?;
         Ok(Self(Duration::from_millis(ms)))
     }
 }

@@ -12,6 +12,12 @@ pub mod queue_id;
 pub mod scan;
 pub mod verdict;
 
+/// A configuration value that does not parse (a duration, a route, a network); the
+/// message names the value and what was expected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct InvalidValue(pub String);
+
 pub use config::{Config, ConfigError, DomainConfig, Route, RouteTls, ScannerFallback};
 pub use duration::HumanDuration;
 pub use edits::{Edits, Refusal};

@@ -2,6 +2,8 @@
 
 use std::net::IpAddr;
 
+use crate::InvalidValue;
+
 /// An address and a prefix length.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Network {
@@ -11,14 +13,15 @@ pub struct Network {
 
 impl Network {
     /// "192.0.2.0/24", "2001:db8::/32", or one address (a /32 or /128).
-    pub fn parse(s: &str) -> Result<Network, String> {
+    pub fn parse(s: &str) -> Result<Network, InvalidValue> {
         let s = s.trim();
         if let Some((ip, len)) = s.split_once('/') {
-            let addr: IpAddr = ip.parse().map_err(|_| format!("{s:?}: bad network address"))?;
-            let len: u8 = len.parse().ok().filter(|l| *l <= max_len(addr)).ok_or_else(|| format!("{s:?}: bad prefix length"))?;
+            let addr: IpAddr = ip.parse().map_err(|_| InvalidValue(format!("{s:?}: bad network address")))?;
+            let len: u8 =
+                len.parse().ok().filter(|l| *l <= max_len(addr)).ok_or_else(|| InvalidValue(format!("{s:?}: bad prefix length")))?;
             return Ok(Network { addr, len });
         }
-        let addr: IpAddr = s.parse().map_err(|_| format!("{s:?} is not an IP address or network"))?;
+        let addr: IpAddr = s.parse().map_err(|_| InvalidValue(format!("{s:?} is not an IP address or network")))?;
         Ok(Network { addr, len: max_len(addr) })
     }
 

@@ -19,14 +19,14 @@ pub struct ScanJob {
     pub message: Vec<u8>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, thiserror::Error)]
 pub enum ScanError {
     /// No scanner answered in time: the domain's `scanner_fallback` decides.
     #[error("no scanner available: {0}")]
-    Unavailable(String),
+    Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// The scan itself failed: a temporary failure for the sender.
     #[error("the scan failed: {0}")]
-    Failed(String),
+    Failed(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
 /// A scan that gave no verdict, with the job when the scan did not consume it (a

@@ -74,24 +74,37 @@ pub fn init(role: &str, config: &TelemetryConfig) -> Result<Telemetry, Telemetry
         LogFormat::Auto => !std::io::stderr().is_terminal(),
     };
     let logs = if json {
-        tracing_subscriber::fmt::layer().json().flatten_event(true).with_span_list(false).with_writer(std::io::stderr).boxed()
+        json_logs(std::io::stderr).boxed()
     } else {
         tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_ansi(std::io::stderr().is_terminal()).boxed()
     };
-    // Logs as RUST_LOG says (per-command events only when asked for); traces take
-    // our own spans and events at INFO, whatever the log level.
-    let log_filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(format!("info,{COMMAND_EVENTS}=warn")));
+    // Traces take our own spans and events at INFO, whatever the log level.
     let traces = provider.as_ref().map(|p| {
         tracing_opentelemetry::layer().with_tracer(p.tracer("rempart")).with_filter(tracing_subscriber::filter::filter_fn(|meta| {
             *meta.level() <= tracing::Level::INFO && (meta.target().starts_with("rempart") || meta.target() == COMMAND_EVENTS)
         }))
     });
     tracing_subscriber::registry()
-        .with(logs.with_filter(log_filter))
+        .with(logs.with_filter(log_filter()))
         .with(traces)
         .try_init()
         .map_err(|_| TelemetryError::AlreadyInitialized)?;
     Ok(Telemetry { provider })
+}
+
+/// The JSON log lines of every role: one object per event, its fields and its span's
+/// flattened. The in-process tests write the same lines to a buffer.
+pub fn json_logs<S, W>(writer: W) -> impl Layer<S>
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
+    tracing_subscriber::fmt::layer().json().flatten_event(true).with_span_list(false).with_writer(writer)
+}
+
+/// What is logged: as RUST_LOG says, else INFO without the per-command events.
+pub fn log_filter() -> EnvFilter {
+    EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(format!("info,{COMMAND_EVENTS}=warn")))
 }
 
 /// The standard variables first, as every OpenTelemetry SDK does; then the file.

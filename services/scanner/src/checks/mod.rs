@@ -17,6 +17,51 @@ use rempart_model::SessionFacts;
 
 use crate::message::Analysis;
 
+/// Free-mail providers (SpamAssassin's idea of a freemail domain), extended by
+/// `scanner.freemail_domains`.
+pub const FREEMAIL: &[&str] = &[
+    "gmail.com",
+    "googlemail.com",
+    "yahoo.com",
+    "yahoo.fr",
+    "yahoo.co.uk",
+    "ymail.com",
+    "hotmail.com",
+    "hotmail.fr",
+    "outlook.com",
+    "outlook.fr",
+    "live.com",
+    "live.fr",
+    "msn.com",
+    "aol.com",
+    "aol.fr",
+    "icloud.com",
+    "me.com",
+    "mail.com",
+    "gmx.com",
+    "gmx.de",
+    "gmx.fr",
+    "gmx.net",
+    "web.de",
+    "laposte.net",
+    "orange.fr",
+    "wanadoo.fr",
+    "free.fr",
+    "sfr.fr",
+    "neuf.fr",
+    "bbox.fr",
+    "yandex.ru",
+    "yandex.com",
+    "mail.ru",
+    "protonmail.com",
+    "proton.me",
+    "zoho.com",
+    "tutanota.com",
+    "qq.com",
+    "163.com",
+    "126.com",
+];
+
 /// What every check may look at.
 pub struct Context<'a> {
     pub facts: &'a SessionFacts,

@@ -4,6 +4,8 @@
 
 use std::net::IpAddr;
 
+use super::SpfSyntaxError;
+
 /// The values the macro letters stand for.
 pub struct MacroValues<'a> {
     pub sender: &'a str,
@@ -23,7 +25,7 @@ pub fn needs_validated_name(spec: &str) -> bool {
 }
 
 /// Expands `spec`; `explanation` allows the letters c, r and t. `Err` is a permerror.
-pub fn expand(spec: &str, values: &MacroValues, explanation: bool) -> Result<String, String> {
+pub fn expand(spec: &str, values: &MacroValues, explanation: bool) -> Result<String, SpfSyntaxError> {
     let mut out = String::with_capacity(spec.len() + 32);
     let mut rest = spec;
     while let Some(i) = rest.find('%') {
@@ -39,11 +41,11 @@ pub fn expand(spec: &str, values: &MacroValues, explanation: bool) -> Result<Str
                 rest = &after[1..];
             }
             Some(b'{') => {
-                let end = after.find('}').ok_or_else(|| format!("unclosed macro in {spec:?}"))?;
+                let end = after.find('}').ok_or_else(|| SpfSyntaxError(format!("unclosed macro in {spec:?}")))?;
                 out.push_str(&expand_one(&after[1..end], values, explanation)?);
                 rest = &after[end + 1..];
             }
-            _ => return Err(format!("invalid '%' in {spec:?}")),
+            _ => return Err(SpfSyntaxError(format!("invalid '%' in {spec:?}"))),
         }
     }
     out.push_str(rest);
@@ -51,9 +53,9 @@ pub fn expand(spec: &str, values: &MacroValues, explanation: bool) -> Result<Str
 }
 
 /// One `%{letter digits r delimiters}`.
-fn expand_one(inner: &str, values: &MacroValues, explanation: bool) -> Result<String, String> {
+fn expand_one(inner: &str, values: &MacroValues, explanation: bool) -> Result<String, SpfSyntaxError> {
     let mut chars = inner.chars();
-    let letter = chars.next().ok_or("empty macro")?;
+    let letter = chars.next().ok_or_else(|| SpfSyntaxError("empty macro".into()))?;
     let value = match letter.to_ascii_lowercase() {
         's' => values.sender.to_string(),
         'l' => values.local.to_string(),
@@ -66,7 +68,7 @@ fn expand_one(inner: &str, values: &MacroValues, explanation: bool) -> Result<St
         'c' if explanation => values.ip.to_string(),
         'r' if explanation => values.receiver.to_string(),
         't' if explanation => std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()).to_string(),
-        other => return Err(format!("macro letter {other:?} is not allowed here")),
+        other => return Err(SpfSyntaxError(format!("macro letter {other:?} is not allowed here"))),
     };
     let transformers: String = chars.collect();
     let digits_end = transformers.find(|c: char| !c.is_ascii_digit()).unwrap_or(transformers.len());

@@ -20,6 +20,11 @@ use rempart_model::net::Network;
 use macros::{MacroValues, expand, needs_validated_name};
 use record::{Mechanism, Qualifier, Record};
 
+/// A record or macro that is not valid SPF: the evaluation ends in PermError.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{0}")]
+pub struct SpfSyntaxError(pub String);
+
 /// RFC 7208 §4.6.4 limits.
 const MAX_DNS_TERMS: u32 = 10;
 const MAX_VOID_LOOKUPS: u32 = 2;
@@ -270,7 +275,7 @@ impl<'a> SpfCheck<'a> {
         Ok(target.to_string())
     }
 
-    async fn expand(&mut self, spec: &str, domain: &str, explanation: bool) -> Result<String, String> {
+    async fn expand(&mut self, spec: &str, domain: &str, explanation: bool) -> Result<String, SpfSyntaxError> {
         let validated_name = if needs_validated_name(spec) { self.validated_name(domain).await } else { None };
         let values = MacroValues {
             sender: &self.sender,

@@ -3,6 +3,8 @@
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
+use super::SpfSyntaxError;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Qualifier {
     Pass,
@@ -37,13 +39,13 @@ pub fn is_spf_record(text: &str) -> bool {
 }
 
 /// Parses a record starting with "v=spf1"; `Err(reason)` when it is not valid SPF.
-pub fn parse(record: &str) -> Result<Record, String> {
+pub fn parse(record: &str) -> Result<Record, SpfSyntaxError> {
     if let Some(c) = record.chars().find(|c| !(' '..='~').contains(c)) {
-        return Err(format!("invalid character {c:?}"));
+        return Err(SpfSyntaxError(format!("invalid character {c:?}")));
     }
     let mut terms = record.split(' ').filter(|t| !t.is_empty());
     if !terms.next().is_some_and(|v| v.eq_ignore_ascii_case("v=spf1")) {
-        return Err("does not start with v=spf1".into());
+        return Err(SpfSyntaxError("does not start with v=spf1".into()));
     }
     let mut parsed = Record { directives: Vec::new(), redirect: None, exp: None };
     for term in terms {
@@ -55,19 +57,19 @@ pub fn parse(record: &str) -> Result<Record, String> {
                 || !name.starts_with(|c: char| c.is_ascii_alphabetic())
                 || !name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
             {
-                return Err(format!("invalid modifier name in {term:?}"));
+                return Err(SpfSyntaxError(format!("invalid modifier name in {term:?}")));
             }
             match name.to_ascii_lowercase().as_str() {
                 "redirect" => {
                     domain_spec(value)?;
                     if parsed.redirect.replace(value.to_string()).is_some() {
-                        return Err("more than one redirect=".into());
+                        return Err(SpfSyntaxError("more than one redirect=".into()));
                     }
                 }
                 "exp" => {
                     domain_spec(value)?;
                     if parsed.exp.replace(value.to_string()).is_some() {
-                        return Err("more than one exp=".into());
+                        return Err(SpfSyntaxError("more than one exp=".into()));
                     }
                 }
                 _ => macro_string(value, ALL_LETTERS)?, // unknown modifiers are ignored (§6)
@@ -85,8 +87,8 @@ pub fn parse(record: &str) -> Result<Record, String> {
             Some(i) => (body[..i].to_ascii_lowercase(), &body[i..]),
             None => (body.to_ascii_lowercase(), ""),
         };
-        let required_domain = |arg: &str| -> Result<String, String> {
-            let d = arg.strip_prefix(':').ok_or_else(|| format!("{name} needs a domain in {term:?}"))?;
+        let required_domain = |arg: &str| -> Result<String, SpfSyntaxError> {
+            let d = arg.strip_prefix(':').ok_or_else(|| SpfSyntaxError(format!("{name} needs a domain in {term:?}")))?;
             domain_spec(d)?;
             Ok(d.to_string())
         };
@@ -102,21 +104,21 @@ pub fn parse(record: &str) -> Result<Record, String> {
             "ptr" if arg.is_empty() => Mechanism::Ptr(None),
             "ptr" => Mechanism::Ptr(Some(required_domain(arg)?)),
             "ip4" => {
-                let value = arg.strip_prefix(':').ok_or("ip4 needs an address")?;
+                let value = arg.strip_prefix(':').ok_or_else(|| SpfSyntaxError("ip4 needs an address".into()))?;
                 let (ip, len) = value.split_once('/').map_or((value, None), |(i, l)| (i, Some(l)));
-                let ip = ip.parse::<Ipv4Addr>().map_err(|_| format!("bad ip4 address {ip:?}"))?;
+                let ip = ip.parse::<Ipv4Addr>().map_err(|_| SpfSyntaxError(format!("bad ip4 address {ip:?}")))?;
                 Mechanism::Ip4(ip, len.map_or(Ok(32), |l| cidr_length(l, 32))?)
             }
             "ip6" => {
-                let value = arg.strip_prefix(':').ok_or("ip6 needs an address")?;
+                let value = arg.strip_prefix(':').ok_or_else(|| SpfSyntaxError("ip6 needs an address".into()))?;
                 let (ip, len) = match value.rfind('/') {
                     Some(i) => (&value[..i], Some(&value[i + 1..])),
                     None => (value, None),
                 };
-                let ip = ip.parse::<Ipv6Addr>().map_err(|_| format!("bad ip6 address {ip:?}"))?;
+                let ip = ip.parse::<Ipv6Addr>().map_err(|_| SpfSyntaxError(format!("bad ip6 address {ip:?}")))?;
                 Mechanism::Ip6(ip, len.map_or(Ok(128), |l| cidr_length(l, 128))?)
             }
-            _ => return Err(format!("unknown mechanism {term:?}")),
+            _ => return Err(SpfSyntaxError(format!("unknown mechanism {term:?}"))),
         };
         parsed.directives.push((qualifier, mechanism));
     }
@@ -125,7 +127,7 @@ pub fn parse(record: &str) -> Result<Record, String> {
 
 /// Splits `[":" domain-spec] [dual-cidr-length]` into the domain part (with its ':')
 /// and the IPv4 and IPv6 prefix lengths (32 and 128 when absent).
-fn domain_and_cidr(arg: &str) -> Result<(Option<&str>, u8, u8), String> {
+fn domain_and_cidr(arg: &str) -> Result<(Option<&str>, u8, u8), SpfSyntaxError> {
     // The CIDR part is the shortest suffix "/N", "//N" or "/N//M" of digits.
     let (mut domain, mut v4, mut v6) = (arg, 32, 128);
     if let Some(i) = arg.find("//") {
@@ -138,38 +140,38 @@ fn domain_and_cidr(arg: &str) -> Result<(Option<&str>, u8, u8), String> {
         v4 = cidr_length(&domain[i + 1..], 32)?;
         domain = &domain[..i];
     } else if domain.ends_with('/') {
-        return Err("empty CIDR length".into());
+        return Err(SpfSyntaxError("empty CIDR length".into()));
     }
     Ok(((!domain.is_empty()).then_some(domain), v4, v6))
 }
 
 /// RFC 7208: "0" or a number without leading zeros, at most `max`.
-fn cidr_length(s: &str, max: u8) -> Result<u8, String> {
+fn cidr_length(s: &str, max: u8) -> Result<u8, SpfSyntaxError> {
     let valid = !s.is_empty() && s.chars().all(|c| c.is_ascii_digit()) && (s == "0" || !s.starts_with('0')) && s.len() <= 3;
     match s.parse::<u8>() {
         Ok(n) if valid && n <= max => Ok(n),
-        _ => Err(format!("bad CIDR length {s:?}")),
+        _ => Err(SpfSyntaxError(format!("bad CIDR length {s:?}"))),
     }
 }
 
 /// domain-spec = macro-string domain-end; domain-end = "." toplabel ["."] / macro-expand.
-fn domain_spec(s: &str) -> Result<(), String> {
+fn domain_spec(s: &str) -> Result<(), SpfSyntaxError> {
     macro_string(s, DOMAIN_LETTERS)?;
     if s.is_empty() {
-        return Err("empty domain".into());
+        return Err(SpfSyntaxError("empty domain".into()));
     }
     if s.ends_with('}') || s.ends_with("%%") || s.ends_with("%_") || s.ends_with("%-") {
         return Ok(()); // ends with a macro-expand
     }
     let trimmed = s.strip_suffix('.').unwrap_or(s);
-    let Some((_, top)) = trimmed.rsplit_once('.') else { return Err(format!("{s:?} has no top-level label")) };
+    let Some((_, top)) = trimmed.rsplit_once('.') else { return Err(SpfSyntaxError(format!("{s:?} has no top-level label"))) };
     let alnum = |c: char| c.is_ascii_alphanumeric();
     let top_ok = !top.is_empty()
         && top.chars().all(|c| alnum(c) || c == '-')
         && top.chars().any(|c| c.is_ascii_alphabetic())
         && top.starts_with(alnum)
         && top.ends_with(alnum);
-    if top_ok { Ok(()) } else { Err(format!("{s:?} has an invalid top-level label")) }
+    if top_ok { Ok(()) } else { Err(SpfSyntaxError(format!("{s:?} has an invalid top-level label"))) }
 }
 
 /// Macro letters of a domain-spec; c, r and t are for explanation text only (§7.1).
@@ -177,13 +179,13 @@ const DOMAIN_LETTERS: &str = "slodiphv";
 const ALL_LETTERS: &str = "slodiphcrtv";
 
 /// macro-string = *( macro-expand / macro-literal ).
-fn macro_string(s: &str, letters: &str) -> Result<(), String> {
+fn macro_string(s: &str, letters: &str) -> Result<(), SpfSyntaxError> {
     let b = s.as_bytes();
     let mut i = 0;
     while i < b.len() {
         if b[i] != b'%' {
             if !(0x21..=0x7e).contains(&b[i]) {
-                return Err(format!("invalid character in {s:?}"));
+                return Err(SpfSyntaxError(format!("invalid character in {s:?}")));
             }
             i += 1;
             continue;
@@ -191,25 +193,25 @@ fn macro_string(s: &str, letters: &str) -> Result<(), String> {
         match b.get(i + 1) {
             Some(b'%' | b'_' | b'-') => i += 2,
             Some(b'{') => {
-                let end = s[i..].find('}').map(|e| i + e).ok_or_else(|| format!("unclosed macro in {s:?}"))?;
+                let end = s[i..].find('}').map(|e| i + e).ok_or_else(|| SpfSyntaxError(format!("unclosed macro in {s:?}")))?;
                 let inner = &s[i + 2..end];
                 let mut chars = inner.chars();
                 if !chars.next().is_some_and(|c| letters.contains(c.to_ascii_lowercase())) {
-                    return Err(format!("invalid macro letter in {s:?}"));
+                    return Err(SpfSyntaxError(format!("invalid macro letter in {s:?}")));
                 }
                 let rest: String = chars.collect();
                 let digits_end = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
                 // "If a DIGIT is specified, the value MUST be nonzero" (§7.3).
                 if digits_end > 0 && rest[..digits_end].parse::<u32>().is_ok_and(|n| n == 0) {
-                    return Err(format!("zero labels requested in {s:?}"));
+                    return Err(SpfSyntaxError(format!("zero labels requested in {s:?}")));
                 }
                 let after = rest[digits_end..].strip_prefix(['r', 'R']).unwrap_or(&rest[digits_end..]);
                 if !after.chars().all(|c| ".-+,/_=".contains(c)) {
-                    return Err(format!("invalid macro transformer in {s:?}"));
+                    return Err(SpfSyntaxError(format!("invalid macro transformer in {s:?}")));
                 }
                 i = end + 1;
             }
-            _ => return Err(format!("invalid '%' in {s:?}")),
+            _ => return Err(SpfSyntaxError(format!("invalid '%' in {s:?}"))),
         }
     }
     Ok(())

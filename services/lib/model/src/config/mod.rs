@@ -9,7 +9,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::HumanDuration;
+use crate::{HumanDuration, InvalidValue};
 
 mod filtering;
 mod smtp;
@@ -109,12 +109,12 @@ pub struct Route {
 }
 
 impl FromStr for Route {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        let rest = s.strip_prefix("smtp://").ok_or_else(|| format!("invalid route {s:?}: expected smtp://host[:port]"))?;
+    type Err = InvalidValue;
+    fn from_str(s: &str) -> Result<Self, InvalidValue> {
+        let rest = s.strip_prefix("smtp://").ok_or_else(|| InvalidValue(format!("invalid route {s:?}: expected smtp://host[:port]")))?;
         let rest = rest.trim_end_matches('/');
         let (host, port) = if let Some(v6) = rest.strip_prefix('[') {
-            let (host, after) = v6.split_once(']').ok_or_else(|| format!("invalid route {s:?}: unclosed ["))?;
+            let (host, after) = v6.split_once(']').ok_or_else(|| InvalidValue(format!("invalid route {s:?}: unclosed [")))?;
             (host, after.strip_prefix(':'))
         } else {
             match rest.rsplit_once(':') {
@@ -123,10 +123,10 @@ impl FromStr for Route {
             }
         };
         if host.is_empty() || host.contains(['/', '@', ' ']) {
-            return Err(format!("invalid route {s:?}: bad host"));
+            return Err(InvalidValue(format!("invalid route {s:?}: bad host")));
         }
         let port = match port {
-            Some(p) => p.parse().map_err(|_| format!("invalid route {s:?}: bad port {p:?}"))?,
+            Some(p) => p.parse().map_err(|_| InvalidValue(format!("invalid route {s:?}: bad port {p:?}")))?,
             None => 25,
         };
         Ok(Route { host: host.to_string(), port })
@@ -304,12 +304,7 @@ impl Config {
     }
 
     fn validate(&mut self, text: &str, file: &str) -> Result<(), ConfigError> {
-        let err = |table: &str, index: usize, key: &str, field: String, message: String| ConfigError {
-            file: file.into(),
-            line: locate(text, table, index, key),
-            field,
-            message,
-        };
+        let err = |field: String, message: String| ConfigError { file: file.into(), line: locate_field(text, &field), field, message };
         let smtp = &self.smtp;
         for (key, value) in [
             ("max_recipients", smtp.max_recipients as u64),
@@ -319,38 +314,38 @@ impl Config {
             ("max_message_size", smtp.max_message_size),
         ] {
             if value == 0 {
-                return Err(err("[smtp]", 0, key, format!("smtp.{key}"), "must be greater than 0".into()));
+                return Err(err(format!("smtp.{key}"), "must be greater than 0".into()));
             }
         }
         if smtp.max_command_line < 512 {
-            return Err(err("[smtp]", 0, "max_command_line", "smtp.max_command_line".into(), "must be at least 512 (RFC 5321)".into()));
+            return Err(err("smtp.max_command_line".into(), "must be at least 512 (RFC 5321)".into()));
         }
         if smtp.max_data_line.is_some_and(|n| n < 1000) {
-            return Err(err("[smtp]", 0, "max_data_line", "smtp.max_data_line".into(), "must be at least 1000 (RFC 5321)".into()));
+            return Err(err("smtp.max_data_line".into(), "must be at least 1000 (RFC 5321)".into()));
         }
         if let Some((i, bad)) = smtp.trusted_networks.iter().enumerate().find(|(_, n)| crate::net::Network::parse(n).is_err()) {
             let message = format!("{bad:?} is not an IP address or CIDR network");
-            return Err(err("[smtp]", 0, "trusted_networks", format!("smtp.trusted_networks[{i}]"), message));
+            return Err(err(format!("smtp.trusted_networks[{i}]"), message));
         }
         if smtp.hostname.is_empty() || smtp.hostname.contains(char::is_whitespace) {
-            return Err(err("[smtp]", 0, "hostname", "smtp.hostname".into(), "must be a host name".into()));
+            return Err(err("smtp.hostname".into(), "must be a host name".into()));
         }
         if self.queue.retry.is_empty() {
-            return Err(err("[queue]", 0, "retry", "queue.retry".into(), "needs at least one delay".into()));
+            return Err(err("queue.retry".into(), "needs at least one delay".into()));
         }
         if self.dns.timeout_ms == 0 || self.dns.attempts == 0 {
             let key = if self.dns.timeout_ms == 0 { "timeout_ms" } else { "attempts" };
-            return Err(err("[dns]", 0, key, format!("dns.{key}"), "must be greater than 0".into()));
+            return Err(err(format!("dns.{key}"), "must be greater than 0".into()));
         }
         if self.relay.concurrency == 0 {
-            return Err(err("[relay]", 0, "concurrency", "relay.concurrency".into(), "must be greater than 0".into()));
+            return Err(err("relay.concurrency".into(), "must be greater than 0".into()));
         }
         if self.tls.cert.is_some() != self.tls.key.is_some() {
-            return Err(err("[tls]", 0, "cert", "tls".into(), "set both cert and key, or neither".into()));
+            return Err(err("tls".into(), "set both cert and key, or neither".into()));
         }
         for (key, path) in [("cert", &self.tls.cert), ("key", &self.tls.key)] {
             if let Some(p) = path.as_ref().filter(|p| !p.is_file()) {
-                return Err(err("[tls]", 0, key, format!("tls.{key}"), format!("{} is not a readable file", p.display())));
+                return Err(err(format!("tls.{key}"), format!("{} is not a readable file", p.display())));
             }
         }
         let mut seen = HashSet::new();
@@ -358,15 +353,15 @@ impl Config {
             let field = |k: &str| format!("domain[{i}].{k}");
             let name = domain.name.trim_end_matches('.').to_ascii_lowercase();
             if name.is_empty() || !name.contains('.') || name.contains(['@', ' ', '[']) {
-                return Err(err("[[domain]]", i, "name", field("name"), format!("{:?} is not a domain name", domain.name)));
+                return Err(err(field("name"), format!("{:?} is not a domain name", domain.name)));
             }
             if !seen.insert(name.clone()) {
-                return Err(err("[[domain]]", i, "name", field("name"), format!("domain {name} is configured twice")));
+                return Err(err(field("name"), format!("domain {name} is configured twice")));
             }
             domain.name = name;
             if let Some(path) = &domain.recipients_file {
-                let listed = std::fs::read_to_string(path)
-                    .map_err(|e| err("[[domain]]", i, "recipients_file", field("recipients_file"), format!("{}: {e}", path.display())))?;
+                let listed =
+                    std::fs::read_to_string(path).map_err(|e| err(field("recipients_file"), format!("{}: {e}", path.display())))?;
                 domain
                     .recipients
                     .extend(listed.lines().map(|l| l.split('#').next().unwrap_or("").trim()).filter(|l| !l.is_empty()).map(String::from));
@@ -374,15 +369,15 @@ impl Config {
             if let Some(path) = &domain.route_ca_file {
                 if domain.route_tls != RouteTls::Verify {
                     let message = "is used only with route_tls = \"verify\"".to_string();
-                    return Err(err("[[domain]]", i, "route_ca_file", field("route_ca_file"), message));
+                    return Err(err(field("route_ca_file"), message));
                 }
                 if !path.is_file() {
                     let message = format!("{} is not a readable file", path.display());
-                    return Err(err("[[domain]]", i, "route_ca_file", field("route_ca_file"), message));
+                    return Err(err(field("route_ca_file"), message));
                 }
             }
             if domain.max_message_size == Some(0) {
-                return Err(err("[[domain]]", i, "max_message_size", field("max_message_size"), "must be greater than 0".into()));
+                return Err(err(field("max_message_size"), "must be greater than 0".into()));
             }
         }
         if let Some(postmaster) = &self.smtp.postmaster {
@@ -392,29 +387,29 @@ impl Config {
                 let message = format!(
                     "{postmaster:?} must be an address in one of the configured domains (mail to it is relayed to that domain's route)"
                 );
-                return Err(err("[smtp]", 0, "postmaster", "smtp.postmaster".into(), message));
+                return Err(err("smtp.postmaster".into(), message));
             }
         }
         let grey = &self.greylist;
         if let Some((i, bad)) = grey.skip_networks.iter().enumerate().find(|(_, n)| crate::net::Network::parse(n).is_err()) {
             let message = format!("{bad:?} is not an IP address or CIDR network");
-            return Err(err("[greylist]", 0, "skip_networks", format!("greylist.skip_networks[{i}]"), message));
+            return Err(err(format!("greylist.skip_networks[{i}]"), message));
         }
         if grey.min_delay >= grey.expiry {
             let message = format!("min_delay ({}) must be shorter than expiry ({})", grey.min_delay, grey.expiry);
-            return Err(err("[greylist]", 0, "min_delay", "greylist.min_delay".into(), message));
+            return Err(err("greylist.min_delay".into(), message));
         }
         if !(0.0..=1.0).contains(&self.awl.factor) {
-            return Err(err("[awl]", 0, "factor", "awl.factor".into(), "must be between 0 and 1".into()));
+            return Err(err("awl.factor".into(), "must be between 0 and 1".into()));
         }
         if self.scanner.resolve_every.0 < std::time::Duration::from_secs(1) {
-            return Err(err("[scanner]", 0, "resolve_every", "scanner.resolve_every".into(), "must be at least 1s".into()));
+            return Err(err("scanner.resolve_every".into(), "must be at least 1s".into()));
         }
         if !(0.0..=1.0).contains(&self.telemetry.sample_ratio) {
-            return Err(err("[telemetry]", 0, "sample_ratio", "telemetry.sample_ratio".into(), "must be between 0 and 1".into()));
+            return Err(err("telemetry.sample_ratio".into(), "must be between 0 and 1".into()));
         }
         if self.state.backend == StateBackend::Nats && self.state.nats_bucket.is_empty() {
-            return Err(err("[state]", 0, "nats_bucket", "state.nats_bucket".into(), "must not be empty".into()));
+            return Err(err("state.nats_bucket".into(), "must not be empty".into()));
         }
         Ok(())
     }
@@ -432,60 +427,38 @@ impl Config {
     }
 }
 
-/// The line of a field named like `scanner.composite[0].expression`,
-/// `scanner.weights.FOO`, `domain[1].policy.allow` or `policy.block`, when the file
-/// writes it as a table key.
+/// The line where the file writes a field named like `smtp.max_errors`,
+/// `scanner.composite[0].expression`, `scanner.weights.FOO`, `domain[1].policy.allow`
+/// or `greylist.skip_networks[2]`, from toml's own spans: the key (or array item) when
+/// it is written, else the nearest table that is.
 pub fn locate_field(text: &str, field: &str) -> Option<usize> {
-    let (path, key) = field.rsplit_once('.')?;
-    if let Some((table, index)) = path.strip_suffix(']').and_then(|p| p.rsplit_once('[')) {
-        return locate(text, &format!("[[{table}]]"), index.parse().ok()?, key);
-    }
-    if let Some((array, rest)) = path.split_once('[')
-        && let Some((index, sub_table)) = rest.split_once("].")
-    {
-        // `[domain.policy]` after the index-th `[[domain]]`, else an inline table there.
-        let index: usize = index.parse().ok()?;
-        let header = format!("[{array}.{sub_table}]");
-        let domain_line = locate(text, &format!("[[{array}]]"), index, sub_table)?;
-        let after = text.lines().skip(domain_line).position(|l| l.trim().starts_with('['));
-        let sub_line = after.map(|p| domain_line + p + 1).filter(|&l| text.lines().nth(l - 1).is_some_and(|t| t.trim() == header));
-        return match sub_line {
-            Some(l) => locate(&text.lines().skip(l - 1).collect::<Vec<_>>().join("\n"), &header, 0, key).map(|k| k + l - 1),
-            None => Some(domain_line),
+    use toml::de::{DeTable, DeValue};
+    let document = DeTable::parse(text).ok()?;
+    let mut table: &DeTable = document.get_ref();
+    let mut line = None;
+    for segment in field.split('.') {
+        let (name, index) = match segment.strip_suffix(']').and_then(|s| s.split_once('[')) {
+            Some((name, index)) => (name, Some(index.parse::<usize>().ok()?)),
+            None => (segment, None),
         };
+        let Some((key, mut value)) = table.iter().find(|(k, _)| k.get_ref() == name) else { return line };
+        line = Some(line_of(text, key.span().start));
+        if let Some(index) = index {
+            let DeValue::Array(items) = value.get_ref() else { return line };
+            let Some(item) = items.get(index) else { return line };
+            line = Some(line_of(text, item.span().start));
+            value = item;
+        }
+        match value.get_ref() {
+            DeValue::Table(inner) => table = inner,
+            _ => return line,
+        }
     }
-    locate(text, &format!("[{path}]"), 0, key)
+    line
 }
 
 fn line_of(text: &str, offset: usize) -> usize {
     text[..offset.min(text.len())].matches('\n').count() + 1
-}
-
-/// Finds the line of `key = …` inside the `index`-th occurrence of `table` (e.g.
-/// "[[domain]]"), or the table header itself when the key is absent.
-fn locate(text: &str, table: &str, index: usize, key: &str) -> Option<usize> {
-    let mut seen = 0;
-    let mut header_line = None;
-    for (n, line) in text.lines().enumerate() {
-        let trimmed = line.trim();
-        if trimmed.starts_with('[') {
-            // Keys of a table end at the next header, sub-tables included.
-            if header_line.is_some() {
-                break;
-            }
-            if trimmed == table {
-                if seen == index {
-                    header_line = Some(n + 1);
-                }
-                seen += 1;
-            }
-            continue;
-        }
-        if header_line.is_some() && trimmed.split_once('=').is_some_and(|(k, _)| k.trim() == key) {
-            return Some(n + 1);
-        }
-    }
-    header_line
 }
 
 #[cfg(test)]

@@ -15,7 +15,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use mail_auth::hickory_resolver::TokioResolver;
-use rempart_model::Verdict;
+use rempart_model::{InvalidValue, Verdict};
 use rempart_proto::v1;
 use rempart_proto::v1::scan_request::Frame;
 use rempart_proto::v1::scanner_client::ScannerClient;
@@ -27,7 +27,7 @@ use rempart_telemetry::propagation::TRACEPARENT;
 
 use rempart_model::{ScanError, ScanFailure, ScanFuture, ScanJob, Verdicts};
 
-use crate::traced::ScanPlace;
+use crate::service::traced::ScanPlace;
 use crate::{ScanInput, Scanner, ScannerError};
 
 /// Body chunk size on the wire.
@@ -62,7 +62,8 @@ impl v1::scanner_server::Scanner for Service {
             recipients: envelope.recipients,
             message: body,
         };
-        let (verdict, job) = self.scanner.scan_job(job, ScanPlace::Remote, traceparent.as_deref()).await.map_err(Status::internal)?;
+        let (verdict, job) =
+            self.scanner.scan_job(job, ScanPlace::Remote, traceparent.as_deref()).await.map_err(|e| Status::internal(e.to_string()))?;
         tracing::info!(queue_id = %job.queue_id, client = %job.facts.peer_ip, score = verdict.score, action = %verdict.action, "scanned");
         let reply = v1::Verdict::from(&verdict);
         let scanner = self.scanner.clone();
@@ -71,21 +72,35 @@ impl v1::scanner_server::Scanner for Service {
     }
 }
 
+#[derive(Debug, thiserror::Error)]
+pub enum GrpcError {
+    #[error("reflection: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
+    #[error("gRPC server on {listen}: {source}")]
+    Serve { listen: SocketAddr, source: tonic::transport::Error },
+    #[error("no scanner address resolved")]
+    NoAddress,
+    #[error("{url}: {source}")]
+    BadVerdict { url: String, source: rempart_proto::InvalidVerdict },
+    #[error("{url}: {} ({:?})", status.message(), status.code())]
+    Refused { url: String, status: tonic::Status },
+    #[error("no scanner reachable: {}", .0.join("; "))]
+    Unreachable(Vec<String>),
+}
+
 /// Serves the scanner, with health and reflection, until `shutdown` resolves.
-pub async fn serve(scanner: Arc<Scanner>, listen: SocketAddr, shutdown: impl Future<Output = ()> + Send) -> Result<(), String> {
+pub async fn serve(scanner: Arc<Scanner>, listen: SocketAddr, shutdown: impl Future<Output = ()> + Send) -> Result<(), GrpcError> {
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<ScannerServer<Service>>().await;
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(v1::FILE_DESCRIPTOR_SET)
-        .build_v1()
-        .map_err(|e| format!("reflection: {e}"))?;
+    let reflection =
+        tonic_reflection::server::Builder::configure().register_encoded_file_descriptor_set(v1::FILE_DESCRIPTOR_SET).build_v1()?;
     Server::builder()
         .add_service(health_service)
         .add_service(reflection)
         .add_service(ScannerServer::new(Service { scanner }))
         .serve_with_shutdown(listen, shutdown)
         .await
-        .map_err(|e| format!("gRPC server on {listen}: {e}"))
+        .map_err(|source| GrpcError::Serve { listen, source })
 }
 
 /// The edge's handle on remote scanners: every address of every endpoint, used in
@@ -117,19 +132,22 @@ struct Target {
 }
 
 impl Target {
-    fn parse(url: &str) -> Result<Target, String> {
-        let (scheme, rest) = url.split_once("://").ok_or("expected http://host:port")?;
+    fn parse(url: &str) -> Result<Target, InvalidValue> {
+        let expected = || InvalidValue(format!("{url}: expected http://host:port"));
+        let (scheme, rest) = url.split_once("://").ok_or_else(expected)?;
         if scheme != "http" && scheme != "https" {
-            return Err(format!("unsupported scheme {scheme:?}"));
+            return Err(InvalidValue(format!("{url}: unsupported scheme {scheme:?}")));
         }
         let rest = rest.trim_end_matches('/');
         let (host, port) = match rest.rsplit_once(':') {
-            Some((host, port)) if !host.ends_with(':') => (host, port.parse::<u16>().map_err(|_| format!("bad port {port:?}"))?),
-            _ => return Err("expected http://host:port".into()),
+            Some((host, port)) if !host.ends_with(':') => {
+                (host, port.parse::<u16>().map_err(|_| InvalidValue(format!("{url}: bad port {port:?}")))?)
+            }
+            _ => return Err(expected()),
         };
         let host = host.trim_start_matches('[').trim_end_matches(']');
         if host.is_empty() {
-            return Err("no host".into());
+            return Err(InvalidValue(format!("{url}: no host")));
         }
         Ok(Target { url: url.to_string(), scheme: scheme.to_string(), host: host.to_string(), port })
     }
@@ -148,7 +166,7 @@ impl RemoteScanner {
         if urls.is_empty() {
             return Err(err("no endpoint".into()));
         }
-        let targets = urls.iter().map(|u| Target::parse(u).map_err(|e| err(format!("{u}: {e}")))).collect::<Result<Vec<_>, _>>()?;
+        let targets = urls.iter().map(|u| Target::parse(u).map_err(|e| err(e.to_string()))).collect::<Result<Vec<_>, _>>()?;
         let remote = Arc::new(RemoteScanner { targets, resolver, channels: RwLock::default(), next: AtomicUsize::new(0), timeout });
         remote.resolve().await;
         let weak = Arc::downgrade(&remote);
@@ -219,10 +237,10 @@ impl RemoteScanner {
     }
 
     /// Scans on the next scanner address, moving on when one cannot be reached.
-    pub async fn scan(&self, queue_id: &str, input: &ScanInput<'_>) -> Result<Verdict, String> {
+    pub async fn scan(&self, queue_id: &str, input: &ScanInput<'_>) -> Result<Verdict, GrpcError> {
         let channels = self.channels();
         if channels.is_empty() {
-            return Err("no scanner address resolved".into());
+            return Err(GrpcError::NoAddress);
         }
         // The scanner's `scan` span joins the trace of the current (session) span.
         let traceparent: Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>> =
@@ -246,13 +264,15 @@ impl RemoteScanner {
                 request.metadata_mut().insert(TRACEPARENT, value.clone());
             }
             match ScannerClient::new(channel.clone()).scan(request).await {
-                Ok(response) => return Verdict::try_from(response.into_inner()).map_err(|e| format!("{url}: {e}")),
+                Ok(response) => {
+                    return Verdict::try_from(response.into_inner()).map_err(|source| GrpcError::BadVerdict { url: url.clone(), source });
+                }
                 // Not reachable: try the next scanner.
                 Err(status) if status.code() == tonic::Code::Unavailable => failures.push(format!("{url}: {}", status.message())),
-                Err(status) => return Err(format!("{url}: {} ({:?})", status.message(), status.code())),
+                Err(status) => return Err(GrpcError::Refused { url: url.clone(), status }),
             }
         }
-        Err(format!("no scanner reachable: {}", failures.join("; ")))
+        Err(GrpcError::Unreachable(failures))
     }
 }
 
@@ -264,7 +284,7 @@ impl Verdicts for RemoteScanner {
         Box::pin(async move {
             match self.scan(&job.queue_id, &ScanInput::from(&job)).await {
                 Ok(verdict) => Ok((verdict, job)),
-                Err(e) => Err(ScanFailure { error: ScanError::Unavailable(e), job: Some(job) }),
+                Err(e) => Err(ScanFailure { error: ScanError::Unavailable(Box::new(e)), job: Some(job) }),
             }
         })
     }

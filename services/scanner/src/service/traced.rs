@@ -53,7 +53,7 @@ impl Scanner {
         job: ScanJob,
         place: ScanPlace,
         traceparent: Option<&str>,
-    ) -> Result<(Verdict, ScanJob), String> {
+    ) -> Result<(Verdict, ScanJob), tokio::task::JoinError> {
         let span = tracing::info_span!(
             "scan",
             rempart.queue_id = %job.queue_id,
@@ -79,7 +79,6 @@ impl Scanner {
                 (verdict, job)
             })
             .await
-            .map_err(|e| format!("the scan failed: {e}"))
         }
         .instrument(span.clone())
         .await;
@@ -105,8 +104,11 @@ pub struct LocalVerdicts(pub Arc<Scanner>);
 impl Verdicts for LocalVerdicts {
     fn verdict(&self, job: ScanJob) -> ScanFuture<'_> {
         Box::pin(async move {
-            let (verdict, job) =
-                self.0.scan_job(job, ScanPlace::Local, None).await.map_err(|e| ScanFailure { error: ScanError::Failed(e), job: None })?;
+            let (verdict, job) = self
+                .0
+                .scan_job(job, ScanPlace::Local, None)
+                .await
+                .map_err(|e| ScanFailure { error: ScanError::Failed(Box::new(e)), job: None })?;
             let (scanner, recorded) = (self.0.clone(), verdict.clone());
             let (return_path, peer_ip) = (job.return_path.clone(), job.facts.peer_ip.clone());
             tokio::spawn(async move { scanner.record(&return_path, &peer_ip, &recorded).await });

@@ -2,6 +2,11 @@
 //! symbols is true. Grammar: `expr := and ('|' and)*`, `and := not ('&' not)*`,
 //! `not := '!' not | NAME | '(' expr ')'`.
 
+/// Why a composite expression does not parse.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{0}")]
+pub struct ExprError(pub String);
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum Expr {
     Symbol(String),
@@ -14,13 +19,13 @@ pub enum Expr {
 const MAX_DEPTH: usize = 32;
 
 impl Expr {
-    pub fn parse(text: &str) -> Result<Expr, String> {
+    pub fn parse(text: &str) -> Result<Expr, ExprError> {
         let tokens = tokenize(text)?;
         let mut p = Parser { tokens, pos: 0 };
         let expr = p.or(0)?;
         match p.tokens.get(p.pos) {
             None => Ok(expr),
-            Some(t) => Err(format!("unexpected {t:?} at token {}", p.pos + 1)),
+            Some(t) => Err(ExprError(format!("unexpected {t:?} at token {}", p.pos + 1))),
         }
     }
 
@@ -55,7 +60,7 @@ enum Token {
     Close,
 }
 
-fn tokenize(text: &str) -> Result<Vec<Token>, String> {
+fn tokenize(text: &str) -> Result<Vec<Token>, ExprError> {
     let mut tokens = Vec::new();
     let mut chars = text.chars().peekable();
     while let Some(&c) = chars.peek() {
@@ -91,11 +96,11 @@ fn tokenize(text: &str) -> Result<Vec<Token>, String> {
                 }
                 tokens.push(Token::Name(name));
             }
-            other => return Err(format!("unexpected character {other:?}")),
+            other => return Err(ExprError(format!("unexpected character {other:?}"))),
         }
     }
     if tokens.is_empty() {
-        return Err("empty expression".into());
+        return Err(ExprError("empty expression".into()));
     }
     Ok(tokens)
 }
@@ -106,7 +111,7 @@ struct Parser {
 }
 
 impl Parser {
-    fn or(&mut self, depth: usize) -> Result<Expr, String> {
+    fn or(&mut self, depth: usize) -> Result<Expr, ExprError> {
         let mut left = self.and(depth)?;
         while self.eat(&Token::Or) {
             left = Expr::Or(Box::new(left), Box::new(self.and(depth)?));
@@ -114,7 +119,7 @@ impl Parser {
         Ok(left)
     }
 
-    fn and(&mut self, depth: usize) -> Result<Expr, String> {
+    fn and(&mut self, depth: usize) -> Result<Expr, ExprError> {
         let mut left = self.not(depth)?;
         while self.eat(&Token::And) {
             left = Expr::And(Box::new(left), Box::new(self.not(depth)?));
@@ -122,9 +127,9 @@ impl Parser {
         Ok(left)
     }
 
-    fn not(&mut self, depth: usize) -> Result<Expr, String> {
+    fn not(&mut self, depth: usize) -> Result<Expr, ExprError> {
         if depth > MAX_DEPTH {
-            return Err("expression nested too deeply".into());
+            return Err(ExprError("expression nested too deeply".into()));
         }
         if self.eat(&Token::Not) {
             return Ok(Expr::Not(Box::new(self.not(depth + 1)?)));
@@ -138,12 +143,12 @@ impl Parser {
                 self.pos += 1;
                 let e = self.or(depth + 1)?;
                 if !self.eat(&Token::Close) {
-                    return Err("missing ')'".into());
+                    return Err(ExprError("missing ')'".into()));
                 }
                 Ok(e)
             }
-            Some(t) => Err(format!("unexpected {t:?} at token {}", self.pos + 1)),
-            None => Err("expression ends too early".into()),
+            Some(t) => Err(ExprError(format!("unexpected {t:?} at token {}", self.pos + 1))),
+            None => Err(ExprError("expression ends too early".into())),
         }
     }
 

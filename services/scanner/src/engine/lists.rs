@@ -1,5 +1,10 @@
 //! Allow and block lists: addresses, domains (with their subdomains), IPs and CIDRs.
 
+/// Why an allow or block list entry is not an address, domain, IP or network.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{0}")]
+pub struct EntryError(pub String);
+
 use std::net::IpAddr;
 
 use rempart_model::net::Network;
@@ -12,13 +17,13 @@ pub enum Entry {
 }
 
 impl Entry {
-    pub fn parse(s: &str) -> Result<Entry, String> {
+    pub fn parse(s: &str) -> Result<Entry, EntryError> {
         let s = s.trim();
         if let Ok(network) = Network::parse(s) {
             return Ok(Entry::Network(network));
         }
         if s.contains('/') || s.parse::<IpAddr>().is_ok() {
-            return Err(format!("{s:?}: bad network"));
+            return Err(EntryError(format!("{s:?}: bad network")));
         }
         let lower = s.to_ascii_lowercase();
         if lower.contains('@') {
@@ -26,7 +31,7 @@ impl Entry {
         }
         let domain = lower.trim_start_matches('@').trim_start_matches("*.").trim_end_matches('.').to_string();
         if domain.is_empty() || !domain.contains('.') || domain.contains(char::is_whitespace) {
-            return Err(format!("{s:?} is not an address, domain, IP or CIDR"));
+            return Err(EntryError(format!("{s:?} is not an address, domain, IP or CIDR")));
         }
         Ok(Entry::Domain(domain))
     }

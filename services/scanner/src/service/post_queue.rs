@@ -14,7 +14,7 @@ use tokio::sync::watch;
 use tracing::Instrument;
 
 use crate::Scanner;
-use crate::traced::ScanPlace;
+use crate::service::traced::ScanPlace;
 
 /// How long a scanner holds a message before another may take it.
 const LEASE: Duration = Duration::from_secs(300);

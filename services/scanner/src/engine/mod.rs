@@ -1,0 +1,244 @@
+//! The scanner engine: the symbol registry, the check stages, composites and the
+//! policies, put together by [`Scanner`] (rspamd's symcache + composites + scan
+//! result). The service parts (gRPC, queued scans, diagnostics) are in `service`.
+
+pub mod composite;
+pub mod lists;
+mod marking;
+pub mod policy;
+pub mod registry;
+pub mod stages;
+
+pub use marking::spam_headers;
+
+use std::collections::HashSet;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use rempart_model::{Config, Edits, Refusal, SessionFacts, Verdict};
+use rempart_state::SharedState;
+use rempart_state::awl::AwlEntry;
+
+use crate::checks::{self, Context, FREEMAIL, Findings};
+use crate::message::Analysis;
+use crate::service::diagnose;
+use crate::{ScannerError, dns, tokens};
+use policy::{Policies, listed};
+use registry::Registry;
+
+/// What the scanner is asked about.
+pub struct ScanInput<'a> {
+    pub facts: &'a SessionFacts,
+    pub return_path: &'a str,
+    pub recipients: &'a [String],
+    pub message: &'a [u8],
+}
+
+pub struct Scanner {
+    id: String,
+    hostname: String,
+    registry: Registry,
+    policies: Policies,
+    freemail: HashSet<String>,
+    dns: dns::Dns,
+    dns_lists: Vec<rempart_model::config::DnsListConfig>,
+    uri_lists: Vec<rempart_model::config::DnsListConfig>,
+    /// AWL and Bayes; `None` when the scanner runs without shared state.
+    state: Option<Arc<SharedState>>,
+}
+
+/// What the DNS-based checks found (nothing when offline).
+#[derive(Debug, Default)]
+pub struct NetworkFindings {
+    pub(crate) findings: Findings,
+    offline: bool,
+    elapsed_us: u64,
+    /// The Authentication-Results header (name and CRLF included).
+    authentication_results: Option<String>,
+    /// The sender's history (AWL), looked up with the DNS checks.
+    awl: Option<AwlEntry>,
+}
+
+/// Link domains looked up in URI lists, at most (SpamAssassin's default too).
+const MAX_URI_DOMAINS: usize = 20;
+
+impl Scanner {
+    /// The registry and the policies from the configuration (which they check), and
+    /// the `[dns]` resolver.
+    pub fn new(config: &Config) -> Result<Scanner, ScannerError> {
+        let mut freemail: HashSet<String> = FREEMAIL.iter().map(|s| s.to_string()).collect();
+        freemail.extend(config.scanner.freemail_domains.iter().map(|d| d.to_ascii_lowercase()));
+        Ok(Scanner {
+            id: format!("{}/{}", config.smtp.hostname, std::process::id()),
+            hostname: config.smtp.hostname.clone(),
+            registry: Registry::from_config(&config.scanner)?,
+            policies: Policies::from_config(config)?,
+            freemail,
+            dns: dns::Dns::new(&config.dns)?,
+            dns_lists: config.scanner.dns_lists.clone(),
+            uri_lists: config.scanner.uri_lists.clone(),
+            state: None,
+        })
+    }
+
+    /// Uses `state` for the AWL and Bayes.
+    pub fn with_state(mut self, state: Arc<SharedState>) -> Self {
+        self.state = Some(state);
+        self
+    }
+
+    pub fn policies(&self) -> &Policies {
+        &self.policies
+    }
+
+    /// The SMTP refusal for a verdict that refuses (see [`Policies::refusal`]).
+    pub fn refusal(&self, queue_id: &str, verdict: &Verdict) -> Option<Refusal> {
+        self.policies.refusal(queue_id, verdict)
+    }
+
+    /// `check-sender`'s findings, with this scanner's resolver and DNS lists.
+    pub async fn check_sender(&self, request: &diagnose::Request<'_>) -> Option<Vec<diagnose::Finding>> {
+        diagnose::check_sender(&self.dns, &self.dns_lists, request).await
+    }
+
+    /// The `[dns]` resolver (`None` when offline).
+    pub fn resolver(&self) -> Option<mail_auth::hickory_resolver::TokioResolver> {
+        self.dns.authenticator().map(|a| a.resolver().clone())
+    }
+
+    /// The whole scan: DNS-based checks, then everything else.
+    pub async fn scan(&self, input: &ScanInput<'_>) -> Verdict {
+        let network = self.network_findings(input).await;
+        self.evaluate(input, network)
+    }
+
+    /// The checks that wait on DNS. Cheap in CPU: run them on the async threads, and
+    /// `evaluate` (CPU-bound) on a blocking thread.
+    pub async fn network_findings(&self, input: &ScanInput<'_>) -> NetworkFindings {
+        let awl = self.awl_lookup(input).await;
+        if self.dns.is_offline() {
+            return NetworkFindings { offline: true, awl, ..Default::default() };
+        }
+        let started = Instant::now();
+        let mut findings = Findings::default();
+        let authentication_results = checks::auth::run(&self.dns, input, &self.hostname, &mut findings).await;
+        checks::sender::run(&self.dns, input, &mut findings).await;
+        checks::dnslists::run(&self.dns, &self.dns_lists, &input.facts.peer_ip, &mut findings).await;
+        if !self.uri_lists.is_empty() {
+            // The links are needed before the full analysis: a quick parse of our own.
+            let domains = Analysis::new(input.message).link_domains(MAX_URI_DOMAINS);
+            checks::dnslists::run_uri(&self.dns, &self.uri_lists, &domains, &mut findings).await;
+        }
+        NetworkFindings { findings, offline: false, elapsed_us: started.elapsed().as_micros() as u64, authentication_results, awl }
+    }
+
+    /// Everything that needs no network: parses the message, runs the local stages,
+    /// the classifier and the composites, adds the network findings, weighs, pulls
+    /// the score towards the sender's history, and applies the policies.
+    pub fn evaluate(&self, input: &ScanInput<'_>, network: NetworkFindings) -> Verdict {
+        let started = Instant::now();
+        let analysis = Analysis::new(input.message);
+        let policies = self.policies.for_recipients(input.recipients);
+        let ip: Option<IpAddr> = input.facts.peer_ip.parse().ok();
+        let header_from = analysis.from_addresses();
+        let listed: Vec<_> = policies.iter().map(|p| listed(p, ip, input.return_path, &header_from)).collect();
+        // Listed for every domain: the lists decide, nothing is scored.
+        let scored = listed.iter().any(Option::is_none);
+
+        let mut findings = network.findings;
+        if scored {
+            let ctx = Context {
+                facts: input.facts,
+                return_path: input.return_path,
+                analysis: &analysis,
+                hostname: &self.hostname,
+                freemail: &self.freemail,
+            };
+            for stage in stages::LOCAL_STAGES {
+                (stage.run)(&ctx, &mut findings);
+            }
+            self.bayes(&analysis, &mut findings);
+            self.registry.add_composites(&mut findings);
+        }
+        let mut symbols = self.registry.weigh(findings);
+        let round = |x: f64| (x * 100.0).round() / 100.0 + 0.0; // + 0.0: no -0.0
+        let mut score = round(symbols.iter().map(|s| s.score).sum::<f64>());
+        if let (Some(entry), Some(awl), true) = (&network.awl, self.state.as_ref().and_then(|s| s.awl.as_ref()), scored) {
+            let pull = awl.adjustment(entry, score);
+            if pull != 0.0 {
+                let detail = Some(format!("mean {:.2} over {} messages", entry.mean, entry.count));
+                symbols.push(self.registry.hit("AWL", pull, detail));
+                score = round(score + pull);
+            }
+        }
+        let (action, listed_reason) = Policies::decide(&policies, listed, score);
+        let mut verdict = Verdict {
+            score,
+            action,
+            symbols,
+            listed: listed_reason,
+            scanner_id: self.id.clone(),
+            elapsed_us: started.elapsed().as_micros() as u64 + network.elapsed_us,
+            offline: network.offline,
+            edits: Edits::default(),
+            refusal: None,
+        };
+        verdict.edits = self.policies.edits(input.recipients, &verdict, network.authentication_results);
+        verdict
+    }
+
+    /// The Bayes symbol for the message, if the classifier votes.
+    fn bayes(&self, analysis: &Analysis<'_>, findings: &mut Findings) {
+        let Some(state) = &self.state else { return };
+        let Some(bayes) = &state.bayes else { return };
+        let Some(p) = bayes.model().classify(&tokens::tokens(analysis), state.bayes_min_learned) else { return };
+        let band = match p {
+            p if p < 0.01 => "BAYES_00",
+            p if p < 0.05 => "BAYES_05",
+            p if p < 0.20 => "BAYES_20",
+            p if p < 0.40 => "BAYES_40",
+            p if p < 0.60 => "BAYES_50",
+            p if p < 0.80 => "BAYES_60",
+            p if p < 0.95 => "BAYES_80",
+            p if p < 0.99 => "BAYES_95",
+            _ => "BAYES_99",
+        };
+        findings.hit_with(band, Some(format!("spam probability {p:.4}")));
+        if p >= 0.999 {
+            findings.hit_with("BAYES_999", Some(format!("spam probability {p:.4}")));
+        }
+    }
+
+    /// The AWL's identity of a message: the return path and the client address.
+    fn awl_identity<'a>(input: &'a ScanInput<'_>) -> Option<(&'a str, IpAddr)> {
+        let ip = input.facts.peer_ip.parse().ok()?;
+        (!input.return_path.is_empty()).then_some((input.return_path, ip))
+    }
+
+    async fn awl_lookup(&self, input: &ScanInput<'_>) -> Option<AwlEntry> {
+        let awl = self.state.as_ref()?.awl.as_ref()?;
+        let (sender, ip) = Self::awl_identity(input)?;
+        match awl.lookup(sender, ip).await {
+            Ok(entry) => entry,
+            Err(e) => {
+                tracing::warn!(error = %e, "AWL lookup failed; scoring without it");
+                None
+            }
+        }
+    }
+
+    /// After the verdict: adds the message's score (without the AWL's own pull) to
+    /// the sender's history. Allow- and block-listed mail was not scored: skipped.
+    pub async fn record(&self, return_path: &str, peer_ip: &str, verdict: &Verdict) {
+        let Some(awl) = self.state.as_ref().and_then(|s| s.awl.as_ref()) else { return };
+        let (Ok(ip), false) = (peer_ip.parse::<IpAddr>(), return_path.is_empty()) else { return };
+        if verdict.listed.is_some() {
+            return;
+        }
+        let pull: f64 = verdict.symbols.iter().filter(|s| s.name == "AWL").map(|s| s.score).sum();
+        if let Err(e) = awl.record(return_path, ip, verdict.score - pull).await {
+            tracing::warn!(error = %e, "AWL update failed");
+        }
+    }
+}

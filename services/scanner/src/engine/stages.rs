@@ -1,0 +1,17 @@
+//! The checks that need no network, as a table run in order (the DNS-based ones wait
+//! on answers and run before, in `Scanner::network_findings`). Then come, in
+//! `Scanner::evaluate`: the classifier (Bayes), composites, weights, the AWL, policy.
+
+use crate::checks::{self, Context, Findings};
+
+/// One stage: a name (for timings and docs) and the check that runs it.
+pub struct Stage {
+    pub name: &'static str,
+    pub run: fn(&Context<'_>, &mut Findings),
+}
+
+pub const LOCAL_STAGES: &[Stage] = &[
+    Stage { name: "connection", run: checks::connection::run },
+    Stage { name: "headers", run: checks::headers::run },
+    Stage { name: "content", run: checks::content::run },
+];
