@@ -1,4 +1,6 @@
-//! The real `rempart serve` process.
+//! The gateway under test: the real `rempart` process (crash, cluster, CLI, telemetry
+//! tests), or its roles run in this test process on their own runtime (protocol
+//! tests: no binary to start, the same `serve` code the binary runs).
 
 use std::io::{BufRead, BufReader};
 use std::net::TcpStream;
@@ -7,6 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::in_process::{self, InProcess};
 use crate::{free_port, wait_until};
 
 /// Path of the `rempart` binary (built by the test command before the tests run).
@@ -77,6 +80,8 @@ fn newest_file(dir: &Path) -> Option<std::time::SystemTime> {
 
 pub struct Gateway {
     child: Option<Child>,
+    /// Set when the gateway runs in this process instead of `child`.
+    in_process: Option<InProcess>,
     /// The subcommand: "serve", "edge", "relay" or "scanner" (whose gRPC listener
     /// takes the `{listen}` address).
     role: &'static str,
@@ -103,6 +108,28 @@ impl Gateway {
 
     /// Starts `rempart ROLE` with extra environment variables (OTEL_*…).
     pub fn start_with_env(config: &str, role: &'static str, env: &[(&str, &str)]) -> Gateway {
+        let mut gw = Self::configured(config, role);
+        gw.env = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        gw.spawn();
+        gw
+    }
+
+    /// Runs `rempart serve`'s roles with `config` in this process, on a runtime of
+    /// their own, logging the same JSON lines into `log`. Placeholders as in `start`.
+    /// For tests that do not kill or restart the gateway: `terminate` works, `kill9`,
+    /// `pause` and `restart` need a process.
+    pub fn in_process(config: &str) -> Gateway {
+        let mut gw = Self::configured(config, "serve");
+        let config = rempart_model::Config::load(&gw.config_path).unwrap_or_else(|e| panic!("bad test configuration: {e}"));
+        gw.in_process = Some(InProcess::start(config, gw.log.clone()));
+        let port = gw.port;
+        let ready = wait_until(Duration::from_secs(20), || TcpStream::connect(("127.0.0.1", port)).is_ok());
+        assert!(ready, "the gateway did not start; its log:\n{}", gw.log());
+        gw
+    }
+
+    /// A data directory, a free port and the configuration file; nothing started.
+    fn configured(config: &str, role: &'static str) -> Gateway {
         let dir = tempfile::tempdir().expect("tempdir");
         let port = free_port();
         let mut text =
@@ -113,13 +140,11 @@ impl Gateway {
         }
         let config_path = dir.path().join("rempart.toml");
         std::fs::write(&config_path, text).expect("write config");
-        let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        let mut gw = Gateway { child: None, role, port, dir, config_path, log: Arc::default(), env };
-        gw.spawn();
-        gw
+        Gateway { child: None, in_process: None, role, port, dir, config_path, log: Arc::default(), env: Vec::new() }
     }
 
     fn spawn(&mut self) {
+        assert!(self.in_process.is_none(), "an in-process gateway cannot be killed or restarted: use Gateway::start");
         let mut child = Command::new(rempart_bin())
             .args([self.role, "--config"])
             .arg(&self.config_path)
@@ -156,12 +181,18 @@ impl Gateway {
         assert!(ready, "rempart did not start; its log:\n{}", self.log());
     }
 
+    /// Everything the gateway logged (in process: and any panic of this test process).
     pub fn log(&self) -> String {
-        self.log.lock().map(|l| l.clone()).unwrap_or_default()
+        let mut log = self.log.lock().map(|l| l.clone()).unwrap_or_default();
+        if self.in_process.is_some() {
+            log.push_str(&in_process::panics());
+        }
+        log
     }
 
     /// `kill -9`: no chance to flush or clean up.
     pub fn kill9(&mut self) {
+        assert!(self.in_process.is_none(), "an in-process gateway cannot be killed: use Gateway::start");
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
@@ -170,6 +201,7 @@ impl Gateway {
 
     /// SIGSTOP: the process stays, its sockets accept, nothing answers (a hung peer).
     pub fn pause(&self) {
+        assert!(self.in_process.is_none(), "an in-process gateway cannot be paused: use Gateway::start");
         if let Some(child) = &self.child {
             let _ = Command::new("kill").args(["-STOP", &child.id().to_string()]).status();
         }
@@ -197,11 +229,18 @@ impl Gateway {
 
     /// Whether the process has exited.
     pub fn exited(&mut self) -> bool {
+        if let Some(gw) = &self.in_process {
+            return gw.finished();
+        }
         self.child.as_mut().is_none_or(|c| matches!(c.try_wait(), Ok(Some(_))))
     }
 
     /// SIGTERM, then waits for the process to exit; returns whether it did in time.
     pub fn terminate(&mut self, timeout: Duration) -> bool {
+        if let Some(gw) = &mut self.in_process {
+            gw.stop();
+            return wait_until(timeout, || gw.finished());
+        }
         let Some(child) = self.child.as_mut() else { return true };
         let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
         let exited = wait_until(timeout, || matches!(child.try_wait(), Ok(Some(_))));
@@ -218,6 +257,9 @@ impl Gateway {
 
 impl Drop for Gateway {
     fn drop(&mut self) {
-        self.kill9();
+        match &mut self.in_process {
+            Some(gw) => gw.stop(),
+            None => self.kill9(),
+        }
     }
 }

@@ -1,10 +1,11 @@
-//! Support for the end-to-end tests: the real `rempart` binary as a child process, an
-//! SMTP sink standing in for customer servers, and a raw SMTP client. Everything runs
+//! Support for the end-to-end tests: the real `rempart` binary as a child process (or
+//! its roles in this process), an SMTP sink standing in for customer servers, and a raw SMTP client. Everything runs
 //! on 127.0.0.1 and is killed when dropped.
 
 pub mod client;
 pub mod dns;
 pub mod gateway;
+mod in_process;
 pub mod nats;
 pub mod otlp;
 pub mod sink;

@@ -317,7 +317,7 @@ mod dkim {
         let k = keys();
         let server = DnsServer::start(k.zone);
         let sink = rempart_tests::Sink::start(rempart_tests::SinkMode::Accept);
-        let gw = rempart_tests::Gateway::start(&format!(
+        let gw = rempart_tests::Gateway::in_process(&format!(
             "[smtp]\nhostname = \"gw.test\"\n[[smtp.listener]]\naddress = \"{{listen}}\"\n[queue]\ndata_dir = \"{{data}}\"\n[dns]\nservers = [\"{}\"]\ntimeout_ms = 1000\n[[domain]]\nname = \"example.com\"\nroute = \"{}\"\n",
             server.addr,
             sink.route()

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use rempart_tests::{Gateway, Sink, SinkMode, SmtpClient, message, wait_until};
 
 fn start(sink: &Sink, smtp_extra: &str) -> Gateway {
-    Gateway::start(&format!(
+    Gateway::in_process(&format!(
         r#"
 [smtp]
 hostname = "gw.test"
@@ -101,7 +101,7 @@ fn never_an_open_relay() {
 
 #[test]
 fn default_config_relays_for_nobody() {
-    let gw = Gateway::start("[[smtp.listener]]\naddress = \"{listen}\"\n[queue]\ndata_dir = \"{data}\"\n");
+    let gw = Gateway::in_process("[[smtp.listener]]\naddress = \"{listen}\"\n[queue]\ndata_dir = \"{data}\"\n");
     let mut c = SmtpClient::connect(&gw.addr());
     c.ehlo();
     expect(c.cmd("MAIL FROM:<a@sender.test>"), 250, "2.1.0");
@@ -270,7 +270,7 @@ fn slow_clients_time_out() {
 fn connection_limits_per_ip_and_in_all() {
     let sink = Sink::start(SinkMode::Accept);
     // Behind PROXY protocol, so the test can come from several client addresses.
-    let gw = Gateway::start(&format!(
+    let gw = Gateway::in_process(&format!(
         "[smtp]\nmax_connections = 3\nmax_connections_per_ip = 2\n[[smtp.listener]]\naddress = \"{{listen}}\"\nproxy_protocol = true\n[queue]\ndata_dir = \"{{data}}\"\n[[domain]]\nname = \"example.com\"\nroute = \"{}\"\n",
         sink.route()
     ));
@@ -312,7 +312,7 @@ impl SmtpClientReader {
 #[test]
 fn proxy_protocol_gives_the_real_client_address() {
     let sink = Sink::start(SinkMode::Accept);
-    let gw = Gateway::start(&format!(
+    let gw = Gateway::in_process(&format!(
         "[[smtp.listener]]\naddress = \"{{listen}}\"\nproxy_protocol = true\n[queue]\ndata_dir = \"{{data}}\"\n[[domain]]\nname = \"example.com\"\nroute = \"{}\"\n",
         sink.route()
     ));
@@ -368,7 +368,7 @@ fn per_domain_size_smtputf8_and_recipients_file() {
     let sink = Sink::start(SinkMode::Accept);
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("small.recipients"), "# staff\nzoe\n  yann  # with a comment\n").unwrap();
-    let gw = Gateway::start(&format!(
+    let gw = Gateway::in_process(&format!(
         "[smtp]\nmax_errors = 50\n[[smtp.listener]]\naddress = \"{{listen}}\"\n[queue]\ndata_dir = \"{{data}}\"\n[[domain]]\nname = \"example.com\"\nroute = \"{route}\"\n[[domain]]\nname = \"small.test\"\nroute = \"{route}\"\nmax_message_size = 500\nrecipients_file = \"{}\"\n",
         dir.path().join("small.recipients").display(),
         route = sink.route()
@@ -457,7 +457,7 @@ fn garbage_input_never_panics() {
 #[test]
 fn long_lines_arrive_byte_identical() {
     let sink = Sink::start(SinkMode::Accept);
-    let gw = Gateway::start(&format!(
+    let gw = Gateway::in_process(&format!(
         "[smtp]\nhostname = \"gw.test\"\n[[smtp.listener]]\naddress = \"{{listen}}\"\n[queue]\ndata_dir = \"{{data}}\"\n[[domain]]\nname = \"example.com\"\nroute = \"{}\"\n",
         sink.route()
     ));

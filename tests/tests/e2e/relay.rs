@@ -46,7 +46,7 @@ fn assert_relayed_intact(data: &[u8], original: &[u8]) {
 #[test]
 fn swaks_message_is_relayed_byte_identical() {
     let sink = Sink::start(SinkMode::Accept);
-    let gw = Gateway::start(&config(&sink, &sink));
+    let gw = Gateway::in_process(&config(&sink, &sink));
     let original = message("swaks-test");
     let file = gw.dir.path().join("msg.eml");
     std::fs::write(&file, &original).unwrap();
@@ -69,7 +69,7 @@ fn swaks_message_is_relayed_byte_identical() {
 #[test]
 fn python_smtplib_message_is_relayed_byte_identical() {
     let sink = Sink::start(SinkMode::Accept);
-    let gw = Gateway::start(&config(&sink, &sink));
+    let gw = Gateway::in_process(&config(&sink, &sink));
     // 8-bit UTF-8, a leading dot, a long-ish line, two recipients.
     let original = "From: =?utf-8?q?Ren=C3=A9?= <rene@sender.test>\r\nTo: alice@example.com, bob@example.com\r\nSubject: caf\u{e9}\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\nD\u{e9}j\u{e0} vu.\r\n.\r\n..two dots\r\n".to_string() + &"x".repeat(900) + "\r\n";
     let file = gw.dir.path().join("msg.eml");
@@ -90,7 +90,7 @@ fn python_smtplib_message_is_relayed_byte_identical() {
 #[test]
 fn temporary_failures_are_retried_until_delivered() {
     let sink = Sink::start(SinkMode::TempFailUntil(Instant::now() + Duration::from_millis(1500)));
-    let gw = Gateway::start(&config(&sink, &sink));
+    let gw = Gateway::in_process(&config(&sink, &sink));
     let mut c = SmtpClient::connect(&gw.addr());
     c.ehlo();
     assert_eq!(c.send_mail("sender@sender.test", &["alice@example.com"], &message("retry")).code, 250);
@@ -112,7 +112,7 @@ fn parse_dsn(data: &[u8]) -> String {
 fn permanent_failure_sends_a_dsn_to_the_sender() {
     let customer = Sink::start(SinkMode::Reject);
     let sender_side = Sink::start(SinkMode::Accept);
-    let gw = Gateway::start(&config(&customer, &sender_side));
+    let gw = Gateway::in_process(&config(&customer, &sender_side));
     let mut c = SmtpClient::connect(&gw.addr());
     c.ehlo();
     assert_eq!(c.cmd("MAIL FROM:<sender@sender.test> RET=HDRS ENVID=env+2B1").code, 250);
@@ -151,7 +151,7 @@ fn permanent_failure_sends_a_dsn_to_the_sender() {
 fn no_dsn_for_notify_never_or_null_sender() {
     let customer = Sink::start(SinkMode::Reject);
     let sender_side = Sink::start(SinkMode::Accept);
-    let gw = Gateway::start(&config(&customer, &sender_side));
+    let gw = Gateway::in_process(&config(&customer, &sender_side));
     let mut c = SmtpClient::connect(&gw.addr());
     c.ehlo();
     assert_eq!(c.cmd("MAIL FROM:<sender@sender.test>").code, 250);
@@ -169,7 +169,7 @@ fn no_dsn_for_notify_never_or_null_sender() {
 #[test]
 fn dsn_parameters_are_passed_to_the_customer_server() {
     let sink = Sink::start(SinkMode::Accept);
-    let gw = Gateway::start(&config(&sink, &sink));
+    let gw = Gateway::in_process(&config(&sink, &sink));
     let mut c = SmtpClient::connect(&gw.addr());
     c.ehlo();
     assert_eq!(c.cmd("MAIL FROM:<sender@sender.test> RET=FULL ENVID=abc123 SIZE=300").code, 250);
@@ -187,7 +187,7 @@ fn dsn_parameters_are_passed_to_the_customer_server() {
 fn smtputf8_message_is_not_sent_to_a_server_without_smtputf8() {
     let customer = Sink::start(SinkMode::AcceptWithoutSmtpUtf8);
     let sender_side = Sink::start(SinkMode::Accept);
-    let gw = Gateway::start(&config(&customer, &sender_side));
+    let gw = Gateway::in_process(&config(&customer, &sender_side));
     let mut c = SmtpClient::connect(&gw.addr());
     c.ehlo();
     assert_eq!(c.cmd("MAIL FROM:<sender@sender.test> SMTPUTF8").code, 250);
@@ -204,7 +204,7 @@ fn smtputf8_message_is_not_sent_to_a_server_without_smtputf8() {
     let open_config = config(&customer, &sender_side).replace("recipients = [\"alice\", \"bob\"]\n", "");
     drop(c);
     drop(gw);
-    let gw = Gateway::start(&open_config);
+    let gw = Gateway::in_process(&open_config);
     let mut c = SmtpClient::connect(&gw.addr());
     c.ehlo();
     assert_eq!(c.cmd("MAIL FROM:<sender@sender.test> SMTPUTF8").code, 250);
@@ -232,7 +232,7 @@ fn send_sequentially(gw: &Gateway, sink: &Sink, count: usize) {
 #[test]
 fn connections_to_a_route_are_reused() {
     let sink = Sink::start(SinkMode::Accept);
-    let gw = Gateway::start(&config(&sink, &sink));
+    let gw = Gateway::in_process(&config(&sink, &sink));
     send_sequentially(&gw, &sink, 5);
     assert_eq!(sink.connections(), 1, "one connection for five messages");
 }
@@ -240,7 +240,7 @@ fn connections_to_a_route_are_reused() {
 #[test]
 fn a_connection_closed_while_idle_is_replaced_without_a_retry() {
     let sink = Sink::start(SinkMode::AcceptThenHangUp);
-    let gw = Gateway::start(&config(&sink, &sink));
+    let gw = Gateway::in_process(&config(&sink, &sink));
     send_sequentially(&gw, &sink, 4);
     assert_eq!(sink.connections(), 4);
     assert!(!gw.log().contains("\"result\":\"deferred\""), "{}", gw.log());
@@ -252,7 +252,7 @@ fn a_connection_closed_while_idle_is_replaced_without_a_retry() {
 fn dsn_diagnostic_of_a_long_reply_is_folded() {
     let customer = Sink::start(SinkMode::RejectVerbose(100));
     let sender_side = Sink::start(SinkMode::Accept);
-    let gw = Gateway::start(&config(&customer, &sender_side));
+    let gw = Gateway::in_process(&config(&customer, &sender_side));
     let mut c = SmtpClient::connect(&gw.addr());
     c.ehlo();
     assert_eq!(c.send_mail("s@sender.test", &["alice@example.com"], &message("verbose-refusal")).code, 250);

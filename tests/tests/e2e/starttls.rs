@@ -13,7 +13,7 @@ use rustls_pki_types::pem::PemObject;
 fn gateway(sink: &Sink) -> (Gateway, tempfile::TempDir) {
     let certs = tempfile::tempdir().unwrap();
     let (cert, key) = self_signed_cert(certs.path());
-    let gw = Gateway::start(&format!(
+    let gw = Gateway::in_process(&format!(
         "[smtp]\nhostname = \"gw.test\"\n[[smtp.listener]]\naddress = \"{{listen}}\"\n[queue]\ndata_dir = \"{{data}}\"\n[tls]\ncert = \"{}\"\nkey = \"{}\"\n[[domain]]\nname = \"example.com\"\nroute = \"{}\"\n",
         cert.display(),
         key.display(),

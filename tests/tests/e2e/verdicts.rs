@@ -12,7 +12,7 @@ use rempart_tests::{Gateway, Sink, SinkMode, SmtpClient, message};
 const SPAMMY: &str = "From: Promo <promo@sender.test>\r\nSubject: Great offer\r\nContent-Type: text/html\r\n\r\n<html><a hReF=\"http://shop.example\">Buy now</a></html>\r\n";
 
 fn gateway(sink: &Sink, policy: &str) -> Gateway {
-    Gateway::start(&format!(
+    Gateway::in_process(&format!(
         "[smtp]\nhostname = \"gw.test\"\n[[smtp.listener]]\naddress = \"{{listen}}\"\n[queue]\ndata_dir = \"{{data}}\"\n[policy]\n{policy}\n[[domain]]\nname = \"example.com\"\nroute = \"{}\"\n",
         sink.route()
     ))

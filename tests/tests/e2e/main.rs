@@ -1,0 +1,17 @@
+//! The end-to-end tests, one binary (linking thirteen was most of their build time):
+//! a module per area. Protocol tests run the gateway in this process; crash, cluster,
+//! CLI and telemetry tests run the real binary.
+
+mod auth;
+mod cluster;
+mod config;
+mod crash;
+mod loadtest;
+mod protocol;
+mod relay;
+mod relay_tls;
+mod score;
+mod starttls;
+mod state;
+mod telemetry;
+mod verdicts;
