@@ -7,14 +7,11 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::net::{TcpListener, TcpStream};
+use rempart_smtp::receiver::{self, Envelope, ReceiveLimits, Receiver};
+use tokio::net::TcpListener;
 
 use crate::messages::{Rng, find_id};
 use crate::scenario::SinkFault;
-
-/// Largest message the sink takes (it says so in EHLO).
-const MAX_SIZE: usize = 64 * 1024 * 1024;
 
 #[derive(Debug, Default)]
 pub struct Records {
@@ -38,9 +35,71 @@ pub struct Sink {
     pub records: Arc<Mutex<Records>>,
 }
 
-struct Config {
+/// The sink's answers: recipients refused by the faults in force, messages counted.
+struct Recorder {
+    records: Arc<Mutex<Records>>,
     faults: Vec<SinkFault>,
     started: Instant,
+    rng: Mutex<Rng>,
+}
+
+impl Recorder {
+    /// The code for a RCPT now, by the faults in force.
+    fn rcpt_code(&self) -> u16 {
+        let t = self.started.elapsed();
+        let mut rng = self.rng.lock().unwrap_or_else(|e| e.into_inner());
+        for fault in &self.faults {
+            if t >= fault.from.0 && t < fault.to.0 && rng.unit() < fault.share {
+                return fault.code;
+            }
+        }
+        250
+    }
+}
+
+impl Receiver for Recorder {
+    fn name(&self) -> &str {
+        "sink.loadtest"
+    }
+
+    fn connected(&self) {
+        if let Ok(mut r) = self.records.lock() {
+            r.connections += 1;
+        }
+    }
+
+    fn rcpt(&self, address: &str) -> Option<String> {
+        let code = self.rcpt_code();
+        if code == 250 {
+            return None;
+        }
+        if let Ok(mut r) = self.records.lock() {
+            *r.refusals.entry(code).or_default() += 1;
+            if code >= 500 {
+                r.refused_permanently.insert(address.to_ascii_lowercase(), code);
+            }
+        }
+        Some(
+            if code >= 500 { "550 5.1.1 Refused by the load-test sink\r\n" } else { "451 4.3.0 Try again later (load-test sink)\r\n" }
+                .into(),
+        )
+    }
+
+    fn message(&self, envelope: Envelope) {
+        let id = find_id(&envelope.data);
+        if let Ok(mut r) = self.records.lock() {
+            r.messages += 1;
+            match id {
+                Some(id) => {
+                    r.first_arrival.entry(id).or_insert_with(Instant::now);
+                }
+                None => r.without_id += 1,
+            }
+            for rcpt in envelope.rcpt_to {
+                *r.received.entry(rcpt.to_ascii_lowercase()).or_default() += 1;
+            }
+        }
+    }
 }
 
 impl Sink {
@@ -48,137 +107,13 @@ impl Sink {
     pub async fn start(addr: SocketAddr, faults: Vec<SinkFault>, started: Instant) -> std::io::Result<Sink> {
         let listener = TcpListener::bind(addr).await?;
         let sink = Sink { addr: listener.local_addr()?, records: Arc::default() };
-        let config = Arc::new(Config { faults, started });
-        let records = sink.records.clone();
-        tokio::spawn(async move {
-            let mut seed = 1u64;
-            loop {
-                let Ok((stream, _)) = listener.accept().await else { continue };
-                seed += 1;
-                if let Ok(mut r) = records.lock() {
-                    r.connections += 1;
-                }
-                let (records, config) = (records.clone(), config.clone());
-                tokio::spawn(async move {
-                    let _ = serve(stream, &records, &config, Rng::new(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15))).await;
-                });
-            }
-        });
+        let recorder = Recorder { records: sink.records.clone(), faults, started, rng: Mutex::new(Rng::new(0x9e37_79b9_7f4a_7c15)) };
+        tokio::spawn(receiver::serve(listener, Arc::new(recorder), ReceiveLimits::default()));
         Ok(sink)
     }
 
     pub fn snapshot<T>(&self, read: impl FnOnce(&Records) -> T) -> Option<T> {
         self.records.lock().ok().map(|r| read(&r))
-    }
-}
-
-/// The code for a RCPT now, by the faults in force.
-fn rcpt_code(config: &Config, rng: &mut Rng) -> u16 {
-    let t = config.started.elapsed();
-    for fault in &config.faults {
-        if t >= fault.from.0 && t < fault.to.0 && rng.unit() < fault.share {
-            return fault.code;
-        }
-    }
-    250
-}
-
-async fn serve(stream: TcpStream, records: &Mutex<Records>, config: &Config, mut rng: Rng) -> std::io::Result<()> {
-    let _ = stream.set_nodelay(true);
-    let (read, mut write) = stream.into_split();
-    let mut reader = BufReader::new(read);
-    let mut out = Vec::with_capacity(512);
-    out.extend_from_slice(b"220 sink.loadtest ESMTP\r\n");
-    let mut recipients: Vec<String> = Vec::new();
-    loop {
-        if reader.buffer().is_empty() && !out.is_empty() {
-            write.write_all(&out).await?;
-            out.clear();
-        }
-        let mut line = String::new();
-        let n = tokio::time::timeout(Duration::from_secs(300), reader.read_line(&mut line)).await.map_err(std::io::Error::other)??;
-        if n == 0 {
-            return Ok(());
-        }
-        let upper = line.trim_end().to_ascii_uppercase();
-        let reply: &[u8] = if upper.starts_with("EHLO") {
-            b"250-sink.loadtest\r\n250-PIPELINING\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n250 SIZE 67108864\r\n"
-        } else if upper.starts_with("HELO") || upper.starts_with("MAIL") || upper.starts_with("NOOP") {
-            b"250 2.0.0 Ok\r\n"
-        } else if upper.starts_with("RSET") {
-            recipients.clear();
-            b"250 2.0.0 Ok\r\n"
-        } else if upper.starts_with("RCPT") {
-            let address = line.trim_end().split_once(':').map_or("", |(_, a)| a).trim().trim_start_matches('<');
-            let address = address.split('>').next().unwrap_or("").to_ascii_lowercase();
-            let code = rcpt_code(config, &mut rng);
-            if code != 250
-                && let Ok(mut r) = records.lock()
-            {
-                *r.refusals.entry(code).or_default() += 1;
-                if code >= 500 {
-                    r.refused_permanently.insert(address.clone(), code);
-                }
-            }
-            match code {
-                250 => {
-                    recipients.push(address);
-                    b"250 2.1.5 Ok\r\n"
-                }
-                c if c >= 500 => b"550 5.1.1 Refused by the load-test sink\r\n",
-                _ => b"451 4.3.0 Try again later (load-test sink)\r\n",
-            }
-        } else if upper.starts_with("DATA") {
-            if recipients.is_empty() {
-                out.extend_from_slice(b"554 5.5.1 No valid recipients\r\n");
-                continue;
-            }
-            out.extend_from_slice(b"354 End data with <CR><LF>.<CR><LF>\r\n");
-            write.write_all(&out).await?;
-            out.clear();
-            let message = read_data(&mut reader).await?;
-            let id = find_id(&message);
-            if let Ok(mut r) = records.lock() {
-                r.messages += 1;
-                match id {
-                    Some(id) => {
-                        r.first_arrival.entry(id).or_insert_with(Instant::now);
-                    }
-                    None => r.without_id += 1,
-                }
-                for rcpt in recipients.drain(..) {
-                    *r.received.entry(rcpt).or_default() += 1;
-                }
-            }
-            b"250 2.0.0 Ok: queued\r\n"
-        } else if upper.starts_with("QUIT") {
-            out.extend_from_slice(b"221 2.0.0 Bye\r\n");
-            write.write_all(&out).await?;
-            return Ok(());
-        } else {
-            b"502 5.5.2 Command not implemented\r\n"
-        };
-        out.extend_from_slice(reply);
-    }
-}
-
-/// The message up to the lone dot, unstuffed.
-async fn read_data(reader: &mut BufReader<tokio::net::tcp::OwnedReadHalf>) -> std::io::Result<Vec<u8>> {
-    let mut message = Vec::new();
-    let mut line = Vec::new();
-    loop {
-        line.clear();
-        let n =
-            tokio::time::timeout(Duration::from_secs(300), reader.read_until(b'\n', &mut line)).await.map_err(std::io::Error::other)??;
-        if n == 0 {
-            return Err(std::io::ErrorKind::UnexpectedEof.into());
-        }
-        if line == b".\r\n" || line == b".\n" {
-            return Ok(message);
-        }
-        if message.len() < MAX_SIZE {
-            message.extend_from_slice(if line.starts_with(b"..") { &line[1..] } else { &line });
-        }
     }
 }
 

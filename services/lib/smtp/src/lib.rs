@@ -1,8 +1,10 @@
 //! SMTP on the wire, shared by the edge (server), the relay (client), the load harness
 //! and the test helpers. No I/O policy: callers choose timeouts, limits and what to do
-//! with a reply; this crate only frames, parses and formats.
+//! with a reply; this crate only frames, parses and formats. `receiver` is the one
+//! receiving dialogue for stand-in servers (sinks), with its answers left to the caller.
 
 pub mod framing;
+pub mod receiver;
 pub mod reply;
 pub mod stream;
 pub mod tls;
