@@ -86,6 +86,8 @@ pub struct Gateway {
     /// takes the `{listen}` address).
     role: &'static str,
     pub port: u16,
+    /// The console's port (HTTP), unless the configuration set its own.
+    pub console_port: u16,
     pub dir: tempfile::TempDir,
     pub config_path: PathBuf,
     /// Everything the process wrote on stderr.
@@ -119,7 +121,14 @@ impl Gateway {
     /// For tests that do not kill or restart the gateway: `terminate` works, `kill9`,
     /// `pause` and `restart` need a process.
     pub fn in_process(config: &str) -> Gateway {
+        Self::in_process_prepared(config, |_| {})
+    }
+
+    /// As `in_process`, with `prepare` run on the configured gateway before it starts
+    /// (to create console accounts with the CLI while the store is free).
+    pub fn in_process_prepared(config: &str, prepare: impl FnOnce(&Gateway)) -> Gateway {
         let mut gw = Self::configured(config, "serve");
+        prepare(&gw);
         let config = rempart_model::Config::load(&gw.config_path).unwrap_or_else(|e| panic!("bad test configuration: {e}"));
         gw.in_process = Some(InProcess::start(config, gw.log.clone()));
         let port = gw.port;
@@ -138,9 +147,14 @@ impl Gateway {
         if !text.contains("[dns]") {
             text.push_str("\n[dns]\noffline = true\n");
         }
+        // Every gateway's console on a port of its own.
+        let console_port = free_port();
+        if !text.contains("[console]") {
+            text.push_str(&format!("\n[console]\nlisten = \"127.0.0.1:{console_port}\"\n"));
+        }
         let config_path = dir.path().join("rempart.toml");
         std::fs::write(&config_path, text).expect("write config");
-        Gateway { child: None, in_process: None, role, port, dir, config_path, log: Arc::default(), env: Vec::new() }
+        Gateway { child: None, in_process: None, role, port, console_port, dir, config_path, log: Arc::default(), env: Vec::new() }
     }
 
     fn spawn(&mut self) {

@@ -5,6 +5,7 @@
 pub mod client;
 pub mod dns;
 pub mod gateway;
+pub mod http;
 mod in_process;
 pub mod nats;
 pub mod otlp;

@@ -6,7 +6,6 @@ use std::sync::Arc;
 
 use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
-use rempart_scanner::message::Analysis;
 use rempart_scanner::tokens;
 use rempart_state::bayes::{Bayes, Class, Learned};
 
@@ -168,13 +167,7 @@ async fn learn_one(bayes: &Bayes, source: Source, class: Class) -> Result<Option
         }
         Source::Bytes(name, bytes) => (name, bytes),
     };
-    let (identity, tokens) = {
-        let analysis = Analysis::new(&bytes);
-        if analysis.message.as_ref().is_none_or(|m| m.headers().is_empty()) {
-            return Ok(None);
-        }
-        (tokens::message_identity(&bytes, &analysis), tokens::tokens(&analysis))
-    };
+    let Some((identity, tokens)) = tokens::learnable(&bytes) else { return Ok(None) };
     bayes.learn(identity, class, &tokens).await.map(Some).map_err(|e| format!("{name}: {e}"))
 }
 

@@ -3,6 +3,7 @@
 
 mod check_sender_cmd;
 mod config_cmd;
+mod console_cmd;
 mod learn_cmd;
 mod score_cmd;
 
@@ -57,6 +58,9 @@ enum Command {
     /// The Bayes classifier's data.
     #[command(subcommand)]
     Bayes(learn_cmd::BayesCommand),
+    /// The console: run it alone, manage its accounts and API tokens.
+    #[command(subcommand)]
+    Console(console_cmd::ConsoleCommand),
 }
 
 fn main() -> ExitCode {
@@ -71,6 +75,7 @@ fn main() -> ExitCode {
         Command::CheckSender(args) => check_sender_cmd::run(args, cli.config.as_deref()),
         Command::Learn(args) => learn_cmd::learn(args, cli.config.as_deref()),
         Command::Bayes(cmd) => learn_cmd::bayes(cmd, cli.config.as_deref()),
+        Command::Console(cmd) => console_cmd::run(cmd, cli.config.as_deref()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -24,12 +24,16 @@ pub struct Roles {
     pub relay: bool,
     /// The gRPC scanner service (`rempart scanner`).
     pub scanner: bool,
+    /// The quarantine (kept from `rempart.quarantine`) and, when `[console] enabled`,
+    /// the portal.
+    pub console: bool,
 }
 
-pub const ALL: Roles = Roles { name: "rempart", edge: true, relay: true, scanner: false };
-pub const EDGE: Roles = Roles { name: "rempart-edge", edge: true, relay: false, scanner: false };
-pub const RELAY: Roles = Roles { name: "rempart-relay", edge: false, relay: true, scanner: false };
-pub const SCANNER: Roles = Roles { name: "rempart-scanner", edge: false, relay: false, scanner: true };
+pub const ALL: Roles = Roles { name: "rempart", edge: true, relay: true, scanner: false, console: true };
+pub const EDGE: Roles = Roles { name: "rempart-edge", edge: true, relay: false, scanner: false, console: false };
+pub const RELAY: Roles = Roles { name: "rempart-relay", edge: false, relay: true, scanner: false, console: false };
+pub const SCANNER: Roles = Roles { name: "rempart-scanner", edge: false, relay: false, scanner: true, console: false };
+pub const CONSOLE: Roles = Roles { name: "rempart-console", edge: false, relay: false, scanner: false, console: true };
 
 /// Why the gateway could not start. Each names the part that failed.
 #[derive(Debug, thiserror::Error)]
@@ -52,6 +56,8 @@ pub enum ServeError {
     Edge(#[from] rempart_edge::EdgeError),
     #[error("relay TLS setup: {0}")]
     Relay(#[source] rempart_relay::TlsSetupError),
+    #[error(transparent)]
+    Console(#[from] rempart_console::ConsoleError),
 }
 
 /// Runs `roles` with `config` until SIGTERM or Ctrl-C, with the process's telemetry.
@@ -117,7 +123,7 @@ async fn edge_verdicts(config: &Config) -> Result<(Option<Arc<dyn Verdicts>>, Ar
 /// Runs `roles` until `shutdown` resolves, then drains (sessions and deliveries in
 /// flight finish, within `smtp.shutdown_timeout`).
 pub async fn serve(config: Arc<Config>, roles: Roles, shutdown: impl Future<Output = ()>) -> Result<(), ServeError> {
-    if config.bus.backend == BusBackend::Embedded && roles.edge != roles.relay {
+    if config.bus.backend == BusBackend::Embedded && (roles.edge != roles.relay || roles.console != roles.edge) {
         return Err(ServeError::EmbeddedBusSplit);
     }
     let (stop, stopped) = watch::channel(false);
@@ -148,23 +154,57 @@ pub async fn serve(config: Arc<Config>, roles: Roles, shutdown: impl Future<Outp
             tasks.push(tokio::spawn(rempart_scanner::service::post_queue::run(scanner.clone(), bus, stopped.clone())));
         }
     }
-    if !(roles.edge || roles.relay) {
+    if !(roles.edge || roles.relay || roles.console) {
         return run_until(shutdown, &config, roles, stop, tasks, readiness).await;
     }
     let bus = open_bus(&config).await?;
+    let mut edge_state = None;
     if roles.edge {
         let (verdicts, state) = edge_verdicts(&config).await?;
+        edge_state = Some(state.clone());
         let edge = Edge::bind(config.clone(), bus.clone(), verdicts, Some(state)).await?;
         if config.domains.is_empty() {
             tracing::warn!("no [[domain]] configured: every recipient will be refused (relaying for nobody)");
         }
         tasks.push(tokio::spawn(edge.run(stopped.clone())));
     }
+    if roles.console {
+        // One process's embedded store is opened once: share the edge's.
+        let state = match edge_state {
+            Some(state) => state,
+            None => Arc::new(SharedState::open(&config).await.map_err(ServeError::State)?),
+        };
+        start_console(&config, state, Arc::new(bus.clone()), &stopped, &mut tasks).await?;
+    }
     if roles.relay {
         let relay = Relay::new(config.clone(), bus).map_err(ServeError::Relay)?;
         tasks.push(tokio::spawn(relay.run(stopped)));
     }
     run_until(shutdown, &config, roles, stop, tasks, readiness).await
+}
+
+/// The quarantine's intake and sweeper, and the portal when enabled.
+async fn start_console(
+    config: &Config,
+    state: Arc<SharedState>,
+    bus: Arc<AnyBus>,
+    stopped: &watch::Receiver<bool>,
+    tasks: &mut Vec<tokio::task::JoinHandle<()>>,
+) -> Result<(), ServeError> {
+    let mut console = rempart_console::Console::open(&config.queue.data_dir, state, bus.clone()).await?;
+    console.secure_cookies = config.console.secure_cookies;
+    let quarantine = console.quarantine.clone();
+    tasks.push(tokio::spawn(rempart_console::intake::run(bus, quarantine.clone(), config.queue.visibility_timeout.0, stopped.clone())));
+    tasks.push(tokio::spawn(rempart_console::intake::sweep(quarantine, config.console.retention.0, stopped.clone())));
+    if config.console.enabled {
+        let mut stopping = stopped.clone();
+        let shutdown = async move {
+            let _ = stopping.wait_for(|stop| *stop).await;
+        };
+        let listen = rempart_console::web::serve(Arc::new(console), config.console.listen, shutdown).await?;
+        tracing::info!(%listen, "console on http://{listen}/ (quarantine, /why/ pages, /api/v1)");
+    }
+    Ok(())
 }
 
 async fn run_until(

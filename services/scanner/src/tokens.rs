@@ -24,6 +24,16 @@ fn hash_parts(parts: &[&[u8]]) -> u64 {
     h
 }
 
+/// What learning a message needs: its identity and tokens; `None` when the bytes are
+/// not a message (no headers). The one way `rempart learn` and the console learn.
+pub fn learnable(raw: &[u8]) -> Option<(u64, Vec<u64>)> {
+    let analysis = Analysis::new(raw);
+    if analysis.message.as_ref().is_none_or(|m| m.headers().is_empty()) {
+        return None;
+    }
+    Some((message_identity(raw, &analysis), tokens(&analysis)))
+}
+
 /// The message's identity for learning: its Message-ID, else its bytes.
 pub fn message_identity(raw: &[u8], analysis: &Analysis<'_>) -> u64 {
     match analysis.message.as_ref().and_then(|m| m.message_id()) {

@@ -5,6 +5,7 @@
 mod auth;
 mod cluster;
 mod config;
+mod console;
 mod crash;
 mod loadtest;
 mod protocol;

@@ -338,7 +338,13 @@ impl<B: Bus, S: Transport> Session<B, S> {
         }
         let mut action = verdict.as_ref().map_or(Action::Accept, |v| v.action);
         let topic = match disposition {
-            Disposition::Refuse(refusal) => return (Reply::new(refusal.code, refusal.status, refusal.text), action.as_str()),
+            Disposition::Refuse(refusal) => {
+                let reply = Reply::new(refusal.code, refusal.status, refusal.text);
+                if let Some(v) = &verdict {
+                    self.keep_refusal(queue_id.as_str(), &tx, v, &reply);
+                }
+                return (reply, action.as_str());
+            }
             Disposition::Greylist => match self.greylist(&tx).await {
                 Some(deferral) => return (deferral, "greylist"),
                 None => {

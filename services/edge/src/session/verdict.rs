@@ -5,6 +5,7 @@
 use rempart_bus::Bus;
 use rempart_model::{ScanError, ScanFailure, ScanJob, ScannerFallback, Verdict};
 use rempart_state::greylist::GreyDecision;
+use rempart_state::verdicts::VerdictRecord;
 
 use super::{Session, Transaction, Transport};
 use rempart_smtp::Reply;
@@ -101,6 +102,20 @@ impl<B: Bus, S: Transport> Session<B, S> {
                 None
             }
         }
+    }
+
+    /// Keeps what the `/why/` page needs to explain this refusal (in the background:
+    /// the reply does not wait for the store; a failure is logged, the refusal stands).
+    pub(super) fn keep_refusal(&self, queue_id: &str, tx: &Transaction, verdict: &Verdict, reply: &Reply) {
+        let Some(state) = self.shared.state.clone() else { return };
+        let recipients: Vec<&str> = tx.recipients.iter().map(|r| r.address.as_str()).collect();
+        let record =
+            VerdictRecord::new(queue_id, rempart_model::date::unix_now(), verdict, reply.to_string(), &tx.return_path, &recipients);
+        tokio::spawn(async move {
+            if let Err(e) = rempart_state::verdicts::put(&*state.store, &record).await {
+                tracing::warn!(queue_id = %record.queue_id, error = %e, "cannot keep the refusal's record for its /why/ page");
+            }
+        });
     }
 
     /// `rempart.events.verdict` for the console and metrics (NATS bus only).

@@ -19,6 +19,7 @@ pub mod greylist;
 mod nats;
 mod shared;
 mod timed;
+pub mod verdicts;
 
 use std::future::Future;
 use std::pin::Pin;

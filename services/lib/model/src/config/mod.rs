@@ -11,10 +11,12 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::{HumanDuration, InvalidValue};
 
+mod console;
 mod filtering;
 mod smtp;
 mod state;
 mod telemetry;
+pub use console::ConsoleConfig;
 pub use filtering::{CompositeConfig, DnsConfig, DnsListConfig, PolicyConfig, PolicyOverride, ScannerConfig};
 pub use smtp::{ListenerConfig, SmtpConfig};
 pub use state::{AwlConfig, BayesConfig, BusBackend, BusConfig, GreylistConfig, StateBackend, StateConfig};
@@ -40,6 +42,7 @@ pub struct Config {
     pub awl: AwlConfig,
     pub bayes: BayesConfig,
     pub telemetry: TelemetryConfig,
+    pub console: ConsoleConfig,
 }
 
 /// One customer domain.

@@ -1,0 +1,177 @@
+//! Console accounts in the shared store (`console.account.<email>`), with argon2
+//! password hashes, and the login throttle (failures per IP and per account, shared by
+//! every console process through the store).
+
+use std::time::Duration;
+
+use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString, rand_core::OsRng};
+use rempart_state::{Store, StoreError, key};
+use serde::{Deserialize, Serialize};
+
+use crate::quarantine::Scope;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Sees and acts on everything.
+    Operator,
+    /// Sees the mail of their domains.
+    DomainAdmin,
+    /// Sees the mail of their own addresses.
+    User,
+}
+
+impl std::str::FromStr for Role {
+    type Err = AccountError;
+    fn from_str(s: &str) -> Result<Self, AccountError> {
+        match s {
+            "operator" => Ok(Role::Operator),
+            "domain-admin" | "domain_admin" => Ok(Role::DomainAdmin),
+            "user" => Ok(Role::User),
+            _ => Err(AccountError::Invalid(format!("unknown role {s:?}: operator, domain-admin or user"))),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Account {
+    /// The login, lower case.
+    pub email: String,
+    pub role: Role,
+    /// A domain admin's domains (lower case).
+    #[serde(default)]
+    pub domains: Vec<String>,
+    /// A user's addresses besides the login (aliases, lower case).
+    #[serde(default)]
+    pub aliases: Vec<String>,
+    /// PHC string (argon2id).
+    pub password_hash: String,
+    #[serde(default)]
+    pub disabled: bool,
+}
+
+impl Account {
+    /// What this account may read and act on.
+    pub fn scope(&self) -> Scope {
+        match self.role {
+            Role::Operator => Scope::All,
+            Role::DomainAdmin => Scope::Domains(self.domains.clone()),
+            Role::User => Scope::Addresses(std::iter::once(self.email.clone()).chain(self.aliases.iter().cloned()).collect()),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AccountError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("account store: {0}")]
+    Store(#[from] StoreError),
+    #[error("account {email}: {source}")]
+    Corrupt { email: String, source: serde_json::Error },
+    #[error("password hashing: {0}")]
+    Hash(String),
+}
+
+fn account_key(email: &str) -> String {
+    key(&["console", "account", &email.to_ascii_lowercase()])
+}
+
+pub fn hash_password(password: &str) -> Result<String, AccountError> {
+    let salt = SaltString::generate(&mut OsRng);
+    Argon2::default().hash_password(password.as_bytes(), &salt).map(|h| h.to_string()).map_err(|e| AccountError::Hash(e.to_string()))
+}
+
+fn password_matches(hash: &str, password: &str) -> bool {
+    PasswordHash::new(hash).is_ok_and(|parsed| Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
+}
+
+/// Creates or replaces an account.
+pub async fn put(store: &dyn Store, account: &Account) -> Result<(), AccountError> {
+    if !account.email.contains('@') {
+        return Err(AccountError::Invalid(format!("{:?} is not an e-mail address", account.email)));
+    }
+    if account.role == Role::DomainAdmin && account.domains.is_empty() {
+        return Err(AccountError::Invalid("a domain admin needs at least one --domain".into()));
+    }
+    let value = serde_json::to_vec(account).map_err(|source| AccountError::Corrupt { email: account.email.clone(), source })?;
+    Ok(store.put(&account_key(&account.email), &value, None).await?)
+}
+
+pub async fn get(store: &dyn Store, email: &str) -> Result<Option<Account>, AccountError> {
+    let Some(value) = store.get(&account_key(email)).await? else { return Ok(None) };
+    serde_json::from_slice(&value).map(Some).map_err(|source| AccountError::Corrupt { email: email.to_string(), source })
+}
+
+/// Failed logins allowed per IP and per account in a window.
+pub const MAX_FAILURES: i64 = 5;
+pub const FAILURE_WINDOW: Duration = Duration::from_secs(15 * 60);
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum Login {
+    Ok(Box<Account>),
+    /// Wrong address or password (which one is not said).
+    Refused,
+    /// Too many failures from this IP or for this account: try again later.
+    Throttled,
+}
+
+/// Checks a login, counting failures; a throttled IP or account is refused before the
+/// password is even hashed (no oracle, no CPU spent for an attacker).
+pub async fn login(store: &dyn Store, email: &str, password: &str, ip: &str) -> Result<Login, AccountError> {
+    let email = email.trim().to_ascii_lowercase();
+    let window = rempart_model::date::unix_now() / FAILURE_WINDOW.as_secs();
+    let keys =
+        [key(&["console", "fail", "ip", ip, &window.to_string()]), key(&["console", "fail", "account", &email, &window.to_string()])];
+    for k in &keys {
+        if failures(store, k).await? >= MAX_FAILURES {
+            return Ok(Login::Throttled);
+        }
+    }
+    let account = get(store, &email).await?;
+    let ok = match &account {
+        Some(a) => !a.disabled && password_matches(&a.password_hash, password),
+        None => {
+            // Same work as a real check, so timing does not tell which addresses exist.
+            static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+            let dummy = DUMMY.get_or_init(|| hash_password("not a password").unwrap_or_default());
+            let _ = password_matches(dummy, password);
+            false
+        }
+    };
+    match (ok, account) {
+        (true, Some(account)) => Ok(Login::Ok(Box::new(account))),
+        _ => {
+            for k in &keys {
+                count_failure(store, k).await?;
+            }
+            tracing::warn!(%ip, account = %email, "console login refused");
+            Ok(Login::Refused)
+        }
+    }
+}
+
+impl PartialEq for Account {
+    fn eq(&self, other: &Self) -> bool {
+        self.email == other.email
+    }
+}
+impl Eq for Account {}
+
+async fn failures(store: &dyn Store, k: &str) -> Result<i64, StoreError> {
+    Ok(store.get(k).await?.and_then(|v| v.try_into().ok().map(i64::from_le_bytes)).unwrap_or(0))
+}
+
+/// One more failure under `k`, expiring with the window (compare-and-set, so that
+/// concurrent failures on several consoles all count).
+async fn count_failure(store: &dyn Store, k: &str) -> Result<(), StoreError> {
+    for _ in 0..8 {
+        let current = store.get(k).await?;
+        let n = current.as_deref().and_then(|v| v.try_into().ok().map(i64::from_le_bytes)).unwrap_or(0);
+        if store.compare_and_set(k, current.as_deref(), &(n + 1).to_le_bytes(), Some(FAILURE_WINDOW)).await? {
+            return Ok(());
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,65 @@
+//! Fills the quarantine from `rempart.quarantine` (the quarantine action, and the
+//! queued scan's refusals) and sweeps out what is older than the retention. A message
+//! is acked on the bus only once its body and entry are durable here.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rempart_bus::{AnyBus, Bus, QUARANTINE_TOPIC, consume};
+use rempart_model::Envelope;
+use tokio::sync::watch;
+
+use crate::quarantine::{Entry, QuarantineStore};
+
+/// Consumes the quarantine topic until `shutdown`.
+pub async fn run(bus: Arc<AnyBus>, store: QuarantineStore, lease: Duration, shutdown: watch::Receiver<bool>) {
+    consume(&*bus, QUARANTINE_TOPIC, lease, shutdown, |delivery| {
+        let (bus, store) = (bus.clone(), store.clone());
+        async move {
+            let envelope = match Envelope::from_json(&delivery.meta) {
+                Ok(envelope) => envelope,
+                Err(e) => {
+                    // Nothing to show or release without an envelope; keep it on the
+                    // bus (retried later) rather than lose it.
+                    tracing::error!(error = %e, "quarantined message with an unreadable envelope; left on the bus");
+                    let _ = bus.retry(delivery.id, delivery.meta, Duration::from_secs(3600)).await;
+                    return;
+                }
+            };
+            let entry = Entry::from_envelope(envelope, &delivery.body, rempart_model::date::unix_now());
+            let queue_id = entry.queue_id.clone();
+            let body = delivery.body;
+            match crate::blocking(move || store.hold(&entry, &body)).await {
+                Ok(()) => {
+                    tracing::info!(%queue_id, "held in quarantine");
+                    if let Err(e) = bus.ack(delivery.id).await {
+                        tracing::warn!(%queue_id, error = %e, "quarantined, but the bus did not take the ack (it will come again, idempotently)");
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(%queue_id, error = %e, "cannot keep the message in quarantine; retrying in a minute");
+                    let _ = bus.retry(delivery.id, delivery.meta, Duration::from_secs(60)).await;
+                }
+            }
+        }
+    })
+    .await;
+}
+
+/// Deletes expired messages every hour (and at start) until `shutdown`.
+pub async fn sweep(store: QuarantineStore, retention: Duration, mut shutdown: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(3600));
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = shutdown.changed() => return,
+        }
+        let cutoff = rempart_model::date::unix_now().saturating_sub(retention.as_secs());
+        let store = store.clone();
+        match crate::blocking(move || store.sweep(cutoff)).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(deleted = n, "quarantine sweep"),
+            Err(e) => tracing::warn!(error = %e, "quarantine sweep failed"),
+        }
+    }
+}

@@ -1,0 +1,121 @@
+//! The console: where customers find what the gateway held or refused. It keeps the
+//! quarantine (`quarantine.rs`, fed from `rempart.quarantine` by `intake.rs`), serves
+//! the portal and the public `/why/{QueueId}` pages (`web/`), and holds the accounts
+//! (`accounts.rs`).
+
+pub mod accounts;
+pub mod intake;
+pub mod quarantine;
+pub mod web;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rempart_bus::{AnyBus, Bus, DELIVER_TOPIC};
+use rempart_model::{DeliveryStatus, Recipient};
+use rempart_state::SharedState;
+use rempart_state::bayes::Class;
+
+use crate::quarantine::{Entry, QuarantineError, QuarantineStore};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConsoleError {
+    #[error(transparent)]
+    Quarantine(#[from] QuarantineError),
+    #[error("console key: {0}")]
+    Key(#[source] rempart_state::StoreError),
+    #[error("console listener {addr}: {source}")]
+    Listen { addr: SocketAddr, source: std::io::Error },
+    #[error("handing the released message to the relay: {0}")]
+    Release(#[source] rempart_bus::BusError),
+}
+
+/// Everything the console's pages and workers share.
+pub struct Console {
+    pub quarantine: QuarantineStore,
+    pub state: Arc<SharedState>,
+    pub bus: Arc<AnyBus>,
+    pub keys: web::auth::Keys,
+    /// Cookies get `Secure` (behind a TLS-terminating proxy).
+    pub secure_cookies: bool,
+}
+
+impl Console {
+    pub async fn open(data_dir: &Path, state: Arc<SharedState>, bus: Arc<AnyBus>) -> Result<Console, ConsoleError> {
+        let quarantine = QuarantineStore::open(&data_dir.join("quarantine"))?;
+        let keys = web::auth::Keys::load(&*state.store).await.map_err(ConsoleError::Key)?;
+        Ok(Console { quarantine, state, bus, keys, secure_cookies: false })
+    }
+
+    /// Releases a held message to its recipients through the relay, exactly once: the
+    /// entry is marked released first (a second release fails), and marked held again
+    /// if the bus does not take the message. Then learns it as ham.
+    pub async fn release(&self, id: &str, by: &str) -> Result<Entry, ConsoleError> {
+        let store = self.quarantine.clone();
+        let (id_owned, by_owned) = (id.to_string(), by.to_string());
+        let now = rempart_model::date::unix_now();
+        let (entry, body) = blocking(move || {
+            let entry = store.mark_released(&id_owned, &by_owned, now)?;
+            match store.body(&id_owned) {
+                Ok(body) => Ok((entry, body)),
+                Err(e) => {
+                    store.unrelease(&id_owned)?;
+                    Err(e)
+                }
+            }
+        })
+        .await?;
+        let mut envelope = entry.envelope.clone();
+        envelope.attempts = 0;
+        for recipient in &mut envelope.recipients {
+            *recipient = Recipient { status: DeliveryStatus::Pending { last_reply: None }, ..recipient.clone() };
+        }
+        if let Err(e) = self.bus.publish(DELIVER_TOPIC, envelope.to_json(), body.clone()).await {
+            let store = self.quarantine.clone();
+            let id_owned = id.to_string();
+            blocking(move || store.unrelease(&id_owned)).await?;
+            return Err(ConsoleError::Release(e));
+        }
+        tracing::info!(queue_id = id, by, "released from quarantine");
+        self.learn(body, Class::Ham);
+        Ok(entry)
+    }
+
+    /// Deletes a message; with `as_spam`, learns it as spam first.
+    pub async fn delete(&self, id: &str, by: &str, as_spam: bool) -> Result<(), ConsoleError> {
+        let store = self.quarantine.clone();
+        let id_owned = id.to_string();
+        let body = if as_spam { Some(blocking(move || store.body(&id_owned)).await?) } else { None };
+        let store = self.quarantine.clone();
+        let id_owned = id.to_string();
+        blocking(move || store.delete(&id_owned)).await?;
+        tracing::info!(queue_id = id, by, as_spam, "deleted from quarantine");
+        if let Some(body) = body {
+            self.learn(body, Class::Spam);
+        }
+        Ok(())
+    }
+
+    /// Teaches the Bayes model, in the background (a store failure is logged).
+    fn learn(&self, body: Vec<u8>, class: Class) {
+        let Some(bayes) = self.state.bayes.clone() else { return };
+        let state = self.state.clone();
+        tokio::spawn(async move {
+            let Some((identity, tokens)) = rempart_scanner::tokens::learnable(&body) else { return };
+            match bayes.learn(identity, class, &tokens).await {
+                Ok(_) => rempart_state::announce_learning(&state).await,
+                Err(e) => tracing::warn!(error = %e, "console could not teach the Bayes model"),
+            }
+        });
+    }
+}
+
+/// Runs a quarantine operation (redb, files) off the async threads.
+pub async fn blocking<T: Send + 'static>(work: impl FnOnce() -> Result<T, QuarantineError> + Send + 'static) -> Result<T, QuarantineError> {
+    tokio::task::spawn_blocking(work).await.unwrap_or_else(|e| Err(QuarantineError::Task(e.to_string())))
+}
+
+/// How long quarantined messages are kept before the sweeper deletes them.
+pub const DEFAULT_RETENTION: Duration = Duration::from_secs(30 * 24 * 3600);

@@ -1,0 +1,469 @@
+//! The quarantine store: messages held by the quarantine action (and the queued scan's
+//! refusals), kept until released, deleted or expired. Metadata in one redb file with
+//! two indexes (by time, and by recipient domain and time, so that a domain admin's
+//! first page does not read other domains' mail); bodies as files beside it, written
+//! and synced before the metadata that names them is committed.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use redb::{Database, ReadableTable, ReadableTableMetadata, TableDefinition};
+use rempart_model::{Action, Envelope, SymbolHit};
+use serde::{Deserialize, Serialize};
+
+const ENTRIES: TableDefinition<&str, &[u8]> = TableDefinition::new("entries");
+const BY_TIME: TableDefinition<(u64, &str), ()> = TableDefinition::new("by_time");
+const BY_DOMAIN: TableDefinition<(&str, u64, &str), ()> = TableDefinition::new("by_domain");
+
+#[derive(Debug, thiserror::Error)]
+pub enum QuarantineError {
+    #[error("quarantine database {path}: {source}")]
+    Open { path: PathBuf, source: Box<redb::Error> },
+    #[error("quarantine database: {0}")]
+    Database(#[from] Box<redb::Error>),
+    #[error("quarantine body {path}: {source}")]
+    Body { path: PathBuf, source: std::io::Error },
+    #[error("quarantine entry {id}: {source}")]
+    Corrupt { id: String, source: serde_json::Error },
+    #[error("no quarantined message {0}")]
+    NotFound(String),
+    #[error("quarantine task: {0}")]
+    Task(String),
+    #[error("message {id} was already {status}")]
+    NotHeld { id: String, status: &'static str },
+}
+
+macro_rules! from_redb {
+    ($($t:ty),*) => {$(
+        impl From<$t> for QuarantineError {
+            fn from(e: $t) -> Self {
+                QuarantineError::Database(Box::new(e.into()))
+            }
+        }
+    )*};
+}
+from_redb!(redb::TransactionError, redb::TableError, redb::StorageError, redb::CommitError);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Held,
+    Released,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Held => "held",
+            Status::Released => "released",
+        }
+    }
+}
+
+/// One quarantined message's metadata.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Entry {
+    pub queue_id: String,
+    /// Seconds since the epoch when it was quarantined.
+    pub at: u64,
+    pub sender: String,
+    pub recipients: Vec<String>,
+    pub subject: String,
+    pub score: f64,
+    pub action: Action,
+    pub symbols: Vec<SymbolHit>,
+    pub size: u64,
+    pub status: Status,
+    /// Who released it, and when.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub released: Option<(String, u64)>,
+    /// The envelope as the edge queued it: what a release hands to the relay.
+    pub envelope: Envelope,
+}
+
+impl Entry {
+    pub fn from_envelope(envelope: Envelope, body: &[u8], at: u64) -> Entry {
+        let (score, action, symbols) =
+            envelope.verdict.as_ref().map_or((0.0, Action::Quarantine, Vec::new()), |v| (v.score, v.action, v.symbols.clone()));
+        Entry {
+            queue_id: envelope.queue_id.as_str().to_string(),
+            at,
+            sender: envelope.return_path.clone(),
+            recipients: envelope.recipients.iter().map(|r| r.address.to_ascii_lowercase()).collect(),
+            subject: subject_of(body),
+            score,
+            action,
+            symbols,
+            size: body.len() as u64,
+            status: Status::Held,
+            released: None,
+            envelope,
+        }
+    }
+
+    pub fn domains(&self) -> BTreeSet<String> {
+        self.recipients.iter().map(|r| domain_of(r).to_string()).collect()
+    }
+}
+
+pub fn domain_of(address: &str) -> &str {
+    address.rsplit_once('@').map_or("", |(_, d)| d)
+}
+
+/// The decoded Subject, on one line.
+fn subject_of(body: &[u8]) -> String {
+    let parsed = mail_parser::MessageParser::default().parse_headers(body);
+    parsed.and_then(|m| m.subject().map(|s| s.split_whitespace().collect::<Vec<_>>().join(" "))).unwrap_or_default()
+}
+
+/// Which messages a reader may see.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    All,
+    /// Mail to any address of these domains (lower case).
+    Domains(Vec<String>),
+    /// Mail to these addresses (lower case).
+    Addresses(Vec<String>),
+}
+
+impl Scope {
+    pub fn allows(&self, entry: &Entry) -> bool {
+        match self {
+            Scope::All => true,
+            Scope::Domains(domains) => entry.recipients.iter().any(|r| domains.iter().any(|d| d == domain_of(r))),
+            Scope::Addresses(addresses) => entry.recipients.iter().any(|r| addresses.contains(r)),
+        }
+    }
+
+    /// The domain indexes to read, or `None` for the whole time index.
+    fn domains(&self) -> Option<BTreeSet<String>> {
+        match self {
+            Scope::All => None,
+            Scope::Domains(domains) => Some(domains.iter().cloned().collect()),
+            Scope::Addresses(addresses) => Some(addresses.iter().map(|a| domain_of(a).to_string()).collect()),
+        }
+    }
+}
+
+/// Search terms; all given ones must match (substrings, any case).
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Query {
+    #[serde(default)]
+    pub sender: String,
+    #[serde(default)]
+    pub recipient: String,
+    #[serde(default)]
+    pub subject: String,
+    /// Seconds since the epoch, inclusive.
+    #[serde(default)]
+    pub since: Option<u64>,
+    #[serde(default)]
+    pub until: Option<u64>,
+    #[serde(default)]
+    pub min_score: Option<f64>,
+}
+
+impl Query {
+    fn matches(&self, entry: &Entry) -> bool {
+        let has = |hay: &str, needle: &str| needle.is_empty() || hay.to_lowercase().contains(&needle.to_lowercase());
+        has(&entry.sender, &self.sender)
+            && (self.recipient.is_empty() || entry.recipients.iter().any(|r| has(r, &self.recipient)))
+            && has(&entry.subject, &self.subject)
+            && self.since.is_none_or(|t| entry.at >= t)
+            && self.until.is_none_or(|t| entry.at <= t)
+            && self.min_score.is_none_or(|s| entry.score >= s)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Page {
+    pub entries: Vec<Entry>,
+    pub has_more: bool,
+}
+
+#[derive(Clone)]
+pub struct QuarantineStore {
+    db: Arc<Database>,
+    bodies: PathBuf,
+}
+
+impl QuarantineStore {
+    /// Opens (or creates) the store in `dir` (`quarantine.redb` and `bodies/`).
+    pub fn open(dir: &Path) -> Result<QuarantineStore, QuarantineError> {
+        let bodies = dir.join("bodies");
+        std::fs::create_dir_all(&bodies).map_err(|source| QuarantineError::Body { path: bodies.clone(), source })?;
+        let path = dir.join("quarantine.redb");
+        let db = Database::create(&path).map_err(|e| QuarantineError::Open { path: path.clone(), source: Box::new(e.into()) })?;
+        let tx = db.begin_write()?;
+        tx.open_table(ENTRIES)?;
+        tx.open_table(BY_TIME)?;
+        tx.open_table(BY_DOMAIN)?;
+        tx.commit()?;
+        Ok(QuarantineStore { db: Arc::new(db), bodies })
+    }
+
+    fn body_path(&self, id: &str) -> PathBuf {
+        // Queue ids are base-32; anything else is escaped so a name cannot leave the folder.
+        let safe: String = id.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect();
+        self.bodies.join(format!("{safe}.eml"))
+    }
+
+    /// Holds a message. Idempotent: a redelivered message replaces its own entry.
+    pub fn hold(&self, entry: &Entry, body: &[u8]) -> Result<(), QuarantineError> {
+        let path = self.body_path(&entry.queue_id);
+        write_synced(&path, body).map_err(|source| QuarantineError::Body { path, source })?;
+        let value = serde_json::to_vec(entry).map_err(|source| QuarantineError::Corrupt { id: entry.queue_id.clone(), source })?;
+        let tx = self.db.begin_write()?;
+        {
+            let mut entries = tx.open_table(ENTRIES)?;
+            let mut by_time = tx.open_table(BY_TIME)?;
+            let mut by_domain = tx.open_table(BY_DOMAIN)?;
+            let id = entry.queue_id.as_str();
+            entries.insert(id, value.as_slice())?;
+            by_time.insert((entry.at, id), ())?;
+            for domain in entry.domains() {
+                by_domain.insert((domain.as_str(), entry.at, id), ())?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    pub fn get(&self, id: &str) -> Result<Option<Entry>, QuarantineError> {
+        let tx = self.db.begin_read().map_err(|e| QuarantineError::Database(Box::new(e.into())))?;
+        let entries = tx.open_table(ENTRIES)?;
+        let Some(value) = entries.get(id)? else { return Ok(None) };
+        serde_json::from_slice(value.value()).map(Some).map_err(|source| QuarantineError::Corrupt { id: id.to_string(), source })
+    }
+
+    pub fn body(&self, id: &str) -> Result<Vec<u8>, QuarantineError> {
+        let path = self.body_path(id);
+        std::fs::read(&path).map_err(|source| QuarantineError::Body { path, source })
+    }
+
+    /// Newest first, `size` per page, the `page`th page (from 0).
+    pub fn list(&self, scope: &Scope, query: &Query, page: usize, size: usize) -> Result<Page, QuarantineError> {
+        let wanted = (page + 1) * size + 1;
+        let tx = self.db.begin_read().map_err(|e| QuarantineError::Database(Box::new(e.into())))?;
+        let entries = tx.open_table(ENTRIES)?;
+        let mut found: Vec<Entry> = Vec::new();
+        let take = |id: &str, found: &mut Vec<Entry>| -> Result<bool, QuarantineError> {
+            if let Some(value) = entries.get(id)? {
+                let entry: Entry =
+                    serde_json::from_slice(value.value()).map_err(|source| QuarantineError::Corrupt { id: id.to_string(), source })?;
+                if scope.allows(&entry) && query.matches(&entry) {
+                    found.push(entry);
+                }
+            }
+            Ok(found.len() >= wanted)
+        };
+        match scope.domains() {
+            None => {
+                let by_time = tx.open_table(BY_TIME)?;
+                for row in by_time.iter()?.rev() {
+                    let row = row?;
+                    if take(row.0.value().1, &mut found)? {
+                        break;
+                    }
+                }
+            }
+            Some(domains) => {
+                let by_domain = tx.open_table(BY_DOMAIN)?;
+                for domain in &domains {
+                    let mut per_domain = Vec::new();
+                    for row in by_domain.range((domain.as_str(), 0, "")..=(domain.as_str(), u64::MAX, "\u{10FFFF}"))?.rev() {
+                        let row = row?;
+                        if take(row.0.value().2, &mut per_domain)? {
+                            break;
+                        }
+                    }
+                    found.extend(per_domain);
+                }
+                // A message to several of the reader's domains appears once.
+                found.sort_by(|a, b| b.at.cmp(&a.at).then_with(|| b.queue_id.cmp(&a.queue_id)));
+                found.dedup_by(|a, b| a.queue_id == b.queue_id);
+            }
+        }
+        let has_more = found.len() > (page + 1) * size;
+        let entries = found.into_iter().skip(page * size).take(size).collect();
+        Ok(Page { entries, has_more })
+    }
+
+    /// Marks a held message released, once: the second call fails with `NotHeld`. The
+    /// caller hands the message to the relay and calls `unrelease` if that fails.
+    pub fn mark_released(&self, id: &str, by: &str, at: u64) -> Result<Entry, QuarantineError> {
+        self.update(id, |entry| {
+            if entry.status != Status::Held {
+                return Err(QuarantineError::NotHeld { id: id.to_string(), status: entry.status.as_str() });
+            }
+            entry.status = Status::Released;
+            entry.released = Some((by.to_string(), at));
+            Ok(())
+        })
+    }
+
+    /// Undoes `mark_released` when the message could not be handed over.
+    pub fn unrelease(&self, id: &str) -> Result<Entry, QuarantineError> {
+        self.update(id, |entry| {
+            entry.status = Status::Held;
+            entry.released = None;
+            Ok(())
+        })
+    }
+
+    fn update(&self, id: &str, change: impl FnOnce(&mut Entry) -> Result<(), QuarantineError>) -> Result<Entry, QuarantineError> {
+        let tx = self.db.begin_write()?;
+        let entry = {
+            let mut entries = tx.open_table(ENTRIES)?;
+            let mut entry: Entry = match entries.get(id)? {
+                Some(value) => {
+                    serde_json::from_slice(value.value()).map_err(|source| QuarantineError::Corrupt { id: id.to_string(), source })?
+                }
+                None => return Err(QuarantineError::NotFound(id.to_string())),
+            };
+            change(&mut entry)?;
+            let value = serde_json::to_vec(&entry).map_err(|source| QuarantineError::Corrupt { id: id.to_string(), source })?;
+            entries.insert(id, value.as_slice())?;
+            entry
+        };
+        tx.commit()?;
+        Ok(entry)
+    }
+
+    /// Removes a message and its body.
+    pub fn delete(&self, id: &str) -> Result<(), QuarantineError> {
+        let tx = self.db.begin_write()?;
+        {
+            let mut entries = tx.open_table(ENTRIES)?;
+            let entry: Entry = match entries.remove(id)? {
+                Some(value) => {
+                    serde_json::from_slice(value.value()).map_err(|source| QuarantineError::Corrupt { id: id.to_string(), source })?
+                }
+                None => return Err(QuarantineError::NotFound(id.to_string())),
+            };
+            tx.open_table(BY_TIME)?.remove((entry.at, id))?;
+            let mut by_domain = tx.open_table(BY_DOMAIN)?;
+            for domain in entry.domains() {
+                by_domain.remove((domain.as_str(), entry.at, id))?;
+            }
+        }
+        tx.commit()?;
+        let path = self.body_path(id);
+        match std::fs::remove_file(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(QuarantineError::Body { path, source: e }),
+            _ => Ok(()),
+        }
+    }
+
+    /// Deletes what was quarantined before `cutoff` (seconds since the epoch); returns
+    /// how many.
+    pub fn sweep(&self, cutoff: u64) -> Result<usize, QuarantineError> {
+        let expired: Vec<String> = {
+            let tx = self.db.begin_read().map_err(|e| QuarantineError::Database(Box::new(e.into())))?;
+            let by_time = tx.open_table(BY_TIME)?;
+            let mut ids = Vec::new();
+            for row in by_time.range((0, "")..(cutoff, ""))? {
+                ids.push(row?.0.value().1.to_string());
+            }
+            ids
+        };
+        for id in &expired {
+            match self.delete(id) {
+                Ok(()) | Err(QuarantineError::NotFound(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(expired.len())
+    }
+
+    /// Messages held (and released, until they expire).
+    pub fn len(&self) -> Result<u64, QuarantineError> {
+        let tx = self.db.begin_read().map_err(|e| QuarantineError::Database(Box::new(e.into())))?;
+        Ok(tx.open_table(ENTRIES)?.len()?)
+    }
+
+    pub fn is_empty(&self) -> Result<bool, QuarantineError> {
+        Ok(self.len()? == 0)
+    }
+}
+
+fn write_synced(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let tmp = path.with_extension("tmp");
+    let mut file = std::fs::File::create(&tmp)?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    std::fs::rename(&tmp, path)
+}
+
+#[cfg(test)]
+mod tests {
+    use rempart_model::{QueueId, Recipient, SessionFacts};
+
+    use super::*;
+
+    pub(crate) fn envelope(id: &str, from: &str, to: &[&str]) -> Envelope {
+        Envelope {
+            queue_id: QueueId::from_string(id.to_string()),
+            return_path: from.into(),
+            recipients: to.iter().map(|a| Recipient::new(a.to_string())).collect(),
+            session: SessionFacts::default(),
+            received_at: 0,
+            ret: None,
+            envid: None,
+            body_8bit: false,
+            smtputf8: false,
+            attempts: 0,
+            verdict: None,
+        }
+    }
+
+    fn held(store: &QuarantineStore, id: &str, at: u64, to: &[&str], subject: &str) {
+        let body = format!("Subject: {subject}\r\n\r\nbody\r\n");
+        let entry = Entry::from_envelope(envelope(id, "s@spam.test", to), body.as_bytes(), at);
+        store.hold(&entry, body.as_bytes()).expect("hold");
+    }
+
+    #[test]
+    fn lists_newest_first_by_scope_and_query_with_pages() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = QuarantineStore::open(dir.path()).expect("open");
+        for i in 0..25u64 {
+            let to = if i % 2 == 0 { "alice@a.test" } else { "bob@b.test" };
+            held(&store, &format!("Q{i:03}"), 1000 + i, &[to], &format!("offer {i}"));
+        }
+        let first = store.list(&Scope::All, &Query::default(), 0, 10).expect("list");
+        assert_eq!(first.entries.len(), 10);
+        assert!(first.has_more);
+        assert_eq!(first.entries[0].queue_id, "Q024");
+        let last = store.list(&Scope::All, &Query::default(), 2, 10).expect("list");
+        assert_eq!(last.entries.len(), 5);
+        assert!(!last.has_more);
+        let a = store.list(&Scope::Domains(vec!["a.test".into()]), &Query::default(), 0, 100).expect("list");
+        assert_eq!(a.entries.len(), 13);
+        assert!(a.entries.iter().all(|e| e.recipients == ["alice@a.test"]));
+        let bob = store.list(&Scope::Addresses(vec!["bob@b.test".into()]), &Query::default(), 0, 100).expect("list");
+        assert_eq!(bob.entries.len(), 12);
+        let query = Query { subject: "OFFER 2".into(), ..Query::default() };
+        let found = store.list(&Scope::All, &query, 0, 100).expect("list");
+        let ids: Vec<&str> = found.entries.iter().map(|e| e.queue_id.as_str()).collect();
+        assert_eq!(ids, ["Q024", "Q023", "Q022", "Q021", "Q020", "Q002"]);
+    }
+
+    #[test]
+    fn release_happens_once_and_delete_and_sweep_remove_bodies() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = QuarantineStore::open(dir.path()).expect("open");
+        held(&store, "Q1", 100, &["alice@a.test"], "one");
+        held(&store, "Q2", 200, &["alice@a.test"], "two");
+        store.mark_released("Q1", "admin@a.test", 150).expect("first release");
+        assert!(matches!(store.mark_released("Q1", "admin@a.test", 151), Err(QuarantineError::NotHeld { .. })));
+        assert_eq!(store.body("Q2").expect("body"), b"Subject: two\r\n\r\nbody\r\n");
+        store.delete("Q2").expect("delete");
+        assert!(store.body("Q2").is_err());
+        assert!(matches!(store.delete("Q2"), Err(QuarantineError::NotFound(_))));
+        assert_eq!(store.sweep(101).expect("sweep"), 1);
+        assert!(store.is_empty().expect("len"));
+    }
+}

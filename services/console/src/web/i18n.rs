@@ -1,0 +1,109 @@
+//! The console's two languages. The reader's language comes from `?lang=`, then the
+//! `rempart_lang` cookie, then Accept-Language; English otherwise.
+
+use axum::http::HeaderMap;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lang {
+    En,
+    Fr,
+}
+
+impl Lang {
+    pub fn from_request(query_lang: Option<&str>, headers: &HeaderMap) -> Lang {
+        let pick = |s: &str| if s.trim().to_ascii_lowercase().starts_with("fr") { Some(Lang::Fr) } else { None };
+        if let Some(q) = query_lang {
+            return pick(q).unwrap_or(Lang::En);
+        }
+        if let Some(c) = super::auth::cookie(headers, "rempart_lang") {
+            return pick(c).unwrap_or(Lang::En);
+        }
+        let accept = headers.get(axum::http::header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok()).unwrap_or("");
+        // The first language listed wins (browsers list the preferred one first).
+        accept.split(',').next().and_then(pick).unwrap_or(Lang::En)
+    }
+
+    pub fn code(self) -> &'static str {
+        match self {
+            Lang::En => "en",
+            Lang::Fr => "fr",
+        }
+    }
+
+    /// The text for `key` in this language; the key itself when none is written.
+    pub fn t(self, key: &'static str) -> &'static str {
+        let (en, fr) = match key {
+            "title" => ("Rempart console", "Console Rempart"),
+            "login" => ("Log in", "Connexion"),
+            "logout" => ("Log out", "Déconnexion"),
+            "email" => ("E-mail address", "Adresse e-mail"),
+            "password" => ("Password", "Mot de passe"),
+            "login_refused" => ("Wrong address or password.", "Adresse ou mot de passe incorrect."),
+            "login_throttled" => {
+                ("Too many failed attempts: try again in 15 minutes.", "Trop de tentatives échouées : réessayez dans 15 minutes.")
+            }
+            "quarantine" => ("Quarantine", "Quarantaine"),
+            "search" => ("Search", "Rechercher"),
+            "sender" => ("Sender", "Expéditeur"),
+            "recipient" => ("Recipient", "Destinataire"),
+            "recipients" => ("Recipients", "Destinataires"),
+            "subject" => ("Subject", "Objet"),
+            "date" => ("Date", "Date"),
+            "since" => ("From (YYYY-MM-DD)", "Du (AAAA-MM-JJ)"),
+            "until" => ("To (YYYY-MM-DD)", "Au (AAAA-MM-JJ)"),
+            "min_score" => ("Minimum score", "Score minimum"),
+            "score" => ("Score", "Score"),
+            "status" => ("Status", "État"),
+            "held" => ("held", "retenu"),
+            "released" => ("released", "libéré"),
+            "no_messages" => ("No message in quarantine matches.", "Aucun message en quarantaine ne correspond."),
+            "newer" => ("Newer", "Plus récents"),
+            "older" => ("Older", "Plus anciens"),
+            "release" => ("Release", "Libérer"),
+            "delete" => ("Delete", "Supprimer"),
+            "report_spam" => ("Report as spam", "Signaler comme spam"),
+            "released_ok" => (
+                "The message was released: it is on its way to its recipients.",
+                "Le message a été libéré : il part vers ses destinataires.",
+            ),
+            "already_released" => ("This message was already released.", "Ce message a déjà été libéré."),
+            "deleted_ok" => ("The message was deleted.", "Le message a été supprimé."),
+            "spam_ok" => {
+                ("Thank you: the message was learned as spam and deleted.", "Merci : le message a été appris comme spam et supprimé.")
+            }
+            "headers" => ("Headers", "En-têtes"),
+            "symbols" => ("Why it was held", "Pourquoi il a été retenu"),
+            "rule" => ("Rule", "Règle"),
+            "weight" => ("Weight", "Poids"),
+            "meaning" => ("Meaning", "Signification"),
+            "preview" => (
+                "Text (links are shown, never followed; no images are loaded)",
+                "Texte (les liens sont affichés, jamais suivis ; aucune image n'est chargée)",
+            ),
+            "not_found" => ("Not found, or not yours to see.", "Introuvable, ou vous n'avez pas accès à ce message."),
+            "bad_csrf" => (
+                "The form expired: go back, reload the page and try again.",
+                "Le formulaire a expiré : revenez en arrière, rechargez la page et réessayez.",
+            ),
+            "why_title" => ("Why was this message refused?", "Pourquoi ce message a-t-il été refusé ?"),
+            "why_held" => ("Why was this message held?", "Pourquoi ce message a-t-il été retenu ?"),
+            "why_unknown" => (
+                "No verdict is known under this reference: it may be mistyped, or older than 7 days.",
+                "Aucun verdict n'est connu sous cette référence : elle est peut-être mal copiée, ou date de plus de 7 jours.",
+            ),
+            "reply_given" => ("The reply your server was given", "La réponse donnée à votre serveur"),
+            "from_domain" => ("Sender's domain", "Domaine de l'expéditeur"),
+            "to_domains" => ("Recipients' domains", "Domaines des destinataires"),
+            "what_to_do" => ("What you can do", "Ce que vous pouvez faire"),
+            "listed" => ("A list entry decided", "Une entrée de liste a décidé"),
+            "reference" => ("Reference", "Référence"),
+            "back" => ("Back to the list", "Retour à la liste"),
+            "signed_in_as" => ("Signed in as", "Connecté en tant que"),
+            _ => (key, key),
+        };
+        match self {
+            Lang::En => en,
+            Lang::Fr => fr,
+        }
+    }
+}

@@ -1,0 +1,442 @@
+//! The console over HTTP: the portal's pages (forms, no script), the public `/why/`
+//! pages and the JSON API under `/api/v1` (bearer tokens). Every state change is a
+//! POST carrying a CSRF token; every route checks the reader's scope.
+
+pub mod advice;
+pub mod api;
+pub mod auth;
+pub mod i18n;
+pub mod pages;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{ConnectInfo, Form, Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use maud::Markup;
+use serde::Deserialize;
+
+use crate::accounts::{self, Account, Login};
+use crate::quarantine::{Entry, QuarantineError, Query as Search};
+use crate::{Console, ConsoleError};
+use auth::{CSRF_COOKIE, SESSION_COOKIE, SESSION_SECONDS};
+use i18n::Lang;
+
+pub const PAGE_SIZE: usize = 50;
+
+pub fn router(console: Arc<Console>) -> Router {
+    Router::new()
+        .route("/", get(|| async { Redirect::to("/quarantine") }))
+        .route("/login", get(login_page).post(login))
+        .route("/logout", post(logout))
+        .route("/quarantine", get(list))
+        .route("/quarantine/{id}", get(show))
+        .route("/quarantine/{id}/{action}", post(act))
+        .route("/why/{id}", get(why))
+        .merge(api::routes())
+        .layer(axum::middleware::map_response(secure_headers))
+        .with_state(console)
+}
+
+/// Serves the console on `listen` until `shutdown` resolves.
+pub async fn serve(
+    console: Arc<Console>,
+    listen: SocketAddr,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<SocketAddr, ConsoleError> {
+    let listener = tokio::net::TcpListener::bind(listen).await.map_err(|source| ConsoleError::Listen { addr: listen, source })?;
+    let local = listener.local_addr().map_err(|source| ConsoleError::Listen { addr: listen, source })?;
+    let app = router(console).into_make_service_with_connect_info::<SocketAddr>();
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(shutdown).await {
+            tracing::error!(error = %e, "console stopped");
+        }
+    });
+    Ok(local)
+}
+
+/// No script, no remote image, no framing, forms only to ourselves; nothing cached.
+async fn secure_headers(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+        ),
+    );
+    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+/// Who is asking, in which language, with which CSRF cookie.
+struct Visit {
+    lang: Lang,
+    csrf_cookie: String,
+    /// The CSRF cookie is new: it must be set on the response.
+    new_csrf: bool,
+    viewer: Option<Account>,
+}
+
+impl Visit {
+    async fn new(console: &Console, headers: &HeaderMap, lang: Option<&str>) -> Visit {
+        let lang = Lang::from_request(lang, headers);
+        let (csrf_cookie, new_csrf) = match auth::cookie(headers, CSRF_COOKIE) {
+            Some(c) if !c.is_empty() => (c.to_string(), false),
+            _ => (auth::new_csrf_cookie(), true),
+        };
+        let now = rempart_model::date::unix_now();
+        let email = auth::cookie(headers, SESSION_COOKIE).and_then(|c| console.keys.session_email(c, now));
+        let viewer = match email {
+            Some(email) => match accounts::get(&*console.state.store, &email).await {
+                Ok(Some(account)) if !account.disabled => Some(account),
+                Ok(_) => None,
+                Err(e) => {
+                    tracing::warn!(error = %e, "console cannot read an account");
+                    None
+                }
+            },
+            None => None,
+        };
+        Visit { lang, csrf_cookie, new_csrf, viewer }
+    }
+
+    fn csrf_token(&self, console: &Console) -> String {
+        console.keys.csrf_token(&self.csrf_cookie)
+    }
+
+    /// A page, with the CSRF cookie when it is new.
+    fn page(&self, console: &Console, status: StatusCode, markup: Markup) -> Response {
+        let mut response = (status, Html(markup.into_string())).into_response();
+        if self.new_csrf {
+            let cookie = auth::set_cookie(CSRF_COOKIE, &self.csrf_cookie, SESSION_SECONDS, console.secure_cookies);
+            if let Ok(value) = HeaderValue::from_str(&cookie) {
+                response.headers_mut().append(header::SET_COOKIE, value);
+            }
+        }
+        response
+    }
+
+    fn not_found(&self, console: &Console) -> Response {
+        let csrf = self.csrf_token(console);
+        let viewer = self.viewer.as_ref().map(|v| (v, csrf.as_str()));
+        self.page(console, StatusCode::NOT_FOUND, pages::notice(self.lang, self.lang.t("not_found"), self.lang.t("not_found"), viewer))
+    }
+
+    fn bad_csrf(&self, console: &Console) -> Response {
+        self.page(console, StatusCode::FORBIDDEN, pages::notice(self.lang, self.lang.t("bad_csrf"), self.lang.t("bad_csrf"), None))
+    }
+}
+
+fn to_login() -> Response {
+    Redirect::to("/login").into_response()
+}
+
+fn failure(e: impl std::fmt::Display) -> Response {
+    tracing::error!(error = %e, "console request failed");
+    (StatusCode::SERVICE_UNAVAILABLE, "The console cannot reach its storage right now; try again in a minute.").into_response()
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct LangParam {
+    lang: Option<String>,
+}
+
+async fn login_page(State(console): State<Arc<Console>>, headers: HeaderMap, Query(q): Query<LangParam>) -> Response {
+    let visit = Visit::new(&console, &headers, q.lang.as_deref()).await;
+    if visit.viewer.is_some() {
+        return Redirect::to("/quarantine").into_response();
+    }
+    visit.page(&console, StatusCode::OK, pages::login(visit.lang, &visit.csrf_token(&console), None))
+}
+
+#[derive(Debug, Deserialize)]
+struct LoginForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    password: String,
+}
+
+async fn login(
+    State(console): State<Arc<Console>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Form(form): Form<LoginForm>,
+) -> Response {
+    let visit = Visit::new(&console, &headers, None).await;
+    if visit.new_csrf || !console.keys.csrf_ok(Some(&visit.csrf_cookie), &form.csrf) {
+        return visit.bad_csrf(&console);
+    }
+    let lang = visit.lang;
+    let refused = |status: StatusCode, text: &'static str| {
+        visit.page(&console, status, pages::login(lang, &visit.csrf_token(&console), Some(lang.t(text))))
+    };
+    match accounts::login(&*console.state.store, &form.email, &form.password, &peer.ip().to_string()).await {
+        Ok(Login::Ok(account)) => {
+            let expires = rempart_model::date::unix_now() + SESSION_SECONDS;
+            let cookie = console.keys.session_cookie(&account.email, expires);
+            tracing::info!(account = %account.email, ip = %peer.ip(), "console login");
+            let mut response = Redirect::to("/quarantine").into_response();
+            if let Ok(value) = HeaderValue::from_str(&auth::set_cookie(SESSION_COOKIE, &cookie, SESSION_SECONDS, console.secure_cookies)) {
+                response.headers_mut().append(header::SET_COOKIE, value);
+            }
+            response
+        }
+        Ok(Login::Refused) => refused(StatusCode::UNAUTHORIZED, "login_refused"),
+        Ok(Login::Throttled) => refused(StatusCode::TOO_MANY_REQUESTS, "login_throttled"),
+        Err(e) => failure(e),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct CsrfForm {
+    #[serde(default)]
+    csrf: String,
+}
+
+async fn logout(State(console): State<Arc<Console>>, headers: HeaderMap, Form(form): Form<CsrfForm>) -> Response {
+    let visit = Visit::new(&console, &headers, None).await;
+    if !console.keys.csrf_ok(Some(&visit.csrf_cookie), &form.csrf) {
+        return visit.bad_csrf(&console);
+    }
+    let mut response = Redirect::to("/login").into_response();
+    if let Ok(value) = HeaderValue::from_str(&auth::set_cookie(SESSION_COOKIE, "", 0, console.secure_cookies)) {
+        response.headers_mut().append(header::SET_COOKIE, value);
+    }
+    response
+}
+
+/// The list's query string, as typed.
+#[derive(Debug, Default, Deserialize)]
+pub struct ListParams {
+    #[serde(default)]
+    pub sender: String,
+    #[serde(default)]
+    pub recipient: String,
+    #[serde(default)]
+    pub subject: String,
+    #[serde(default)]
+    pub since: String,
+    #[serde(default)]
+    pub until: String,
+    #[serde(default)]
+    pub min_score: String,
+    #[serde(default)]
+    pub page: usize,
+    pub lang: Option<String>,
+}
+
+impl ListParams {
+    /// The search; dates as YYYY-MM-DD (UTC, `until` inclusive), unparsable values ignored.
+    pub fn search(&self) -> Search {
+        Search {
+            sender: self.sender.trim().to_string(),
+            recipient: self.recipient.trim().to_string(),
+            subject: self.subject.trim().to_string(),
+            since: parse_day(&self.since),
+            until: parse_day(&self.until).map(|t| t + 86_399),
+            min_score: self.min_score.trim().parse().ok(),
+        }
+    }
+
+    fn link_query(&self) -> String {
+        let mut out = String::new();
+        for (k, v) in [
+            ("sender", &self.sender),
+            ("recipient", &self.recipient),
+            ("subject", &self.subject),
+            ("since", &self.since),
+            ("until", &self.until),
+            ("min_score", &self.min_score),
+        ] {
+            if !v.is_empty() {
+                out.push_str(&format!("{k}={}&", percent_encode(v)));
+            }
+        }
+        out
+    }
+}
+
+/// Days since the epoch of "YYYY-MM-DD", in seconds (civil calendar, UTC).
+pub fn parse_day(s: &str) -> Option<u64> {
+    let mut parts = s.trim().splitn(3, '-');
+    let (y, m, d): (i64, i64, i64) = (parts.next()?.parse().ok()?, parts.next()?.parse().ok()?, parts.next()?.parse().ok()?);
+    if !(1..=12).contains(&m) || !(1..=31).contains(&d) || y < 1970 {
+        return None;
+    }
+    // Howard Hinnant's days_from_civil.
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (m + if m > 2 { -3 } else { 9 }) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    u64::try_from((era * 146_097 + doe - 719_468) * 86_400).ok()
+}
+
+fn percent_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| if b.is_ascii_alphanumeric() || b"-._~@".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") })
+        .collect()
+}
+
+async fn list(State(console): State<Arc<Console>>, headers: HeaderMap, Query(params): Query<ListParams>) -> Response {
+    let visit = Visit::new(&console, &headers, params.lang.as_deref()).await;
+    let Some(viewer) = &visit.viewer else { return to_login() };
+    let (store, scope, search, page_number) = (console.quarantine.clone(), viewer.scope(), params.search(), params.page);
+    let search_for_page = search.clone();
+    let page = match crate::blocking(move || store.list(&scope, &search, page_number, PAGE_SIZE)).await {
+        Ok(page) => page,
+        Err(e) => return failure(e),
+    };
+    let view = pages::ListView {
+        query: &search_for_page,
+        since: &params.since,
+        until: &params.until,
+        page_number,
+        page: &page,
+        link_query: params.link_query(),
+    };
+    visit.page(&console, StatusCode::OK, pages::quarantine_list(visit.lang, viewer, &visit.csrf_token(&console), &view))
+}
+
+/// The entry if it exists and the viewer may see it (both answered as "not found").
+pub(crate) async fn visible_entry(console: &Console, viewer: &Account, id: &str) -> Result<Option<Entry>, QuarantineError> {
+    let (store, id) = (console.quarantine.clone(), id.to_string());
+    let entry = crate::blocking(move || store.get(&id)).await?;
+    Ok(entry.filter(|e| viewer.scope().allows(e)))
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct ShowParams {
+    lang: Option<String>,
+    done: Option<String>,
+}
+
+async fn show(State(console): State<Arc<Console>>, headers: HeaderMap, Path(id): Path<String>, Query(q): Query<ShowParams>) -> Response {
+    let visit = Visit::new(&console, &headers, q.lang.as_deref()).await;
+    let Some(viewer) = &visit.viewer else { return to_login() };
+    let entry = match visible_entry(&console, viewer, &id).await {
+        Ok(Some(entry)) => entry,
+        Ok(None) => return visit.not_found(&console),
+        Err(e) => return failure(e),
+    };
+    let store = console.quarantine.clone();
+    let body_id = id.clone();
+    let body = crate::blocking(move || store.body(&body_id)).await.unwrap_or_default();
+    let (headers_list, preview) = read_message(&body);
+    let notice = match q.done.as_deref() {
+        Some("released") => Some(visit.lang.t("released_ok")),
+        _ => None,
+    };
+    let view = pages::MessageView { entry: &entry, headers: headers_list, preview, notice };
+    visit.page(&console, StatusCode::OK, pages::message(visit.lang, viewer, &visit.csrf_token(&console), &view))
+}
+
+/// The headers (decoded where they are encoded words) and a text preview: the text part,
+/// or the HTML part reduced to text; never more than 64 KiB.
+fn read_message(body: &[u8]) -> (Vec<(String, String)>, String) {
+    let Some(message) = mail_parser::MessageParser::default().parse(body) else { return (Vec::new(), String::new()) };
+    let headers = message
+        .headers()
+        .iter()
+        .map(|h| {
+            let raw = body.get(h.offset_start() as usize..h.offset_end() as usize).unwrap_or_default();
+            let value = String::from_utf8_lossy(raw).split_whitespace().collect::<Vec<_>>().join(" ");
+            (h.name().to_string(), value)
+        })
+        .collect();
+    let mut preview = message.body_text(0).map(|t| t.into_owned()).unwrap_or_default();
+    if preview.len() > 64 * 1024 {
+        let mut cut = 64 * 1024;
+        while !preview.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        preview.truncate(cut);
+        preview.push_str("\n[…]");
+    }
+    (headers, preview)
+}
+
+async fn act(
+    State(console): State<Arc<Console>>,
+    headers: HeaderMap,
+    Path((id, action)): Path<(String, String)>,
+    Form(form): Form<CsrfForm>,
+) -> Response {
+    let visit = Visit::new(&console, &headers, None).await;
+    if !console.keys.csrf_ok(Some(&visit.csrf_cookie), &form.csrf) {
+        return visit.bad_csrf(&console);
+    }
+    let Some(viewer) = &visit.viewer else { return to_login() };
+    match visible_entry(&console, viewer, &id).await {
+        Ok(Some(_)) => {}
+        Ok(None) => return visit.not_found(&console),
+        Err(e) => return failure(e),
+    }
+    let lang = visit.lang;
+    let csrf = visit.csrf_token(&console);
+    let done =
+        |status, text: &'static str| visit.page(&console, status, pages::notice(lang, lang.t(text), lang.t(text), Some((viewer, &csrf))));
+    match action.as_str() {
+        "release" => match console.release(&id, &viewer.email).await {
+            Ok(_) => Redirect::to(&format!("/quarantine/{id}?done=released")).into_response(),
+            Err(ConsoleError::Quarantine(QuarantineError::NotHeld { .. })) => done(StatusCode::CONFLICT, "already_released"),
+            Err(e) => failure(e),
+        },
+        "delete" | "spam" => match console.delete(&id, &viewer.email, action == "spam").await {
+            Ok(()) => done(StatusCode::OK, if action == "spam" { "spam_ok" } else { "deleted_ok" }),
+            Err(ConsoleError::Quarantine(QuarantineError::NotFound(_))) => visit.not_found(&console),
+            Err(e) => failure(e),
+        },
+        _ => visit.not_found(&console),
+    }
+}
+
+/// `/why/{QueueId}`: public for refused mail (the sender must read it; it names no
+/// recipient, only domains). A quarantined message is explained only to someone who
+/// may see it.
+async fn why(
+    State(console): State<Arc<Console>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let visit = Visit::new(&console, &headers, q.get("lang").map(String::as_str)).await;
+    let lang = visit.lang;
+    match rempart_state::verdicts::get(&*console.state.store, &id).await {
+        Ok(Some(record)) => {
+            let advice = advice::for_symbols(&record.symbols, record.listed.as_deref(), lang);
+            return visit.page(&console, StatusCode::OK, pages::why(lang, &record, &advice));
+        }
+        Ok(None) => {}
+        Err(e) => return failure(e),
+    }
+    if let Some(viewer) = &visit.viewer
+        && let Ok(Some(_)) = visible_entry(&console, viewer, &id).await
+    {
+        return Redirect::to(&format!("/quarantine/{id}")).into_response();
+    }
+    visit.page(&console, StatusCode::NOT_FOUND, pages::notice(lang, lang.t("why_title"), lang.t("why_unknown"), None))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn days_parse_as_utc_midnight() {
+        assert_eq!(parse_day("1970-01-01"), Some(0));
+        assert_eq!(parse_day("2026-12-04"), Some(1_796_342_400));
+        assert_eq!(parse_day("2026-13-01"), None);
+        assert_eq!(parse_day("yesterday"), None);
+    }
+}

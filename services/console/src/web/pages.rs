@@ -1,0 +1,254 @@
+//! The console's pages, server-rendered with maud (every interpolation is escaped).
+//! No script anywhere: every action is a form, so the console works without
+//! JavaScript, and the Content-Security-Policy forbids scripts and remote images.
+
+use maud::{DOCTYPE, Markup, html};
+use rempart_model::SymbolHit;
+use rempart_state::verdicts::VerdictRecord;
+
+use super::i18n::Lang;
+use crate::accounts::Account;
+use crate::quarantine::{Entry, Page, Query, Status};
+
+const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:0;color:#1d2733;background:#f5f7fa}\
+header{background:#1d3557;color:#fff;padding:.6em 1.2em;display:flex;gap:1em;align-items:center}\
+header a{color:#fff}header form{margin-left:auto}main{padding:1.2em;max-width:72em}\
+table{border-collapse:collapse;width:100%;background:#fff}td,th{border-bottom:1px solid #dde;padding:.35em .5em;text-align:left;vertical-align:top}\
+pre{white-space:pre-wrap;background:#fff;padding:.8em;border:1px solid #dde;max-height:30em;overflow:auto}\
+.notice{background:#e8f4ea;border:1px solid #9c9;padding:.6em}.error{background:#fbeaea;border:1px solid #c99;padding:.6em}\
+form.inline{display:inline}fieldset{border:1px solid #dde;background:#fff}.score{font-variant-numeric:tabular-nums}";
+
+/// The page frame: title, the signed-in account and the log-out form.
+pub fn layout(lang: Lang, title: &str, viewer: Option<(&Account, &str)>, body: Markup) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang=(lang.code()) {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (title) " — " (lang.t("title")) }
+                style { (maud::PreEscaped(STYLE)) }
+            }
+            body {
+                header {
+                    strong { (lang.t("title")) }
+                    @if let Some((account, csrf)) = viewer {
+                        a href="/quarantine" { (lang.t("quarantine")) }
+                        span { (lang.t("signed_in_as")) " " (account.email) }
+                        form.inline method="post" action="/logout" {
+                            input type="hidden" name="csrf" value=(csrf);
+                            button type="submit" id="logout" { (lang.t("logout")) }
+                        }
+                    }
+                }
+                main { (body) }
+            }
+        }
+    }
+}
+
+pub fn login(lang: Lang, csrf: &str, error: Option<&str>) -> Markup {
+    layout(
+        lang,
+        lang.t("login"),
+        None,
+        html! {
+            h1 { (lang.t("login")) }
+            @if let Some(error) = error { p.error role="alert" { (error) } }
+            form method="post" action="/login" {
+                input type="hidden" name="csrf" value=(csrf);
+                p { label { (lang.t("email")) br; input type="email" name="email" id="email" required autocomplete="username"; } }
+                p { label { (lang.t("password")) br; input type="password" name="password" id="password" required autocomplete="current-password"; } }
+                p { button type="submit" id="login" { (lang.t("login")) } }
+            }
+        },
+    )
+}
+
+/// "2026-12-04 11:58" (UTC).
+pub fn when(at: u64) -> String {
+    let date = rempart_model::date::rfc5322(at);
+    // RFC 5322 "Fri, 04 Dec 2026 11:58:00 +0000" → a sortable form.
+    let parts: Vec<&str> = date.split_whitespace().collect();
+    match parts.as_slice() {
+        [_, day, month, year, time, ..] => {
+            let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+            let m = months.iter().position(|x| x == month).map_or(0, |i| i + 1);
+            format!("{year}-{m:02}-{day:0>2} {}", time.get(..5).unwrap_or(time))
+        }
+        _ => date,
+    }
+}
+
+fn status_text(lang: Lang, status: Status) -> &'static str {
+    match status {
+        Status::Held => lang.t("held"),
+        Status::Released => lang.t("released"),
+    }
+}
+
+pub struct ListView<'a> {
+    pub query: &'a Query,
+    /// The date fields as typed (YYYY-MM-DD).
+    pub since: &'a str,
+    pub until: &'a str,
+    pub page_number: usize,
+    pub page: &'a Page,
+    /// The query string without `page=`, for the paging links.
+    pub link_query: String,
+}
+
+pub fn quarantine_list(lang: Lang, viewer: &Account, csrf: &str, view: &ListView<'_>) -> Markup {
+    let q = view.query;
+    let min_score = q.min_score.map(|s| s.to_string()).unwrap_or_default();
+    layout(
+        lang,
+        lang.t("quarantine"),
+        Some((viewer, csrf)),
+        html! {
+            h1 { (lang.t("quarantine")) }
+            form method="get" action="/quarantine" {
+                fieldset {
+                    legend { (lang.t("search")) }
+                    label { (lang.t("sender")) " " input name="sender" value=(q.sender); } " "
+                    label { (lang.t("recipient")) " " input name="recipient" value=(q.recipient); } " "
+                    label { (lang.t("subject")) " " input name="subject" value=(q.subject); } " "
+                    label { (lang.t("since")) " " input name="since" value=(view.since) size="10"; } " "
+                    label { (lang.t("until")) " " input name="until" value=(view.until) size="10"; } " "
+                    label { (lang.t("min_score")) " " input name="min_score" value=(min_score) size="5"; } " "
+                    button type="submit" { (lang.t("search")) }
+                }
+            }
+            @if view.page.entries.is_empty() {
+                p { (lang.t("no_messages")) }
+            } @else {
+                table {
+                    thead { tr {
+                        th { (lang.t("date")) } th { (lang.t("sender")) } th { (lang.t("recipients")) }
+                        th { (lang.t("subject")) } th { (lang.t("score")) } th { (lang.t("status")) }
+                    } }
+                    tbody {
+                        @for e in &view.page.entries {
+                            tr {
+                                td { (when(e.at)) }
+                                td { (e.sender) }
+                                td { (e.recipients.join(", ")) }
+                                td { a href={ "/quarantine/" (e.queue_id) } { @if e.subject.is_empty() { "(—)" } @else { (e.subject) } } }
+                                td.score { (format!("{:.2}", e.score)) }
+                                td { (status_text(lang, e.status)) }
+                            }
+                        }
+                    }
+                }
+            }
+            p {
+                @if view.page_number > 0 {
+                    a rel="prev" href={ "/quarantine?" (view.link_query) "page=" (view.page_number - 1) } { "← " (lang.t("newer")) } " "
+                }
+                @if view.page.has_more {
+                    a rel="next" href={ "/quarantine?" (view.link_query) "page=" (view.page_number + 1) } { (lang.t("older")) " →" }
+                }
+            }
+        },
+    )
+}
+
+fn symbol_table(lang: Lang, symbols: &[SymbolHit]) -> Markup {
+    html! {
+        table {
+            thead { tr { th { (lang.t("rule")) } th { (lang.t("weight")) } th { (lang.t("meaning")) } } }
+            tbody {
+                @for s in symbols {
+                    tr {
+                        td { code { (s.name) } }
+                        td.score { (format!("{:+.2}", s.score)) }
+                        td {
+                            (if lang == Lang::Fr { &s.description_fr } else { &s.description })
+                            @if let Some(detail) = &s.detail { " (" (detail) ")" }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+pub struct MessageView<'a> {
+    pub entry: &'a Entry,
+    pub headers: Vec<(String, String)>,
+    pub preview: String,
+    pub notice: Option<&'a str>,
+}
+
+pub fn message(lang: Lang, viewer: &Account, csrf: &str, view: &MessageView<'_>) -> Markup {
+    let e = view.entry;
+    let action = |path: &str, label: &str, id: &str| {
+        html! {
+            form.inline method="post" action={ "/quarantine/" (e.queue_id) "/" (path) } {
+                input type="hidden" name="csrf" value=(csrf);
+                button type="submit" id=(id) { (label) }
+            }
+        }
+    };
+    layout(
+        lang,
+        if e.subject.is_empty() { "(—)" } else { &e.subject },
+        Some((viewer, csrf)),
+        html! {
+            p { a href="/quarantine" { "← " (lang.t("back")) } }
+            @if let Some(notice) = view.notice { p.notice role="status" { (notice) } }
+            h1 { @if e.subject.is_empty() { "(—)" } @else { (e.subject) } }
+            table {
+                tr { th { (lang.t("reference")) } td { code { (e.queue_id) } } }
+                tr { th { (lang.t("date")) } td { (when(e.at)) } }
+                tr { th { (lang.t("sender")) } td { (e.sender) } }
+                tr { th { (lang.t("recipients")) } td { (e.recipients.join(", ")) } }
+                tr { th { (lang.t("score")) } td.score { (format!("{:.2}", e.score)) } }
+                tr { th { (lang.t("status")) } td id="status" { (status_text(lang, e.status)) } }
+            }
+            p {
+                @if e.status == Status::Held { (action("release", lang.t("release"), "release")) " " }
+                (action("delete", lang.t("delete"), "delete")) " "
+                (action("spam", lang.t("report_spam"), "spam"))
+            }
+            h2 { (lang.t("symbols")) }
+            (symbol_table(lang, &e.symbols))
+            h2 { (lang.t("preview")) }
+            pre { (view.preview) }
+            h2 { (lang.t("headers")) }
+            pre { @for (name, value) in &view.headers { (name) ": " (value) "\n" } }
+        },
+    )
+}
+
+/// The public page for a refusal: the reply, the reasons, what to do. Names no
+/// recipient, only domains.
+pub fn why(lang: Lang, record: &VerdictRecord, advice: &[&str]) -> Markup {
+    let positive: Vec<SymbolHit> = record.symbols.iter().filter(|s| s.score != 0.0).cloned().collect();
+    layout(
+        lang,
+        lang.t("why_title"),
+        None,
+        html! {
+            h1 { (lang.t("why_title")) }
+            table {
+                tr { th { (lang.t("reference")) } td { code { (record.queue_id) } } }
+                tr { th { (lang.t("date")) } td { (when(record.at)) " UTC" } }
+                tr { th { (lang.t("from_domain")) } td { (record.sender_domain) } }
+                tr { th { (lang.t("to_domains")) } td { (record.recipient_domains.join(", ")) } }
+                tr { th { (lang.t("score")) } td.score { (format!("{:.2}", record.score)) } }
+            }
+            h2 { (lang.t("reply_given")) }
+            pre id="reply" { (record.reply) }
+            @if let Some(listed) = &record.listed { p { (lang.t("listed")) ": " code { (listed) } } }
+            @if !positive.is_empty() { h2 { (lang.t("symbols")) } (symbol_table(lang, &positive)) }
+            h2 { (lang.t("what_to_do")) }
+            ul { @for a in advice { li { (a) } } }
+        },
+    )
+}
+
+/// A short page with one message (errors, not found).
+pub fn notice(lang: Lang, title: &str, text: &str, viewer: Option<(&Account, &str)>) -> Markup {
+    layout(lang, title, viewer, html! { h1 { (title) } p { (text) } p { a href="/quarantine" { (lang.t("back")) } } })
+}

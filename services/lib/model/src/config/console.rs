@@ -1,0 +1,33 @@
+//! `[console]`: the quarantine portal and the `/why/` pages.
+
+use std::net::SocketAddr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::HumanDuration;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ConsoleConfig {
+    /// Serve the console inside `rempart serve`. The quarantine is kept either way.
+    /// Default true.
+    pub enabled: bool,
+    /// Where the console listens (HTTP; put a TLS-terminating proxy in front of it, the
+    /// host that `policy.explain_url` names). Default "127.0.0.1:8025".
+    pub listen: SocketAddr,
+    /// Mark cookies `Secure` (set it when the console is reached over HTTPS). Default false.
+    pub secure_cookies: bool,
+    /// How long quarantined messages are kept before they are deleted. Default "30d".
+    pub retention: HumanDuration,
+}
+
+impl Default for ConsoleConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            listen: SocketAddr::from(([127, 0, 0, 1], 8025)),
+            secure_cookies: false,
+            retention: HumanDuration(std::time::Duration::from_secs(30 * 24 * 3600)),
+        }
+    }
+}

@@ -1,0 +1,204 @@
+//! The console over real HTTP against a gateway quarantining real SMTP mail: log in as
+//! a domain admin, see the message, release it once (it arrives at the sink once), the
+//! second release refused; scopes on every route; CSRF required; the public /why/ page
+//! of a refusal; the JSON API with a token.
+
+use std::time::Duration;
+
+use rempart_tests::gateway::run_rempart;
+use rempart_tests::http::Browser;
+use rempart_tests::{Gateway, Sink, SinkMode, SmtpClient};
+
+/// Scores 7.30: verdicts.rs's 5.60, and a remote image only (HTML_IMAGE_ONLY_04, T_REMOTE_IMAGE).
+const SPAMMY: &str = "From: Promo <promo@sender.test>\r\nSubject: Great offer\r\nContent-Type: text/html\r\n\r\n<html><a hReF=\"http://shop.example\">Buy now</a><img src=\"http://tracker.example/p.gif\"><script>alert(1)</script></html>\r\n";
+
+const PASSWORD: &str = "correct horse battery";
+
+fn add_user(gw: &Gateway, email: &str, args: &[&str]) {
+    let config = gw.config_path.display().to_string();
+    let mut all = vec!["--config", &config, "console", "user", "add", email];
+    all.extend_from_slice(args);
+    let out = run_rempart(&all, gw.dir.path(), Some(PASSWORD.as_bytes()));
+    assert!(out.status.success(), "user add: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+pub fn gateway(sink: &Sink) -> Gateway {
+    let config = format!(
+        "[smtp]\nhostname = \"gw.test\"\n[[smtp.listener]]\naddress = \"{{listen}}\"\n[queue]\ndata_dir = \"{{data}}\"\n[policy]\nquarantine = 5.0\nadd_header = 25.0\nreject = 30.0\n\
+         [[domain]]\nname = \"example.com\"\nroute = \"{0}\"\n[[domain]]\nname = \"other.test\"\nroute = \"{0}\"\n[[domain]]\nname = \"strict.test\"\nroute = \"{0}\"\n[domain.policy]\nreject = 5.0\n",
+        sink.route()
+    );
+    Gateway::in_process_prepared(&config, |gw| {
+        add_user(gw, "admin@example.com", &["--role", "domain-admin", "--domain", "example.com"]);
+        add_user(gw, "alice@example.com", &["--role", "user"]);
+        add_user(gw, "bob@example.com", &["--role", "user"]);
+        add_user(gw, "admin@other.test", &["--role", "domain-admin", "--domain", "other.test"]);
+        add_user(gw, "ops@provider.test", &["--role", "operator"]);
+    })
+}
+
+pub fn quarantine(gw: &Gateway, to: &str) -> String {
+    let mut c = SmtpClient::connect(&gw.addr());
+    c.ehlo();
+    let r = c.send_mail("promo@sender.test", &[to], SPAMMY);
+    assert_eq!(r.code, 250, "{r:?}");
+    r.text().rsplit(' ').next().expect("queued as ID").to_string()
+}
+
+/// The console's address, once it listens (it starts after the SMTP listener).
+pub fn console_addr(gw: &Gateway) -> String {
+    let addr = format!("127.0.0.1:{}", gw.console_port);
+    let up = rempart_tests::wait_until(Duration::from_secs(10), || std::net::TcpStream::connect(&addr).is_ok());
+    assert!(up, "the console does not listen on {addr}:\n{}", gw.log());
+    addr
+}
+
+/// Logs in; returns the browser with its session.
+pub fn login(gw: &Gateway, email: &str) -> Browser {
+    let mut b = Browser::new(&console_addr(gw));
+    let page = b.get("/login");
+    assert_eq!(page.status, 200, "{page:?}");
+    let r = b.post("/login", &[("csrf", &page.csrf()), ("email", email), ("password", PASSWORD)]);
+    assert_eq!(r.status, 303, "login of {email}: {r:?}");
+    b
+}
+
+/// Waits until the message is listed for `b`.
+fn wait_listed(gw: &Gateway, b: &mut Browser, id: &str) -> String {
+    let mut page = String::new();
+    let found = rempart_tests::wait_until(Duration::from_secs(10), || {
+        page = b.get("/quarantine").body;
+        page.contains(id)
+    });
+    assert!(found, "{id} not listed:\n{page}\n{}", gw.log());
+    page
+}
+
+#[test]
+fn domain_admin_sees_and_releases_a_quarantined_message_exactly_once() {
+    let sink = Sink::start(SinkMode::Accept);
+    let gw = gateway(&sink);
+    let id = quarantine(&gw, "alice@example.com");
+    let mut admin = login(&gw, "admin@example.com");
+    let list = wait_listed(&gw, &mut admin, &id);
+    assert!(list.contains("Great offer") && list.contains("promo@sender.test") && list.contains("7.30"), "{list}");
+
+    let view = admin.get(&format!("/quarantine/{id}"));
+    assert_eq!(view.status, 200);
+    assert!(view.body.contains("MIXED_HREF_CASE") && view.body.contains("Buy now"), "{}", view.body);
+    // Rendered safely: the message's markup is text, and the policy forbids scripts and images.
+    assert!(!view.body.contains("<script>") && !view.body.contains("<img"), "{}", view.body);
+    let csp = view.header("content-security-policy").unwrap_or("");
+    assert!(csp.contains("default-src 'none'") && !csp.contains("script-src"), "{csp}");
+
+    let csrf = view.csrf();
+    let released = admin.post(&format!("/quarantine/{id}/release"), &[("csrf", &csrf)]);
+    assert_eq!(released.status, 303, "{released:?}");
+    let got = sink.wait_for(1, Duration::from_secs(15));
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].rcpt_to, ["alice@example.com"]);
+    assert!(String::from_utf8_lossy(&got[0].data).contains("Subject: Great offer"));
+
+    let again = admin.post(&format!("/quarantine/{id}/release"), &[("csrf", &csrf)]);
+    assert_eq!(again.status, 409, "{again:?}");
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(sink.messages().len(), 1, "released twice");
+    assert!(admin.get(&format!("/quarantine/{id}")).body.contains("released"));
+}
+
+#[test]
+fn nobody_sees_or_acts_on_mail_outside_their_scope() {
+    let sink = Sink::start(SinkMode::Accept);
+    let gw = gateway(&sink);
+    let alices = quarantine(&gw, "alice@example.com");
+    let others = quarantine(&gw, "carol@other.test");
+    let mut ops = login(&gw, "ops@provider.test");
+    wait_listed(&gw, &mut ops, &alices);
+    wait_listed(&gw, &mut ops, &others);
+
+    let mut alice = login(&gw, "alice@example.com");
+    let mut bob = login(&gw, "bob@example.com");
+    let mut other_admin = login(&gw, "admin@other.test");
+    assert!(alice.get("/quarantine").body.contains(&alices));
+    for (who, browser, hidden) in [("bob", &mut bob, &alices), ("other admin", &mut other_admin, &alices), ("alice", &mut alice, &others)] {
+        let list = browser.get("/quarantine");
+        assert!(!list.body.contains(hidden.as_str()), "{who} sees {hidden} in the list");
+        let search = browser.get("/quarantine?subject=Great");
+        assert!(!search.body.contains(hidden.as_str()), "{who} finds {hidden} by search");
+        let view = browser.get(&format!("/quarantine/{hidden}"));
+        assert_eq!(view.status, 404, "{who} opens {hidden}");
+        let csrf = browser.get("/quarantine").csrf();
+        for action in ["release", "delete", "spam"] {
+            let r = browser.post(&format!("/quarantine/{hidden}/{action}"), &[("csrf", &csrf)]);
+            assert_eq!(r.status, 404, "{who} can {action} {hidden}");
+        }
+        let why = browser.get(&format!("/why/{hidden}"));
+        assert_eq!(why.status, 404, "{who} reads the why page of {hidden}");
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(sink.messages().is_empty());
+    // Not logged in: to the login page, and the API wants a token.
+    let mut anonymous = Browser::new(&console_addr(&gw));
+    assert_eq!(anonymous.get("/quarantine").status, 303);
+    assert_eq!(anonymous.get(&format!("/quarantine/{alices}")).status, 303);
+    assert_eq!(anonymous.get("/api/v1/quarantine").status, 401);
+}
+
+#[test]
+fn forms_need_the_csrf_token_and_logins_are_throttled() {
+    let sink = Sink::start(SinkMode::Accept);
+    let gw = gateway(&sink);
+    let id = quarantine(&gw, "alice@example.com");
+    let mut admin = login(&gw, "admin@example.com");
+    wait_listed(&gw, &mut admin, &id);
+    for token in ["", "00", "deadbeef"] {
+        let r = admin.post(&format!("/quarantine/{id}/release"), &[("csrf", token)]);
+        assert_eq!(r.status, 403, "release with csrf {token:?}: {r:?}");
+    }
+    // Another visitor's token does not work with this visitor's cookie.
+    let foreign = Browser::new(&console_addr(&gw)).get("/login").csrf();
+    assert_eq!(admin.post(&format!("/quarantine/{id}/release"), &[("csrf", &foreign)]).status, 403);
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(sink.messages().is_empty());
+
+    let mut guesser = Browser::new(&console_addr(&gw));
+    let csrf = guesser.get("/login").csrf();
+    for _ in 0..5 {
+        let r = guesser.post("/login", &[("csrf", &csrf), ("email", "bob@example.com"), ("password", "wrong password")]);
+        assert_eq!(r.status, 401);
+    }
+    let r = guesser.post("/login", &[("csrf", &csrf), ("email", "bob@example.com"), ("password", PASSWORD)]);
+    assert_eq!(r.status, 429, "the right password after 5 failures is still throttled: {r:?}");
+    assert!(r.body.contains("15 minutes"));
+}
+
+#[test]
+fn a_refusal_is_explained_publicly_without_recipient_data() {
+    let sink = Sink::start(SinkMode::Accept);
+    let gw = gateway(&sink);
+    let mut c = SmtpClient::connect(&gw.addr());
+    c.ehlo();
+    let r = c.send_mail("promo@sender.test", &["secret.person@strict.test"], SPAMMY);
+    assert_eq!(r.code, 550, "{r:?}");
+    let id = r.text().rsplit("/why/").next().expect("a /why/ URL").trim().to_string();
+    let mut sender = Browser::new(&console_addr(&gw));
+    let mut page = sender.get(&format!("/why/{id}"));
+    rempart_tests::wait_until(Duration::from_secs(5), || {
+        page = sender.get(&format!("/why/{id}"));
+        page.status == 200
+    });
+    assert_eq!(page.status, 200, "{page:?}");
+    assert!(page.body.contains("550 5.7.1") && page.body.contains("MIXED_HREF_CASE"), "{}", page.body);
+    assert!(page.body.contains("strict.test") && page.body.contains("sender.test"), "{}", page.body);
+    assert!(!page.body.contains("secret.person"), "the public page names the recipient:\n{}", page.body);
+    let french = sender.get(&format!("/why/{id}?lang=fr"));
+    assert!(
+        french.body.contains("Pourquoi ce message a-t-il été refusé") && french.body.contains("Ce que vous pouvez faire"),
+        "{}",
+        french.body
+    );
+    let api = sender.get(&format!("/api/v1/why/{id}"));
+    assert_eq!(api.status, 200);
+    assert!(api.body.contains("\"recipient_domains\":[\"strict.test\"]") && !api.body.contains("secret.person"), "{}", api.body);
+    assert_eq!(sender.get("/why/NOSUCHID").status, 404);
+}
