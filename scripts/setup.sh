@@ -7,6 +7,8 @@ need_apt=()
 command -v swaks >/dev/null || need_apt+=(swaks)          # a real SMTP client for the e2e tests
 command -v cc >/dev/null || need_apt+=(build-essential)
 command -v protoc >/dev/null || need_apt+=(protobuf-compiler)   # the gRPC contract (proto/)
+command -v chromium >/dev/null || need_apt+=(chromium)             # the console's browser test (headless)
+command -v chromedriver >/dev/null || need_apt+=(chromium-driver) # drives it over WebDriver
 # bindgen (FoundationDB's client bindings, checked in CI) needs libclang.
 ls /usr/lib/llvm-*/lib/libclang.so >/dev/null 2>&1 || ls /usr/lib/*/libclang.so >/dev/null 2>&1 || need_apt+=(libclang-dev)
 

@@ -81,14 +81,43 @@ pub fn request(addr: &str, method: &str, path: &str, headers: &[(String, String)
     head.push_str("\r\n");
     stream.write_all(head.as_bytes()).expect("write request");
     stream.write_all(body.as_bytes()).expect("write body");
+    // Read the head, then Content-Length bytes (a server may keep the connection open
+    // despite `Connection: close`), or to the end when no length is given.
     let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).expect("read response");
-    let text = String::from_utf8_lossy(&raw).to_string();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let mut buf = [0u8; 16 * 1024];
+    let head_end = loop {
+        if let Some(i) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        let n = stream.read(&mut buf).expect("read response");
+        assert!(n > 0, "connection closed before the response head: {}", String::from_utf8_lossy(&raw));
+        raw.extend_from_slice(&buf[..n]);
+    };
+    let head = String::from_utf8_lossy(&raw[..head_end]).to_string();
+    let length = head
+        .lines()
+        .filter_map(|l| l.split_once(':'))
+        .find(|(k, _)| k.trim().eq_ignore_ascii_case("content-length"))
+        .and_then(|(_, v)| v.trim().parse::<usize>().ok());
+    match length {
+        Some(length) => {
+            while raw.len() < head_end + length {
+                let n = stream.read(&mut buf).expect("read body");
+                if n == 0 {
+                    break;
+                }
+                raw.extend_from_slice(&buf[..n]);
+            }
+        }
+        None => {
+            stream.read_to_end(&mut raw).expect("read body");
+        }
+    }
+    let body = String::from_utf8_lossy(&raw[head_end..]).to_string();
     let mut lines = head.lines();
     let status = lines.next().and_then(|l| l.split_whitespace().nth(1)).and_then(|c| c.parse().ok()).unwrap_or(0);
     let headers = lines.filter_map(|l| l.split_once(':')).map(|(k, v)| (k.trim().to_string(), v.trim().to_string())).collect();
-    Response { status, headers, body: body.to_string() }
+    Response { status, headers, body }
 }
 
 pub fn encode(s: &str) -> String {

@@ -10,6 +10,7 @@ mod in_process;
 pub mod nats;
 pub mod otlp;
 pub mod sink;
+pub mod webdriver;
 
 use std::time::{Duration, Instant};
 

@@ -213,17 +213,25 @@ impl QuarantineStore {
     pub fn hold(&self, entry: &Entry, body: &[u8]) -> Result<(), QuarantineError> {
         let path = self.body_path(&entry.queue_id);
         write_synced(&path, body).map_err(|source| QuarantineError::Body { path, source })?;
-        let value = serde_json::to_vec(entry).map_err(|source| QuarantineError::Corrupt { id: entry.queue_id.clone(), source })?;
+        self.index(std::slice::from_ref(entry))
+    }
+
+    /// Commits entries whose bodies are already written, in one transaction (`hold`'s
+    /// second half; imports and the list benchmark use it for many at once).
+    pub fn index(&self, batch: &[Entry]) -> Result<(), QuarantineError> {
         let tx = self.db.begin_write()?;
         {
             let mut entries = tx.open_table(ENTRIES)?;
             let mut by_time = tx.open_table(BY_TIME)?;
             let mut by_domain = tx.open_table(BY_DOMAIN)?;
-            let id = entry.queue_id.as_str();
-            entries.insert(id, value.as_slice())?;
-            by_time.insert((entry.at, id), ())?;
-            for domain in entry.domains() {
-                by_domain.insert((domain.as_str(), entry.at, id), ())?;
+            for entry in batch {
+                let value = serde_json::to_vec(entry).map_err(|source| QuarantineError::Corrupt { id: entry.queue_id.clone(), source })?;
+                let id = entry.queue_id.as_str();
+                entries.insert(id, value.as_slice())?;
+                by_time.insert((entry.at, id), ())?;
+                for domain in entry.domains() {
+                    by_domain.insert((domain.as_str(), entry.at, id), ())?;
+                }
             }
         }
         tx.commit()?;

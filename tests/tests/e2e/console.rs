@@ -202,3 +202,33 @@ fn a_refusal_is_explained_publicly_without_recipient_data() {
     assert!(api.body.contains("\"recipient_domains\":[\"strict.test\"]") && !api.body.contains("secret.person"), "{}", api.body);
     assert_eq!(sender.get("/why/NOSUCHID").status, 404);
 }
+
+/// In headless Chromium: log in, open the message, release it; the screenshot of the
+/// result is kept in target/test-artifacts/.
+#[test]
+fn in_a_browser_a_domain_admin_logs_in_and_releases_a_message() {
+    let Some(browser) = rempart_tests::webdriver::Chromium::start() else { return };
+    let sink = Sink::start(SinkMode::Accept);
+    let gw = gateway(&sink);
+    let id = quarantine(&gw, "alice@example.com");
+    let base = format!("http://{}", console_addr(&gw));
+    // Wait for the intake, over plain HTTP, before the browser looks.
+    wait_listed(&gw, &mut login(&gw, "admin@example.com"), &id);
+
+    browser.goto(&format!("{base}/login"));
+    browser.type_into("#email", "admin@example.com");
+    browser.type_into("#password", PASSWORD);
+    browser.click("#login");
+    let list = browser.source_with(&id, Duration::from_secs(10));
+    assert!(list.contains(&id) && list.contains("Great offer"), "{}\n{}", list.split("<main>").last().unwrap_or(""), gw.log());
+    browser.click(&format!("a[href='/quarantine/{id}']"));
+    browser.source_with("id=\"release\"", Duration::from_secs(10));
+    browser.click("#release");
+    let released = browser.source_with("The message was released", Duration::from_secs(10));
+    assert!(released.contains("The message was released"), "{released}");
+    let artifacts = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/test-artifacts");
+    browser.screenshot(&artifacts.join("console-release.png"));
+    let got = sink.wait_for(1, Duration::from_secs(15));
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].rcpt_to, ["alice@example.com"]);
+}

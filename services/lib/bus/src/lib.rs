@@ -21,8 +21,8 @@ pub use nats::{MAX_INLINE_BODY, NatsBus, NatsOptions};
 
 /// Topic of messages waiting for delivery to customer servers.
 pub const DELIVER_TOPIC: &str = "rempart.deliver";
-/// Topic of messages held aside by the quarantine action (nothing consumes it yet:
-/// the quarantine portal comes with the console).
+/// Topic of messages held aside by the quarantine action; the console consumes it into
+/// its quarantine store.
 pub const QUARANTINE_TOPIC: &str = "rempart.quarantine";
 /// Topic of messages accepted while no scanner answered (`scanner_fallback = "queue"`):
 /// scanners consume it and route each message as its verdict says.
