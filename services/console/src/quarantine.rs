@@ -147,20 +147,14 @@ impl Scope {
 }
 
 /// Search terms; all given ones must match (substrings, any case).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default)]
 pub struct Query {
-    #[serde(default)]
     pub sender: String,
-    #[serde(default)]
     pub recipient: String,
-    #[serde(default)]
     pub subject: String,
     /// Seconds since the epoch, inclusive.
-    #[serde(default)]
     pub since: Option<u64>,
-    #[serde(default)]
     pub until: Option<u64>,
-    #[serde(default)]
     pub min_score: Option<f64>,
 }
 

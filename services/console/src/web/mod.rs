@@ -113,14 +113,8 @@ impl Visit {
 
     /// A page, with the CSRF cookie when it is new.
     fn page(&self, console: &Console, status: StatusCode, markup: Markup) -> Response {
-        let mut response = (status, Html(markup.into_string())).into_response();
-        if self.new_csrf {
-            let cookie = auth::set_cookie(CSRF_COOKIE, &self.csrf_cookie, SESSION_SECONDS, console.secure_cookies);
-            if let Ok(value) = HeaderValue::from_str(&cookie) {
-                response.headers_mut().append(header::SET_COOKIE, value);
-            }
-        }
-        response
+        let response = (status, Html(markup.into_string())).into_response();
+        if self.new_csrf { with_cookie(response, console, CSRF_COOKIE, &self.csrf_cookie, SESSION_SECONDS) } else { response }
     }
 
     fn not_found(&self, console: &Console) -> Response {
@@ -132,6 +126,14 @@ impl Visit {
     fn bad_csrf(&self, console: &Console) -> Response {
         self.page(console, StatusCode::FORBIDDEN, pages::notice(self.lang, self.lang.t("bad_csrf"), self.lang.t("bad_csrf"), None))
     }
+}
+
+/// `response` with a cookie set (or cleared, with `max_age` 0).
+fn with_cookie(mut response: Response, console: &Console, name: &str, value: &str, max_age: u64) -> Response {
+    if let Ok(value) = HeaderValue::from_str(&auth::set_cookie(name, value, max_age, console.secure_cookies)) {
+        response.headers_mut().append(header::SET_COOKIE, value);
+    }
+    response
 }
 
 fn to_login() -> Response {
@@ -185,11 +187,7 @@ async fn login(
             let expires = rempart_model::date::unix_now() + SESSION_SECONDS;
             let cookie = console.keys.session_cookie(&account.email, expires);
             tracing::info!(account = %account.email, ip = %peer.ip(), "console login");
-            let mut response = Redirect::to("/quarantine").into_response();
-            if let Ok(value) = HeaderValue::from_str(&auth::set_cookie(SESSION_COOKIE, &cookie, SESSION_SECONDS, console.secure_cookies)) {
-                response.headers_mut().append(header::SET_COOKIE, value);
-            }
-            response
+            with_cookie(Redirect::to("/quarantine").into_response(), &console, SESSION_COOKIE, &cookie, SESSION_SECONDS)
         }
         Ok(Login::Refused) => refused(StatusCode::UNAUTHORIZED, "login_refused"),
         Ok(Login::Throttled) => refused(StatusCode::TOO_MANY_REQUESTS, "login_throttled"),
@@ -208,11 +206,7 @@ async fn logout(State(console): State<Arc<Console>>, headers: HeaderMap, Form(fo
     if !console.keys.csrf_ok(Some(&visit.csrf_cookie), &form.csrf) {
         return visit.bad_csrf(&console);
     }
-    let mut response = Redirect::to("/login").into_response();
-    if let Ok(value) = HeaderValue::from_str(&auth::set_cookie(SESSION_COOKIE, "", 0, console.secure_cookies)) {
-        response.headers_mut().append(header::SET_COOKIE, value);
-    }
-    response
+    with_cookie(Redirect::to("/login").into_response(), &console, SESSION_COOKIE, "", 0)
 }
 
 /// The list's query string, as typed.
