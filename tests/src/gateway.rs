@@ -98,7 +98,8 @@ pub struct Gateway {
 
 impl Gateway {
     /// Starts `rempart serve` with `config`, in which `{listen}` becomes a free
-    /// loopback address and `{data}` a fresh data directory.
+    /// loopback address, `{data}` a fresh data directory and `{console}` the console's
+    /// address (added when the configuration has no `[console]`).
     pub fn start(config: &str) -> Gateway {
         Self::start_role(config, "serve")
     }
@@ -149,6 +150,7 @@ impl Gateway {
         }
         // Every gateway's console on a port of its own.
         let console_port = free_port();
+        text = text.replace("{console}", &format!("127.0.0.1:{console_port}"));
         if !text.contains("[console]") {
             text.push_str(&format!("\n[console]\nlisten = \"127.0.0.1:{console_port}\"\n"));
         }

@@ -4,6 +4,7 @@
 //! (`accounts.rs`).
 
 pub mod accounts;
+pub mod digest;
 pub mod intake;
 pub mod quarantine;
 pub mod web;

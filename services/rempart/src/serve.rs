@@ -196,12 +196,21 @@ async fn start_console(
     let quarantine = console.quarantine.clone();
     tasks.push(tokio::spawn(rempart_console::intake::run(bus, quarantine.clone(), config.queue.visibility_timeout.0, stopped.clone())));
     tasks.push(tokio::spawn(rempart_console::intake::sweep(quarantine, config.console.retention.0, stopped.clone())));
+    let console = Arc::new(console);
+    let postmaster = config.smtp.postmaster.clone().unwrap_or_else(|| format!("postmaster@{}", config.smtp.hostname));
+    let digests = rempart_console::digest::DigestSettings {
+        every: config.console.digest_every.0,
+        public_url: config.console.public_url.replace("{hostname}", &config.smtp.hostname).trim_end_matches('/').to_string(),
+        from: postmaster,
+        retention: config.console.retention.0,
+    };
+    tasks.push(tokio::spawn(rempart_console::digest::run(console.clone(), digests, stopped.clone())));
     if config.console.enabled {
         let mut stopping = stopped.clone();
         let shutdown = async move {
             let _ = stopping.wait_for(|stop| *stop).await;
         };
-        let listen = rempart_console::web::serve(Arc::new(console), config.console.listen, shutdown).await?;
+        let listen = rempart_console::web::serve(console, config.console.listen, shutdown).await?;
         tracing::info!(%listen, "console on http://{listen}/ (quarantine, /why/ pages, /api/v1)");
     }
     Ok(())

@@ -23,11 +23,17 @@ fn add_user(gw: &Gateway, email: &str, args: &[&str]) {
 }
 
 pub fn gateway(sink: &Sink) -> Gateway {
-    let config = format!(
+    gateway_with(sink, "")
+}
+
+/// With `extra` configuration appended (its own `[console]` must say `listen = "{console}"`).
+pub fn gateway_with(sink: &Sink, extra: &str) -> Gateway {
+    let mut config = format!(
         "[smtp]\nhostname = \"gw.test\"\n[[smtp.listener]]\naddress = \"{{listen}}\"\n[queue]\ndata_dir = \"{{data}}\"\n[policy]\nquarantine = 5.0\nadd_header = 25.0\nreject = 30.0\n\
          [[domain]]\nname = \"example.com\"\nroute = \"{0}\"\n[[domain]]\nname = \"other.test\"\nroute = \"{0}\"\n[[domain]]\nname = \"strict.test\"\nroute = \"{0}\"\n[domain.policy]\nreject = 5.0\n",
         sink.route()
     );
+    config.push_str(extra);
     Gateway::in_process_prepared(&config, |gw| {
         add_user(gw, "admin@example.com", &["--role", "domain-admin", "--domain", "example.com"]);
         add_user(gw, "alice@example.com", &["--role", "user"]);
@@ -231,4 +237,51 @@ fn in_a_browser_a_domain_admin_logs_in_and_releases_a_message() {
     let got = sink.wait_for(1, Duration::from_secs(15));
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].rcpt_to, ["alice@example.com"]);
+}
+
+#[test]
+fn a_digest_arrives_with_signed_links_that_confirm_before_releasing() {
+    let sink = Sink::start(SinkMode::Accept);
+    let gw = gateway_with(&sink, "[console]\nlisten = \"{console}\"\ndigest_every = \"1s\"\n");
+    let id = quarantine(&gw, "alice@example.com");
+    let digest = rempart_tests::wait_until(Duration::from_secs(15), || {
+        sink.messages().iter().any(|m| m.rcpt_to == ["alice@example.com"] && String::from_utf8_lossy(&m.data).contains(&id))
+    });
+    assert!(digest, "no digest for alice:\n{}", gw.log());
+    let mail = sink.messages().into_iter().find(|m| m.rcpt_to == ["alice@example.com"]).expect("digest");
+    let text = String::from_utf8_lossy(&mail.data).to_string();
+    assert_eq!(mail.mail_from, "", "a digest has the null sender");
+    assert!(text.contains("Subject: Quarantine: 1 new message(s) held for you") && text.contains("Great offer"), "{text}");
+    let link = text.lines().find_map(|l| l.trim().strip_prefix("https://gw.test")).expect("a link").to_string();
+    assert!(link.starts_with(&format!("/d/{id}?u=")), "{link}");
+    // The admin of example.com gets one too; bob (another user) does not.
+    assert!(rempart_tests::wait_until(Duration::from_secs(10), || sink.messages().iter().any(|m| m.rcpt_to == ["admin@example.com"])));
+    assert!(!sink.messages().iter().any(|m| m.rcpt_to == ["bob@example.com"]));
+
+    let mut reader = Browser::new(&console_addr(&gw));
+    let mut tampered = link.clone();
+    let last = tampered.pop().expect("a signature");
+    tampered.push(if last == '0' { '1' } else { '0' });
+    assert_eq!(reader.get(&tampered).status, 403, "a tampered link works");
+    let expired = link.replace("&exp=", "&exp=1");
+    assert_eq!(reader.get(&expired).status, 403, "a link with another expiry works");
+
+    let confirm = reader.get(&link);
+    assert_eq!(confirm.status, 200, "{confirm:?}");
+    assert!(confirm.body.contains("id=\"release\""), "{}", confirm.body);
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(!sink.messages().iter().any(|m| String::from_utf8_lossy(&m.data).contains("Subject: Great offer")), "released on GET");
+    let query = link.split_once('?').expect("query").1;
+    let mut form: Vec<(&str, &str)> = query.split('&').filter_map(|p| p.split_once('=')).collect();
+    let csrf = confirm.csrf();
+    form.push(("csrf", &csrf));
+    let released = reader.post(&format!("/d/{id}"), &form);
+    assert_eq!(released.status, 200, "{released:?}");
+    let delivered = rempart_tests::wait_until(Duration::from_secs(15), || {
+        sink.messages()
+            .iter()
+            .any(|m| m.rcpt_to == ["alice@example.com"] && String::from_utf8_lossy(&m.data).contains("Subject: Great offer"))
+    });
+    assert!(delivered, "{}", gw.log());
+    assert_eq!(reader.post(&format!("/d/{id}"), &form).status, 409, "released twice");
 }

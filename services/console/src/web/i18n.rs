@@ -98,6 +98,10 @@ impl Lang {
             "listed" => ("A list entry decided", "Une entrée de liste a décidé"),
             "reference" => ("Reference", "Référence"),
             "back" => ("Back to the list", "Retour à la liste"),
+            "bad_link" => (
+                "This link is not valid: it was changed, has expired, or the message is no longer yours to see.",
+                "Ce lien n'est pas valide : il a été modifié, il a expiré, ou ce message ne vous est plus accessible.",
+            ),
             "signed_in_as" => ("Signed in as", "Connecté en tant que"),
             _ => (key, key),
         };

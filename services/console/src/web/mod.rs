@@ -38,6 +38,7 @@ pub fn router(console: Arc<Console>) -> Router {
         .route("/quarantine/{id}", get(show))
         .route("/quarantine/{id}/{action}", post(act))
         .route("/why/{id}", get(why))
+        .route("/d/{id}", get(digest_link).post(digest_release))
         .merge(api::routes())
         .layer(axum::middleware::map_response(secure_headers))
         .with_state(console)
@@ -420,6 +421,76 @@ async fn why(
         return Redirect::to(&format!("/quarantine/{id}")).into_response();
     }
     visit.page(&console, StatusCode::NOT_FOUND, pages::notice(lang, lang.t("why_title"), lang.t("why_unknown"), None))
+}
+
+/// A digest link's query: the account (hex), the expiry, the signature.
+#[derive(Debug, Default, Deserialize)]
+struct DigestLink {
+    #[serde(default)]
+    u: String,
+    #[serde(default)]
+    exp: u64,
+    #[serde(default)]
+    sig: String,
+    #[serde(default)]
+    csrf: String,
+    lang: Option<String>,
+}
+
+impl DigestLink {
+    /// The account the link was made for, if the signature holds, it has not expired,
+    /// and the account may still see the message.
+    async fn check(&self, console: &Console, id: &str) -> Option<(Account, Entry)> {
+        let email = String::from_utf8(auth::unhex(&self.u)?).ok()?;
+        if self.exp < rempart_model::date::unix_now() || !console.keys.verify(&crate::digest::link_data(id, &email, self.exp), &self.sig) {
+            return None;
+        }
+        let account = accounts::get(&*console.state.store, &email).await.ok().flatten().filter(|a| !a.disabled)?;
+        let entry = visible_entry(console, &account, id).await.ok().flatten()?;
+        Some((account, entry))
+    }
+}
+
+async fn digest_link(
+    State(console): State<Arc<Console>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Query(link): Query<DigestLink>,
+) -> Response {
+    let visit = Visit::new(&console, &headers, link.lang.as_deref()).await;
+    let Some((_, entry)) = link.check(&console, &id).await else {
+        return visit.page(
+            &console,
+            StatusCode::FORBIDDEN,
+            pages::notice(visit.lang, visit.lang.t("bad_link"), visit.lang.t("bad_link"), None),
+        );
+    };
+    let exp = link.exp.to_string();
+    let fields = [("u", link.u.as_str()), ("exp", exp.as_str()), ("sig", link.sig.as_str())];
+    visit.page(&console, StatusCode::OK, pages::confirm_release(visit.lang, &entry, &fields, &visit.csrf_token(&console)))
+}
+
+async fn digest_release(
+    State(console): State<Arc<Console>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Form(link): Form<DigestLink>,
+) -> Response {
+    let visit = Visit::new(&console, &headers, None).await;
+    if !console.keys.csrf_ok(Some(&visit.csrf_cookie), &link.csrf) {
+        return visit.bad_csrf(&console);
+    }
+    let lang = visit.lang;
+    let Some((account, _)) = link.check(&console, &id).await else {
+        return visit.page(&console, StatusCode::FORBIDDEN, pages::notice(lang, lang.t("bad_link"), lang.t("bad_link"), None));
+    };
+    match console.release(&id, &account.email).await {
+        Ok(_) => visit.page(&console, StatusCode::OK, pages::notice(lang, lang.t("released_ok"), lang.t("released_ok"), None)),
+        Err(ConsoleError::Quarantine(QuarantineError::NotHeld { .. })) => {
+            visit.page(&console, StatusCode::CONFLICT, pages::notice(lang, lang.t("already_released"), lang.t("already_released"), None))
+        }
+        Err(e) => failure(e),
+    }
 }
 
 #[cfg(test)]

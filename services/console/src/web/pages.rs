@@ -252,3 +252,30 @@ pub fn why(lang: Lang, record: &VerdictRecord, advice: &[&str]) -> Markup {
 pub fn notice(lang: Lang, title: &str, text: &str, viewer: Option<(&Account, &str)>) -> Markup {
     layout(lang, title, viewer, html! { h1 { (title) } p { (text) } p { a href="/quarantine" { (lang.t("back")) } } })
 }
+
+/// The page a digest link opens: what the message is, and a button that releases it
+/// (a GET never acts: link scanners fetch every URL in a mail).
+pub fn confirm_release(lang: Lang, entry: &Entry, link_query: &[(&str, &str)], csrf: &str) -> Markup {
+    layout(
+        lang,
+        lang.t("release"),
+        None,
+        html! {
+            h1 { (lang.t("release")) " — " @if entry.subject.is_empty() { "(—)" } @else { (entry.subject) } }
+            table {
+                tr { th { (lang.t("date")) } td { (when(entry.at)) } }
+                tr { th { (lang.t("sender")) } td { (entry.sender) } }
+                tr { th { (lang.t("score")) } td.score { (format!("{:.2}", entry.score)) } }
+                tr { th { (lang.t("status")) } td id="status" { (status_text(lang, entry.status)) } }
+            }
+            (symbol_table(lang, &entry.symbols))
+            @if entry.status == Status::Held {
+                form method="post" action={ "/d/" (entry.queue_id) } {
+                    input type="hidden" name="csrf" value=(csrf);
+                    @for (name, value) in link_query { input type="hidden" name=(name) value=(value); }
+                    p { button type="submit" id="release" { (lang.t("release")) } }
+                }
+            }
+        },
+    )
+}

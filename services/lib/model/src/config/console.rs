@@ -19,6 +19,12 @@ pub struct ConsoleConfig {
     pub secure_cookies: bool,
     /// How long quarantined messages are kept before they are deleted. Default "30d".
     pub retention: HumanDuration,
+    /// How often each account gets a digest of its newly quarantined mail; "0s": never.
+    /// Default "1d".
+    pub digest_every: HumanDuration,
+    /// The console's address as readers reach it, for the digests' links. Default
+    /// "https://{hostname}" (`smtp.hostname`).
+    pub public_url: String,
 }
 
 impl Default for ConsoleConfig {
@@ -28,6 +34,8 @@ impl Default for ConsoleConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8025)),
             secure_cookies: false,
             retention: HumanDuration(std::time::Duration::from_secs(30 * 24 * 3600)),
+            digest_every: HumanDuration(std::time::Duration::from_secs(24 * 3600)),
+            public_url: "https://{hostname}".into(),
         }
     }
 }
