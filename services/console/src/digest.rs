@@ -66,12 +66,11 @@ async fn send_all(console: &Console, settings: &DigestSettings) -> Result<(), cr
         let since = store.get(&mark).await.map_err(crate::ConsoleError::Key)?.and_then(|v| v.try_into().ok().map(u64::from_le_bytes));
         let now = date::unix_now();
         let (quarantine, scope) = (console.quarantine.clone(), account.scope());
-        // The first digest covers one period back; later ones what came since the last.
-        let query = Query {
-            since: Some(since.map_or(now.saturating_sub(settings.every.as_secs()), |s| s + 1)),
-            until: Some(now),
-            ..Query::default()
-        };
+        // Each round covers [last mark, now): what is held during the second `now`
+        // (after this query) falls in the next round, never between two. The first
+        // digest looks one period back.
+        let from = since.unwrap_or_else(|| now.saturating_sub(settings.every.as_secs()));
+        let query = Query { since: Some(from), until: Some(now.saturating_sub(1)), ..Query::default() };
         let page = crate::blocking(move || quarantine.list(&scope, &query, 0, 200)).await?;
         let held: Vec<Entry> = page.entries.into_iter().filter(|e| e.status == Status::Held).collect();
         if !held.is_empty() {
