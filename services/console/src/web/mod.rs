@@ -125,7 +125,12 @@ impl Visit {
     }
 
     fn bad_csrf(&self, console: &Console) -> Response {
-        self.page(console, StatusCode::FORBIDDEN, pages::notice(self.lang, self.lang.t("bad_csrf"), self.lang.t("bad_csrf"), None))
+        self.notice(console, StatusCode::FORBIDDEN, "bad_csrf")
+    }
+
+    /// A page saying one thing (`key`'s text as title and body), without the account bar.
+    fn notice(&self, console: &Console, status: StatusCode, key: &'static str) -> Response {
+        self.page(console, status, pages::notice(self.lang, self.lang.t(key), self.lang.t(key), None))
     }
 }
 
@@ -459,11 +464,7 @@ async fn digest_link(
 ) -> Response {
     let visit = Visit::new(&console, &headers, link.lang.as_deref()).await;
     let Some((_, entry)) = link.check(&console, &id).await else {
-        return visit.page(
-            &console,
-            StatusCode::FORBIDDEN,
-            pages::notice(visit.lang, visit.lang.t("bad_link"), visit.lang.t("bad_link"), None),
-        );
+        return visit.notice(&console, StatusCode::FORBIDDEN, "bad_link");
     };
     let exp = link.exp.to_string();
     let fields = [("u", link.u.as_str()), ("exp", exp.as_str()), ("sig", link.sig.as_str())];
@@ -480,15 +481,12 @@ async fn digest_release(
     if !console.keys.csrf_ok(Some(&visit.csrf_cookie), &link.csrf) {
         return visit.bad_csrf(&console);
     }
-    let lang = visit.lang;
     let Some((account, _)) = link.check(&console, &id).await else {
-        return visit.page(&console, StatusCode::FORBIDDEN, pages::notice(lang, lang.t("bad_link"), lang.t("bad_link"), None));
+        return visit.notice(&console, StatusCode::FORBIDDEN, "bad_link");
     };
     match console.release(&id, &account.email).await {
-        Ok(_) => visit.page(&console, StatusCode::OK, pages::notice(lang, lang.t("released_ok"), lang.t("released_ok"), None)),
-        Err(ConsoleError::Quarantine(QuarantineError::NotHeld { .. })) => {
-            visit.page(&console, StatusCode::CONFLICT, pages::notice(lang, lang.t("already_released"), lang.t("already_released"), None))
-        }
+        Ok(_) => visit.notice(&console, StatusCode::OK, "released_ok"),
+        Err(ConsoleError::Quarantine(QuarantineError::NotHeld { .. })) => visit.notice(&console, StatusCode::CONFLICT, "already_released"),
         Err(e) => failure(e),
     }
 }
