@@ -19,7 +19,7 @@ use rempart_model::{DeliveryStatus, Recipient};
 use rempart_state::SharedState;
 use rempart_state::bayes::Class;
 
-use crate::quarantine::{Entry, QuarantineError, QuarantineStore};
+use crate::quarantine::{Entry, QuarantineError, QuarantineStore, Scope};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConsoleError {
@@ -50,19 +50,20 @@ impl Console {
         Ok(Console { quarantine, state, bus, keys, secure_cookies: false })
     }
 
-    /// Releases a held message to its recipients through the relay, exactly once: the
-    /// entry is marked released first (a second release fails), and marked held again
-    /// if the bus does not take the message. Then learns it as ham.
-    pub async fn release(&self, id: &str, by: &str) -> Result<Entry, ConsoleError> {
+    /// Releases a held message through the relay to the recipients `scope` covers (a
+    /// user's own copy; all of them for an operator), exactly once each: they are marked
+    /// released first (a second release fails), and marked held again if the bus does
+    /// not take the message. Then learns it as ham.
+    pub async fn release(&self, id: &str, scope: &Scope, by: &str) -> Result<Entry, ConsoleError> {
         let store = self.quarantine.clone();
-        let (id_owned, by_owned) = (id.to_string(), by.to_string());
+        let (id_owned, by_owned, scope) = (id.to_string(), by.to_string(), scope.clone());
         let now = rempart_model::date::unix_now();
-        let (entry, body) = blocking(move || {
-            let entry = store.mark_released(&id_owned, &by_owned, now)?;
+        let (entry, recipients, body) = blocking(move || {
+            let (entry, recipients) = store.mark_released(&id_owned, &scope, &by_owned, now)?;
             match store.body(&id_owned) {
-                Ok(body) => Ok((entry, body)),
+                Ok(body) => Ok((entry, recipients, body)),
                 Err(e) => {
-                    store.unrelease(&id_owned)?;
+                    store.unrelease(&id_owned, &recipients)?;
                     Err(e)
                 }
             }
@@ -70,16 +71,17 @@ impl Console {
         .await?;
         let mut envelope = entry.envelope.clone();
         envelope.attempts = 0;
+        envelope.recipients.retain(|r| recipients.contains(&r.address.to_ascii_lowercase()));
         for recipient in &mut envelope.recipients {
             *recipient = Recipient { status: DeliveryStatus::Pending { last_reply: None }, ..recipient.clone() };
         }
         if let Err(e) = self.bus.publish(DELIVER_TOPIC, envelope.to_json(), body.clone()).await {
             let store = self.quarantine.clone();
             let id_owned = id.to_string();
-            blocking(move || store.unrelease(&id_owned)).await?;
+            blocking(move || store.unrelease(&id_owned, &recipients)).await?;
             return Err(ConsoleError::Release(e));
         }
-        tracing::info!(queue_id = id, by, "released from quarantine");
+        tracing::info!(queue_id = id, by, recipients = envelope.recipients.len(), "released from quarantine");
         self.learn(body, Class::Ham);
         Ok(entry)
     }

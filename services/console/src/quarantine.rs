@@ -75,9 +75,12 @@ pub struct Entry {
     pub symbols: Vec<SymbolHit>,
     pub size: u64,
     pub status: Status,
-    /// Who released it, and when.
+    /// Who released it, and when (the last release, when it went out in parts).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub released: Option<(String, u64)>,
+    /// The recipients it was released to: a user releases only their own copy.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub released_to: Vec<String>,
     /// The envelope as the edge queued it: what a release hands to the relay.
     pub envelope: Envelope,
 }
@@ -98,6 +101,7 @@ impl Entry {
             size: body.len() as u64,
             status: Status::Held,
             released: None,
+            released_to: Vec::new(),
             envelope,
         }
     }
@@ -129,10 +133,43 @@ pub enum Scope {
 
 impl Scope {
     pub fn allows(&self, entry: &Entry) -> bool {
+        entry.recipients.iter().any(|r| self.allows_recipient(r))
+    }
+
+    /// Whether the reader may edit the allow and block lists of `owner` (an address or
+    /// a domain, lower case): a user their own addresses, a domain admin their domains
+    /// and the addresses in them, an operator everyone's.
+    pub fn may_own(&self, owner: &str) -> bool {
         match self {
             Scope::All => true,
-            Scope::Domains(domains) => entry.recipients.iter().any(|r| domains.iter().any(|d| d == domain_of(r))),
-            Scope::Addresses(addresses) => entry.recipients.iter().any(|r| addresses.contains(r)),
+            Scope::Domains(domains) => domains.iter().any(|d| d == owner || (owner.contains('@') && d == domain_of(owner))),
+            Scope::Addresses(addresses) => addresses.iter().any(|a| a == owner),
+        }
+    }
+
+    /// The list owners a message's allow/block action applies to: the reader's own
+    /// addresses among its recipients (a user), or its recipients' domains in scope.
+    pub fn owners_for(&self, entry: &Entry) -> Vec<String> {
+        let mut owners: Vec<String> = entry
+            .recipients
+            .iter()
+            .filter(|r| self.allows_recipient(r))
+            .map(|r| match self {
+                Scope::Addresses(_) => r.clone(),
+                _ => domain_of(r).to_string(),
+            })
+            .collect();
+        owners.sort();
+        owners.dedup();
+        owners
+    }
+
+    /// Whether the reader may see (and release) the copy for `recipient` (lower case).
+    pub fn allows_recipient(&self, recipient: &str) -> bool {
+        match self {
+            Scope::All => true,
+            Scope::Domains(domains) => domains.iter().any(|d| d == domain_of(recipient)),
+            Scope::Addresses(addresses) => addresses.iter().any(|a| a == recipient),
         }
     }
 
@@ -294,22 +331,32 @@ impl QuarantineStore {
 
     /// Marks a held message released, once: the second call fails with `NotHeld`. The
     /// caller hands the message to the relay and calls `unrelease` if that fails.
-    pub fn mark_released(&self, id: &str, by: &str, at: u64) -> Result<Entry, QuarantineError> {
-        self.update(id, |entry| {
-            if entry.status != Status::Held {
-                return Err(QuarantineError::NotHeld { id: id.to_string(), status: entry.status.as_str() });
+    pub fn mark_released(&self, id: &str, scope: &Scope, by: &str, at: u64) -> Result<(Entry, Vec<String>), QuarantineError> {
+        let mut newly = Vec::new();
+        let entry = self.update(id, |entry| {
+            newly = entry.recipients.iter().filter(|r| scope.allows_recipient(r) && !entry.released_to.contains(r)).cloned().collect();
+            if newly.is_empty() {
+                let status = if entry.released_to.is_empty() { entry.status.as_str() } else { Status::Released.as_str() };
+                return Err(QuarantineError::NotHeld { id: id.to_string(), status });
             }
-            entry.status = Status::Released;
+            entry.released_to.extend(newly.iter().cloned());
+            if entry.recipients.iter().all(|r| entry.released_to.contains(r)) {
+                entry.status = Status::Released;
+            }
             entry.released = Some((by.to_string(), at));
             Ok(())
-        })
+        })?;
+        Ok((entry, newly))
     }
 
-    /// Undoes `mark_released` when the message could not be handed over.
-    pub fn unrelease(&self, id: &str) -> Result<Entry, QuarantineError> {
+    /// Undoes `mark_released` for `recipients` when the message could not be handed over.
+    pub fn unrelease(&self, id: &str, recipients: &[String]) -> Result<Entry, QuarantineError> {
         self.update(id, |entry| {
+            entry.released_to.retain(|r| !recipients.contains(r));
             entry.status = Status::Held;
-            entry.released = None;
+            if entry.released_to.is_empty() {
+                entry.released = None;
+            }
             Ok(())
         })
     }
@@ -459,8 +506,8 @@ mod tests {
         let store = QuarantineStore::open(dir.path()).expect("open");
         held(&store, "Q1", 100, &["alice@a.test"], "one");
         held(&store, "Q2", 200, &["alice@a.test"], "two");
-        store.mark_released("Q1", "admin@a.test", 150).expect("first release");
-        assert!(matches!(store.mark_released("Q1", "admin@a.test", 151), Err(QuarantineError::NotHeld { .. })));
+        store.mark_released("Q1", &Scope::All, "admin@a.test", 150).expect("first release");
+        assert!(matches!(store.mark_released("Q1", &Scope::All, "admin@a.test", 151), Err(QuarantineError::NotHeld { .. })));
         assert_eq!(store.body("Q2").expect("body"), b"Subject: two\r\n\r\nbody\r\n");
         store.delete("Q2").expect("delete");
         assert!(store.body("Q2").is_err());

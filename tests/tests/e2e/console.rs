@@ -10,7 +10,7 @@ use rempart_tests::http::Browser;
 use rempart_tests::{Gateway, Sink, SinkMode, SmtpClient};
 
 /// Scores 7.30: verdicts.rs's 5.60, and a remote image only (HTML_IMAGE_ONLY_04, T_REMOTE_IMAGE).
-const SPAMMY: &str = "From: Promo <promo@sender.test>\r\nSubject: Great offer\r\nContent-Type: text/html\r\n\r\n<html><a hReF=\"http://shop.example\">Buy now</a><img src=\"http://tracker.example/p.gif\"><script>alert(1)</script></html>\r\n";
+pub const SPAMMY: &str = "From: Promo <promo@sender.test>\r\nSubject: Great offer\r\nContent-Type: text/html\r\n\r\n<html><a hReF=\"http://shop.example\">Buy now</a><img src=\"http://tracker.example/p.gif\"><script>alert(1)</script></html>\r\n";
 
 const PASSWORD: &str = "correct horse battery";
 
@@ -28,19 +28,27 @@ pub fn gateway(sink: &Sink) -> Gateway {
 
 /// With `extra` configuration appended (its own `[console]` must say `listen = "{console}"`).
 pub fn gateway_with(sink: &Sink, extra: &str) -> Gateway {
+    Gateway::in_process_prepared(&config(sink, extra), add_users)
+}
+
+/// Three domains (strict.test rejects from 5) and the quarantine from 5.
+pub fn config(sink: &Sink, extra: &str) -> String {
     let mut config = format!(
         "[smtp]\nhostname = \"gw.test\"\n[[smtp.listener]]\naddress = \"{{listen}}\"\n[queue]\ndata_dir = \"{{data}}\"\n[policy]\nquarantine = 5.0\nadd_header = 25.0\nreject = 30.0\n\
          [[domain]]\nname = \"example.com\"\nroute = \"{0}\"\n[[domain]]\nname = \"other.test\"\nroute = \"{0}\"\n[[domain]]\nname = \"strict.test\"\nroute = \"{0}\"\n[domain.policy]\nreject = 5.0\n",
         sink.route()
     );
     config.push_str(extra);
-    Gateway::in_process_prepared(&config, |gw| {
-        add_user(gw, "admin@example.com", &["--role", "domain-admin", "--domain", "example.com"]);
-        add_user(gw, "alice@example.com", &["--role", "user"]);
-        add_user(gw, "bob@example.com", &["--role", "user"]);
-        add_user(gw, "admin@other.test", &["--role", "domain-admin", "--domain", "other.test"]);
-        add_user(gw, "ops@provider.test", &["--role", "operator"]);
-    })
+    config
+}
+
+/// The accounts every console test logs in with (before the gateway opens the store).
+pub fn add_users(gw: &Gateway) {
+    add_user(gw, "admin@example.com", &["--role", "domain-admin", "--domain", "example.com"]);
+    add_user(gw, "alice@example.com", &["--role", "user"]);
+    add_user(gw, "bob@example.com", &["--role", "user"]);
+    add_user(gw, "admin@other.test", &["--role", "domain-admin", "--domain", "other.test"]);
+    add_user(gw, "ops@provider.test", &["--role", "operator"]);
 }
 
 pub fn quarantine(gw: &Gateway, to: &str) -> String {
@@ -70,7 +78,7 @@ pub fn login(gw: &Gateway, email: &str) -> Browser {
 }
 
 /// Waits until the message is listed for `b`.
-fn wait_listed(gw: &Gateway, b: &mut Browser, id: &str) -> String {
+pub fn wait_listed(gw: &Gateway, b: &mut Browser, id: &str) -> String {
     let mut page = String::new();
     let found = rempart_tests::wait_until(Duration::from_secs(10), || {
         page = b.get("/quarantine").body;

@@ -6,6 +6,7 @@ mod auth;
 mod cluster;
 mod config;
 mod console;
+mod console_lists;
 mod crash;
 mod loadtest;
 mod protocol;

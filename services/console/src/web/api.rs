@@ -43,11 +43,11 @@ pub async fn add_token(store: &dyn Store, email: &str) -> Result<String, Account
     Ok(token)
 }
 
-fn error(status: StatusCode, message: &str) -> Response {
+pub(super) fn error(status: StatusCode, message: &str) -> Response {
     (status, Json(json!({ "error": message }))).into_response()
 }
 
-async fn bearer(store: &dyn Store, headers: &HeaderMap) -> Result<Option<Account>, StoreError> {
+pub(super) async fn bearer(store: &dyn Store, headers: &HeaderMap) -> Result<Option<Account>, StoreError> {
     let Some(token) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer ")) else {
         return Ok(None);
     };
@@ -58,20 +58,23 @@ async fn bearer(store: &dyn Store, headers: &HeaderMap) -> Result<Option<Account
 
 macro_rules! account_or_401 {
     ($console:expr, $headers:expr) => {
-        match bearer(&*$console.state.store, &$headers).await {
+        match $crate::web::api::bearer(&*$console.state.store, &$headers).await {
             Ok(Some(account)) => account,
-            Ok(None) => return error(StatusCode::UNAUTHORIZED, "a valid bearer token is required"),
-            Err(e) => return error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+            Ok(None) => {
+                return $crate::web::api::error(axum::http::StatusCode::UNAUTHORIZED, "a valid bearer token is required");
+            }
+            Err(e) => return $crate::web::api::error(axum::http::StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
         }
     };
 }
+pub(super) use account_or_401;
 
 /// An entry without its envelope's session details.
 fn summary(e: &Entry) -> serde_json::Value {
     json!({
         "queue_id": e.queue_id, "at": e.at, "sender": e.sender, "recipients": e.recipients,
         "subject": e.subject, "score": e.score, "action": e.action, "status": e.status, "size": e.size,
-        "symbols": e.symbols, "released": e.released,
+        "symbols": e.symbols, "released": e.released, "released_to": e.released_to,
     })
 }
 
@@ -106,7 +109,7 @@ async fn act(State(console): State<Arc<Console>>, headers: HeaderMap, Path((id, 
         Err(e) => return error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
     }
     let result = match action.as_str() {
-        "release" => console.release(&id, &account.email).await.map(|_| "released"),
+        "release" => console.release(&id, &account.scope(), &account.email).await.map(|_| "released"),
         "delete" => console.delete(&id, &account.email, false).await.map(|_| "deleted"),
         "spam" => console.delete(&id, &account.email, true).await.map(|_| "learned as spam and deleted"),
         _ => return error(StatusCode::NOT_FOUND, "actions: release, delete, spam"),

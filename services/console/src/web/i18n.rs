@@ -103,6 +103,31 @@ impl Lang {
                 "Ce lien n'est pas valide : il a été modifié, il a expiré, ou ce message ne vous est plus accessible.",
             ),
             "signed_in_as" => ("Signed in as", "Connecté en tant que"),
+            "lists" => ("Allowed and blocked senders", "Expéditeurs autorisés et bloqués"),
+            "lists_help" => (
+                "Mail from an allowed sender is delivered without scoring; mail from a blocked sender is refused. An entry is an address or a domain (its subdomains included).",
+                "Le courrier d'un expéditeur autorisé est distribué sans calcul de score ; celui d'un expéditeur bloqué est refusé. Une entrée est une adresse ou un domaine (sous-domaines compris).",
+            ),
+            "list_owner" => ("Lists of (address or domain)", "Listes de (adresse ou domaine)"),
+            "show" => ("Show", "Afficher"),
+            "no_entries" => ("No entry.", "Aucune entrée."),
+            "list" => ("List", "Liste"),
+            "added_by" => ("Added by", "Ajouté par"),
+            "remove" => ("Remove", "Retirer"),
+            "add" => ("Add", "Ajouter"),
+            "sender_or_domain" => ("Sender address or domain", "Adresse ou domaine de l'expéditeur"),
+            "allowed" => ("allowed", "autorisé"),
+            "blocked" => ("blocked", "bloqué"),
+            "allow_sender" => ("Always allow this sender", "Toujours autoriser cet expéditeur"),
+            "block_sender" => ("Block this sender", "Bloquer cet expéditeur"),
+            "list_changed" => (
+                "The list was changed; it applies from the next message.",
+                "La liste a été modifiée ; elle s'applique dès le prochain message.",
+            ),
+            "no_sender_to_list" => (
+                "This message has no sender address (it is a bounce): there is nothing to list.",
+                "Ce message n'a pas d'adresse d'expéditeur (c'est un rapport de non-remise) : rien à inscrire.",
+            ),
             _ => (key, key),
         };
         match self {

@@ -6,6 +6,7 @@ pub mod advice;
 pub mod api;
 pub mod auth;
 pub mod i18n;
+pub mod lists;
 pub mod pages;
 
 use std::collections::HashMap;
@@ -40,6 +41,7 @@ pub fn router(console: Arc<Console>) -> Router {
         .route("/why/{id}", get(why))
         .route("/d/{id}", get(digest_link).post(digest_release))
         .merge(api::routes())
+        .merge(lists::routes())
         .layer(axum::middleware::map_response(secure_headers))
         .with_state(console)
 }
@@ -387,7 +389,7 @@ async fn act(
     let done =
         |status, text: &'static str| visit.page(&console, status, pages::notice(lang, lang.t(text), lang.t(text), Some((viewer, &csrf))));
     match action.as_str() {
-        "release" => match console.release(&id, &viewer.email).await {
+        "release" => match console.release(&id, &viewer.scope(), &viewer.email).await {
             Ok(_) => Redirect::to(&format!("/quarantine/{id}?done=released")).into_response(),
             Err(ConsoleError::Quarantine(QuarantineError::NotHeld { .. })) => done(StatusCode::CONFLICT, "already_released"),
             Err(e) => failure(e),
@@ -484,7 +486,7 @@ async fn digest_release(
     let Some((account, _)) = link.check(&console, &id).await else {
         return visit.notice(&console, StatusCode::FORBIDDEN, "bad_link");
     };
-    match console.release(&id, &account.email).await {
+    match console.release(&id, &account.scope(), &account.email).await {
         Ok(_) => visit.notice(&console, StatusCode::OK, "released_ok"),
         Err(ConsoleError::Quarantine(QuarantineError::NotHeld { .. })) => visit.notice(&console, StatusCode::CONFLICT, "already_released"),
         Err(e) => failure(e),

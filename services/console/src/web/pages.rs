@@ -34,6 +34,8 @@ pub fn layout(lang: Lang, title: &str, viewer: Option<(&Account, &str)>, body: M
                     strong { (lang.t("title")) }
                     @if let Some((account, csrf)) = viewer {
                         a href="/quarantine" { (lang.t("quarantine")) }
+                        a href="/lists" { (lang.t("lists")) }
+                        a href="/reports" { (lang.t("reports")) }
                         span { (lang.t("signed_in_as")) " " (account.email) }
                         form.inline method="post" action="/logout" {
                             input type="hidden" name="csrf" value=(csrf);
@@ -210,6 +212,12 @@ pub fn message(lang: Lang, viewer: &Account, csrf: &str, view: &MessageView<'_>)
                 @if e.status == Status::Held { (action("release", lang.t("release"), "release")) " " }
                 (action("delete", lang.t("delete"), "delete")) " "
                 (action("spam", lang.t("report_spam"), "spam"))
+            }
+            @if !e.sender.is_empty() {
+                p {
+                    (action("list/allow", lang.t("allow_sender"), "allow-sender")) " "
+                    (action("list/block", lang.t("block_sender"), "block-sender"))
+                }
             }
             h2 { (lang.t("symbols")) }
             (symbol_table(lang, &e.symbols))

@@ -17,6 +17,7 @@ mod embedded;
 mod fdb;
 pub mod greylist;
 mod nats;
+pub mod sender_lists;
 mod shared;
 mod timed;
 pub mod verdicts;

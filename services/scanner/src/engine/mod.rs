@@ -19,12 +19,13 @@ use std::time::Instant;
 use rempart_model::{Config, Edits, Refusal, SessionFacts, Verdict};
 use rempart_state::SharedState;
 use rempart_state::awl::AwlEntry;
+use rempart_state::sender_lists;
 
 use crate::checks::{self, Context, FREEMAIL, Findings};
 use crate::message::Analysis;
 use crate::service::diagnose;
 use crate::{ScannerError, dns, tokens};
-use policy::{Policies, listed};
+use policy::{Listed, Policies, listed};
 use registry::Registry;
 
 /// What the scanner is asked about.
@@ -58,6 +59,8 @@ pub struct NetworkFindings {
     authentication_results: Option<String>,
     /// The sender's history (AWL), looked up with the DNS checks.
     awl: Option<AwlEntry>,
+    /// What each recipient's run-time lists (in the store) say, in recipient order.
+    sender_lists: Vec<Option<sender_lists::Decision>>,
 }
 
 /// Link domains looked up in URI lists, at most (SpamAssassin's default too).
@@ -117,8 +120,9 @@ impl Scanner {
     /// `evaluate` (CPU-bound) on a blocking thread.
     pub async fn network_findings(&self, input: &ScanInput<'_>) -> NetworkFindings {
         let awl = self.awl_lookup(input).await;
+        let sender_lists = self.sender_lists_lookup(input).await;
         if self.dns.is_offline() {
-            return NetworkFindings { offline: true, awl, ..Default::default() };
+            return NetworkFindings { offline: true, awl, sender_lists, ..Default::default() };
         }
         let started = Instant::now();
         let mut findings = Findings::default();
@@ -130,7 +134,14 @@ impl Scanner {
             let domains = Analysis::new(input.message).link_domains(MAX_URI_DOMAINS);
             checks::dnslists::run_uri(&self.dns, &self.uri_lists, &domains, &mut findings).await;
         }
-        NetworkFindings { findings, offline: false, elapsed_us: started.elapsed().as_micros() as u64, authentication_results, awl }
+        NetworkFindings {
+            findings,
+            offline: false,
+            elapsed_us: started.elapsed().as_micros() as u64,
+            authentication_results,
+            awl,
+            sender_lists,
+        }
     }
 
     /// Everything that needs no network: parses the message, runs the local stages,
@@ -142,7 +153,13 @@ impl Scanner {
         let policies = self.policies.for_recipients(input.recipients);
         let ip: Option<IpAddr> = input.facts.peer_ip.parse().ok();
         let header_from = analysis.from_addresses();
-        let listed: Vec<_> = policies.iter().map(|p| listed(p, ip, input.return_path, &header_from)).collect();
+        let listed: Vec<_> = policies
+            .iter()
+            .map(|(domain, p)| {
+                listed(p, ip, input.return_path, &header_from)
+                    .or_else(|| Listed::from_store(domain, input.recipients, &network.sender_lists))
+            })
+            .collect();
         // Listed for every domain: the lists decide, nothing is scored.
         let scored = listed.iter().any(Option::is_none);
 
@@ -214,6 +231,23 @@ impl Scanner {
     fn awl_identity<'a>(input: &'a ScanInput<'_>) -> Option<(&'a str, IpAddr)> {
         let ip = input.facts.peer_ip.parse().ok()?;
         (!input.return_path.is_empty()).then_some((input.return_path, ip))
+    }
+
+    /// The recipients' run-time allow and block lists; a store failure is logged and the
+    /// message scored as if they were empty.
+    async fn sender_lists_lookup(&self, input: &ScanInput<'_>) -> Vec<Option<sender_lists::Decision>> {
+        let Some(state) = &self.state else { return Vec::new() };
+        let header_from = match mail_parser::MessageParser::new().parse_headers(input.message) {
+            Some(headers) => headers.from().map(|f| f.iter().filter_map(|a| a.address()).map(str::to_string).collect()).unwrap_or_default(),
+            None => Vec::new(),
+        };
+        match sender_lists::decide(&*state.store, input.recipients, input.return_path, &header_from).await {
+            Ok(decisions) => decisions,
+            Err(e) => {
+                tracing::warn!(error = %e, "allow/block list lookup failed; scoring without the run-time lists");
+                Vec::new()
+            }
+        }
     }
 
     async fn awl_lookup(&self, input: &ScanInput<'_>) -> Option<AwlEntry> {

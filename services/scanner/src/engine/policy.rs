@@ -8,6 +8,7 @@ use std::net::IpAddr;
 
 use rempart_model::config::PolicyConfig;
 use rempart_model::{Action, Config, Edits, Refusal, Verdict};
+use rempart_state::sender_lists::{Decision, ListKind};
 
 use super::lists::Entry;
 use super::marking::spam_headers;
@@ -24,6 +25,26 @@ pub(crate) struct Policy {
 pub(crate) enum Listed {
     Allowed(String),
     Blocked(String),
+}
+
+impl Listed {
+    /// What the run-time lists say for the recipients of `domain` (`decisions` in
+    /// recipient order): they decide only when they say the same for every one of them.
+    pub(crate) fn from_store(domain: &str, recipients: &[String], decisions: &[Option<Decision>]) -> Option<Listed> {
+        let mut of_domain = recipients
+            .iter()
+            .zip(decisions.iter().map(Some).chain(std::iter::repeat(None)))
+            .filter(|(r, _)| domain_of(r).as_deref() == Some(domain))
+            .map(|(_, d)| d.and_then(Option::as_ref));
+        let first = of_domain.next()??;
+        if !of_domain.all(|d| d.is_some_and(|d| d.kind == first.kind)) {
+            return None;
+        }
+        Some(match first.kind {
+            ListKind::Allow => Listed::Allowed(first.entry.clone()),
+            ListKind::Block => Listed::Blocked(first.entry.clone()),
+        })
+    }
 }
 
 pub struct Policies {
@@ -54,27 +75,31 @@ impl Policies {
         Ok(Policies { hostname: config.smtp.hostname.clone(), default: policy(config.policy.clone(), "policy")?, by_domain })
     }
 
-    /// The policies of the recipients' domains, each once (the default for none).
-    pub(crate) fn for_recipients(&self, recipients: &[String]) -> Vec<&Policy> {
+    /// The recipients' domains, each once, with their policies (the default for a
+    /// domain without one, and for no recipient at all).
+    pub(crate) fn for_recipients(&self, recipients: &[String]) -> Vec<(String, &Policy)> {
         let mut seen = HashSet::new();
-        let mut out: Vec<&Policy> = recipients
+        let mut out: Vec<(String, &Policy)> = recipients
             .iter()
             .filter_map(|r| domain_of(r))
             .filter(|d| seen.insert(d.clone()))
-            .map(|d| self.by_domain.get(&d).unwrap_or(&self.default))
+            .map(|d| {
+                let policy = self.by_domain.get(&d).unwrap_or(&self.default);
+                (d, policy)
+            })
             .collect();
         if out.is_empty() {
-            out.push(&self.default);
+            out.push((String::new(), &self.default));
         }
         out
     }
 
     /// The action for `score`: the harshest of the recipients' policies; a block-list
     /// entry rejects, an allow-list entry accepts. Also names the list entry, if any.
-    pub(crate) fn decide(policies: &[&Policy], listed: Vec<Option<Listed>>, score: f64) -> (Action, Option<String>) {
+    pub(crate) fn decide(policies: &[(String, &Policy)], listed: Vec<Option<Listed>>, score: f64) -> (Action, Option<String>) {
         let mut action = Action::Accept;
         let mut reason = None;
-        for (policy, listed) in policies.iter().zip(listed) {
+        for ((_, policy), listed) in policies.iter().zip(listed) {
             let this = match listed {
                 Some(Listed::Blocked(entry)) => {
                     reason = Some(format!("block list: {entry}"));
@@ -95,8 +120,8 @@ impl Policies {
     /// tag to use, for the X-Spam headers.
     pub fn add_header_settings(&self, recipients: &[String]) -> (Option<f64>, Option<String>) {
         let policies = self.for_recipients(recipients);
-        let required = policies.iter().filter_map(|p| p.thresholds.add_header).min_by(f64::total_cmp);
-        let tag = policies.iter().find_map(|p| p.thresholds.subject_tag.clone());
+        let required = policies.iter().filter_map(|(_, p)| p.thresholds.add_header).min_by(f64::total_cmp);
+        let tag = policies.iter().find_map(|(_, p)| p.thresholds.subject_tag.clone());
         (required, tag)
     }
 
@@ -123,6 +148,7 @@ impl Policies {
         let url = self.explain_url(queue_id);
         let why = match &verdict.listed {
             Some(entry) if entry.starts_with("block") => "sender is on the recipient domain's block list".to_string(),
+            Some(entry) if entry.contains(": block ") => "sender is on the recipient's block list".to_string(),
             _ => format!("score {:.2} ({})", verdict.score, verdict.top_symbols(3).join(", ")),
         };
         let (code, status, text) = match verdict.action {
