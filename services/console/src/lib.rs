@@ -7,6 +7,7 @@ pub mod accounts;
 pub mod digest;
 pub mod intake;
 pub mod quarantine;
+pub mod reports;
 pub mod web;
 
 use std::net::SocketAddr;

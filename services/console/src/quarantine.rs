@@ -121,6 +121,13 @@ fn subject_of(body: &[u8]) -> String {
     parsed.and_then(|m| m.subject().map(|s| s.split_whitespace().collect::<Vec<_>>().join(" "))).unwrap_or_default()
 }
 
+/// What the quarantine holds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Usage {
+    pub messages: u64,
+    pub bytes: u64,
+}
+
 /// Which messages a reader may see.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Scope {
@@ -327,6 +334,38 @@ impl QuarantineStore {
         let has_more = found.len() > (page + 1) * size;
         let entries = found.into_iter().skip(page * size).take(size).collect();
         Ok(Page { entries, has_more })
+    }
+
+    /// What the quarantine holds for a domain (or everything, for `None`): messages and
+    /// bytes still held (not released).
+    pub fn usage(&self, domain: Option<&str>) -> Result<Usage, QuarantineError> {
+        let tx = self.db.begin_read().map_err(|e| QuarantineError::Database(Box::new(e.into())))?;
+        let entries = tx.open_table(ENTRIES)?;
+        let mut usage = Usage::default();
+        let mut count = |id: &str| -> Result<(), QuarantineError> {
+            if let Some(value) = entries.get(id)? {
+                let entry: Entry =
+                    serde_json::from_slice(value.value()).map_err(|source| QuarantineError::Corrupt { id: id.to_string(), source })?;
+                if entry.status == Status::Held {
+                    usage.messages += 1;
+                    usage.bytes += entry.size;
+                }
+            }
+            Ok(())
+        };
+        match domain {
+            None => {
+                for row in tx.open_table(BY_TIME)?.iter()? {
+                    count(row?.0.value().1)?;
+                }
+            }
+            Some(domain) => {
+                for row in tx.open_table(BY_DOMAIN)?.range((domain, 0, "")..=(domain, u64::MAX, "\u{10FFFF}"))? {
+                    count(row?.0.value().2)?;
+                }
+            }
+        }
+        Ok(usage)
     }
 
     /// Marks a held message released, once: the second call fails with `NotHeld`. The

@@ -142,7 +142,7 @@ impl<B: Bus> Relay<B> {
         }
     }
 
-    /// `rempart.events.delivery` for the recipients this attempt `tried` (NATS bus only).
+    /// `rempart.events.delivery` for the recipients this attempt `tried` (the console's reports).
     async fn delivery_events(&self, envelope: &Envelope, tried: &[bool]) {
         let now = date::unix_now() as i64;
         for (r, _) in envelope.recipients.iter().zip(tried).filter(|(_, tried)| **tried) {

@@ -191,6 +191,8 @@ async fn start_console(
     stopped: &watch::Receiver<bool>,
     tasks: &mut Vec<tokio::task::JoinHandle<()>>,
 ) -> Result<(), ServeError> {
+    tasks.push(tokio::spawn(rempart_console::reports::run(bus.clone(), state.store.clone(), stopped.clone())));
+    tasks.push(tokio::spawn(rempart_console::reports::sweep(state.store.clone(), stopped.clone())));
     let mut console = rempart_console::Console::open(&config.queue.data_dir, state, bus.clone()).await?;
     console.secure_cookies = config.console.secure_cookies;
     let quarantine = console.quarantine.clone();

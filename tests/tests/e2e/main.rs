@@ -7,6 +7,7 @@ mod cluster;
 mod config;
 mod console;
 mod console_lists;
+mod console_reports;
 mod crash;
 mod loadtest;
 mod protocol;

@@ -8,6 +8,7 @@ pub mod auth;
 pub mod i18n;
 pub mod lists;
 pub mod pages;
+pub mod reports;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -42,6 +43,7 @@ pub fn router(console: Arc<Console>) -> Router {
         .route("/d/{id}", get(digest_link).post(digest_release))
         .merge(api::routes())
         .merge(lists::routes())
+        .merge(reports::routes())
         .layer(axum::middleware::map_response(secure_headers))
         .with_state(console)
 }
@@ -268,21 +270,7 @@ impl ListParams {
     }
 }
 
-/// Days since the epoch of "YYYY-MM-DD", in seconds (civil calendar, UTC).
-pub fn parse_day(s: &str) -> Option<u64> {
-    let mut parts = s.trim().splitn(3, '-');
-    let (y, m, d): (i64, i64, i64) = (parts.next()?.parse().ok()?, parts.next()?.parse().ok()?, parts.next()?.parse().ok()?);
-    if !(1..=12).contains(&m) || !(1..=31).contains(&d) || y < 1970 {
-        return None;
-    }
-    // Howard Hinnant's days_from_civil.
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * (m + if m > 2 { -3 } else { 9 }) + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    u64::try_from((era * 146_097 + doe - 719_468) * 86_400).ok()
-}
+pub use rempart_model::date::parse_iso_day as parse_day;
 
 fn percent_encode(s: &str) -> String {
     s.bytes()
@@ -490,18 +478,5 @@ async fn digest_release(
         Ok(_) => visit.notice(&console, StatusCode::OK, "released_ok"),
         Err(ConsoleError::Quarantine(QuarantineError::NotHeld { .. })) => visit.notice(&console, StatusCode::CONFLICT, "already_released"),
         Err(e) => failure(e),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn days_parse_as_utc_midnight() {
-        assert_eq!(parse_day("1970-01-01"), Some(0));
-        assert_eq!(parse_day("2026-12-04"), Some(1_796_342_400));
-        assert_eq!(parse_day("2026-13-01"), None);
-        assert_eq!(parse_day("yesterday"), None);
     }
 }

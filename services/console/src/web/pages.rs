@@ -69,17 +69,7 @@ pub fn login(lang: Lang, csrf: &str, error: Option<&str>) -> Markup {
 
 /// "2026-12-04 11:58" (UTC).
 pub fn when(at: u64) -> String {
-    let date = rempart_model::date::rfc5322(at);
-    // RFC 5322 "Fri, 04 Dec 2026 11:58:00 +0000" → a sortable form.
-    let parts: Vec<&str> = date.split_whitespace().collect();
-    match parts.as_slice() {
-        [_, day, month, year, time, ..] => {
-            let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
-            let m = months.iter().position(|x| x == month).map_or(0, |i| i + 1);
-            format!("{year}-{m:02}-{day:0>2} {}", time.get(..5).unwrap_or(time))
-        }
-        _ => date,
-    }
+    rempart_model::date::iso_minute(at)
 }
 
 fn status_text(lang: Lang, status: Status) -> &'static str {

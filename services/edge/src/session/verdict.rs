@@ -118,7 +118,7 @@ impl<B: Bus, S: Transport> Session<B, S> {
         });
     }
 
-    /// `rempart.events.verdict` for the console and metrics (NATS bus only).
+    /// `rempart.events.verdict` for the console's reports.
     pub(super) async fn verdict_event(&self, queue_id: &str, tx: &Transaction, verdict: &Verdict) {
         let event = rempart_proto::v1::VerdictEvent {
             queue_id: queue_id.to_string(),

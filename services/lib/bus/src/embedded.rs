@@ -43,6 +43,8 @@ pub struct EmbeddedBus {
     ops: mpsc::Sender<Op>,
     db: Arc<Database>,
     published: Arc<Notify>,
+    /// Events, to the subscribers in this process.
+    events: tokio::sync::broadcast::Sender<crate::Event>,
 }
 
 struct Info {
@@ -114,7 +116,8 @@ impl EmbeddedBus {
         let published = Arc::new(Notify::new());
         let writer = Writer { db: db.clone(), next_id, fsync: options.fsync, published: published.clone() };
         std::thread::Builder::new().name("queue-writer".into()).spawn(move || writer.run(rx)).map_err(storage)?;
-        Ok(Self { ops, db, published })
+        let (events, _) = tokio::sync::broadcast::channel(crate::EVENT_BACKLOG);
+        Ok(Self { ops, db, published, events })
     }
 
     async fn call<T>(&self, make: impl FnOnce(oneshot::Sender<Result<T, BusError>>) -> Op) -> Result<T, BusError> {
@@ -307,6 +310,32 @@ fn retry(txn: &WriteTransaction, id: u64, meta: &[u8], delay_ms: u64) -> Result<
 }
 
 impl Bus for EmbeddedBus {
+    async fn event(&self, subject: &str, payload: Vec<u8>) {
+        // No subscriber is not an error: nobody is counting.
+        let _ = self.events.send(crate::Event { subject: subject.to_string(), payload });
+    }
+
+    async fn subscribe_events(&self, _group: &str) -> Result<crate::EventReceiver, BusError> {
+        let mut events = self.events.subscribe();
+        let (tx, rx) = tokio::sync::mpsc::channel(crate::EVENT_BACKLOG);
+        tokio::spawn(async move {
+            loop {
+                match events.recv().await {
+                    Ok(event) => {
+                        if tx.send(event).await.is_err() {
+                            return;
+                        }
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => {
+                        tracing::warn!(missed, "event subscriber too slow: events dropped");
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                }
+            }
+        });
+        Ok(rx)
+    }
+
     async fn publish(&self, topic: &str, meta: Vec<u8>, body: Vec<u8>) -> Result<MessageId, BusError> {
         let (topic, trace) = (topic.to_string(), crate::current_traceparent());
         let started = std::time::Instant::now();

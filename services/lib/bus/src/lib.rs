@@ -86,11 +86,26 @@ pub trait Bus: Clone + Send + Sync + 'static {
     fn oldest_published_ms(&self, topic: &str) -> impl Future<Output = Result<Option<u64>, BusError>> + Send;
 
     /// Publishes an event (`rempart.events.*`) for whoever listens: fire and forget,
-    /// never durable, never an error for the caller. The embedded bus has no listeners.
-    fn event(&self, _subject: &str, _payload: Vec<u8>) -> impl Future<Output = ()> + Send {
-        async {}
-    }
+    /// never durable, never an error for the caller.
+    fn event(&self, subject: &str, payload: Vec<u8>) -> impl Future<Output = ()> + Send;
+
+    /// The events published from now on, each handed to one subscriber of `group`
+    /// (a NATS queue group; in process on the embedded bus). Events that arrive while
+    /// the receiver is full are dropped and counted in the log: they are statistics.
+    fn subscribe_events(&self, group: &str) -> impl Future<Output = Result<EventReceiver, BusError>> + Send;
 }
+
+/// One event: its subject (`rempart.events.<kind>`) and its protobuf payload.
+#[derive(Debug, Clone)]
+pub struct Event {
+    pub subject: String,
+    pub payload: Vec<u8>,
+}
+
+pub type EventReceiver = tokio::sync::mpsc::Receiver<Event>;
+
+/// How many events a subscriber may have waiting.
+pub const EVENT_BACKLOG: usize = 16_384;
 
 /// Event subjects.
 pub const VERDICT_EVENTS: &str = "rempart.events.verdict";
@@ -150,6 +165,13 @@ impl Bus for AnyBus {
         match self {
             AnyBus::Embedded(b) => b.event(subject, payload).await,
             AnyBus::Nats(b) => b.event(subject, payload).await,
+        }
+    }
+
+    async fn subscribe_events(&self, group: &str) -> Result<EventReceiver, BusError> {
+        match self {
+            AnyBus::Embedded(b) => b.subscribe_events(group).await,
+            AnyBus::Nats(b) => b.subscribe_events(group).await,
         }
     }
 }

@@ -244,6 +244,29 @@ impl Bus for NatsBus {
         }
     }
 
+    async fn subscribe_events(&self, group: &str) -> Result<crate::EventReceiver, BusError> {
+        let client = self.inner.jetstream.client();
+        let mut subscription = client.queue_subscribe("rempart.events.>", group.to_string()).await.map_err(storage)?;
+        let (tx, rx) = tokio::sync::mpsc::channel(crate::EVENT_BACKLOG);
+        tokio::spawn(async move {
+            let mut dropped = 0u64;
+            while let Some(message) = subscription.next().await {
+                let event = crate::Event { subject: message.subject.to_string(), payload: message.payload.to_vec() };
+                match tx.try_send(event) {
+                    Ok(()) => {}
+                    Err(tokio::sync::mpsc::error::TrySendError::Full(_)) => {
+                        dropped += 1;
+                        if dropped.is_power_of_two() {
+                            tracing::warn!(dropped, "event subscriber too slow: events dropped");
+                        }
+                    }
+                    Err(tokio::sync::mpsc::error::TrySendError::Closed(_)) => return,
+                }
+            }
+        });
+        Ok(rx)
+    }
+
     async fn oldest_published_ms(&self, topic: &str) -> Result<Option<u64>, BusError> {
         use async_nats::jetstream::stream::LastRawMessageErrorKind;
         // A work queue keeps only what is not acked yet: its first message is the oldest.

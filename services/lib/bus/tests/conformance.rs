@@ -43,7 +43,8 @@ conformance!(
     retry_replaces_metadata_after_the_delay,
     an_expired_lease_is_delivered_again,
     big_bodies,
-    consumers_share_the_work
+    consumers_share_the_work,
+    events_reach_one_subscriber_of_a_group
 );
 
 const LEASE: Duration = Duration::from_secs(30);
@@ -135,4 +136,43 @@ async fn consumers_share_the_work(b: &Backend) {
     let unique: HashSet<u64> = all.iter().copied().collect();
     assert_eq!(all.len(), unique.len(), "no message handed to both");
     assert_eq!(unique, published, "every message handed out");
+}
+
+/// Every event reaches a subscriber of the group, and only one of them (for NATS, the
+/// two subscribers are two connections: two console processes).
+async fn events_reach_one_subscriber_of_a_group(b: &Backend) {
+    let mut first = b.bus.subscribe_events("reports").await.unwrap();
+    let second = match &b.bus {
+        AnyBus::Nats(_) => Some(b.other.subscribe_events("reports").await.unwrap()),
+        AnyBus::Embedded(_) => None,
+    };
+    // NATS subscriptions become active asynchronously: let them settle.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    for i in 0..20u8 {
+        b.other.event(rempart_bus::VERDICT_EVENTS, vec![i]).await;
+    }
+    let mut got = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut second = second;
+    while got.len() < 20 && Instant::now() < deadline {
+        tokio::select! {
+            Some(e) = first.recv() => got.push(e),
+            Some(e) = async { match second.as_mut() { Some(s) => s.recv().await, None => std::future::pending().await } } => got.push(e),
+            _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    while let Ok(e) = first.try_recv() {
+        got.push(e);
+    }
+    if let Some(s) = second.as_mut() {
+        while let Ok(e) = s.try_recv() {
+            got.push(e);
+        }
+    }
+    assert_eq!(got.len(), 20, "each event once");
+    assert!(got.iter().all(|e| e.subject == rempart_bus::VERDICT_EVENTS));
+    let mut payloads: Vec<u8> = got.iter().map(|e| e.payload[0]).collect();
+    payloads.sort();
+    assert_eq!(payloads, (0..20).collect::<Vec<u8>>());
 }

@@ -131,6 +131,29 @@ pub fn key(segments: &[&str]) -> String {
     out
 }
 
+/// The inverse of [`key`]'s escaping, for one segment; `None` if it is not one.
+pub fn unescape(segment: &str) -> Option<String> {
+    let bytes = segment.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'=' {
+            if segment.len() == 1 {
+                return Some(String::new());
+            }
+            let hex = segment.get(i + 1..i + 3)?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else if bytes[i] == b'.' {
+            return None;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
 /// Checks a key and a value against the shared rules and limits.
 pub(crate) fn check_key(key: &str) -> StoreResult<()> {
     if key.len() > MAX_KEY_BYTES {
@@ -195,6 +218,14 @@ pub(crate) fn now_ms() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn escaped_segments_round_trip() {
+        for segment in ["x@y.example", "", "*", "plain_-/", "é"] {
+            assert_eq!(unescape(&key(&[segment])).as_deref(), Some(segment));
+        }
+        assert_eq!(unescape("a.b"), None);
+    }
 
     #[test]
     fn keys_escape_what_subjects_cannot_hold() {

@@ -1,0 +1,218 @@
+//! `/reports`: a domain's (or, for the operator, the whole gateway's) messages by action
+//! over time as an SVG chart drawn here (no script, no image fetched), the rules that
+//! hit most, the senders refused most, deliveries, and what the quarantine holds;
+//! `/reports.csv` and `/api/v1/reports` give the same numbers.
+
+use std::sync::Arc;
+
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use maud::{Markup, html};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::i18n::Lang;
+use super::{Visit, failure, pages, to_login};
+use crate::Console;
+use crate::accounts::{Account, Role};
+use crate::quarantine::Usage;
+use crate::reports::{self, ACTIONS, ALL, Report};
+
+pub fn routes() -> Router<Arc<Console>> {
+    Router::new().route("/reports", get(page)).route("/reports.csv", get(csv)).route("/api/v1/reports", get(api))
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct ReportParams {
+    #[serde(default)]
+    scope: String,
+    days: Option<u64>,
+    lang: Option<String>,
+}
+
+/// The periods offered.
+const PERIODS: [u64; 4] = [1, 7, 30, 90];
+
+/// The scope asked for, if the account may read it: the operator any domain or `*`
+/// (the default), a domain admin their domains (the first by default); users none.
+fn scope_for(account: &Account, asked: &str) -> Option<String> {
+    let asked = asked.trim().to_ascii_lowercase();
+    match account.role {
+        Role::Operator => Some(if asked.is_empty() { ALL.to_string() } else { asked }),
+        Role::DomainAdmin if asked.is_empty() => account.domains.first().cloned(),
+        Role::DomainAdmin => account.domains.contains(&asked).then_some(asked),
+        Role::User => None,
+    }
+}
+
+async fn build(console: &Console, scope: &str, days: u64) -> Result<(Report, Usage), Response> {
+    let report = reports::load(&*console.state.store, scope, days, rempart_model::date::unix_now()).await.map_err(failure)?;
+    let (store, domain) = (console.quarantine.clone(), (scope != ALL).then(|| scope.to_string()));
+    let usage = crate::blocking(move || store.usage(domain.as_deref())).await.map_err(failure)?;
+    Ok((report, usage))
+}
+
+async fn page(State(console): State<Arc<Console>>, headers: HeaderMap, Query(q): Query<ReportParams>) -> Response {
+    let visit = Visit::new(&console, &headers, q.lang.as_deref()).await;
+    let Some(viewer) = &visit.viewer else { return to_login() };
+    let Some(scope) = scope_for(viewer, &q.scope) else { return visit.not_found(&console) };
+    let days = q.days.unwrap_or(7);
+    let (report, usage) = match build(&console, &scope, days).await {
+        Ok(built) => built,
+        Err(response) => return response,
+    };
+    let csrf = visit.csrf_token(&console);
+    visit.page(&console, StatusCode::OK, report_page(visit.lang, viewer, &csrf, &report, usage))
+}
+
+async fn csv(State(console): State<Arc<Console>>, headers: HeaderMap, Query(q): Query<ReportParams>) -> Response {
+    let visit = Visit::new(&console, &headers, None).await;
+    let Some(viewer) = &visit.viewer else { return to_login() };
+    let Some(scope) = scope_for(viewer, &q.scope) else { return visit.not_found(&console) };
+    let (report, _) = match build(&console, &scope, q.days.unwrap_or(7)).await {
+        Ok(built) => built,
+        Err(response) => return response,
+    };
+    let name = format!("rempart-report-{}-{}d.csv", if scope == ALL { "all" } else { &scope }, report.days);
+    let mut response = report.csv().into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/csv; charset=utf-8"));
+    if let Ok(value) = HeaderValue::from_str(&format!("attachment; filename=\"{name}\"")) {
+        headers.insert(header::CONTENT_DISPOSITION, value);
+    }
+    response
+}
+
+async fn api(State(console): State<Arc<Console>>, headers: HeaderMap, Query(q): Query<ReportParams>) -> Response {
+    let account = super::api::account_or_401!(console, headers);
+    let Some(scope) = scope_for(&account, &q.scope) else {
+        return super::api::error(StatusCode::FORBIDDEN, "reports are for operators and for domain admins of their domains");
+    };
+    match build(&console, &scope, q.days.unwrap_or(7)).await {
+        Ok((report, usage)) => Json(json!({ "report": report, "quarantine": usage })).into_response(),
+        Err(response) => response,
+    }
+}
+
+fn action_color(action: &str) -> &'static str {
+    match action {
+        "accept" => "#2a9d8f",
+        "add_header" => "#e9c46a",
+        "greylist" => "#8ecae6",
+        "quarantine" => "#f4a261",
+        "soft_reject" => "#e76f51",
+        "reject" => "#c1121f",
+        _ => "#6c757d",
+    }
+}
+
+/// Stacked bars, one per bucket, actions stacked in [`ACTIONS`] order.
+fn chart(lang: Lang, report: &Report) -> Markup {
+    const W: f64 = 760.0;
+    const H: f64 = 220.0;
+    const LEFT: f64 = 48.0;
+    const BOTTOM: f64 = 24.0;
+    let max = report.buckets.iter().map(|b| b.total()).max().unwrap_or(0).max(1) as f64;
+    let n = report.buckets.len().max(1) as f64;
+    let slot = (W - LEFT) / n;
+    let bar = (slot * 0.8).max(1.0);
+    let hourly = report.days == 1;
+    let label_every = (report.buckets.len() / 12).max(1);
+    // (x, y, height, colour, tooltip) of every segment, and (x, text) of every label.
+    let mut segments = Vec::new();
+    let mut labels = Vec::new();
+    for (i, bucket) in report.buckets.iter().enumerate() {
+        let x = LEFT + i as f64 * slot + (slot - bar) / 2.0;
+        let mut top = H;
+        for action in ACTIONS {
+            let count = bucket.actions.get(action).copied().unwrap_or(0);
+            if count > 0 {
+                let h = count as f64 / max * (H - 4.0);
+                top -= h;
+                segments.push((x, top, h, action_color(action), format!("{action}: {count}")));
+            }
+        }
+        if i % label_every == 0 {
+            let text = if hourly {
+                format!("{:02}h", (bucket.start % 86_400) / 3600)
+            } else {
+                rempart_model::date::iso_day(bucket.start).get(5..).unwrap_or_default().to_string()
+            };
+            labels.push((x + bar / 2.0, text));
+        }
+    }
+    html! {
+        svg xmlns="http://www.w3.org/2000/svg" width=(W) height=(H + BOTTOM) viewBox=(format!("0 0 {W} {}", H + BOTTOM))
+            role="img" aria-label=(lang.t("messages_by_action")) id="chart" {
+            line x1=(LEFT) y1="0" x2=(LEFT) y2=(H) stroke="#889" {}
+            line x1=(LEFT) y1=(H) x2=(W) y2=(H) stroke="#889" {}
+            text x=(LEFT - 4.0) y="12" text-anchor="end" font-size="11" { (max as i64) }
+            text x=(LEFT - 4.0) y=(H) text-anchor="end" font-size="11" { "0" }
+            @for (x, y, h, color, tip) in &segments {
+                rect x=(format!("{x:.1}")) y=(format!("{y:.1}")) width=(format!("{bar:.1}")) height=(format!("{h:.1}")) fill=(color) {
+                    title { (tip) }
+                }
+            }
+            @for (x, text) in &labels {
+                text x=(format!("{x:.1}")) y=(H + 16.0) text-anchor="middle" font-size="10" { (text) }
+            }
+        }
+        p {
+            @for action in ACTIONS {
+                span style=(format!("display:inline-block;width:.9em;height:.9em;background:{};margin:0 .3em 0 1em", action_color(action))) {}
+                (action)
+            }
+        }
+    }
+}
+
+fn counts_table(title: &str, rows: &[(String, i64)], id: &str) -> Markup {
+    html! {
+        h2 { (title) }
+        @if rows.is_empty() { p { "—" } } @else {
+            table id=(id) { tbody { @for (name, count) in rows { tr { td { code { (name) } } td.score { (count) } } } } }
+        }
+    }
+}
+
+fn report_page(lang: Lang, viewer: &Account, csrf: &str, report: &Report, usage: Usage) -> Markup {
+    let scope_label = if report.scope == ALL { lang.t("all_domains").to_string() } else { report.scope.clone() };
+    let scope_param = if report.scope == ALL { String::new() } else { report.scope.clone() };
+    let totals: Vec<(String, i64)> = ACTIONS.iter().filter_map(|a| report.totals.get(*a).map(|c| (a.to_string(), *c))).collect();
+    let deliveries: Vec<(String, i64)> = report.deliveries.iter().map(|(k, v)| (k.clone(), *v)).collect();
+    pages::layout(
+        lang,
+        lang.t("reports"),
+        Some((viewer, csrf)),
+        html! {
+            h1 { (lang.t("reports")) " — " (scope_label) }
+            form method="get" action="/reports" {
+                @if viewer.role == Role::Operator {
+                    label { (lang.t("domain_or_all")) " " input type="text" name="scope" value=(scope_param); } " "
+                } @else if viewer.domains.len() > 1 {
+                    select name="scope" { @for d in &viewer.domains { option value=(d) selected[*d == report.scope] { (d) } } } " "
+                }
+                select name="days" {
+                    @for p in PERIODS { option value=(p) selected[p == report.days] { (p) " " (lang.t("days")) } }
+                }
+                " " button type="submit" { (lang.t("show")) }
+                " " a href=(format!("/reports.csv?scope={scope_param}&days={}", report.days)) id="csv" { "CSV" }
+            }
+            p {
+                (rempart_model::date::iso_day(report.since)) " → "
+                (rempart_model::date::iso_day(report.since + (report.days - 1) * 86_400)) " (UTC)"
+            }
+            h2 { (lang.t("messages_by_action")) }
+            (chart(lang, report))
+            (counts_table(lang.t("totals"), &totals, "totals"))
+            (counts_table(lang.t("top_symbols"), &report.top_symbols, "top-symbols"))
+            (counts_table(lang.t("top_refused"), &report.top_refused_senders, "top-refused"))
+            (counts_table(lang.t("deliveries"), &deliveries, "deliveries"))
+            h2 { (lang.t("quarantine")) }
+            p id="quarantine-usage" { (usage.messages) " " (lang.t("messages_held")) ", " (format!("{:.1}", usage.bytes as f64 / 1_048_576.0)) " MiB" }
+        },
+    )
+}
