@@ -82,8 +82,8 @@ pub struct Gateway {
     child: Option<Child>,
     /// Set when the gateway runs in this process instead of `child`.
     in_process: Option<InProcess>,
-    /// The subcommand: "serve", "edge", "relay" or "scanner" (whose gRPC listener
-    /// takes the `{listen}` address).
+    /// The subcommand: "serve", "edge", "relay", "scanner" (whose gRPC listener takes
+    /// the `{listen}` address) or "console serve".
     role: &'static str,
     pub port: u16,
     /// The console's port (HTTP), unless the configuration set its own.
@@ -162,7 +162,8 @@ impl Gateway {
     fn spawn(&mut self) {
         assert!(self.in_process.is_none(), "an in-process gateway cannot be killed or restarted: use Gateway::start");
         let mut child = Command::new(rempart_bin())
-            .args([self.role, "--config"])
+            .args(self.role.split(' '))
+            .arg("--config")
             .arg(&self.config_path)
             .env("RUST_LOG", "info")
             .envs(self.env.iter().map(|(k, v)| (k, v)))
@@ -191,6 +192,9 @@ impl Gateway {
             // No SMTP listener: ready once it says so.
             let log = self.log.clone();
             wait_until(Duration::from_secs(20), || log.lock().is_ok_and(|l| l[log_start..].contains("rempart serving")))
+        } else if self.role == "console serve" {
+            let port = self.console_port;
+            wait_until(Duration::from_secs(20), || TcpStream::connect(("127.0.0.1", port)).is_ok())
         } else {
             wait_until(Duration::from_secs(20), || TcpStream::connect(("127.0.0.1", port)).is_ok())
         };

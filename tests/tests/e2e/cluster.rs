@@ -519,3 +519,46 @@ fn a_20_mib_message_goes_through_the_object_store_byte_identical() {
     // The gateway adds its own headers on top; everything it was given follows intact.
     assert!(got[0].data.ends_with(body.as_bytes()), "{} bytes received for {} sent", got[0].data.len(), body.len());
 }
+
+/// The console as a process of its own on the cluster's bus and store: it keeps what
+/// the edges quarantine, releases it through a relay process, and counts the events
+/// of the other processes in its reports. Accounts are added while it runs (the store
+/// is NATS's).
+#[test]
+fn a_console_process_holds_what_edges_quarantine_and_reports_their_events() {
+    let nats = NatsServer::start();
+    let sink = Sink::start(SinkMode::Accept);
+    let cfg = config(&nats, &sink, "[greylist]\nenabled = false\n[policy]\nquarantine = 5.0\nadd_header = 25.0\nreject = 30.0\n");
+    let console = Gateway::start_role(&cfg, "console serve");
+    let edge = Gateway::start_role(&cfg, "edge");
+    let _relay = Gateway::start_role(&cfg, "relay");
+    let config_path = console.config_path.display().to_string();
+    let out = run_rempart(
+        &["--config", &config_path, "console", "user", "add", "ops@provider.test", "--role", "operator"],
+        console.dir.path(),
+        Some(b"correct horse battery"),
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    let mut c = SmtpClient::connect(&edge.addr());
+    c.ehlo();
+    let held = c.send_mail("promo@sender.test", &["alice@example.com"], super::console::SPAMMY);
+    assert_eq!(held.code, 250, "{held:?}");
+    let id = held.text().rsplit(' ').next().expect("queued as ID").to_string();
+    assert_eq!(c.send_mail("friend@ok.test", &["bob@example.com"], &message("hello")).code, 250);
+    assert_eq!(sink.wait_for(1, Duration::from_secs(20)).len(), 1);
+
+    let mut ops = super::console::login(&console, "ops@provider.test");
+    super::console::wait_listed(&console, &mut ops, &id);
+    let csrf = ops.get(&format!("/quarantine/{id}")).csrf();
+    assert_eq!(ops.post(&format!("/quarantine/{id}/release"), &[("csrf", &csrf)]).status, 303);
+    let got = sink.wait_for(2, Duration::from_secs(20));
+    assert!(got.iter().any(|m| String::from_utf8_lossy(&m.data).contains("Great offer")), "released through the relay process");
+
+    let mut page = String::new();
+    let counted = rempart_tests::wait_until(Duration::from_secs(15), || {
+        page = ops.get("/reports?days=1").body;
+        page.contains("quarantine: 1") && page.contains("accept: 1") && page.contains("<code>delivered</code>")
+    });
+    assert!(counted, "{page}\n{}", console.log());
+}

@@ -248,6 +248,7 @@ fn deployment_configs_are_valid() {
         "deploy/compose/edge.toml",
         "deploy/compose/scanner.toml",
         "deploy/compose/relay.toml",
+        "deploy/compose/console.toml",
         "k8s/base/rempart.toml",
         "k8s/overlays/production/rempart.toml",
         "k8s/overlays/dev/rempart.toml",
