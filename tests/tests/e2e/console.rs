@@ -245,6 +245,14 @@ fn in_a_browser_a_domain_admin_logs_in_and_releases_a_message() {
     let got = sink.wait_for(1, Duration::from_secs(15));
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].rcpt_to, ["alice@example.com"]);
+
+    // The domain's report draws its chart in the browser too (counted within seconds).
+    let counted = rempart_tests::wait_until(Duration::from_secs(15), || {
+        browser.goto(&format!("{base}/reports?days=1"));
+        browser.source_with("<svg", Duration::from_secs(5)).contains("quarantine: 1")
+    });
+    assert!(counted, "{}", gw.log());
+    browser.screenshot(&artifacts.join("console-reports.png"));
 }
 
 #[test]

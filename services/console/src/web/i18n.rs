@@ -106,6 +106,7 @@ impl Lang {
             "reports" => ("Reports", "Rapports"),
             "all_domains" => ("all domains", "tous les domaines"),
             "domain_or_all" => ("Domain (empty: all)", "Domaine (vide : tous)"),
+            "day" => ("day", "jour"),
             "days" => ("days", "jours"),
             "messages_by_action" => ("Messages by action", "Messages par action"),
             "totals" => ("Totals", "Totaux"),

@@ -196,7 +196,7 @@ fn report_page(lang: Lang, viewer: &Account, csrf: &str, report: &Report, usage:
                     select name="scope" { @for d in &viewer.domains { option value=(d) selected[*d == report.scope] { (d) } } } " "
                 }
                 select name="days" {
-                    @for p in PERIODS { option value=(p) selected[p == report.days] { (p) " " (lang.t("days")) } }
+                    @for p in PERIODS { option value=(p) selected[p == report.days] { (p) " " (lang.t(if p == 1 { "day" } else { "days" })) } }
                 }
                 " " button type="submit" { (lang.t("show")) }
                 " " a href=(format!("/reports.csv?scope={scope_param}&days={}", report.days)) id="csv" { "CSV" }
