@@ -6,6 +6,7 @@ mod config_cmd;
 mod console_cmd;
 mod learn_cmd;
 mod score_cmd;
+mod tune_cmd;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -58,6 +59,10 @@ enum Command {
     /// The Bayes classifier's data.
     #[command(subcommand)]
     Bayes(learn_cmd::BayesCommand),
+    /// Fit the symbol weights on a labelled corpus (ham/ and spam/) and measure them on
+    /// a held-out part against the weights in use.
+    #[command(after_help = AFTER_HELP)]
+    Tune(tune_cmd::TuneArgs),
     /// The console: run it alone, manage its accounts and API tokens.
     #[command(subcommand)]
     Console(console_cmd::ConsoleCommand),
@@ -74,6 +79,7 @@ fn main() -> ExitCode {
         Command::Score(args) => score_cmd::run(args, cli.config.as_deref()),
         Command::CheckSender(args) => check_sender_cmd::run(args, cli.config.as_deref()),
         Command::Learn(args) => learn_cmd::learn(args, cli.config.as_deref()),
+        Command::Tune(args) => tune_cmd::run(args, cli.config.as_deref()),
         Command::Bayes(cmd) => learn_cmd::bayes(cmd, cli.config.as_deref()),
         Command::Console(cmd) => console_cmd::run(cmd, cli.config.as_deref()),
     };

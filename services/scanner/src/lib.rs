@@ -17,8 +17,9 @@ pub mod service;
 pub mod spf;
 pub mod symbols;
 pub mod tokens;
+pub mod tune;
 
-pub use engine::{NetworkFindings, ScanInput, Scanner, spam_headers};
+pub use engine::{NetworkFindings, ScanInput, Scanner, bayes_bands, spam_headers};
 
 #[derive(Debug, thiserror::Error)]
 #[error("{field}: {message}")]

@@ -481,6 +481,15 @@ pub const SYMBOLS: &[SymbolDef] = &[
         "Bayes spam probability is 99.9 to 100%",
         "Le classifieur bayésien estime la probabilité de spam au-delà de 99,9 %.",
     ),
+    // Not a hit of its own: points per unit of the Bayes vote's mean token log-odds,
+    // added to the weight of the message's Bayes band (fitted weights).
+    def(
+        "BAYES_LOGODDS",
+        0.0,
+        "bayes",
+        "Points per unit of the Bayes log-odds, added to the Bayes band's weight",
+        "Points par unité de log-cote bayésienne, ajoutés au poids de la tranche bayésienne.",
+    ),
     // The auto-allowlist: its weight is computed per message (toward the sender's mean).
     def(
         "AWL",

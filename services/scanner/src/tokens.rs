@@ -51,18 +51,33 @@ pub fn tokens(analysis: &Analysis<'_>) -> Vec<u64> {
         }
     };
     if let Some(subject) = analysis.subject() {
-        for word in words(subject) {
-            add("S:", &word);
+        let subject_words: Vec<String> = words(subject).collect();
+        for word in &subject_words {
+            add("S:", word);
+        }
+        for pair in subject_words.windows(2) {
+            add("SB:", &format!("{} {}", pair[0], pair[1]));
         }
     }
     let texts = std::iter::once(analysis.plain_text.as_str()).chain(analysis.html.iter().map(|h| h.text.as_str()));
     for text in texts {
-        for word in words(text) {
-            add("", &word);
+        let body_words: Vec<String> = words(text).collect();
+        for word in &body_words {
+            add("", word);
+        }
+        // Word pairs (orthogonal sparse bigrams with no gap): "click here" says more
+        // than "click" and "here".
+        for pair in body_words.windows(2) {
+            add("B:", &format!("{} {}", pair[0], pair[1]));
         }
     }
     for domain in analysis.link_domains(100) {
         add("U:", &domain);
+    }
+    for href in analysis.html.iter().flat_map(|h| h.anchors.iter().map(|a| a.href.as_str())).take(100) {
+        if let Some(shape) = url_shape(href) {
+            add("U:shape:", &shape);
+        }
     }
     if let Some(message) = &analysis.message {
         for address in analysis.from_addresses() {
@@ -83,6 +98,36 @@ pub fn tokens(analysis: &Analysis<'_>) -> Vec<u64> {
         if let Some(ct) = message.content_type() {
             add("H:ct:", &format!("{}/{}", ct.ctype(), ct.subtype().unwrap_or("")).to_ascii_lowercase());
         }
+        // The headers' names and the Received chain's length: the mailer's fingerprint.
+        let mut received = 0;
+        for header in message.headers() {
+            let name = header.name().to_ascii_lowercase();
+            received += usize::from(name == "received");
+            add("H:name:", &name);
+        }
+        add("H:received:", &received.min(10).to_string());
+        for part in message.parts.iter().take(100) {
+            if let Some(ct) = part.content_type() {
+                let charset = ct.attribute("charset").unwrap_or("none").to_ascii_lowercase();
+                add("H:part:", &format!("{}/{} {charset}", ct.ctype(), ct.subtype().unwrap_or("")).to_ascii_lowercase());
+            }
+            if let Some(encoding) = part.content_transfer_encoding() {
+                add("H:cte:", &encoding.to_ascii_lowercase());
+            }
+        }
+        if let Some(from) = message.from().and_then(|f| f.first())
+            && let Some(display) = from.name()
+        {
+            for word in words(display) {
+                add("F:", &word);
+            }
+        }
+        for (name, prefix) in [("Reply-To", "H:replyto:"), ("Return-Path", "H:rpath:")] {
+            let address = message.header(name).and_then(|v| v.as_address()).and_then(|a| a.first()).and_then(|a| a.address());
+            if let Some((_, domain)) = address.and_then(|a| a.rsplit_once('@')) {
+                add(prefix, &domain.to_ascii_lowercase());
+            }
+        }
     }
     for name in &analysis.attachment_names {
         if let Some((_, ext)) = name.rsplit_once('.') {
@@ -92,6 +137,19 @@ pub fn tokens(analysis: &Analysis<'_>) -> Vec<u64> {
     out.sort_unstable();
     out.dedup();
     out
+}
+
+/// A link's host and the shape of its path: "host/first-segment" with digits as 9,
+/// or "ip" for an IP-literal host; `None` for what is not an http(s) link.
+fn url_shape(href: &str) -> Option<String> {
+    let lower = href.trim().to_ascii_lowercase();
+    let rest = lower.strip_prefix("http://").or_else(|| lower.strip_prefix("https://"))?;
+    let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
+    let host = host.rsplit('@').next().unwrap_or(host).split(':').next().unwrap_or(host);
+    let host = if host.parse::<std::net::IpAddr>().is_ok() { "ip" } else { host };
+    let first: String =
+        path.split(['/', '?', '#']).next().unwrap_or("").chars().take(20).map(|c| if c.is_ascii_digit() { '9' } else { c }).collect();
+    Some(format!("{host}/{first}"))
 }
 
 /// Lower-cased words of 3 to 15 characters; a longer one becomes a "skip" token of

@@ -17,4 +17,5 @@ mod score;
 mod starttls;
 mod state;
 mod telemetry;
+mod tune;
 mod verdicts;

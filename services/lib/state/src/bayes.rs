@@ -74,6 +74,13 @@ impl Model {
     /// The probability that a message with `tokens` is spam, or `None` when fewer than
     /// `min_learned` of either class were learned (the classifier does not vote).
     pub fn classify(&self, tokens: &[u64], min_learned: u64) -> Option<f64> {
+        self.vote(tokens, min_learned).map(|v| v.probability)
+    }
+
+    /// The classifier's vote: the chi-square probability (SpamAssassin's), and the mean
+    /// log-odds of the significant tokens, which does not saturate where the
+    /// probability reaches 0 or 1 (the fitted weights use it).
+    pub fn vote(&self, tokens: &[u64], min_learned: u64) -> Option<Vote> {
         let min = i64::try_from(min_learned).unwrap_or(i64::MAX);
         if self.spam_messages < min || self.ham_messages < min || self.spam_messages == 0 || self.ham_messages == 0 {
             return None;
@@ -95,7 +102,7 @@ impl Model {
             })
             .collect();
         if probabilities.is_empty() {
-            return Some(0.5);
+            return Some(Vote { probability: 0.5, mean_logodds: 0.0 });
         }
         probabilities.sort_by(|a, b| (b - 0.5).abs().total_cmp(&(a - 0.5).abs()));
         probabilities.truncate(SIGNIFICANT_TOKENS);
@@ -104,8 +111,17 @@ impl Model {
         let ln_not_p: f64 = probabilities.iter().map(|p| (1.0 - p).ln()).sum();
         let spam = 1.0 - chi2q(-2.0 * ln_not_p, 2 * n);
         let ham = 1.0 - chi2q(-2.0 * ln_p, 2 * n);
-        Some(((spam - ham + 1.0) / 2.0).clamp(0.0, 1.0))
+        Some(Vote { probability: ((spam - ham + 1.0) / 2.0).clamp(0.0, 1.0), mean_logodds: (ln_p - ln_not_p) / n as f64 })
     }
+}
+
+/// What the classifier says of one message.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Vote {
+    /// Chi-square combined spam probability.
+    pub probability: f64,
+    /// Mean of ln(p / (1 - p)) over the significant tokens (0 with none).
+    pub mean_logodds: f64,
 }
 
 /// P(χ² ≥ x²) with `v` (even) degrees of freedom.

@@ -63,6 +63,23 @@ pub struct NetworkFindings {
     sender_lists: Vec<Option<sender_lists::Decision>>,
 }
 
+/// The Bayes symbols for a spam probability: its band (SpamAssassin's), and BAYES_999
+/// above 0.999.
+pub fn bayes_bands(p: f64) -> Vec<&'static str> {
+    let band = match p {
+        p if p < 0.01 => "BAYES_00",
+        p if p < 0.05 => "BAYES_05",
+        p if p < 0.20 => "BAYES_20",
+        p if p < 0.40 => "BAYES_40",
+        p if p < 0.60 => "BAYES_50",
+        p if p < 0.80 => "BAYES_60",
+        p if p < 0.95 => "BAYES_80",
+        p if p < 0.99 => "BAYES_95",
+        _ => "BAYES_99",
+    };
+    if p >= 0.999 { vec![band, "BAYES_999"] } else { vec![band] }
+}
+
 /// Link domains looked up in URI lists, at most (SpamAssassin's default too).
 const MAX_URI_DOMAINS: usize = 20;
 
@@ -89,6 +106,11 @@ impl Scanner {
     pub fn with_state(mut self, state: Arc<SharedState>) -> Self {
         self.state = Some(state);
         self
+    }
+
+    /// The weight this scanner gives `name` when Bayes voted, or did not.
+    pub fn symbol_weight(&self, name: &str, bayes_voted: bool) -> f64 {
+        self.registry.weight(name, bayes_voted)
     }
 
     pub fn policies(&self) -> &Policies {
@@ -209,22 +231,20 @@ impl Scanner {
     fn bayes(&self, analysis: &Analysis<'_>, findings: &mut Findings) {
         let Some(state) = &self.state else { return };
         let Some(bayes) = &state.bayes else { return };
-        let Some(p) = bayes.model().classify(&tokens::tokens(analysis), state.bayes_min_learned) else { return };
-        let band = match p {
-            p if p < 0.01 => "BAYES_00",
-            p if p < 0.05 => "BAYES_05",
-            p if p < 0.20 => "BAYES_20",
-            p if p < 0.40 => "BAYES_40",
-            p if p < 0.60 => "BAYES_50",
-            p if p < 0.80 => "BAYES_60",
-            p if p < 0.95 => "BAYES_80",
-            p if p < 0.99 => "BAYES_95",
-            _ => "BAYES_99",
-        };
-        findings.hit_with(band, Some(format!("spam probability {p:.4}")));
-        if p >= 0.999 {
-            findings.hit_with("BAYES_999", Some(format!("spam probability {p:.4}")));
+        let Some(vote) = bayes.model().vote(&tokens::tokens(analysis), state.bayes_min_learned) else { return };
+        let per_unit = self.registry.weight("BAYES_LOGODDS", true);
+        let detail = format!("spam probability {:.6}, mean log-odds {:.2}", vote.probability, vote.mean_logodds);
+        for (i, band) in bayes_bands(vote.probability).into_iter().enumerate() {
+            // The band's weight, and on the band itself the log-odds' share.
+            let weight = (i == 0 && per_unit != 0.0).then(|| self.registry.weight(band, true) + per_unit * vote.mean_logodds);
+            findings.hit_weighted(band, Some(detail.clone()), weight);
         }
+    }
+
+    /// The verdict without the network (as with `[dns] offline`), computed on this
+    /// thread: for `rempart tune` and benchmarks, which score thousands of files.
+    pub fn evaluate_offline(&self, input: &ScanInput<'_>) -> Verdict {
+        self.evaluate(input, NetworkFindings { offline: true, ..Default::default() })
     }
 
     /// The AWL's identity of a message: the return path and the client address.

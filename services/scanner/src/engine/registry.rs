@@ -23,6 +23,9 @@ pub(crate) struct Composite {
 
 pub struct Registry {
     weights: HashMap<String, f64>,
+    /// The weights that apply when Bayes does not vote (SpamAssassin's score sets:
+    /// without the classifier, the rules must carry the score themselves).
+    weights_without_bayes: HashMap<String, f64>,
     /// Symbols whose weight the operator set: a DNS list's per-answer weight yields.
     overridden: HashSet<String>,
     group_limits: BTreeMap<String, f64>,
@@ -53,7 +56,28 @@ impl Registry {
                 weights.insert(format!("{}_BLOCKED", list.symbol), 0.0);
             }
         }
+        let shipped = parse_weights(SHIPPED_WEIGHTS).map_err(|e| err("the shipped weights".into(), e))?;
+        let from_file = match &config.weights_file {
+            Some(path) => {
+                let text =
+                    std::fs::read_to_string(path).map_err(|e| err("scanner.weights_file".into(), format!("{}: {e}", path.display())))?;
+                parse_weights(&text).map_err(|e| err("scanner.weights_file".into(), format!("{}: {e}", path.display())))?
+            }
+            None => WeightSets::default(),
+        };
+        let mut weights_without_bayes = weights.clone();
+        for sets in [&shipped, &from_file] {
+            for (table, into) in [(&sets.weights, &mut weights), (&sets.weights_without_bayes, &mut weights_without_bayes)] {
+                for (name, weight) in table {
+                    if symbols::lookup(name).is_none() {
+                        return Err(err(format!("scanner.weights_file: {name}"), "no such symbol".into()));
+                    }
+                    into.insert(name.clone(), *weight);
+                }
+            }
+        }
         for (name, weight) in &config.weights {
+            weights_without_bayes.insert(name.clone(), *weight);
             if symbols::lookup(name).is_none() && !config.composites.iter().any(|c| &c.name == name) && !list_symbols.contains(name) {
                 return Err(err(format!("scanner.weights.{name}"), "no such symbol".into()));
             }
@@ -90,14 +114,25 @@ impl Registry {
                 fr: c.description_fr.clone().unwrap_or_else(|| c.description.clone()),
             });
         }
+        for list in config.dns_lists.iter().chain(&config.uri_lists) {
+            weights_without_bayes.insert(list.symbol.clone(), weights.get(&list.symbol).copied().unwrap_or(list.weight));
+        }
         Ok(Registry {
             weights,
+            weights_without_bayes,
             overridden: config.weights.keys().cloned().collect(),
             group_limits: config.group_limits.clone(),
             composites,
             dns_lists: config.dns_lists.clone(),
             uri_lists: config.uri_lists.clone(),
         })
+    }
+
+    /// The weight `name` has (built-in, fitted, configured or a composite's) in the set
+    /// for when Bayes voted, or did not.
+    pub fn weight(&self, name: &str, bayes_voted: bool) -> f64 {
+        let weights = if bayes_voted { &self.weights } else { &self.weights_without_bayes };
+        weights.get(name).copied().or_else(|| self.composites.iter().find(|c| c.name == name).map(|c| c.weight)).unwrap_or(0.0)
     }
 
     /// Adds the composites whose expression the findings satisfy, in order.
@@ -147,14 +182,17 @@ impl Registry {
     }
 
     /// Turns findings into weighted hits, strongest first, capping each group at its limit.
+    /// The weight set depends on whether Bayes voted.
     pub fn weigh(&self, findings: Findings) -> Vec<SymbolHit> {
+        let bayes_voted = findings.hits.iter().any(|h| h.name.starts_with("BAYES_"));
+        let weights = if bayes_voted { &self.weights } else { &self.weights_without_bayes };
         let mut hits: Vec<SymbolHit> = findings
             .hits
             .into_iter()
             .map(|hit| {
                 let own = hit.weight.filter(|_| !self.overridden.contains(&hit.name));
                 let weight = own
-                    .or_else(|| self.weights.get(&hit.name).copied())
+                    .or_else(|| weights.get(&hit.name).copied())
                     .or_else(|| self.composites.iter().find(|c| c.name == hit.name).map(|c| c.weight))
                     .unwrap_or(0.0);
                 self.hit(&hit.name, weight, hit.detail)
@@ -172,6 +210,27 @@ impl Registry {
         }
         hits
     }
+}
+
+/// The weights fitted on the project's corpus (`rempart tune`; see the file's header).
+pub const SHIPPED_WEIGHTS: &str = include_str!("../../weights.toml");
+
+/// A weights file: `[weights]` (Bayes votes) and `[weights_without_bayes]`.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WeightSets {
+    #[serde(default)]
+    pub weights: BTreeMap<String, f64>,
+    #[serde(default)]
+    pub weights_without_bayes: BTreeMap<String, f64>,
+}
+
+pub fn parse_weights(text: &str) -> Result<WeightSets, String> {
+    let sets: WeightSets = toml::from_str(text).map_err(|e| e.to_string())?;
+    if let Some((name, _)) = sets.weights.iter().chain(&sets.weights_without_bayes).find(|(_, w)| !w.is_finite()) {
+        return Err(format!("{name}: the weight must be a finite number"));
+    }
+    Ok(sets)
 }
 
 fn is_symbol_name(name: &str) -> bool {

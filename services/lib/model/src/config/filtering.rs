@@ -36,6 +36,10 @@ pub struct ScannerConfig {
     pub enabled: bool,
     /// Weight overrides by symbol name, e.g. `MISSING_MID = 0.5`. Default none.
     pub weights: std::collections::BTreeMap<String, f64>,
+    /// A weights file (`[weights]` by symbol name) as `rempart tune --out` writes it,
+    /// over the built-in weights and under `weights`. Default none (the shipped
+    /// weights, fitted on the project's corpus).
+    pub weights_file: Option<std::path::PathBuf>,
     /// Largest total a group of symbols may add (rspamd's max_score), e.g.
     /// `headers = 6.0`. Default none (no limit).
     pub group_limits: std::collections::BTreeMap<String, f64>,
@@ -99,6 +103,7 @@ impl Default for ScannerConfig {
         Self {
             enabled: true,
             weights: Default::default(),
+            weights_file: None,
             group_limits: Default::default(),
             freemail_domains: Vec::new(),
             composites: Vec::new(),
@@ -145,7 +150,7 @@ pub struct PolicyConfig {
     /// Default unset.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub soft_reject: Option<f64>,
-    /// Default 15.
+    /// Default 7 (from `rempart tune`: docs/filtering.md).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reject: Option<f64>,
     /// Default unset.
@@ -170,7 +175,7 @@ impl Default for PolicyConfig {
             add_header: Some(6.0),
             quarantine: None,
             soft_reject: None,
-            reject: Some(15.0),
+            reject: Some(7.0),
             discard: None,
             subject_tag: None,
             explain_url: "https://{hostname}/why/{queue_id}".into(),

@@ -1,0 +1,540 @@
+//! Fitting the symbol weights on a labelled corpus (`rempart tune`), and measuring.
+//!
+//! Method: every message is scored offline (no DNS) by the scanner with the built-in
+//! weights, which gives its symbol hits; Bayes is trained on the training part only and
+//! votes through its bands (BAYES_00 … BAYES_99, BAYES_999) — for a training message by
+//! a model that did not learn it (5 folds). A logistic regression with an L2 penalty
+//! over the hits (one binary feature per symbol seen at least `MIN_SUPPORT` times) is
+//! fitted by Newton's method, the penalty chosen by 5-fold cross-validation (log loss).
+//! Its coefficients, scaled, are the weights; the Bayes bands (one of which hits every
+//! message Bayes votes on) also carry an offset, so that add_header (6) sits where the
+//! cross-validated scores of the training ham let at most 0.1 % of them through and
+//! greylist (4) where 1 % are delayed. Without Bayes, the weights are only scaled.
+//! Symbols with too few hits keep their built-in weights.
+//!
+//! The split: a file is held out when the last byte of its SHA-256 is below
+//! `holdout_percent` % of 256; the fold of a training file is the byte before, mod 5.
+//! (Not the first bytes: the shared corpus itself was split by them.)
+//! Nothing held out is learned or fitted on.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+use rempart_model::{Config, SessionFacts};
+use rempart_state::bayes::{Model, Vote};
+
+use crate::{ScanInput, Scanner, bayes_bands, tokens};
+
+pub const FOLDS: usize = 5;
+/// A symbol is fitted when it hits at least this many training messages.
+pub const MIN_SUPPORT: usize = 5;
+/// The penalties tried (on the sum of squared weights, per message).
+const LAMBDAS: [f64; 6] = [0.01, 0.03, 0.1, 0.3, 1.0, 3.0];
+/// The add_header and greylist thresholds the fitted weights are placed for (the
+/// default policy's).
+pub const ADD_HEADER: f64 = 6.0;
+pub const GREYLIST: f64 = 4.0;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TuneError {
+    #[error("{path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{0}: no ham/ and spam/ directories with messages")]
+    NoCorpus(PathBuf),
+    #[error("scanner configuration: {0}")]
+    Config(#[from] crate::ScannerError),
+    #[error("the fit is degenerate: {0}")]
+    Degenerate(String),
+}
+
+/// One message of the corpus, scored.
+pub struct Sample {
+    pub name: String,
+    pub spam: bool,
+    pub holdout: bool,
+    pub fold: usize,
+    /// Symbol hits of the scan with built-in weights, Bayes excluded: (name, score).
+    pub hits: Vec<(String, f64)>,
+    pub tokens: Vec<u64>,
+    /// The Bayes vote: out of fold for training messages, from the whole training part
+    /// for held-out ones. `None` when Bayes does not vote.
+    pub bayes: Option<Vote>,
+}
+
+impl Sample {
+    /// The message's features: each symbol hit (1), its Bayes bands (1) and the Bayes
+    /// log-odds (`BAYES_LOGODDS`, its value), as the scanner weighs them.
+    pub fn features(&self) -> Vec<(&str, f64)> {
+        self.features_with(true)
+    }
+
+    /// The features, with or without Bayes's.
+    pub fn features_with(&self, bayes: bool) -> Vec<(&str, f64)> {
+        let mut out: Vec<(&str, f64)> = self.hits.iter().map(|(n, _)| (n.as_str(), 1.0)).collect();
+        if let Some(vote) = self.bayes.filter(|_| bayes) {
+            out.extend(bayes_bands(vote.probability).into_iter().map(|b| (b, 1.0)));
+            out.push(("BAYES_LOGODDS", vote.mean_logodds));
+        }
+        out
+    }
+
+    /// The message's score under `weights` (a symbol without one keeps its weight in use).
+    pub fn score(&self, weights: &HashMap<String, f64>, in_use: &HashMap<String, f64>, bayes: bool) -> f64 {
+        self.features_with(bayes)
+            .into_iter()
+            .map(|(name, value)| value * weights.get(name).or_else(|| in_use.get(name)).copied().unwrap_or(0.0))
+            .sum()
+    }
+}
+
+/// A corpus file, read, with its place in the split.
+pub struct CorpusFile {
+    pub name: String,
+    pub spam: bool,
+    pub holdout: bool,
+    pub fold: usize,
+    pub bytes: Vec<u8>,
+}
+
+/// The messages of `corpus/{ham,spam}`, with their split, in name order.
+pub fn load(corpus: &Path, holdout_percent: u8) -> Result<Vec<CorpusFile>, TuneError> {
+    let mut out = Vec::new();
+    for (dir, spam) in [("ham", false), ("spam", true)] {
+        let path = corpus.join(dir);
+        let Ok(entries) = std::fs::read_dir(&path) else { continue };
+        let mut files: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.is_file()).collect();
+        files.sort();
+        for file in files {
+            let bytes = std::fs::read(&file).map_err(|source| TuneError::Read { path: file.clone(), source })?;
+            let digest = ring::digest::digest(&ring::digest::SHA256, &bytes);
+            // The last bytes: the corpus's own split went by the first ones.
+            let (last, before_last) = (digest.as_ref()[31], digest.as_ref()[30]);
+            let holdout = u32::from(last) * 100 < u32::from(holdout_percent) * 256;
+            let name = file.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+            let fold = usize::from(before_last) % FOLDS;
+            out.push(CorpusFile { name, spam, holdout, fold, bytes: without_mbox_line(bytes) });
+        }
+    }
+    if !out.iter().any(|f| f.spam) || !out.iter().any(|f| !f.spam) {
+        return Err(TuneError::NoCorpus(corpus.to_path_buf()));
+    }
+    Ok(out)
+}
+
+/// An archive's "From " separator line is not part of the message an MTA receives.
+fn without_mbox_line(bytes: Vec<u8>) -> Vec<u8> {
+    if bytes.starts_with(b"From ") {
+        let mut split = rempart_model::mbox::split(&bytes);
+        if !split.is_empty() {
+            return split.swap_remove(0);
+        }
+    }
+    bytes
+}
+
+/// Scores every message offline with `config`'s scanner (built-in weights unless the
+/// configuration overrides them) and tokenizes it, on all cores.
+pub fn score_all(config: &Config, corpus: Vec<CorpusFile>) -> Result<Vec<Sample>, TuneError> {
+    let scanner = Scanner::new(config)?;
+    let facts = SessionFacts { peer_ip: "192.0.2.1".into(), helo: String::new(), tls: None };
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let chunk = corpus.len().div_ceil(threads).max(1);
+    let mut corpus = corpus;
+    let mut parts = Vec::new();
+    while !corpus.is_empty() {
+        let rest = corpus.split_off(chunk.min(corpus.len()));
+        parts.push(std::mem::replace(&mut corpus, rest));
+    }
+    let scored: Vec<Vec<Sample>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = parts
+            .into_iter()
+            .map(|part| {
+                let (scanner, facts) = (&scanner, &facts);
+                scope.spawn(move || {
+                    part.into_iter()
+                        .map(|file| {
+                            let input = ScanInput { facts, return_path: "", recipients: &[], message: &file.bytes };
+                            let verdict = scanner.evaluate_offline(&input);
+                            let hits = verdict.symbols.iter().map(|s| (s.name.clone(), s.score)).collect();
+                            let tokens = tokens::learnable(&file.bytes).map(|(_, t)| t).unwrap_or_default();
+                            let CorpusFile { name, spam, holdout, fold, .. } = file;
+                            Sample { name, spam, holdout, fold, hits, tokens, bayes: None }
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles.into_iter().filter_map(|h| h.join().ok()).collect()
+    });
+    Ok(scored.into_iter().flatten().collect())
+}
+
+/// A Bayes model learned from `samples`.
+pub fn train_bayes<'a>(samples: impl Iterator<Item = &'a Sample>) -> Model {
+    let mut model = Model::default();
+    for s in samples {
+        if s.spam {
+            model.spam_messages += 1;
+        } else {
+            model.ham_messages += 1;
+        }
+        for t in &s.tokens {
+            let counts = model.tokens.entry(*t).or_default();
+            if s.spam {
+                counts.0 += 1;
+            } else {
+                counts.1 += 1;
+            }
+        }
+    }
+    model
+}
+
+/// Sets every sample's Bayes vote: out of fold for training, all training for held out.
+pub fn vote_bayes(samples: &mut [Sample], min_learned: u64) {
+    let all = train_bayes(samples.iter().filter(|s| !s.holdout));
+    let folds: Vec<Model> = (0..FOLDS).map(|f| train_bayes(samples.iter().filter(|s| !s.holdout && s.fold != f))).collect();
+    for s in samples.iter_mut() {
+        let model = if s.holdout { &all } else { &folds[s.fold] };
+        s.bayes = model.vote(&s.tokens, min_learned);
+    }
+}
+
+/// Sparse design: each sample's (feature index, value).
+struct Design {
+    names: Vec<String>,
+    rows: Vec<Vec<(usize, f64)>>,
+    labels: Vec<f64>,
+    folds: Vec<usize>,
+}
+
+impl Design {
+    fn new(samples: &[&Sample], bayes: bool) -> Design {
+        let mut support: BTreeMap<&str, usize> = BTreeMap::new();
+        for s in samples {
+            let mut seen: Vec<&str> = s.features_with(bayes).into_iter().map(|(n, _)| n).filter(|n| *n != "AWL").collect();
+            seen.sort();
+            seen.dedup();
+            for n in seen {
+                *support.entry(n).or_default() += 1;
+            }
+        }
+        // Built-in symbols only: composites and DNS lists are the operator's to weigh.
+        let names: Vec<String> = support
+            .into_iter()
+            .filter(|(name, n)| *n >= MIN_SUPPORT && crate::symbols::lookup(name).is_some())
+            .map(|(k, _)| k.to_string())
+            .collect();
+        let index: HashMap<&str, usize> = names.iter().enumerate().map(|(i, n)| (n.as_str(), i)).collect();
+        let rows = samples
+            .iter()
+            .map(|s| {
+                let mut row: Vec<(usize, f64)> =
+                    s.features_with(bayes).into_iter().filter_map(|(n, v)| index.get(n).map(|&i| (i, v))).collect();
+                row.sort_by_key(|(i, _)| *i);
+                row.dedup_by_key(|(i, _)| *i);
+                row
+            })
+            .collect();
+        let labels = samples.iter().map(|s| if s.spam { 1.0 } else { 0.0 }).collect();
+        Design { names, rows, labels, folds: samples.iter().map(|s| s.fold).collect() }
+    }
+}
+
+/// Logistic regression weights (one per feature, then the bias) with L2 penalty
+/// `lambda` on the weights (not the bias), by Newton's method on the rows `keep` allows.
+fn fit(design: &Design, lambda: f64, keep: impl Fn(usize) -> bool) -> Vec<f64> {
+    let d = design.names.len() + 1;
+    let bias = d - 1;
+    let mut w = vec![0.0; d];
+    let rows: Vec<usize> = (0..design.rows.len()).filter(|&i| keep(i)).collect();
+    let n = rows.len().max(1) as f64;
+    for _ in 0..50 {
+        let mut gradient = vec![0.0; d];
+        let mut hessian = vec![0.0; d * d];
+        for &i in &rows {
+            let row: Vec<(usize, f64)> = design.rows[i].iter().copied().chain(std::iter::once((bias, 1.0))).collect();
+            let z: f64 = row.iter().map(|&(j, x)| w[j] * x).sum();
+            let p = 1.0 / (1.0 + (-z).exp());
+            let (g, h) = (p - design.labels[i], (p * (1.0 - p)).max(1e-9));
+            for &(j, xj) in &row {
+                gradient[j] += g * xj;
+                for &(k, xk) in &row {
+                    hessian[j * d + k] += h * xj * xk;
+                }
+            }
+        }
+        for j in 0..d {
+            gradient[j] /= n;
+            for k in 0..d {
+                hessian[j * d + k] /= n;
+            }
+            if j != bias {
+                gradient[j] += lambda * w[j];
+                hessian[j * d + j] += lambda;
+            }
+        }
+        hessian[bias * d + bias] += 1e-9;
+        let Some(step) = solve(hessian, gradient, d) else { break };
+        let mut largest: f64 = 0.0;
+        for j in 0..d {
+            w[j] -= step[j];
+            largest = largest.max(step[j].abs());
+        }
+        if largest < 1e-7 {
+            break;
+        }
+    }
+    w
+}
+
+/// Solves `a x = b` (a symmetric positive definite, `d`×`d`) by Cholesky.
+fn solve(mut a: Vec<f64>, mut b: Vec<f64>, d: usize) -> Option<Vec<f64>> {
+    for j in 0..d {
+        let mut diag = a[j * d + j];
+        for k in 0..j {
+            diag -= a[j * d + k] * a[j * d + k];
+        }
+        if diag <= 0.0 {
+            return None;
+        }
+        let diag = diag.sqrt();
+        a[j * d + j] = diag;
+        for i in j + 1..d {
+            let mut v = a[i * d + j];
+            for k in 0..j {
+                v -= a[i * d + k] * a[j * d + k];
+            }
+            a[i * d + j] = v / diag;
+        }
+    }
+    for i in 0..d {
+        let mut v = b[i];
+        for k in 0..i {
+            v -= a[i * d + k] * b[k];
+        }
+        b[i] = v / a[i * d + i];
+    }
+    for i in (0..d).rev() {
+        let mut v = b[i];
+        for k in i + 1..d {
+            v -= a[k * d + i] * b[k];
+        }
+        b[i] = v / a[i * d + i];
+    }
+    Some(b)
+}
+
+fn logit(design: &Design, w: &[f64], i: usize) -> f64 {
+    w[w.len() - 1] + design.rows[i].iter().map(|&(j, x)| w[j] * x).sum::<f64>()
+}
+
+/// The Bayes bands one of which hits every message Bayes votes on.
+const BANDS: [&str; 9] = ["BAYES_00", "BAYES_05", "BAYES_20", "BAYES_40", "BAYES_50", "BAYES_60", "BAYES_80", "BAYES_95", "BAYES_99"];
+
+/// What the fit produced.
+pub struct Fitted {
+    /// Fitted with the Bayes features (else: the set for when Bayes does not vote).
+    pub bayes: bool,
+    pub lambda: f64,
+    /// Points per symbol (scaled), the fitted ones only.
+    pub weights: BTreeMap<String, f64>,
+    /// Out-of-fold scores of the training messages under the scaled weights, without
+    /// the bias: (score, is spam).
+    pub cv_scores: Vec<(f64, bool)>,
+    pub support: BTreeMap<String, (usize, usize)>,
+    /// Points per unit of the regression's log-odds.
+    pub points_per_logodds: f64,
+}
+
+/// Fits the weights on the training samples, with or without the Bayes features.
+pub fn fit_weights(samples: &[Sample], bayes: bool) -> Result<Fitted, TuneError> {
+    let training: Vec<&Sample> = samples.iter().filter(|s| !s.holdout).collect();
+    let design = Design::new(&training, bayes);
+    if design.names.is_empty() {
+        return Err(TuneError::Degenerate("no symbol hits enough training messages".into()));
+    }
+    // The penalty with the lowest out-of-fold log loss.
+    let mut best = (f64::INFINITY, LAMBDAS[0], Vec::new());
+    for lambda in LAMBDAS {
+        let mut loss = 0.0;
+        let mut out_of_fold = vec![0.0; design.rows.len()];
+        for f in 0..FOLDS {
+            let w = fit(&design, lambda, |i| design.folds[i] != f);
+            for i in (0..design.rows.len()).filter(|&i| design.folds[i] == f) {
+                let z = logit(&design, &w, i);
+                out_of_fold[i] = z - w[w.len() - 1];
+                let p = (1.0 / (1.0 + (-z).exp())).clamp(1e-12, 1.0 - 1e-12);
+                loss -= if design.labels[i] > 0.5 { p.ln() } else { (1.0 - p).ln() };
+            }
+        }
+        if loss < best.0 {
+            best = (loss, lambda, out_of_fold);
+        }
+    }
+    let (_, lambda, out_of_fold) = best;
+    let w = fit(&design, lambda, |_| true);
+    // Anchors: add_header (6) where at most 0.1 % of the training ham (cross-validated)
+    // score above, greylist (4) where 1 % do. With Bayes, one band symbol hits every
+    // message: the bands carry the offset, so both anchors hold. Without Bayes the
+    // weights can only be scaled, which needs a positive add_header point.
+    let mut ham: Vec<f64> = (0..design.rows.len()).filter(|&i| design.labels[i] < 0.5).map(|i| out_of_fold[i]).collect();
+    ham.sort_by(|a, b| b.total_cmp(a));
+    let at_add_header = ham.get(ham.len() / 1000).copied().unwrap_or(0.0) + 0.01;
+    let at_greylist = ham.get(ham.len() / 100).copied().unwrap_or(0.0) + 0.01;
+    let (scale, offset) = if bayes {
+        let scale = (ADD_HEADER - GREYLIST) / (at_add_header - at_greylist).max(0.5);
+        (scale, ADD_HEADER - scale * at_add_header)
+    } else if at_add_header > 0.0 {
+        (ADD_HEADER / at_add_header, 0.0)
+    } else {
+        return Err(TuneError::Degenerate(format!("without Bayes the ham threshold is {at_add_header:.3} ≤ 0: no positive scale")));
+    };
+    let mut weights: BTreeMap<String, f64> = design.names.iter().enumerate().map(|(j, n)| (n.clone(), w[j] * scale)).collect();
+    if bayes {
+        for band in BANDS {
+            *weights.entry(band.to_string()).or_default() += offset;
+        }
+    }
+    let weights = weights.into_iter().map(|(n, w)| (n, round3(w))).collect();
+    let cv_scores = out_of_fold.iter().zip(&design.labels).map(|(s, l)| (s * scale + offset, *l > 0.5)).collect();
+    let mut support = BTreeMap::new();
+    for (i, s) in training.iter().enumerate() {
+        for &(j, _) in &design.rows[i] {
+            let e: &mut (usize, usize) = support.entry(design.names[j].clone()).or_default();
+            if s.spam {
+                e.0 += 1;
+            } else {
+                e.1 += 1;
+            }
+        }
+    }
+    Ok(Fitted { bayes, lambda, weights, cv_scores, support, points_per_logodds: scale })
+}
+
+fn round3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0 + 0.0
+}
+
+/// How well scores separate: ROC-AUC, FNR at FPR ≤ 1 % and ≤ 0.1 %.
+#[derive(Debug, Clone, Copy)]
+pub struct Separation {
+    pub auc: f64,
+    pub fnr_at_1: f64,
+    pub fnr_at_01: f64,
+}
+
+pub fn separation(scores: &[(f64, bool)]) -> Separation {
+    let mut ham: Vec<f64> = scores.iter().filter(|s| !s.1).map(|s| s.0).collect();
+    let spam: Vec<f64> = scores.iter().filter(|s| s.1).map(|s| s.0).collect();
+    ham.sort_by(f64::total_cmp);
+    // AUC: the chance a spam scores above a ham (ties count half).
+    let mut wins = 0.0;
+    for s in &spam {
+        let below = ham.partition_point(|h| h < s);
+        let equal = ham[below..].partition_point(|h| h <= s);
+        wins += below as f64 + equal as f64 / 2.0;
+    }
+    let auc = wins / (ham.len() as f64 * spam.len() as f64).max(1.0);
+    let fnr_at = |fpr: f64| {
+        // The lowest threshold with at most `fpr` of ham at or above it.
+        let allowed = (fpr * ham.len() as f64).floor() as usize;
+        let threshold = ham.len().checked_sub(allowed + 1).map_or(f64::NEG_INFINITY, |i| ham[i]);
+        spam.iter().filter(|s| **s <= threshold).count() as f64 / spam.len().max(1) as f64
+    };
+    Separation { auc, fnr_at_1: fnr_at(0.01), fnr_at_01: fnr_at(0.001) }
+}
+
+/// A threshold's rates: ham at or above it, spam below it.
+/// How the Bayes vote alone separates (a message it does not vote on counts as 0.5).
+pub fn bayes_separation(samples: &[&Sample]) -> Separation {
+    let scores: Vec<(f64, bool)> = samples.iter().map(|s| (s.bayes.map_or(0.5, |v| v.probability), s.spam)).collect();
+    separation(&scores)
+}
+
+pub fn rates(scores: &[(f64, bool)], threshold: f64) -> (f64, f64) {
+    let (ham, spam) = (scores.iter().filter(|s| !s.1).count().max(1), scores.iter().filter(|s| s.1).count().max(1));
+    let fp = scores.iter().filter(|s| !s.1 && s.0 >= threshold).count();
+    let fn_ = scores.iter().filter(|s| s.1 && s.0 < threshold).count();
+    (fp as f64 / ham as f64, fn_ as f64 / spam as f64)
+}
+
+/// The policy the cross-validated scores suggest: greylist and add_header where the fit
+/// placed them, reject 3 log-odds (20 times likelier spam) above the highest training
+/// ham score, rounded up to half a point.
+pub fn suggested_policy(fitted: &Fitted) -> (f64, f64, f64) {
+    let highest_ham = fitted.cv_scores.iter().filter(|s| !s.1).map(|s| s.0).fold(f64::NEG_INFINITY, f64::max);
+    let reject = ((highest_ham + 3.0 * fitted.points_per_logodds) * 2.0).ceil() / 2.0;
+    (GREYLIST, ADD_HEADER, reject.max(ADD_HEADER + 1.0))
+}
+
+/// The weights file: both sets by symbol name, and what produced them.
+pub fn weights_toml(with_bayes: &Fitted, without_bayes: Option<&Fitted>, command: &str, samples: usize) -> String {
+    let (greylist, add_header, reject) = suggested_policy(with_bayes);
+    let mut out = format!(
+        "# Symbol weights fitted by `{command}`\n\
+         # on {samples} training messages: logistic regression over the symbol hits (and\n\
+         # the Bayes bands and mean log-odds), L2 penalty {} chosen by 5-fold cross-validation;\n\
+         # scaled, with an offset on the Bayes bands, so that add_header = {ADD_HEADER} lets at most\n\
+         # 0.1 % and greylist = {GREYLIST} 1 % of the training ham (cross-validated) through.\n\
+         # [weights] applies when Bayes votes; [weights_without_bayes], if present, when it\n\
+         # does not. Symbols absent here keep their built-in weights.\n\
+         # Load with [scanner] weights_file.\n\
+         # Suggested [policy]: greylist = {greylist}, add_header = {add_header}, reject = {reject}.\n",
+        with_bayes.lambda
+    );
+    let sets = std::iter::once(("weights", with_bayes)).chain(without_bayes.map(|f| ("weights_without_bayes", f)));
+    for (title, fitted) in sets {
+        out.push_str(&format!("\n[{title}]\n"));
+        for (name, weight) in &fitted.weights {
+            let (spam, ham) = fitted.support.get(name).copied().unwrap_or_default();
+            out.push_str(&format!("{name} = {weight}  # hits: {spam} spam, {ham} ham\n"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn separation_of_perfect_and_useless_scores() {
+        let perfect: Vec<(f64, bool)> = (0..100).map(|i| (i as f64, i >= 50)).collect();
+        let s = separation(&perfect);
+        assert_eq!((s.auc, s.fnr_at_1, s.fnr_at_01), (1.0, 0.0, 0.0));
+        let useless: Vec<(f64, bool)> = (0..100).map(|i| (0.0, i % 2 == 0)).collect();
+        let s = separation(&useless);
+        assert_eq!(s.auc, 0.5);
+        assert_eq!(s.fnr_at_01, 1.0);
+        assert_eq!(rates(&perfect, 50.0), (0.0, 0.0));
+    }
+
+    #[test]
+    fn the_fit_finds_the_informative_symbol() {
+        let sample = |spam: bool, i: usize, hits: &[&str]| Sample {
+            name: format!("{i}"),
+            spam,
+            holdout: false,
+            fold: i % FOLDS,
+            hits: hits.iter().map(|h| (h.to_string(), 0.0)).collect(),
+            tokens: Vec::new(),
+            bayes: None,
+        };
+        let mut samples = Vec::new();
+        for i in 0..200 {
+            let spam = i % 2 == 0;
+            let mut hits = vec!["SPF_PASS"];
+            if spam && i % 10 != 0 {
+                hits.push("SPF_FAIL");
+            }
+            if !spam && i % 20 == 1 {
+                hits.push("SPF_FAIL");
+            }
+            samples.push(sample(spam, i, &hits));
+        }
+        let fitted = fit_weights(&samples, true).unwrap();
+        assert!(fitted.weights["SPF_FAIL"] > 1.0, "{:?}", fitted.weights);
+        assert!(fitted.weights["SPF_PASS"].abs() < fitted.weights["SPF_FAIL"], "{:?}", fitted.weights);
+    }
+}
