@@ -294,6 +294,62 @@ pub const SYMBOLS: &[SymbolDef] = &[
         "Executable attachment (.exe, .scr, .js, ...)",
         "Le message contient une pièce jointe exécutable (.exe, .scr, .js…), souvent porteuse de virus.",
     ),
+    // Rempart's: the document extension in front hides the executable one.
+    def(
+        "MIME_DOUBLE_EXT",
+        3.0,
+        "mime",
+        "Executable attachment disguised as a document (invoice.pdf.exe)",
+        "Pièce jointe exécutable déguisée en document (facture.pdf.exe).",
+    ),
+    // Rempart's: an HTML file opens a local page, a favourite of credential phishing.
+    def(
+        "MIME_HTML_ATTACH",
+        1.5,
+        "mime",
+        "HTML or SVG attachment (a page that opens outside the mail client's protections)",
+        "Pièce jointe HTML ou SVG (une page qui s'ouvre hors des protections de la messagerie).",
+    ),
+    // Links (checks/links.rs).
+    def(
+        "NUMERIC_HTTP_ADDR",
+        1.5,
+        "links",
+        "Link to a numeric IP address instead of a name",
+        "Lien vers une adresse IP numérique au lieu d'un nom de domaine.",
+    ),
+    // Rempart's.
+    def(
+        "URI_USERINFO",
+        2.5,
+        "links",
+        "Link with a name before '@' that hides its real destination (https://bank.example@evil.example/)",
+        "Lien avec un nom avant « @ » qui masque sa vraie destination (https://banque.example@pirate.example/).",
+    ),
+    // Rempart's.
+    def(
+        "URI_SHORTENER",
+        0.5,
+        "links",
+        "Link through a URL shortener (the destination is hidden)",
+        "Lien passant par un raccourcisseur d'URL (la destination est masquée).",
+    ),
+    // Rempart's.
+    def(
+        "URI_SCRIPT_LINK",
+        2.0,
+        "links",
+        "Link that runs a script or opens embedded data (javascript:, data:)",
+        "Lien qui exécute un script ou ouvre des données intégrées (javascript:, data:).",
+    ),
+    // Rempart's.
+    def(
+        "URI_PUNYCODE",
+        1.0,
+        "links",
+        "Link to an internationalised (punycode) name, which can imitate a known one",
+        "Lien vers un nom internationalisé (punycode), qui peut imiter un nom connu.",
+    ),
     // HTML.
     def("HTML_MESSAGE", 0.0, "html", "HTML included in message", "Le message contient du HTML."),
     def(

@@ -45,93 +45,104 @@ pub fn message_identity(raw: &[u8], analysis: &Analysis<'_>) -> u64 {
 /// The message's tokens (hashed, unique).
 pub fn tokens(analysis: &Analysis<'_>) -> Vec<u64> {
     let mut out: Vec<u64> = Vec::new();
-    let mut add = |prefix: &str, token: &str| {
+    let mut add_parts = |parts: &[&[u8]]| {
         if out.len() < MAX_TOKENS {
-            out.push(hash_parts(&[prefix.as_bytes(), token.as_bytes()]));
+            out.push(hash_parts(parts));
         }
     };
+    // A pair "a b" hashed in place: no string built per pair.
+    macro_rules! add {
+        ($prefix:expr, $token:expr) => {
+            add_parts(&[$prefix.as_bytes(), $token.as_bytes()])
+        };
+    }
+    macro_rules! add_pair {
+        ($prefix:expr, $a:expr, $b:expr) => {
+            add_parts(&[$prefix.as_bytes(), $a.as_bytes(), b" ", $b.as_bytes()])
+        };
+    }
     if let Some(subject) = analysis.subject() {
         let subject_words: Vec<String> = words(subject).collect();
         for word in &subject_words {
-            add("S:", word);
+            add!("S:", word);
         }
         for pair in subject_words.windows(2) {
-            add("SB:", &format!("{} {}", pair[0], pair[1]));
+            add_pair!("SB:", pair[0], pair[1]);
         }
     }
     let texts = std::iter::once(analysis.plain_text.as_str()).chain(analysis.html.iter().map(|h| h.text.as_str()));
     for text in texts {
         let body_words: Vec<String> = words(text).collect();
         for word in &body_words {
-            add("", word);
+            add!("", word);
         }
         // Word pairs (orthogonal sparse bigrams with no gap): "click here" says more
         // than "click" and "here".
         for pair in body_words.windows(2) {
-            add("B:", &format!("{} {}", pair[0], pair[1]));
+            add_pair!("B:", pair[0], pair[1]);
         }
     }
     for domain in analysis.link_domains(100) {
-        add("U:", &domain);
+        add!("U:", &domain);
     }
     for href in analysis.html.iter().flat_map(|h| h.anchors.iter().map(|a| a.href.as_str())).take(100) {
         if let Some(shape) = url_shape(href) {
-            add("U:shape:", &shape);
+            add!("U:shape:", &shape);
         }
     }
     if let Some(message) = &analysis.message {
         for address in analysis.from_addresses() {
             if let Some((_, domain)) = address.rsplit_once('@') {
-                add("H:from:", domain);
+                add!("H:from:", domain);
             }
         }
         if let Some(id) = message.message_id()
             && let Some((_, domain)) = id.rsplit_once('@')
         {
-            add("H:mid:", &domain.to_ascii_lowercase());
+            add!("H:mid:", &domain.to_ascii_lowercase());
         }
         for name in ["X-Mailer", "User-Agent"] {
             if let Some(value) = message.header(name).and_then(|v| v.as_text()) {
-                add("H:mailer:", &value.chars().take(40).collect::<String>().to_ascii_lowercase());
+                add!("H:mailer:", &value.chars().take(40).collect::<String>().to_ascii_lowercase());
             }
         }
         if let Some(ct) = message.content_type() {
-            add("H:ct:", &format!("{}/{}", ct.ctype(), ct.subtype().unwrap_or("")).to_ascii_lowercase());
+            add!("H:ct:", &format!("{}/{}", ct.ctype(), ct.subtype().unwrap_or("")).to_ascii_lowercase());
         }
         // The headers' names and the Received chain's length: the mailer's fingerprint.
         let mut received = 0;
         for header in message.headers() {
             let name = header.name().to_ascii_lowercase();
             received += usize::from(name == "received");
-            add("H:name:", &name);
+            add!("H:name:", &name);
         }
-        add("H:received:", &received.min(10).to_string());
+        add!("H:received:", &received.min(10).to_string());
         for part in message.parts.iter().take(100) {
             if let Some(ct) = part.content_type() {
                 let charset = ct.attribute("charset").unwrap_or("none").to_ascii_lowercase();
-                add("H:part:", &format!("{}/{} {charset}", ct.ctype(), ct.subtype().unwrap_or("")).to_ascii_lowercase());
+                add!("H:part:", &format!("{}/{} {charset}", ct.ctype(), ct.subtype().unwrap_or("")).to_ascii_lowercase());
             }
             if let Some(encoding) = part.content_transfer_encoding() {
-                add("H:cte:", &encoding.to_ascii_lowercase());
+                add!("H:cte:", &encoding.to_ascii_lowercase());
             }
         }
         if let Some(from) = message.from().and_then(|f| f.first())
             && let Some(display) = from.name()
         {
             for word in words(display) {
-                add("F:", &word);
+                add!("F:", &word);
             }
         }
         for (name, prefix) in [("Reply-To", "H:replyto:"), ("Return-Path", "H:rpath:")] {
             let address = message.header(name).and_then(|v| v.as_address()).and_then(|a| a.first()).and_then(|a| a.address());
             if let Some((_, domain)) = address.and_then(|a| a.rsplit_once('@')) {
-                add(prefix, &domain.to_ascii_lowercase());
+                add!(prefix, domain.to_ascii_lowercase());
             }
         }
     }
     for name in &analysis.attachment_names {
         if let Some((_, ext)) = name.rsplit_once('.') {
-            add("A:", &ext.to_ascii_lowercase());
+            add!("A:", &ext.to_ascii_lowercase());
         }
     }
     out.sort_unstable();

@@ -148,6 +148,39 @@ fn mime_symbols() {
 }
 
 #[test]
+fn link_symbols() {
+    let link = |href: &str| html_only("", &format!("<p>Your account</p><a href=\"{href}\">sign in</a>"));
+    hits("NUMERIC_HTTP_ADDR", &link("http://192.0.2.7/login"), HELO);
+    hits("NUMERIC_HTTP_ADDR", &link("https://[2001:db8::1]:8443/x"), HELO);
+    misses("NUMERIC_HTTP_ADDR", &link("https://bank.example/login"), HELO);
+    hits("URI_USERINFO", &link("https://www.bank.example@evil.example/login"), HELO);
+    misses("URI_USERINFO", &link("https://evil.example/login?user=a@b.example"), HELO);
+    hits("URI_SHORTENER", &link("https://bit.ly/3xYz"), HELO);
+    misses("URI_SHORTENER", &link("https://bitly.example/3xYz"), HELO);
+    hits("URI_SCRIPT_LINK", &link("javascript:alert(1)"), HELO);
+    hits("URI_SCRIPT_LINK", &link("data:text/html;base64,PGgxPg=="), HELO);
+    misses("URI_SCRIPT_LINK", &link("https://docs.example/javascript:guide"), HELO);
+    hits("URI_PUNYCODE", &link("https://xn--pypal-4ve.com/"), HELO);
+    misses("URI_PUNYCODE", &link("https://paypal.com/"), HELO);
+}
+
+#[test]
+fn attachment_symbols() {
+    let with = |name: &str| {
+        format!(
+            "{HEADERS}MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b\"\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nSee attached.\r\n--b\r\nContent-Type: application/octet-stream\r\nContent-Disposition: attachment; filename=\"{name}\"\r\nContent-Transfer-Encoding: base64\r\n\r\nAAAA\r\n--b--\r\n"
+        )
+    };
+    hits("MIME_DOUBLE_EXT", &with("invoice.pdf.exe"), HELO);
+    hits("MIME_BAD_EXTENSION", &with("invoice.pdf.exe"), HELO);
+    misses("MIME_DOUBLE_EXT", &with("setup.exe"), HELO);
+    misses("MIME_DOUBLE_EXT", &with("report.2026.pdf"), HELO);
+    hits("MIME_HTML_ATTACH", &with("Payment-Advice.html"), HELO);
+    hits("MIME_HTML_ATTACH", &with("voicemail.svg"), HELO);
+    misses("MIME_HTML_ATTACH", &with("report.pdf"), HELO);
+}
+
+#[test]
 fn html_symbols() {
     let img = "<html><body><img src=\"cid:logo\"></body></html>";
     hits("HTML_IMAGE_ONLY_04", &html_only("", img), HELO);

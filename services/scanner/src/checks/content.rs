@@ -10,6 +10,9 @@ const EXECUTABLE: &[&str] = &[
     "msc", "scf",
 ];
 
+/// Extensions of documents a double extension pretends to be.
+const DOCUMENT: &[&str] = &["pdf", "doc", "docx", "xls", "xlsx", "ppt", "pptx", "txt", "jpg", "jpeg", "png", "gif", "zip", "rtf", "odt"];
+
 pub fn run(ctx: &Context<'_>, out: &mut Findings) {
     let a = ctx.analysis;
     if a.html_parts > 0 {
@@ -23,10 +26,17 @@ pub fn run(ctx: &Context<'_>, out: &mut Findings) {
     }
     for name in &a.attachment_names {
         let lower = name.to_ascii_lowercase();
-        if let Some((_, ext)) = lower.rsplit_once('.')
-            && EXECUTABLE.contains(&ext.trim())
-        {
+        let mut dots = lower.trim().rsplit('.');
+        let (last, before) = (dots.next().unwrap_or(""), dots.next());
+        if EXECUTABLE.contains(&last) {
             out.hit_with("MIME_BAD_EXTENSION", Some(name.clone()));
+            // "invoice.pdf.exe": a document's extension shown before the real one.
+            if before.is_some_and(|b| DOCUMENT.contains(&b)) && dots.next().is_some() {
+                out.hit_with("MIME_DOUBLE_EXT", Some(name.clone()));
+            }
+        }
+        if ["htm", "html", "shtml", "xhtml", "svg"].contains(&last) {
+            out.hit_with("MIME_HTML_ATTACH", Some(name.clone()));
         }
     }
     let Some(html) = a.html.first() else { return };

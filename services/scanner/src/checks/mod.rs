@@ -11,6 +11,7 @@ pub mod connection;
 pub mod content;
 pub mod dnslists;
 pub mod headers;
+pub mod links;
 pub mod sender;
 
 use rempart_model::SessionFacts;

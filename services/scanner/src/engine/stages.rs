@@ -14,4 +14,5 @@ pub const LOCAL_STAGES: &[Stage] = &[
     Stage { name: "connection", run: checks::connection::run },
     Stage { name: "headers", run: checks::headers::run },
     Stage { name: "content", run: checks::content::run },
+    Stage { name: "links", run: checks::links::run },
 ];
