@@ -78,6 +78,13 @@ fn newest_file(dir: &Path) -> Option<std::time::SystemTime> {
     newest
 }
 
+/// The port in the last "console on http://127.0.0.1:PORT/" line of `log`.
+fn console_port_in(log: &str) -> Option<u16> {
+    let at = log.rfind("console on http://")? + "console on http://".len();
+    let address = log[at..].split('/').next()?;
+    address.rsplit_once(':')?.1.parse().ok()
+}
+
 pub struct Gateway {
     child: Option<Child>,
     /// Set when the gateway runs in this process instead of `child`.
@@ -86,8 +93,6 @@ pub struct Gateway {
     /// the `{listen}` address) or "console serve".
     role: &'static str,
     pub port: u16,
-    /// The console's port (HTTP), unless the configuration set its own.
-    pub console_port: u16,
     pub dir: tempfile::TempDir,
     pub config_path: PathBuf,
     /// Everything the process wrote on stderr.
@@ -99,7 +104,8 @@ pub struct Gateway {
 impl Gateway {
     /// Starts `rempart serve` with `config`, in which `{listen}` becomes a free
     /// loopback address, `{data}` a fresh data directory and `{console}` the console's
-    /// address (added when the configuration has no `[console]`).
+    /// address, port 0 (added when the configuration has no `[console]`; its port is
+    /// `console_port()`).
     pub fn start(config: &str) -> Gateway {
         Self::start_role(config, "serve")
     }
@@ -148,15 +154,28 @@ impl Gateway {
         if !text.contains("[dns]") {
             text.push_str("\n[dns]\noffline = true\n");
         }
-        // Every gateway's console on a port of its own.
-        let console_port = free_port();
-        text = text.replace("{console}", &format!("127.0.0.1:{console_port}"));
+        // Every gateway's console on a port of its own, chosen when it binds (port 0:
+        // a port picked beforehand could be taken by any socket in between); its log
+        // line says which (`console_port`).
+        text = text.replace("{console}", "127.0.0.1:0");
         if !text.contains("[console]") {
-            text.push_str(&format!("\n[console]\nlisten = \"127.0.0.1:{console_port}\"\n"));
+            text.push_str("\n[console]\nlisten = \"127.0.0.1:0\"\n");
         }
         let config_path = dir.path().join("rempart.toml");
         std::fs::write(&config_path, text).expect("write config");
-        Gateway { child: None, in_process: None, role, port, console_port, dir, config_path, log: Arc::default(), env: Vec::new() }
+        Gateway { child: None, in_process: None, role, port, dir, config_path, log: Arc::default(), env: Vec::new() }
+    }
+
+    /// The console's port, from the line it logs once it listens (the latest, after a
+    /// restart); waits up to 20 s for it.
+    pub fn console_port(&self) -> u16 {
+        let mut port = None;
+        let found = wait_until(Duration::from_secs(20), || {
+            port = console_port_in(&self.log());
+            port.is_some()
+        });
+        assert!(found, "the console does not say where it listens; the log:\n{}", self.log());
+        port.unwrap_or_default()
     }
 
     fn spawn(&mut self) {
@@ -193,8 +212,8 @@ impl Gateway {
             let log = self.log.clone();
             wait_until(Duration::from_secs(20), || log.lock().is_ok_and(|l| l[log_start..].contains("rempart serving")))
         } else if self.role == "console serve" {
-            let port = self.console_port;
-            wait_until(Duration::from_secs(20), || TcpStream::connect(("127.0.0.1", port)).is_ok())
+            let log = self.log.clone();
+            wait_until(Duration::from_secs(20), || log.lock().is_ok_and(|l| console_port_in(&l[log_start..]).is_some()))
         } else {
             wait_until(Duration::from_secs(20), || TcpStream::connect(("127.0.0.1", port)).is_ok())
         };

@@ -61,7 +61,7 @@ pub fn quarantine(gw: &Gateway, to: &str) -> String {
 
 /// The console's address, once it listens (it starts after the SMTP listener).
 pub fn console_addr(gw: &Gateway) -> String {
-    let addr = format!("127.0.0.1:{}", gw.console_port);
+    let addr = format!("127.0.0.1:{}", gw.console_port());
     let up = rempart_tests::wait_until(Duration::from_secs(10), || std::net::TcpStream::connect(&addr).is_ok());
     assert!(up, "the console does not listen on {addr}:\n{}", gw.log());
     addr
