@@ -16,7 +16,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::i18n::Lang;
-use super::{Visit, failure, pages, percent_encode, to_login, visible_entry};
+use super::{CsrfForm, Visit, failure, pages, percent_encode, to_login};
 use crate::Console;
 use crate::accounts::Account;
 
@@ -112,10 +112,10 @@ async fn page(State(console): State<Arc<Console>>, headers: HeaderMap, Query(q):
 }
 
 async fn change(State(console): State<Arc<Console>>, headers: HeaderMap, Form(form): Form<ListChange>) -> Response {
-    let visit = Visit::new(&console, &headers, None).await;
-    if !console.keys.csrf_ok(Some(&visit.csrf_cookie), &form.csrf) {
-        return visit.bad_csrf(&console);
-    }
+    let visit = match Visit::posted(&console, &headers, &form.csrf).await {
+        Ok(visit) => visit,
+        Err(response) => return response,
+    };
     let Some(viewer) = &visit.viewer else { return to_login() };
     match apply(&console, viewer, &form).await {
         Ok(()) => Redirect::to(&format!("/lists?owner={}&done=1", percent_encode(&form.owner.trim().to_ascii_lowercase()))).into_response(),
@@ -129,12 +129,6 @@ async fn change(State(console): State<Arc<Console>>, headers: HeaderMap, Form(fo
     }
 }
 
-#[derive(Debug, Default, Deserialize)]
-struct CsrfOnly {
-    #[serde(default)]
-    csrf: String,
-}
-
 /// "Allow sender" / "block sender" on a quarantined message: the message's return path
 /// goes on the lists of the reader's own addresses among its recipients (a user) or of
 /// its recipients' domains (an administrator).
@@ -142,17 +136,15 @@ async fn from_message(
     State(console): State<Arc<Console>>,
     headers: HeaderMap,
     Path((id, kind)): Path<(String, String)>,
-    Form(form): Form<CsrfOnly>,
+    Form(form): Form<CsrfForm>,
 ) -> Response {
-    let visit = Visit::new(&console, &headers, None).await;
-    if !console.keys.csrf_ok(Some(&visit.csrf_cookie), &form.csrf) {
-        return visit.bad_csrf(&console);
-    }
-    let Some(viewer) = &visit.viewer else { return to_login() };
-    let entry = match visible_entry(&console, viewer, &id).await {
-        Ok(Some(entry)) => entry,
-        Ok(None) => return visit.not_found(&console),
-        Err(e) => return failure(e),
+    let visit = match Visit::posted(&console, &headers, &form.csrf).await {
+        Ok(visit) => visit,
+        Err(response) => return response,
+    };
+    let (viewer, entry) = match visit.viewer_entry(&console, &id).await {
+        Ok(found) => found,
+        Err(response) => return response,
     };
     if entry.sender.is_empty() {
         return visit.notice(&console, StatusCode::BAD_REQUEST, "no_sender_to_list");

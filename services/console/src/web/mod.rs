@@ -112,6 +112,26 @@ impl Visit {
         Visit { lang, csrf_cookie, new_csrf, viewer }
     }
 
+    /// A form's visit: refused (403) without the CSRF token that goes with its cookie.
+    async fn posted(console: &Console, headers: &HeaderMap, csrf: &str) -> Result<Visit, Response> {
+        let visit = Visit::new(console, headers, None).await;
+        if !console.keys.csrf_ok(Some(&visit.csrf_cookie), csrf) {
+            return Err(visit.bad_csrf(console));
+        }
+        Ok(visit)
+    }
+
+    /// The signed-in viewer and a message they may see; else the login page, or "not
+    /// found" (the same for a message that is not theirs).
+    async fn viewer_entry(&self, console: &Console, id: &str) -> Result<(&Account, Entry), Response> {
+        let Some(viewer) = &self.viewer else { return Err(to_login()) };
+        match visible_entry(console, viewer, id).await {
+            Ok(Some(entry)) => Ok((viewer, entry)),
+            Ok(None) => Err(self.not_found(console)),
+            Err(e) => Err(failure(e)),
+        }
+    }
+
     fn csrf_token(&self, console: &Console) -> String {
         console.keys.csrf_token(&self.csrf_cookie)
     }
@@ -205,16 +225,15 @@ async fn login(
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 struct CsrfForm {
     #[serde(default)]
     csrf: String,
 }
 
 async fn logout(State(console): State<Arc<Console>>, headers: HeaderMap, Form(form): Form<CsrfForm>) -> Response {
-    let visit = Visit::new(&console, &headers, None).await;
-    if !console.keys.csrf_ok(Some(&visit.csrf_cookie), &form.csrf) {
-        return visit.bad_csrf(&console);
+    if let Err(refused) = Visit::posted(&console, &headers, &form.csrf).await {
+        return refused;
     }
     with_cookie(Redirect::to("/login").into_response(), &console, SESSION_COOKIE, "", 0)
 }
@@ -313,11 +332,9 @@ struct ShowParams {
 
 async fn show(State(console): State<Arc<Console>>, headers: HeaderMap, Path(id): Path<String>, Query(q): Query<ShowParams>) -> Response {
     let visit = Visit::new(&console, &headers, q.lang.as_deref()).await;
-    let Some(viewer) = &visit.viewer else { return to_login() };
-    let entry = match visible_entry(&console, viewer, &id).await {
-        Ok(Some(entry)) => entry,
-        Ok(None) => return visit.not_found(&console),
-        Err(e) => return failure(e),
+    let (viewer, entry) = match visit.viewer_entry(&console, &id).await {
+        Ok(found) => found,
+        Err(response) => return response,
     };
     let store = console.quarantine.clone();
     let body_id = id.clone();
@@ -362,16 +379,14 @@ async fn act(
     Path((id, action)): Path<(String, String)>,
     Form(form): Form<CsrfForm>,
 ) -> Response {
-    let visit = Visit::new(&console, &headers, None).await;
-    if !console.keys.csrf_ok(Some(&visit.csrf_cookie), &form.csrf) {
-        return visit.bad_csrf(&console);
-    }
-    let Some(viewer) = &visit.viewer else { return to_login() };
-    match visible_entry(&console, viewer, &id).await {
-        Ok(Some(_)) => {}
-        Ok(None) => return visit.not_found(&console),
-        Err(e) => return failure(e),
-    }
+    let visit = match Visit::posted(&console, &headers, &form.csrf).await {
+        Ok(visit) => visit,
+        Err(response) => return response,
+    };
+    let viewer = match visit.viewer_entry(&console, &id).await {
+        Ok((viewer, _)) => viewer,
+        Err(response) => return response,
+    };
     let lang = visit.lang;
     let csrf = visit.csrf_token(&console);
     let done =
@@ -467,10 +482,10 @@ async fn digest_release(
     Path(id): Path<String>,
     Form(link): Form<DigestLink>,
 ) -> Response {
-    let visit = Visit::new(&console, &headers, None).await;
-    if !console.keys.csrf_ok(Some(&visit.csrf_cookie), &link.csrf) {
-        return visit.bad_csrf(&console);
-    }
+    let visit = match Visit::posted(&console, &headers, &link.csrf).await {
+        Ok(visit) => visit,
+        Err(response) => return response,
+    };
     let Some((account, _)) = link.check(&console, &id).await else {
         return visit.notice(&console, StatusCode::FORBIDDEN, "bad_link");
     };
