@@ -6,7 +6,7 @@
 use std::time::Instant;
 
 use rempart_console::quarantine::{Entry, QuarantineStore, Query, Scope};
-use rempart_model::{Action, Envelope, QueueId, Recipient, SessionFacts, SymbolHit, Verdict};
+use rempart_model::{Action, Envelope, QueueId, Recipient, SymbolHit, Verdict};
 
 const MESSAGES: usize = 100_000;
 const DOMAINS: usize = 10;
@@ -31,19 +31,9 @@ fn entry(i: usize) -> Entry {
         edits: Default::default(),
         refusal: None,
     };
-    let envelope = Envelope {
-        queue_id: QueueId::from_string(format!("B{i:011}")),
-        return_path: format!("sender{i}@spam.example"),
-        recipients: vec![Recipient::new(format!("user{}@{domain}", i % 500))],
-        session: SessionFacts::default(),
-        received_at: 0,
-        ret: None,
-        envid: None,
-        body_8bit: false,
-        smtputf8: false,
-        attempts: 0,
-        verdict: Some(verdict),
-    };
+    let recipients = vec![Recipient::new(format!("user{}@{domain}", i % 500))];
+    let mut envelope = Envelope::new(QueueId::from_string(format!("B{i:011}")), format!("sender{i}@spam.example"), recipients, 0);
+    envelope.verdict = Some(verdict);
     let body = format!("Subject: Offer number {i}\r\n\r\nbody\r\n");
     Entry::from_envelope(envelope, body.as_bytes(), 1_700_000_000 + i as u64)
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rempart_bus::{Bus, DELIVER_TOPIC};
-use rempart_model::{Envelope, QueueId, Recipient, SessionFacts, date};
+use rempart_model::{Envelope, QueueId, Recipient, date};
 use tokio::sync::watch;
 
 use crate::Console;
@@ -117,18 +117,7 @@ fn digest_mail(console: &Console, settings: &DigestSettings, account: &Account, 
         id = queue_id,
         host = settings.from.rsplit_once('@').map_or("localhost", |(_, d)| d),
     );
-    let envelope = Envelope {
-        queue_id,
-        return_path: String::new(),
-        recipients: vec![Recipient::new(account.email.clone())],
-        session: SessionFacts::default(),
-        received_at: now,
-        ret: None,
-        envid: None,
-        body_8bit: true,
-        smtputf8: false,
-        attempts: 0,
-        verdict: None,
-    };
+    let mut envelope = Envelope::new(queue_id, String::new(), vec![Recipient::new(account.email.clone())], now);
+    envelope.body_8bit = true;
     (envelope, body.into_bytes())
 }

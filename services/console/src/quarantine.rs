@@ -487,24 +487,12 @@ fn write_synced(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use rempart_model::{QueueId, Recipient, SessionFacts};
+    use rempart_model::{QueueId, Recipient};
 
     use super::*;
 
     pub(crate) fn envelope(id: &str, from: &str, to: &[&str]) -> Envelope {
-        Envelope {
-            queue_id: QueueId::from_string(id.to_string()),
-            return_path: from.into(),
-            recipients: to.iter().map(|a| Recipient::new(a.to_string())).collect(),
-            session: SessionFacts::default(),
-            received_at: 0,
-            ret: None,
-            envid: None,
-            body_8bit: false,
-            smtputf8: false,
-            attempts: 0,
-            verdict: None,
-        }
+        Envelope::new(QueueId::from_string(id.to_string()), from.into(), to.iter().map(|a| Recipient::new(a.to_string())).collect(), 0)
     }
 
     fn held(store: &QuarantineStore, id: &str, at: u64, to: &[&str], subject: &str) {

@@ -250,19 +250,10 @@ impl<B: Bus> Relay<B> {
         }
         let retry_until = envelope.received_at + self.config.queue.max_age.0.as_secs();
         let report = dsn::build(&self.config.smtp.hostname, envelope, body, &wanted, retry_until);
-        let notice = Envelope {
-            queue_id: report.queue_id.clone(),
-            return_path: String::new(),
-            recipients: vec![Recipient::new(envelope.return_path.clone())],
-            session: SessionFacts { peer_ip: "127.0.0.1".into(), helo: self.config.smtp.hostname.clone(), tls: None },
-            received_at: date::unix_now(),
-            ret: None,
-            envid: None,
-            body_8bit: false,
-            smtputf8: !envelope.return_path.is_ascii(),
-            attempts: 0,
-            verdict: None,
-        };
+        let mut notice =
+            Envelope::new(report.queue_id.clone(), String::new(), vec![Recipient::new(envelope.return_path.clone())], date::unix_now());
+        notice.session = SessionFacts { peer_ip: "127.0.0.1".into(), helo: self.config.smtp.hostname.clone(), tls: None };
+        notice.smtputf8 = !envelope.return_path.is_ascii();
         self.bus.publish(DELIVER_TOPIC, notice.to_json(), report.message).await?;
         for r in &wanted {
             metrics().dsn(match r.action {

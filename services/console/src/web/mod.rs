@@ -265,8 +265,8 @@ impl ListParams {
             sender: self.sender.trim().to_string(),
             recipient: self.recipient.trim().to_string(),
             subject: self.subject.trim().to_string(),
-            since: parse_day(&self.since),
-            until: parse_day(&self.until).map(|t| t + 86_399),
+            since: rempart_model::date::parse_iso_day(&self.since),
+            until: rempart_model::date::parse_iso_day(&self.until).map(|t| t + 86_399),
             min_score: self.min_score.trim().parse().ok(),
         }
     }
@@ -288,8 +288,6 @@ impl ListParams {
         out
     }
 }
-
-pub use rempart_model::date::parse_iso_day as parse_day;
 
 fn percent_encode(s: &str) -> String {
     s.bytes()

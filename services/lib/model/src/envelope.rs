@@ -141,6 +141,24 @@ pub struct Envelope {
 }
 
 impl Envelope {
+    /// A message from `return_path` to `recipients` received at `received_at`, with
+    /// no session details, DSN parameters, attempts or verdict yet.
+    pub fn new(queue_id: QueueId, return_path: String, recipients: Vec<Recipient>, received_at: u64) -> Self {
+        Envelope {
+            queue_id,
+            return_path,
+            recipients,
+            session: SessionFacts::default(),
+            received_at,
+            ret: None,
+            envid: None,
+            body_8bit: false,
+            smtputf8: false,
+            attempts: 0,
+            verdict: None,
+        }
+    }
+
     pub fn is_bounce(&self) -> bool {
         self.return_path.is_empty()
     }
@@ -171,19 +189,10 @@ mod tests {
 
     #[test]
     fn envelope_round_trips_through_json() {
-        let mut env = Envelope {
-            queue_id: QueueId::generate(),
-            return_path: "a@b.example".into(),
-            recipients: vec![Recipient::new("c@d.example".into())],
-            session: SessionFacts::default(),
-            received_at: 1,
-            ret: Some(DsnRet::Hdrs),
-            envid: Some("x".into()),
-            body_8bit: true,
-            smtputf8: false,
-            attempts: 0,
-            verdict: None,
-        };
+        let mut env = Envelope::new(QueueId::generate(), "a@b.example".into(), vec![Recipient::new("c@d.example".into())], 1);
+        env.ret = Some(DsnRet::Hdrs);
+        env.envid = Some("x".into());
+        env.body_8bit = true;
         env.recipients[0].notify = Notify::parse("NEVER");
         assert_eq!(Envelope::from_json(&env.to_json()).unwrap(), env);
     }
