@@ -23,12 +23,27 @@ pub struct Html {
     /// A `center` tag written neither `center` nor `CENTER`.
     pub mixed_case_center: bool,
     pub anchors: Vec<Anchor>,
+    /// Text a reader cannot see (inside an element styled `display:none`,
+    /// `visibility:hidden`, a zero or 1px font, or zero opacity): bytes, and how many
+    /// such elements held some. It is not part of `text`.
+    pub hidden_text_len: usize,
+    pub hidden_runs: usize,
 }
 
 #[derive(Debug, Default, Clone)]
 pub struct Anchor {
     pub href: String,
     pub text: String,
+}
+
+/// Elements that hold no text (their style cannot hide any).
+const VOID: &[&str] = &["area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"];
+
+/// The element whose content is hidden, and how many of its kind are open inside it.
+struct Hidden {
+    name: String,
+    depth: usize,
+    had_text: bool,
 }
 
 enum Skip {
@@ -43,13 +58,18 @@ pub fn analyse(html: &str) -> Html {
     let mut anchor: Option<Anchor> = None;
     let mut title: Option<String> = None;
     let mut skip = Skip::None;
+    let mut hidden: Option<Hidden> = None;
     let mut last_was_space = true;
     let bytes = html.as_bytes();
     let mut i = 0;
     while i < bytes.len() {
         if bytes[i] != b'<' {
             let end = html[i..].find('<').map_or(html.len(), |p| i + p);
-            if matches!(skip, Skip::None) {
+            if let (Skip::None, Some(h)) = (&skip, hidden.as_mut()) {
+                let chars = html[i..end].split_whitespace().map(str::len).sum::<usize>();
+                out.hidden_text_len += chars;
+                h.had_text |= chars > 0;
+            } else if matches!(skip, Skip::None) {
                 let text = decode_entities(&html[i..end]);
                 for c in text.chars() {
                     let space = c.is_whitespace();
@@ -87,6 +107,19 @@ pub fn analyse(html: &str) -> Html {
                 skip = Skip::None;
             }
             continue;
+        }
+        if let Some(h) = hidden.as_mut().filter(|h| h.name == lower) {
+            if closing {
+                h.depth -= 1;
+            } else {
+                h.depth += 1;
+            }
+            if h.depth == 0 {
+                out.hidden_runs += usize::from(h.had_text);
+                hidden = None;
+            }
+        } else if hidden.is_none() && !closing && !VOID.contains(&lower.as_str()) && hides_content(attributes) {
+            hidden = Some(Hidden { name: lower.clone(), depth: 1, had_text: false });
         }
         if lower == "center" && name != "center" && name != "CENTER" {
             out.mixed_case_center = true;
@@ -141,6 +174,31 @@ pub fn analyse(html: &str) -> Html {
         out.titles.push(t.trim().to_string());
     }
     out
+}
+
+/// An element whose `style` (or `hidden` attribute) makes its content invisible.
+fn hides_content(attributes: &str) -> bool {
+    let mut ignored = false;
+    if attribute(attributes, "hidden", &mut ignored).is_some() {
+        return true;
+    }
+    let Some(style) = attribute(attributes, "style", &mut ignored) else { return false };
+    let style: String = style.chars().filter(|c| !c.is_whitespace()).collect::<String>().to_ascii_lowercase();
+    let declarations = style.split(';').filter_map(|d| d.split_once(':'));
+    declarations.into_iter().any(|(property, value)| {
+        let value = value.trim_end_matches("!important");
+        let zero_size = |v: &str| {
+            let number = v.trim_end_matches(|c: char| c.is_ascii_alphabetic() || c == '%');
+            number.parse::<f64>().is_ok_and(|n| n < 1.5 && (n == 0.0 || v.ends_with("px") || v.ends_with("pt")))
+        };
+        match property {
+            "display" => value == "none",
+            "visibility" => value == "hidden",
+            "font-size" => zero_size(value),
+            "opacity" => value.parse::<f64>().is_ok_and(|n| n == 0.0),
+            _ => false,
+        }
+    })
 }
 
 /// `/name attrs` → (closing, name, attrs).
@@ -269,6 +327,20 @@ mod tests {
         assert_eq!(h.anchors[0].href, "http://evil.example/x");
         assert_eq!(h.anchors[0].text, "www.bank.example");
         assert!(h.text.contains("Hi & bye") && !h.text.contains("hidden") && !h.text.contains("comment"), "{}", h.text);
+    }
+
+    #[test]
+    fn hidden_text_is_counted_apart_from_the_visible_text() {
+        let h = analyse(
+            "<p>Pass<span style=\"font-size: 0px\">zq</span>word</p><div style='DISPLAY:none !important'>salt <div>more</div> salt</div>\
+             <p hidden>gone</p><span style=\"opacity:0.5\">half</span><div style=\"display:block\">shown</div>",
+        );
+        assert!(h.text.contains("Password") && h.text.contains("half") && h.text.contains("shown"), "{}", h.text);
+        assert!(!h.text.contains("salt") && !h.text.contains("gone") && !h.text.contains("zq"), "{}", h.text);
+        assert_eq!(h.hidden_runs, 3);
+        assert_eq!(h.hidden_text_len, "zqsaltmoresaltgone".len());
+        let preheader = analyse("<div style=\"display:none\"><img src=x></div><p>text</p>");
+        assert_eq!((preheader.hidden_runs, preheader.text.trim()), (0, "text"));
     }
 
     #[test]

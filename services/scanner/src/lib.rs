@@ -8,6 +8,7 @@
 //! `engine` is the scoring (registry, stages, composites, policy); `service` runs it
 //! for edges (gRPC, queued scans) and for diagnostics.
 
+pub mod archive;
 pub mod checks;
 pub mod dns;
 pub mod engine;

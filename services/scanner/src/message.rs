@@ -18,6 +18,8 @@ pub struct Analysis<'a> {
     /// Text of the first text/plain part (for comparing with the HTML).
     pub plain_text: String,
     pub attachment_names: Vec<String>,
+    /// The ZIP attachments' contents: (attachment name, listing).
+    pub archives: Vec<(String, crate::archive::Listing)>,
 }
 
 impl<'a> Analysis<'a> {
@@ -37,11 +39,18 @@ impl<'a> Analysis<'a> {
             html: Vec::new(),
             plain_text: String::new(),
             attachment_names: Vec::new(),
+            archives: Vec::new(),
         };
         let mut parts = Vec::new();
         for part in a.message.iter().flat_map(|m| m.parts.iter()).take(MAX_PARTS) {
             let attachment = part.attachment_name().map(str::to_string);
             let subtype = part.content_type().and_then(|c| c.subtype()).map(str::to_ascii_lowercase);
+            if let Some(name) = &attachment
+                && crate::archive::is_zip(part.contents())
+                && let Some(listing) = crate::archive::list_zip(part.contents())
+            {
+                a.archives.push((name.clone(), listing));
+            }
             parts.push((attachment, subtype, &part.body));
         }
         let mut html = Vec::new();

@@ -310,6 +310,83 @@ pub const SYMBOLS: &[SymbolDef] = &[
         "HTML or SVG attachment (a page that opens outside the mail client's protections)",
         "Pièce jointe HTML ou SVG (une page qui s'ouvre hors des protections de la messagerie).",
     ),
+    // rspamd's names (its mime_types module): what a ZIP attachment holds (archive.rs).
+    def(
+        "MIME_ENCRYPTED_ARCHIVE",
+        2.5,
+        "mime",
+        "Password-protected archive attached (its contents cannot be checked)",
+        "Archive protégée par mot de passe en pièce jointe (son contenu ne peut pas être vérifié).",
+    ),
+    // Rempart's.
+    def(
+        "MIME_ARCHIVE_EXECUTABLE",
+        4.0,
+        "mime",
+        "Archive attachment holding an executable file",
+        "Archive en pièce jointe contenant un fichier exécutable.",
+    ),
+    def(
+        "MIME_ARCHIVE_IN_ARCHIVE",
+        1.5,
+        "mime",
+        "Archive attachment holding another archive",
+        "Archive en pièce jointe contenant une autre archive.",
+    ),
+    // SpamAssassin's name: no text at all (and no image or attachment).
+    def("EMPTY_MESSAGE", 2.0, "mime", "Message appears to have no textual parts", "Le message ne contient aucun texte."),
+    // Rempart's: text for filters, not readers.
+    def(
+        "HTML_HIDDEN_TEXT",
+        1.5,
+        "html",
+        "HTML hides text from the reader (display:none, zero-size font, zero opacity)",
+        "Le HTML cache du texte au lecteur (display:none, police de taille nulle, opacité nulle).",
+    ),
+    // Rempart's (rspamd has ZERO_WIDTH_SPACE_URL for links).
+    def(
+        "TEXT_ZERO_WIDTH",
+        2.0,
+        "html",
+        "Invisible characters inside words (they split words to get past filters)",
+        "Caractères invisibles à l'intérieur des mots (ils coupent les mots pour tromper les filtres).",
+    ),
+    // Impersonation (checks/impersonation.rs), Rempart's.
+    def(
+        "FROM_NAME_RCPT_DOMAIN",
+        3.0,
+        "impersonation",
+        "From name shows the recipient's own domain, the address is elsewhere",
+        "Le nom de l'expéditeur affiche le domaine du destinataire, mais l'adresse est ailleurs.",
+    ),
+    def(
+        "REPLYTO_OUT_RCPT_DOMAIN",
+        2.0,
+        "impersonation",
+        "From the recipient's own domain, but replies go outside it",
+        "Prétend venir du domaine du destinataire, mais les réponses partent à l'extérieur.",
+    ),
+    def(
+        "FROM_NAME_BRAND",
+        3.0,
+        "impersonation",
+        "From name is a well-known brand, the address is not one of the brand's",
+        "Le nom de l'expéditeur est celui d'une marque connue, mais l'adresse n'est pas la sienne.",
+    ),
+    def(
+        "MIXED_SCRIPT_WORD",
+        2.0,
+        "impersonation",
+        "From name or subject mixes alphabets in one word (look-alike letters)",
+        "Le nom de l'expéditeur ou le sujet mélange des alphabets dans un mot (lettres sosies).",
+    ),
+    def(
+        "MIXED_SCRIPT_DOMAIN",
+        3.0,
+        "impersonation",
+        "Link or sender domain mixes alphabets (a look-alike of another name)",
+        "Un lien ou le domaine de l'expéditeur mélange des alphabets (sosie d'un autre nom).",
+    ),
     // Links (checks/links.rs).
     def(
         "NUMERIC_HTTP_ADDR",

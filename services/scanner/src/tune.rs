@@ -10,6 +10,9 @@
 //! message Bayes votes on) also carry an offset, so that add_header (6) sits where the
 //! cross-validated scores of the training ham let at most 0.1 % of them through and
 //! greylist (4) where 1 % are delayed. Without Bayes, the weights are only scaled.
+//! A symbol no training ham hit then weighs at least its log likelihood ratio, the ham
+//! rate taken at its rule-of-three bound (3 / ham messages), capped at the distance
+//! from greylist to add_header.
 //! Symbols with too few hits keep their built-in weights.
 //!
 //! The split: a file is held out when the last byte of its SHA-256 is below
@@ -390,14 +393,6 @@ pub fn fit_weights(samples: &[Sample], bayes: bool) -> Result<Fitted, TuneError>
     } else {
         return Err(TuneError::Degenerate(format!("without Bayes the ham threshold is {at_add_header:.3} ≤ 0: no positive scale")));
     };
-    let mut weights: BTreeMap<String, f64> = design.names.iter().enumerate().map(|(j, n)| (n.clone(), w[j] * scale)).collect();
-    if bayes {
-        for band in BANDS {
-            *weights.entry(band.to_string()).or_default() += offset;
-        }
-    }
-    let weights = weights.into_iter().map(|(n, w)| (n, round3(w))).collect();
-    let cv_scores = out_of_fold.iter().zip(&design.labels).map(|(s, l)| (s * scale + offset, *l > 0.5)).collect();
     let mut support = BTreeMap::new();
     for (i, s) in training.iter().enumerate() {
         for &(j, _) in &design.rows[i] {
@@ -409,7 +404,47 @@ pub fn fit_weights(samples: &[Sample], bayes: bool) -> Result<Fitted, TuneError>
             }
         }
     }
+    let mut scaled: Vec<f64> = w[..design.names.len()].iter().map(|w| w * scale).collect();
+    // Rules no training ham hit: the regression gives them little (Bayes already
+    // explains the spam they hit), yet they are what lifts spam above ham that Bayes
+    // gets wrong. Each gets at least its log likelihood ratio with the ham rate at its
+    // "rule of three" upper bound (3 / ham messages: 95 % confidence for zero hits),
+    // capped at the greylist-to-add_header gap so no such rule marks mail alone.
+    // No training ham changes score, so the anchors above still hold.
+    let (spam_total, ham_total) = (design.labels.iter().filter(|l| **l > 0.5).count(), design.labels.iter().filter(|l| **l < 0.5).count());
+    let mut lifts = vec![0.0; design.names.len()];
+    for (j, name) in design.names.iter().enumerate() {
+        let (spam_hits, ham_hits) = support.get(name).copied().unwrap_or_default();
+        if ham_hits > 0 || is_bayes_feature(name) || spam_total == 0 || ham_total == 0 {
+            continue;
+        }
+        let spam_rate = spam_hits as f64 / spam_total as f64;
+        let ham_bound = 3.0 / ham_total as f64;
+        let floor = (scale * (spam_rate / ham_bound).ln()).min(ADD_HEADER - GREYLIST);
+        if floor > scaled[j] {
+            lifts[j] = floor - scaled[j];
+            scaled[j] = floor;
+        }
+    }
+    let mut weights: BTreeMap<String, f64> = design.names.iter().cloned().zip(scaled).collect();
+    if bayes {
+        for band in BANDS {
+            *weights.entry(band.to_string()).or_default() += offset;
+        }
+    }
+    let weights = weights.into_iter().map(|(n, w)| (n, round3(w))).collect();
+    let cv_scores = out_of_fold
+        .iter()
+        .zip(&design.labels)
+        .enumerate()
+        .map(|(i, (s, l))| (s * scale + offset + design.rows[i].iter().map(|&(j, v)| lifts[j] * v).sum::<f64>(), *l > 0.5))
+        .collect();
     Ok(Fitted { bayes, lambda, weights, cv_scores, support, points_per_logodds: scale })
+}
+
+/// The Bayes bands and log-odds: fitted, never floored.
+fn is_bayes_feature(name: &str) -> bool {
+    name.starts_with("BAYES_")
 }
 
 fn round3(x: f64) -> f64 {
@@ -476,7 +511,9 @@ pub fn weights_toml(with_bayes: &Fitted, without_bayes: Option<&Fitted>, command
          # on {samples} training messages: logistic regression over the symbol hits (and\n\
          # the Bayes bands and mean log-odds), L2 penalty {} chosen by 5-fold cross-validation;\n\
          # scaled, with an offset on the Bayes bands, so that add_header = {ADD_HEADER} lets at most\n\
-         # 0.1 % and greylist = {GREYLIST} 1 % of the training ham (cross-validated) through.\n\
+         # 0.1 % and greylist = {GREYLIST} 1 % of the training ham (cross-validated) through;\n\
+         # a symbol no training ham hit weighs at least its likelihood ratio with the ham\n\
+         # rate at 3 / ham messages (rule of three), capped at {ADD_HEADER} - {GREYLIST} points.\n\
          # [weights] applies when Bayes votes; [weights_without_bayes], if present, when it\n\
          # does not. Symbols absent here keep their built-in weights.\n\
          # Load with [scanner] weights_file.\n\
@@ -536,5 +573,30 @@ mod tests {
         let fitted = fit_weights(&samples, true).unwrap();
         assert!(fitted.weights["SPF_FAIL"] > 1.0, "{:?}", fitted.weights);
         assert!(fitted.weights["SPF_PASS"].abs() < fitted.weights["SPF_FAIL"], "{:?}", fitted.weights);
+    }
+
+    #[test]
+    fn a_rule_no_ham_hit_gets_at_least_its_rule_of_three_ratio() {
+        let samples: Vec<Sample> = (0..400)
+            .map(|i| {
+                let spam = i % 2 == 0;
+                let mut hits = vec!["SPF_PASS".to_string()];
+                if spam && i % 10 != 0 || !spam && i % 20 == 1 {
+                    hits.push("SPF_FAIL".into());
+                }
+                // Rare and ham-free: 20 of the 200 spam, both with and without SPF_FAIL.
+                if spam && i % 20 == 0 || spam && i % 20 == 2 && i < 40 {
+                    hits.push("MIME_ENCRYPTED_ARCHIVE".into());
+                }
+                let hits = hits.into_iter().map(|h| (h, 0.0)).collect();
+                Sample { name: format!("{i}"), spam, holdout: false, fold: i % FOLDS, hits, tokens: Vec::new(), bayes: None }
+            })
+            .collect();
+        let fitted = fit_weights(&samples, false).unwrap();
+        let (spam_hits, ham_hits) = fitted.support["MIME_ENCRYPTED_ARCHIVE"];
+        assert_eq!(ham_hits, 0);
+        let floor = (fitted.points_per_logodds * ((spam_hits as f64 / 200.0) / (3.0 / 200.0)).ln()).min(ADD_HEADER - GREYLIST);
+        let weight = fitted.weights["MIME_ENCRYPTED_ARCHIVE"];
+        assert!(weight >= floor - 0.001, "{weight} vs floor {floor}");
     }
 }

@@ -278,3 +278,106 @@ policy = { reject = 100.0, quarantine = 3.0 }
     let v = run("partner@sender.example", "192.0.2.1", "x@other.example");
     assert_eq!((v.action, v.symbols.len()), (Action::Accept, 0), "allow list short-circuits");
 }
+
+/// A message with a base64 ZIP attachment made of `files` (name, content, encrypted).
+fn with_zip(files: &[(&str, &[u8], bool)]) -> String {
+    use std::fmt::Write;
+    let zip = rempart_scanner::archive::build_zip(files);
+    let mut base64 = String::new();
+    for chunk in to_base64(&zip).as_bytes().chunks(76) {
+        let _ = write!(base64, "{}\r\n", String::from_utf8_lossy(chunk));
+    }
+    format!(
+        "{HEADERS}MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b\"\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nSee attached.\r\n--b\r\nContent-Type: application/zip\r\nContent-Disposition: attachment; filename=\"documents.zip\"\r\nContent-Transfer-Encoding: base64\r\n\r\n{base64}--b--\r\n"
+    )
+}
+
+/// Standard base64 (the tests need no crate for it).
+fn to_base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let n = chunk.iter().enumerate().fold(0u32, |n, (i, b)| n | u32::from(*b) << (16 - 8 * i));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn archive_symbols() {
+    let executable = with_zip(&[("readme.txt", b"hello", false), ("Invoice_2026.js", b"WScript", false)]);
+    hits("MIME_ARCHIVE_EXECUTABLE", &executable, HELO);
+    misses("MIME_ENCRYPTED_ARCHIVE", &executable, HELO);
+    let documents = with_zip(&[("report.pdf", b"%PDF-1.7", false), ("photo.jpg", b"JFIF", false)]);
+    misses("MIME_ARCHIVE_EXECUTABLE", &documents, HELO);
+    misses("MIME_ARCHIVE_IN_ARCHIVE", &documents, HELO);
+    hits("MIME_ENCRYPTED_ARCHIVE", &with_zip(&[("scan.pdf", b"....", true)]), HELO);
+    hits("MIME_ARCHIVE_IN_ARCHIVE", &with_zip(&[("inner.rar", b"Rar!", false)]), HELO);
+}
+
+#[test]
+fn hidden_and_empty_text_symbols() {
+    let salt = "lorem ipsum dolor sit amet ".repeat(10);
+    hits("HTML_HIDDEN_TEXT", &html_only("", &format!("<p>Buy now</p><div style=\"display:none\">{salt}</div>")), HELO);
+    let split = "<p>P<span style=\"font-size:0\">x</span>a<span style=\"font-size:0\">x</span>s<span style=\"font-size:0\">x</span>s<span style=\"font-size:0\">x</span>w<span style=\"font-size:0\">x</span>ord</p>";
+    hits("HTML_HIDDEN_TEXT", &html_only("", split), HELO);
+    let preheader =
+        "<div style=\"display:none;max-height:0\">Your November statement is ready</div><p>Hello, your statement is attached.</p>";
+    misses("HTML_HIDDEN_TEXT", &html_only("", preheader), HELO);
+
+    hits("TEXT_ZERO_WIDTH", &plain(HEADERS, "Your pa\u{200B}ss\u{200B}wo\u{200C}rd expires today"), HELO);
+    misses("TEXT_ZERO_WIDTH", &plain(HEADERS, "Your password expires today \u{200C} \u{200C} \u{200C}"), HELO);
+
+    hits("EMPTY_MESSAGE", &plain(HEADERS, "\r\n  \r\n"), HELO);
+    misses("EMPTY_MESSAGE", &plain(HEADERS, "Hello"), HELO);
+    misses("EMPTY_MESSAGE", &html_only("", "<img src=\"cid:scan\">"), HELO);
+}
+
+#[test]
+fn impersonation_symbols() {
+    // The tests' recipient is bob@example.com.
+    let from = |from: &str, extra: &str| {
+        plain(
+            &HEADERS.replace("From: Alice <alice@sender.example>", &format!("From: {from}\r\n{extra}")).replace("\r\n\r\n", "\r\n"),
+            "Please see below.",
+        )
+    };
+    hits("FROM_NAME_RCPT_DOMAIN", &from("\"example.com IT Support\" <helpdesk@evil.example>", ""), HELO);
+    hits("FROM_NAME_RCPT_DOMAIN", &from("\"admin@example.com\" <x@evil.example>", ""), HELO);
+    misses("FROM_NAME_RCPT_DOMAIN", &from("\"example.com IT Support\" <helpdesk@example.com>", ""), HELO);
+    misses("FROM_NAME_RCPT_DOMAIN", &from("\"notexample.com news\" <news@notexample.com>", ""), HELO);
+
+    hits("REPLYTO_OUT_RCPT_DOMAIN", &from("CEO <ceo@example.com>", "Reply-To: ceo.private@freemail.example\r\n"), HELO);
+    misses("REPLYTO_OUT_RCPT_DOMAIN", &from("CEO <ceo@example.com>", "Reply-To: assistant@example.com\r\n"), HELO);
+    misses("REPLYTO_OUT_RCPT_DOMAIN", &from("Alice <alice@sender.example>", "Reply-To: alice@elsewhere.example\r\n"), HELO);
+
+    hits("FROM_NAME_BRAND", &from("\"PayPal Service\" <service@paypa1-secure.example>", ""), HELO);
+    hits("FROM_NAME_BRAND", &from("\"Microsoft 365\" <no-reply@m365-alerts.example>", ""), HELO);
+    misses("FROM_NAME_BRAND", &from("\"PayPal\" <service@paypal.fr>", ""), HELO);
+    misses("FROM_NAME_BRAND", &from("\"Amazon.com\" <store-news@amazon.com>", ""), HELO);
+    misses("FROM_NAME_BRAND", &from("\"Upside Travel\" <hello@upside.example>", ""), HELO);
+
+    hits("MIXED_SCRIPT_WORD", &from("\"\u{0420}aypal\" <x@sender.example>", ""), HELO);
+    misses("MIXED_SCRIPT_WORD", &from("\"Дмитрий Société\" <x@sender.example>", ""), HELO);
+
+    let link = |href: &str| html_only("", &format!("<p>Your account</p><a href=\"{href}\">sign in</a>"));
+    hits("MIXED_SCRIPT_DOMAIN", &link("https://xn--pypal-4ve.com/login"), HELO);
+    misses("MIXED_SCRIPT_DOMAIN", &link("https://xn--80ak6aa92e.com/"), HELO);
+    misses("MIXED_SCRIPT_DOMAIN", &link("https://paypal.com/"), HELO);
+}
+
+#[test]
+fn brands_come_from_the_configuration_too() {
+    let mut config = Config::default();
+    config.scanner.brands.push(rempart_model::config::BrandConfig { name: "Acme Bank".into(), domains: vec!["acmebank.example".into()] });
+    let message = plain(&HEADERS.replace("Alice <alice@sender.example>", "\"Acme Bank Alerts\" <alerts@acme-alerts.example>"), "Hi");
+    let found: Vec<String> = scan_with(&config, &message, HELO).symbols.into_iter().map(|s| s.name).collect();
+    assert!(found.iter().any(|n| n == "FROM_NAME_BRAND"), "{found:?}");
+    misses("FROM_NAME_BRAND", &message, HELO);
+}

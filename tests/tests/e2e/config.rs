@@ -73,6 +73,7 @@ fn all_config_keys() -> BTreeSet<String> {
         description_fr: Some("d".into()),
     });
     config.scanner.uri_lists.push(config.scanner.dns_lists[0].clone());
+    config.scanner.brands.push(rempart_model::config::BrandConfig { name: "B".into(), domains: vec!["b.example".into()] });
     let p = &mut config.policy;
     (p.greylist, p.quarantine, p.soft_reject, p.discard, p.subject_tag) = (Some(1.0), Some(1.0), Some(1.0), Some(1.0), Some("x".into()));
     (p.allow, p.block) = (vec!["a".into()], vec!["b".into()]);

@@ -7,8 +7,18 @@ use super::{Context, Findings};
 /// Extensions of files that run when opened.
 const EXECUTABLE: &[&str] = &[
     "exe", "scr", "com", "pif", "bat", "cmd", "vbs", "vbe", "js", "jse", "wsf", "wsh", "msi", "hta", "cpl", "jar", "ps1", "lnk", "reg",
-    "msc", "scf",
+    "msc", "scf", "iso", "img", "vhd", "vhdx",
 ];
+
+/// Extensions of archives (an archive inside an archive hides its contents twice).
+const ARCHIVE: &[&str] = &["zip", "rar", "7z", "gz", "tgz", "tar", "cab", "ace", "arj", "lzh", "xz", "bz2", "z"];
+
+/// Hidden text beyond this many bytes, or in this many hidden elements, is a message
+/// written for filters rather than readers (a preheader is a single short element).
+const HIDDEN_TEXT_BYTES: usize = 200;
+const HIDDEN_RUNS: usize = 5;
+/// Zero-width characters inside words (they split words so filters miss them).
+const ZERO_WIDTH_IN_WORDS: usize = 3;
 
 /// Extensions of documents a double extension pretends to be.
 const DOCUMENT: &[&str] = &["pdf", "doc", "docx", "xls", "xlsx", "ppt", "pptx", "txt", "jpg", "jpeg", "png", "gif", "zip", "rtf", "odt"];
@@ -28,7 +38,7 @@ pub fn run(ctx: &Context<'_>, out: &mut Findings) {
         let lower = name.to_ascii_lowercase();
         let mut dots = lower.trim().rsplit('.');
         let (last, before) = (dots.next().unwrap_or(""), dots.next());
-        if EXECUTABLE.contains(&last) {
+        if is_executable(name) {
             out.hit_with("MIME_BAD_EXTENSION", Some(name.clone()));
             // "invoice.pdf.exe": a document's extension shown before the real one.
             if before.is_some_and(|b| DOCUMENT.contains(&b)) && dots.next().is_some() {
@@ -38,6 +48,32 @@ pub fn run(ctx: &Context<'_>, out: &mut Findings) {
         if ["htm", "html", "shtml", "xhtml", "svg"].contains(&last) {
             out.hit_with("MIME_HTML_ATTACH", Some(name.clone()));
         }
+    }
+    for (archive, listing) in &a.archives {
+        if listing.encrypted {
+            out.hit_with("MIME_ENCRYPTED_ARCHIVE", Some(archive.clone()));
+        }
+        if let Some(inner) = listing.names.iter().find(|n| is_executable(n)) {
+            out.hit_with("MIME_ARCHIVE_EXECUTABLE", Some(format!("{archive} holds {inner}")));
+        }
+        if let Some(inner) = listing.names.iter().find(|n| ARCHIVE.contains(&extension(n).as_str())) {
+            out.hit_with("MIME_ARCHIVE_IN_ARCHIVE", Some(format!("{archive} holds {inner}")));
+        }
+    }
+    let hidden: usize = a.html.iter().map(|h| h.hidden_text_len).sum();
+    let hidden_runs: usize = a.html.iter().map(|h| h.hidden_runs).sum();
+    if hidden >= HIDDEN_TEXT_BYTES || hidden_runs >= HIDDEN_RUNS {
+        out.hit_with("HTML_HIDDEN_TEXT", Some(format!("{hidden} bytes of hidden text in {hidden_runs} places")));
+    }
+    let texts = std::iter::once(a.plain_text.as_str()).chain(a.html.iter().map(|h| h.text.as_str()));
+    let zero_width: usize = texts.chain(a.subject()).map(zero_width_inside_words).sum();
+    if zero_width >= ZERO_WIDTH_IN_WORDS {
+        out.hit_with("TEXT_ZERO_WIDTH", Some(format!("{zero_width} invisible characters inside words")));
+    }
+    let visible_text = a.plain_text.trim().is_empty() && a.html.iter().all(|h| h.text.trim().is_empty());
+    let nothing_else = a.attachment_names.is_empty() && a.html.iter().all(|h| h.images == 0);
+    if a.message.is_some() && visible_text && nothing_else {
+        out.hit("EMPTY_MESSAGE");
     }
     let Some(html) = a.html.first() else { return };
     if a.alternative && a.plain_parts > 0 && alternative_difference(&a.plain_text, &html.text) >= 0.99 {
@@ -93,6 +129,32 @@ pub fn run(ctx: &Context<'_>, out: &mut Findings) {
     if let Some(detail) = a.html.iter().flat_map(|h| h.anchors.iter()).find_map(|anchor| deceptive_link(&anchor.text, &anchor.href)) {
         out.hit_with("PHISHING", Some(detail));
     }
+}
+
+/// The lower-case extension of a file name ("" without one).
+fn extension(name: &str) -> String {
+    name.trim().rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase()).unwrap_or_default()
+}
+
+fn is_executable(name: &str) -> bool {
+    EXECUTABLE.contains(&extension(name).as_str())
+}
+
+/// Zero-width and soft-hyphen characters between two letters.
+fn zero_width_inside_words(text: &str) -> usize {
+    let invisible = |c: char| matches!(c, '\u{200B}' | '\u{200C}' | '\u{200D}' | '\u{2060}' | '\u{FEFF}' | '\u{00AD}');
+    let (mut count, mut run, mut previous_is_letter) = (0, 0, false);
+    for c in text.chars().take(1 << 16) {
+        if invisible(c) {
+            run += 1;
+            continue;
+        }
+        if run > 0 && previous_is_letter && c.is_alphabetic() {
+            count += run;
+        }
+        (run, previous_is_letter) = (0, c.is_alphabetic());
+    }
+    count
 }
 
 /// Share of the HTML's words that are absent from the text part (0 to 1).

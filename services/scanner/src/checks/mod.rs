@@ -2,7 +2,7 @@
 //! and adds symbols by name; weights, groups and descriptions come from the registry.
 //!
 //! Stages: authentication (SPF, DKIM, DMARC, ARC over DNS, async) → connection →
-//! headers → content (MIME and HTML) → DNS lists → classifier (Bayes, `Scanner::bayes`)
+//! headers → content (MIME, archives, HTML) → links → impersonation → DNS lists → classifier (Bayes, `Scanner::bayes`)
 //! → composites → reputation (AWL, applied to the score in `Scanner`). Bayes and the AWL
 //! read the shared state (`rempart-state`), so they live in `Scanner`, not here.
 
@@ -11,6 +11,7 @@ pub mod connection;
 pub mod content;
 pub mod dnslists;
 pub mod headers;
+pub mod impersonation;
 pub mod links;
 pub mod sender;
 
@@ -71,6 +72,9 @@ pub struct Context<'a> {
     /// Our own host name (to spot clients that claim it).
     pub hostname: &'a str,
     pub freemail: &'a std::collections::HashSet<String>,
+    /// The envelope recipients (their domains are the ones a spoofer imitates).
+    pub recipients: &'a [String],
+    pub brands: &'a [impersonation::Brand],
 }
 
 /// One symbol found, with what triggered it and, rarely, its own weight (a DNS list's

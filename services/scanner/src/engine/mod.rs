@@ -42,6 +42,7 @@ pub struct Scanner {
     registry: Registry,
     policies: Policies,
     freemail: HashSet<String>,
+    brands: Vec<checks::impersonation::Brand>,
     dns: dns::Dns,
     dns_lists: Vec<rempart_model::config::DnsListConfig>,
     uri_lists: Vec<rempart_model::config::DnsListConfig>,
@@ -95,6 +96,7 @@ impl Scanner {
             registry: Registry::from_config(&config.scanner)?,
             policies: Policies::from_config(config)?,
             freemail,
+            brands: checks::impersonation::Brand::list(&config.scanner.brands),
             dns: dns::Dns::new(&config.dns)?,
             dns_lists: config.scanner.dns_lists.clone(),
             uri_lists: config.scanner.uri_lists.clone(),
@@ -193,6 +195,8 @@ impl Scanner {
                 analysis: &analysis,
                 hostname: &self.hostname,
                 freemail: &self.freemail,
+                recipients: input.recipients,
+                brands: &self.brands,
             };
             for stage in stages::LOCAL_STAGES {
                 (stage.run)(&ctx, &mut findings);

@@ -15,4 +15,5 @@ pub const LOCAL_STAGES: &[Stage] = &[
     Stage { name: "headers", run: checks::headers::run },
     Stage { name: "content", run: checks::content::run },
     Stage { name: "links", run: checks::links::run },
+    Stage { name: "impersonation", run: checks::impersonation::run },
 ];

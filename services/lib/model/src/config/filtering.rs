@@ -45,6 +45,11 @@ pub struct ScannerConfig {
     pub group_limits: std::collections::BTreeMap<String, f64>,
     /// Extra free-mail provider domains, added to the built-in list.
     pub freemail_domains: Vec<String>,
+    /// Brands whose name in a From header, with an address outside their domains,
+    /// adds FROM_NAME_BRAND: added to the built-in list (an entry with a built-in
+    /// brand's name replaces it).
+    #[serde(rename = "brand")]
+    pub brands: Vec<BrandConfig>,
     /// Symbols made of others: `expression` uses symbol names with `&`, `|`, `!` and
     /// parentheses.
     #[serde(rename = "composite")]
@@ -106,6 +111,7 @@ impl Default for ScannerConfig {
             weights_file: None,
             group_limits: Default::default(),
             freemail_domains: Vec::new(),
+            brands: Vec::new(),
             composites: Vec::new(),
             dns_lists: Vec::new(),
             uri_lists: Vec::new(),
@@ -115,6 +121,17 @@ impl Default for ScannerConfig {
             listen: std::net::SocketAddr::from(([127, 0, 0, 1], 7300)),
         }
     }
+}
+
+/// A brand: `[[scanner.brand]] name = "Acme Bank", domains = ["acmebank.example"]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BrandConfig {
+    /// As it appears in a From name (matched as whole words, case and accents ignored).
+    pub name: String,
+    /// The domains its mail comes from: a registrable domain ("acmebank.example"), or
+    /// a first label ("acmebank") that matches it under any suffix.
+    pub domains: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

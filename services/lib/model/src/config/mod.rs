@@ -17,7 +17,7 @@ mod smtp;
 mod state;
 mod telemetry;
 pub use console::ConsoleConfig;
-pub use filtering::{CompositeConfig, DnsConfig, DnsListConfig, PolicyConfig, PolicyOverride, ScannerConfig};
+pub use filtering::{BrandConfig, CompositeConfig, DnsConfig, DnsListConfig, PolicyConfig, PolicyOverride, ScannerConfig};
 pub use smtp::{ListenerConfig, SmtpConfig};
 pub use state::{AwlConfig, BayesConfig, BusBackend, BusConfig, GreylistConfig, StateBackend, StateConfig};
 pub use telemetry::{LogFormat, TelemetryConfig};
