@@ -12,7 +12,7 @@ use tokio::sync::watch;
 
 use crate::Console;
 use crate::accounts::{Account, Role};
-use crate::quarantine::{Entry, Query, Status};
+use crate::quarantine::{Entry, Query, Scope, Status};
 use crate::web::auth::hex;
 
 /// What the digests need from the configuration.
@@ -65,7 +65,7 @@ async fn send_all(console: &Console, settings: &DigestSettings) -> Result<(), cr
         let mark = rempart_state::key(&["console", "digest", &account.email]);
         let since = store.get(&mark).await.map_err(crate::ConsoleError::Key)?.and_then(|v| v.try_into().ok().map(u64::from_le_bytes));
         let now = date::unix_now();
-        let (quarantine, scope) = (console.quarantine.clone(), account.scope());
+        let (quarantine, scope) = (console.quarantine.clone(), Scope::of(&account));
         // Each round covers [last mark, now): what is held during the second `now`
         // (after this query) falls in the next round, never between two. The first
         // digest looks one period back.

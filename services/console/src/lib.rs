@@ -1,9 +1,9 @@
 //! The console: where customers find what the gateway held or refused. It keeps the
 //! quarantine (`quarantine.rs`, fed from `rempart.quarantine` by `intake.rs`), serves
-//! the portal and the public `/why/{QueueId}` pages (`web/`), and holds the accounts
-//! (`accounts.rs`).
+//! the portal and the public `/why/{QueueId}` pages (`web/`). The accounts live in the
+//! shared state (`rempart_state::accounts`): the same login serves SMTP submission.
 
-pub mod accounts;
+pub use rempart_state::accounts;
 pub mod digest;
 pub mod intake;
 pub mod quarantine;

@@ -139,6 +139,16 @@ pub enum Scope {
 }
 
 impl Scope {
+    /// What `account` may read and act on.
+    pub fn of(account: &crate::accounts::Account) -> Scope {
+        use crate::accounts::Role;
+        match account.role {
+            Role::Operator => Scope::All,
+            Role::DomainAdmin => Scope::Domains(account.domains.clone()),
+            Role::User => Scope::Addresses(std::iter::once(account.email.clone()).chain(account.aliases.iter().cloned()).collect()),
+        }
+    }
+
     pub fn allows(&self, entry: &Entry) -> bool {
         entry.recipients.iter().any(|r| self.allows_recipient(r))
     }

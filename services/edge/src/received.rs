@@ -6,6 +6,8 @@ use rempart_model::{QueueId, SessionFacts, date};
 pub struct Trace<'a> {
     pub facts: &'a SessionFacts,
     pub esmtp: bool,
+    /// The client logged in (AUTH): the protocol name says so (RFC 3848's "A").
+    pub authenticated: bool,
     pub smtputf8: bool,
     pub hostname: &'a str,
     pub queue_id: &'a QueueId,
@@ -24,6 +26,7 @@ impl Trace<'_> {
             (false, false, true) => "SMTPS",
             (false, false, false) => "SMTP",
         };
+        let protocol = if self.authenticated { format!("{protocol}A") } else { protocol.to_string() };
         let helo = sanitize(&self.facts.helo);
         let mut h = format!("Received: from {helo} ([{}])\r\n", self.facts.peer_ip);
         if let Some(tls) = &self.facts.tls {
@@ -58,6 +61,7 @@ mod tests {
         let h = Trace {
             facts: &facts,
             esmtp: true,
+            authenticated: false,
             smtputf8: false,
             hostname: "gw.example",
             queue_id: &id,

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use rempart_bus::Bus;
 use rempart_model::Config;
-use rempart_model::config::ListenerConfig;
+use rempart_model::config::{ListenerConfig, ListenerKind};
 use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
@@ -60,15 +60,9 @@ impl<B: Bus> Edge<B> {
         let mut loops = Vec::new();
         for (listener, options) in self.listeners {
             if let Ok(address) = listener.local_addr() {
-                tracing::info!(%address, proxy_protocol = options.proxy_protocol, "SMTP listening");
+                tracing::info!(%address, proxy_protocol = options.proxy_protocol, kind = ?options.kind, "SMTP listening");
             }
-            loops.push(tokio::spawn(accept_loop(
-                listener,
-                options.proxy_protocol,
-                self.shared.clone(),
-                self.limits.clone(),
-                shutdown.clone(),
-            )));
+            loops.push(tokio::spawn(accept_loop(listener, options.clone(), self.shared.clone(), self.limits.clone(), shutdown.clone())));
         }
         for l in loops {
             let _ = l.await;
@@ -86,7 +80,7 @@ impl<B: Bus> Edge<B> {
 
 async fn accept_loop<B: Bus>(
     listener: TcpListener,
-    proxy: bool,
+    options: ListenerConfig,
     shared: Arc<Shared<B>>,
     limits: Arc<ConnectionLimits>,
     mut shutdown: watch::Receiver<bool>,
@@ -116,7 +110,7 @@ async fn accept_loop<B: Bus>(
             let mut slot = slot;
             let mut io = BufReader::new(rempart_smtp::Stream::Plain(socket));
             let mut client = peer;
-            if proxy {
+            if options.proxy_protocol {
                 let timeout = shared.config.smtp.command_timeout.0;
                 match tokio::time::timeout(timeout, proxy::read_header(&mut io)).await {
                     Ok(Ok(Some(real))) => client = real,
@@ -139,8 +133,28 @@ async fn accept_loop<B: Bus>(
                 let _ = io.get_mut().write_all(reply.as_bytes()).await;
                 return;
             }
+            let mut tls_description = None;
+            if options.kind == ListenerKind::Submissions {
+                // Implicit TLS (RFC 8314): the handshake comes before the greeting.
+                let Some(acceptor) = shared.tls.clone() else { return };
+                let mut stream = io.into_inner();
+                let timeout = shared.config.smtp.command_timeout.0;
+                match tokio::time::timeout(timeout, stream.accept_tls(&acceptor)).await {
+                    Ok(Ok(())) => tls_description = stream.server_tls().map(tls::describe),
+                    Ok(Err(e)) => {
+                        tracing::info!(client = %client.ip(), error = %e, "TLS handshake failed");
+                        metrics().connection("refused", "tls_handshake");
+                        return;
+                    }
+                    Err(_) => {
+                        metrics().connection("refused", "tls_handshake");
+                        return;
+                    }
+                }
+                io = BufReader::new(stream);
+            }
             metrics().connection("accepted", "");
-            Session::new(shared, io, client.ip().to_string(), shutdown).run().await;
+            Session::new(shared, io, client.ip().to_string(), options.kind, tls_description, shutdown).run().await;
             drop(slot);
         });
     }

@@ -1,6 +1,7 @@
 //! The `rempart` command. This file only parses the command line; each subcommand
 //! lives in its own module.
 
+mod account_cmd;
 mod check_sender_cmd;
 mod config_cmd;
 mod console_cmd;
@@ -63,9 +64,12 @@ enum Command {
     /// a held-out part against the weights in use.
     #[command(after_help = AFTER_HELP)]
     Tune(tune_cmd::TuneArgs),
-    /// The console: run it alone, manage its accounts and API tokens.
+    /// The console: run it alone, manage its API tokens.
     #[command(subcommand)]
     Console(console_cmd::ConsoleCommand),
+    /// Accounts: one login for the console and for SMTP submission.
+    #[command(subcommand)]
+    Account(account_cmd::AccountCommand),
 }
 
 fn main() -> ExitCode {
@@ -82,6 +86,7 @@ fn main() -> ExitCode {
         Command::Tune(args) => tune_cmd::run(args, cli.config.as_deref()),
         Command::Bayes(cmd) => learn_cmd::bayes(cmd, cli.config.as_deref()),
         Command::Console(cmd) => console_cmd::run(cmd, cli.config.as_deref()),
+        Command::Account(cmd) => account_cmd::run(cmd, cli.config.as_deref()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

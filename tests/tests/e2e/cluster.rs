@@ -534,7 +534,7 @@ fn a_console_process_holds_what_edges_quarantine_and_reports_their_events() {
     let _relay = Gateway::start_role(&cfg, "relay");
     let config_path = console.config_path.display().to_string();
     let out = run_rempart(
-        &["--config", &config_path, "console", "user", "add", "ops@provider.test", "--role", "operator"],
+        &["--config", &config_path, "account", "add", "ops@provider.test", "--role", "operator"],
         console.dir.path(),
         Some(b"correct horse battery"),
     );

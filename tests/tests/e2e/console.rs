@@ -16,7 +16,7 @@ const PASSWORD: &str = "correct horse battery";
 
 fn add_user(gw: &Gateway, email: &str, args: &[&str]) {
     let config = gw.config_path.display().to_string();
-    let mut all = vec!["--config", &config, "console", "user", "add", email];
+    let mut all = vec!["--config", &config, "account", "add", email];
     all.extend_from_slice(args);
     let out = run_rempart(&all, gw.dir.path(), Some(PASSWORD.as_bytes()));
     assert!(out.status.success(), "user add: {}", String::from_utf8_lossy(&out.stderr));

@@ -16,6 +16,7 @@ mod relay_tls;
 mod score;
 mod starttls;
 mod state;
+mod submission;
 mod telemetry;
 mod tune;
 mod verdicts;

@@ -15,7 +15,7 @@ use serde_json::json;
 
 use super::{ListParams, PAGE_SIZE, visible_entry};
 use crate::accounts::{self, Account, AccountError};
-use crate::quarantine::{Entry, QuarantineError};
+use crate::quarantine::{Entry, QuarantineError, Scope};
 use crate::{Console, ConsoleError};
 
 pub fn routes() -> Router<Arc<Console>> {
@@ -80,7 +80,7 @@ fn summary(e: &Entry) -> serde_json::Value {
 
 async fn list(State(console): State<Arc<Console>>, headers: HeaderMap, Query(params): Query<ListParams>) -> Response {
     let account = account_or_401!(console, headers);
-    let (store, scope, search, page) = (console.quarantine.clone(), account.scope(), params.search(), params.page);
+    let (store, scope, search, page) = (console.quarantine.clone(), Scope::of(&account), params.search(), params.page);
     match crate::blocking(move || store.list(&scope, &search, page, PAGE_SIZE)).await {
         Ok(found) => Json(json!({
             "page": page,
@@ -109,7 +109,7 @@ async fn act(State(console): State<Arc<Console>>, headers: HeaderMap, Path((id, 
         Err(e) => return error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
     }
     let result = match action.as_str() {
-        "release" => console.release(&id, &account.scope(), &account.email).await.map(|_| "released"),
+        "release" => console.release(&id, &Scope::of(&account), &account.email).await.map(|_| "released"),
         "delete" => console.delete(&id, &account.email, false).await.map(|_| "deleted"),
         "spam" => console.delete(&id, &account.email, true).await.map(|_| "learned as spam and deleted"),
         _ => return error(StatusCode::NOT_FOUND, "actions: release, delete, spam"),

@@ -19,6 +19,7 @@ use super::i18n::Lang;
 use super::{CsrfForm, Visit, failure, pages, percent_encode, to_login};
 use crate::Console;
 use crate::accounts::Account;
+use crate::quarantine::Scope;
 
 pub fn routes() -> Router<Arc<Console>> {
     Router::new()
@@ -43,7 +44,7 @@ pub enum ListChangeError {
 /// Adds or removes `sender` on `owner`'s `kind` list, if `account` may.
 pub async fn apply(console: &Console, account: &Account, change: &ListChange) -> Result<(), ListChangeError> {
     let owner = sender_lists::normalize(&change.owner)?;
-    if !account.scope().may_own(&owner) {
+    if !Scope::of(account).may_own(&owner) {
         return Err(ListChangeError::NotYours(owner));
     }
     let kind = ListKind::parse(&change.kind).ok_or(ListChangeError::Kind)?;
@@ -83,7 +84,7 @@ struct OwnerParam {
 
 /// The owners offered on the page: a user's addresses, a domain admin's domains.
 fn own_owners(account: &Account) -> Vec<String> {
-    match account.scope() {
+    match Scope::of(account) {
         crate::quarantine::Scope::All => Vec::new(),
         crate::quarantine::Scope::Domains(d) | crate::quarantine::Scope::Addresses(d) => d,
     }
@@ -97,7 +98,7 @@ async fn page(State(console): State<Arc<Console>>, headers: HeaderMap, Query(q):
         Ok(owner) => owner,
         Err(_) => owners.first().cloned().unwrap_or_default(),
     };
-    let entries = if !owner.is_empty() && viewer.scope().may_own(&owner) {
+    let entries = if !owner.is_empty() && Scope::of(viewer).may_own(&owner) {
         match sender_lists::entries(&*console.state.store, &owner).await {
             Ok(entries) => entries,
             Err(e) => return failure(e),
@@ -149,7 +150,7 @@ async fn from_message(
     if entry.sender.is_empty() {
         return visit.notice(&console, StatusCode::BAD_REQUEST, "no_sender_to_list");
     }
-    let owners = viewer.scope().owners_for(&entry);
+    let owners = Scope::of(viewer).owners_for(&entry);
     for owner in &owners {
         let change = ListChange { owner: owner.clone(), kind: kind.clone(), sender: entry.sender.clone(), ..Default::default() };
         match apply(&console, viewer, &change).await {
@@ -239,7 +240,7 @@ struct ApiOwner {
 async fn api_list(State(console): State<Arc<Console>>, headers: HeaderMap, Query(q): Query<ApiOwner>) -> Response {
     let account = super::api::account_or_401!(console, headers);
     let owner = match sender_lists::normalize(&q.owner) {
-        Ok(owner) if account.scope().may_own(&owner) => owner,
+        Ok(owner) if Scope::of(&account).may_own(&owner) => owner,
         Ok(owner) => return super::api::error(StatusCode::FORBIDDEN, &ListChangeError::NotYours(owner).to_string()),
         Err(e) => return super::api::error(StatusCode::BAD_REQUEST, &e.to_string()),
     };

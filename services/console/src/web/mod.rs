@@ -24,7 +24,7 @@ use maud::Markup;
 use serde::Deserialize;
 
 use crate::accounts::{self, Account, Login};
-use crate::quarantine::{Entry, QuarantineError, Query as Search};
+use crate::quarantine::{Entry, QuarantineError, Query as Search, Scope};
 use crate::{Console, ConsoleError};
 use auth::{CSRF_COOKIE, SESSION_COOKIE, SESSION_SECONDS};
 use i18n::Lang;
@@ -212,7 +212,7 @@ async fn login(
     let refused = |status: StatusCode, text: &'static str| {
         visit.page(&console, status, pages::login(lang, &visit.csrf_token(&console), Some(lang.t(text))))
     };
-    match accounts::login(&*console.state.store, &form.email, &form.password, &peer.ip().to_string()).await {
+    match accounts::login(&*console.state.store, &form.email, &form.password, &peer.ip().to_string(), "console").await {
         Ok(Login::Ok(account)) => {
             let expires = rempart_model::date::unix_now() + SESSION_SECONDS;
             let cookie = console.keys.session_cookie(&account.email, expires);
@@ -298,7 +298,7 @@ fn percent_encode(s: &str) -> String {
 async fn list(State(console): State<Arc<Console>>, headers: HeaderMap, Query(params): Query<ListParams>) -> Response {
     let visit = Visit::new(&console, &headers, params.lang.as_deref()).await;
     let Some(viewer) = &visit.viewer else { return to_login() };
-    let (store, scope, search, page_number) = (console.quarantine.clone(), viewer.scope(), params.search(), params.page);
+    let (store, scope, search, page_number) = (console.quarantine.clone(), Scope::of(viewer), params.search(), params.page);
     let search_for_page = search.clone();
     let page = match crate::blocking(move || store.list(&scope, &search, page_number, PAGE_SIZE)).await {
         Ok(page) => page,
@@ -319,7 +319,7 @@ async fn list(State(console): State<Arc<Console>>, headers: HeaderMap, Query(par
 pub(crate) async fn visible_entry(console: &Console, viewer: &Account, id: &str) -> Result<Option<Entry>, QuarantineError> {
     let (store, id) = (console.quarantine.clone(), id.to_string());
     let entry = crate::blocking(move || store.get(&id)).await?;
-    Ok(entry.filter(|e| viewer.scope().allows(e)))
+    Ok(entry.filter(|e| Scope::of(viewer).allows(e)))
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -390,7 +390,7 @@ async fn act(
     let done =
         |status, text: &'static str| visit.page(&console, status, pages::notice(lang, lang.t(text), lang.t(text), Some((viewer, &csrf))));
     match action.as_str() {
-        "release" => match console.release(&id, &viewer.scope(), &viewer.email).await {
+        "release" => match console.release(&id, &Scope::of(viewer), &viewer.email).await {
             Ok(_) => Redirect::to(&format!("/quarantine/{id}?done=released")).into_response(),
             Err(ConsoleError::Quarantine(QuarantineError::NotHeld { .. })) => done(StatusCode::CONFLICT, "already_released"),
             Err(e) => failure(e),
@@ -487,7 +487,7 @@ async fn digest_release(
     let Some((account, _)) = link.check(&console, &id).await else {
         return visit.notice(&console, StatusCode::FORBIDDEN, "bad_link");
     };
-    match console.release(&id, &account.scope(), &account.email).await {
+    match console.release(&id, &Scope::of(&account), &account.email).await {
         Ok(_) => visit.notice(&console, StatusCode::OK, "released_ok"),
         Err(ConsoleError::Quarantine(QuarantineError::NotHeld { .. })) => visit.notice(&console, StatusCode::CONFLICT, "already_released"),
         Err(e) => failure(e),

@@ -32,6 +32,10 @@ impl<B: Bus, S: Transport> Session<B, S> {
         if self.shared.tls.is_some() && self.facts.tls.is_none() {
             lines.push("STARTTLS".into());
         }
+        // Passwords only over TLS (RFC 8314), and only where customers submit mail.
+        if self.kind.is_submission() && self.facts.tls.is_some() && self.account.is_none() {
+            lines.push("AUTH PLAIN LOGIN".into());
+        }
         lines.push("DSN".into());
         let last = lines.len() - 1;
         for (i, line) in lines.iter().enumerate() {

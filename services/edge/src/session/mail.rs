@@ -12,6 +12,9 @@ impl<B: Bus, S: Transport> Session<B, S> {
         match self.state {
             State::Connected => return self.reply(Reply::bad_sequence("Send EHLO or HELO first")),
             State::Mail | State::Rcpt => return self.reply(Reply::bad_sequence("Nested MAIL command")),
+            State::Greeted if self.kind.is_submission() && self.account.is_none() => {
+                return self.reply(Reply::new(530, "5.7.0", "Authentication required: log in with AUTH (after STARTTLS) to send"));
+            }
             State::Greeted => {}
         }
         let Some(rest) = strip_keyword(args, "FROM:") else {
@@ -69,6 +72,9 @@ impl<B: Bus, S: Transport> Session<B, S> {
         let address = path.mailbox.as_ref().map(|m| m.address()).unwrap_or_default();
         if !address.is_ascii() && !tx.smtputf8 {
             return self.reply(Reply::new(553, "5.6.7", "Non-ASCII address needs the SMTPUTF8 parameter"));
+        }
+        if let Some(refusal) = self.account.as_ref().and_then(|account| super::submission::sender_refusal(account, &address)) {
+            return self.reply(refusal);
         }
         // A source route on the reverse path is ignored (RFC 5321 §3.3).
         tx.return_path = address;

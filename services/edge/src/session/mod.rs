@@ -1,6 +1,7 @@
 //! One SMTP session as an explicit state machine: `Connected → Greeted → Mail → Rcpt`,
 //! with DATA and BDAT reading the body inline. Each verb has its own module.
 
+mod auth;
 mod bdat;
 mod data;
 mod ehlo;
@@ -8,13 +9,16 @@ mod mail;
 mod misc;
 mod rcpt;
 mod starttls;
+mod submission;
 mod verdict;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use rempart_bus::{Bus, DELIVER_TOPIC, Disposition, SCAN_TOPIC, Stage, dispose};
+use rempart_model::config::ListenerKind;
 use rempart_model::{Action, DsnRet, Envelope, QueueId, Recipient, SessionFacts, date};
+use rempart_state::accounts::Account;
 use rempart_telemetry::metrics;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::sync::watch;
@@ -91,6 +95,11 @@ pub struct Session<B: Bus, S: Transport> {
     /// The command being answered, for the metrics' `command` label.
     verb: &'static str,
     messages: u32,
+    /// Inbound MX service, or submission (AUTH, then mail to anywhere as the account).
+    kind: ListenerKind,
+    /// Who logged in (submission only).
+    account: Option<Account>,
+    auth_failures: u32,
 }
 
 /// The verbs we know, upper case; anything else is "other" (metric labels stay bounded).
@@ -109,8 +118,17 @@ enum Incoming {
 }
 
 impl<B: Bus, S: Transport> Session<B, S> {
-    pub fn new(shared: Arc<Shared<B>>, io: BufReader<Stream<S>>, peer_ip: String, shutdown: watch::Receiver<bool>) -> Self {
-        let facts = SessionFacts { peer_ip, ..Default::default() };
+    /// A session on a listener of `kind`; `tls` describes the connection when it is
+    /// already encrypted (implicit TLS).
+    pub fn new(
+        shared: Arc<Shared<B>>,
+        io: BufReader<Stream<S>>,
+        peer_ip: String,
+        kind: ListenerKind,
+        tls: Option<String>,
+        shutdown: watch::Receiver<bool>,
+    ) -> Self {
+        let facts = SessionFacts { peer_ip, tls, ..Default::default() };
         let span = message_span(&facts);
         Self {
             shared,
@@ -127,6 +145,9 @@ impl<B: Bus, S: Transport> Session<B, S> {
             last_message: None,
             verb: "connect",
             messages: 0,
+            kind,
+            account: None,
+            auth_failures: 0,
         }
     }
 
@@ -236,7 +257,8 @@ impl<B: Bus, S: Transport> Session<B, S> {
             "VRFY" => self.vrfy(args),
             "HELP" => self.help(),
             "STARTTLS" => self.starttls(args).await,
-            "EXPN" | "AUTH" | "ETRN" | "TURN" | "ATRN" => self.reply(Reply::new(502, "5.5.1", "Command not implemented")),
+            "AUTH" => self.auth(args).await,
+            "EXPN" | "ETRN" | "TURN" | "ATRN" => self.reply(Reply::new(502, "5.5.1", "Command not implemented")),
             _ => self.reply(Reply::new(500, "5.5.1", "Unknown command")),
         }
     }
@@ -315,6 +337,9 @@ impl<B: Bus, S: Transport> Session<B, S> {
     async fn scan_and_queue(&mut self, queue_id: &QueueId, body: Vec<u8>) -> (Reply, &'static str) {
         let tx = std::mem::take(&mut self.tx);
         self.state = State::Greeted;
+        if let Some(refusal) = self.account.as_ref().and_then(|account| submission::foreign_from(account, &body)) {
+            return (refusal, "reject");
+        }
         let (scan, body) = match self.scan(&tx, queue_id.as_str(), body).await {
             Ok(scanned) => scanned,
             Err(reply) => return (reply, "tempfail"),
@@ -361,6 +386,7 @@ impl<B: Bus, S: Transport> Session<B, S> {
         let trace = Trace {
             facts: &self.facts,
             esmtp: self.esmtp,
+            authenticated: self.account.is_some(),
             smtputf8: tx.smtputf8,
             hostname: self.hostname(),
             queue_id,
@@ -384,6 +410,7 @@ impl<B: Bus, S: Transport> Session<B, S> {
             smtputf8: tx.smtputf8,
             attempts: 0,
             verdict,
+            submitted_by: self.account.as_ref().map(|a| a.email.clone()),
         };
         match self.shared.bus.publish(topic, envelope.to_json(), message).await {
             Ok(_) => {

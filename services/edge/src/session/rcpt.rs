@@ -1,6 +1,7 @@
-//! RCPT TO: where relaying is decided. Only configured domains are accepted, and
-//! addresses that would route elsewhere once inside (source routes, %-hack, bang paths,
-//! quoted `@`) are refused, so the gateway is never an open relay.
+//! RCPT TO: where relaying is decided. Only configured domains are accepted — any
+//! domain only from an account logged in on a submission listener — and addresses
+//! that would route elsewhere once inside (source routes, %-hack, bang paths, quoted
+//! `@`) are refused from everyone, so the gateway is never an open relay.
 
 use rempart_bus::Bus;
 use rempart_model::{DomainConfig, Notify, Recipient};
@@ -48,19 +49,23 @@ impl<B: Bus, S: Transport> Session<B, S> {
             return self.reply(Reply::new(550, "5.7.1", "Relaying denied: '%', '!' and quoted '@' in the local part are not accepted"));
         }
         let config = self.shared.config.clone();
-        let Some(domain) = config.domain(&mailbox.domain) else {
+        let domain = config.domain(&mailbox.domain);
+        if domain.is_none() && self.account.is_none() {
             return self.reply(Reply::new(550, "5.7.1", format!("Relaying denied: we do not accept mail for {}", mailbox.domain)));
-        };
+        }
         let address = mailbox.address();
         if !address.is_ascii() && !self.tx.smtputf8 {
             return self.reply(Reply::new(553, "5.6.7", "Non-ASCII address needs SMTPUTF8 on MAIL FROM"));
         }
-        if !recipient_exists(domain, &mailbox) {
-            return self.reply(Reply::new(550, "5.1.1", format!("<{address}>: Recipient address rejected: user unknown")));
-        }
-        let domain_max = domain.max_message_size.unwrap_or(u64::MAX);
-        if self.tx.declared_size.is_some_and(|size| size > domain_max) {
-            return self.reply(Reply::new(552, "5.3.4", format!("Message too big for {} (limit {domain_max} bytes)", domain.name)));
+        let mut domain_max = u64::MAX;
+        if let Some(domain) = domain {
+            if !recipient_exists(domain, &mailbox) {
+                return self.reply(Reply::new(550, "5.1.1", format!("<{address}>: Recipient address rejected: user unknown")));
+            }
+            domain_max = domain.max_message_size.unwrap_or(u64::MAX);
+            if self.tx.declared_size.is_some_and(|size| size > domain_max) {
+                return self.reply(Reply::new(552, "5.3.4", format!("Message too big for {} (limit {domain_max} bytes)", domain.name)));
+            }
         }
         let mut recipient = Recipient::new(address);
         let Ok(params) = parse_params(params) else {

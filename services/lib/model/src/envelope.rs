@@ -138,6 +138,9 @@ pub struct Envelope {
     /// The scanner's verdict, when the message was scanned.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verdict: Option<crate::Verdict>,
+    /// The account that submitted it (AUTH on a submission listener): outbound mail.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub submitted_by: Option<String>,
 }
 
 impl Envelope {
@@ -156,6 +159,7 @@ impl Envelope {
             smtputf8: false,
             attempts: 0,
             verdict: None,
+            submitted_by: None,
         }
     }
 

@@ -10,6 +10,7 @@
 //! Prefix scans go by whole segments (`"bayes.t."`). Counters (`add`) are 8-byte
 //! little-endian integers, FoundationDB's ADD format.
 
+pub mod accounts;
 pub mod awl;
 pub mod bayes;
 mod embedded;

@@ -18,7 +18,7 @@ mod state;
 mod telemetry;
 pub use console::ConsoleConfig;
 pub use filtering::{BrandConfig, CompositeConfig, DnsConfig, DnsListConfig, PolicyConfig, PolicyOverride, ScannerConfig};
-pub use smtp::{ListenerConfig, SmtpConfig};
+pub use smtp::{ListenerConfig, ListenerKind, SmtpConfig};
 pub use state::{AwlConfig, BayesConfig, BusBackend, BusConfig, GreylistConfig, StateBackend, StateConfig};
 pub use telemetry::{LogFormat, TelemetryConfig};
 
@@ -345,6 +345,12 @@ impl Config {
         }
         if self.tls.cert.is_some() != self.tls.key.is_some() {
             return Err(err("tls".into(), "set both cert and key, or neither".into()));
+        }
+        if let Some(i) = self.smtp.listeners.iter().position(|l| l.kind.is_submission())
+            && self.tls.cert.is_none()
+        {
+            let message = "submission needs TLS: AUTH is offered only over TLS; set [tls] cert and key".to_string();
+            return Err(err(format!("smtp.listener[{i}].kind"), message));
         }
         for (key, path) in [("cert", &self.tls.cert), ("key", &self.tls.key)] {
             if let Some(p) = path.as_ref().filter(|p| !p.is_file()) {

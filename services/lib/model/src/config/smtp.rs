@@ -79,10 +79,31 @@ pub struct ListenerConfig {
     pub address: SocketAddr,
     /// Expect a PROXY protocol v1 or v2 header first (behind a load balancer). Default false.
     pub proxy_protocol: bool,
+    /// "smtp" (default: inbound mail for the customer domains, no AUTH), "submission"
+    /// (port 587: the customers' users send; STARTTLS then AUTH required) or
+    /// "submissions" (port 465: the same over implicit TLS). Both need `[tls]`.
+    pub kind: ListenerKind,
+}
+
+/// What a listener is for.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ListenerKind {
+    #[default]
+    Smtp,
+    Submission,
+    Submissions,
+}
+
+impl ListenerKind {
+    /// Whether clients must log in before sending (and may send anywhere once in).
+    pub fn is_submission(self) -> bool {
+        self != ListenerKind::Smtp
+    }
 }
 
 impl Default for ListenerConfig {
     fn default() -> Self {
-        Self { address: SocketAddr::from(([127, 0, 0, 1], 2525)), proxy_protocol: false }
+        Self { address: SocketAddr::from(([127, 0, 0, 1], 2525)), proxy_protocol: false, kind: ListenerKind::Smtp }
     }
 }

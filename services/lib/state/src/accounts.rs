@@ -1,15 +1,15 @@
-//! Console accounts in the shared store (`console.account.<email>`), with argon2
-//! password hashes, and the login throttle (failures per IP and per account, shared by
-//! every console process through the store).
+//! Accounts in the shared store (`console.account.<email>`), with argon2 password
+//! hashes: one login for the console and for SMTP submission. And the login throttle
+//! (failures per IP and per account, shared by every console and edge through the store,
+//! so guessing on one service counts on the other).
 
 use std::time::Duration;
 
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString, rand_core::OsRng};
-use rempart_state::{Store, StoreError, key};
 use serde::{Deserialize, Serialize};
 
-use crate::quarantine::Scope;
+use crate::{Store, StoreError, key};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -49,16 +49,22 @@ pub struct Account {
     pub password_hash: String,
     #[serde(default)]
     pub disabled: bool,
+    /// Suspended from sending (too much blocked mail); may still log into the console.
+    #[serde(default)]
+    pub suspended: bool,
 }
 
 impl Account {
-    /// What this account may read and act on.
-    pub fn scope(&self) -> Scope {
-        match self.role {
-            Role::Operator => Scope::All,
-            Role::DomainAdmin => Scope::Domains(self.domains.clone()),
-            Role::User => Scope::Addresses(std::iter::once(self.email.clone()).chain(self.aliases.iter().cloned()).collect()),
-        }
+    /// Whether mail from `address` (an envelope sender or a From address) may be sent by
+    /// this account: its login, an alias, an address of an `@domain` alias, or for a
+    /// domain admin any address of their domains. The operator is not a mailbox.
+    pub fn may_send_as(&self, address: &str) -> bool {
+        let address = address.trim().to_ascii_lowercase();
+        let Some((_, domain)) = address.rsplit_once('@') else { return false };
+        let domain_wide = |d: &str| d.strip_prefix('@').is_some_and(|d| d == domain);
+        address == self.email
+            || self.aliases.iter().any(|a| *a == address || domain_wide(a))
+            || self.role == Role::DomainAdmin && self.domains.iter().any(|d| d == domain)
     }
 }
 
@@ -119,34 +125,33 @@ pub enum Login {
 
 /// Checks a login, counting failures; a throttled IP or account is refused before the
 /// password is even hashed (no oracle, no CPU spent for an attacker).
-pub async fn login(store: &dyn Store, email: &str, password: &str, ip: &str) -> Result<Login, AccountError> {
+pub async fn login(store: &dyn Store, email: &str, password: &str, ip: &str, service: &str) -> Result<Login, AccountError> {
     let email = email.trim().to_ascii_lowercase();
     let window = rempart_model::date::unix_now() / FAILURE_WINDOW.as_secs();
-    let keys =
-        [key(&["console", "fail", "ip", ip, &window.to_string()]), key(&["console", "fail", "account", &email, &window.to_string()])];
+    let keys = [key(&["auth", "fail", "ip", ip, &window.to_string()]), key(&["auth", "fail", "account", &email, &window.to_string()])];
     for k in &keys {
         if failures(store, k).await? >= MAX_FAILURES {
             return Ok(Login::Throttled);
         }
     }
     let account = get(store, &email).await?;
-    let ok = match &account {
-        Some(a) => !a.disabled && password_matches(&a.password_hash, password),
-        None => {
-            // Same work as a real check, so timing does not tell which addresses exist.
-            static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-            let dummy = DUMMY.get_or_init(|| hash_password("not a password").unwrap_or_default());
-            let _ = password_matches(dummy, password);
-            false
-        }
+    // Unknown accounts cost the same work, so timing does not tell which exist.
+    static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let hash = match &account {
+        Some(a) => a.password_hash.clone(),
+        None => DUMMY.get_or_init(|| hash_password("not a password").unwrap_or_default()).clone(),
     };
+    // Argon2 takes tens of milliseconds of CPU: off the async threads.
+    let password = password.to_string();
+    let matches = tokio::task::spawn_blocking(move || password_matches(&hash, &password)).await.unwrap_or(false);
+    let ok = account.as_ref().is_some_and(|a| !a.disabled) && matches;
     match (ok, account) {
         (true, Some(account)) => Ok(Login::Ok(Box::new(account))),
         _ => {
             for k in &keys {
                 count_failure(store, k).await?;
             }
-            tracing::warn!(%ip, account = %email, "console login refused");
+            tracing::warn!(%ip, account = %email, %service, "login refused");
             Ok(Login::Refused)
         }
     }

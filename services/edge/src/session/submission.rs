@@ -1,0 +1,86 @@
+//! What an authenticated account may send: as itself only. The envelope sender (at
+//! MAIL) and every address of the From header (at the end of DATA) must be addresses
+//! the account may send as (`Account::may_send_as`: its login, its aliases, an
+//! `@domain` alias's domain, a domain admin's domains); else `553 5.7.1` naming the rule.
+
+use rempart_smtp::Reply;
+use rempart_state::accounts::Account;
+
+const RULE: &str = "an account sends only as its login, its aliases and the domains it was given";
+
+/// Why MAIL FROM:<address> is refused for `account`, if it is.
+pub fn sender_refusal(account: &Account, address: &str) -> Option<Reply> {
+    if account.suspended {
+        return Some(Reply::new(
+            550,
+            "5.7.1",
+            format!("Account {} is suspended from sending: ask your provider to review and unsuspend it", account.email),
+        ));
+    }
+    if address.is_empty() {
+        return Some(Reply::new(553, "5.7.1", "Sender address rejected: the null sender <> is not accepted on submission"));
+    }
+    (!account.may_send_as(address))
+        .then(|| Reply::new(553, "5.7.1", format!("Sender address rejected: <{address}> is not yours as {} ({RULE})", account.email)))
+}
+
+/// Why the message is refused because of its From header, if it is: a From address the
+/// account may not use, or no From address at all.
+pub fn foreign_from(account: &Account, message: &[u8]) -> Option<Reply> {
+    let headers = mail_parser::MessageParser::new().parse_headers(message);
+    let from: Vec<String> = headers
+        .as_ref()
+        .and_then(|m| m.from())
+        .map(|f| f.iter().filter_map(|a| a.address()).map(str::to_string).collect())
+        .unwrap_or_default();
+    if from.is_empty() {
+        return Some(Reply::new(553, "5.7.1", "Message refused: it has no From address (RFC 5322 section 3.6.2)"));
+    }
+    let foreign = from.iter().find(|a| !account.may_send_as(a))?;
+    Some(Reply::new(553, "5.7.1", format!("Message refused: From <{foreign}> is not yours as {} ({RULE})", account.email)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rempart_state::accounts::Role;
+
+    fn account(role: Role, domains: &[&str], aliases: &[&str]) -> Account {
+        Account {
+            email: "alice@example.com".into(),
+            role,
+            domains: domains.iter().map(|d| d.to_string()).collect(),
+            aliases: aliases.iter().map(|a| a.to_string()).collect(),
+            password_hash: String::new(),
+            disabled: false,
+            suspended: false,
+        }
+    }
+
+    #[test]
+    fn an_account_sends_as_itself_its_aliases_and_its_domains() {
+        let alice = account(Role::User, &[], &["a.smith@example.com", "@shop.example"]);
+        for ok in ["alice@example.com", "ALICE@Example.com", "a.smith@example.com", "sales@shop.example"] {
+            assert!(sender_refusal(&alice, ok).is_none(), "{ok}");
+        }
+        for refused in ["bob@example.com", "alice@other.example", "", "sales@sub.shop.example"] {
+            assert_eq!(sender_refusal(&alice, refused).map(|r| (r.code, r.status)), Some((553, "5.7.1".into())), "{refused}");
+        }
+        let admin = account(Role::DomainAdmin, &["example.com"], &[]);
+        assert!(sender_refusal(&admin, "anyone@example.com").is_none());
+        assert!(sender_refusal(&admin, "anyone@other.example").is_some());
+        let mut suspended = account(Role::User, &[], &[]);
+        suspended.suspended = true;
+        assert_eq!(sender_refusal(&suspended, "alice@example.com").map(|r| r.code), Some(550));
+    }
+
+    #[test]
+    fn the_from_header_must_be_the_accounts_too() {
+        let alice = account(Role::User, &[], &[]);
+        assert!(foreign_from(&alice, b"From: Alice <alice@example.com>\r\nSubject: x\r\n\r\nbody\r\n").is_none());
+        let forged = foreign_from(&alice, b"From: CEO <ceo@example.com>\r\n\r\nbody\r\n").expect("refused");
+        assert!(forged.text.contains("ceo@example.com"), "{}", forged.text);
+        assert!(foreign_from(&alice, b"From: Alice <alice@example.com>, Bob <bob@example.com>\r\n\r\nx\r\n").is_some());
+        assert!(foreign_from(&alice, b"Subject: no from\r\n\r\nx\r\n").is_some());
+    }
+}

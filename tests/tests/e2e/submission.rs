@@ -1,0 +1,169 @@
+//! Authenticated submission with real clients (swaks, Python's smtplib) against the
+//! gateway: STARTTLS then AUTH on the submission port, implicit TLS on the submissions
+//! port, never AUTH in plaintext or on port 25, the sender must be the login, and
+//! failed logins are throttled through the shared store.
+
+use std::process::Command;
+use std::time::Duration;
+
+use rempart_tests::gateway::run_rempart;
+use rempart_tests::{Gateway, Sink, SinkMode, SmtpClient, free_port, self_signed_cert};
+
+const PASSWORD: &str = "correct horse battery";
+
+struct Submission {
+    gw: Gateway,
+    sink: Sink,
+    submission: u16,
+    submissions: u16,
+    _certs: tempfile::TempDir,
+}
+
+fn start() -> Submission {
+    let sink = Sink::start(SinkMode::Accept);
+    let certs = tempfile::tempdir().expect("tempdir");
+    let (cert, key) = self_signed_cert(certs.path());
+    let (submission, submissions) = (free_port(), free_port());
+    let config = format!(
+        "[smtp]\nhostname = \"gw.test\"\n[[smtp.listener]]\naddress = \"{{listen}}\"\n\
+         [[smtp.listener]]\naddress = \"127.0.0.1:{submission}\"\nkind = \"submission\"\n\
+         [[smtp.listener]]\naddress = \"127.0.0.1:{submissions}\"\nkind = \"submissions\"\n\
+         [queue]\ndata_dir = \"{{data}}\"\n[greylist]\nenabled = false\n[tls]\ncert = \"{}\"\nkey = \"{}\"\n\
+         [[domain]]\nname = \"example.com\"\nroute = \"{}\"\n",
+        cert.display(),
+        key.display(),
+        sink.route()
+    );
+    let gw = Gateway::in_process_prepared(&config, |gw| {
+        let path = gw.config_path.display().to_string();
+        let out = run_rempart(
+            &["--config", &path, "account", "add", "alice@example.com", "--alias", "@shop.example"],
+            gw.dir.path(),
+            Some(PASSWORD.as_bytes()),
+        );
+        assert!(out.status.success(), "account add: {}", String::from_utf8_lossy(&out.stderr));
+    });
+    Submission { gw, sink, submission, submissions, _certs: certs }
+}
+
+/// Runs swaks against `port` with `args`; gives its transcript.
+fn swaks(port: u16, args: &[&str]) -> String {
+    let out = Command::new("swaks")
+        .args(["--server", &format!("127.0.0.1:{port}"), "--helo", "client.test", "--timeout", "20"])
+        .args(args)
+        .output()
+        .expect("swaks is installed by scripts/setup.sh");
+    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+}
+
+fn login(user: &str, password: &str) -> Vec<String> {
+    ["--auth", "PLAIN", "--auth-user", user, "--auth-password", password].map(String::from).to_vec()
+}
+
+#[test]
+fn a_customer_submits_with_starttls_and_auth_and_the_message_is_delivered() {
+    let s = start();
+    let mut args = vec!["--tls", "--from", "alice@example.com", "--to", "bob@example.com"];
+    let auth = login("alice@example.com", PASSWORD);
+    args.extend(auth.iter().map(String::as_str));
+    args.extend(["--header", "Subject: quarterly report", "--body", "Numbers attached."]);
+    let transcript = swaks(s.submission, &args);
+    assert!(transcript.contains("235 2.7.0"), "{transcript}");
+    assert!(transcript.contains("250 2.0.0 Ok: queued as"), "{transcript}");
+    let received = s.sink.wait_for(1, Duration::from_secs(20));
+    assert_eq!(received.len(), 1, "{transcript}");
+    let data = String::from_utf8_lossy(&received[0].data);
+    assert!(data.contains("with ESMTPSA id"), "the Received header says authenticated TLS: {data}");
+    assert_eq!(received[0].mail_from, "alice@example.com");
+    // A domain alias (`@shop.example`) lets the account send as any address there.
+    let mut args = vec!["--tls", "--from", "orders@shop.example", "--to", "bob@example.com", "--header", "From: orders@shop.example"];
+    args.extend(auth.iter().map(String::as_str));
+    let transcript = swaks(s.submission, &args);
+    assert!(transcript.contains("250 2.0.0 Ok: queued as"), "{transcript}");
+}
+
+#[test]
+fn implicit_tls_with_smtplib_login() {
+    let s = start();
+    let script = format!(
+        "import smtplib, ssl\n\
+         ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE\n\
+         with smtplib.SMTP_SSL('127.0.0.1', {port}, context=ctx, timeout=20) as c:\n\
+         \x20   c.ehlo('client.test')\n\
+         \x20   assert 'PLAIN' in c.esmtp_features.get('auth', ''), c.esmtp_features\n\
+         \x20   c.login('alice@example.com', '{PASSWORD}', initial_response_ok=False)\n\
+         \x20   c.sendmail('alice@example.com', ['carol@example.com'], 'From: alice@example.com\\r\\nSubject: hi\\r\\n\\r\\nhello\\r\\n')\n\
+         print('sent')\n",
+        port = s.submissions
+    );
+    let out = Command::new("python3").args(["-c", &script]).output().expect("python3");
+    assert!(out.status.success(), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let received = s.sink.wait_for(1, Duration::from_secs(20));
+    assert_eq!(received[0].rcpt_to, vec!["carol@example.com".to_string()]);
+}
+
+#[test]
+fn no_auth_in_plaintext_nor_on_port_25_and_no_relaying_without_it() {
+    let s = start();
+    // Submission port before STARTTLS: no AUTH offered, none accepted, no mail.
+    let mut c = SmtpClient::connect(&format!("127.0.0.1:{}", s.submission));
+    let ehlo = c.ehlo().text();
+    assert!(ehlo.contains("STARTTLS") && !ehlo.contains("AUTH"), "{ehlo}");
+    let r = c.cmd("AUTH PLAIN AGFsaWNlQGV4YW1wbGUuY29tAGNvcnJlY3QgaG9yc2UgYmF0dGVyeQ==");
+    assert_eq!((r.code, r.enhanced()), (538, Some("5.7.11".to_string())), "{}", r.text());
+    let r = c.cmd("MAIL FROM:<alice@example.com>");
+    assert_eq!((r.code, r.enhanced()), (530, Some("5.7.0".to_string())), "{}", r.text());
+    // Port 25: AUTH is not offered and refused; relaying to others is denied.
+    let mut c = SmtpClient::connect(&s.gw.addr());
+    assert!(!c.ehlo().text().contains("AUTH"));
+    assert_eq!(c.cmd("AUTH PLAIN AGFsaWNlQGV4YW1wbGUuY29tAGNvcnJlY3QgaG9yc2UgYmF0dGVyeQ==").code, 502);
+    assert_eq!(c.cmd("MAIL FROM:<alice@example.com>").code, 250);
+    let r = c.cmd("RCPT TO:<someone@elsewhere.example>");
+    assert_eq!((r.code, r.enhanced()), (550, Some("5.7.1".to_string())), "{}", r.text());
+    // Over TLS with swaks on port 25: AUTH still refused.
+    let mut args = vec!["--tls", "--from", "alice@example.com", "--to", "x@elsewhere.example"];
+    let auth = login("alice@example.com", PASSWORD);
+    args.extend(auth.iter().map(String::as_str));
+    let transcript = swaks(s.gw.port, &args);
+    assert!(!transcript.contains("235 "), "{transcript}");
+    assert!(s.sink.messages().is_empty());
+}
+
+#[test]
+fn the_sender_must_be_the_login_and_logged_in_mail_may_go_anywhere() {
+    let s = start();
+    let auth = login("alice@example.com", PASSWORD);
+    let with_auth = |extra: &[&str]| {
+        let mut args = vec!["--tls"];
+        args.extend(auth.iter().map(String::as_str));
+        args.extend_from_slice(extra);
+        swaks(s.submission, &args)
+    };
+    let transcript = with_auth(&["--from", "bob@example.com", "--to", "carol@example.com"]);
+    assert!(transcript.contains("553 5.7.1 Sender address rejected: <bob@example.com> is not yours"), "{transcript}");
+    let transcript = with_auth(&["--from", "alice@example.com", "--to", "carol@example.com", "--header", "From: CEO <ceo@example.com>"]);
+    assert!(transcript.contains("553 5.7.1 Message refused: From <ceo@example.com> is not yours"), "{transcript}");
+    // Any recipient domain once logged in (outbound mail); --quit-after keeps it at RCPT.
+    let transcript = with_auth(&["--from", "alice@example.com", "--to", "partner@elsewhere.example", "--quit-after", "RCPT"]);
+    assert!(transcript.contains("250 2.1.5 Recipient <partner@elsewhere.example> OK"), "{transcript}");
+    assert!(s.sink.messages().is_empty(), "nothing forged was delivered");
+}
+
+#[test]
+fn wrong_passwords_are_refused_then_throttled_across_connections() {
+    let s = start();
+    for _ in 0..5 {
+        let mut args = vec!["--tls", "--from", "alice@example.com", "--to", "bob@example.com", "--quit-after", "AUTH"];
+        let auth = login("alice@example.com", "not the password");
+        args.extend(auth.iter().map(String::as_str));
+        let transcript = swaks(s.submission, &args);
+        assert!(transcript.contains("535 5.7.8"), "{transcript}");
+    }
+    // The sixth try, even with the right password, is throttled (per IP and account).
+    let mut args = vec!["--tls", "--from", "alice@example.com", "--to", "bob@example.com", "--quit-after", "AUTH"];
+    let auth = login("alice@example.com", PASSWORD);
+    args.extend(auth.iter().map(String::as_str));
+    let transcript = swaks(s.submission, &args);
+    assert!(transcript.contains("454 4.7.0 Too many failed logins"), "{transcript}");
+    assert!(s.gw.log().contains("AUTH throttled"), "logged");
+}
