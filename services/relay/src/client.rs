@@ -6,7 +6,10 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use rempart_model::{DomainConfig, Envelope, RouteTls};
+use std::net::IpAddr;
+use std::path::Path;
+
+use rempart_model::{DomainConfig, Envelope, Route, RouteTls};
 use tokio::io::BufReader;
 use tokio::net::TcpStream;
 
@@ -24,6 +27,21 @@ pub struct Attempt {
     pub replies: Vec<Reply>,
     /// The remote server announced DSN, so it now handles NOTIFY itself.
     pub remote_dsn: bool,
+}
+
+/// Where one delivery goes: a customer's route, or one address of an outside domain's
+/// MX host (`address` set: connect there, and name `route.host` in TLS).
+pub struct Destination<'a> {
+    pub route: Route,
+    pub tls: RouteTls,
+    pub ca_file: Option<&'a Path>,
+    pub address: Option<IpAddr>,
+}
+
+impl<'a> Destination<'a> {
+    pub fn of_domain(domain: &'a DomainConfig) -> Destination<'a> {
+        Destination { route: domain.route.clone(), tls: domain.route_tls, ca_file: domain.route_ca_file.as_deref(), address: None }
+    }
 }
 
 pub struct Client {
@@ -62,16 +80,19 @@ impl Client {
     /// Delivers `body` for the recipients at `indices` of `envelope`, reusing an idle
     /// connection to the route when there is one. A connection-level failure gives
     /// every recipient the same reply.
-    pub async fn deliver(&self, domain: &DomainConfig, envelope: &Envelope, indices: &[usize], body: &[u8]) -> Attempt {
-        let route = &domain.route;
-        let remote = format!("{}:{}", route.host, route.port);
+    pub async fn deliver(&self, destination: &Destination<'_>, envelope: &Envelope, indices: &[usize], body: &[u8]) -> Attempt {
+        let route = &destination.route;
+        let remote = match destination.address {
+            Some(ip) => format!("{}[{ip}]:{}", route.host, route.port),
+            None => format!("{}:{}", route.host, route.port),
+        };
         // Connections are shared only between routes with the same TLS policy.
-        let key = format!("{remote}/{:?}/{:?}", domain.route_tls, domain.route_ca_file);
+        let key = format!("{remote}/{:?}/{:?}", destination.tls, destination.ca_file);
         let mut remote_dsn = false;
         let outcome = loop {
             let (mut session, reused) = match self.take_idle(&key) {
                 Some(session) => (session, true),
-                None => match self.open(domain).await {
+                None => match self.open(destination).await {
                     Ok(session) => (session, false),
                     Err(reply) => break Err(reply),
                 },
@@ -119,10 +140,15 @@ impl Client {
     /// Connects, reads the greeting, says EHLO and upgrades to TLS when the policy and
     /// the server allow. Under `required` and `verify` nothing is sent in plaintext
     /// after EHLO: no TLS, or a certificate that does not verify, is a 4.7.x deferral.
-    async fn open(&self, domain: &DomainConfig) -> Result<Session, Reply> {
-        let (route, tls) = (&domain.route, domain.route_tls);
-        let address = (route.host.as_str(), route.port);
-        let tcp = match tokio::time::timeout(self.connect_timeout, TcpStream::connect(address)).await {
+    async fn open(&self, destination: &Destination<'_>) -> Result<Session, Reply> {
+        let (route, tls) = (&destination.route, destination.tls);
+        let connect = async {
+            match destination.address {
+                Some(ip) => TcpStream::connect((ip, route.port)).await,
+                None => TcpStream::connect((route.host.as_str(), route.port)).await,
+            }
+        };
+        let tcp = match tokio::time::timeout(self.connect_timeout, connect).await {
             Ok(Ok(tcp)) => tcp,
             Ok(Err(e)) => return Err(Reply::new(451, "4.4.1", format!("Connection to {}:{} failed: {e}", route.host, route.port))),
             Err(_) => return Err(Reply::new(451, "4.4.1", format!("Connection to {}:{} timed out", route.host, route.port))),
@@ -133,8 +159,7 @@ impl Client {
         let mut caps = conn.ehlo(&self.hostname).await?;
         let must_encrypt = matches!(tls, RouteTls::Required | RouteTls::Verify);
         if tls != RouteTls::Disabled && caps.contains("STARTTLS") {
-            let connector =
-                self.tls.for_route(tls, domain.route_ca_file.as_deref()).map_err(|e| Reply::new(451, "4.7.5", e.to_string()))?;
+            let connector = self.tls.for_route(tls, destination.ca_file).map_err(|e| Reply::new(451, "4.7.5", e.to_string()))?;
             conn.send(b"STARTTLS\r\n").await?;
             expect(conn.read_reply().await?, 220)?;
             let name = server_name(&route.host).ok_or_else(|| Reply::new(451, "4.7.0", "Invalid server name for TLS"))?;

@@ -6,6 +6,7 @@
 mod client;
 mod conn;
 mod dsn;
+mod mx;
 mod tls;
 
 use std::collections::BTreeMap;
@@ -13,19 +14,22 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rempart_bus::{Bus, DELIVER_TOPIC, Delivery};
-use rempart_model::{Config, DeliveryStatus, Envelope, Recipient, SessionFacts, date};
+use rempart_model::{Config, DeliveryStatus, Envelope, Recipient, RouteTls, SessionFacts, date};
+use rempart_smtp::Reply;
 use rempart_telemetry::metrics;
 use tokio::sync::watch;
 use tracing::Instrument;
 use tracing::field::Empty;
 
-pub use client::Client;
+pub use client::{Client, Destination};
 pub use tls::{Connectors, TlsSetupError};
 
 pub struct Relay<B> {
     config: Arc<Config>,
     bus: B,
     client: Arc<Client>,
+    /// For delivery by MX to domains we do not serve (`None`: DNS off).
+    resolver: Option<mail_auth::hickory_resolver::TokioResolver>,
 }
 
 impl<B: Bus> Relay<B> {
@@ -34,7 +38,8 @@ impl<B: Bus> Relay<B> {
     pub fn new(config: Arc<Config>, bus: B) -> Result<Self, TlsSetupError> {
         let tls = Connectors::new(&config)?;
         let client = Client::new(config.smtp.hostname.clone(), config.relay.connect_timeout.0, config.relay.command_timeout.0, tls);
-        Ok(Self { config, bus, client: Arc::new(client) })
+        let resolver = mx::resolver(&config.dns);
+        Ok(Self { config, bus, client: Arc::new(client), resolver })
     }
 
     /// Runs `relay.concurrency` workers until `shutdown` turns true; each finishes the
@@ -166,25 +171,19 @@ impl<B: Bus> Relay<B> {
     /// One delivery attempt for every pending recipient, a transaction per route.
     /// Returns the recipients whose status became final and who should get a report.
     async fn attempt(&self, envelope: &mut Envelope, body: &[u8]) -> Vec<(usize, dsn::Action)> {
+        // By route: a customer domain's (all its recipients in one transaction), or an
+        // outside domain's MX hosts (mail a logged-in account submitted, or a DSN).
         let mut groups: BTreeMap<String, Vec<usize>> = BTreeMap::new();
         let mut reports = Vec::new();
-        let now = date::unix_now();
-        for (i, r) in envelope.recipients.iter_mut().enumerate() {
+        for (i, r) in envelope.recipients.iter().enumerate() {
             if !matches!(r.status, DeliveryStatus::Pending { .. }) {
                 continue;
             }
-            match self.config.domain(r.domain()) {
-                Some(domain) => groups.entry(domain.name.clone()).or_default().push(i),
-                None => {
-                    let reply = format!("5.4.4 No route configured for {}", r.domain());
-                    tracing::warn!(queue_id = %envelope.queue_id, recipient = %r.address, "no route for the recipient's domain");
-                    r.status = DeliveryStatus::Failed { status: "5.4.4".into(), reply, remote: None, at: now };
-                    reports.push((i, dsn::Action::Failed));
-                }
-            }
+            let route = self.config.domain(r.domain()).map_or_else(|| r.domain().to_ascii_lowercase(), |d| d.name.clone());
+            groups.entry(route).or_default().push(i);
         }
         for (domain_name, indices) in groups {
-            let Some(domain) = self.config.domain(&domain_name) else { continue };
+            let customer = self.config.domain(&domain_name);
             let span = tracing::info_span!(
                 "deliver.route",
                 rempart.queue_id = %envelope.queue_id,
@@ -192,7 +191,14 @@ impl<B: Bus> Relay<B> {
                 rempart.remote = Empty,
                 smtp.reply = Empty,
             );
-            let attempt = self.client.deliver(domain, envelope, &indices, body).instrument(span.clone()).await;
+            let attempt = match customer {
+                Some(domain) => {
+                    self.client.deliver(&Destination::of_domain(domain), envelope, &indices, body).instrument(span.clone()).await
+                }
+                None => self.deliver_by_mx(&domain_name, envelope, &indices, body).instrument(span.clone()).await,
+            };
+            // Metric labels stay bounded: outside domains are counted together.
+            let label = if customer.is_some() { domain_name.as_str() } else { "outside" };
             span.record("rempart.remote", attempt.remote.as_str());
             let replies: Vec<String> = attempt.replies.iter().map(|r| r.to_string()).collect();
             span.record("smtp.reply", replies.join(" | "));
@@ -220,7 +226,7 @@ impl<B: Bus> Relay<B> {
                     r.status = DeliveryStatus::Pending { last_reply: Some(reply.to_string()) };
                 }
                 let result = r.status.label();
-                metrics().delivery(&domain_name, result);
+                metrics().delivery(label, result);
                 tracing::info!(
                     queue_id = %envelope.queue_id, recipient = %r.address, %client, action, symbols = symbols.as_deref().unwrap_or(""),
                     remote = %attempt.remote, reply = %reply, %trace_id, result, "delivery"
@@ -228,6 +234,28 @@ impl<B: Bus> Relay<B> {
             }
         }
         reports
+    }
+
+    /// Tries the MX hosts of an outside domain in order, each of their addresses in
+    /// turn, until one answers (a refused or timed-out connection moves on).
+    async fn deliver_by_mx(&self, domain: &str, envelope: &Envelope, indices: &[usize], body: &[u8]) -> client::Attempt {
+        let failed = |reply: Reply| client::Attempt { remote: domain.to_string(), replies: vec![reply; indices.len()], remote_dsn: false };
+        let hosts = match mx::hosts(self.resolver.as_ref(), domain, self.config.relay.mx_port).await {
+            Ok(hosts) => hosts,
+            Err(reply) => return failed(reply),
+        };
+        let mut last = None;
+        for route in hosts {
+            for ip in mx::addresses(self.resolver.as_ref(), &route.host).await {
+                let destination = Destination { route: route.clone(), tls: RouteTls::Opportunistic, ca_file: None, address: Some(ip) };
+                let attempt = self.client.deliver(&destination, envelope, indices, body).await;
+                if !attempt.replies.iter().all(|r| r.status == "4.4.1") {
+                    return attempt;
+                }
+                last = Some(attempt);
+            }
+        }
+        last.unwrap_or_else(|| failed(Reply::new(451, "4.4.4", format!("No mail server of {domain} has an address"))))
     }
 
     async fn send_reports(&self, envelope: &Envelope, body: &[u8], reports: &[(usize, dsn::Action)]) -> Result<(), rempart_bus::BusError> {

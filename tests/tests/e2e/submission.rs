@@ -6,6 +6,7 @@
 use std::process::Command;
 use std::time::Duration;
 
+use rempart_tests::dns::{DnsServer, Rr, Zone};
 use rempart_tests::gateway::run_rempart;
 use rempart_tests::{Gateway, Sink, SinkMode, SmtpClient, free_port, self_signed_cert};
 
@@ -20,6 +21,11 @@ struct Submission {
 }
 
 fn start() -> Submission {
+    start_with("")
+}
+
+/// With `extra` configuration appended.
+fn start_with(extra: &str) -> Submission {
     let sink = Sink::start(SinkMode::Accept);
     let certs = tempfile::tempdir().expect("tempdir");
     let (cert, key) = self_signed_cert(certs.path());
@@ -29,7 +35,7 @@ fn start() -> Submission {
          [[smtp.listener]]\naddress = \"127.0.0.1:{submission}\"\nkind = \"submission\"\n\
          [[smtp.listener]]\naddress = \"127.0.0.1:{submissions}\"\nkind = \"submissions\"\n\
          [queue]\ndata_dir = \"{{data}}\"\n[greylist]\nenabled = false\n[tls]\ncert = \"{}\"\nkey = \"{}\"\n\
-         [[domain]]\nname = \"example.com\"\nroute = \"{}\"\n",
+         [[domain]]\nname = \"example.com\"\nroute = \"{}\"\n{extra}",
         cert.display(),
         key.display(),
         sink.route()
@@ -166,4 +172,46 @@ fn wrong_passwords_are_refused_then_throttled_across_connections() {
     let transcript = swaks(s.submission, &args);
     assert!(transcript.contains("454 4.7.0 Too many failed logins"), "{transcript}");
     assert!(s.gw.log().contains("AUTH throttled"), "logged");
+}
+
+#[test]
+fn mail_to_outside_domains_goes_by_mx_and_failures_come_back_as_dsns() {
+    // The outside world: partner.test's first MX refuses connections (nothing listens
+    // on 127.0.0.9), its second is a sink; nomail.test has a null MX; ghost.test does
+    // not exist.
+    let outside = Sink::start(SinkMode::Accept);
+    let mut zone = Zone::new();
+    zone.add("partner.test", Rr::Mx(10, "mx1.partner.test".into()))
+        .add("partner.test", Rr::Mx(20, "mx2.partner.test".into()))
+        .add("mx1.partner.test", Rr::A("127.0.0.9".parse().unwrap()))
+        .add("mx2.partner.test", Rr::A("127.0.0.1".parse().unwrap()))
+        .add("nomail.test", Rr::Mx(0, ".".into()));
+    let dns = DnsServer::start(zone);
+    let s = start_with(&format!(
+        "[dns]\nservers = [\"{}\"]\ntimeout_ms = 1000\n[relay]\nmx_port = {}\nconnect_timeout = \"2s\"\n",
+        dns.addr,
+        outside.addr.port()
+    ));
+    let auth = login("alice@example.com", PASSWORD);
+    let send = |to: &[&str]| {
+        let to = to.join(",");
+        let mut args = vec!["--tls", "--from", "alice@example.com", "--header", "Subject: outbound", "--to", &to];
+        args.extend(auth.iter().map(String::as_str));
+        swaks(s.submission, &args)
+    };
+    let transcript = send(&["friend@partner.test"]);
+    assert!(transcript.contains("250 2.0.0 Ok: queued as"), "{transcript}");
+    let delivered = outside.wait_for(1, Duration::from_secs(20));
+    assert_eq!(delivered.len(), 1, "delivered by the second MX; log:\n{}", s.gw.log());
+    assert_eq!(delivered[0].rcpt_to, vec!["friend@partner.test".to_string()]);
+    assert!(s.gw.log().contains("mx2.partner.test"), "the delivery names the MX host");
+
+    let transcript = send(&["someone@nomail.test", "nobody@ghost.test"]);
+    assert!(transcript.contains("250 2.0.0 Ok: queued as"), "{transcript}");
+    let dsn = s.sink.wait_for(1, Duration::from_secs(20));
+    assert_eq!(dsn.len(), 1, "one DSN to the sender; log:\n{}", s.gw.log());
+    assert_eq!(dsn[0].rcpt_to, vec!["alice@example.com".to_string()]);
+    let text = String::from_utf8_lossy(&dsn[0].data);
+    assert!(text.contains("5.1.10") && text.contains("5.1.2"), "{text}");
+    assert_eq!(outside.messages().len(), 1, "nothing else went out");
 }

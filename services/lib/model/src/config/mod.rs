@@ -231,11 +231,14 @@ pub struct RelayConfig {
     pub connect_timeout: HumanDuration,
     /// Time to wait for each reply of the remote server. Default "5m".
     pub command_timeout: HumanDuration,
+    /// The port of outside domains' MX hosts (mail submitted by accounts, DSNs to
+    /// outside senders). Default 25; another only for tests and unusual networks.
+    pub mx_port: u16,
 }
 
 impl Default for RelayConfig {
     fn default() -> Self {
-        Self { concurrency: 16, connect_timeout: HumanDuration::secs(30), command_timeout: HumanDuration::secs(300) }
+        Self { concurrency: 16, connect_timeout: HumanDuration::secs(30), command_timeout: HumanDuration::secs(300), mx_port: 25 }
     }
 }
 

@@ -1,0 +1,94 @@
+//! Where mail for a domain we do not serve goes (RFC 5321 §5.1): its MX hosts by
+//! preference, or the domain itself when it has no MX (the implicit MX); a null MX
+//! (RFC 7505) or a domain that does not exist is a permanent failure, a DNS failure a
+//! temporary one.
+
+use std::time::Duration;
+
+use mail_auth::hickory_resolver::TokioResolver;
+use mail_auth::hickory_resolver::config::{ConnectionConfig, NameServerConfig, ResolverConfig, ResolverOpts};
+use mail_auth::hickory_resolver::proto::rr::RData;
+use rempart_model::Route;
+use rempart_model::config::DnsConfig;
+use rempart_smtp::Reply;
+
+/// MX hosts tried per attempt, at most (a hostile zone can list hundreds).
+pub const MAX_HOSTS: usize = 10;
+
+/// The resolver of `[dns]`; `None` when offline or when no system resolver is usable
+/// (mail to outside domains then waits with 4.4.3).
+pub fn resolver(config: &DnsConfig) -> Option<TokioResolver> {
+    if config.offline {
+        return None;
+    }
+    let mut options = ResolverOpts::default();
+    options.timeout = Duration::from_millis(config.timeout_ms);
+    options.attempts = config.attempts;
+    let built = if config.servers.is_empty() {
+        mail_auth::MessageAuthenticator::new_system_conf().map(|a| a.resolver().clone())
+    } else {
+        let servers = config
+            .servers
+            .iter()
+            .map(|s| {
+                let (mut udp, mut tcp) = (ConnectionConfig::udp(), ConnectionConfig::tcp());
+                (udp.port, tcp.port) = (s.port(), s.port());
+                NameServerConfig::new(s.ip(), true, vec![udp, tcp])
+            })
+            .collect();
+        mail_auth::MessageAuthenticator::new(ResolverConfig::from_name_servers(servers), options).map(|a| a.resolver().clone())
+    };
+    built.inspect_err(|e| tracing::error!(error = %e, "no DNS resolver: mail to outside domains will wait")).ok()
+}
+
+/// The hosts to try for `domain`, best first, each on `port`.
+pub async fn hosts(resolver: Option<&TokioResolver>, domain: &str, port: u16) -> Result<Vec<Route>, Reply> {
+    let Some(resolver) = resolver else {
+        return Err(Reply::new(451, "4.4.3", format!("Cannot look up the mail servers of {domain}: DNS is off ([dns] offline)")));
+    };
+    let fqdn = format!("{}.", domain.trim_end_matches('.'));
+    let route = |host: &str| Route { host: host.trim_end_matches('.').to_string(), port };
+    match resolver.mx_lookup(fqdn.as_str()).await {
+        Ok(lookup) => {
+            let mut mx: Vec<(u16, String)> = lookup
+                .answers()
+                .iter()
+                .filter_map(|record| match &record.data {
+                    RData::MX(mx) => Some((mx.preference, mx.exchange.to_string())),
+                    _ => None,
+                })
+                .collect();
+            if mx.len() == 1 && mx[0].1.trim_end_matches('.').is_empty() {
+                return Err(Reply::new(556, "5.1.10", format!("{domain} accepts no mail (null MX, RFC 7505)")));
+            }
+            mx.retain(|(_, host)| !host.trim_end_matches('.').is_empty());
+            mx.sort_by_key(|(preference, _)| *preference);
+            if mx.is_empty() {
+                return Ok(vec![route(domain)]);
+            }
+            Ok(mx.iter().take(MAX_HOSTS).map(|(_, host)| route(host)).collect())
+        }
+        Err(e) if e.is_nx_domain() => Err(Reply::new(550, "5.1.2", format!("Domain {domain} does not exist (DNS: no such name)"))),
+        Err(e) if e.is_no_records_found() => Ok(vec![route(domain)]),
+        Err(e) => Err(Reply::new(451, "4.4.3", format!("Cannot look up the mail servers of {domain}: {e}"))),
+    }
+}
+
+/// Addresses of one MX host tried, at most.
+pub const MAX_ADDRESSES: usize = 4;
+
+/// The addresses of `host` (A and AAAA), at most `MAX_ADDRESSES`; none when it has none
+/// or the lookup fails (the next host is tried).
+pub async fn addresses(resolver: Option<&TokioResolver>, host: &str) -> Vec<std::net::IpAddr> {
+    if let Ok(ip) = host.parse() {
+        return vec![ip];
+    }
+    let Some(resolver) = resolver else { return Vec::new() };
+    match resolver.lookup_ip(format!("{}.", host.trim_end_matches('.')).as_str()).await {
+        Ok(lookup) => lookup.iter().take(MAX_ADDRESSES).collect(),
+        Err(e) => {
+            tracing::info!(%host, error = %e, "MX host has no usable address");
+            Vec::new()
+        }
+    }
+}
