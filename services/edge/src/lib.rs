@@ -2,6 +2,7 @@
 //! limits, and the SMTP session that hands accepted mail to the bus.
 
 mod address;
+pub mod dkim;
 mod limits;
 pub mod proxy;
 mod received;
@@ -22,6 +23,8 @@ pub enum EdgeError {
     Tls(String),
     #[error("cannot listen on {address}: {source}")]
     Bind { address: std::net::SocketAddr, source: std::io::Error },
+    #[error("DKIM key {0}")]
+    Dkim(String),
 }
 
 /// What every session of one edge shares.
@@ -34,6 +37,8 @@ pub(crate) struct Shared<B> {
     pub verdicts: Option<Arc<dyn rempart_model::Verdicts>>,
     /// Greylisting lives here; `None` without shared state.
     pub state: Option<Arc<rempart_state::SharedState>>,
+    /// The customer domains' DKIM keys, for mail their accounts submit.
+    pub dkim: dkim::Signers,
 }
 
 /// Resolves once `shutdown` turns true (or its sender is gone).

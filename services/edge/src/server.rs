@@ -46,7 +46,8 @@ impl<B: Bus> Edge<B> {
         // Validated with the configuration.
         let trusted = config.smtp.trusted_networks.iter().filter_map(|n| rempart_model::net::Network::parse(n).ok()).collect();
         let limits = ConnectionLimits::new(config.smtp.max_connections, config.smtp.max_connections_per_ip, trusted);
-        Ok(Self { shared: Arc::new(Shared { config, bus, tls, verdicts, state }), limits, listeners })
+        let dkim = crate::dkim::Signers::load(&config)?;
+        Ok(Self { shared: Arc::new(Shared { config, bus, tls, verdicts, state, dkim }), limits, listeners })
     }
 
     /// The bound addresses (useful with port 0).

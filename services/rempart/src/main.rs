@@ -5,6 +5,7 @@ mod account_cmd;
 mod check_sender_cmd;
 mod config_cmd;
 mod console_cmd;
+mod dkim_cmd;
 mod learn_cmd;
 mod score_cmd;
 mod tune_cmd;
@@ -70,6 +71,9 @@ enum Command {
     /// Accounts: one login for the console and for SMTP submission.
     #[command(subcommand)]
     Account(account_cmd::AccountCommand),
+    /// DKIM keys for the mail customers submit.
+    #[command(subcommand)]
+    Dkim(dkim_cmd::DkimCommand),
 }
 
 fn main() -> ExitCode {
@@ -87,6 +91,7 @@ fn main() -> ExitCode {
         Command::Bayes(cmd) => learn_cmd::bayes(cmd, cli.config.as_deref()),
         Command::Console(cmd) => console_cmd::run(cmd, cli.config.as_deref()),
         Command::Account(cmd) => account_cmd::run(cmd, cli.config.as_deref()),
+        Command::Dkim(cmd) => dkim_cmd::run(cmd),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -215,3 +215,64 @@ fn mail_to_outside_domains_goes_by_mx_and_failures_come_back_as_dsns() {
     assert!(text.contains("5.1.10") && text.contains("5.1.2"), "{text}");
     assert_eq!(outside.messages().len(), 1, "nothing else went out");
 }
+
+#[test]
+fn submitted_mail_is_dkim_signed_with_every_key_of_the_from_domain() {
+    use mail_auth::common::crypto::{RsaKey, Sha256};
+    use mail_auth::{AuthenticatedMessage, DkimResult};
+    use rustls_pki_types::PrivateKeyDer;
+    use rustls_pki_types::pem::PemObject;
+
+    let keys = tempfile::tempdir().expect("tempdir");
+    let ed_file = keys.path().join("ed.pem");
+    let out = run_rempart(&["dkim", "generate", "example.com", "ed", "--out", &ed_file.display().to_string()], keys.path(), None);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let printed = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(printed.starts_with("ed._domainkey.example.com. IN TXT \"v=DKIM1; k=ed25519; p="), "{printed}");
+    let ed_record = printed.split('"').nth(1).expect("quoted record").to_string();
+    let rsa = Command::new("openssl").args(["genrsa", "2048"]).output().expect("openssl (Debian) generates the RSA key");
+    assert!(rsa.status.success());
+    let rsa_file = keys.path().join("rsa.pem");
+    std::fs::write(&rsa_file, &rsa.stdout).expect("write");
+    let rsa_public = RsaKey::<Sha256>::from_key_der(PrivateKeyDer::from_pem_slice(&rsa.stdout).expect("pem")).expect("rsa").public_key();
+    let rsa_record = format!("v=DKIM1; k=rsa; p={}", to_base64(&rsa_public));
+
+    let mut zone = Zone::new();
+    zone.add("ed._domainkey.example.com", Rr::txt(&ed_record)).add("rsa._domainkey.example.com", Rr::txt(&rsa_record));
+    let dns = DnsServer::start(zone);
+    let s = start_with(&format!(
+        "[[domain.dkim]]\nselector = \"ed\"\nkey_file = \"{}\"\n[[domain.dkim]]\nselector = \"rsa\"\nkey_file = \"{}\"\n",
+        ed_file.display(),
+        rsa_file.display()
+    ));
+    let mut args = vec!["--tls", "--from", "alice@example.com", "--to", "bob@example.com", "--header", "Subject: signed"];
+    let auth = login("alice@example.com", PASSWORD);
+    args.extend(auth.iter().map(String::as_str));
+    let transcript = swaks(s.submission, &args);
+    assert!(transcript.contains("250 2.0.0 Ok: queued as"), "{transcript}");
+    let received = s.sink.wait_for(1, Duration::from_secs(20));
+    let data = received[0].data.clone();
+    let text = String::from_utf8_lossy(&data).to_string();
+    assert_eq!(text.matches("DKIM-Signature:").count(), 2, "{text}");
+
+    let resolver = rempart_scanner::dns::Dns::new(&rempart_model::config::DnsConfig {
+        servers: vec![dns.addr],
+        timeout_ms: 1000,
+        attempts: 1,
+        offline: false,
+    })
+    .expect("resolver");
+    let (passed, results) = tokio::runtime::Runtime::new().expect("runtime").block_on(async {
+        let message = AuthenticatedMessage::parse(&data).expect("parses");
+        let results = resolver.authenticator().expect("online").verify_dkim(&message).await;
+        let passed: Vec<String> =
+            results.iter().filter(|r| *r.result() == DkimResult::Pass).filter_map(|r| r.signature().map(|s| s.s.clone())).collect();
+        (passed, format!("{results:?}"))
+    });
+    assert_eq!(passed.len(), 2, "both signatures verify: {results}\n{text}");
+}
+
+fn to_base64(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}

@@ -393,9 +393,14 @@ impl<B: Bus, S: Transport> Session<B, S> {
             single_recipient: single,
             at: now,
         };
+        // Submitted mail is signed for its From domain (checked to be the account's).
+        let signature = match &self.account {
+            Some(_) => submission::from_domain(&body).map(|domain| self.shared.dkim.sign(&domain, &body)).unwrap_or_default(),
+            None => String::new(),
+        };
         let message = match &verdict {
             Some(v) => v.edits.apply(&trace.header(), body),
-            None => [trace.header().into_bytes(), body].concat(),
+            None => [trace.header().into_bytes(), signature.into_bytes(), body].concat(),
         };
         let size = message.len();
         let envelope = Envelope {

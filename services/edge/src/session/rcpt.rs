@@ -141,6 +141,7 @@ mod tests {
             policy: Default::default(),
             greylisting: true,
             scanner_fallback: Default::default(),
+            dkim: Vec::new(),
         };
         let mb = |local: &str| Mailbox { local: local.into(), quoted: false, domain: "example.com".into() };
         assert!(recipient_exists(&domain, &mb("alice")));

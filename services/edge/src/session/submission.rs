@@ -24,15 +24,21 @@ pub fn sender_refusal(account: &Account, address: &str) -> Option<Reply> {
         .then(|| Reply::new(553, "5.7.1", format!("Sender address rejected: <{address}> is not yours as {} ({RULE})", account.email)))
 }
 
+/// The addresses of the message's From header.
+fn from_addresses(message: &[u8]) -> Vec<String> {
+    let headers = mail_parser::MessageParser::new().parse_headers(message);
+    headers.as_ref().and_then(|m| m.from()).map(|f| f.iter().filter_map(|a| a.address()).map(str::to_string).collect()).unwrap_or_default()
+}
+
+/// The domain of the first From address (the DKIM signing domain), lower case.
+pub fn from_domain(message: &[u8]) -> Option<String> {
+    from_addresses(message).first().and_then(|a| a.rsplit_once('@')).map(|(_, d)| d.to_ascii_lowercase())
+}
+
 /// Why the message is refused because of its From header, if it is: a From address the
 /// account may not use, or no From address at all.
 pub fn foreign_from(account: &Account, message: &[u8]) -> Option<Reply> {
-    let headers = mail_parser::MessageParser::new().parse_headers(message);
-    let from: Vec<String> = headers
-        .as_ref()
-        .and_then(|m| m.from())
-        .map(|f| f.iter().filter_map(|a| a.address()).map(str::to_string).collect())
-        .unwrap_or_default();
+    let from = from_addresses(message);
     if from.is_empty() {
         return Some(Reply::new(553, "5.7.1", "Message refused: it has no From address (RFC 5322 section 3.6.2)"));
     }

@@ -86,6 +86,23 @@ pub struct DomainConfig {
     /// sender retries) or "queue" (accept, scan later from `rempart.scan`).
     #[serde(default)]
     pub scanner_fallback: ScannerFallback,
+    /// DKIM keys that sign the mail this domain's accounts submit, each under its
+    /// selector (`[[domain.dkim]] selector = "s2026", key_file = "…"`; ed25519 or RSA,
+    /// PEM). All listed keys sign (an ed25519 and an RSA signature side by side, or the
+    /// old and new selector while rotating). Default none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dkim: Vec<DkimKeyConfig>,
+}
+
+/// One DKIM signing key of a domain.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DkimKeyConfig {
+    /// The selector: the key's DNS record is at `<selector>._domainkey.<domain>`.
+    pub selector: String,
+    /// PEM private key: PKCS#8 ed25519 (`rempart dkim generate`) or RSA (PKCS#8 or
+    /// PKCS#1, e.g. `openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048`).
+    pub key_file: PathBuf,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -305,6 +322,9 @@ impl Config {
         for d in &mut self.domains {
             for p in [&mut d.recipients_file, &mut d.route_ca_file].into_iter().flatten() {
                 fix(p);
+            }
+            for key in &mut d.dkim {
+                fix(&mut key.key_file);
             }
         }
     }
