@@ -276,3 +276,26 @@ fn to_base64(bytes: &[u8]) -> String {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
+
+#[test]
+fn sending_limits_defer_with_451_and_say_which() {
+    let s = start_with(
+        "[outbound.account]\nmessages_per_hour = 2\nmessages_per_day = 0\nrecipients_per_hour = 0\nrecipients_per_day = 3\n\
+         [outbound.domain]\nmessages_per_hour = 0\nmessages_per_day = 0\nrecipients_per_hour = 0\nrecipients_per_day = 0\n",
+    );
+    let auth = login("alice@example.com", PASSWORD);
+    let send = |to: &str| {
+        let mut args = vec!["--tls", "--from", "alice@example.com", "--to", to];
+        args.extend(auth.iter().map(String::as_str));
+        swaks(s.submission, &args)
+    };
+    let too_many = send("a@example.com,b@example.com,c@example.com,d@example.com");
+    assert!(too_many.contains("451 4.7.1 Sending limit reached: 3 recipients per day for account alice@example.com"), "{too_many}");
+    for n in 0..2 {
+        let transcript = send("bob@example.com");
+        assert!(transcript.contains("250 2.0.0 Ok: queued as"), "message {n}: {transcript}");
+    }
+    let third = send("bob@example.com");
+    assert!(third.contains("451 4.7.1 Sending limit reached: 2 messages per hour for account alice@example.com"), "{third}");
+    assert_eq!(s.sink.wait_for(2, Duration::from_secs(20)).len(), 2);
+}

@@ -337,8 +337,16 @@ impl<B: Bus, S: Transport> Session<B, S> {
     async fn scan_and_queue(&mut self, queue_id: &QueueId, body: Vec<u8>) -> (Reply, &'static str) {
         let tx = std::mem::take(&mut self.tx);
         self.state = State::Greeted;
-        if let Some(refusal) = self.account.as_ref().and_then(|account| submission::foreign_from(account, &body)) {
-            return (refusal, "reject");
+        if let Some(account) = &self.account {
+            if let Some(refusal) = submission::foreign_from(account, &body) {
+                return (refusal, "reject");
+            }
+            if let Some(state) = &self.shared.state {
+                let limits = &self.shared.config.outbound;
+                if let Err(reply) = submission::within_limits(&*state.store, limits, account, tx.recipients.len(), date::unix_now()).await {
+                    return (reply, "tempfail");
+                }
+            }
         }
         let (scan, body) = match self.scan(&tx, queue_id.as_str(), body).await {
             Ok(scanned) => scanned,

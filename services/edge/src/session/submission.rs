@@ -3,8 +3,15 @@
 //! the account may send as (`Account::may_send_as`: its login, its aliases, an
 //! `@domain` alias's domain, a domain admin's domains); else `553 5.7.1` naming the rule.
 
+use std::time::Duration;
+
+use rempart_model::config::{OutboundConfig, SendLimits};
 use rempart_smtp::Reply;
 use rempart_state::accounts::Account;
+use rempart_state::{Store, StoreError, key, window};
+
+const HOUR: Duration = Duration::from_secs(3600);
+const DAY: Duration = Duration::from_secs(86_400);
 
 const RULE: &str = "an account sends only as its login, its aliases and the domains it was given";
 
@@ -44,6 +51,53 @@ pub fn foreign_from(account: &Account, message: &[u8]) -> Option<Reply> {
     }
     let foreign = from.iter().find(|a| !account.may_send_as(a))?;
     Some(Reply::new(553, "5.7.1", format!("Message refused: From <{foreign}> is not yours as {} ({RULE})", account.email)))
+}
+
+/// Checks a message of `recipients` recipients against the account's and its domain's
+/// sending limits and, when within them, counts it. Past a limit: `451 4.7.1` saying
+/// which (the sender retries; the window turns).
+pub async fn within_limits(store: &dyn Store, limits: &OutboundConfig, account: &Account, recipients: usize, now: u64) -> Result<(), Reply> {
+    let domain = account.email.rsplit_once('@').map_or("", |(_, d)| d);
+    let scopes = [("account", account.email.as_str(), &limits.account), ("domain", domain, &limits.domain)];
+    let mut counted = Vec::new();
+    for (scope, id, limit) in scopes {
+        for (what, per, length, max, by) in checks(limit, recipients) {
+            if max == 0 {
+                continue;
+            }
+            let k = key(&["out", scope, id, what, per, &window::number(now, length).to_string()]);
+            let sent = window::read(store, &k).await.map_err(store_failure)?;
+            if sent + by > max as i64 {
+                tracing::warn!(%scope, %id, what, per, limit = max, "sending limit reached");
+                return Err(Reply::new(
+                    451,
+                    "4.7.1",
+                    format!("Sending limit reached: {max} {what} per {per} for {scope} {id}; try again later"),
+                ));
+            }
+            counted.push((k, by, length));
+        }
+    }
+    for (k, by, length) in counted {
+        window::add(store, &k, by, length).await.map_err(store_failure)?;
+    }
+    Ok(())
+}
+
+/// (what, per, window, limit, this message's count) for each limit.
+fn checks(limit: &SendLimits, recipients: usize) -> [(&'static str, &'static str, Duration, u64, i64); 4] {
+    let n = recipients as i64;
+    [
+        ("messages", "hour", HOUR, limit.messages_per_hour, 1),
+        ("messages", "day", DAY, limit.messages_per_day, 1),
+        ("recipients", "hour", HOUR, limit.recipients_per_hour, n),
+        ("recipients", "day", DAY, limit.recipients_per_day, n),
+    ]
+}
+
+fn store_failure(e: StoreError) -> Reply {
+    tracing::error!(error = %e, "sending limits: the store failed");
+    Reply::new(451, "4.3.0", "Temporary failure while checking sending limits, please try again later")
 }
 
 #[cfg(test)]

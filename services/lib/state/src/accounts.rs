@@ -127,10 +127,10 @@ pub enum Login {
 /// password is even hashed (no oracle, no CPU spent for an attacker).
 pub async fn login(store: &dyn Store, email: &str, password: &str, ip: &str, service: &str) -> Result<Login, AccountError> {
     let email = email.trim().to_ascii_lowercase();
-    let window = rempart_model::date::unix_now() / FAILURE_WINDOW.as_secs();
+    let window = crate::window::number(rempart_model::date::unix_now(), FAILURE_WINDOW);
     let keys = [key(&["auth", "fail", "ip", ip, &window.to_string()]), key(&["auth", "fail", "account", &email, &window.to_string()])];
     for k in &keys {
-        if failures(store, k).await? >= MAX_FAILURES {
+        if crate::window::read(store, k).await? >= MAX_FAILURES {
             return Ok(Login::Throttled);
         }
     }
@@ -149,7 +149,7 @@ pub async fn login(store: &dyn Store, email: &str, password: &str, ip: &str, ser
         (true, Some(account)) => Ok(Login::Ok(Box::new(account))),
         _ => {
             for k in &keys {
-                count_failure(store, k).await?;
+                crate::window::add(store, k, 1, FAILURE_WINDOW).await?;
             }
             tracing::warn!(%ip, account = %email, %service, "login refused");
             Ok(Login::Refused)
@@ -163,20 +163,3 @@ impl PartialEq for Account {
     }
 }
 impl Eq for Account {}
-
-async fn failures(store: &dyn Store, k: &str) -> Result<i64, StoreError> {
-    Ok(store.get(k).await?.and_then(|v| v.try_into().ok().map(i64::from_le_bytes)).unwrap_or(0))
-}
-
-/// One more failure under `k`, expiring with the window (compare-and-set, so that
-/// concurrent failures on several consoles all count).
-async fn count_failure(store: &dyn Store, k: &str) -> Result<(), StoreError> {
-    for _ in 0..8 {
-        let current = store.get(k).await?;
-        let n = current.as_deref().and_then(|v| v.try_into().ok().map(i64::from_le_bytes)).unwrap_or(0);
-        if store.compare_and_set(k, current.as_deref(), &(n + 1).to_le_bytes(), Some(FAILURE_WINDOW)).await? {
-            return Ok(());
-        }
-    }
-    Ok(())
-}

@@ -22,6 +22,7 @@ pub mod sender_lists;
 mod shared;
 mod timed;
 pub mod verdicts;
+pub mod window;
 
 use std::future::Future;
 use std::pin::Pin;

@@ -13,11 +13,13 @@ use crate::{HumanDuration, InvalidValue};
 
 mod console;
 mod filtering;
+mod outbound;
 mod smtp;
 mod state;
 mod telemetry;
 pub use console::ConsoleConfig;
 pub use filtering::{BrandConfig, CompositeConfig, DnsConfig, DnsListConfig, PolicyConfig, PolicyOverride, ScannerConfig};
+pub use outbound::{OutboundConfig, SendLimits};
 pub use smtp::{ListenerConfig, ListenerKind, SmtpConfig};
 pub use state::{AwlConfig, BayesConfig, BusBackend, BusConfig, GreylistConfig, StateBackend, StateConfig};
 pub use telemetry::{LogFormat, TelemetryConfig};
@@ -43,6 +45,8 @@ pub struct Config {
     pub bayes: BayesConfig,
     pub telemetry: TelemetryConfig,
     pub console: ConsoleConfig,
+    /// Limits on the mail customers' accounts submit.
+    pub outbound: OutboundConfig,
 }
 
 /// One customer domain.
