@@ -79,6 +79,15 @@ fn newest_file(dir: &Path) -> Option<std::time::SystemTime> {
 }
 
 /// The port in the last "console on http://127.0.0.1:PORT/" line of `log`.
+/// The port of the listener of `kind` ("Submission", "Submissions") from the edge's
+/// "SMTP listening" log line.
+fn listener_port_in(log: &str, kind: &str) -> Option<u16> {
+    let line = log.lines().filter(|l| l.contains("SMTP listening") && l.contains(&format!("\"kind\":\"{kind}\""))).last()?;
+    let at = line.find("\"address\":\"")? + "\"address\":\"".len();
+    let address = line[at..].split('"').next()?;
+    address.rsplit_once(':')?.1.parse().ok()
+}
+
 fn console_port_in(log: &str) -> Option<u16> {
     let at = log.rfind("console on http://")? + "console on http://".len();
     let address = log[at..].split('/').next()?;
@@ -168,6 +177,18 @@ impl Gateway {
 
     /// The console's port, from the line it logs once it listens (the latest, after a
     /// restart); waits up to 20 s for it.
+    /// The port of a listener configured on port 0, by kind ("Submission",
+    /// "Submissions"), from its log line; waits up to 20 s for it.
+    pub fn listener_port(&self, kind: &str) -> u16 {
+        let mut port = None;
+        let found = wait_until(Duration::from_secs(20), || {
+            port = listener_port_in(&self.log(), kind);
+            port.is_some()
+        });
+        assert!(found, "no {kind} listener in the log:\n{}", self.log());
+        port.unwrap_or_default()
+    }
+
     pub fn console_port(&self) -> u16 {
         let mut port = None;
         let found = wait_until(Duration::from_secs(20), || {

@@ -106,8 +106,13 @@ impl Entry {
         }
     }
 
+    /// The domains whose readers may find it: the recipients' for inbound mail, the
+    /// submitting account's for outbound mail (held, never the outside recipients').
     pub fn domains(&self) -> BTreeSet<String> {
-        self.recipients.iter().map(|r| domain_of(r).to_string()).collect()
+        match &self.envelope.submitted_by {
+            Some(account) => BTreeSet::from([domain_of(account).to_string()]),
+            None => self.recipients.iter().map(|r| domain_of(r).to_string()).collect(),
+        }
     }
 }
 
@@ -149,8 +154,18 @@ impl Scope {
         }
     }
 
+    /// Inbound mail: the reader may see a recipient's copy. Outbound mail (held when
+    /// blocked): the reader is, or administers, the account that sent it; releasing it
+    /// to its outside recipients stays the operator's.
     pub fn allows(&self, entry: &Entry) -> bool {
-        entry.recipients.iter().any(|r| self.allows_recipient(r))
+        match &entry.envelope.submitted_by {
+            Some(account) => match self {
+                Scope::All => true,
+                Scope::Domains(domains) => domains.iter().any(|d| d == domain_of(account)),
+                Scope::Addresses(addresses) => addresses.iter().any(|a| a == account),
+            },
+            None => entry.recipients.iter().any(|r| self.allows_recipient(r)),
+        }
     }
 
     /// Whether the reader may edit the allow and block lists of `owner` (an address or

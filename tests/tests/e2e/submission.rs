@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use rempart_tests::dns::{DnsServer, Rr, Zone};
 use rempart_tests::gateway::run_rempart;
-use rempart_tests::{Gateway, Sink, SinkMode, SmtpClient, free_port, self_signed_cert};
+use rempart_tests::{Gateway, Sink, SinkMode, SmtpClient, self_signed_cert};
 
 const PASSWORD: &str = "correct horse battery";
 
@@ -29,11 +29,10 @@ fn start_with(extra: &str) -> Submission {
     let sink = Sink::start(SinkMode::Accept);
     let certs = tempfile::tempdir().expect("tempdir");
     let (cert, key) = self_signed_cert(certs.path());
-    let (submission, submissions) = (free_port(), free_port());
     let config = format!(
         "[smtp]\nhostname = \"gw.test\"\n[[smtp.listener]]\naddress = \"{{listen}}\"\n\
-         [[smtp.listener]]\naddress = \"127.0.0.1:{submission}\"\nkind = \"submission\"\n\
-         [[smtp.listener]]\naddress = \"127.0.0.1:{submissions}\"\nkind = \"submissions\"\n\
+         [[smtp.listener]]\naddress = \"127.0.0.1:0\"\nkind = \"submission\"\n\
+         [[smtp.listener]]\naddress = \"127.0.0.1:0\"\nkind = \"submissions\"\n\
          [queue]\ndata_dir = \"{{data}}\"\n[greylist]\nenabled = false\n[tls]\ncert = \"{}\"\nkey = \"{}\"\n\
          [[domain]]\nname = \"example.com\"\nroute = \"{}\"\n{extra}",
         cert.display(),
@@ -42,13 +41,23 @@ fn start_with(extra: &str) -> Submission {
     );
     let gw = Gateway::in_process_prepared(&config, |gw| {
         let path = gw.config_path.display().to_string();
-        let out = run_rempart(
-            &["--config", &path, "account", "add", "alice@example.com", "--alias", "@shop.example"],
-            gw.dir.path(),
-            Some(PASSWORD.as_bytes()),
-        );
-        assert!(out.status.success(), "account add: {}", String::from_utf8_lossy(&out.stderr));
+        for args in [
+            vec!["account", "add", "alice@example.com", "--alias", "@shop.example"],
+            vec!["account", "add", "admin@example.com", "--role", "domain-admin", "--domain", "example.com"],
+        ] {
+            let mut all = vec!["--config", &path];
+            all.extend(args);
+            let out = run_rempart(&all, gw.dir.path(), Some(PASSWORD.as_bytes()));
+            assert!(out.status.success(), "account add: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        // alice's API token, for looking at what the console holds for her.
+        let out = run_rempart(&["--config", &path, "console", "token", "add", "alice@example.com"], gw.dir.path(), None);
+        assert!(out.status.success(), "token add: {}", String::from_utf8_lossy(&out.stderr));
+        std::fs::write(gw.dir.path().join("alice.token"), String::from_utf8_lossy(&out.stdout).trim()).expect("write token");
     });
+    // Port 0: the ports are read from the log (a port picked beforehand could be taken
+    // by another test's socket before the gateway binds it).
+    let (submission, submissions) = (gw.listener_port("Submission"), gw.listener_port("Submissions"));
     Submission { gw, sink, submission, submissions, _certs: certs }
 }
 
@@ -298,4 +307,59 @@ fn sending_limits_defer_with_451_and_say_which() {
     let third = send("bob@example.com");
     assert!(third.contains("451 4.7.1 Sending limit reached: 2 messages per hour for account alice@example.com"), "{third}");
     assert_eq!(s.sink.wait_for(2, Duration::from_secs(20)).len(), 2);
+}
+
+#[test]
+fn outbound_spam_is_blocked_held_and_notified_and_repeated_spam_suspends_the_account() {
+    let s = start_with("[outbound]\nsuspend_after_blocked = 2\n");
+    let files = tempfile::tempdir().expect("tempdir");
+    // Content rules only (no Date, no Message-ID, image-only HTML, mixed-case href):
+    // above the outbound limit of 5.
+    let spam = files.path().join("spam.eml");
+    std::fs::write(
+        &spam,
+        "From: alice@example.com\r\nTo: x@partner.test\r\nSubject: Great offer\r\nContent-Type: text/html\r\n\r\n\
+         <html><a hReF=\"http://shop.example\">Buy now</a><img src=\"http://tracker.example/p.gif\"></html>\r\n",
+    )
+    .expect("write");
+    let auth = login("alice@example.com", PASSWORD);
+    let send = || {
+        let spam = spam.display().to_string();
+        let mut args = vec!["--tls", "--from", "alice@example.com", "--to", "x@partner.test", "--data", &spam];
+        args.extend(auth.iter().map(String::as_str));
+        swaks(s.submission, &args)
+    };
+    let first = send();
+    assert!(first.contains("550 5.7.1 Message blocked: it looks like spam"), "{first}");
+    assert!(first.contains("/why/"), "the refusal links its explanation: {first}");
+    // alice is told, with the portal link (her address is a customer one: the sink).
+    let notices = s.sink.wait_for(1, Duration::from_secs(20));
+    let notice = String::from_utf8_lossy(&notices[0].data).to_string();
+    assert_eq!(notices[0].rcpt_to, vec!["alice@example.com".to_string()]);
+    assert!(notice.contains("Your message was blocked") && notice.contains("/quarantine/"), "{notice}");
+
+    // The second blocked message suspends the account; alice and the domain admin are told.
+    let second = send();
+    assert!(second.contains("550 5.7.1 Message blocked"), "{second}");
+    let all = s.sink.wait_for(4, Duration::from_secs(20));
+    let to: Vec<String> = all.iter().flat_map(|m| m.rcpt_to.clone()).collect();
+    assert!(to.contains(&"admin@example.com".to_string()), "{to:?}");
+    assert!(all.iter().any(|m| String::from_utf8_lossy(&m.data).contains("Account alice@example.com suspended")));
+    let third = swaks(s.submission, &{
+        let mut args = vec!["--tls", "--from", "alice@example.com", "--to", "bob@example.com"];
+        args.extend(auth.iter().map(String::as_str));
+        args
+    });
+    assert!(third.contains("550 5.7.1 Account alice@example.com is suspended"), "{third}");
+
+    // Both blocked messages are held, and alice (their sender) sees them in the console.
+    let token = std::fs::read_to_string(s.gw.dir.path().join("alice.token")).expect("token");
+    let auth = vec![("Authorization".to_string(), format!("Bearer {token}"))];
+    let console = format!("127.0.0.1:{}", s.gw.console_port());
+    let held = rempart_tests::wait_until(Duration::from_secs(10), || {
+        let list = rempart_tests::http::request(&console, "GET", "/api/v1/quarantine", &auth, "");
+        list.status == 200 && list.body.matches("x@partner.test").count() >= 2
+    });
+    let list = rempart_tests::http::request(&console, "GET", "/api/v1/quarantine", &auth, "");
+    assert!(held, "{} {}", list.status, list.body);
 }

@@ -367,7 +367,10 @@ impl<B: Bus, S: Transport> Session<B, S> {
                 queue_id = %queue_id, client = %self.facts.peer_ip, from = %tx.return_path, score = v.score, action = %v.action,
                 listed = v.listed.as_deref().unwrap_or(""), symbols = %symbols.join(" "), scan_us = v.elapsed_us, %trace_id, "verdict"
             );
-            self.verdict_event(queue_id.as_str(), &tx, v).await;
+            // Reports count inbound mail by recipient domain; outbound usage is not reported yet.
+            if self.account.is_none() {
+                self.verdict_event(queue_id.as_str(), &tx, v).await;
+            }
         }
         let mut action = verdict.as_ref().map_or(Action::Accept, |v| v.action);
         let topic = match disposition {
@@ -375,6 +378,20 @@ impl<B: Bus, S: Transport> Session<B, S> {
                 let reply = Reply::new(refusal.code, refusal.status, refusal.text);
                 if let Some(v) = &verdict {
                     self.keep_refusal(queue_id.as_str(), &tx, v, &reply);
+                    if self.account.is_some() {
+                        let trace = Trace {
+                            facts: &self.facts,
+                            esmtp: self.esmtp,
+                            authenticated: true,
+                            smtputf8: tx.smtputf8,
+                            hostname: self.hostname(),
+                            queue_id,
+                            single_recipient: None,
+                            at: date::unix_now(),
+                        };
+                        let message = [trace.header().into_bytes(), body].concat();
+                        self.hold_blocked(queue_id, &tx, v, message).await;
+                    }
                 }
                 return (reply, action.as_str());
             }
@@ -406,9 +423,10 @@ impl<B: Bus, S: Transport> Session<B, S> {
             Some(_) => submission::from_domain(&body).map(|domain| self.shared.dkim.sign(&domain, &body)).unwrap_or_default(),
             None => String::new(),
         };
+        let prefix = trace.header() + &signature;
         let message = match &verdict {
-            Some(v) => v.edits.apply(&trace.header(), body),
-            None => [trace.header().into_bytes(), signature.into_bytes(), body].concat(),
+            Some(v) => v.edits.apply(&prefix, body),
+            None => [prefix.into_bytes(), body].concat(),
         };
         let size = message.len();
         let envelope = Envelope {

@@ -5,10 +5,14 @@
 
 use std::time::Duration;
 
+use rempart_bus::{Bus, DELIVER_TOPIC, QUARANTINE_TOPIC};
 use rempart_model::config::{OutboundConfig, SendLimits};
+use rempart_model::{Envelope, QueueId, Recipient, Verdict, date};
 use rempart_smtp::Reply;
-use rempart_state::accounts::Account;
+use rempart_state::accounts::{self, Account};
 use rempart_state::{Store, StoreError, key, window};
+
+use super::{Session, Transaction, Transport};
 
 const HOUR: Duration = Duration::from_secs(3600);
 const DAY: Duration = Duration::from_secs(86_400);
@@ -56,7 +60,13 @@ pub fn foreign_from(account: &Account, message: &[u8]) -> Option<Reply> {
 /// Checks a message of `recipients` recipients against the account's and its domain's
 /// sending limits and, when within them, counts it. Past a limit: `451 4.7.1` saying
 /// which (the sender retries; the window turns).
-pub async fn within_limits(store: &dyn Store, limits: &OutboundConfig, account: &Account, recipients: usize, now: u64) -> Result<(), Reply> {
+pub async fn within_limits(
+    store: &dyn Store,
+    limits: &OutboundConfig,
+    account: &Account,
+    recipients: usize,
+    now: u64,
+) -> Result<(), Reply> {
     let domain = account.email.rsplit_once('@').map_or("", |(_, d)| d);
     let scopes = [("account", account.email.as_str(), &limits.account), ("domain", domain, &limits.domain)];
     let mut counted = Vec::new();
@@ -82,6 +92,91 @@ pub async fn within_limits(store: &dyn Store, limits: &OutboundConfig, account: 
         window::add(store, &k, by, length).await.map_err(store_failure)?;
     }
     Ok(())
+}
+
+impl<B: Bus, S: Transport> Session<B, S> {
+    /// Submitted mail the outbound scan blocked: held in the quarantine (where the
+    /// account and its domain admins see it), the account told by mail with the portal
+    /// link, and counted: past `[outbound] suspend_after_blocked` in
+    /// `suspend_window` the account is suspended and its domain admins told.
+    pub(super) async fn hold_blocked(&mut self, queue_id: &QueueId, tx: &Transaction, verdict: &Verdict, message: Vec<u8>) {
+        let Some(account) = self.account.clone() else { return };
+        let now = date::unix_now();
+        let mut envelope = Envelope::new(queue_id.clone(), tx.return_path.clone(), tx.recipients.clone(), now);
+        (envelope.session, envelope.verdict, envelope.submitted_by) =
+            (self.facts.clone(), Some(verdict.clone()), Some(account.email.clone()));
+        if let Err(e) = self.shared.bus.publish(QUARANTINE_TOPIC, envelope.to_json(), message).await {
+            tracing::error!(%queue_id, error = %e, "could not hold a blocked outbound message");
+        }
+        let config = &self.shared.config;
+        let portal = config.console.public_url.replace("{hostname}", &config.smtp.hostname);
+        let to: Vec<&str> = tx.recipients.iter().map(|r| r.address.as_str()).collect();
+        let text = format!(
+            "Your message to {} was not sent: it looks like spam (score {:.1}, limit {:.1}).\r\n\
+             It is held for review: {}/quarantine/{queue_id}\r\n\r\n\
+             Votre message à {} n'a pas été envoyé : il ressemble à du spam. Il est retenu pour examen (lien ci-dessus).\r\n",
+            to.join(", "),
+            verdict.score,
+            config.outbound.block,
+            portal.trim_end_matches('/'),
+            to.join(", ")
+        );
+        self.notify(&account.email, "Your message was blocked / Votre message a été bloqué", &text).await;
+        let Some(state) = self.shared.state.clone() else { return };
+        let limits = &config.outbound;
+        let k = key(&["out", "blocked", &account.email, &window::number(now, limits.suspend_window.0).to_string()]);
+        let blocked = match window::add(&*state.store, &k, 1, limits.suspend_window.0).await {
+            Ok(()) => window::read(&*state.store, &k).await.unwrap_or(0),
+            Err(e) => {
+                tracing::error!(error = %e, "counting blocked outbound mail failed");
+                return;
+            }
+        };
+        if limits.suspend_after_blocked == 0 || blocked < limits.suspend_after_blocked as i64 {
+            return;
+        }
+        match suspend(&*state.store, &account.email).await {
+            Ok(admins) => {
+                tracing::warn!(account = %account.email, blocked, "account suspended: too much blocked outbound mail");
+                let text = format!(
+                    "The account {} was suspended from sending: {blocked} of its messages were blocked as spam within {}.\r\n\
+                     Check it (a stolen password?), then: rempart account unsuspend {}\r\n",
+                    account.email, limits.suspend_window, account.email
+                );
+                for admin in admins.iter().chain(std::iter::once(&account.email)) {
+                    self.notify(admin, &format!("Account {} suspended", account.email), &text).await;
+                }
+            }
+            Err(e) => tracing::error!(account = %account.email, error = %e, "suspending an account failed"),
+        }
+    }
+
+    /// A short text mail from the gateway (null sender) to `to`, through the relay.
+    async fn notify(&self, to: &str, subject: &str, text: &str) {
+        let host = &self.shared.config.smtp.hostname;
+        let id = QueueId::generate();
+        let now = date::unix_now();
+        let message = format!(
+            "From: Rempart <postmaster@{host}>\r\nTo: <{to}>\r\nSubject: {subject}\r\nDate: {}\r\nMessage-ID: <{id}.notice@{host}>\r\n\
+             Auto-Submitted: auto-generated\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\
+             Content-Transfer-Encoding: 8bit\r\n\r\n{text}",
+            date::rfc5322(now)
+        );
+        let envelope = Envelope::new(id.clone(), String::new(), vec![Recipient::new(to.to_string())], now);
+        if let Err(e) = self.shared.bus.publish(DELIVER_TOPIC, envelope.to_json(), message.into_bytes()).await {
+            tracing::error!(%to, error = %e, "could not send a notice");
+        }
+    }
+}
+
+/// Marks the account suspended; gives its domain admins' addresses.
+async fn suspend(store: &dyn Store, email: &str) -> Result<Vec<String>, accounts::AccountError> {
+    if let Some(mut account) = accounts::get(store, email).await? {
+        account.suspended = true;
+        accounts::put(store, &account).await?;
+    }
+    let domain = email.rsplit_once('@').map_or("", |(_, d)| d);
+    Ok(accounts::domain_admins(store, domain).await?.into_iter().map(|a| a.email).collect())
 }
 
 /// (what, per, window, limit, this message's count) for each limit.

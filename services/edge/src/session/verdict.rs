@@ -26,11 +26,6 @@ impl<B: Bus, S: Transport> Session<B, S> {
     /// neither lost nor accepted unscanned.
     pub(super) async fn scan(&self, tx: &Transaction, queue_id: &str, body: Vec<u8>) -> Result<(Scan, Vec<u8>), Reply> {
         let Some(verdicts) = self.shared.verdicts.clone() else { return Ok((Scan::Off, body)) };
-        if self.account.is_some() {
-            // The inbound checks (SPF of the client, DNS lists, greylisting, Bayes learned
-            // from inbound mail) do not apply to a customer's own submission.
-            return Ok((Scan::Off, body));
-        }
         let recipients: Vec<String> = tx.recipients.iter().map(|r| r.address.clone()).collect();
         let job = ScanJob {
             queue_id: queue_id.to_string(),
@@ -38,6 +33,7 @@ impl<B: Bus, S: Transport> Session<B, S> {
             return_path: tx.return_path.clone(),
             recipients,
             message: body,
+            outbound: self.account.is_some(),
         };
         match verdicts.verdict(job).await {
             Ok((verdict, job)) => Ok((Scan::Done(Box::new(verdict)), job.message)),

@@ -17,6 +17,9 @@ pub struct ScanJob {
     pub return_path: String,
     pub recipients: Vec<String>,
     pub message: Vec<u8>,
+    /// Submitted by a customer's account: scored with the content rules only (no DNS
+    /// checks, no Bayes learned from inbound mail) against `[outbound] block`.
+    pub outbound: bool,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -110,6 +110,19 @@ pub async fn get(store: &dyn Store, email: &str) -> Result<Option<Account>, Acco
     serde_json::from_slice(&value).map(Some).map_err(|source| AccountError::Corrupt { email: email.to_string(), source })
 }
 
+/// Accounts at most listed by a scan (the store's prefix scans are bounded).
+const MAX_ACCOUNTS: usize = 100_000;
+
+/// The domain admins of `domain` (enabled ones).
+pub async fn domain_admins(store: &dyn Store, domain: &str) -> Result<Vec<Account>, AccountError> {
+    let rows = store.scan_prefix(&format!("{}.", key(&["console", "account"])), MAX_ACCOUNTS).await?;
+    Ok(rows
+        .iter()
+        .filter_map(|(_, value)| serde_json::from_slice::<Account>(value).ok())
+        .filter(|a| a.role == Role::DomainAdmin && !a.disabled && a.domains.iter().any(|d| d == domain))
+        .collect())
+}
+
 /// Failed logins allowed per IP and per account in a window.
 pub const MAX_FAILURES: i64 = 5;
 pub const FAILURE_WINDOW: Duration = Duration::from_secs(15 * 60);

@@ -43,6 +43,8 @@ pub struct Scanner {
     policies: Policies,
     freemail: HashSet<String>,
     brands: Vec<checks::impersonation::Brand>,
+    /// `[outbound] block`: submitted mail scoring this or more is refused.
+    outbound_block: f64,
     dns: dns::Dns,
     dns_lists: Vec<rempart_model::config::DnsListConfig>,
     uri_lists: Vec<rempart_model::config::DnsListConfig>,
@@ -97,6 +99,7 @@ impl Scanner {
             policies: Policies::from_config(config)?,
             freemail,
             brands: checks::impersonation::Brand::list(&config.scanner.brands),
+            outbound_block: config.outbound.block,
             dns: dns::Dns::new(&config.dns)?,
             dns_lists: config.scanner.dns_lists.clone(),
             uri_lists: config.scanner.uri_lists.clone(),
@@ -229,6 +232,47 @@ impl Scanner {
         };
         verdict.edits = self.policies.edits(input.recipients, &verdict, network.authentication_results);
         verdict
+    }
+
+    /// The verdict on mail a customer's account submitted: the content rules only (the
+    /// DNS checks judge the client, which is the customer; Bayes, the AWL and the
+    /// recipients' lists are learned from inbound mail), weighed with the weights for
+    /// when Bayes does not vote; `Reject` at `[outbound] block` or more, else `Accept`.
+    pub fn evaluate_outbound(&self, input: &ScanInput<'_>) -> Verdict {
+        let started = Instant::now();
+        let analysis = Analysis::new(input.message);
+        let ctx = Context {
+            facts: input.facts,
+            return_path: input.return_path,
+            analysis: &analysis,
+            hostname: &self.hostname,
+            freemail: &self.freemail,
+            recipients: input.recipients,
+            brands: &self.brands,
+        };
+        let mut findings = Findings::default();
+        for stage in stages::LOCAL_STAGES.iter().filter(|s| s.name != "connection") {
+            (stage.run)(&ctx, &mut findings);
+        }
+        self.registry.add_composites(&mut findings);
+        let symbols = self.registry.weigh(findings);
+        let score = (symbols.iter().map(|s| s.score).sum::<f64>() * 100.0).round() / 100.0 + 0.0;
+        Verdict {
+            score,
+            action: if score >= self.outbound_block { rempart_model::Action::Reject } else { rempart_model::Action::Accept },
+            symbols,
+            listed: None,
+            scanner_id: self.id.clone(),
+            elapsed_us: started.elapsed().as_micros() as u64,
+            offline: false,
+            edits: Edits::default(),
+            refusal: None,
+        }
+    }
+
+    /// `[outbound] block`.
+    pub fn outbound_block(&self) -> f64 {
+        self.outbound_block
     }
 
     /// The Bayes symbol for the message, if the classifier votes.

@@ -61,13 +61,16 @@ impl v1::scanner_server::Scanner for Service {
             return_path: envelope.return_path,
             recipients: envelope.recipients,
             message: body,
+            outbound: envelope.outbound,
         };
         let (verdict, job) =
             self.scanner.scan_job(job, ScanPlace::Remote, traceparent.as_deref()).await.map_err(|e| Status::internal(e.to_string()))?;
         tracing::info!(queue_id = %job.queue_id, client = %job.facts.peer_ip, score = verdict.score, action = %verdict.action, "scanned");
         let reply = v1::Verdict::from(&verdict);
         let scanner = self.scanner.clone();
-        tokio::spawn(async move { scanner.record(&job.return_path, &job.facts.peer_ip, &verdict).await });
+        if !job.outbound {
+            tokio::spawn(async move { scanner.record(&job.return_path, &job.facts.peer_ip, &verdict).await });
+        }
         Ok(Response::new(reply))
     }
 }
@@ -237,7 +240,7 @@ impl RemoteScanner {
     }
 
     /// Scans on the next scanner address, moving on when one cannot be reached.
-    pub async fn scan(&self, queue_id: &str, input: &ScanInput<'_>) -> Result<Verdict, GrpcError> {
+    pub async fn scan(&self, queue_id: &str, input: &ScanInput<'_>, outbound: bool) -> Result<Verdict, GrpcError> {
         let channels = self.channels();
         if channels.is_empty() {
             return Err(GrpcError::NoAddress);
@@ -255,6 +258,7 @@ impl RemoteScanner {
                     session: Some(input.facts.into()),
                     return_path: input.return_path.to_string(),
                     recipients: input.recipients.to_vec(),
+                    outbound,
                 })),
             }];
             frames.extend(input.message.chunks(CHUNK).map(|c| v1::ScanRequest { frame: Some(Frame::Chunk(c.to_vec())) }));
@@ -282,7 +286,7 @@ impl RemoteScanner {
 impl Verdicts for RemoteScanner {
     fn verdict(&self, job: ScanJob) -> ScanFuture<'_> {
         Box::pin(async move {
-            match self.scan(&job.queue_id, &ScanInput::from(&job)).await {
+            match self.scan(&job.queue_id, &ScanInput::from(&job), job.outbound).await {
                 Ok(verdict) => Ok((verdict, job)),
                 Err(e) => Err(ScanFailure { error: ScanError::Unavailable(Box::new(e)), job: Some(job) }),
             }

@@ -46,6 +46,7 @@ async fn route<B: Bus>(scanner: &Arc<Scanner>, bus: &B, delivery: Delivery) {
         return_path: envelope.return_path.clone(),
         recipients: envelope.recipients.iter().map(|r| r.address.clone()).collect(),
         message: delivery.body,
+        outbound: envelope.submitted_by.is_some(),
     };
     let (verdict, job) = match scanner.scan_job(job, ScanPlace::Queued, None).await {
         Ok(done) => done,
@@ -55,7 +56,9 @@ async fn route<B: Bus>(scanner: &Arc<Scanner>, bus: &B, delivery: Delivery) {
             return;
         }
     };
-    scanner.record(&envelope.return_path, &envelope.session.peer_ip, &verdict).await;
+    if envelope.submitted_by.is_none() {
+        scanner.record(&envelope.return_path, &envelope.session.peer_ip, &verdict).await;
+    }
     let action = verdict.action;
     tracing::info!(queue_id = %envelope.queue_id, score = verdict.score, %action, "scanned after queueing");
     let disposition = dispose(&verdict, Stage::Queued);

@@ -65,6 +65,24 @@ impl Scanner {
         rempart_telemetry::propagation::set_parent(&span, traceparent);
         let started = Instant::now();
         let result = async {
+            if job.outbound {
+                let scanner = self.clone();
+                return tokio::task::spawn_blocking(move || {
+                    let mut verdict = scanner.evaluate_outbound(&ScanInput::from(&job));
+                    verdict.refusal = verdict.action.refuses().then(|| rempart_model::Refusal {
+                        code: 550,
+                        status: "5.7.1".into(),
+                        text: format!(
+                            "Message blocked: it looks like spam (score {:.1}, outbound limit {:.1}); it is held for review - {}",
+                            verdict.score,
+                            scanner.outbound_block(),
+                            scanner.policies().explain_url(&job.queue_id)
+                        ),
+                    });
+                    (verdict, job)
+                })
+                .await;
+            }
             let stage = tracing::info_span!("scan.network", rempart.queue_id = %job.queue_id, rempart.symbols = Empty);
             let network = self.network_findings(&ScanInput::from(&job)).instrument(stage.clone()).await;
             stage.record("rempart.symbols", names(network.findings.hits.iter().map(|h| &h.name)));
@@ -109,9 +127,12 @@ impl Verdicts for LocalVerdicts {
                 .scan_job(job, ScanPlace::Local, None)
                 .await
                 .map_err(|e| ScanFailure { error: ScanError::Failed(Box::new(e)), job: None })?;
-            let (scanner, recorded) = (self.0.clone(), verdict.clone());
-            let (return_path, peer_ip) = (job.return_path.clone(), job.facts.peer_ip.clone());
-            tokio::spawn(async move { scanner.record(&return_path, &peer_ip, &recorded).await });
+            // The AWL learns senders of inbound mail, not customers' own.
+            if !job.outbound {
+                let (scanner, recorded) = (self.0.clone(), verdict.clone());
+                let (return_path, peer_ip) = (job.return_path.clone(), job.facts.peer_ip.clone());
+                tokio::spawn(async move { scanner.record(&return_path, &peer_ip, &recorded).await });
+            }
             Ok((verdict, job))
         })
     }

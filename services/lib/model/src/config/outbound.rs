@@ -6,6 +6,16 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct OutboundConfig {
+    /// Submitted mail scoring this or more (content rules only) is refused and held.
+    /// Default 5.0: below the inbound add_header (6), as outbound spam costs the whole
+    /// platform its reputation.
+    pub block: f64,
+    /// An account with this many blocked messages within `suspend_window` is suspended
+    /// (Exim's BlockCracking idea: a stolen password sends spam) until `rempart account
+    /// unsuspend`; 0: never. Default 5.
+    pub suspend_after_blocked: u64,
+    /// Default "1h".
+    pub suspend_window: crate::HumanDuration,
     /// Each account's limits. Default 200 messages and 500 recipients an hour, 1,000
     /// and 2,000 a day.
     pub account: SendLimits,
@@ -28,6 +38,9 @@ pub struct SendLimits {
 impl Default for OutboundConfig {
     fn default() -> Self {
         Self {
+            block: 5.0,
+            suspend_after_blocked: 5,
+            suspend_window: crate::HumanDuration::secs(3600),
             account: SendLimits { messages_per_hour: 200, messages_per_day: 1_000, recipients_per_hour: 500, recipients_per_day: 2_000 },
             domain: SendLimits {
                 messages_per_hour: 2_000,
