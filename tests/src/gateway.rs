@@ -82,7 +82,7 @@ fn newest_file(dir: &Path) -> Option<std::time::SystemTime> {
 /// The port of the listener of `kind` ("Submission", "Submissions") from the edge's
 /// "SMTP listening" log line.
 fn listener_port_in(log: &str, kind: &str) -> Option<u16> {
-    let line = log.lines().filter(|l| l.contains("SMTP listening") && l.contains(&format!("\"kind\":\"{kind}\""))).last()?;
+    let line = log.lines().rev().find(|l| l.contains("SMTP listening") && l.contains(&format!("\"kind\":\"{kind}\"")))?;
     let at = line.find("\"address\":\"")? + "\"address\":\"".len();
     let address = line[at..].split('"').next()?;
     address.rsplit_once(':')?.1.parse().ok()
