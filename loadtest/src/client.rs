@@ -1,5 +1,5 @@
 //! The SMTP client of the load: one session, timed at each stage (connect, banner,
-//! EHLO, end of DATA), with optional PROXY v1 header, STARTTLS and pipelining.
+//! EHLO, end of DATA), with optional PROXY v1 header, STARTTLS, AUTH and pipelining.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -19,6 +19,8 @@ pub struct SessionOptions {
     pub pipelining: bool,
     pub starttls: bool,
     pub proxy_client: Option<IpAddr>,
+    /// Log in (AUTH PLAIN, after STARTTLS) with this user and password: submission.
+    pub auth: Option<(String, String)>,
     pub timeout: Duration,
 }
 
@@ -94,6 +96,14 @@ impl Session {
                 return Err(SessionError::Tls("the server does not offer STARTTLS".into()));
             }
             session.starttls().await?;
+        }
+        if let Some((user, password)) = session.options.auth.clone() {
+            use base64::Engine;
+            let token = base64::engine::general_purpose::STANDARD.encode(format!("\0{user}\0{password}"));
+            let (code, text) = session.command(&format!("AUTH PLAIN {token}")).await?;
+            if code != 235 {
+                return Err(SessionError::Unexpected(format!("AUTH: {code} {text}")));
+            }
         }
         Ok((session, Opened { connect, banner, ehlo }))
     }

@@ -44,6 +44,7 @@ pub async fn run(scenario: Scenario, options: RunOptions) -> Result<Report, Stri
             pipelining: scenario.pipelining,
             starttls: scenario.starttls,
             proxy_client: scenario.proxy_client,
+            auth: scenario.auth_user.clone().zip(scenario.auth_password.clone()),
             timeout: Duration::from_secs(60),
         },
         targets: options.targets.clone(),

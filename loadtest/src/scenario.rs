@@ -27,6 +27,12 @@ pub struct Scenario {
     /// Send a PROXY v1 header with this client address first (the listener must expect it).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub proxy_client: Option<std::net::IpAddr>,
+    /// Log in as this account (AUTH PLAIN after STARTTLS, which it needs): a submission
+    /// load. Messages must then be from `sender`, the account (`generated = true`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auth_user: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auth_password: Option<String>,
     /// Recipient domain; local parts are user0, user1, …
     pub recipient_domain: String,
     /// Envelope sender.
@@ -91,6 +97,8 @@ impl Default for Scenario {
             pipelining: true,
             starttls: false,
             proxy_client: None,
+            auth_user: None,
+            auth_password: None,
             recipient_domain: "example.com".into(),
             sender: "loadtest@loadtest.example".into(),
             mix: Mix::default(),
@@ -185,6 +193,12 @@ impl Scenario {
         if self.mix.sizes.is_empty() || self.mix.sizes.iter().any(|s| s.weight < 0.0 || s.bytes == 0) {
             return Err("mix.sizes needs at least one size with bytes > 0 and weight >= 0".into());
         }
+        if self.auth_user.is_some() != self.auth_password.is_some() {
+            return Err("auth_user and auth_password go together".into());
+        }
+        if self.auth_user.is_some() && !self.starttls {
+            return Err("AUTH needs starttls = true (the gateway offers it only over TLS)".into());
+        }
         for f in &self.sink_faults {
             if f.from >= f.to || !(400..600).contains(&f.code) || !(0.0..=1.0).contains(&f.share) {
                 return Err(format!("bad sink_fault {f:?}: from < to, a 4xx or 5xx code, share 0 to 1"));
@@ -225,5 +239,9 @@ mod tests {
         let s = Scenario::load(file.to_str().unwrap()).unwrap();
         assert_eq!((s.name.as_str(), s.sink_faults[0].share), ("bad", 1.0));
         assert!(Scenario::load("no-such-scenario").unwrap_err().contains("smoke"));
+        std::fs::write(&file, "auth_user = \"a@example.com\"\nauth_password = \"p\"\n").unwrap();
+        assert!(Scenario::load(file.to_str().unwrap()).unwrap_err().contains("starttls"));
+        std::fs::write(&file, "starttls = true\nauth_user = \"a@example.com\"\n").unwrap();
+        assert!(Scenario::load(file.to_str().unwrap()).unwrap_err().contains("go together"));
     }
 }
