@@ -192,15 +192,7 @@ impl Scanner {
 
         let mut findings = network.findings;
         if scored {
-            let ctx = Context {
-                facts: input.facts,
-                return_path: input.return_path,
-                analysis: &analysis,
-                hostname: &self.hostname,
-                freemail: &self.freemail,
-                recipients: input.recipients,
-                brands: &self.brands,
-            };
+            let ctx = self.context(input, &analysis);
             for stage in stages::LOCAL_STAGES {
                 (stage.run)(&ctx, &mut findings);
             }
@@ -241,15 +233,7 @@ impl Scanner {
     pub fn evaluate_outbound(&self, input: &ScanInput<'_>) -> Verdict {
         let started = Instant::now();
         let analysis = Analysis::new(input.message);
-        let ctx = Context {
-            facts: input.facts,
-            return_path: input.return_path,
-            analysis: &analysis,
-            hostname: &self.hostname,
-            freemail: &self.freemail,
-            recipients: input.recipients,
-            brands: &self.brands,
-        };
+        let ctx = self.context(input, &analysis);
         let mut findings = Findings::default();
         for stage in stages::LOCAL_STAGES.iter().filter(|s| s.name != "connection") {
             (stage.run)(&ctx, &mut findings);
@@ -267,6 +251,19 @@ impl Scanner {
             offline: false,
             edits: Edits::default(),
             refusal: None,
+        }
+    }
+
+    /// What the local checks see of `input`.
+    fn context<'a>(&'a self, input: &'a ScanInput<'_>, analysis: &'a Analysis<'a>) -> Context<'a> {
+        Context {
+            facts: input.facts,
+            return_path: input.return_path,
+            analysis,
+            hostname: &self.hostname,
+            freemail: &self.freemail,
+            recipients: input.recipients,
+            brands: &self.brands,
         }
     }
 
