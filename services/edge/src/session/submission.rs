@@ -67,8 +67,7 @@ pub async fn within_limits(
     recipients: usize,
     now: u64,
 ) -> Result<(), Reply> {
-    let domain = account.email.rsplit_once('@').map_or("", |(_, d)| d);
-    let scopes = [("account", account.email.as_str(), &limits.account), ("domain", domain, &limits.domain)];
+    let scopes = [("account", account.email.as_str(), &limits.account), ("domain", account.domain(), &limits.domain)];
     let mut counted = Vec::new();
     for (scope, id, limit) in scopes {
         for (what, per, length, max, by) in checks(limit, recipients) {
@@ -126,7 +125,7 @@ impl<B: Bus, S: Transport> Session<B, S> {
         let limits = &config.outbound;
         let k = key(&["out", "blocked", &account.email, &window::number(now, limits.suspend_window.0).to_string()]);
         let blocked = match window::add(&*state.store, &k, 1, limits.suspend_window.0).await {
-            Ok(()) => window::read(&*state.store, &k).await.unwrap_or(0),
+            Ok(count) => count,
             Err(e) => {
                 tracing::error!(error = %e, "counting blocked outbound mail failed");
                 return;
@@ -135,7 +134,7 @@ impl<B: Bus, S: Transport> Session<B, S> {
         if limits.suspend_after_blocked == 0 || blocked < limits.suspend_after_blocked as i64 {
             return;
         }
-        match suspend(&*state.store, &account.email).await {
+        match suspend(&*state.store, &account).await {
             Ok(admins) => {
                 tracing::warn!(account = %account.email, blocked, "account suspended: too much blocked outbound mail");
                 let text = format!(
@@ -170,13 +169,12 @@ impl<B: Bus, S: Transport> Session<B, S> {
 }
 
 /// Marks the account suspended; gives its domain admins' addresses.
-async fn suspend(store: &dyn Store, email: &str) -> Result<Vec<String>, accounts::AccountError> {
-    if let Some(mut account) = accounts::get(store, email).await? {
-        account.suspended = true;
-        accounts::put(store, &account).await?;
+async fn suspend(store: &dyn Store, account: &Account) -> Result<Vec<String>, accounts::AccountError> {
+    if let Some(mut stored) = accounts::get(store, &account.email).await? {
+        stored.suspended = true;
+        accounts::put(store, &stored).await?;
     }
-    let domain = email.rsplit_once('@').map_or("", |(_, d)| d);
-    Ok(accounts::domain_admins(store, domain).await?.into_iter().map(|a| a.email).collect())
+    Ok(accounts::domain_admins(store, account.domain()).await?.into_iter().map(|a| a.email).collect())
 }
 
 /// (what, per, window, limit, this message's count) for each limit.

@@ -55,6 +55,11 @@ pub struct Account {
 }
 
 impl Account {
+    /// The login's domain.
+    pub fn domain(&self) -> &str {
+        self.email.rsplit_once('@').map_or("", |(_, d)| d)
+    }
+
     /// Whether mail from `address` (an envelope sender or a From address) may be sent by
     /// this account: its login, an alias, an address of an `@domain` alias, or for a
     /// domain admin any address of their domains. The operator is not a mailbox.

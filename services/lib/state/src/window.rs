@@ -11,17 +11,19 @@ pub async fn read(store: &dyn Store, key: &str) -> Result<i64, StoreError> {
     Ok(store.get(key).await?.as_deref().map_or(0, decode))
 }
 
-/// Adds `by` to the counter under `key`, which expires `ttl` after this write. Gives up
-/// after 8 lost races (the count is a limit, not a ledger).
-pub async fn add(store: &dyn Store, key: &str, by: i64, ttl: Duration) -> Result<(), StoreError> {
+/// Adds `by` to the counter under `key`, which expires `ttl` after this write, and
+/// gives the count it wrote. Gives up after 8 lost races (the count is a limit, not a
+/// ledger), giving the last count read.
+pub async fn add(store: &dyn Store, key: &str, by: i64, ttl: Duration) -> Result<i64, StoreError> {
+    let mut n = 0;
     for _ in 0..8 {
         let current = store.get(key).await?;
-        let n = current.as_deref().map_or(0, decode);
+        n = current.as_deref().map_or(0, decode);
         if store.compare_and_set(key, current.as_deref(), &(n + by).to_le_bytes(), Some(ttl)).await? {
-            return Ok(());
+            return Ok(n + by);
         }
     }
-    Ok(())
+    Ok(n)
 }
 
 /// The number of the window of `length` that `now` (seconds since the epoch) falls in.
