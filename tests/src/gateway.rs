@@ -126,8 +126,15 @@ impl Gateway {
 
     /// Starts `rempart ROLE` with extra environment variables (OTEL_*…).
     pub fn start_with_env(config: &str, role: &'static str, env: &[(&str, &str)]) -> Gateway {
+        Self::start_prepared(config, role, env, |_| {})
+    }
+
+    /// As `start_with_env`, with `prepare` run on the configured gateway before it
+    /// starts (to create accounts with the CLI while the store is free).
+    pub fn start_prepared(config: &str, role: &'static str, env: &[(&str, &str)], prepare: impl FnOnce(&Gateway)) -> Gateway {
         let mut gw = Self::configured(config, role);
         gw.env = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        prepare(&gw);
         gw.spawn();
         gw
     }

@@ -6,6 +6,7 @@ pub mod client;
 pub mod dns;
 pub mod gateway;
 pub mod http;
+pub mod https;
 mod in_process;
 pub mod nats;
 pub mod otlp;

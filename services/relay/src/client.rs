@@ -27,6 +27,9 @@ pub struct Attempt {
     pub replies: Vec<Reply>,
     /// The remote server announced DSN, so it now handles NOTIFY itself.
     pub remote_dsn: bool,
+    /// A session was set up (connected, greeted, EHLO and TLS as the policy wants):
+    /// when false nothing was sent, and another MX host may be tried.
+    pub opened: bool,
 }
 
 /// Where one delivery goes: a customer's route, or one address of an outside domain's
@@ -88,13 +91,16 @@ impl Client {
         };
         // Connections are shared only between routes with the same TLS policy.
         let key = format!("{remote}/{:?}/{:?}", destination.tls, destination.ca_file);
-        let mut remote_dsn = false;
+        let (mut remote_dsn, mut opened) = (false, true);
         let outcome = loop {
             let (mut session, reused) = match self.take_idle(&key) {
                 Some(session) => (session, true),
                 None => match self.open(destination).await {
                     Ok(session) => (session, false),
-                    Err(reply) => break Err(reply),
+                    Err(reply) => {
+                        opened = false;
+                        break Err(reply);
+                    }
                 },
             };
             remote_dsn = session.caps.contains("DSN");
@@ -112,7 +118,13 @@ impl Client {
             }
         };
         let replies = outcome.unwrap_or_else(|reply| vec![reply; indices.len()]);
-        Attempt { remote, replies, remote_dsn }
+        Attempt { remote, replies, remote_dsn, opened }
+    }
+
+    /// A connector that verifies certificates against the system's roots (MTA-STS
+    /// policy hosts).
+    pub fn verifying_connector(&self) -> Result<tokio_rustls::TlsConnector, String> {
+        self.tls.for_route(RouteTls::Verify, None).cloned().map_err(|e| e.to_string())
     }
 
     fn take_idle(&self, key: &str) -> Option<Session> {

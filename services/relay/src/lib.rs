@@ -5,7 +5,9 @@
 
 mod client;
 mod conn;
+mod destinations;
 mod dsn;
+mod mta_sts;
 mod mx;
 mod tls;
 
@@ -30,7 +32,17 @@ pub struct Relay<B> {
     client: Arc<Client>,
     /// For delivery by MX to domains we do not serve (`None`: DNS off).
     resolver: Option<mail_auth::hickory_resolver::TokioResolver>,
+    /// Outside domains' MTA-STS policies.
+    mta_sts: mta_sts::Policies,
+    /// Deliveries in progress per destination (`relay.per_destination`).
+    destinations: destinations::Limiter,
 }
+
+/// How long a worker waits for a slot of a destination that has
+/// `relay.per_destination` deliveries in progress, and how long the message then waits
+/// on the queue (not a failed attempt) while the worker goes on with other mail.
+const BUSY_WAIT: Duration = Duration::from_secs(1);
+const BUSY_DELAY: Duration = Duration::from_secs(1);
 
 impl<B: Bus> Relay<B> {
     /// Fails if a route's CA file cannot be used or the TLS library cannot build a
@@ -39,7 +51,9 @@ impl<B: Bus> Relay<B> {
         let tls = Connectors::new(&config)?;
         let client = Client::new(config.smtp.hostname.clone(), config.relay.connect_timeout.0, config.relay.command_timeout.0, tls);
         let resolver = mx::resolver(&config.dns);
-        Ok(Self { config, bus, client: Arc::new(client), resolver })
+        let mta_sts = mta_sts::Policies::new(config.relay.mta_sts_port);
+        let destinations = destinations::Limiter::new(config.relay.per_destination);
+        Ok(Self { config, bus, client: Arc::new(client), resolver, mta_sts, destinations })
     }
 
     /// Runs `relay.concurrency` workers until `shutdown` turns true; each finishes the
@@ -90,8 +104,11 @@ impl<B: Bus> Relay<B> {
         };
         envelope.attempts += 1;
         span.record("rempart.queue_id", envelope.queue_id.as_str());
-        let tried: Vec<bool> = envelope.recipients.iter().map(|r| matches!(r.status, DeliveryStatus::Pending { .. })).collect();
-        let newly_final = self.attempt(&mut envelope, &delivery.body).await;
+        let Outcome { reports: newly_final, tried, busy } = self.attempt(&mut envelope, &delivery.body).await;
+        if !tried.iter().any(|t| *t) {
+            // Only busy destinations: no attempt was made.
+            envelope.attempts -= 1;
+        }
         self.delivery_events(&envelope, &tried).await;
         let now = date::unix_now();
         let expired = now.saturating_sub(envelope.received_at) >= self.config.queue.max_age.0.as_secs();
@@ -136,7 +153,7 @@ impl<B: Bus> Relay<B> {
             rempart_telemetry::keep_trace(span);
         }
         let result = if pending {
-            let delay = self.config.queue.retry_delay(envelope.attempts);
+            let delay = if busy { BUSY_DELAY } else { self.config.queue.retry_delay(envelope.attempts) };
             tracing::info!(queue_id = %envelope.queue_id, attempts = envelope.attempts, retry_in = ?delay, "deferred");
             self.bus.retry(delivery.id, envelope.to_json(), delay).await
         } else {
@@ -168,9 +185,9 @@ impl<B: Bus> Relay<B> {
         }
     }
 
-    /// One delivery attempt for every pending recipient, a transaction per route.
-    /// Returns the recipients whose status became final and who should get a report.
-    async fn attempt(&self, envelope: &mut Envelope, body: &[u8]) -> Vec<(usize, dsn::Action)> {
+    /// One delivery attempt for every pending recipient, a transaction per route, but
+    /// for routes that already have `relay.per_destination` deliveries in progress.
+    async fn attempt(&self, envelope: &mut Envelope, body: &[u8]) -> Outcome {
         // By route: a customer domain's (all its recipients in one transaction), or an
         // outside domain's MX hosts (mail a logged-in account submitted, or a DSN).
         let mut groups: BTreeMap<String, Vec<usize>> = BTreeMap::new();
@@ -182,7 +199,17 @@ impl<B: Bus> Relay<B> {
             let route = self.config.domain(r.domain()).map_or_else(|| r.domain().to_ascii_lowercase(), |d| d.name.clone());
             groups.entry(route).or_default().push(i);
         }
+        let mut tried = vec![false; envelope.recipients.len()];
+        let mut busy = false;
         for (domain_name, indices) in groups {
+            let Some(_permit) = self.destinations.acquire(&domain_name, BUSY_WAIT).await else {
+                tracing::debug!(queue_id = %envelope.queue_id, destination = %domain_name, "destination busy; the message waits");
+                busy = true;
+                continue;
+            };
+            for &i in &indices {
+                tried[i] = true;
+            }
             let customer = self.config.domain(&domain_name);
             let span = tracing::info_span!(
                 "deliver.route",
@@ -233,29 +260,63 @@ impl<B: Bus> Relay<B> {
                 );
             }
         }
-        reports
+        Outcome { reports, tried, busy }
     }
 
     /// Tries the MX hosts of an outside domain in order, each of their addresses in
-    /// turn, until one answers (a refused or timed-out connection moves on).
+    /// turn, until one takes the transaction (a host that cannot be connected to, that
+    /// refuses the session or, under MTA-STS enforce, fails TLS verification, moves on).
+    /// Under an MTA-STS policy in mode enforce only the hosts it names are used, over
+    /// verified TLS; in mode testing mismatches are logged and delivery goes on.
     async fn deliver_by_mx(&self, domain: &str, envelope: &Envelope, indices: &[usize], body: &[u8]) -> client::Attempt {
-        let failed = |reply: Reply| client::Attempt { remote: domain.to_string(), replies: vec![reply; indices.len()], remote_dsn: false };
+        let failed = |reply: Reply| client::Attempt {
+            remote: domain.to_string(),
+            replies: vec![reply; indices.len()],
+            remote_dsn: false,
+            opened: false,
+        };
         let hosts = match mx::hosts(self.resolver.as_ref(), domain, self.config.relay.mx_port).await {
             Ok(hosts) => hosts,
             Err(reply) => return failed(reply),
         };
+        let policy = match &self.resolver {
+            Some(resolver) => self.mta_sts.for_domain(resolver, || self.client.verifying_connector(), domain).await,
+            None => None,
+        };
+        let enforce = policy.as_ref().is_some_and(|p| p.mode == mta_sts::Mode::Enforce);
+        let tls = if enforce { RouteTls::Verify } else { RouteTls::Opportunistic };
         let mut last = None;
         for route in hosts {
+            if let Some(policy) = policy.as_ref().filter(|p| p.mode != mta_sts::Mode::None && !p.allows(&route.host)) {
+                tracing::warn!(%domain, host = %route.host, mode = ?policy.mode, mx = ?policy.mx, "MX host not named by the domain's MTA-STS policy");
+                if enforce {
+                    continue;
+                }
+            }
             for ip in mx::addresses(self.resolver.as_ref(), &route.host).await {
-                let destination = Destination { route: route.clone(), tls: RouteTls::Opportunistic, ca_file: None, address: Some(ip) };
+                let destination = Destination { route: route.clone(), tls, ca_file: None, address: Some(ip) };
                 let attempt = self.client.deliver(&destination, envelope, indices, body).await;
-                if !attempt.replies.iter().all(|r| r.status == "4.4.1") {
+                if attempt.opened {
                     return attempt;
                 }
                 last = Some(attempt);
             }
         }
-        last.unwrap_or_else(|| failed(Reply::new(451, "4.4.4", format!("No mail server of {domain} has an address"))))
+        match (last, policy) {
+            (Some(mut attempt), Some(policy)) if enforce => {
+                for reply in attempt.replies.iter_mut().filter(|r| r.status.starts_with("4.7.")) {
+                    reply.text = format!("MTA-STS policy of {domain} (id {}, enforce): {}", policy.id, reply.text);
+                }
+                attempt
+            }
+            (Some(attempt), _) => attempt,
+            (None, Some(policy)) if enforce => failed(Reply::new(
+                451,
+                "4.7.5",
+                format!("No MX host of {domain} is named by its MTA-STS policy (id {}, enforce; mx: {})", policy.id, policy.mx.join(", ")),
+            )),
+            (None, _) => failed(Reply::new(451, "4.4.4", format!("No mail server of {domain} has an address"))),
+        }
     }
 
     async fn send_reports(&self, envelope: &Envelope, body: &[u8], reports: &[(usize, dsn::Action)]) -> Result<(), rempart_bus::BusError> {
@@ -293,6 +354,16 @@ impl<B: Bus> Relay<B> {
         tracing::info!(queue_id = %envelope.queue_id, dsn = %report.queue_id, to = %envelope.return_path, recipients = wanted.len(), "DSN queued");
         Ok(())
     }
+}
+
+/// What one delivery attempt of a message did.
+struct Outcome {
+    /// Recipients whose status became final and who should get a report.
+    reports: Vec<(usize, dsn::Action)>,
+    /// Recipients whose delivery was tried (their route was not busy).
+    tried: Vec<bool>,
+    /// A route had `relay.per_destination` deliveries in progress: some wait.
+    busy: bool,
 }
 
 /// Keeps `rempart_queue_depth` and `rempart_queue_oldest_age_seconds` of the delivery

@@ -10,6 +10,7 @@ mod console_lists;
 mod console_reports;
 mod crash;
 mod loadtest;
+mod mta_sts;
 mod protocol;
 mod relay;
 mod relay_tls;

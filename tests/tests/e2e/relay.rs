@@ -267,3 +267,28 @@ fn dsn_diagnostic_of_a_long_reply_is_folded() {
     assert!(diagnostic.contains("\r\n "), "folded: {diagnostic}");
     assert!(diagnostic.contains("line 1 of 100") && diagnostic.ends_with("[...]"), "{diagnostic}");
 }
+
+/// `relay.per_destination = 1`: a burst of messages for one customer goes over one
+/// connection at a time (one connection, reused), and none is lost while workers find
+/// the destination busy and put their message back for a moment.
+#[test]
+fn per_destination_limit_keeps_one_delivery_at_a_time_and_loses_nothing() {
+    let sink = Sink::start(SinkMode::Accept);
+    let gw = Gateway::in_process(&format!("{}\n[relay]\nconcurrency = 8\nper_destination = 1\n", config(&sink, &sink)));
+    let senders: Vec<_> = (0..16)
+        .map(|i| {
+            let addr = gw.addr();
+            std::thread::spawn(move || {
+                let mut c = SmtpClient::connect(&addr);
+                c.ehlo();
+                c.send_mail("sender@sender.test", &["alice@example.com"], &message(&format!("burst-{i}"))).code
+            })
+        })
+        .collect();
+    for sender in senders {
+        assert_eq!(sender.join().expect("sender thread"), 250);
+    }
+    assert_eq!(sink.wait_for(16, Duration::from_secs(30)).len(), 16, "{}", gw.log());
+    assert_eq!(sink.connections(), 1, "one delivery at a time: one connection, reused");
+    assert!(!gw.log().contains("\"result\":\"deferred\""), "busy is not a failed attempt: {}", gw.log());
+}

@@ -10,12 +10,12 @@ use rempart_tests::dns::{DnsServer, Rr, Zone};
 use rempart_tests::gateway::run_rempart;
 use rempart_tests::{Gateway, Sink, SinkMode, SmtpClient, self_signed_cert};
 
-const PASSWORD: &str = "correct horse battery";
+pub(crate) const PASSWORD: &str = "correct horse battery";
 
-struct Submission {
-    gw: Gateway,
-    sink: Sink,
-    submission: u16,
+pub(crate) struct Submission {
+    pub gw: Gateway,
+    pub sink: Sink,
+    pub submission: u16,
     submissions: u16,
     _certs: tempfile::TempDir,
 }
@@ -24,8 +24,14 @@ fn start() -> Submission {
     start_with("")
 }
 
-/// With `extra` configuration appended.
+/// With `extra` configuration appended, in this process.
 fn start_with(extra: &str) -> Submission {
+    start_gateway(extra, None)
+}
+
+/// With `extra` configuration appended; in this process, or as a process of its own
+/// with the environment `env` when given.
+pub(crate) fn start_gateway(extra: &str, env: Option<&[(&str, &str)]>) -> Submission {
     let sink = Sink::start(SinkMode::Accept);
     let certs = tempfile::tempdir().expect("tempdir");
     let (cert, key) = self_signed_cert(certs.path());
@@ -39,7 +45,7 @@ fn start_with(extra: &str) -> Submission {
         key.display(),
         sink.route()
     );
-    let gw = Gateway::in_process_prepared(&config, |gw| {
+    let prepare = |gw: &Gateway| {
         let path = gw.config_path.display().to_string();
         for args in [
             vec!["account", "add", "alice@example.com", "--alias", "@shop.example"],
@@ -54,7 +60,11 @@ fn start_with(extra: &str) -> Submission {
         let out = run_rempart(&["--config", &path, "console", "token", "add", "alice@example.com"], gw.dir.path(), None);
         assert!(out.status.success(), "token add: {}", String::from_utf8_lossy(&out.stderr));
         std::fs::write(gw.dir.path().join("alice.token"), String::from_utf8_lossy(&out.stdout).trim()).expect("write token");
-    });
+    };
+    let gw = match env {
+        Some(env) => Gateway::start_prepared(&config, "serve", env, prepare),
+        None => Gateway::in_process_prepared(&config, prepare),
+    };
     // Port 0: the ports are read from the log (a port picked beforehand could be taken
     // by another test's socket before the gateway binds it).
     let (submission, submissions) = (gw.listener_port("Submission"), gw.listener_port("Submissions"));
@@ -62,7 +72,7 @@ fn start_with(extra: &str) -> Submission {
 }
 
 /// Runs swaks against `port` with `args`; gives its transcript.
-fn swaks(port: u16, args: &[&str]) -> String {
+pub(crate) fn swaks(port: u16, args: &[&str]) -> String {
     let out = Command::new("swaks")
         .args(["--server", &format!("127.0.0.1:{port}"), "--helo", "client.test", "--timeout", "20"])
         .args(args)
@@ -71,7 +81,7 @@ fn swaks(port: u16, args: &[&str]) -> String {
     format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
 }
 
-fn login(user: &str, password: &str) -> Vec<String> {
+pub(crate) fn login(user: &str, password: &str) -> Vec<String> {
     ["--auth", "PLAIN", "--auth-user", user, "--auth-password", password].map(String::from).to_vec()
 }
 

@@ -255,11 +255,25 @@ pub struct RelayConfig {
     /// The port of outside domains' MX hosts (mail submitted by accounts, DSNs to
     /// outside senders). Default 25; another only for tests and unusual networks.
     pub mx_port: u16,
+    /// The HTTPS port MTA-STS policies are fetched from (`https://mta-sts.DOMAIN/`).
+    /// Default 443; another only for tests.
+    pub mta_sts_port: u16,
+    /// Deliveries in progress to one destination (a customer's route, an outside
+    /// domain) at once, so one slow or throttling server cannot take every worker and
+    /// a big mailing does not open `concurrency` connections to one host. Default 8.
+    pub per_destination: usize,
 }
 
 impl Default for RelayConfig {
     fn default() -> Self {
-        Self { concurrency: 16, connect_timeout: HumanDuration::secs(30), command_timeout: HumanDuration::secs(300), mx_port: 25 }
+        Self {
+            concurrency: 16,
+            connect_timeout: HumanDuration::secs(30),
+            command_timeout: HumanDuration::secs(300),
+            mx_port: 25,
+            mta_sts_port: 443,
+            per_destination: 8,
+        }
     }
 }
 
@@ -367,8 +381,9 @@ impl Config {
             let key = if self.dns.timeout_ms == 0 { "timeout_ms" } else { "attempts" };
             return Err(err(format!("dns.{key}"), "must be greater than 0".into()));
         }
-        if self.relay.concurrency == 0 {
-            return Err(err("relay.concurrency".into(), "must be greater than 0".into()));
+        if self.relay.concurrency == 0 || self.relay.per_destination == 0 {
+            let key = if self.relay.concurrency == 0 { "concurrency" } else { "per_destination" };
+            return Err(err(format!("relay.{key}"), "must be greater than 0".into()));
         }
         if self.tls.cert.is_some() != self.tls.key.is_some() {
             return Err(err("tls".into(), "set both cert and key, or neither".into()));
