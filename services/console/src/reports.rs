@@ -5,7 +5,10 @@
 //! memory and added to the shared store every few seconds as counters:
 //!
 //! `report.<scope>.<YYYYMMDD>.a.<HH>.<action>` messages by action and hour,
-//! `….s.<SYMBOL>` rule hits, `….r.<sender>` refused senders, `….d.<status>` deliveries.
+//! `….s.<SYMBOL>` rule hits, `….r.<sender>` refused senders, `….d.<status>` deliveries,
+//! `….o.<account>.<what>` what logged-in accounts sent (`rempart.events.outbound`,
+//! counted under the account's domain): sent, recipients, bytes, blocked, refused,
+//! limited, deferred, login, suspended.
 //!
 //! A day is read with one prefix scan; days older than [`RETENTION_DAYS`] are swept.
 
@@ -14,8 +17,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use prost::Message;
-use rempart_bus::{AnyBus, Bus, DELIVERY_EVENTS, VERDICT_EVENTS};
-use rempart_proto::v1::{DeliveryEvent, VerdictEvent};
+use rempart_bus::{AnyBus, Bus, DELIVERY_EVENTS, OUTBOUND_EVENTS, VERDICT_EVENTS};
+use rempart_proto::v1::{DeliveryEvent, OutboundEvent, VerdictEvent};
 use rempart_state::{Store, StoreResult, key, unescape};
 use serde::Serialize;
 use tokio::sync::watch;
@@ -97,6 +100,23 @@ impl Tally {
         }
     }
 
+    /// What a logged-in account did, under its domain and the operator's scope.
+    pub fn outbound(&mut self, event: &OutboundEvent) {
+        let at = u64::try_from(event.at).unwrap_or(0);
+        let day = day_segment(at);
+        let account = event.account.to_ascii_lowercase();
+        let mut counts = vec![(event.result.as_str(), 1)];
+        if event.result == "sent" {
+            counts.push(("recipients", i64::from(event.recipients)));
+            counts.push(("bytes", i64::try_from(event.bytes).unwrap_or(i64::MAX)));
+        }
+        for scope in Self::scopes(std::iter::once(account.as_str())) {
+            for (what, by) in &counts {
+                self.bump(key(&["report", &scope, &day, "o", &account, what]), *by);
+            }
+        }
+    }
+
     /// Adds the counts to the store; kept in memory for the next flush if that fails.
     pub async fn flush(&mut self, store: &dyn Store) -> StoreResult<()> {
         if self.deltas.is_empty() {
@@ -142,6 +162,10 @@ pub async fn run(bus: Arc<AnyBus>, store: Arc<dyn Store>, mut shutdown: watch::R
                     DELIVERY_EVENTS => match DeliveryEvent::decode(event.payload.as_slice()) {
                         Ok(e) => tally.delivery(&e),
                         Err(e) => tracing::debug!(error = %e, "undecodable delivery event"),
+                    },
+                    OUTBOUND_EVENTS => match OutboundEvent::decode(event.payload.as_slice()) {
+                        Ok(e) => tally.outbound(&e),
+                        Err(e) => tracing::debug!(error = %e, "undecodable outbound event"),
                     },
                     _ => {}
                 }
@@ -216,6 +240,9 @@ pub struct Report {
     pub top_symbols: Vec<(String, i64)>,
     pub top_refused_senders: Vec<(String, i64)>,
     pub deliveries: BTreeMap<String, i64>,
+    /// Per account that logged in to send: sent, recipients, bytes, blocked, refused,
+    /// limited, deferred, login, suspended.
+    pub outbound: BTreeMap<String, BTreeMap<String, i64>>,
 }
 
 /// How many rules and senders the "top" lists show.
@@ -232,7 +259,7 @@ pub async fn load(store: &dyn Store, scope: &str, days: u64, now: u64) -> StoreR
     } else {
         (0..days).map(|d| Bucket { start: since + d * 86_400, actions: BTreeMap::new() }).collect()
     };
-    let (mut totals, mut deliveries) = (BTreeMap::new(), BTreeMap::new());
+    let (mut totals, mut deliveries, mut outbound) = (BTreeMap::new(), BTreeMap::new(), BTreeMap::<String, BTreeMap<String, i64>>::new());
     let (mut symbols, mut senders): (HashMap<String, i64>, HashMap<String, i64>) = Default::default();
     for d in 0..days {
         let day = since + d * 86_400;
@@ -253,6 +280,10 @@ pub async fn load(store: &dyn Store, scope: &str, days: u64, now: u64) -> StoreR
                 ["s", _] => *symbols.entry(name).or_default() += count,
                 ["r", _] => *senders.entry(name).or_default() += count,
                 ["d", _] => *deliveries.entry(name).or_default() += count,
+                ["o", account, _] => {
+                    let Some(account) = unescape(account) else { continue };
+                    *outbound.entry(account).or_default().entry(name).or_default() += count;
+                }
                 _ => {}
             }
         }
@@ -272,12 +303,14 @@ pub async fn load(store: &dyn Store, scope: &str, days: u64, now: u64) -> StoreR
         top_symbols: top(symbols),
         top_refused_senders: top(senders),
         deliveries,
+        outbound,
     })
 }
 
 impl Report {
     /// The report as CSV in long form: `period,kind,name,count` (kind: action, symbol,
-    /// refused_sender, delivery); actions per bucket, the rest for the whole period.
+    /// refused_sender, delivery, outbound_<what> with the account as name); actions per
+    /// bucket, the rest for the whole period.
     pub fn csv(&self) -> String {
         let field = |s: &str| {
             if s.contains([',', '"', '\n', '\r']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s.to_string() }
@@ -299,6 +332,11 @@ impl Report {
         }
         for (status, count) in &self.deliveries {
             out.push_str(&format!("{whole},delivery,{},{count}\r\n", field(status)));
+        }
+        for (account, counts) in &self.outbound {
+            for (what, count) in counts {
+                out.push_str(&format!("{whole},outbound_{what},{},{count}\r\n", field(account)));
+            }
         }
         out
     }
@@ -341,6 +379,17 @@ mod tests {
         tally.verdict(&verdict("accept", "friend@ok.test", &["a@one.test"], now as i64, &[]));
         tally.verdict(&verdict("quarantine", "x@y.test", &["a@one.test"], yesterday as i64, &[("BAYES_99", 3.5)]));
         tally.delivery(&DeliveryEvent { recipient: "a@one.test".into(), status: "delivered".into(), at: now as i64, ..Default::default() });
+        let sent = |result: &str| OutboundEvent {
+            account: "Alice@one.test".into(),
+            result: result.into(),
+            recipients: 3,
+            bytes: 1000,
+            at: now as i64,
+            ..Default::default()
+        };
+        for result in ["login", "sent", "sent", "blocked"] {
+            tally.outbound(&sent(result));
+        }
         tally.flush(&store).await.unwrap();
 
         let one = load(&store, "one.test", 1, now).await.unwrap();
@@ -350,6 +399,10 @@ mod tests {
         assert_eq!(one.top_symbols, [("BAYES_99".to_string(), 1)], "rules that took points off are not listed");
         assert_eq!(one.top_refused_senders, [("spam@bad.test".to_string(), 1)]);
         assert_eq!(one.deliveries.get("delivered"), Some(&1));
+        let alice = &one.outbound["alice@one.test"];
+        let count = |what: &str| alice.get(what).copied().unwrap_or(0);
+        assert_eq!((count("login"), count("sent"), count("recipients"), count("bytes"), count("blocked")), (1, 2, 6, 2000, 1));
+        assert_eq!(one.totals.values().sum::<i64>(), 2, "outbound usage is not inbound mail");
 
         let week = load(&store, ALL, 7, now).await.unwrap();
         assert_eq!(week.buckets.len(), 7);
@@ -359,6 +412,8 @@ mod tests {
         let two = load(&store, "two.test", 7, now).await.unwrap();
         assert_eq!(two.totals.get("reject"), Some(&1));
         assert_eq!(two.deliveries.len(), 0);
+        assert!(two.outbound.is_empty(), "an account's usage is under its own domain");
+        assert_eq!(week.outbound["alice@one.test"]["sent"], 2, "and the operator's");
 
         let csv = week.csv();
         assert!(csv.starts_with("period,kind,name,count\r\n2026-12-03,action,quarantine,1\r\n"), "{csv}");

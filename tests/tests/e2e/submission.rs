@@ -56,10 +56,13 @@ pub(crate) fn start_gateway(extra: &str, env: Option<&[(&str, &str)]>) -> Submis
             let out = run_rempart(&all, gw.dir.path(), Some(PASSWORD.as_bytes()));
             assert!(out.status.success(), "account add: {}", String::from_utf8_lossy(&out.stderr));
         }
-        // alice's API token, for looking at what the console holds for her.
-        let out = run_rempart(&["--config", &path, "console", "token", "add", "alice@example.com"], gw.dir.path(), None);
-        assert!(out.status.success(), "token add: {}", String::from_utf8_lossy(&out.stderr));
-        std::fs::write(gw.dir.path().join("alice.token"), String::from_utf8_lossy(&out.stdout).trim()).expect("write token");
+        // API tokens, for looking at what the console holds for alice and reports to
+        // her domain's admin.
+        for (account, file) in [("alice@example.com", "alice.token"), ("admin@example.com", "admin.token")] {
+            let out = run_rempart(&["--config", &path, "console", "token", "add", account], gw.dir.path(), None);
+            assert!(out.status.success(), "token add: {}", String::from_utf8_lossy(&out.stderr));
+            std::fs::write(gw.dir.path().join(file), String::from_utf8_lossy(&out.stdout).trim()).expect("write token");
+        }
     };
     let gw = match env {
         Some(env) => Gateway::start_prepared(&config, "serve", env, prepare),
@@ -317,6 +320,35 @@ fn sending_limits_defer_with_451_and_say_which() {
     let third = send("bob@example.com");
     assert!(third.contains("451 4.7.1 Sending limit reached: 2 messages per hour for account alice@example.com"), "{third}");
     assert_eq!(s.sink.wait_for(2, Duration::from_secs(20)).len(), 2);
+
+    // SMTP-out usage: in the domain admin's report and in the metrics.
+    let token = std::fs::read_to_string(s.gw.dir.path().join("admin.token")).expect("token");
+    let auth = vec![("Authorization".to_string(), format!("Bearer {token}"))];
+    let console = format!("127.0.0.1:{}", s.gw.console_port());
+    let mut usage = serde_json::Value::Null;
+    let counted = rempart_tests::wait_until(Duration::from_secs(10), || {
+        let report = rempart_tests::http::request(&console, "GET", "/api/v1/reports?scope=example.com&days=1", &auth, "");
+        usage =
+            serde_json::from_str::<serde_json::Value>(&report.body).unwrap_or_default()["report"]["outbound"]["alice@example.com"].clone();
+        usage["login"] == 4 && usage["sent"] == 2
+    });
+    assert!(counted, "{usage}");
+    assert_eq!((usage["recipients"].as_i64(), usage["limited"].as_i64()), (Some(2), Some(2)), "{usage}");
+    assert!(usage["bytes"].as_i64().is_some_and(|b| b > 100), "{usage}");
+    let mut admin = rempart_tests::http::Browser::new(&console);
+    let form = admin.get("/login");
+    assert_eq!(admin.post("/login", &[("csrf", &form.csrf()), ("email", "admin@example.com"), ("password", PASSWORD)]).status, 303);
+    let page = admin.get("/reports?scope=example.com&days=1");
+    assert!(page.body.contains("id=\"outbound\"") && page.body.contains("alice@example.com"), "{}", page.body);
+    // The gateway runs in this process: its registry is the one /metrics would serve.
+    let metrics = rempart_telemetry::metrics().render();
+    for line in [
+        "rempart_outbound_messages_total{domain=\"example.com\",result=\"sent\"} 2",
+        "rempart_outbound_messages_total{domain=\"example.com\",result=\"limited\"} 2",
+        "rempart_outbound_recipients_total{domain=\"example.com\"} 2",
+    ] {
+        assert!(metrics.contains(line), "{line} in\n{metrics}");
+    }
 }
 
 #[test]
@@ -372,4 +404,16 @@ fn outbound_spam_is_blocked_held_and_notified_and_repeated_spam_suspends_the_acc
     });
     let list = rempart_tests::http::request(&console, "GET", "/api/v1/quarantine", &auth, "");
     assert!(held, "{} {}", list.status, list.body);
+
+    // The domain admin's report counts both blocked messages and the suspension.
+    let token = std::fs::read_to_string(s.gw.dir.path().join("admin.token")).expect("token");
+    let admin = vec![("Authorization".to_string(), format!("Bearer {token}"))];
+    let mut usage = serde_json::Value::Null;
+    let counted = rempart_tests::wait_until(Duration::from_secs(10), || {
+        let report = rempart_tests::http::request(&console, "GET", "/api/v1/reports?scope=example.com&days=1", &admin, "");
+        usage =
+            serde_json::from_str::<serde_json::Value>(&report.body).unwrap_or_default()["report"]["outbound"]["alice@example.com"].clone();
+        usage["blocked"] == 2 && usage["suspended"] == 1
+    });
+    assert!(counted, "{usage}");
 }

@@ -178,6 +178,36 @@ fn counts_table(title: &str, rows: &[(String, i64)], id: &str) -> Markup {
     }
 }
 
+/// Columns of the outbound usage table, in order: (count, heading's text key).
+const OUTBOUND_COLUMNS: [(&str, &str); 9] = [
+    ("sent", "out_sent"),
+    ("recipients", "out_recipients"),
+    ("bytes", "out_bytes"),
+    ("blocked", "out_blocked"),
+    ("refused", "out_refused"),
+    ("limited", "out_limited"),
+    ("deferred", "out_deferred"),
+    ("login", "out_logins"),
+    ("suspended", "out_suspended"),
+];
+
+/// What each logged-in account sent (SMTP-out usage), one row per account.
+fn outbound_table(lang: Lang, report: &Report) -> Markup {
+    html! {
+        h2 { (lang.t("outbound_usage")) }
+        @if report.outbound.is_empty() { p { "—" } } @else {
+            table id="outbound" {
+                thead { tr { th { (lang.t("out_account")) } @for (_, heading) in OUTBOUND_COLUMNS { th { (lang.t(heading)) } } } }
+                tbody {
+                    @for (account, counts) in &report.outbound {
+                        tr { td { code { (account) } } @for (c, _) in OUTBOUND_COLUMNS { td.score { (counts.get(c).copied().unwrap_or(0)) } } }
+                    }
+                }
+            }
+        }
+    }
+}
+
 fn report_page(lang: Lang, viewer: &Account, csrf: &str, report: &Report, usage: Usage) -> Markup {
     let scope_label = if report.scope == ALL { lang.t("all_domains").to_string() } else { report.scope.clone() };
     let scope_param = if report.scope == ALL { String::new() } else { report.scope.clone() };
@@ -211,6 +241,7 @@ fn report_page(lang: Lang, viewer: &Account, csrf: &str, report: &Report, usage:
             (counts_table(lang.t("top_symbols"), &report.top_symbols, "top-symbols"))
             (counts_table(lang.t("top_refused"), &report.top_refused_senders, "top-refused"))
             (counts_table(lang.t("deliveries"), &deliveries, "deliveries"))
+            (outbound_table(lang, report))
             h2 { (lang.t("quarantine")) }
             p id="quarantine-usage" { (usage.messages) " " (lang.t("messages_held")) ", " (format!("{:.1}", usage.bytes as f64 / 1_048_576.0)) " MiB" }
         },

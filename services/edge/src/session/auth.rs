@@ -76,6 +76,7 @@ impl<B: Bus, S: Transport> Session<B, S> {
         match accounts::login(&*state.store, &login, &password, &self.facts.peer_ip, "smtp").await {
             Ok(Login::Ok(account)) => {
                 tracing::info!(client = %self.facts.peer_ip, account = %account.email, mechanism, "authenticated");
+                self.outbound_event(&account.email, "login", 0, 0, "").await;
                 self.account = Some(*account);
                 self.reply(Reply::new(235, "2.7.0", "Authentication successful"))
             }

@@ -318,7 +318,11 @@ impl<B: Bus, S: Transport> Session<B, S> {
         let domain = self.tx.recipients.first().map(|r| r.domain().to_ascii_lowercase()).unwrap_or_default();
         let queue_id = QueueId::generate();
         self.span.record("rempart.queue_id", queue_id.as_str());
+        let submitted = self.account.clone().map(|account| (account, self.tx.recipients.len(), body.len()));
         let (reply, action) = self.scan_and_queue(&queue_id, body).await;
+        if let Some((account, recipients, bytes)) = submitted {
+            self.outbound_usage(&account, &queue_id, &reply, recipients, bytes).await;
+        }
         metrics().end_of_data(command, started.elapsed());
         metrics().message(action, &domain);
         self.span.record("rempart.action", action);
@@ -367,7 +371,8 @@ impl<B: Bus, S: Transport> Session<B, S> {
                 queue_id = %queue_id, client = %self.facts.peer_ip, from = %tx.return_path, score = v.score, action = %v.action,
                 listed = v.listed.as_deref().unwrap_or(""), symbols = %symbols.join(" "), scan_us = v.elapsed_us, %trace_id, "verdict"
             );
-            // Reports count inbound mail by recipient domain; outbound usage is not reported yet.
+            // Reports count inbound mail by recipient domain; submitted mail is counted
+            // per account (`outbound_usage`).
             if self.account.is_none() {
                 self.verdict_event(queue_id.as_str(), &tx, v).await;
             }

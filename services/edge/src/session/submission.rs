@@ -11,6 +11,7 @@ use rempart_model::{Envelope, QueueId, Recipient, Verdict, date};
 use rempart_smtp::Reply;
 use rempart_state::accounts::{self, Account};
 use rempart_state::{Store, StoreError, key, window};
+use rempart_telemetry::metrics;
 
 use super::{Session, Transaction, Transport};
 
@@ -93,7 +94,41 @@ pub async fn within_limits(
     Ok(())
 }
 
+/// What the reply to a submitted message means for the usage reports.
+fn outbound_result(reply: &Reply) -> &'static str {
+    match (reply.code, reply.status.as_ref()) {
+        (200..=299, _) => "sent",
+        (553, _) => "refused",
+        (451, "4.7.1") => "limited",
+        (500..=599, _) => "blocked",
+        _ => "deferred",
+    }
+}
+
 impl<B: Bus, S: Transport> Session<B, S> {
+    /// Counts a submitted message for the account's and its domain's usage (metrics,
+    /// and an event the console's reports count).
+    pub(super) async fn outbound_usage(&self, account: &Account, queue_id: &QueueId, reply: &Reply, recipients: usize, bytes: usize) {
+        let result = outbound_result(reply);
+        // Metric labels stay bounded: only customer domains are named.
+        let domain = if self.shared.config.domain(account.domain()).is_some() { account.domain() } else { "other" };
+        metrics().outbound(domain, result, recipients, bytes);
+        self.outbound_event(&account.email, result, recipients, bytes, queue_id.as_str()).await;
+    }
+
+    /// `rempart.events.outbound`: what `account` did (see the proto's `OutboundEvent`).
+    pub(super) async fn outbound_event(&self, account: &str, result: &str, recipients: usize, bytes: usize, queue_id: &str) {
+        let event = rempart_proto::v1::OutboundEvent {
+            account: account.to_string(),
+            result: result.to_string(),
+            recipients: u32::try_from(recipients).unwrap_or(u32::MAX),
+            bytes: bytes as u64,
+            at: date::unix_now() as i64,
+            queue_id: queue_id.to_string(),
+        };
+        self.shared.bus.event(rempart_bus::OUTBOUND_EVENTS, prost::Message::encode_to_vec(&event)).await;
+    }
+
     /// Submitted mail the outbound scan blocked: held in the quarantine (where the
     /// account and its domain admins see it), the account told by mail with the portal
     /// link, and counted: past `[outbound] suspend_after_blocked` in
@@ -137,6 +172,7 @@ impl<B: Bus, S: Transport> Session<B, S> {
         match suspend(&*state.store, &account).await {
             Ok(admins) => {
                 tracing::warn!(account = %account.email, blocked, "account suspended: too much blocked outbound mail");
+                self.outbound_event(&account.email, "suspended", 0, 0, "").await;
                 let text = format!(
                     "The account {} was suspended from sending: {blocked} of its messages were blocked as spam within {}.\r\n\
                      Check it (a stolen password?), then: rempart account unsuspend {}\r\n",
@@ -225,6 +261,16 @@ mod tests {
         let mut suspended = account(Role::User, &[], &[]);
         suspended.suspended = true;
         assert_eq!(sender_refusal(&suspended, "alice@example.com").map(|r| r.code), Some(550));
+    }
+
+    #[test]
+    fn replies_to_submitted_mail_map_to_usage_results() {
+        let result = |code, status: &'static str| outbound_result(&Reply::new(code, status, "x"));
+        assert_eq!(result(250, "2.0.0"), "sent");
+        assert_eq!(result(553, "5.7.1"), "refused");
+        assert_eq!(result(451, "4.7.1"), "limited");
+        assert_eq!(result(550, "5.7.1"), "blocked");
+        assert_eq!(result(451, "4.3.0"), "deferred");
     }
 
     #[test]

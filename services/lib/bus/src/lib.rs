@@ -110,6 +110,7 @@ pub const EVENT_BACKLOG: usize = 16_384;
 /// Event subjects.
 pub const VERDICT_EVENTS: &str = "rempart.events.verdict";
 pub const DELIVERY_EVENTS: &str = "rempart.events.delivery";
+pub const OUTBOUND_EVENTS: &str = "rempart.events.outbound";
 
 /// The bus chosen by the configuration (`[bus] backend`).
 #[derive(Clone)]

@@ -29,6 +29,9 @@ pub struct Metrics {
     deliveries: Family<Labels<2>, Counter>,
     dsns: Family<Labels<1>, Counter>,
     greylist: Family<Labels<1>, Counter>,
+    outbound_messages: Family<Labels<2>, Counter>,
+    outbound_recipients: Family<Labels<1>, Counter>,
+    outbound_bytes: Family<Labels<1>, Counter>,
     store_seconds: HistogramFamily<2>,
     bus_seconds: HistogramFamily<2>,
 }
@@ -69,6 +72,9 @@ impl Metrics {
             deliveries: Family::default(),
             dsns: Family::default(),
             greylist: Family::default(),
+            outbound_messages: Family::default(),
+            outbound_recipients: Family::default(),
+            outbound_bytes: Family::default(),
             store_seconds: Family::new_with_constructor(latency),
             bus_seconds: Family::new_with_constructor(latency),
             registry: Registry::with_prefix("rempart"),
@@ -98,6 +104,13 @@ impl Metrics {
         r.register("delivery_attempts", "Delivery attempts by route and result (delivered, deferred, failed)", m.deliveries.clone());
         r.register("dsns_sent", "Delivery status notifications sent, by kind (failure, delay, success)", m.dsns.clone());
         r.register("greylist", "Greylisting outcomes: greylisted, too_soon, passed (retried in time), known, skipped_network, skipped (domain opted out), unavailable", m.greylist.clone());
+        r.register(
+            "outbound_messages",
+            "Submitted messages by the account's domain (\"other\" if not a customer domain) and result: sent, blocked, refused, limited, deferred",
+            m.outbound_messages.clone(),
+        );
+        r.register("outbound_recipients", "Recipients of submitted messages sent, by the account's domain", m.outbound_recipients.clone());
+        r.register("outbound_bytes", "Bytes of submitted messages sent, by the account's domain", m.outbound_bytes.clone());
         r.register("store_operation_duration_seconds", "Shared-state store operations by backend and operation", m.store_seconds.clone());
         r.register("bus_operation_duration_seconds", "Bus publish (until stored) and ack, by backend", m.bus_seconds.clone());
         m
@@ -109,6 +122,15 @@ impl Metrics {
         // Writing to a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut text, &self.registry);
         text
+    }
+
+    /// One submitted message; recipients and bytes are counted for sent ones.
+    pub fn outbound(&self, domain: &str, result: &'static str, recipients: usize, bytes: usize) {
+        self.outbound_messages.get_or_create(&[("domain", label(domain)), ("result", label(result))]).inc();
+        if result == "sent" {
+            self.outbound_recipients.get_or_create(&[("domain", label(domain))]).inc_by(recipients as u64);
+            self.outbound_bytes.get_or_create(&[("domain", label(domain))]).inc_by(bytes as u64);
+        }
     }
 
     pub fn connection(&self, result: &'static str, reason: &'static str) {
