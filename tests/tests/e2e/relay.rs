@@ -292,3 +292,41 @@ fn per_destination_limit_keeps_one_delivery_at_a_time_and_loses_nothing() {
     assert_eq!(sink.connections(), 1, "one delivery at a time: one connection, reused");
     assert!(!gw.log().contains("\"result\":\"deferred\""), "busy is not a failed attempt: {}", gw.log());
 }
+
+/// ETRN (RFC 1985): the customer's server (the route's address, 127.0.0.1 here) asks
+/// for its waiting mail at once instead of an hour later; another address, another
+/// domain, a queue name or a mail transaction are refused, each saying why.
+#[test]
+fn etrn_from_the_customer_server_retries_its_waiting_mail_now() {
+    let customer = Sink::start(SinkMode::TempFailUntil(Instant::now() + Duration::from_millis(1500)));
+    let gw = Gateway::in_process(&config(&customer, &customer).replace("retry = [\"300ms\", \"600ms\"]", "retry = [\"1h\"]"));
+    let mut c = SmtpClient::connect(&gw.addr());
+    assert!(c.ehlo().text().contains("ETRN"), "advertised on the MX port");
+    assert_eq!(c.send_mail("sender@sender.test", &["alice@example.com"], &message("etrn")).code, 250);
+    assert!(rempart_tests::wait_until(Duration::from_secs(10), || gw.log().contains("\"result\":\"deferred\"")), "{}", gw.log());
+    std::thread::sleep(Duration::from_millis(1600));
+    assert!(customer.messages().is_empty(), "the next attempt is an hour away");
+
+    // Not the customer's server: 127.0.0.2 is not the route's address.
+    let script = "import smtplib,sys\ns=smtplib.SMTP(sys.argv[1],int(sys.argv[2]),source_address=('127.0.0.2',0))\ns.ehlo('other.test')\nprint(s.docmd('ETRN','example.com'))";
+    let other = rempart_tests::python(script, &["127.0.0.1", &gw.port.to_string()]);
+    assert!(other.contains("459") && other.contains("only the domain's own server"), "{other}");
+    for (command, expected) in
+        [("ETRN other.test", "459 4.7.1 Node other.test not allowed"), ("ETRN #queue", "458 4.3.0"), ("ETRN", "501 5.5.4")]
+    {
+        let reply = c.cmd(command);
+        assert!(reply.text().starts_with(expected), "{command}: {reply:?}");
+    }
+    assert_eq!(c.cmd("MAIL FROM:<s@sender.test>").code, 250);
+    assert_eq!(c.cmd("ETRN example.com").code, 503, "not during a transaction");
+    assert_eq!(c.cmd("RSET").code, 250);
+
+    let started = Instant::now();
+    let reply = c.cmd("ETRN example.com");
+    assert_eq!(reply.code, 253, "{reply:?}");
+    assert!(reply.text().ends_with("OK, 1 pending messages for node example.com started"), "{reply:?}");
+    assert_eq!(customer.wait_for(1, Duration::from_secs(10)).len(), 1, "{}", gw.log());
+    assert!(started.elapsed() < Duration::from_secs(10));
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(c.cmd("ETRN @example.com").code, 251, "nothing waits any more");
+}

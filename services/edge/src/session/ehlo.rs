@@ -37,6 +37,9 @@ impl<B: Bus, S: Transport> Session<B, S> {
             lines.push("AUTH PLAIN LOGIN".into());
         }
         lines.push("DSN".into());
+        if !self.kind.is_submission() {
+            lines.push("ETRN".into());
+        }
         let last = lines.len() - 1;
         for (i, line) in lines.iter().enumerate() {
             let sep = if i == last { ' ' } else { '-' };

@@ -23,6 +23,6 @@ impl<B: Bus, S: Transport> Session<B, S> {
     }
 
     pub(super) fn help(&mut self) -> Flow {
-        self.reply(Reply::new(214, "2.0.0", "Commands: EHLO HELO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY HELP STARTTLS"))
+        self.reply(Reply::new(214, "2.0.0", "Commands: EHLO HELO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY HELP STARTTLS AUTH ETRN"))
     }
 }

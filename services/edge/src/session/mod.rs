@@ -5,6 +5,7 @@ mod auth;
 mod bdat;
 mod data;
 mod ehlo;
+mod etrn;
 mod mail;
 mod misc;
 mod rcpt;
@@ -258,7 +259,8 @@ impl<B: Bus, S: Transport> Session<B, S> {
             "HELP" => self.help(),
             "STARTTLS" => self.starttls(args).await,
             "AUTH" => self.auth(args).await,
-            "EXPN" | "ETRN" | "TURN" | "ATRN" => self.reply(Reply::new(502, "5.5.1", "Command not implemented")),
+            "ETRN" => self.etrn(args).await,
+            "EXPN" | "TURN" | "ATRN" => self.reply(Reply::new(502, "5.5.1", "Command not implemented")),
             _ => self.reply(Reply::new(500, "5.5.1", "Unknown command")),
         }
     }

@@ -86,6 +86,7 @@ enum Op {
     Fetch { topic: String, max: usize, lease_ms: u64, reply: oneshot::Sender<Result<Fetched, BusError>> },
     Ack { id: MessageId, reply: oneshot::Sender<Result<(), BusError>> },
     Retry { id: MessageId, meta: Vec<u8>, delay_ms: u64, reply: oneshot::Sender<Result<(), BusError>> },
+    Expedite { topic: String, matches: crate::MetaFilter, reply: oneshot::Sender<Result<usize, BusError>> },
 }
 
 struct Fetched {
@@ -190,7 +191,7 @@ impl Writer {
             let mut txn = self.db.begin_write().map_err(storage)?;
             txn.set_durability(if self.fsync { Durability::Immediate } else { Durability::None });
             for op in batch {
-                published_any |= matches!(op, Op::Publish { .. } | Op::Retry { .. });
+                published_any |= matches!(op, Op::Publish { .. } | Op::Retry { .. } | Op::Expedite { .. });
                 finishers.push(self.apply(&txn, op));
             }
             txn.commit().map_err(storage)
@@ -226,6 +227,7 @@ impl Writer {
             Op::Fetch { topic, max, lease_ms, reply } => finish(reply, fetch(txn, &topic, max, lease_ms)),
             Op::Ack { id, reply } => finish(reply, ack(txn, id)),
             Op::Retry { id, meta, delay_ms, reply } => finish(reply, retry(txn, id, &meta, delay_ms)),
+            Op::Expedite { topic, matches, reply } => finish(reply, expedite(txn, &topic, &matches)),
         }
     }
 }
@@ -309,6 +311,36 @@ fn retry(txn: &WriteTransaction, id: u64, meta: &[u8], delay_ms: u64) -> Result<
     Ok(())
 }
 
+/// Makes the delayed (not leased) messages of `topic` whose metadata matches visible now.
+fn expedite(txn: &WriteTransaction, topic: &str, matches: &crate::MetaFilter) -> Result<usize, BusError> {
+    let now = now_ms();
+    let mut ready = txn.open_table(READY).map_err(storage)?;
+    let mut info_table = txn.open_table(INFO).map_err(storage)?;
+    let meta_table = txn.open_table(META).map_err(storage)?;
+    let waiting: Vec<(u64, u64)> = ready
+        .range((topic, now + 1, 0)..=(topic, u64::MAX, u64::MAX))
+        .map_err(storage)?
+        .map(|row| row.map(|(k, _)| (k.value().1, k.value().2)))
+        .collect::<Result<_, _>>()
+        .map_err(storage)?;
+    let mut moved = 0;
+    for (visible_at, id) in waiting {
+        let Some(raw) = info_table.get(id).map_err(storage)?.map(|v| v.value().to_vec()) else { continue };
+        let mut info = Info::decode(&raw)?;
+        let meta = meta_table.get(id).map_err(storage)?.map(|v| v.value().to_vec()).unwrap_or_default();
+        // A leased message is being worked on: making it visible would deliver it twice.
+        if info.leased || !matches(&meta) {
+            continue;
+        }
+        ready.remove((topic, visible_at, id)).map_err(storage)?;
+        info.visible_at = now;
+        ready.insert((topic, now, id), ()).map_err(storage)?;
+        info_table.insert(id, info.encode().as_slice()).map_err(storage)?;
+        moved += 1;
+    }
+    Ok(moved)
+}
+
 impl Bus for EmbeddedBus {
     async fn event(&self, subject: &str, payload: Vec<u8>) {
         // No subscriber is not an error: nobody is counting.
@@ -382,6 +414,11 @@ impl Bus for EmbeddedBus {
     async fn retry(&self, id: MessageId, meta: Vec<u8>, delay: Duration) -> Result<(), BusError> {
         let delay_ms = delay.as_millis() as u64;
         self.call(|reply| Op::Retry { id, meta, delay_ms, reply }).await
+    }
+
+    async fn expedite(&self, topic: &str, matches: crate::MetaFilter) -> Result<usize, BusError> {
+        let topic = topic.to_string();
+        self.call(|reply| Op::Expedite { topic, matches, reply }).await
     }
 
     async fn pending(&self, topic: &str) -> Result<usize, BusError> {
@@ -474,6 +511,24 @@ mod tests {
         let got = bus.fetch(T, 1, Duration::from_secs(60), Duration::from_secs(5)).await.unwrap();
         assert!(started.elapsed() >= Duration::from_millis(200));
         assert_eq!(got[0].meta, b"v2");
+    }
+
+    #[tokio::test]
+    async fn expedite_makes_matching_delayed_messages_visible_but_not_leased_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let bus = open(&dir);
+        let lease = Duration::from_secs(60);
+        let a = bus.publish(T, b"for-a".to_vec(), b"x".to_vec()).await.unwrap();
+        let b = bus.publish(T, b"for-b".to_vec(), b"x".to_vec()).await.unwrap();
+        let leased = bus.publish(T, b"for-a leased".to_vec(), b"x".to_vec()).await.unwrap();
+        assert_eq!(bus.fetch(T, 3, lease, NO_WAIT).await.unwrap().len(), 3);
+        bus.retry(a, b"for-a".to_vec(), Duration::from_secs(3600)).await.unwrap();
+        bus.retry(b, b"for-b".to_vec(), Duration::from_secs(3600)).await.unwrap();
+        let for_a: crate::MetaFilter = Box::new(|meta: &[u8]| meta.starts_with(b"for-a"));
+        assert_eq!(bus.expedite(T, for_a).await.unwrap(), 1, "the leased one is left alone");
+        let got = bus.fetch(T, 3, lease, NO_WAIT).await.unwrap();
+        assert_eq!(got.iter().map(|d| d.id).collect::<Vec<_>>(), vec![a]);
+        bus.ack(leased).await.unwrap();
     }
 
     #[tokio::test]

@@ -57,7 +57,12 @@ pub enum BusError {
     Storage(String),
     #[error("the queue is closed")]
     Closed,
+    #[error("{0} is not supported by this bus")]
+    Unsupported(&'static str),
 }
+
+/// Which waiting messages `Bus::expedite` makes visible: a test of their metadata.
+pub type MetaFilter = Box<dyn Fn(&[u8]) -> bool + Send + Sync>;
 
 pub trait Bus: Clone + Send + Sync + 'static {
     /// Stores a message durably; the returned future resolves only after it is.
@@ -77,6 +82,10 @@ pub trait Bus: Clone + Send + Sync + 'static {
 
     /// Replaces a leased message's metadata and makes it visible again after `delay`.
     fn retry(&self, id: MessageId, meta: Vec<u8>, delay: Duration) -> impl Future<Output = Result<(), BusError>> + Send;
+
+    /// Makes the messages of `topic` that wait for a retry (delayed, not leased) and
+    /// whose metadata `matches` visible now (ETRN); gives how many.
+    fn expedite(&self, topic: &str, matches: MetaFilter) -> impl Future<Output = Result<usize, BusError>> + Send;
 
     /// Messages of `topic` not acked yet (visible, delayed or leased).
     fn pending(&self, topic: &str) -> impl Future<Output = Result<usize, BusError>> + Send;
@@ -145,6 +154,13 @@ impl Bus for AnyBus {
         match self {
             AnyBus::Embedded(b) => b.retry(id, meta, delay).await,
             AnyBus::Nats(b) => b.retry(id, meta, delay).await,
+        }
+    }
+
+    async fn expedite(&self, topic: &str, matches: MetaFilter) -> Result<usize, BusError> {
+        match self {
+            AnyBus::Embedded(b) => b.expedite(topic, matches).await,
+            AnyBus::Nats(b) => b.expedite(topic, matches).await,
         }
     }
 

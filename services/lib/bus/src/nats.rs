@@ -232,6 +232,12 @@ impl Bus for NatsBus {
         Ok(())
     }
 
+    /// A message NAKed with a delay cannot be handed out before the delay ends in
+    /// JetStream, and a copy could race a lease: not done on NATS.
+    async fn expedite(&self, _topic: &str, _matches: crate::MetaFilter) -> Result<usize, BusError> {
+        Err(BusError::Unsupported("retrying waiting mail now (ETRN)"))
+    }
+
     async fn retry(&self, id: MessageId, meta: Vec<u8>, delay: Duration) -> Result<(), BusError> {
         let message = self.take(id)?;
         self.inner.metadata.put(format!("m{id}"), meta.into()).await.map_err(storage)?;
