@@ -21,6 +21,8 @@ pub enum Rr {
     Mx(u16, String),
     Ptr(String),
     Cname(String),
+    /// TLSA (RFC 6698): usage, selector, matching type, association data.
+    Tlsa(u8, u8, u8, Vec<u8>),
     Timeout,
 }
 
@@ -38,6 +40,7 @@ impl Rr {
             Rr::Txt(_) => 16,
             Rr::Aaaa(_) => 28,
             Rr::Spf(_) => 99,
+            Rr::Tlsa(..) => 52,
             Rr::Timeout => 0,
         }
     }
@@ -46,6 +49,8 @@ impl Rr {
 #[derive(Debug, Clone)]
 pub struct Zone {
     records: HashMap<String, Vec<Rr>>,
+    /// Names whose answers carry the AD bit, as from a DNSSEC-validating resolver.
+    secure: std::collections::HashSet<String>,
     /// Seconds resolvers may cache the answers. Default 60.
     pub ttl: u32,
 }
@@ -56,7 +61,7 @@ fn key(name: &str) -> String {
 
 impl Default for Zone {
     fn default() -> Zone {
-        Zone { records: HashMap::new(), ttl: 60 }
+        Zone { records: HashMap::new(), secure: Default::default(), ttl: 60 }
     }
 }
 
@@ -67,6 +72,12 @@ impl Zone {
 
     pub fn add(&mut self, name: &str, rr: Rr) -> &mut Zone {
         self.records.entry(key(name)).or_default().push(rr);
+        self
+    }
+
+    /// Answers about `name` say "DNSSEC-validated" (the AD bit).
+    pub fn secure(&mut self, name: &str) -> &mut Zone {
+        self.secure.insert(key(name));
         self
     }
 
@@ -259,7 +270,8 @@ fn answer(zone: &Zone, query: &[u8]) -> Option<Vec<u8>> {
     let mut out = Vec::with_capacity(512);
     out.extend_from_slice(&query[0..2]);
     let opcode_rd = u16::from_be_bytes([query[2], query[3]]) & 0x7900;
-    out.extend_from_slice(&(0x8000 | opcode_rd | 0x0400 | 0x0080 | u16::from(rcode)).to_be_bytes());
+    let authentic = if zone.secure.contains(&key(&qname)) { 0x0020 } else { 0 };
+    out.extend_from_slice(&(0x8000 | opcode_rd | 0x0400 | 0x0080 | authentic | u16::from(rcode)).to_be_bytes());
     out.extend_from_slice(&1u16.to_be_bytes());
     out.extend_from_slice(&(answers.len() as u16).to_be_bytes());
     out.extend_from_slice(&[0, 0, 0, 0]);
@@ -321,6 +333,10 @@ fn encode_rr(name: &str, rr: &Rr, ttl: u32) -> Vec<u8> {
             encode_name(exchange, &mut rdata);
         }
         Rr::Ptr(target) | Rr::Cname(target) => encode_name(target, &mut rdata),
+        Rr::Tlsa(usage, selector, matching, data) => {
+            rdata.extend_from_slice(&[*usage, *selector, *matching]);
+            rdata.extend_from_slice(data);
+        }
         Rr::Timeout => {}
     }
     let mut out = Vec::with_capacity(rdata.len() + name.len() + 12);

@@ -39,11 +39,20 @@ pub struct Destination<'a> {
     pub tls: RouteTls,
     pub ca_file: Option<&'a Path>,
     pub address: Option<IpAddr>,
+    /// The host's usable DANE TLSA records: TLS is required and its certificate must
+    /// match one of them (instead of `tls`'s checks).
+    pub dane: Option<Vec<crate::dane::Association>>,
 }
 
 impl<'a> Destination<'a> {
     pub fn of_domain(domain: &'a DomainConfig) -> Destination<'a> {
-        Destination { route: domain.route.clone(), tls: domain.route_tls, ca_file: domain.route_ca_file.as_deref(), address: None }
+        Destination {
+            route: domain.route.clone(),
+            tls: domain.route_tls,
+            ca_file: domain.route_ca_file.as_deref(),
+            address: None,
+            dane: None,
+        }
     }
 }
 
@@ -90,7 +99,7 @@ impl Client {
             None => format!("{}:{}", route.host, route.port),
         };
         // Connections are shared only between routes with the same TLS policy.
-        let key = format!("{remote}/{:?}/{:?}", destination.tls, destination.ca_file);
+        let key = format!("{remote}/{:?}/{:?}/{:?}", destination.tls, destination.ca_file, destination.dane);
         let (mut remote_dsn, mut opened) = (false, true);
         let outcome = loop {
             let (mut session, reused) = match self.take_idle(&key) {
@@ -171,18 +180,23 @@ impl Client {
         let mut caps = conn.ehlo(&self.hostname).await?;
         let must_encrypt = matches!(tls, RouteTls::Required | RouteTls::Verify);
         if tls != RouteTls::Disabled && caps.contains("STARTTLS") {
-            let connector = self.tls.for_route(tls, destination.ca_file).map_err(|e| Reply::new(451, "4.7.5", e.to_string()))?;
+            let connector = match &destination.dane {
+                Some(associations) => crate::dane::connector(associations.clone()).map_err(|e| Reply::new(451, "4.7.5", e.to_string()))?,
+                None => self.tls.for_route(tls, destination.ca_file).map_err(|e| Reply::new(451, "4.7.5", e.to_string()))?.clone(),
+            };
             conn.send(b"STARTTLS\r\n").await?;
             expect(conn.read_reply().await?, 220)?;
             let name = server_name(&route.host).ok_or_else(|| Reply::new(451, "4.7.0", "Invalid server name for TLS"))?;
-            let (status, failed) = if tls == RouteTls::Verify {
+            let (status, failed) = if destination.dane.is_some() {
+                ("4.7.5", "TLS certificate matches none of the host's DANE TLSA records")
+            } else if tls == RouteTls::Verify {
                 ("4.7.5", "TLS certificate of the route not verified")
             } else {
                 ("4.7.0", "TLS handshake failed")
             };
             // A new reader: nothing the server sent in plaintext after its 220 is kept.
             let mut stream = conn.io.into_inner();
-            tokio::time::timeout(self.command_timeout, stream.connect_tls(connector, name))
+            tokio::time::timeout(self.command_timeout, stream.connect_tls(&connector, name))
                 .await
                 .map_err(|_| Reply::new(451, "4.7.0", "TLS handshake timed out"))?
                 .map_err(|e| Reply::new(451, status, format!("{failed} ({}): {e}", route.host)))?;
@@ -190,7 +204,8 @@ impl Client {
             caps = conn.ehlo(&self.hostname).await?;
         } else if must_encrypt {
             let _ = conn.send(b"QUIT\r\n").await;
-            return Err(Reply::new(451, "4.7.10", "TLS is required for this route but the server does not offer STARTTLS"));
+            let why = if destination.dane.is_some() { "the host publishes DANE TLSA records" } else { "TLS is required for this route" };
+            return Err(Reply::new(451, "4.7.10", format!("{why} but the server does not offer STARTTLS")));
         }
         Ok(Session { conn, caps, since: Instant::now() })
     }

@@ -5,6 +5,7 @@
 
 mod client;
 mod conn;
+mod dane;
 mod destinations;
 mod dsn;
 mod mta_sts;
@@ -34,6 +35,8 @@ pub struct Relay<B> {
     resolver: Option<mail_auth::hickory_resolver::TokioResolver>,
     /// Outside domains' MTA-STS policies.
     mta_sts: mta_sts::Policies,
+    /// Where DANE's TLSA lookups go (`[dns]`'s servers, or the system's).
+    dns_servers: Vec<std::net::SocketAddr>,
     /// Deliveries in progress per destination (`relay.per_destination`).
     destinations: destinations::Limiter,
 }
@@ -53,7 +56,8 @@ impl<B: Bus> Relay<B> {
         let resolver = mx::resolver(&config.dns);
         let mta_sts = mta_sts::Policies::new(config.relay.mta_sts_port);
         let destinations = destinations::Limiter::new(config.relay.per_destination);
-        Ok(Self { config, bus, client: Arc::new(client), resolver, mta_sts, destinations })
+        let dns_servers = if config.dns.servers.is_empty() { mx::system_servers() } else { config.dns.servers.clone() };
+        Ok(Self { config, bus, client: Arc::new(client), resolver, mta_sts, dns_servers, destinations })
     }
 
     /// Runs `relay.concurrency` workers until `shutdown` turns true; each finishes the
@@ -284,17 +288,32 @@ impl<B: Bus> Relay<B> {
             None => None,
         };
         let enforce = policy.as_ref().is_some_and(|p| p.mode == mta_sts::Mode::Enforce);
-        let tls = if enforce { RouteTls::Verify } else { RouteTls::Opportunistic };
         let mut last = None;
         for route in hosts {
-            if let Some(policy) = policy.as_ref().filter(|p| p.mode != mta_sts::Mode::None && !p.allows(&route.host)) {
-                tracing::warn!(%domain, host = %route.host, mode = ?policy.mode, mx = ?policy.mx, "MX host not named by the domain's MTA-STS policy");
-                if enforce {
+            // DANE, where the host publishes secure TLSA records, comes before MTA-STS
+            // (RFC 8461 §2).
+            let (tls, dane) = match self.dane(&route).await {
+                dane::Tlsa::Failed(why) => {
+                    tracing::warn!(%domain, host = %route.host, %why, "MX host skipped: its DANE TLSA records cannot be read");
+                    last = Some(failed(Reply::new(451, "4.7.5", format!("DANE: {why}"))));
                     continue;
                 }
-            }
+                dane::Tlsa::Secure(records) => {
+                    let usable = dane::Tlsa::usable(&records);
+                    if usable.is_empty() { (RouteTls::Required, None) } else { (RouteTls::Verify, Some(usable)) }
+                }
+                dane::Tlsa::None => {
+                    if let Some(policy) = policy.as_ref().filter(|p| p.mode != mta_sts::Mode::None && !p.allows(&route.host)) {
+                        tracing::warn!(%domain, host = %route.host, mode = ?policy.mode, mx = ?policy.mx, "MX host not named by the domain's MTA-STS policy");
+                        if enforce {
+                            continue;
+                        }
+                    }
+                    (if enforce { RouteTls::Verify } else { RouteTls::Opportunistic }, None)
+                }
+            };
             for ip in mx::addresses(self.resolver.as_ref(), &route.host).await {
-                let destination = Destination { route: route.clone(), tls, ca_file: None, address: Some(ip) };
+                let destination = Destination { route: route.clone(), tls, ca_file: None, address: Some(ip), dane: dane.clone() };
                 let attempt = self.client.deliver(&destination, envelope, indices, body).await;
                 if attempt.opened {
                     return attempt;
@@ -317,6 +336,15 @@ impl<B: Bus> Relay<B> {
             )),
             (None, _) => failed(Reply::new(451, "4.4.4", format!("No mail server of {domain} has an address"))),
         }
+    }
+
+    /// The DANE TLSA records of an MX host, when `relay.dane` is on.
+    async fn dane(&self, route: &rempart_model::Route) -> dane::Tlsa {
+        if !self.config.relay.dane {
+            return dane::Tlsa::None;
+        }
+        let timeout = Duration::from_millis(self.config.dns.timeout_ms.saturating_mul(self.config.dns.attempts.max(1) as u64));
+        dane::Tlsa::lookup(&self.dns_servers, &route.host, route.port, timeout).await
     }
 
     async fn send_reports(&self, envelope: &Envelope, body: &[u8], reports: &[(usize, dsn::Action)]) -> Result<(), rempart_bus::BusError> {

@@ -92,3 +92,14 @@ pub async fn addresses(resolver: Option<&TokioResolver>, host: &str) -> Vec<std:
         }
     }
 }
+
+/// The name servers of /etc/resolv.conf, port 53 (DANE's own queries when `[dns]` names
+/// none).
+pub fn system_servers() -> Vec<std::net::SocketAddr> {
+    let text = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    text.lines()
+        .filter_map(|line| line.trim().strip_prefix("nameserver"))
+        .filter_map(|rest| rest.trim().parse::<std::net::IpAddr>().ok())
+        .map(|ip| std::net::SocketAddr::new(ip, 53))
+        .collect()
+}

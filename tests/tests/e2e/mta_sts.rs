@@ -1,7 +1,8 @@
-//! MTA-STS (RFC 8461) on delivery by MX: policies served over HTTPS by a local server,
-//! announced by TXT records of the test DNS server, and a second Rempart with a
-//! certificate from a test CA as every outside domain's MX host. The sending gateway
-//! trusts that CA as its system roots (SSL_CERT_FILE).
+//! Authenticated TLS on delivery by MX. MTA-STS (RFC 8461): policies served over HTTPS
+//! by a local server, announced by TXT records of the test DNS server, and a second
+//! Rempart with a certificate from a test CA as every outside domain's MX host; the
+//! sending gateway trusts that CA as its system roots (SSL_CERT_FILE). DANE (RFC 7672):
+//! TLSA records the test DNS server answers with the AD bit, as a validating resolver.
 
 use std::time::Duration;
 
@@ -115,4 +116,80 @@ fn mta_sts_policies_decide_where_and_how_mail_goes() {
     std::thread::sleep(Duration::from_millis(500));
     let subjects: Vec<String> = outside_sink.messages().iter().map(|m| String::from_utf8_lossy(&m.data).to_string()).collect();
     assert!(!subjects.iter().any(|t| t.contains("sts-unlisted") || t.contains("sts-badcert")), "enforce never falls back");
+}
+
+/// DANE: the MX host's certificate is self-signed for another name, which only a
+/// secure TLSA record can vouch for.
+/// - dane.test: `3 1 1` of the host's key, secure → delivered over TLS;
+/// - wrongkey.test: `3 1 1` of another key, secure → waits (4.7.5), never in clear;
+/// - insecure.test: the same wrong record without the AD bit → ignored, delivered.
+#[test]
+fn dane_tlsa_records_authenticate_mx_hosts_when_dnssec_secure() {
+    let certs = tempfile::tempdir().expect("tempdir");
+    let key = rcgen::KeyPair::generate().expect("key");
+    let cert = rcgen::CertificateParams::new(vec!["self-signed.invalid".to_string()]).expect("params").self_signed(&key).expect("cert");
+    let (cert_path, key_path) = (certs.path().join("cert.pem"), certs.path().join("key.pem"));
+    std::fs::write(&cert_path, cert.pem()).expect("write cert");
+    std::fs::write(&key_path, key.serialize_pem()).expect("write key");
+    let spki_sha256 = ring::digest::digest(&ring::digest::SHA256, &rcgen::PublicKeyData::subject_public_key_info(&key)).as_ref().to_vec();
+    let other_key = ring::digest::digest(&ring::digest::SHA256, b"not the host's key").as_ref().to_vec();
+
+    let outside_sink = Sink::start(SinkMode::Accept);
+    let domains: String = ["dane.test", "wrongkey.test", "insecure.test"]
+        .iter()
+        .map(|d| format!("[[domain]]\nname = \"{d}\"\nroute = \"{}\"\n", outside_sink.route()))
+        .collect();
+    let mx = Gateway::start(&format!(
+        "[smtp]\nhostname = \"mx.outside.test\"\n[[smtp.listener]]\naddress = \"{{listen}}\"\n[queue]\ndata_dir = \"{{data}}\"\n\
+         [greylist]\nenabled = false\n[tls]\ncert = \"{}\"\nkey = \"{}\"\n{domains}",
+        cert_path.display(),
+        key_path.display()
+    ));
+    let mut zone = Zone::new();
+    for (domain, tlsa, secure) in
+        [("dane.test", &spki_sha256, true), ("wrongkey.test", &other_key, true), ("insecure.test", &other_key, false)]
+    {
+        let host = format!("mx.{domain}");
+        let tlsa_name = format!("_{}._tcp.{host}", mx.port);
+        zone.add(domain, Rr::Mx(10, host.clone()))
+            .add(&host, Rr::A("127.0.0.1".parse().expect("ip")))
+            .add(&tlsa_name, Rr::Tlsa(3, 1, 1, tlsa.clone()));
+        if secure {
+            zone.secure(&tlsa_name).secure(&host);
+        }
+    }
+    let dns = DnsServer::start(zone);
+    let s = start_gateway(
+        &format!(
+            "[dns]\nservers = [\"{}\"]\ntimeout_ms = 1000\n[relay]\nmx_port = {}\ndane = true\nconnect_timeout = \"2s\"\n",
+            dns.addr, mx.port
+        ),
+        None,
+    );
+    let auth = login("alice@example.com", PASSWORD);
+    let send = |to: &str, subject: &str| {
+        let subject = format!("Subject: {subject}");
+        let mut args = vec!["--tls", "--from", "alice@example.com", "--header", &subject, "--to", to];
+        args.extend(auth.iter().map(String::as_str));
+        let transcript = swaks(s.submission, &args);
+        assert!(transcript.contains("250 2.0.0 Ok: queued as"), "{transcript}");
+    };
+
+    send("friend@dane.test", "dane-ok");
+    let delivered = outside_sink.wait_for(1, Duration::from_secs(20));
+    assert_eq!(delivered.len(), 1, "sender:\n{}\nmx:\n{}", s.gw.log(), mx.log());
+    let text = String::from_utf8_lossy(&delivered[0].data).to_string();
+    assert!(text.contains("Subject: dane-ok") && text.contains("with ESMTPS"), "{text}");
+
+    send("friend@wrongkey.test", "dane-wrong");
+    let waited =
+        wait_until(Duration::from_secs(20), || s.gw.log().contains("4.7.5 TLS certificate matches none of the host's DANE TLSA records"));
+    assert!(waited, "{}", s.gw.log());
+
+    send("friend@insecure.test", "dane-insecure");
+    let delivered = outside_sink.wait_for(2, Duration::from_secs(20));
+    assert_eq!(delivered.len(), 2, "an insecure TLSA record is ignored:\n{}", s.gw.log());
+    assert!(String::from_utf8_lossy(&delivered[1].data).contains("Subject: dane-insecure"));
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(!outside_sink.messages().iter().any(|m| String::from_utf8_lossy(&m.data).contains("dane-wrong")), "never delivered");
 }

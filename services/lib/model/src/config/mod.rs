@@ -262,6 +262,11 @@ pub struct RelayConfig {
     /// domain) at once, so one slow or throttling server cannot take every worker and
     /// a big mailing does not open `concurrency` connections to one host. Default 8.
     pub per_destination: usize,
+    /// DANE (RFC 7672) towards outside MX hosts: their `_PORT._tcp` TLSA records are
+    /// looked up and, when DNSSEC-secure, TLS with a matching certificate is required.
+    /// Secure means the AD bit of `[dns]`'s resolvers (or the system's): turn this on
+    /// only when they validate DNSSEC (a local unbound). Default false.
+    pub dane: bool,
 }
 
 impl Default for RelayConfig {
@@ -273,6 +278,7 @@ impl Default for RelayConfig {
             mx_port: 25,
             mta_sts_port: 443,
             per_destination: 8,
+            dane: false,
         }
     }
 }
