@@ -6,6 +6,7 @@ mod check_sender_cmd;
 mod config_cmd;
 mod console_cmd;
 mod dkim_cmd;
+mod dsn_cmd;
 mod learn_cmd;
 mod score_cmd;
 mod tune_cmd;
@@ -74,6 +75,9 @@ enum Command {
     /// DKIM keys for the mail customers submit.
     #[command(subcommand)]
     Dkim(dkim_cmd::DkimCommand),
+    /// Read a bounce: each recipient's status, the remote server's words and a reason
+    /// (userunknown, mailboxfull, blocked, … Sisimai's words).
+    Dsn(dsn_cmd::DsnArgs),
 }
 
 fn main() -> ExitCode {
@@ -92,6 +96,7 @@ fn main() -> ExitCode {
         Command::Console(cmd) => console_cmd::run(cmd, cli.config.as_deref()),
         Command::Account(cmd) => account_cmd::run(cmd, cli.config.as_deref()),
         Command::Dkim(cmd) => dkim_cmd::run(cmd),
+        Command::Dsn(args) => dsn_cmd::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -3,6 +3,7 @@
 //! CLI and telemetry tests run the real binary.
 
 mod auth;
+mod bounces;
 mod cluster;
 mod config;
 mod console;

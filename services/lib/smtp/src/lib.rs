@@ -3,6 +3,7 @@
 //! with a reply; this crate only frames, parses and formats. `receiver` is the one
 //! receiving dialogue for stand-in servers (sinks), with its answers left to the caller.
 
+pub mod bounce;
 pub mod framing;
 pub mod receiver;
 pub mod reply;

@@ -1,0 +1,826 @@
+//! Why a recipient bounced, in Sisimai's vocabulary: from the remote server's words
+//! first (they say more than the status code, and many servers send `5.0.0`), then
+//! from the enhanced status code.
+
+use serde::Serialize;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Reason {
+    AuthFailure,
+    BadReputation,
+    Blocked,
+    ContentError,
+    ExceedLimit,
+    Expired,
+    Filtered,
+    HasMoved,
+    HostUnknown,
+    MailboxFull,
+    MailerError,
+    MesgTooBig,
+    NetworkError,
+    NotAccept,
+    NotCompliantRfc,
+    OnHold,
+    Rejected,
+    NoRelaying,
+    SpamDetected,
+    VirusDetected,
+    PolicyViolation,
+    SecurityError,
+    Speeding,
+    Suspend,
+    RequirePtr,
+    SystemError,
+    SystemFull,
+    TooManyConn,
+    UserUnknown,
+    SyntaxError,
+    Undefined,
+}
+
+impl Reason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::AuthFailure => "authfailure",
+            Reason::BadReputation => "badreputation",
+            Reason::Blocked => "blocked",
+            Reason::ContentError => "contenterror",
+            Reason::ExceedLimit => "exceedlimit",
+            Reason::Expired => "expired",
+            Reason::Filtered => "filtered",
+            Reason::HasMoved => "hasmoved",
+            Reason::HostUnknown => "hostunknown",
+            Reason::MailboxFull => "mailboxfull",
+            Reason::MailerError => "mailererror",
+            Reason::MesgTooBig => "mesgtoobig",
+            Reason::NetworkError => "networkerror",
+            Reason::NotAccept => "notaccept",
+            Reason::NotCompliantRfc => "notcompliantrfc",
+            Reason::OnHold => "onhold",
+            Reason::Rejected => "rejected",
+            Reason::NoRelaying => "norelaying",
+            Reason::SpamDetected => "spamdetected",
+            Reason::VirusDetected => "virusdetected",
+            Reason::PolicyViolation => "policyviolation",
+            Reason::SecurityError => "securityerror",
+            Reason::Speeding => "speeding",
+            Reason::Suspend => "suspend",
+            Reason::RequirePtr => "requireptr",
+            Reason::SystemError => "systemerror",
+            Reason::SystemFull => "systemfull",
+            Reason::TooManyConn => "toomanyconn",
+            Reason::UserUnknown => "userunknown",
+            Reason::SyntaxError => "syntaxerror",
+            Reason::Undefined => "undefined",
+        }
+    }
+
+    /// A hard bounce: the address itself will not take mail (Sisimai's meaning).
+    pub fn is_hard(self) -> bool {
+        matches!(self, Reason::UserUnknown | Reason::HostUnknown | Reason::HasMoved | Reason::NotAccept)
+    }
+}
+
+impl std::fmt::Display for Reason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Phrases per reason, lower case, in the order they are tried: the more specific
+/// reasons first (a "blocked" that says "spam" is spam; "user unknown" beats a bare
+/// "rejected").
+const PHRASES: &[(Reason, &[&str])] = &[
+    (
+        Reason::Rejected,
+        &[
+            "domain of sender address",
+            "sender address rejected",
+            "sender was rejected",
+            "sender rejected",
+            "sender verify failed",
+            "permission to post",
+            "google groups",
+            "googlegroups",
+            "purported responsible address",
+            "sender domain does not exist",
+            "not a registered gateway user",
+        ],
+    ),
+    (Reason::NotCompliantRfc, &["multiple addresses in from", "rfc 5322", "rfc5322", "rfc 2822", "rfc2822", "not compliant with rfc"]),
+    (Reason::MailerError, &["pipe to |", "mailer error", "command died", "exited with", "procmail", "local delivery failed"]),
+    (Reason::SystemError, &["unable to contact ldap", "ldap server"]),
+    (Reason::NetworkError, &["wasn't able to establish an smtp connection"]),
+    (Reason::SystemFull, &["insufficient disk space", "insufficient system storage", "disk full", "out of disk space", "no space left"]),
+    (Reason::TooManyConn, &["too many recipients", "frequency limited"]),
+    (Reason::BadReputation, &["reputation", "user complaints", "sender score", "senderscore"]),
+    (Reason::PolicyViolation, &["denied by policy", "policy reasons", "presents a potential", "header error", "not allowed by policy"]),
+    (Reason::SyntaxError, &["parameter not implemented", "command unrecognized", "unrecognized command", "syntax error"]),
+    (
+        Reason::SpamDetected,
+        &["spam classification", "scored as spam", "message content rejected", "classified as spam", "detected as spam"],
+    ),
+    (Reason::NotAccept, &["doesn't receive email", "does not receive email", "does not accept mail", "accepts no mail"]),
+    (Reason::VirusDetected, &["virus", "infected", "malware", "worm detected", "contains a dangerous"]),
+    (
+        Reason::RequirePtr,
+        &[
+            "reverse dns",
+            "reverse-dns",
+            "ptr record",
+            "no ptr",
+            "reverse lookup",
+            "cannot find your hostname",
+            "cannot find your reverse hostname",
+            "rdns",
+            "reverse hostname",
+            "ip name lookup failed",
+            "unresolvable relay host name",
+            "not resolve your address",
+            "no dns record for your ip",
+            "client host rejected: cannot find",
+            "domain name lookup failed for your ip",
+            "please use valid hostname",
+            "resolve your reverse",
+            "reverse mapping",
+            "mismatches client ip",
+        ],
+    ),
+    (
+        Reason::AuthFailure,
+        &[
+            "spf fail",
+            "spf check",
+            "sender policy framework",
+            "spf record",
+            "spf:",
+            "dkim",
+            "dmarc",
+            "not pass spf",
+            "fails spf",
+            "spf validation",
+            "authentication failure for the sender",
+            "is not authorized to send",
+            "authentication information",
+            "fails to pass",
+            "not permitted sender",
+            "sender authentication",
+            "unauthenticated email",
+        ],
+    ),
+    (
+        Reason::NoRelaying,
+        &[
+            "relay access denied",
+            "relaying denied",
+            "not permitted to relay",
+            "relay not permitted",
+            "unable to relay",
+            "we do not relay",
+            "relaying not allowed",
+            "relay denied",
+            "not allowed to relay",
+            "no relaying",
+            "relay prohibited",
+            "is not a gateway",
+            "relaying mail to",
+            "not a local domain",
+            "only allowed to send to local",
+            "may not relay",
+            "cannot relay",
+            "relay not allowed",
+            "insecure mail relay",
+            "not configured to relay",
+        ],
+    ),
+    (
+        Reason::SecurityError,
+        &[
+            "smtp authentication",
+            "unauthenticated senders",
+            "authentication in your mail client",
+            "must issue a starttls",
+            "starttls is required",
+            "tls required",
+            "encryption required",
+            "must use tls",
+            "requires tls",
+            "authentication required",
+            "authentication is required",
+            "certificate",
+            "submission requires",
+            "smtp auth required",
+            "need to authenticate",
+            "not authenticated",
+            "security policy",
+            "authentication credentials invalid",
+        ],
+    ),
+    (
+        Reason::TooManyConn,
+        &[
+            "too many connections",
+            "too many concurrent",
+            "connection limit",
+            "too many simultaneous",
+            "too many open connections",
+            "connection rate limit",
+            "concurrent connections",
+            "too many sessions",
+        ],
+    ),
+    (
+        Reason::Speeding,
+        &[
+            "rate limit",
+            "too many messages",
+            "sending rate",
+            "rate exceeded",
+            "rate-limit",
+            "ratelimit",
+            "message rate",
+            "too fast",
+            "throttl",
+            "receiving mail at a rate",
+            "too many recipients this hour",
+            "unusual rate",
+        ],
+    ),
+    (Reason::HasMoved, &["has moved", "user has moved", "address has changed", "no longer at this address", "moved to"]),
+    (
+        Reason::MesgTooBig,
+        &[
+            "message too large",
+            "message too big",
+            "message size exceeds",
+            "message is too big",
+            "message is too large",
+            "size limit",
+            "exceeds maximum",
+            "message length exceeds",
+            "message file too big",
+            "mail too large",
+            "message exceeds",
+            "exceeds the maximum",
+            "size of the message",
+            "maximum message size",
+            "message size limit",
+            "too big for",
+            "size exceeds",
+            "larger than",
+            "mail size",
+        ],
+    ),
+    (
+        Reason::ExceedLimit,
+        &["message header size exceeds", "exceeded the user's size limit", "exceeds the size limit set by the recipient"],
+    ),
+    (
+        Reason::MailboxFull,
+        &[
+            "mailbox full",
+            "mailbox is full",
+            "quota exceeded",
+            "over quota",
+            "overquota",
+            "exceeded storage",
+            "mailbox size limit",
+            "user is over",
+            "account is full",
+            "disk quota",
+            "out of storage",
+            "mailbox has exceeded",
+            "full mailbox",
+            "mailbox exceeds",
+            "exceeded its quota",
+            "exceeds its quota",
+            "mail quota",
+            "quota exceed",
+            "insufficient storage",
+            "mailfolder is full",
+            "mailbox would exceed",
+            "over its quota",
+            "storage quota",
+            "box is full",
+            "exceeded the maximum size of",
+            "too much mail data",
+            "mailbox size",
+            "has exceeded the max",
+            "user's mailbox is full",
+            "space exceeded",
+            "not enough space",
+            "mail box full",
+            "quota full",
+            "exceeds allowed",
+            "mailbox over",
+            "exceeded the local limit",
+            "recipient's mailbox",
+        ],
+    ),
+    (
+        Reason::SystemFull,
+        &["insufficient system storage", "disk full", "out of disk space", "system storage", "file system full", "no space left"],
+    ),
+    (
+        Reason::Suspend,
+        &[
+            "account suspended",
+            "mailbox suspended",
+            "user suspended",
+            "has been suspended",
+            "is suspended",
+            "temporary locked",
+            "temporarily locked",
+            "account is locked",
+            "is frozen",
+            "disabled recipient",
+            "recipient account is blocked",
+            "compte du destinataire est bloque",
+            "account has been disabled",
+            "mailbox disabled",
+            "account disabled",
+            "deactivated",
+            "is not active",
+            "account is disabled",
+            "temporarily disabled",
+            "mailbox is disabled",
+            "has been disabled",
+            "account closed",
+            "currently suspended",
+            "is disabled",
+        ],
+    ),
+    (Reason::NetworkError, &["malformed or unexpected name server reply", "host not found, try again", "dns error", "dns query failed"]),
+    (
+        Reason::NotAccept,
+        &[
+            "no mx found",
+            "no mx record found",
+            "couldn't find a mail exchanger",
+            "indicated no smtp service",
+            "does not accept mail",
+            "null mx",
+            "accepts no mail",
+            "not accept mail",
+            "doesn't accept mail",
+        ],
+    ),
+    (
+        Reason::HostUnknown,
+        &[
+            "host unknown",
+            "host not found",
+            "unknown host",
+            "domain not found",
+            "no such domain",
+            "name service error",
+            "domain does not exist",
+            "host or domain name not found",
+            "unrouteable mail domain",
+            "unrouteable address",
+            "domain name not found",
+            "unknown domain",
+            "domain is invalid",
+            "domain is not reachable",
+            "host name lookup failure",
+            "name or service not known",
+            "invalid domain",
+            "nxdomain",
+            "domain unknown",
+            "illegal host",
+            "does not exist (authoritative",
+        ],
+    ),
+    (
+        Reason::UserUnknown,
+        &[
+            "user unknown",
+            "unknown user",
+            "no such user",
+            "user not found",
+            "recipient not found",
+            "does not exist",
+            "no such mailbox",
+            "invalid recipient",
+            "unknown recipient",
+            "recipient address rejected",
+            "mailbox not found",
+            "account does not exist",
+            "not a valid mailbox",
+            "no mailbox here",
+            "unknown local part",
+            "unrouteable address",
+            "user doesn't exist",
+            "addressee unknown",
+            "invalid mailbox",
+            "is not a known user",
+            "no such recipient",
+            "recipient unknown",
+            "bad destination mailbox",
+            "user invalid",
+            "unknown address",
+            "mailbox does not exist",
+            "address does not exist",
+            "not our customer",
+            "no such account",
+            "recipient rejected",
+            "mailbox unavailable",
+            "user_unknown",
+            "invalid address",
+            "address unknown",
+            "unknown or illegal alias",
+            "doesn't have a",
+            "no valid recipients",
+            "user doesn't",
+            "recipient does not",
+            "mailbox is unavailable",
+            "not a valid recipient",
+            "unknown mailbox",
+            "no account",
+            "email address could not be found",
+            "no longer available",
+            "user not exist",
+            "invalid user",
+            "illegal alias",
+            "not a known user",
+            "mailbox not available",
+            "no mailbox",
+            "bad recipient",
+            "unroutable address",
+            "destination mailbox",
+            "couldn't be found",
+            "could not be found",
+            "invalid final delivery",
+            "not listed in public name",
+            "invalid recipient",
+        ],
+    ),
+    (
+        Reason::Expired,
+        &[
+            "message expired",
+            "queue too long",
+            "failing for a long time",
+            "delivery time expired",
+            "retry timeout exceeded",
+            "delivery attempts",
+            "did not accept our requests to connect",
+            "retry time not reached",
+            "was not delivered within",
+            "could not be delivered for",
+            "connection timed out",
+            "timed out while",
+            "host not reachable",
+        ],
+    ),
+    (
+        Reason::SpamDetected,
+        &[
+            "spam",
+            "junk mail",
+            "unsolicited",
+            "bulk mail",
+            "bulk e-mail",
+            "identified as spam",
+            "looks like spam",
+            "uce",
+            "content filter rejected",
+            "scored",
+            "classified as junk",
+            "phish",
+        ],
+    ),
+    (Reason::BadReputation, &["reputation", "sender score", "senderscore"]),
+    (
+        Reason::Blocked,
+        &[
+            "blocked",
+            "blacklist",
+            "black list",
+            "blocklist",
+            "block list",
+            "listed in",
+            "rbl",
+            "spamhaus",
+            "dnsbl",
+            "client host rejected",
+            "access denied",
+            "banned",
+            "your ip",
+            "ip address",
+            "denied by",
+            "not allowed to send",
+            "refused to talk",
+            "connection refused",
+            "please use the smtp server",
+            "use your isp",
+            "dynamic ip",
+            "dial-up",
+            "dialup",
+            "residential",
+            "poor",
+            "connection rejected",
+            "host rejected",
+            "sorbs",
+            "barracuda",
+            "spamcop",
+            "mail server ip",
+            "rejected because",
+            "not allowed",
+            "your host",
+            "your server",
+            "cbl",
+            "not accepting connections",
+            "invalid ip",
+            "my name was rejected",
+            "ip source",
+            "ip blocked",
+        ],
+    ),
+    (
+        Reason::PolicyViolation,
+        &["policy", "violat", "prohibited", "not allowed by", "contains a forbidden", "attachment", "restricted", "disallowed"],
+    ),
+    (
+        Reason::Filtered,
+        &[
+            "filtered",
+            "filter",
+            "delivery not authorized",
+            "refused by recipient",
+            "not authorized to receive",
+            "user rules",
+            "recipient has blocked",
+            "doesn't want",
+            "does not want",
+            "rejected by the recipient",
+            "message rejected by",
+            "receiving restrictions",
+            "not authorized",
+        ],
+    ),
+    (
+        Reason::Rejected,
+        &[
+            "sender rejected",
+            "sender address rejected",
+            "domain of sender address",
+            "sender verify failed",
+            "envelope sender",
+            "sender domain",
+            "invalid sender",
+            "sender is not",
+            "from address",
+            "sender address",
+            "mail from",
+            "sender not",
+            "bad sender",
+            "return path",
+            "sender unknown",
+            "sender denied",
+            "sender invalid",
+            "rejected sender",
+            "sender's",
+            "sender blocked",
+        ],
+    ),
+    (
+        Reason::ContentError,
+        &["invalid mime", "message header", "content", "8-bit", "encoding", "malformed", "invalid character", "corrupt"],
+    ),
+    (Reason::NotCompliantRfc, &["rfc 5322", "rfc5322", "rfc 2822", "rfc2822", "not compliant", "duplicate header", "multiple from"]),
+    (
+        Reason::Expired,
+        &[
+            "retry timeout exceeded",
+            "delivery time expired",
+            "message expired",
+            "retry time not reached",
+            "timeout exceeded",
+            "was not delivered within",
+            "giving up",
+            "could not be delivered for",
+            "undeliverable for",
+            "message timed out",
+            "expired",
+            "delivery attempts will continue",
+            "too long in queue",
+            "queue time",
+            "maximum time",
+            "time limit",
+            "timed out for",
+            "has been delayed",
+            "deferred for",
+            "could not deliver for",
+        ],
+    ),
+    (
+        Reason::NetworkError,
+        &[
+            "network is unreachable",
+            "connection timed out",
+            "lost connection",
+            "could not connect",
+            "no route to host",
+            "unable to connect",
+            "timed out while",
+            "connection reset",
+            "broken pipe",
+            "dns error",
+            "dns lookup",
+            "temporary failure in name resolution",
+            "routing loop",
+            "mail loop",
+            "loops back",
+            "too many hops",
+            "hop count",
+            "network error",
+            "connection dropped",
+        ],
+    ),
+    (
+        Reason::SystemError,
+        &[
+            "system error",
+            "internal error",
+            "local error",
+            "server error",
+            "configuration error",
+            "mail system",
+            "temporary failure",
+            "unknown mail transport",
+            "i/o error",
+            "transient",
+            "not available",
+            "try again later",
+            "resources",
+            "server busy",
+            "currently unavailable",
+        ],
+    ),
+    (
+        Reason::SyntaxError,
+        &["syntax error", "command unrecognized", "unrecognized command", "bad sequence", "command not implemented", "line too long"],
+    ),
+];
+
+/// The reason the words of `text` (lower case) give, if any.
+pub fn from_text(text: &str) -> Option<Reason> {
+    PHRASES.iter().find(|(_, phrases)| phrases.iter().any(|p| contains_phrase(text, p))).map(|(reason, _)| *reason)
+}
+
+/// `phrase` in `text`; short phrases ("uce", "rbl", "cbl") only as whole words.
+fn contains_phrase(text: &str, phrase: &str) -> bool {
+    if phrase.len() > 4 {
+        return text.contains(phrase);
+    }
+    text.match_indices(phrase).any(|(i, _)| {
+        let before = text[..i].chars().next_back().is_none_or(|c| !c.is_alphanumeric());
+        let after = text[i + phrase.len()..].chars().next().is_none_or(|c| !c.is_alphanumeric());
+        before && after
+    })
+}
+
+/// The reason an enhanced status code alone gives (RFC 3463), if it says one.
+pub fn from_status(status: &str) -> Option<Reason> {
+    let mut parts = status.split('.');
+    let (class, subject, detail) = (parts.next()?, parts.next()?, parts.next()?);
+    let permanent = class == "5";
+    Some(match (subject, detail) {
+        ("1", "1") | ("1", "3") => Reason::UserUnknown,
+        ("1", "2") => Reason::HostUnknown,
+        ("1", "4") => Reason::UserUnknown,
+        ("1", "6") => Reason::HasMoved,
+        ("1", "7") | ("1", "8") => Reason::Rejected,
+        ("1", "10") => Reason::NotAccept,
+        ("2", "1") => Reason::Suspend,
+        ("2", "2") => Reason::MailboxFull,
+        ("2", "3") => Reason::ExceedLimit,
+        ("2", "4") => Reason::SystemError,
+        ("3", "1") => Reason::SystemFull,
+        ("3", "4") => Reason::MesgTooBig,
+        ("3", "2") => Reason::NotAccept,
+        ("3", _) => Reason::SystemError,
+        ("4", "1") | ("4", "2") | ("4", "0") => Reason::NetworkError,
+        ("4", "3") => Reason::SystemError,
+        ("4", "4") => Reason::HostUnknown,
+        ("4", "6") => Reason::NetworkError,
+        ("4", "7") => Reason::Expired,
+        ("5", "3") => Reason::SyntaxError,
+        ("5", _) if permanent => Reason::SyntaxError,
+        ("6", _) => Reason::ContentError,
+        ("7", "13") => Reason::Suspend,
+        ("7", "1") | ("7", "0") | ("7", "5") | ("7", "6") | ("7", "7") | ("7", "8") | ("7", "9") => Reason::SecurityError,
+        ("7", "23") | ("7", "24") | ("7", "25") | ("7", "26") | ("7", "27") => Reason::AuthFailure,
+        ("7", _) => Reason::PolicyViolation,
+        _ => return None,
+    })
+}
+
+/// The reason for one recipient: the diagnostic's words, then its status code, then
+/// the words of the whole report; what the remote MTA's kind of diagnostic says first
+/// (a local program's exit is a mailer error).
+pub fn classify(diagnostic: &str, diagnostic_type: &str, status: &str, action: &str, report_text: &str) -> Reason {
+    let diagnostic = diagnostic.to_ascii_lowercase();
+    if diagnostic_type.eq_ignore_ascii_case("x-unix") {
+        // A local delivery program's failure, unless it says the mailbox is full.
+        return if from_text(&diagnostic) == Some(Reason::MailboxFull) { Reason::MailboxFull } else { Reason::MailerError };
+    }
+    if let Some(reason) = decisive_status(status) {
+        return reason;
+    }
+    let command = smtp_command(&diagnostic).or_else(|| smtp_command(&report_text.to_ascii_lowercase()));
+    let found = from_text(&diagnostic).or_else(|| from_status(status).filter(|_| !status.ends_with(".0.0")));
+    match found {
+        // The sender was refused (at MAIL FROM, or its address said unknown).
+        Some(Reason::UserUnknown | Reason::HostUnknown) | None if command == Some("MAIL") => return Reason::Rejected,
+        Some(Reason::UserUnknown | Reason::HostUnknown) if status.starts_with("5.1.7") || status.starts_with("5.1.8") => {
+            return Reason::Rejected;
+        }
+        // An unknown user refused only after the message was sent: a filter decided.
+        Some(Reason::UserUnknown) if command == Some("DATA") => {
+            return Reason::Filtered;
+        }
+        Some(reason) => return reason,
+        None => {}
+    }
+    if let Some(reason) = from_status(status) {
+        return reason;
+    }
+    if action.eq_ignore_ascii_case("delayed") || status.starts_with("4.4.7") {
+        return Reason::Expired;
+    }
+    if let Some(reason) = from_text(&report_text.to_ascii_lowercase()) {
+        return reason;
+    }
+    if status.starts_with('4') { Reason::OnHold } else { Reason::Undefined }
+}
+
+/// Status codes that name their reason whatever the words say.
+fn decisive_status(status: &str) -> Option<Reason> {
+    let detail = status.get(2..)?;
+    Some(match detail {
+        "1.6" => Reason::HasMoved,
+        "2.3" => Reason::ExceedLimit,
+        "6.1" => Reason::ContentError,
+        "7.23" | "7.24" | "7.26" => Reason::AuthFailure,
+        "7.25" => Reason::RequirePtr,
+        "7.27" => Reason::NotAccept,
+        "7.13" => Reason::Suspend,
+        _ => return None,
+    })
+}
+
+/// The SMTP command a report says the failure answered ("MAIL", "RCPT" or "DATA"):
+/// the first one it names (a transcript goes on past the failing command).
+fn smtp_command(text: &str) -> Option<&'static str> {
+    let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    // A Sendmail transcript: `>>> DATA` then the replies; with more than one, the
+    // refusals before the last answered pipelined RCPTs.
+    if let Some(at) = text.find(">>> data") {
+        let after = &text[at..];
+        if after.matches("<<< ").count() == 1 && after.contains("<<< 5") && smtp_command_named(&text[..at]).is_none() {
+            return Some("DATA");
+        }
+    }
+    smtp_command_named(&text)
+}
+
+fn smtp_command_named(text: &str) -> Option<&'static str> {
+    let markers: [(&str, &[&str]); 3] = [
+        ("DATA", &["after end of data", "end of data command", "in reply to data command", "after the end of data"]),
+        ("MAIL", &["after mail from", "in reply to mail from", ">>> mail from", "sender was rejected"]),
+        ("RCPT", &["after rcpt to", "in reply to rcpt to", ">>> rcpt to", "after rcpt command", "does not like recipient"]),
+    ];
+    markers
+        .iter()
+        .flat_map(|(command, phrases)| phrases.iter().filter_map(move |p| text.find(p).map(|at| (at, *command))))
+        .min()
+        .map(|(_, command)| command)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn words_come_before_the_status_code() {
+        assert_eq!(classify("550 5.1.1 <a@b.example>... User Unknown", "smtp", "5.1.1", "failed", ""), Reason::UserUnknown);
+        assert_eq!(classify("552 5.2.2 Mailbox full", "smtp", "5.0.0", "failed", ""), Reason::MailboxFull);
+        assert_eq!(classify("554 5.7.1 Message rejected as spam", "smtp", "5.7.1", "failed", ""), Reason::SpamDetected);
+        assert_eq!(classify("550 go away", "smtp", "5.1.1", "failed", ""), Reason::UserUnknown, "the status when the words say nothing");
+        assert_eq!(classify("procmail: cannot create", "x-unix", "5.1.1", "failed", ""), Reason::MailerError);
+        assert_eq!(classify("", "", "", "failed", "retry timeout exceeded"), Reason::Expired);
+        assert_eq!(classify("", "", "4.0.0", "delayed", ""), Reason::Expired);
+        assert_eq!(classify("", "", "", "failed", ""), Reason::Undefined);
+    }
+
+    #[test]
+    fn short_phrases_match_whole_words_only() {
+        assert_eq!(from_text("listed at cbl.abuseat.org"), Some(Reason::Blocked));
+        assert!(!contains_phrase("produce", "uce"));
+        assert!(contains_phrase("rejected: uce", "uce"));
+    }
+}
