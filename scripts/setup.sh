@@ -10,6 +10,8 @@ command -v cc >/dev/null || need_apt+=(build-essential)
 command -v protoc >/dev/null || need_apt+=(protobuf-compiler)   # the gRPC contract (proto/)
 command -v chromium >/dev/null || need_apt+=(chromium)             # the console's browser test (headless)
 command -v chromedriver >/dev/null || need_apt+=(chromium-driver) # drives it over WebDriver
+command -v slapd >/dev/null || [ -x /usr/sbin/slapd ] || need_apt+=(slapd)   # a real LDAP server for recipient verification
+command -v ldapadd >/dev/null || need_apt+=(ldap-utils)
 # bindgen (FoundationDB's client bindings, checked in CI) needs libclang.
 ls /usr/lib/llvm-*/lib/libclang.so >/dev/null 2>&1 || ls /usr/lib/*/libclang.so >/dev/null 2>&1 || need_apt+=(libclang-dev)
 

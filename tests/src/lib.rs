@@ -11,6 +11,7 @@ mod in_process;
 pub mod nats;
 pub mod otlp;
 pub mod sink;
+pub mod slapd;
 pub mod webdriver;
 
 use std::time::{Duration, Instant};

@@ -24,6 +24,8 @@ pub enum SinkMode {
     AcceptWithoutSmtpUtf8,
     /// Accepts each message, then hangs up without waiting for QUIT.
     AcceptThenHangUp,
+    /// A server that knows its users: 550 5.1.1 to every other RCPT.
+    OnlyUsers(Vec<String>),
 }
 
 #[derive(Default)]
@@ -65,9 +67,12 @@ impl Receiver for Recorder {
         self.state().connections += 1;
     }
 
-    fn rcpt(&self, _address: &str) -> Option<String> {
+    fn rcpt(&self, address: &str) -> Option<String> {
         self.state().rcpt_attempts += 1;
         match self.mode() {
+            SinkMode::OnlyUsers(users) if !users.iter().any(|u| u.eq_ignore_ascii_case(address)) => {
+                Some("550 5.1.1 no such user here\r\n".into())
+            }
             SinkMode::TempFailUntil(t) if Instant::now() < t => Some("451 4.3.0 try again later\r\n".into()),
             SinkMode::Reject => Some("550 5.1.1 no such user here\r\n".into()),
             SinkMode::RejectVerbose(lines) => Some(

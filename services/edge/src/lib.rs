@@ -37,6 +37,8 @@ pub(crate) struct Shared<B> {
     pub verdicts: Option<Arc<dyn rempart_model::Verdicts>>,
     /// Greylisting lives here; `None` without shared state.
     pub state: Option<Arc<rempart_state::SharedState>>,
+    /// LDAP and callout recipient checks; `None` when no domain uses them.
+    pub directory: Option<Arc<dyn rempart_model::RecipientDirectory>>,
     /// The customer domains' DKIM keys, for mail their accounts submit.
     pub dkim: dkim::Signers,
 }

@@ -70,6 +70,10 @@ impl ConnectionLimits {
 }
 
 impl SessionSlot {
+    pub fn is_trusted(&self, ip: IpAddr) -> bool {
+        self.limits.is_trusted(ip)
+    }
+
     /// Counts the slot against `ip`; false when that client already has its maximum.
     /// A trusted client is not counted.
     pub fn claim_ip(&mut self, ip: IpAddr) -> bool {

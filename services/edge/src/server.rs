@@ -32,6 +32,7 @@ impl<B: Bus> Edge<B> {
         bus: B,
         verdicts: Option<Arc<dyn rempart_model::Verdicts>>,
         state: Option<Arc<rempart_state::SharedState>>,
+        directory: Option<Arc<dyn rempart_model::RecipientDirectory>>,
     ) -> Result<Self, EdgeError> {
         let tls = match (&config.tls.cert, &config.tls.key) {
             (Some(cert), Some(key)) => Some(tls::load_acceptor(cert, key)?),
@@ -47,7 +48,7 @@ impl<B: Bus> Edge<B> {
         let trusted = config.smtp.trusted_networks.iter().filter_map(|n| rempart_model::net::Network::parse(n).ok()).collect();
         let limits = ConnectionLimits::new(config.smtp.max_connections, config.smtp.max_connections_per_ip, trusted);
         let dkim = crate::dkim::Signers::load(&config)?;
-        Ok(Self { shared: Arc::new(Shared { config, bus, tls, verdicts, state, dkim }), limits, listeners })
+        Ok(Self { shared: Arc::new(Shared { config, bus, tls, verdicts, state, directory, dkim }), limits, listeners })
     }
 
     /// The bound addresses (useful with port 0).
@@ -155,7 +156,8 @@ async fn accept_loop<B: Bus>(
                 io = BufReader::new(stream);
             }
             metrics().connection("accepted", "");
-            Session::new(shared, io, client.ip().to_string(), options.kind, tls_description, shutdown).run().await;
+            let trusted = slot.is_trusted(client.ip());
+            Session::new(shared, io, client.ip().to_string(), trusted, options.kind, tls_description, shutdown).run().await;
             drop(slot);
         });
     }

@@ -130,6 +130,30 @@ impl Client {
         Attempt { remote, replies, remote_dsn, opened }
     }
 
+    /// Asks the destination whether it would take mail from `sender` for each of
+    /// `recipients` (MAIL FROM and RCPT TO, then RSET and QUIT: nothing is sent). The
+    /// replies are in the order of `recipients`; `Err` is why no RCPT could be asked
+    /// (connection, TLS policy, or MAIL FROM refused).
+    pub async fn ask(&self, destination: &Destination<'_>, sender: &str, recipients: &[&str]) -> Result<Vec<Reply>, Reply> {
+        let mut session = self.open(destination).await?;
+        let conn = &mut session.conn;
+        let asked = async {
+            conn.send(format!("MAIL FROM:<{sender}>\r\n").as_bytes()).await?;
+            expect(conn.read_reply().await?, 250)?;
+            let mut replies = Vec::with_capacity(recipients.len());
+            for recipient in recipients {
+                conn.send(format!("RCPT TO:<{recipient}>\r\n").as_bytes()).await?;
+                replies.push(conn.read_reply().await?);
+            }
+            conn.send(b"RSET\r\n").await?;
+            conn.read_reply().await?;
+            Ok(replies)
+        }
+        .await;
+        let _ = conn.send(b"QUIT\r\n").await;
+        asked
+    }
+
     /// A connector that verifies certificates against the system's roots (MTA-STS
     /// policy hosts).
     pub fn verifying_connector(&self) -> Result<tokio_rustls::TlsConnector, String> {

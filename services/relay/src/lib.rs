@@ -25,7 +25,7 @@ use tracing::Instrument;
 use tracing::field::Empty;
 
 pub use client::{Client, Destination};
-pub use tls::{Connectors, TlsSetupError};
+pub use tls::{Connectors, TlsSetupError, ca_file_roots, system_roots};
 
 pub struct Relay<B> {
     config: Arc<Config>,

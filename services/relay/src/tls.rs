@@ -70,7 +70,8 @@ fn verifying(roots: RootCertStore) -> Result<TlsConnector, rustls::Error> {
     Ok(TlsConnector::from(Arc::new(rempart_smtp::tls::verifying(roots)?)))
 }
 
-fn ca_file_roots(path: &Path) -> Result<RootCertStore, TlsSetupError> {
+/// The CA certificates of a PEM file (a private PKI).
+pub fn ca_file_roots(path: &Path) -> Result<RootCertStore, TlsSetupError> {
     let error = |message: String| TlsSetupError::CaFile { path: path.to_path_buf(), message };
     let certs = CertificateDer::pem_file_iter(path)
         .map_err(|e| error(e.to_string()))?
@@ -85,12 +86,16 @@ fn ca_file_roots(path: &Path) -> Result<RootCertStore, TlsSetupError> {
 }
 
 /// The system's trust store (rustls-native-certs: /etc/ssl/certs, SSL_CERT_FILE).
-fn system_connector() -> Result<TlsConnector, TlsSetupError> {
+pub fn system_roots() -> Result<RootCertStore, TlsSetupError> {
     let found = rustls_native_certs::load_native_certs();
     let mut roots = RootCertStore::empty();
     let (added, _) = roots.add_parsable_certificates(found.certs);
     if added == 0 {
         return Err(TlsSetupError::NoSystemRoots(found.errors.iter().map(ToString::to_string).collect()));
     }
-    Ok(verifying(roots)?)
+    Ok(roots)
+}
+
+fn system_connector() -> Result<TlsConnector, TlsSetupError> {
+    Ok(verifying(system_roots()?)?)
 }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use rempart_bus::{AnyBus, EmbeddedBus, EmbeddedOptions, NatsBus, NatsOptions};
 use rempart_edge::Edge;
 use rempart_model::config::BusBackend;
-use rempart_model::{Config, Verdicts};
+use rempart_model::{Config, RecipientDirectory, Verdicts};
 use rempart_relay::Relay;
 use rempart_state::SharedState;
 use rempart_telemetry::Readiness;
@@ -48,6 +48,8 @@ pub enum ServeError {
     Queue { path: std::path::PathBuf, source: rempart_bus::BusError },
     #[error("bus: {0}")]
     Bus(#[source] rempart_bus::BusError),
+    #[error("recipient directory: {0}")]
+    Directory(#[from] rempart_directory::DirectoryError),
     #[error("state: {0}")]
     State(#[source] rempart_state::StoreError),
     #[error("configuration: {0}")]
@@ -162,7 +164,11 @@ pub async fn serve(config: Arc<Config>, roles: Roles, shutdown: impl Future<Outp
     if roles.edge {
         let (verdicts, state) = edge_verdicts(&config).await?;
         edge_state = Some(state.clone());
-        let edge = Edge::bind(config.clone(), bus.clone(), verdicts, Some(state)).await?;
+        let directory = match rempart_directory::Directory::needed(&config) {
+            true => Some(Arc::new(rempart_directory::Directory::new(&config, state.store.clone())?) as Arc<dyn RecipientDirectory>),
+            false => None,
+        };
+        let edge = Edge::bind(config.clone(), bus.clone(), verdicts, Some(state), directory).await?;
         if config.domains.is_empty() {
             tracing::warn!("no [[domain]] configured: every recipient will be refused (relaying for nobody)");
         }

@@ -13,6 +13,7 @@ mod crash;
 mod loadtest;
 mod mta_sts;
 mod protocol;
+mod recipients;
 mod relay;
 mod relay_tls;
 mod score;

@@ -101,6 +101,10 @@ pub struct Session<B: Bus, S: Transport> {
     /// Who logged in (submission only).
     account: Option<Account>,
     auth_failures: u32,
+    /// The client is in `smtp.trusted_networks` (exempt from per-IP limits).
+    trusted: bool,
+    /// RCPTs refused as unknown in this session (the tarpit grows with them).
+    unknown_recipients: u32,
 }
 
 /// The verbs we know, upper case; anything else is "other" (metric labels stay bounded).
@@ -125,6 +129,7 @@ impl<B: Bus, S: Transport> Session<B, S> {
         shared: Arc<Shared<B>>,
         io: BufReader<Stream<S>>,
         peer_ip: String,
+        trusted: bool,
         kind: ListenerKind,
         tls: Option<String>,
         shutdown: watch::Receiver<bool>,
@@ -149,6 +154,8 @@ impl<B: Bus, S: Transport> Session<B, S> {
             kind,
             account: None,
             auth_failures: 0,
+            trusted,
+            unknown_recipients: 0,
         }
     }
 
@@ -249,7 +256,7 @@ impl<B: Bus, S: Transport> Session<B, S> {
             "EHLO" => self.ehlo(args, true),
             "HELO" => self.ehlo(args, false),
             "MAIL" => self.mail(args),
-            "RCPT" => self.rcpt(args),
+            "RCPT" => self.rcpt(args).await,
             "DATA" => self.data(args).await,
             "BDAT" => self.bdat(args).await,
             "RSET" => self.rset(args),

@@ -1,10 +1,15 @@
 //! RCPT TO: where relaying is decided. Only configured domains are accepted — any
 //! domain only from an account logged in on a submission listener — and addresses
 //! that would route elsewhere once inside (source routes, %-hack, bang paths, quoted
-//! `@`) are refused from everyone, so the gateway is never an open relay.
+//! `@`) are refused from everyone, so the gateway is never an open relay. Unknown
+//! recipients are refused here too (list, LDAP or callout), slower and slower.
+
+use std::time::Duration;
 
 use rempart_bus::Bus;
-use rempart_model::{DomainConfig, Notify, Recipient};
+use rempart_model::config::RecipientSource;
+use rempart_model::{DomainConfig, Lookup, Notify, Recipient, date};
+use rempart_state::{key, window};
 
 use super::mail::strip_keyword;
 use super::{Flow, Session, State, Transport};
@@ -12,7 +17,7 @@ use crate::address::{Mailbox, PathError, is_xtext, parse_params, parse_path, str
 use rempart_smtp::Reply;
 
 impl<B: Bus, S: Transport> Session<B, S> {
-    pub(super) fn rcpt(&mut self, args: &str) -> Flow {
+    pub(super) async fn rcpt(&mut self, args: &str) -> Flow {
         match self.state {
             State::Connected => return self.reply(Reply::bad_sequence("Send EHLO or HELO first")),
             State::Greeted => return self.reply(Reply::bad_sequence("Need MAIL command first")),
@@ -59,8 +64,8 @@ impl<B: Bus, S: Transport> Session<B, S> {
         }
         let mut domain_max = u64::MAX;
         if let Some(domain) = domain {
-            if !recipient_exists(domain, &mailbox) {
-                return self.reply(Reply::new(550, "5.1.1", format!("<{address}>: Recipient address rejected: user unknown")));
+            if let Some(refused) = self.check_recipient(domain, &mailbox).await {
+                return refused;
             }
             domain_max = domain.max_message_size.unwrap_or(u64::MAX);
             if self.tx.declared_size.is_some_and(|size| size > domain_max) {
@@ -91,6 +96,76 @@ impl<B: Bus, S: Transport> Session<B, S> {
         self.state = State::Rcpt;
         self.reply(Reply::new(250, "2.1.5", text))
     }
+}
+
+impl<B: Bus, S: Transport> Session<B, S> {
+    /// Whether the domain has the recipient: `Some` is the session's answer when it does
+    /// not, or when nobody can tell (451 unless the domain fails open).
+    async fn check_recipient(&mut self, domain: &DomainConfig, mailbox: &Mailbox) -> Option<Flow> {
+        let address = mailbox.address();
+        let lookup = match domain.recipient_source {
+            RecipientSource::Accept => Lookup::Exists,
+            RecipientSource::List if recipient_exists(domain, mailbox) => Lookup::Exists,
+            RecipientSource::List => Lookup::Unknown,
+            // RFC 5321 §4.5.1: postmaster exists whatever the directory says.
+            RecipientSource::Ldap | RecipientSource::Callout if !mailbox.quoted && mailbox.local.eq_ignore_ascii_case("postmaster") => {
+                Lookup::Exists
+            }
+            RecipientSource::Ldap | RecipientSource::Callout => match self.shared.directory.clone() {
+                Some(directory) => directory.lookup(domain, &directory_address(domain, mailbox)).await,
+                None => Lookup::Unavailable("no recipient directory in this process".into()),
+            },
+        };
+        match lookup {
+            Lookup::Exists => None,
+            Lookup::Unavailable(why) => {
+                let fail_open = domain.recipient_fail_open;
+                tracing::warn!(recipient = %address, domain = %domain.name, %why, fail_open, "recipient verification unavailable");
+                if fail_open {
+                    return None;
+                }
+                let text = format!("<{address}>: Recipient verification is unavailable, try again later");
+                Some(self.reply(Reply::new(451, "4.4.3", text)))
+            }
+            Lookup::Unknown => Some(self.unknown_recipient(&address).await),
+        }
+    }
+
+    /// Refuses an unknown recipient: counted per client IP in the store (a dictionary
+    /// attack ends with 421), and answered later as the session guesses more.
+    async fn unknown_recipient(&mut self, address: &str) -> Flow {
+        self.unknown_recipients += 1;
+        let config = self.shared.config.clone();
+        let limit = config.smtp.max_unknown_recipients_per_ip;
+        if let Some(state) = self.shared.state.clone().filter(|_| !self.trusted && limit > 0) {
+            let hour = Duration::from_secs(3600);
+            let k = key(&["rcpt-unknown", &self.facts.peer_ip, &window::number(date::unix_now(), hour).to_string()]);
+            match window::add(&*state.store, &k, 1, hour).await {
+                Ok(tried) if tried.unsigned_abs() > limit => {
+                    tracing::warn!(client = %self.facts.peer_ip, tried, limit, "too many unknown recipients from one address");
+                    let text = format!("{} Too many unknown recipients from {}, try again later", config.smtp.hostname, self.facts.peer_ip);
+                    return self.close_with(Reply::new(421, "4.7.0", text));
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "unknown-recipient counter not updated"),
+            }
+        }
+        let beyond = self.unknown_recipients.saturating_sub(2).min(10);
+        if beyond > 0 && !self.trusted {
+            tokio::time::sleep(config.smtp.unknown_recipient_delay.0 * beyond).await;
+        }
+        self.reply(Reply::new(550, "5.1.1", format!("<{address}>: Recipient address rejected: user unknown")))
+    }
+}
+
+/// The address a directory is asked: lower-cased, without its sub-address.
+fn directory_address(domain: &DomainConfig, mailbox: &Mailbox) -> String {
+    let local = mailbox.local.to_lowercase();
+    let base = match domain.recipient_delimiter.as_str() {
+        "" => local.as_str(),
+        delimiter => local.split_once(delimiter).map_or(local.as_str(), |(base, _)| base),
+    };
+    format!("{base}@{}", domain.name)
 }
 
 /// `addr-type ";" xtext` (RFC 3461 §4.2), 500 characters at most.
@@ -137,6 +212,10 @@ mod tests {
             recipients: vec!["alice".into(), "Bob@example.com".into(), "carol@other.example".into()],
             recipients_file: None,
             recipient_delimiter: "+".into(),
+            recipient_source: Default::default(),
+            ldap: None,
+            callout: None,
+            recipient_fail_open: false,
             max_message_size: None,
             policy: Default::default(),
             greylisting: true,

@@ -3,6 +3,7 @@
 
 pub mod config;
 pub mod date;
+pub mod directory;
 pub mod duration;
 pub mod edits;
 pub mod envelope;
@@ -19,6 +20,7 @@ pub mod verdict;
 pub struct InvalidValue(pub String);
 
 pub use config::{Config, ConfigError, DomainConfig, Route, RouteTls, ScannerFallback};
+pub use directory::{Lookup, LookupFuture, RecipientDirectory};
 pub use duration::HumanDuration;
 pub use edits::{Edits, Refusal};
 pub use envelope::{DeliveryStatus, DsnRet, Envelope, Notify, Recipient, SessionFacts};

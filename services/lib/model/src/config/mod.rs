@@ -14,12 +14,14 @@ use crate::{HumanDuration, InvalidValue};
 mod console;
 mod filtering;
 mod outbound;
+mod recipients;
 mod smtp;
 mod state;
 mod telemetry;
 pub use console::ConsoleConfig;
 pub use filtering::{BrandConfig, CompositeConfig, DnsConfig, DnsListConfig, PolicyConfig, PolicyOverride, ScannerConfig};
 pub use outbound::{OutboundConfig, SendLimits};
+pub use recipients::{CalloutConfig, LdapConfig, RecipientSource, default_ldap_filter};
 pub use smtp::{ListenerConfig, ListenerKind, SmtpConfig};
 pub use state::{AwlConfig, BayesConfig, BusBackend, BusConfig, GreylistConfig, StateBackend, StateConfig};
 pub use telemetry::{LogFormat, TelemetryConfig};
@@ -73,6 +75,22 @@ pub struct DomainConfig {
     /// A file with one recipient per line (same forms as `recipients`; # comments).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recipients_file: Option<PathBuf>,
+    /// Where valid recipients are known: "list" (default: `recipients` and
+    /// `recipients_file`), "ldap" (`[domain.ldap]`), "callout" (`[domain.callout]`) or
+    /// "accept" (every local part).
+    #[serde(default)]
+    pub recipient_source: RecipientSource,
+    /// The LDAP / Active Directory server of `recipient_source = "ldap"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ldap: Option<LdapConfig>,
+    /// The question asked of the route with `recipient_source = "callout"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub callout: Option<CalloutConfig>,
+    /// When the directory or the route cannot answer: false (default) defers the
+    /// recipient with `451 4.4.3` (the sender retries; nothing is accepted then
+    /// bounced); true accepts it.
+    #[serde(default)]
+    pub recipient_fail_open: bool,
     /// Sub-address separator: "alice+news" is checked as "alice". Default "+"; "" disables.
     #[serde(default = "default_delimiter")]
     pub recipient_delimiter: String,
@@ -350,6 +368,11 @@ impl Config {
             for key in &mut d.dkim {
                 fix(&mut key.key_file);
             }
+            if let Some(ldap) = &mut d.ldap {
+                for p in [&mut ldap.ca_file, &mut ldap.bind_password_file].into_iter().flatten() {
+                    fix(p);
+                }
+            }
         }
     }
 
@@ -432,6 +455,33 @@ impl Config {
                     let message = format!("{} is not a readable file", path.display());
                     return Err(err(field("route_ca_file"), message));
                 }
+            }
+            match domain.recipient_source {
+                RecipientSource::Ldap if domain.ldap.is_none() => {
+                    return Err(err(field("recipient_source"), "\"ldap\" needs a [domain.ldap] table".into()));
+                }
+                RecipientSource::Callout if domain.callout.is_none() => {
+                    return Err(err(field("recipient_source"), "\"callout\" needs a [domain.callout] table".into()));
+                }
+                _ => {}
+            }
+            if let Some(ldap) = &domain.ldap {
+                if !(ldap.url.starts_with("ldap://") || ldap.url.starts_with("ldaps://")) {
+                    return Err(err(field("ldap.url"), format!("{:?} is not an ldap:// or ldaps:// URL", ldap.url)));
+                }
+                if !ldap.filter.contains("{address}") {
+                    return Err(err(field("ldap.filter"), "must contain {address}".into()));
+                }
+                for (key, path) in [("ca_file", &ldap.ca_file), ("bind_password_file", &ldap.bind_password_file)] {
+                    if let Some(p) = path.as_ref().filter(|p| !p.is_file()) {
+                        return Err(err(field(&format!("ldap.{key}")), format!("{} is not a readable file", p.display())));
+                    }
+                }
+            }
+            if let Some(callout) = &domain.callout
+                && !callout.probe_sender.contains('@')
+            {
+                return Err(err(field("callout.probe_sender"), format!("{:?} is not an address", callout.probe_sender)));
             }
             if domain.max_message_size == Some(0) {
                 return Err(err(field("max_message_size"), "must be greater than 0".into()));
@@ -564,6 +614,13 @@ mod tests {
 
         let e = parse("[[domain]]\nname = \"a.example\"\nroute = \"smtp://h\"\nrecipients_file = \"/nonexistent/x\"\n").unwrap_err();
         assert_eq!((e.line, e.field.as_str()), (Some(4), "domain[0].recipients_file"));
+        let e = parse("[[domain]]\nname = \"a.example\"\nroute = \"smtp://h\"\nrecipient_source = \"ldap\"\n").unwrap_err();
+        assert_eq!((e.line, e.field.as_str()), (Some(4), "domain[0].recipient_source"), "{e}");
+        let ldap = "[[domain]]\nname = \"a.example\"\nroute = \"smtp://h\"\n[domain.ldap]\nurl = \"http://dc\"\nbase = \"dc=a\"\n";
+        let e = parse(ldap).unwrap_err();
+        assert_eq!(e.field, "domain[0].ldap.url", "{e}");
+        let callout = "[[domain]]\nname = \"a.example\"\nroute = \"smtp://h\"\n[domain.callout]\nprobe_sender = \"nobody\"\n";
+        assert_eq!(parse(callout).unwrap_err().field, "domain[0].callout.probe_sender");
     }
 
     #[test]

@@ -21,6 +21,14 @@ pub struct SmtpConfig {
     pub max_recipients: usize,
     /// Client errors (4xx/5xx replies) before 421 and disconnection. Default 10.
     pub max_errors: u32,
+    /// The tarpit: from the third unknown recipient of a session on, each RCPT refused
+    /// as unknown is answered this much later times the count beyond two (at most 10
+    /// times), so guessing addresses is slow. Default "1s"; "0s" disables.
+    pub unknown_recipient_delay: HumanDuration,
+    /// Unknown recipients one client IP may try in an hour, counted in the store (all
+    /// edges): beyond, its sessions get `421 4.7.0` at RCPT (a dictionary attack).
+    /// Trusted networks are exempt. Default 50; 0: no limit.
+    pub max_unknown_recipients_per_ip: u64,
     /// Longest command line, CRLF included. RFC 5321 sets 512 for the command alone;
     /// extension parameters (SIZE, NOTIFY, ORCPT…) need more. Default 2048.
     pub max_command_line: usize,
@@ -59,6 +67,8 @@ impl Default for SmtpConfig {
             max_message_size: 25 * 1024 * 1024,
             max_recipients: 100,
             max_errors: 10,
+            unknown_recipient_delay: HumanDuration::secs(1),
+            max_unknown_recipients_per_ip: 50,
             max_command_line: 2048,
             max_data_line: None,
             command_timeout: HumanDuration::secs(300),
