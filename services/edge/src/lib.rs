@@ -2,6 +2,7 @@
 //! limits, and the SMTP session that hands accepted mail to the bus.
 
 mod address;
+mod batv;
 pub mod dkim;
 mod limits;
 pub mod proxy;
@@ -39,6 +40,8 @@ pub(crate) struct Shared<B> {
     pub state: Option<Arc<rempart_state::SharedState>>,
     /// LDAP and callout recipient checks; `None` when no domain uses them.
     pub directory: Option<Arc<dyn rempart_model::RecipientDirectory>>,
+    /// Tags customers' outbound return paths; checks the bounces that come back.
+    pub batv: batv::Batv,
     /// The customer domains' DKIM keys, for mail their accounts submit.
     pub dkim: dkim::Signers,
 }

@@ -48,7 +48,11 @@ impl<B: Bus> Edge<B> {
         let trusted = config.smtp.trusted_networks.iter().filter_map(|n| rempart_model::net::Network::parse(n).ok()).collect();
         let limits = ConnectionLimits::new(config.smtp.max_connections, config.smtp.max_connections_per_ip, trusted);
         let dkim = crate::dkim::Signers::load(&config)?;
-        Ok(Self { shared: Arc::new(Shared { config, bus, tls, verdicts, state, directory, dkim }), limits, listeners })
+        Ok(Self {
+            shared: Arc::new(Shared { config, bus, tls, verdicts, state, directory, batv: Default::default(), dkim }),
+            limits,
+            listeners,
+        })
     }
 
     /// The bound addresses (useful with port 0).

@@ -49,6 +49,7 @@ fn all_config_keys() -> BTreeSet<String> {
             timeout: rempart_model::HumanDuration::secs(1),
         }),
         recipient_fail_open: true,
+        bounces: rempart_model::config::Bounces::Verified,
         max_message_size: Some(1),
         policy: rempart_model::config::PolicyOverride {
             reject: Some(1.0),

@@ -419,3 +419,53 @@ fn outbound_spam_is_blocked_held_and_notified_and_repeated_spam_suspends_the_acc
     });
     assert!(counted, "{usage}");
 }
+
+#[test]
+fn bounces_come_back_only_to_return_paths_the_gateway_signed() {
+    let s = start_with(
+        "bounces = \"verified\"\n[[domain]]\nname = \"refusing.example\"\nroute = \"smtp://127.0.0.1:9\"\nbounces = \"refuse\"\n",
+    );
+    let mut args = vec!["--tls", "--from", "alice@example.com", "--to", "bob@example.com", "--header", "Subject: signed"];
+    let auth = login("alice@example.com", PASSWORD);
+    args.extend(auth.iter().map(String::as_str));
+    let transcript = swaks(s.submission, &args);
+    assert!(transcript.contains("250 2.0.0 Ok: queued as"), "{transcript}");
+    let sent = s.sink.wait_for(1, Duration::from_secs(20));
+    assert_eq!(sent.len(), 1, "{}", s.gw.log());
+    let tagged = sent[0].mail_from.clone();
+    assert!(tagged.starts_with("prvs=0") && tagged.ends_with("=alice@example.com"), "BATV-signed return path: {tagged}");
+
+    // The bounce of that message comes back to the tagged address: accepted, delivered
+    // to the mailbox underneath.
+    let mut c = SmtpClient::connect(&s.gw.addr());
+    c.ehlo();
+    let bounce = "From: MAILER-DAEMON@far.example\r\nTo: alice@example.com\r\nSubject: Undelivered Mail\r\n\r\nbob is gone\r\n";
+    assert_eq!(c.send_mail("", &[&tagged], bounce).code, 250);
+    let delivered = s.sink.wait_for(2, Duration::from_secs(20));
+    assert_eq!(delivered.len(), 2, "{}", s.gw.log());
+    assert_eq!(delivered[1].rcpt_to, vec!["alice@example.com".to_string()], "the tag is removed");
+
+    // Backscatter: bounces to addresses the gateway did not sign.
+    for (to, why) in [
+        ("alice@example.com", "not signed by this gateway (BATV)"),
+        ("prvs=0123abcdef=alice@example.com", "not signed by this gateway (BATV)"),
+        ("anyone@refusing.example", "accepts no bounces"),
+    ] {
+        assert_eq!(c.cmd("RSET").code, 250);
+        assert_eq!(c.cmd("MAIL FROM:<>").code, 250);
+        let r = c.cmd(&format!("RCPT TO:<{to}>"));
+        assert_eq!(r.code, 550, "{to}: {r:?}");
+        assert!(r.text().contains("5.7.1") && r.text().contains(why), "{to}: {}", r.text());
+    }
+    // Postmaster takes bounces; a bounce has one recipient.
+    assert_eq!(c.cmd("RSET").code, 250);
+    assert_eq!(c.cmd("MAIL FROM:<>").code, 250);
+    assert_eq!(c.cmd("RCPT TO:<postmaster@refusing.example>").code, 250);
+    let r = c.cmd(&format!("RCPT TO:<{tagged}>"));
+    assert_eq!((r.code, r.enhanced().as_deref()), (550, Some("5.5.3")), "{r:?}");
+    // Mail with a sender is not a bounce.
+    assert_eq!(c.cmd("RSET").code, 250);
+    assert_eq!(c.cmd("MAIL FROM:<friend@far.example>").code, 250);
+    assert_eq!(c.cmd("RCPT TO:<alice@example.com>").code, 250);
+    assert!(s.gw.log().contains("backscatter refused"), "{}", s.gw.log());
+}

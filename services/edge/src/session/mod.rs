@@ -443,9 +443,10 @@ impl<B: Bus, S: Transport> Session<B, S> {
             None => [prefix.into_bytes(), body].concat(),
         };
         let size = message.len();
+        let return_path = self.outbound_return_path(tx.return_path).await;
         let envelope = Envelope {
             queue_id: queue_id.clone(),
-            return_path: tx.return_path,
+            return_path,
             recipients: tx.recipients,
             session: self.facts.clone(),
             received_at: now,

@@ -7,7 +7,8 @@
 use std::time::Duration;
 
 use rempart_bus::Bus;
-use rempart_model::config::RecipientSource;
+use rempart_model::config::{Bounces, RecipientSource};
+use rempart_model::return_path::batv_local;
 use rempart_model::{DomainConfig, Lookup, Notify, Recipient, date};
 use rempart_state::{key, window};
 
@@ -41,7 +42,7 @@ impl<B: Bus, S: Transport> Session<B, S> {
             Err(e @ PathError::Missing) => return self.reply(Reply::new(501, "5.5.4", format!("Syntax: RCPT TO:<address>: {e}"))),
             Err(e) => return self.reply(Reply::new(501, "5.1.3", format!("Bad recipient address syntax: {e}"))),
         };
-        let Some(mailbox) = path.mailbox else {
+        let Some(mut mailbox) = path.mailbox else {
             return self.reply(Reply::new(501, "5.1.3", "Bad recipient address syntax: empty address"));
         };
         if self.tx.recipients.len() >= self.shared.config.smtp.max_recipients {
@@ -57,6 +58,16 @@ impl<B: Bus, S: Transport> Session<B, S> {
         let domain = config.domain(&mailbox.domain);
         if domain.is_none() && self.account.is_none() {
             return self.reply(Reply::new(550, "5.7.1", format!("Relaying denied: we do not accept mail for {}", mailbox.domain)));
+        }
+        // A bounce answers one message of one sender: more recipients is not a bounce.
+        let bounce = self.tx.return_path.is_empty();
+        if bounce && !self.tx.recipients.is_empty() {
+            return self.reply(Reply::new(550, "5.5.3", "A bounce (null sender) has one recipient: send one message per recipient"));
+        }
+        if let Some(domain) = domain
+            && let Some(refused) = self.check_bounce(domain, &mut mailbox, bounce).await
+        {
+            return refused;
         }
         let address = mailbox.address();
         if !address.is_ascii() && !self.tx.smtputf8 {
@@ -99,6 +110,46 @@ impl<B: Bus, S: Transport> Session<B, S> {
 }
 
 impl<B: Bus, S: Transport> Session<B, S> {
+    /// Removes a valid BATV tag from the recipient (the mailbox is underneath) and
+    /// applies the domain's `bounces` rule: `Some` is the refusal.
+    async fn check_bounce(&mut self, domain: &DomainConfig, mailbox: &mut Mailbox, bounce: bool) -> Option<Flow> {
+        let original = batv_local(&mailbox.local).map(str::to_string);
+        let mut valid = false;
+        if let (Some(original), Some(state)) = (&original, self.shared.state.clone()) {
+            let day = date::unix_now() / 86_400;
+            match self.shared.batv.verify(&*state.store, &mailbox.local, original, &domain.name, day).await {
+                Ok(true) => {
+                    mailbox.local = original.clone();
+                    valid = true;
+                }
+                Ok(false) => {}
+                Err(e) if bounce && domain.bounces == Bounces::Verified => {
+                    tracing::warn!(error = %e, "BATV tag not checked");
+                    return Some(self.reply(Reply::new(451, "4.4.3", "Bounce verification is unavailable, try again later")));
+                }
+                Err(e) => tracing::warn!(error = %e, "BATV tag not checked"),
+            }
+        }
+        // RFC 5321 §4.5.1: postmaster takes everything, bounces included.
+        if !bounce || (!mailbox.quoted && mailbox.local.eq_ignore_ascii_case("postmaster")) {
+            return None;
+        }
+        let address = mailbox.address();
+        let text = match domain.bounces {
+            Bounces::Accept => return None,
+            Bounces::Verified if valid => return None,
+            Bounces::Verified => format!(
+                "<{address}>: Bounce refused: its return path was not signed by this gateway (BATV), so it answers mail {} did not send",
+                domain.name
+            ),
+            Bounces::Refuse => {
+                format!("<{address}>: Bounce refused: {} accepts no bounces (its addresses are forged by spammers)", domain.name)
+            }
+        };
+        tracing::info!(recipient = %address, client = %self.facts.peer_ip, "backscatter refused");
+        Some(self.reply(Reply::new(550, "5.7.1", text)))
+    }
+
     /// Whether the domain has the recipient: `Some` is the session's answer when it does
     /// not, or when nobody can tell (451 unless the domain fails open).
     async fn check_recipient(&mut self, domain: &DomainConfig, mailbox: &Mailbox) -> Option<Flow> {
@@ -216,6 +267,7 @@ mod tests {
             ldap: None,
             callout: None,
             recipient_fail_open: false,
+            bounces: Default::default(),
             max_message_size: None,
             policy: Default::default(),
             greylisting: true,

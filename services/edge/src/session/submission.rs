@@ -106,6 +106,25 @@ fn outbound_result(reply: &Reply) -> &'static str {
 }
 
 impl<B: Bus, S: Transport> Session<B, S> {
+    /// The return path a message leaves with: an account's, of a domain that verifies
+    /// its bounces, gets a BATV tag (unsigned if the key cannot be read: the mail goes,
+    /// its bounces may be refused).
+    pub(super) async fn outbound_return_path(&self, return_path: String) -> String {
+        let signing = self.account.is_some()
+            && return_path
+                .rsplit_once('@')
+                .and_then(|(_, domain)| self.shared.config.domain(domain))
+                .is_some_and(|d| d.bounces == rempart_model::config::Bounces::Verified);
+        let Some(state) = self.shared.state.as_ref().filter(|_| signing) else { return return_path };
+        match self.shared.batv.sign(&*state.store, &return_path, date::unix_now() / 86_400).await {
+            Ok(signed) => signed,
+            Err(e) => {
+                tracing::warn!(error = %e, "return path not signed");
+                return_path
+            }
+        }
+    }
+
     /// Counts a submitted message for the account's and its domain's usage (metrics,
     /// and an event the console's reports count).
     pub(super) async fn outbound_usage(&self, account: &Account, queue_id: &QueueId, reply: &Reply, recipients: usize, bytes: usize) {

@@ -10,6 +10,7 @@ pub mod envelope;
 pub mod mbox;
 pub mod net;
 pub mod queue_id;
+pub mod return_path;
 pub mod scan;
 pub mod verdict;
 

@@ -52,7 +52,7 @@ impl Awl {
 
     fn keys(sender: &str, ip: IpAddr) -> [String; 2] {
         let network = Network::of(ip, 16, 48).to_string();
-        let sender = sender.to_ascii_lowercase();
+        let sender = rempart_model::return_path::untagged(sender);
         [key(&["awl", &sender, &network, "t"]), key(&["awl", &sender, &network, "n"])]
     }
 

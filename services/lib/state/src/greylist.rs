@@ -68,7 +68,8 @@ impl Greylist {
             return Ok(GreyDecision::Pass(PassReason::SkippedNetwork));
         }
         let network = Network::of(ip, 24, 64).to_string();
-        let sender = return_path.to_ascii_lowercase();
+        // A BATV tag changes daily, SRS names the forwarder: the sender is underneath.
+        let sender = rempart_model::return_path::untagged(return_path);
         let sender_domain = sender.rsplit_once('@').map_or("", |(_, d)| d);
         let pass_key = key(&["grey", "p", &network, sender_domain]);
         if self.store.get(&pass_key).await?.is_some() {

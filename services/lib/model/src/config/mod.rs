@@ -21,7 +21,7 @@ mod telemetry;
 pub use console::ConsoleConfig;
 pub use filtering::{BrandConfig, CompositeConfig, DnsConfig, DnsListConfig, PolicyConfig, PolicyOverride, ScannerConfig};
 pub use outbound::{OutboundConfig, SendLimits};
-pub use recipients::{CalloutConfig, LdapConfig, RecipientSource, default_ldap_filter};
+pub use recipients::{Bounces, CalloutConfig, LdapConfig, RecipientSource, default_ldap_filter};
 pub use smtp::{ListenerConfig, ListenerKind, SmtpConfig};
 pub use state::{AwlConfig, BayesConfig, BusBackend, BusConfig, GreylistConfig, StateBackend, StateConfig};
 pub use telemetry::{LogFormat, TelemetryConfig};
@@ -91,6 +91,11 @@ pub struct DomainConfig {
     /// bounced); true accepts it.
     #[serde(default)]
     pub recipient_fail_open: bool,
+    /// Bounces (null sender) to this domain: "accept" (default), "verified" (only with a
+    /// valid BATV tag this gateway put on the domain's outbound return paths) or "refuse"
+    /// (except to postmaster).
+    #[serde(default)]
+    pub bounces: Bounces,
     /// Sub-address separator: "alice+news" is checked as "alice". Default "+"; "" disables.
     #[serde(default = "default_delimiter")]
     pub recipient_delimiter: String,

@@ -22,6 +22,22 @@ pub enum RecipientSource {
     Accept,
 }
 
+/// What a domain does with bounces (mail from the null sender) to its addresses: when
+/// spammers forge its addresses, the bounces of their spam ("backscatter") drown it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Bounces {
+    /// Like any mail (a BATV tag, when there is a valid one, is removed).
+    #[default]
+    Accept,
+    /// Only to a return path this gateway signed (BATV `prvs=`): the domain's accounts'
+    /// outbound return paths are signed, and a bounce without a valid tag, not older than
+    /// 7 days, is refused.
+    Verified,
+    /// None at all, except to postmaster.
+    Refuse,
+}
+
 /// The directory of an LDAP server or Active Directory domain controller.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
