@@ -9,7 +9,8 @@ mod dane;
 mod destinations;
 mod dsn;
 mod mta_sts;
-mod mx;
+pub mod mx;
+pub mod probe;
 mod tls;
 
 use std::collections::BTreeMap;

@@ -8,6 +8,7 @@ mod console_cmd;
 mod dkim_cmd;
 mod dsn_cmd;
 mod learn_cmd;
+mod probe_cmd;
 mod score_cmd;
 mod tune_cmd;
 
@@ -78,6 +79,9 @@ enum Command {
     /// Read a bounce: each recipient's status, the remote server's words and a reason
     /// (userunknown, mailboxfull, blocked, … Sisimai's words).
     Dsn(dsn_cmd::DsnArgs),
+    /// Simulate sending to an address step by step (MX, connect, banner, EHLO,
+    /// STARTTLS, MAIL, RCPT, optionally DATA), explaining each reply.
+    Probe(probe_cmd::ProbeArgs),
 }
 
 fn main() -> ExitCode {
@@ -97,6 +101,7 @@ fn main() -> ExitCode {
         Command::Account(cmd) => account_cmd::run(cmd, cli.config.as_deref()),
         Command::Dkim(cmd) => dkim_cmd::run(cmd),
         Command::Dsn(args) => dsn_cmd::run(args),
+        Command::Probe(args) => probe_cmd::run(args, cli.config.as_deref()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

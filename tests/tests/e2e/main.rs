@@ -12,6 +12,7 @@ mod console_reports;
 mod crash;
 mod loadtest;
 mod mta_sts;
+mod probe;
 mod protocol;
 mod recipients;
 mod relay;

@@ -62,6 +62,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Stream<S> {
             _ => None,
         }
     }
+
+    /// The client side's TLS session (the server's certificates, the version).
+    pub fn client_tls(&self) -> Option<&rustls::ClientConnection> {
+        match self {
+            Stream::ClientTls(s) => Some(s.get_ref().1),
+            _ => None,
+        }
+    }
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for Stream<S> {
