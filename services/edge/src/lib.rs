@@ -7,6 +7,7 @@ pub mod dkim;
 mod limits;
 pub mod proxy;
 mod received;
+mod screen;
 mod server;
 mod session;
 mod tls;
@@ -40,6 +41,8 @@ pub(crate) struct Shared<B> {
     pub state: Option<Arc<rempart_state::SharedState>>,
     /// LDAP and callout recipient checks; `None` when no domain uses them.
     pub directory: Option<Arc<dyn rempart_model::RecipientDirectory>>,
+    /// For the DNS lists of `[screen]`; `None` when there are none or DNS is off.
+    pub resolver: Option<mail_auth::hickory_resolver::TokioResolver>,
     /// Tags customers' outbound return paths; checks the bounces that come back.
     pub batv: batv::Batv,
     /// The customer domains' DKIM keys, for mail their accounts submit.

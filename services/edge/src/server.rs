@@ -17,7 +17,7 @@ use rempart_telemetry::metrics;
 
 use crate::limits::ConnectionLimits;
 use crate::session::Session;
-use crate::{EdgeError, Shared, proxy, tls};
+use crate::{EdgeError, Shared, proxy, screen, tls};
 
 pub struct Edge<B> {
     shared: Arc<Shared<B>>,
@@ -33,6 +33,7 @@ impl<B: Bus> Edge<B> {
         verdicts: Option<Arc<dyn rempart_model::Verdicts>>,
         state: Option<Arc<rempart_state::SharedState>>,
         directory: Option<Arc<dyn rempart_model::RecipientDirectory>>,
+        resolver: Option<mail_auth::hickory_resolver::TokioResolver>,
     ) -> Result<Self, EdgeError> {
         let tls = match (&config.tls.cert, &config.tls.key) {
             (Some(cert), Some(key)) => Some(tls::load_acceptor(cert, key)?),
@@ -49,7 +50,7 @@ impl<B: Bus> Edge<B> {
         let limits = ConnectionLimits::new(config.smtp.max_connections, config.smtp.max_connections_per_ip, trusted);
         let dkim = crate::dkim::Signers::load(&config)?;
         Ok(Self {
-            shared: Arc::new(Shared { config, bus, tls, verdicts, state, directory, batv: Default::default(), dkim }),
+            shared: Arc::new(Shared { config, bus, tls, verdicts, state, directory, resolver, batv: Default::default(), dkim }),
             limits,
             listeners,
         })
@@ -161,6 +162,14 @@ async fn accept_loop<B: Bus>(
             }
             metrics().connection("accepted", "");
             let trusted = slot.is_trusted(client.ip());
+            if !trusted && !options.kind.is_submission() {
+                let store = shared.state.as_ref().map(|s| &*s.store);
+                if let Some(refusal) = screen::at_connect(&shared.config, store, shared.resolver.as_ref(), client.ip()).await {
+                    metrics().connection("refused", if refusal.code == 421 { "connection_rate" } else { "dnsbl" });
+                    let _ = io.get_mut().write_all(refusal.wire().as_bytes()).await;
+                    return;
+                }
+            }
             Session::new(shared, io, client.ip().to_string(), trusted, options.kind, tls_description, shutdown).run().await;
             drop(slot);
         });

@@ -168,7 +168,8 @@ pub async fn serve(config: Arc<Config>, roles: Roles, shutdown: impl Future<Outp
             true => Some(Arc::new(rempart_directory::Directory::new(&config, state.store.clone())?) as Arc<dyn RecipientDirectory>),
             false => None,
         };
-        let edge = Edge::bind(config.clone(), bus.clone(), verdicts, Some(state), directory).await?;
+        let resolver = if config.screen.dnsbls.is_empty() { None } else { rempart_relay::mx::resolver(&config.dns) };
+        let edge = Edge::bind(config.clone(), bus.clone(), verdicts, Some(state), directory, resolver).await?;
         if config.domains.is_empty() {
             tracing::warn!("no [[domain]] configured: every recipient will be refused (relaying for nobody)");
         }

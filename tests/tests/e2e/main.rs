@@ -18,6 +18,7 @@ mod recipients;
 mod relay;
 mod relay_tls;
 mod score;
+mod screen;
 mod starttls;
 mod state;
 mod submission;

@@ -21,7 +21,7 @@ use rempart_model::config::ListenerKind;
 use rempart_model::{Action, DsnRet, Envelope, QueueId, Recipient, SessionFacts, date};
 use rempart_state::accounts::Account;
 use rempart_telemetry::metrics;
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::sync::watch;
 use tracing::Instrument;
 use tracing::field::Empty;
@@ -160,6 +160,11 @@ impl<B: Bus, S: Transport> Session<B, S> {
     }
 
     pub async fn run(mut self) {
+        if let Some(refusal) = self.greet_pause().await {
+            let _ = self.io.get_mut().write_all(refusal.as_bytes()).await;
+            let _ = self.io.get_mut().shutdown().await;
+            return;
+        }
         let banner = format!("220 {} ESMTP Rempart\r\n", self.shared.config.smtp.hostname);
         self.out.extend_from_slice(banner.as_bytes());
         metrics().reply("connect", 220);
@@ -201,6 +206,16 @@ impl<B: Bus, S: Transport> Session<B, S> {
     }
 
     /// HELO name and TLS as attributes of the current span (both may change midway).
+    /// The first EHLO/HELO arrived with more commands behind it, before its reply.
+    fn pipelined_before_ehlo(&self) -> bool {
+        matches!(self.verb, "EHLO" | "HELO")
+            && self.state == State::Connected
+            && !self.io.buffer().is_empty()
+            && self.shared.config.screen.refuse_early_pipelining
+            && !self.trusted
+            && !self.kind.is_submission()
+    }
+
     fn record_facts(&self) {
         self.span.record("smtp.helo", self.facts.helo.as_str());
         self.span.record("smtp.tls", self.facts.tls.as_deref().unwrap_or("none"));
@@ -238,6 +253,25 @@ impl<B: Bus, S: Transport> Session<B, S> {
         }
     }
 
+    /// `[screen] greet_pause`: waits before the greeting; a client that talks first is
+    /// refused (the reply, then the connection closes). Inbound, untrusted clients only.
+    async fn greet_pause(&mut self) -> Option<String> {
+        let pause = self.shared.config.screen.greet_pause.0;
+        if pause.is_zero() || self.trusted || self.kind.is_submission() {
+            return None;
+        }
+        match tokio::time::timeout(pause, self.io.fill_buf()).await {
+            Err(_) => None,
+            Ok(Ok([])) | Ok(Err(_)) => Some(String::new()),
+            Ok(Ok(_)) => {
+                tracing::info!(client = %self.facts.peer_ip, "refused: talked before the greeting");
+                metrics().connection("refused", "early_talker");
+                let reply = Reply::new(554, "5.5.1", format!("{} Protocol error: you talked before my greeting", self.hostname()));
+                Some(reply.wire())
+            }
+        }
+    }
+
     async fn command(&mut self, line: &[u8]) -> Flow {
         let Some(line) = line.strip_suffix(b"\r\n") else {
             return self.reply(Reply::new(500, "5.5.2", "Commands must end with CRLF, not a bare LF"));
@@ -250,6 +284,11 @@ impl<B: Bus, S: Transport> Session<B, S> {
             None => (line, ""),
         };
         self.verb = known_verb(verb);
+        if self.pipelined_before_ehlo() {
+            tracing::info!(client = %self.facts.peer_ip, "refused: commands pipelined before the EHLO reply");
+            let text = format!("{} Protocol error: commands sent before my reply to {verb} (pipelining comes after EHLO)", self.hostname());
+            return self.close_with(Reply::new(554, "5.5.1", text));
+        }
         // Arguments too (addresses, parameters): traces are for operators, not metrics.
         tracing::info!(target: rempart_telemetry::COMMAND_EVENTS, command = self.verb, args, "command");
         match self.verb {

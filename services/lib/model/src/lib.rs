@@ -4,6 +4,7 @@
 pub mod config;
 pub mod date;
 pub mod directory;
+pub mod dnslist;
 pub mod duration;
 pub mod edits;
 pub mod envelope;

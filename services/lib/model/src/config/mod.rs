@@ -15,6 +15,7 @@ mod console;
 mod filtering;
 mod outbound;
 mod recipients;
+mod screen;
 mod smtp;
 mod state;
 mod telemetry;
@@ -22,6 +23,7 @@ pub use console::ConsoleConfig;
 pub use filtering::{BrandConfig, CompositeConfig, DnsConfig, DnsListConfig, PolicyConfig, PolicyOverride, ScannerConfig};
 pub use outbound::{OutboundConfig, SendLimits};
 pub use recipients::{Bounces, CalloutConfig, LdapConfig, RecipientSource, default_ldap_filter};
+pub use screen::ScreenConfig;
 pub use smtp::{ListenerConfig, ListenerKind, SmtpConfig};
 pub use state::{AwlConfig, BayesConfig, BusBackend, BusConfig, GreylistConfig, StateBackend, StateConfig};
 pub use telemetry::{LogFormat, TelemetryConfig};
@@ -30,6 +32,8 @@ pub use telemetry::{LogFormat, TelemetryConfig};
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     pub smtp: SmtpConfig,
+    /// Checks on a client before its SMTP dialogue (postscreen-like).
+    pub screen: ScreenConfig,
     /// Customer domains: mail is accepted only for these (never an open relay).
     #[serde(rename = "domain")]
     pub domains: Vec<DomainConfig>,
