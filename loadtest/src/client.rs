@@ -41,6 +41,14 @@ pub struct Sent {
     pub accepted_recipients: Vec<String>,
     /// From the end of the data to the end-of-DATA reply.
     pub end_of_data: Option<Duration>,
+    /// Each RCPT's round trip (without pipelining: with it, replies come together).
+    pub rcpt: Vec<Duration>,
+}
+
+impl Sent {
+    fn refused(code: u16, rcpt: Vec<Duration>) -> Sent {
+        Sent { code, accepted_recipients: Vec::new(), end_of_data: None, rcpt }
+    }
 }
 
 pub struct Session {
@@ -130,7 +138,7 @@ impl Session {
 
     /// Sends one message; a refusal is a result, not an error.
     pub async fn send(&mut self, from: &str, recipients: &[String], message: &[u8]) -> Result<Sent, SessionError> {
-        let refused = |code: u16| Ok(Sent { code, accepted_recipients: Vec::new(), end_of_data: None });
+        let mut rcpt_times = Vec::new();
         let mut accepted = Vec::new();
         if self.options.pipelining {
             let mut batch = format!("MAIL FROM:<{from}>\r\n");
@@ -149,37 +157,40 @@ impl Session {
             }
             let (data, _) = self.reply().await?;
             if mail != 250 {
-                return refused(mail);
+                return Ok(Sent::refused(mail, rcpt_times));
             }
             if data != 354 {
                 // With no recipient taken, the RCPT refusal says why, not DATA's 554.
-                return refused(if accepted.is_empty() && last_refusal != 0 { last_refusal } else { data });
+                return Ok(Sent::refused(if accepted.is_empty() && last_refusal != 0 { last_refusal } else { data }, rcpt_times));
             }
         } else {
             let (mail, _) = self.command(&format!("MAIL FROM:<{from}>")).await?;
             if mail != 250 {
-                return refused(mail);
+                return Ok(Sent::refused(mail, rcpt_times));
             }
             let mut last = 0;
             for r in recipients {
+                let asked = Instant::now();
                 last = self.command(&format!("RCPT TO:<{r}>")).await?.0;
+                rcpt_times.push(asked.elapsed());
                 if last == 250 {
                     accepted.push(r.clone());
                 }
             }
             if accepted.is_empty() {
                 self.command("RSET").await?;
-                return refused(last);
+                return Ok(Sent::refused(last, rcpt_times));
             }
             let (data, _) = self.command("DATA").await?;
             if data != 354 {
-                return refused(data);
+                return Ok(Sent::refused(data, rcpt_times));
             }
         }
         self.write(&dot_stuff(message)).await?;
         let sent_at = Instant::now();
         let (code, _) = self.reply().await?;
-        Ok(Sent { code, accepted_recipients: if code == 250 { accepted } else { Vec::new() }, end_of_data: Some(sent_at.elapsed()) })
+        let accepted_recipients = if code == 250 { accepted } else { Vec::new() };
+        Ok(Sent { code, accepted_recipients, end_of_data: Some(sent_at.elapsed()), rcpt: rcpt_times })
     }
 
     pub async fn quit(mut self) {

@@ -59,6 +59,11 @@ enum Command {
         /// Message choice seed (runs with the same seed send the same mix).
         #[arg(long, default_value_t = 1)]
         seed: u64,
+        /// Real recipients, one address per line (overrides the scenario's
+        /// `recipients_file`): measures the gateway's recipient checks (list, LDAP,
+        /// callout); RCPT latency is measured with `pipelining = false`.
+        #[arg(long, value_name = "FILE")]
+        recipients: Option<PathBuf>,
         /// Print the JSON report on stdout instead of the table.
         #[arg(long)]
         json: bool,
@@ -93,38 +98,43 @@ fn main() -> ExitCode {
         }
     };
     let result = match cli.command {
-        Command::Run { targets, scenario, sink_listen, out, rate, steady, ramp, sessions, seed, json } => runtime.block_on(async move {
-            let mut scenario = scenario::Scenario::load(&scenario)?;
-            if let Some(rate) = rate {
-                scenario.rate = rate;
-            }
-            if let Some(steady) = steady {
-                scenario.steady = steady;
-            }
-            if let Some(ramp) = ramp {
-                scenario.ramp = ramp;
-            }
-            if let Some(sessions) = sessions {
-                scenario.sessions = sessions;
-            }
-            let mut addresses = Vec::new();
-            for target in &targets {
-                let resolved = tokio::net::lookup_host(target.as_str()).await.map_err(|e| format!("target {target}: {e}"))?;
-                addresses.extend(resolved);
-            }
-            let report = run::run(scenario, run::RunOptions { targets: addresses, sink_listen, out: out.clone(), seed }).await?;
-            if json {
-                println!("{}", serde_json::to_string(&report).map_err(|e| e.to_string())?);
-            } else {
-                print!("{}", report.table());
-                eprintln!("reports in {}", out.display());
-            }
-            let r = &report.reconciliation;
-            if r.lost > 0 || !r.counts_add_up {
-                return Err(format!("{} message deliveries lost (see {})", r.lost, out.join("report.md").display()));
-            }
-            Ok(())
-        }),
+        Command::Run { targets, scenario, sink_listen, out, rate, steady, ramp, sessions, seed, recipients, json } => {
+            runtime.block_on(async move {
+                let mut scenario = scenario::Scenario::load(&scenario)?;
+                if recipients.is_some() {
+                    scenario.recipients_file = recipients;
+                }
+                if let Some(rate) = rate {
+                    scenario.rate = rate;
+                }
+                if let Some(steady) = steady {
+                    scenario.steady = steady;
+                }
+                if let Some(ramp) = ramp {
+                    scenario.ramp = ramp;
+                }
+                if let Some(sessions) = sessions {
+                    scenario.sessions = sessions;
+                }
+                let mut addresses = Vec::new();
+                for target in &targets {
+                    let resolved = tokio::net::lookup_host(target.as_str()).await.map_err(|e| format!("target {target}: {e}"))?;
+                    addresses.extend(resolved);
+                }
+                let report = run::run(scenario, run::RunOptions { targets: addresses, sink_listen, out: out.clone(), seed }).await?;
+                if json {
+                    println!("{}", serde_json::to_string(&report).map_err(|e| e.to_string())?);
+                } else {
+                    print!("{}", report.table());
+                    eprintln!("reports in {}", out.display());
+                }
+                let r = &report.reconciliation;
+                if r.lost > 0 || !r.counts_add_up {
+                    return Err(format!("{} message deliveries lost (see {})", r.lost, out.join("report.md").display()));
+                }
+                Ok(())
+            })
+        }
         Command::Sink { listen, fail_code, fail_share } => {
             let faults = match fail_code {
                 Some(code) => vec![scenario::SinkFault {

@@ -35,6 +35,7 @@ pub struct Stats {
     banner: Histogram<u64>,
     ehlo: Histogram<u64>,
     end_of_data: Histogram<u64>,
+    rcpt: Histogram<u64>,
     pub sent: u64,
     pub accepted: u64,
     pub rejected: u64,
@@ -56,6 +57,7 @@ impl Stats {
             banner: histogram(),
             ehlo: histogram(),
             end_of_data: histogram(),
+            rcpt: histogram(),
             sent: 0,
             accepted: 0,
             rejected: 0,
@@ -98,6 +100,9 @@ impl Stats {
         }
         if let Some(d) = result.end_of_data {
             record(&mut self.end_of_data, d);
+        }
+        for &d in &result.rcpt {
+            record(&mut self.rcpt, d);
         }
         let accepted = u64::from((200..300).contains(&result.code));
         let second = self.second(now);
@@ -240,6 +245,7 @@ impl Report {
             ("ehlo", &stats.ehlo),
             ("end_of_data", &stats.end_of_data),
             ("end_to_end", &e2e),
+            ("rcpt", &stats.rcpt),
         ] {
             latency.insert(name.to_string(), summary(h));
         }

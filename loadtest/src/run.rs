@@ -31,10 +31,13 @@ struct Shared {
     stats: Mutex<Stats>,
     next_id: AtomicU64,
     next_target: AtomicUsize,
+    /// `scenario.recipients_file`'s addresses (empty: generated recipients).
+    recipients: Vec<String>,
 }
 
 pub async fn run(scenario: Scenario, options: RunOptions) -> Result<Report, String> {
     let source = MessageSource::new(&scenario.mix)?;
+    let recipients = scenario.recipient_list()?;
     let started = Instant::now();
     let sink = Sink::start(options.sink_listen, scenario.sink_faults.clone(), started)
         .await
@@ -52,6 +55,7 @@ pub async fn run(scenario: Scenario, options: RunOptions) -> Result<Report, Stri
         stats: Mutex::new(Stats::new(started)),
         next_id: AtomicU64::new(0),
         next_target: AtomicUsize::new(0),
+        recipients,
         scenario,
     });
     let duration = shared.scenario.duration();
@@ -177,7 +181,7 @@ async fn session(shared: &Shared, rng: &mut Rng) {
     };
     while remaining > 0 {
         let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
-        let recipients: Vec<String> = (0..s.recipients_per_message).map(|k| format!("lt{id}r{k}@{}", s.recipient_domain)).collect();
+        let recipients: Vec<String> = (0..s.recipients_per_message).map(|k| s.recipient(&shared.recipients, id, k)).collect();
         let sender = s.sender_for(id);
         let message = shared.source.message(id, rng, &sender);
         match session.send(&sender, &recipients, &message).await {

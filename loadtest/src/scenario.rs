@@ -33,8 +33,14 @@ pub struct Scenario {
     pub auth_user: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub auth_password: Option<String>,
-    /// Recipient domain; local parts are user0, user1, …
+    /// Recipient domain of the generated recipients (`lt<id>r<k>@domain`).
     pub recipient_domain: String,
+    /// Real recipients instead (one address per line, # comments): the gateway checks
+    /// them against its list, LDAP or callout. Each message's recipient k is the next
+    /// address of the list, sub-addressed `local+lt<id>r<k>@domain` so the sink still
+    /// tells the deliveries apart (the gateway checks the address without it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recipients_file: Option<PathBuf>,
     /// Envelope sender.
     pub sender: String,
     pub mix: Mix,
@@ -100,6 +106,7 @@ impl Default for Scenario {
             auth_user: None,
             auth_password: None,
             recipient_domain: "example.com".into(),
+            recipients_file: None,
             sender: "loadtest@loadtest.example".into(),
             mix: Mix::default(),
             sink_faults: Vec::new(),
@@ -207,6 +214,43 @@ impl Scenario {
         Ok(())
     }
 
+    /// The addresses of `recipients_file` (empty without one); the error names the file
+    /// and line.
+    pub fn recipient_list(&self) -> Result<Vec<String>, String> {
+        let Some(path) = &self.recipients_file else { return Ok(Vec::new()) };
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let mut list = Vec::new();
+        for (i, line) in text.lines().enumerate() {
+            let address = line.split('#').next().unwrap_or("").trim();
+            if address.is_empty() {
+                continue;
+            }
+            match address.rsplit_once('@') {
+                Some((local, domain)) if !local.is_empty() && domain.contains('.') && !address.contains(char::is_whitespace) => {
+                    list.push(address.to_string());
+                }
+                _ => return Err(format!("{}:{}: {address:?} is not an address", path.display(), i + 1)),
+            }
+        }
+        if list.is_empty() {
+            return Err(format!("{}: no address in the file", path.display()));
+        }
+        Ok(list)
+    }
+
+    /// Recipient `k` of message `id`: generated, or from `list` with a sub-address
+    /// naming the delivery.
+    pub fn recipient(&self, list: &[String], id: u64, k: usize) -> String {
+        if list.is_empty() {
+            return format!("lt{id}r{k}@{}", self.recipient_domain);
+        }
+        let base = &list[(id as usize * self.recipients_per_message + k) % list.len()];
+        match base.rsplit_once('@') {
+            Some((local, domain)) => format!("{local}+lt{id}r{k}@{domain}"),
+            None => base.clone(),
+        }
+    }
+
     /// The whole sending time.
     pub fn duration(&self) -> std::time::Duration {
         self.ramp.0 + self.steady.0
@@ -243,5 +287,14 @@ mod tests {
         assert!(Scenario::load(file.to_str().unwrap()).unwrap_err().contains("starttls"));
         std::fs::write(&file, "starttls = true\nauth_user = \"a@example.com\"\n").unwrap();
         assert!(Scenario::load(file.to_str().unwrap()).unwrap_err().contains("go together"));
+
+        let list = dir.join("rcpts.txt");
+        std::fs::write(&list, "# users\nalice@example.com\nbob@example.com\n").unwrap();
+        let s = Scenario { recipients_file: Some(list.clone()), recipients_per_message: 2, ..Scenario::default() };
+        let addresses = s.recipient_list().unwrap();
+        assert_eq!(s.recipient(&addresses, 3, 1), "bob+lt3r1@example.com");
+        assert_eq!(s.recipient(&[], 3, 1), "lt3r1@example.com");
+        std::fs::write(&list, "alice@example.com\nnot an address\n").unwrap();
+        assert!(s.recipient_list().unwrap_err().contains("rcpts.txt:2:"));
     }
 }

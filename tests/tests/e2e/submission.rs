@@ -469,3 +469,35 @@ fn bounces_come_back_only_to_return_paths_the_gateway_signed() {
     assert_eq!(c.cmd("RCPT TO:<alice@example.com>").code, 250);
     assert!(s.gw.log().contains("backscatter refused"), "{}", s.gw.log());
 }
+
+/// An RFC 3464 bounce from an outside server: `recipient` does not exist there.
+fn user_unknown_bounce(recipient: &str) -> String {
+    format!(
+        "From: MAILER-DAEMON@far.example\r\nTo: alice@example.com\r\nSubject: Undelivered Mail Returned to Sender\r\n\
+         MIME-Version: 1.0\r\nContent-Type: multipart/report; report-type=delivery-status; boundary=\"B\"\r\n\r\n\
+         --B\r\nContent-Type: text/plain\r\n\r\nYour message could not be delivered.\r\n\
+         --B\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.far.example\r\n\r\n\
+         Final-Recipient: rfc822; {recipient}\r\nAction: failed\r\nStatus: 5.1.1\r\n\
+         Diagnostic-Code: smtp; 550 5.1.1 <{recipient}>: Recipient address rejected: User unknown\r\n\r\n--B--\r\n"
+    )
+}
+
+#[test]
+fn user_unknown_bounces_mark_recipients_dead_and_suspend_the_account() {
+    let s = start_with("[outbound]\nsuspend_after_bounces = 2\n");
+    for gone in ["gone1@far.example", "gone2@far.example"] {
+        let mut c = SmtpClient::connect(&s.gw.addr());
+        c.ehlo();
+        assert_eq!(c.send_mail("", &["alice@example.com"], &user_unknown_bounce(gone)).code, 250);
+    }
+    let suspended = rempart_tests::wait_until(Duration::from_secs(10), || s.gw.log().contains("account suspended"));
+    assert!(suspended, "{}", s.gw.log());
+    assert!(s.gw.log().contains("user unknown"), "the reason is given: {}", s.gw.log());
+
+    // Another account of the domain may not send to the dead addresses either.
+    let mut args = vec!["--tls", "--from", "admin@example.com", "--to", "gone1@far.example", "--quit-after", "RCPT"];
+    let auth = login("admin@example.com", PASSWORD);
+    args.extend(auth.iter().map(String::as_str));
+    let transcript = swaks(s.submission, &args);
+    assert!(transcript.contains("550 5.1.1") && transcript.contains("bounced as unknown"), "{transcript}");
+}

@@ -3,6 +3,7 @@
 
 mod auth;
 mod bdat;
+mod bounced;
 mod data;
 mod ehlo;
 mod etrn;
@@ -367,7 +368,16 @@ impl<B: Bus, S: Transport> Session<B, S> {
         let queue_id = QueueId::generate();
         self.span.record("rempart.queue_id", queue_id.as_str());
         let submitted = self.account.clone().map(|account| (account, self.tx.recipients.len(), body.len()));
+        // A bounce to one address (the only kind RCPT lets through): read it now, as
+        // the body goes to the queue; what it says counts once it is accepted.
+        let bounce = match (self.account.is_none() && self.tx.return_path.is_empty(), self.tx.recipients.as_slice()) {
+            (true, [to]) => rempart_smtp::bounce::parse(&body).map(|report| (to.address.clone(), report)),
+            _ => None,
+        };
         let (reply, action) = self.scan_and_queue(&queue_id, body).await;
+        if let Some((to, report)) = bounce.filter(|_| reply.is_positive()) {
+            self.read_bounce(&to, &report).await;
+        }
         if let Some((account, recipients, bytes)) = submitted {
             self.outbound_usage(&account, &queue_id, &reply, recipients, bytes).await;
         }

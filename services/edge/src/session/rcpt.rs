@@ -83,6 +83,11 @@ impl<B: Bus, S: Transport> Session<B, S> {
                 return self.reply(Reply::new(552, "5.3.4", format!("Message too big for {} (limit {domain_max} bytes)", domain.name)));
             }
         }
+        if self.account.is_some()
+            && let Some(refused) = self.dead_recipient(&address).await
+        {
+            return self.reply(refused);
+        }
         let mut recipient = Recipient::new(address);
         let Ok(params) = parse_params(params) else {
             return self.reply(Reply::syntax("RCPT TO:<address> [parameters]"));

@@ -188,14 +188,21 @@ impl<B: Bus, S: Transport> Session<B, S> {
         if limits.suspend_after_blocked == 0 || blocked < limits.suspend_after_blocked as i64 {
             return;
         }
-        match suspend(&*state.store, &account).await {
+        let why = format!("{blocked} of its messages were blocked as spam within {}", limits.suspend_window);
+        self.suspend_account(&account, &why).await;
+    }
+
+    /// Suspends the account from sending and tells it and its domain admins why.
+    pub(super) async fn suspend_account(&self, account: &Account, why: &str) {
+        let Some(state) = self.shared.state.clone() else { return };
+        match suspend(&*state.store, account).await {
             Ok(admins) => {
-                tracing::warn!(account = %account.email, blocked, "account suspended: too much blocked outbound mail");
+                tracing::warn!(account = %account.email, %why, "account suspended");
                 self.outbound_event(&account.email, "suspended", 0, 0, "").await;
                 let text = format!(
-                    "The account {} was suspended from sending: {blocked} of its messages were blocked as spam within {}.\r\n\
+                    "The account {} was suspended from sending: {why}.\r\n\
                      Check it (a stolen password?), then: rempart account unsuspend {}\r\n",
-                    account.email, limits.suspend_window, account.email
+                    account.email, account.email
                 );
                 for admin in admins.iter().chain(std::iter::once(&account.email)) {
                     self.notify(admin, &format!("Account {} suspended", account.email), &text).await;

@@ -14,8 +14,16 @@ pub struct OutboundConfig {
     /// (Exim's BlockCracking idea: a stolen password sends spam) until `rempart account
     /// unsuspend`; 0: never. Default 5.
     pub suspend_after_blocked: u64,
+    /// An account whose mail came back as "user unknown" for this many recipients
+    /// within `suspend_window` (bounces to it, read as `rempart dsn` does) is suspended
+    /// too: a stolen password sending to harvested addresses. 0: never. Default 10.
+    pub suspend_after_bounces: u64,
     /// Default "1h".
     pub suspend_window: crate::HumanDuration,
+    /// A recipient that bounced as unknown is refused to every account for this long
+    /// (`550 5.1.1` at RCPT, saying when it bounced), as senders' suppression lists do.
+    /// "0s": never. Default "7d".
+    pub dead_recipient_ttl: crate::HumanDuration,
     /// Each account's limits. Default 200 messages and 500 recipients an hour, 1,000
     /// and 2,000 a day.
     pub account: SendLimits,
@@ -40,7 +48,9 @@ impl Default for OutboundConfig {
         Self {
             block: 5.0,
             suspend_after_blocked: 5,
+            suspend_after_bounces: 10,
             suspend_window: crate::HumanDuration::secs(3600),
+            dead_recipient_ttl: crate::HumanDuration::secs(7 * 86_400),
             account: SendLimits { messages_per_hour: 200, messages_per_day: 1_000, recipients_per_hour: 500, recipients_per_day: 2_000 },
             domain: SendLimits {
                 messages_per_hour: 2_000,
