@@ -24,6 +24,11 @@ impl Mailbox {
         format!("{local}@{}", self.domain)
     }
 
+    /// `postmaster` (any case, unquoted): it exists in every domain (RFC 5321 §4.5.1).
+    pub fn is_postmaster(&self) -> bool {
+        !self.quoted && self.local.eq_ignore_ascii_case("postmaster")
+    }
+
     /// Local parts that route mail elsewhere once they reach a naive MTA: `%`-hack,
     /// UUCP bang paths, or a quoted `@`.
     pub fn hides_another_route(&self) -> bool {

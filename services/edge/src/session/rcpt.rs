@@ -136,7 +136,7 @@ impl<B: Bus, S: Transport> Session<B, S> {
             }
         }
         // RFC 5321 §4.5.1: postmaster takes everything, bounces included.
-        if !bounce || (!mailbox.quoted && mailbox.local.eq_ignore_ascii_case("postmaster")) {
+        if !bounce || mailbox.is_postmaster() {
             return None;
         }
         let address = mailbox.address();
@@ -164,9 +164,7 @@ impl<B: Bus, S: Transport> Session<B, S> {
             RecipientSource::List if recipient_exists(domain, mailbox) => Lookup::Exists,
             RecipientSource::List => Lookup::Unknown,
             // RFC 5321 §4.5.1: postmaster exists whatever the directory says.
-            RecipientSource::Ldap | RecipientSource::Callout if !mailbox.quoted && mailbox.local.eq_ignore_ascii_case("postmaster") => {
-                Lookup::Exists
-            }
+            RecipientSource::Ldap | RecipientSource::Callout if mailbox.is_postmaster() => Lookup::Exists,
             RecipientSource::Ldap | RecipientSource::Callout => match self.shared.directory.clone() {
                 Some(directory) => directory.lookup(domain, &directory_address(domain, mailbox)).await,
                 None => Lookup::Unavailable("no recipient directory in this process".into()),
@@ -217,11 +215,15 @@ impl<B: Bus, S: Transport> Session<B, S> {
 /// The address a directory is asked: lower-cased, without its sub-address.
 fn directory_address(domain: &DomainConfig, mailbox: &Mailbox) -> String {
     let local = mailbox.local.to_lowercase();
-    let base = match domain.recipient_delimiter.as_str() {
-        "" => local.as_str(),
-        delimiter => local.split_once(delimiter).map_or(local.as_str(), |(base, _)| base),
-    };
-    format!("{base}@{}", domain.name)
+    format!("{}@{}", without_subaddress(domain, &local).unwrap_or(&local), domain.name)
+}
+
+/// The local part without its sub-address ("alice+news" → "alice"), when it has one.
+fn without_subaddress<'a>(domain: &DomainConfig, local: &'a str) -> Option<&'a str> {
+    match domain.recipient_delimiter.as_str() {
+        "" => None,
+        delimiter => local.split_once(delimiter).map(|(base, _)| base),
+    }
 }
 
 /// `addr-type ";" xtext` (RFC 3461 §4.2), 500 characters at most.
@@ -233,14 +235,11 @@ fn valid_orcpt(v: &str) -> bool {
 
 /// Whether the domain has this recipient. `postmaster` always exists (RFC 5321 §4.5.1).
 fn recipient_exists(domain: &DomainConfig, mailbox: &Mailbox) -> bool {
-    let local = mailbox.local.to_lowercase();
-    if domain.recipients.is_empty() || (!mailbox.quoted && local == "postmaster") {
+    if domain.recipients.is_empty() || mailbox.is_postmaster() {
         return true;
     }
-    let base = match domain.recipient_delimiter.as_str() {
-        "" => None,
-        delim => local.split_once(delim).map(|(b, _)| b.to_string()),
-    };
+    let local = mailbox.local.to_lowercase();
+    let base = without_subaddress(domain, &local);
     domain.recipients.iter().any(|entry| {
         let entry = entry.to_lowercase();
         let (entry_local, entry_domain) = match entry.rsplit_once('@') {
@@ -250,7 +249,7 @@ fn recipient_exists(domain: &DomainConfig, mailbox: &Mailbox) -> bool {
         if entry_domain.is_some_and(|d| d != domain.name) {
             return false;
         }
-        entry_local == "*" || entry_local == local || base.as_deref() == Some(entry_local.as_str())
+        entry_local == "*" || entry_local == local || base == Some(entry_local.as_str())
     })
 }
 
