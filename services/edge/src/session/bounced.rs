@@ -8,7 +8,8 @@ use rempart_bus::Bus;
 use rempart_model::date;
 use rempart_smtp::Reply;
 use rempart_smtp::bounce::{Reason, Report};
-use rempart_state::{accounts, key, window};
+use rempart_state::accounts::{self, Account};
+use rempart_state::{key, window};
 
 use super::{Session, Transport};
 
@@ -17,12 +18,17 @@ fn dead_key(address: &str) -> String {
 }
 
 impl<B: Bus, S: Transport> Session<B, S> {
-    /// After a bounce to `address` was accepted: if `address` is an account, its dead
-    /// recipients are remembered and counted.
-    pub(super) async fn read_bounce(&self, address: &str, report: &Report) {
+    /// The account a bounce to `address` is for, if it is one (only those are read).
+    pub(super) async fn bounced_account(&self, address: &str) -> Option<Account> {
+        let state = self.shared.state.as_ref()?;
+        accounts::get(&*state.store, &address.to_ascii_lowercase()).await.ok()?
+    }
+
+    /// After a bounce to `account` was accepted: its dead recipients are remembered and
+    /// counted.
+    pub(super) async fn read_bounce(&self, account: &Account, report: &Report) {
         let Some(state) = self.shared.state.clone() else { return };
         let store = &*state.store;
-        let Ok(Some(account)) = accounts::get(store, &address.to_ascii_lowercase()).await else { return };
         let dead: Vec<&str> =
             report.recipients.iter().filter(|b| b.hard && b.reason == Reason::UserUnknown).map(|b| b.recipient.as_str()).collect();
         if dead.is_empty() {
@@ -48,7 +54,7 @@ impl<B: Bus, S: Transport> Session<B, S> {
         };
         if limits.suspend_after_bounces > 0 && bounced >= limits.suspend_after_bounces as i64 && !account.suspended {
             let why = format!("its mail came back as \"user unknown\" for {bounced} recipients within {}", limits.suspend_window);
-            self.suspend_account(&account, &why).await;
+            self.suspend_account(account, &why).await;
         }
     }
 

@@ -207,14 +207,18 @@ impl<B: Bus, S: Transport> Session<B, S> {
     }
 
     /// HELO name and TLS as attributes of the current span (both may change midway).
+    /// `[screen]` applies: an untrusted client on an inbound listener.
+    fn screened(&self) -> bool {
+        !self.trusted && !self.kind.is_submission()
+    }
+
     /// The first EHLO/HELO arrived with more commands behind it, before its reply.
     fn pipelined_before_ehlo(&self) -> bool {
         matches!(self.verb, "EHLO" | "HELO")
             && self.state == State::Connected
             && !self.io.buffer().is_empty()
             && self.shared.config.screen.refuse_early_pipelining
-            && !self.trusted
-            && !self.kind.is_submission()
+            && self.screened()
     }
 
     fn record_facts(&self) {
@@ -258,7 +262,7 @@ impl<B: Bus, S: Transport> Session<B, S> {
     /// refused (the reply, then the connection closes). Inbound, untrusted clients only.
     async fn greet_pause(&mut self) -> Option<String> {
         let pause = self.shared.config.screen.greet_pause.0;
-        if pause.is_zero() || self.trusted || self.kind.is_submission() {
+        if pause.is_zero() || !self.screened() {
             return None;
         }
         match tokio::time::timeout(pause, self.io.fill_buf()).await {
@@ -368,15 +372,18 @@ impl<B: Bus, S: Transport> Session<B, S> {
         let queue_id = QueueId::generate();
         self.span.record("rempart.queue_id", queue_id.as_str());
         let submitted = self.account.clone().map(|account| (account, self.tx.recipients.len(), body.len()));
-        // A bounce to one address (the only kind RCPT lets through): read it now, as
-        // the body goes to the queue; what it says counts once it is accepted.
+        // A bounce to an account (one recipient: the only kind RCPT lets through): read
+        // now, as the body goes to the queue; what it says counts once it is accepted.
         let bounce = match (self.account.is_none() && self.tx.return_path.is_empty(), self.tx.recipients.as_slice()) {
-            (true, [to]) => rempart_smtp::bounce::parse(&body).map(|report| (to.address.clone(), report)),
+            (true, [to]) => self
+                .bounced_account(&to.address)
+                .await
+                .and_then(|account| rempart_smtp::bounce::parse(&body).map(|report| (account, report))),
             _ => None,
         };
         let (reply, action) = self.scan_and_queue(&queue_id, body).await;
-        if let Some((to, report)) = bounce.filter(|_| reply.is_positive()) {
-            self.read_bounce(&to, &report).await;
+        if let Some((account, report)) = bounce.filter(|_| reply.is_positive()) {
+            self.read_bounce(&account, &report).await;
         }
         if let Some((account, recipients, bytes)) = submitted {
             self.outbound_usage(&account, &queue_id, &reply, recipients, bytes).await;
