@@ -50,6 +50,8 @@ pub(crate) fn start_gateway(extra: &str, env: Option<&[(&str, &str)]>) -> Submis
         for args in [
             vec!["account", "add", "alice@example.com", "--alias", "@shop.example"],
             vec!["account", "add", "admin@example.com", "--role", "domain-admin", "--domain", "example.com"],
+            vec!["account", "add", "carol@example.com"],
+            vec!["account", "disable", "carol@example.com"],
         ] {
             let mut all = vec!["--config", &path];
             all.extend(args);
@@ -155,6 +157,110 @@ fn no_auth_in_plaintext_nor_on_port_25_and_no_relaying_without_it() {
     let transcript = swaks(s.gw.port, &args);
     assert!(!transcript.contains("235 "), "{transcript}");
     assert!(s.sink.messages().is_empty());
+}
+
+/// Every way around AUTH, as a real TLS client (Python's smtplib) tries them: each
+/// line is `case code enhanced-code`. Logged-in mail may go anywhere; nothing else may.
+const RELAY_BATTERY: &str = r#"
+import base64, smtplib, ssl, sys
+ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
+submission, submissions, inbound, password = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+def open_session(port, tls):
+    c = smtplib.SMTP_SSL('127.0.0.1', port, context=ctx, timeout=20) if tls == 'implicit' else smtplib.SMTP('127.0.0.1', port, timeout=20)
+    c.ehlo('client.test')
+    if tls == 'starttls':
+        c.starttls(context=ctx); c.ehlo('client.test')
+    return c
+def plain(authzid, login, pw):
+    return 'AUTH PLAIN ' + base64.b64encode(f'{authzid}\0{login}\0{pw}'.encode()).decode()
+def step(case, c, line):
+    code, text = c.docmd(line)
+    print(case, code, text.decode().split(' ')[0], flush=True)
+c = open_session(submission, 'starttls')
+step('no-auth-mail', c, 'MAIL FROM:<alice@example.com>')
+step('wrong-password', c, plain('', 'alice@example.com', 'guess'))
+step('wrong-password-mail', c, 'MAIL FROM:<alice@example.com>')
+step('login-cancel', c, 'AUTH LOGIN')
+step('login-cancelled', c, '*')
+step('cancelled-mail', c, 'MAIL FROM:<alice@example.com>')
+step('act-as-other', c, plain('admin@example.com', 'alice@example.com', password))
+step('act-as-other-mail', c, 'MAIL FROM:<admin@example.com>')
+step('disabled-account', c, plain('', 'carol@example.com', password))
+step('disabled-mail', c, 'MAIL FROM:<carol@example.com>')
+step('claimed-auth-param', c, 'MAIL FROM:<alice@example.com> AUTH=alice@example.com')
+c.close()
+c = open_session(submissions, 'implicit')
+step('implicit-no-auth-mail', c, 'MAIL FROM:<alice@example.com>')
+step('implicit-unknown-account', c, plain('', 'nobody@example.com', password))
+step('implicit-unknown-mail', c, 'MAIL FROM:<nobody@example.com>')
+c.close()
+c = open_session(inbound, 'starttls')
+step('inbound-auth', c, plain('', 'alice@example.com', password))
+step('inbound-claimed-auth', c, 'MAIL FROM:<alice@example.com> AUTH=alice@example.com')
+step('inbound-outside', c, 'RCPT TO:<victim@elsewhere.test>')
+step('inbound-customer', c, 'RCPT TO:<bob@example.com>')
+c.close()
+c = open_session(submission, 'starttls')
+step('login', c, plain('', 'alice@example.com', password))
+step('again', c, plain('', 'alice@example.com', password))
+step('mail', c, 'MAIL FROM:<alice@example.com> AUTH=<>')
+step('auth-in-transaction', c, plain('', 'alice@example.com', password))
+for case, rcpt in [('percent-hack', 'victim%elsewhere.test@example.com'), ('bang-path', 'elsewhere.test!victim@example.com'),
+                   ('source-route', '@example.com:victim@elsewhere.test'), ('quoted-at', '"victim@elsewhere.test"@example.com'),
+                   ('outside', 'partner@elsewhere.test')]:
+    step(case, c, f'RCPT TO:<{rcpt}>')
+step('rset', c, 'RSET')
+step('forged-sender', c, 'MAIL FROM:<bob@example.com>')
+step('other-domain-sender', c, 'MAIL FROM:<victim@elsewhere.test>')
+c.close()
+"#;
+
+#[test]
+fn never_an_open_relay_on_authenticated_paths() {
+    let s = start();
+    let out = Command::new("python3")
+        .args(["-c", RELAY_BATTERY])
+        .args([s.submission.to_string(), s.submissions.to_string(), s.gw.port.to_string(), PASSWORD.to_string()])
+        .output()
+        .expect("python3");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    let answers: Vec<(&str, &str, &str)> =
+        stdout.lines().filter_map(|l| l.split_once(' ').and_then(|(case, rest)| rest.split_once(' ').map(|(c, e)| (case, c, e)))).collect();
+    let expected = [
+        ("no-auth-mail", "530", "5.7.0"),
+        ("wrong-password", "535", "5.7.8"),
+        ("wrong-password-mail", "530", "5.7.0"),
+        ("login-cancel", "334", "VXNlcm5hbWU6"),
+        ("login-cancelled", "501", "5.0.0"),
+        ("cancelled-mail", "530", "5.7.0"),
+        ("act-as-other", "535", "5.7.8"),
+        ("act-as-other-mail", "530", "5.7.0"),
+        ("disabled-account", "535", "5.7.8"),
+        ("disabled-mail", "530", "5.7.0"),
+        ("claimed-auth-param", "530", "5.7.0"),
+        ("implicit-no-auth-mail", "530", "5.7.0"),
+        ("implicit-unknown-account", "535", "5.7.8"),
+        ("implicit-unknown-mail", "530", "5.7.0"),
+        ("inbound-auth", "502", "5.5.1"),
+        ("inbound-claimed-auth", "250", "2.1.0"),
+        ("inbound-outside", "550", "5.7.1"),
+        ("inbound-customer", "250", "2.1.5"),
+        ("login", "235", "2.7.0"),
+        ("again", "503", "5.5.1"),
+        ("mail", "250", "2.1.0"),
+        ("auth-in-transaction", "503", "5.5.1"),
+        ("percent-hack", "550", "5.7.1"),
+        ("bang-path", "550", "5.7.1"),
+        ("source-route", "550", "5.7.1"),
+        ("quoted-at", "550", "5.7.1"),
+        ("outside", "250", "2.1.5"),
+        ("rset", "250", "2.0.0"),
+        ("forged-sender", "553", "5.7.1"),
+        ("other-domain-sender", "553", "5.7.1"),
+    ];
+    assert_eq!(answers, expected, "{stdout}");
+    assert!(s.sink.messages().is_empty(), "nothing was sent");
 }
 
 #[test]
