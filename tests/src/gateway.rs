@@ -187,9 +187,15 @@ impl Gateway {
     /// The port of a listener configured on port 0, by kind ("Submission",
     /// "Submissions"), from its log line; waits up to 20 s for it.
     pub fn listener_port(&self, kind: &str) -> u16 {
+        self.listener_port_after(kind, 0)
+    }
+
+    /// The port of the `kind` listener the process announced after byte `offset` of
+    /// the log (after a restart: `offset` is the log's length before it).
+    pub fn listener_port_after(&self, kind: &str, offset: usize) -> u16 {
         let mut port = None;
         let found = wait_until(Duration::from_secs(20), || {
-            port = listener_port_in(&self.log(), kind);
+            port = listener_port_in(self.log().get(offset..).unwrap_or_default(), kind);
             port.is_some()
         });
         assert!(found, "no {kind} listener in the log:\n{}", self.log());

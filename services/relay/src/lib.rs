@@ -51,11 +51,12 @@ const BUSY_DELAY: Duration = Duration::from_secs(1);
 impl<B: Bus> Relay<B> {
     /// Fails if a route's CA file cannot be used or the TLS library cannot build a
     /// client configuration.
-    pub fn new(config: Arc<Config>, bus: B) -> Result<Self, TlsSetupError> {
+    /// `store`: the shared store, where MTA-STS policies are kept beyond this process.
+    pub fn new(config: Arc<Config>, bus: B, store: Option<Arc<dyn rempart_state::Store>>) -> Result<Self, TlsSetupError> {
         let tls = Connectors::new(&config)?;
         let client = Client::new(config.smtp.hostname.clone(), config.relay.connect_timeout.0, config.relay.command_timeout.0, tls);
         let resolver = mx::resolver(&config.dns);
-        let mta_sts = mta_sts::Policies::new(config.relay.mta_sts_port);
+        let mta_sts = mta_sts::Policies::new(config.relay.mta_sts_port, store);
         let destinations = destinations::Limiter::new(config.relay.per_destination);
         let dns_servers = if config.dns.servers.is_empty() { mx::system_servers() } else { config.dns.servers.clone() };
         Ok(Self { config, bus, client: Arc::new(client), resolver, mta_sts, dns_servers, destinations })

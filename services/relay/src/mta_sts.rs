@@ -3,16 +3,19 @@
 //! its own and that they have certificates valid for their names. In mode `enforce`
 //! mail goes only to such hosts, over verified TLS, or waits; in mode `testing` it goes
 //! as before and the mismatches are logged. Policies are cached for their `max_age`
-//! and fetched again when the TXT record's id changes.
+//! and fetched again when the TXT record's id changes: in memory, and in the shared
+//! store when there is one, so a restarted relay (or another relay of the cluster)
+//! keeps enforcing a policy an attacker now stops it from fetching (RFC 8461 §5.1).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use mail_auth::hickory_resolver::TokioResolver;
 use mail_auth::hickory_resolver::proto::rr::RData;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use rempart_state::{Store, key};
 use tokio_rustls::TlsConnector;
 
 use crate::tls::server_name;
@@ -97,6 +100,17 @@ impl Policy {
         Ok(Policy { id: id.to_string(), mode, mx, max_age })
     }
 
+    /// The policy as its body (what `parse` reads back).
+    pub fn text(&self) -> String {
+        let mode = match self.mode {
+            Mode::Enforce => "enforce",
+            Mode::Testing => "testing",
+            Mode::None => "none",
+        };
+        let mx: String = self.mx.iter().map(|m| format!("mx: {m}\n")).collect();
+        format!("version: STSv1\nmode: {mode}\n{mx}max_age: {}\n", self.max_age)
+    }
+
     /// Whether MX host `host` is one the policy names (RFC 8461 §4.1).
     pub fn allows(&self, host: &str) -> bool {
         let host = host.trim_end_matches('.').to_ascii_lowercase();
@@ -159,11 +173,13 @@ struct Cached {
 pub struct Policies {
     port: u16,
     cache: Mutex<HashMap<String, Cached>>,
+    /// Where policies outlive the process and are shared with the other relays.
+    store: Option<Arc<dyn Store>>,
 }
 
 impl Policies {
-    pub fn new(port: u16) -> Self {
-        Self { port, cache: Mutex::default() }
+    pub fn new(port: u16, store: Option<Arc<dyn Store>>) -> Self {
+        Self { port, cache: Mutex::default(), store }
     }
 
     /// The policy that applies to `domain` now: none when it publishes none. A failed
@@ -176,7 +192,10 @@ impl Policies {
         domain: &str,
     ) -> Option<Arc<Policy>> {
         let domain = domain.trim_end_matches('.').to_ascii_lowercase();
-        let cached = self.cached(&domain);
+        let cached = match self.cached(&domain) {
+            Some(policy) => Some(policy),
+            None => self.stored(&domain).await,
+        };
         let Some(id) = published_id(resolver, &domain).await else { return cached };
         if let Some(policy) = cached.as_ref().filter(|p| p.id == id) {
             return Some(policy.clone());
@@ -189,7 +208,8 @@ impl Policies {
             Ok(policy) => {
                 tracing::info!(%domain, id = %policy.id, mode = ?policy.mode, mx = ?policy.mx, max_age = policy.max_age, "MTA-STS policy fetched");
                 let policy = Arc::new(policy);
-                self.remember(&domain, policy.clone());
+                self.remember(&domain, policy.clone(), Duration::from_secs(policy.max_age));
+                self.store(&domain, &policy).await;
                 Some(policy)
             }
             Err(e) => {
@@ -204,17 +224,60 @@ impl Policies {
         cache.get(domain).filter(|c| c.expires > Instant::now()).map(|c| c.policy.clone())
     }
 
-    fn remember(&self, domain: &str, policy: Arc<Policy>) {
+    /// Keeps `policy` in memory for `left` (its max_age, less its age when it comes
+    /// from the store).
+    fn remember(&self, domain: &str, policy: Arc<Policy>, left: Duration) {
         let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
         let now = Instant::now();
         if cache.len() >= MAX_CACHED {
             cache.retain(|_, c| c.expires > now);
         }
         if cache.len() < MAX_CACHED || cache.contains_key(domain) {
-            let expires = now + Duration::from_secs(policy.max_age);
-            cache.insert(domain.to_string(), Cached { policy, expires });
+            cache.insert(domain.to_string(), Cached { policy, expires: now + left });
         }
     }
+
+    /// The policy another relay, or this one before a restart, fetched and stored,
+    /// while its max_age lasts. A store failure counts as none (logged).
+    async fn stored(&self, domain: &str) -> Option<Arc<Policy>> {
+        let store = self.store.as_ref()?;
+        let value = match store.get(&store_key(domain)).await {
+            Ok(value) => value?,
+            Err(e) => {
+                tracing::warn!(%domain, error = %e, "stored MTA-STS policy not read");
+                return None;
+            }
+        };
+        let (policy, fetched) = from_stored(&value)?;
+        let left = (fetched + policy.max_age).checked_sub(unix_now()).filter(|s| *s > 0)?;
+        let policy = Arc::new(policy);
+        self.remember(domain, policy.clone(), Duration::from_secs(left));
+        Some(policy)
+    }
+
+    async fn store(&self, domain: &str, policy: &Policy) {
+        let Some(store) = &self.store else { return };
+        let value = format!("{}\n{}\n{}", policy.id, unix_now(), policy.text());
+        if let Err(e) = store.put(&store_key(domain), value.as_bytes(), Some(Duration::from_secs(policy.max_age))).await {
+            tracing::warn!(%domain, error = %e, "MTA-STS policy not stored (kept in memory)");
+        }
+    }
+}
+
+fn store_key(domain: &str) -> String {
+    key(&["mtasts", domain])
+}
+
+/// A stored policy: `id`, the fetch time (Unix seconds), then the policy body.
+fn from_stored(value: &[u8]) -> Option<(Policy, u64)> {
+    let text = std::str::from_utf8(value).ok()?;
+    let mut parts = text.splitn(3, '\n');
+    let (id, fetched, body) = (parts.next()?, parts.next()?.parse().ok()?, parts.next()?);
+    Some((Policy::parse(id, body).ok()?, fetched))
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or_default()
 }
 
 /// The id `_mta-sts.DOMAIN` announces, if any (a lookup failure counts as none).
@@ -342,6 +405,15 @@ mod tests {
         assert!(!policy.allows("example.net"), "the wildcard needs one label");
         assert!(!policy.allows("a.b.example.net"), "and only one");
         assert!(!policy.allows("mail.example.org"));
+    }
+
+    #[test]
+    fn a_stored_policy_reads_back_with_its_fetch_time() {
+        let policy = Policy::parse("id1", "version: STSv1\nmode: enforce\nmx: *.mx.example\nmx: mail.example\nmax_age: 600\n").unwrap();
+        let value = format!("id1\n1700000000\n{}", policy.text());
+        assert_eq!(from_stored(value.as_bytes()), Some((policy, 1_700_000_000)));
+        assert_eq!(from_stored(b"id1\nnot a time\nversion: STSv1"), None);
+        assert_eq!(from_stored(b"id1\n1700000000\nmode: enforce"), None, "not a policy");
     }
 
     #[test]

@@ -161,9 +161,11 @@ pub async fn serve(config: Arc<Config>, roles: Roles, shutdown: impl Future<Outp
     }
     let bus = open_bus(&config).await?;
     let mut edge_state = None;
+    let mut shared_store = None;
     if roles.edge {
         let (verdicts, state) = edge_verdicts(&config).await?;
         edge_state = Some(state.clone());
+        shared_store = Some(state.store.clone());
         let directory = match rempart_directory::Directory::needed(&config) {
             true => Some(Arc::new(rempart_directory::Directory::new(&config, state.store.clone())?) as Arc<dyn RecipientDirectory>),
             false => None,
@@ -181,10 +183,17 @@ pub async fn serve(config: Arc<Config>, roles: Roles, shutdown: impl Future<Outp
             Some(state) => state,
             None => Arc::new(SharedState::open(&config).await.map_err(ServeError::State)?),
         };
+        shared_store = Some(state.store.clone());
         start_console(&config, state, Arc::new(bus.clone()), &stopped, &mut tasks).await?;
     }
     if roles.relay {
-        let relay = Relay::new(config.clone(), bus).map_err(ServeError::Relay)?;
+        // The edge's (or console's) store in one process; a relay of its own opens the
+        // shared one (NATS KV or FoundationDB in a cluster).
+        let store = match &shared_store {
+            Some(store) => store.clone(),
+            None => rempart_state::open(&rempart_state::settings(&config)).await.map_err(ServeError::State)?,
+        };
+        let relay = Relay::new(config.clone(), bus, Some(store)).map_err(ServeError::Relay)?;
         tasks.push(tokio::spawn(relay.run(stopped)));
     }
     run_until(shutdown, &config, roles, stop, tasks, readiness).await

@@ -79,13 +79,14 @@ fn mta_sts_policies_decide_where_and_how_mail_goes() {
         Some(&[("SSL_CERT_FILE", ca_path.as_str())]),
     );
     let auth = login("alice@example.com", PASSWORD);
-    let send = |to: &str, subject: &str| {
+    let send_to = |port: u16, to: &str, subject: &str| {
         let subject = format!("Subject: {subject}");
         let mut args = vec!["--tls", "--from", "alice@example.com", "--header", &subject, "--to", to];
         args.extend(auth.iter().map(String::as_str));
-        let transcript = swaks(s.submission, &args);
+        let transcript = swaks(port, &args);
         assert!(transcript.contains("250 2.0.0 Ok: queued as"), "{transcript}");
     };
+    let send = |to: &str, subject: &str| send_to(s.submission, to, subject);
 
     send("friend@good.test", "sts-good");
     let delivered = outside_sink.wait_for(1, Duration::from_secs(20));
@@ -116,6 +117,22 @@ fn mta_sts_policies_decide_where_and_how_mail_goes() {
     std::thread::sleep(Duration::from_millis(500));
     let subjects: Vec<String> = outside_sink.messages().iter().map(|m| String::from_utf8_lossy(&m.data).to_string()).collect();
     assert!(!subjects.iter().any(|t| t.contains("sts-unlisted") || t.contains("sts-badcert")), "enforce never falls back");
+
+    // The policy outlives the process: a restarted gateway reads it from the store,
+    // and enforces it, without fetching it again.
+    let mut gw = s.gw;
+    let before = gw.log().len();
+    gw.restart();
+    let submission = gw.listener_port_after("Submission", before);
+    send_to(submission, "friend@good.test", "sts-after-restart");
+    send_to(submission, "again@unlisted.test", "sts-unlisted-after-restart");
+    assert_eq!(outside_sink.wait_for(4, Duration::from_secs(20)).len(), 4, "{}", gw.log());
+    assert_eq!(https.requests("mta-sts.good.test"), 1, "read from the store after the restart:\n{}", gw.log());
+    let waited = wait_until(Duration::from_secs(20), || {
+        gw.log()[before..].contains("4.7.5 No MX host of unlisted.test is named by its MTA-STS policy")
+    });
+    assert!(waited, "still enforced after the restart:\n{}", gw.log());
+    assert_eq!(https.requests("mta-sts.unlisted.test"), 1);
 }
 
 /// DANE: the MX host's certificate is self-signed for another name, which only a
@@ -167,13 +184,14 @@ fn dane_tlsa_records_authenticate_mx_hosts_when_dnssec_secure() {
         None,
     );
     let auth = login("alice@example.com", PASSWORD);
-    let send = |to: &str, subject: &str| {
+    let send_to = |port: u16, to: &str, subject: &str| {
         let subject = format!("Subject: {subject}");
         let mut args = vec!["--tls", "--from", "alice@example.com", "--header", &subject, "--to", to];
         args.extend(auth.iter().map(String::as_str));
-        let transcript = swaks(s.submission, &args);
+        let transcript = swaks(port, &args);
         assert!(transcript.contains("250 2.0.0 Ok: queued as"), "{transcript}");
     };
+    let send = |to: &str, subject: &str| send_to(s.submission, to, subject);
 
     send("friend@dane.test", "dane-ok");
     let delivered = outside_sink.wait_for(1, Duration::from_secs(20));
