@@ -26,6 +26,8 @@ pub enum SinkMode {
     AcceptThenHangUp,
     /// A server that knows its users: 550 5.1.1 to every other RCPT.
     OnlyUsers(Vec<String>),
+    /// Accepts each message after this long (a slow server).
+    SlowAccept(Duration),
 }
 
 #[derive(Default)]
@@ -33,6 +35,9 @@ struct State {
     messages: Vec<Received>,
     rcpt_attempts: usize,
     connections: usize,
+    /// Connections open now, and the most open at once.
+    open: usize,
+    most_open: usize,
 }
 
 struct Recorder {
@@ -64,7 +69,21 @@ impl Receiver for Recorder {
     }
 
     fn connected(&self) {
-        self.state().connections += 1;
+        let mut state = self.state();
+        state.connections += 1;
+        state.open += 1;
+        state.most_open = state.most_open.max(state.open);
+    }
+
+    fn disconnected(&self) {
+        self.state().open -= 1;
+    }
+
+    fn delay_before_accepting(&self) -> Duration {
+        match self.mode() {
+            SinkMode::SlowAccept(delay) => delay,
+            _ => Duration::ZERO,
+        }
     }
 
     fn rcpt(&self, address: &str) -> Option<String> {
@@ -124,6 +143,11 @@ impl Sink {
     /// Connections accepted so far.
     pub fn connections(&self) -> usize {
         self.recorder.state().connections
+    }
+
+    /// The most connections that were open at once.
+    pub fn most_connections_at_once(&self) -> usize {
+        self.recorder.state().most_open
     }
 
     pub fn rcpt_attempts(&self) -> usize {

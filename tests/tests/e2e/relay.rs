@@ -268,28 +268,35 @@ fn dsn_diagnostic_of_a_long_reply_is_folded() {
     assert!(diagnostic.contains("line 1 of 100") && diagnostic.ends_with("[...]"), "{diagnostic}");
 }
 
-/// `relay.per_destination = 1`: a burst of messages for one customer goes over one
-/// connection at a time (one connection, reused), and none is lost while workers find
-/// the destination busy and put their message back for a moment.
+/// `relay.per_destination = 1`: a burst of messages for one slow customer server
+/// (0.4 s to accept each) goes over one connection at a time, none is lost while
+/// workers find the destination busy and put their message back for a moment, and
+/// another destination's mail is not held up behind it.
 #[test]
 fn per_destination_limit_keeps_one_delivery_at_a_time_and_loses_nothing() {
-    let sink = Sink::start(SinkMode::Accept);
-    let gw = Gateway::in_process(&format!("{}\n[relay]\nconcurrency = 8\nper_destination = 1\n", config(&sink, &sink)));
-    let senders: Vec<_> = (0..16)
+    let slow = Sink::start(SinkMode::SlowAccept(Duration::from_millis(400)));
+    let fast = Sink::start(SinkMode::Accept);
+    let gw = Gateway::in_process(&format!("{}\n[relay]\nconcurrency = 8\nper_destination = 1\n", config(&slow, &fast)));
+    let senders: Vec<_> = (0..12)
         .map(|i| {
             let addr = gw.addr();
+            let to = if i < 8 { "alice@example.com" } else { "someone@sender.test" };
             std::thread::spawn(move || {
                 let mut c = SmtpClient::connect(&addr);
                 c.ehlo();
-                c.send_mail("sender@sender.test", &["alice@example.com"], &message(&format!("burst-{i}"))).code
+                c.send_mail("sender@sender.test", &[to], &message(&format!("burst-{i}"))).code
             })
         })
         .collect();
     for sender in senders {
         assert_eq!(sender.join().expect("sender thread"), 250);
     }
-    assert_eq!(sink.wait_for(16, Duration::from_secs(30)).len(), 16, "{}", gw.log());
-    assert_eq!(sink.connections(), 1, "one delivery at a time: one connection, reused");
+    assert_eq!(fast.wait_for(4, Duration::from_secs(30)).len(), 4, "{}", gw.log());
+    let slow_so_far = slow.messages().len();
+    assert!(slow_so_far < 8, "the other destination's mail did not wait for the slow one ({slow_so_far} of 8 already there)");
+    assert_eq!(slow.wait_for(8, Duration::from_secs(30)).len(), 8, "{}", gw.log());
+    assert_eq!(slow.most_connections_at_once(), 1, "one delivery at a time");
+    assert_eq!(slow.connections(), 1, "one connection, reused");
     assert!(!gw.log().contains("\"result\":\"deferred\""), "busy is not a failed attempt: {}", gw.log());
 }
 

@@ -38,6 +38,14 @@ pub trait Receiver: Send + Sync + 'static {
     /// A new connection was accepted.
     fn connected(&self) {}
 
+    /// A connection ended (however it ended).
+    fn disconnected(&self) {}
+
+    /// How long to wait before accepting a message (a slow server).
+    fn delay_before_accepting(&self) -> Duration {
+        Duration::ZERO
+    }
+
     /// `None` accepts the recipient; `Some(wire)` refuses it with that reply.
     fn rcpt(&self, _address: &str) -> Option<String> {
         None
@@ -76,6 +84,7 @@ pub async fn serve<R: Receiver>(listener: TcpListener, receiver: Arc<R>, limits:
         let receiver = receiver.clone();
         tokio::spawn(async move {
             let _ = receive(stream, &*receiver, limits).await;
+            receiver.disconnected();
         });
     }
 }
@@ -157,6 +166,7 @@ where
                         "552 5.3.4 Message too big\r\n".into()
                     } else {
                         envelope.data = body.message;
+                        tokio::time::sleep(receiver.delay_before_accepting()).await;
                         receiver.message(envelope);
                         if receiver.hang_up_after_message() {
                             out.extend_from_slice(b"250 2.0.0 Ok: queued, bye\r\n");
