@@ -108,6 +108,16 @@ impl Tlsa {
         }
     }
 
+    /// Whether `domain`'s MX RRset is DNSSEC-secure: DANE applies to its hosts only
+    /// then (RFC 7672 §2.2.1: an insecure MX RRset could name an attacker's host, and
+    /// that host's TLSA records would vouch for it). A failed lookup is insecure.
+    pub async fn mx_secure(servers: &[SocketAddr], domain: &str, timeout: Duration) -> bool {
+        let name = format!("{}.", domain.trim_end_matches('.'));
+        query(servers, &name, RecordType::MX, timeout)
+            .await
+            .is_ok_and(|response| response.metadata.response_code == ResponseCode::NoError && response.metadata.authentic_data)
+    }
+
     /// The usable records, if any.
     pub fn usable(records: &[Association]) -> Vec<Association> {
         records.iter().filter(|a| a.usable()).cloned().collect()

@@ -290,11 +290,13 @@ impl<B: Bus> Relay<B> {
             None => None,
         };
         let enforce = policy.as_ref().is_some_and(|p| p.mode == mta_sts::Mode::Enforce);
+        let dane_applies = self.dane_applies(domain).await;
         let mut last = None;
         for route in hosts {
             // DANE, where the host publishes secure TLSA records, comes before MTA-STS
             // (RFC 8461 §2).
-            let (tls, dane) = match self.dane(&route).await {
+            let tlsa = if dane_applies { self.tlsa(&route).await } else { dane::Tlsa::None };
+            let (tls, dane) = match tlsa {
                 dane::Tlsa::Failed(why) => {
                     tracing::warn!(%domain, host = %route.host, %why, "MX host skipped: its DANE TLSA records cannot be read");
                     last = Some(failed(Reply::new(451, "4.7.5", format!("DANE: {why}"))));
@@ -340,13 +342,27 @@ impl<B: Bus> Relay<B> {
         }
     }
 
-    /// The DANE TLSA records of an MX host, when `relay.dane` is on.
-    async fn dane(&self, route: &rempart_model::Route) -> dane::Tlsa {
+    /// Whether DANE applies to `domain`'s MX hosts: `relay.dane` is on and the MX
+    /// RRset is DNSSEC-secure.
+    async fn dane_applies(&self, domain: &str) -> bool {
         if !self.config.relay.dane {
-            return dane::Tlsa::None;
+            return false;
         }
-        let timeout = Duration::from_millis(self.config.dns.timeout_ms.saturating_mul(self.config.dns.attempts.max(1) as u64));
-        dane::Tlsa::lookup(&self.dns_servers, &route.host, route.port, timeout).await
+        let secure = dane::Tlsa::mx_secure(&self.dns_servers, domain, self.dns_timeout()).await;
+        if !secure {
+            tracing::debug!(%domain, "DANE does not apply: the MX records are not DNSSEC-secure");
+        }
+        secure
+    }
+
+    /// The DANE TLSA records of an MX host.
+    async fn tlsa(&self, route: &rempart_model::Route) -> dane::Tlsa {
+        dane::Tlsa::lookup(&self.dns_servers, &route.host, route.port, self.dns_timeout()).await
+    }
+
+    /// A DNS question's whole time: every attempt's timeout.
+    fn dns_timeout(&self) -> Duration {
+        Duration::from_millis(self.config.dns.timeout_ms.saturating_mul(self.config.dns.attempts.max(1) as u64))
     }
 
     async fn send_reports(&self, envelope: &Envelope, body: &[u8], reports: &[(usize, dsn::Action)]) -> Result<(), rempart_bus::BusError> {

@@ -139,6 +139,7 @@ fn mta_sts_policies_decide_where_and_how_mail_goes() {
 /// secure TLSA record can vouch for.
 /// - dane.test: `3 1 1` of the host's key, secure → delivered over TLS;
 /// - wrongkey.test: `3 1 1` of another key, secure → waits (4.7.5), never in clear;
+/// - insecuremx.test: that wrong record, secure, but the MX RRset is not → ignored;
 /// - insecure.test: the same wrong record without the AD bit → ignored, delivered.
 #[test]
 fn dane_tlsa_records_authenticate_mx_hosts_when_dnssec_secure() {
@@ -152,7 +153,7 @@ fn dane_tlsa_records_authenticate_mx_hosts_when_dnssec_secure() {
     let other_key = ring::digest::digest(&ring::digest::SHA256, b"not the host's key").as_ref().to_vec();
 
     let outside_sink = Sink::start(SinkMode::Accept);
-    let domains: String = ["dane.test", "wrongkey.test", "insecure.test"]
+    let domains: String = ["dane.test", "wrongkey.test", "insecure.test", "insecuremx.test"]
         .iter()
         .map(|d| format!("[[domain]]\nname = \"{d}\"\nroute = \"{}\"\n", outside_sink.route()))
         .collect();
@@ -163,9 +164,13 @@ fn dane_tlsa_records_authenticate_mx_hosts_when_dnssec_secure() {
         key_path.display()
     ));
     let mut zone = Zone::new();
-    for (domain, tlsa, secure) in
-        [("dane.test", &spki_sha256, true), ("wrongkey.test", &other_key, true), ("insecure.test", &other_key, false)]
-    {
+    // (domain, TLSA data, TLSA and host secure, MX RRset secure)
+    for (domain, tlsa, secure, mx_secure) in [
+        ("dane.test", &spki_sha256, true, true),
+        ("wrongkey.test", &other_key, true, true),
+        ("insecure.test", &other_key, false, false),
+        ("insecuremx.test", &other_key, true, false),
+    ] {
         let host = format!("mx.{domain}");
         let tlsa_name = format!("_{}._tcp.{host}", mx.port);
         zone.add(domain, Rr::Mx(10, host.clone()))
@@ -173,6 +178,9 @@ fn dane_tlsa_records_authenticate_mx_hosts_when_dnssec_secure() {
             .add(&tlsa_name, Rr::Tlsa(3, 1, 1, tlsa.clone()));
         if secure {
             zone.secure(&tlsa_name).secure(&host);
+        }
+        if mx_secure {
+            zone.secure(domain);
         }
     }
     let dns = DnsServer::start(zone);
@@ -208,6 +216,12 @@ fn dane_tlsa_records_authenticate_mx_hosts_when_dnssec_secure() {
     let delivered = outside_sink.wait_for(2, Duration::from_secs(20));
     assert_eq!(delivered.len(), 2, "an insecure TLSA record is ignored:\n{}", s.gw.log());
     assert!(String::from_utf8_lossy(&delivered[1].data).contains("Subject: dane-insecure"));
+
+    // Secure TLSA records of a host an insecure MX RRset names vouch for nothing.
+    send("friend@insecuremx.test", "dane-insecure-mx");
+    let delivered = outside_sink.wait_for(3, Duration::from_secs(20));
+    assert_eq!(delivered.len(), 3, "DANE does not apply under an insecure MX RRset:\n{}", s.gw.log());
+    assert!(String::from_utf8_lossy(&delivered[2].data).contains("Subject: dane-insecure-mx"));
     std::thread::sleep(Duration::from_millis(500));
     assert!(!outside_sink.messages().iter().any(|m| String::from_utf8_lossy(&m.data).contains("dane-wrong")), "never delivered");
 }
