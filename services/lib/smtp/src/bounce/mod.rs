@@ -47,6 +47,7 @@ const MAX_RECIPIENTS: usize = 1_000;
 /// Reads a bounce; `None` when the message is not one (no delivery-status part, and
 /// neither its sender nor its subject look like a mailer's report).
 pub fn parse(raw: &[u8]) -> Option<Report> {
+    let raw = without_mbox_separator(raw);
     let message = MessageParser::default().parse(raw)?;
     let mut status_text = String::new();
     for part in &message.parts {
@@ -63,7 +64,11 @@ pub fn parse(raw: &[u8]) -> Option<Report> {
             status_text.push_str("\n\n");
         }
     }
-    let human = human_text(&message);
+    let mut human = human_text(&message);
+    if human.trim().is_empty() {
+        // Broken MIME (a boundary that the body does not use): the body as text.
+        human = until_copy(&String::from_utf8_lossy(body_of(raw)));
+    }
     if status_text.is_empty() && human.to_ascii_lowercase().contains("final-recipient:") {
         status_text = human.clone();
     }
@@ -170,6 +175,11 @@ fn human_text(message: &mail_parser::Message<'_>) -> String {
             text.push('\n');
         }
     }
+    until_copy(&text)
+}
+
+/// `text` up to the report's copy of the original message.
+fn until_copy(text: &str) -> String {
     let mut kept = String::new();
     for line in text.lines() {
         if is_copy_marker(&line.to_ascii_lowercase()) {
@@ -179,6 +189,25 @@ fn human_text(message: &mail_parser::Message<'_>) -> String {
         kept.push('\n');
     }
     kept
+}
+
+/// A message saved in an mbox keeps its `From ` separator line: not a header.
+fn without_mbox_separator(raw: &[u8]) -> &[u8] {
+    match raw.strip_prefix(b"From ") {
+        Some(rest) => rest.iter().position(|b| *b == b'\n').map_or(raw, |end| &rest[end + 1..]),
+        None => raw,
+    }
+}
+
+/// What follows the header block.
+fn body_of(raw: &[u8]) -> &[u8] {
+    let crlf = raw.windows(4).position(|w| w == b"\r\n\r\n").map(|at| at + 4);
+    let lf = raw.windows(2).position(|w| w == b"\n\n").map(|at| at + 2);
+    let start = match (crlf, lf) {
+        (Some(a), Some(b)) => a.min(b),
+        (a, b) => a.or(b).unwrap_or(raw.len()),
+    };
+    &raw[start..]
 }
 
 /// The recipients of RFC 3464 per-recipient blocks.
@@ -200,7 +229,11 @@ fn from_status_part(status_text: &str, human: &str) -> Vec<Bounced> {
         }
         let remote = strip_type(&field("Remote-MTA")).1;
         let status = field("Status").split_whitespace().next().unwrap_or_default().to_string();
-        out.push(bounced(recipient, field("Action").to_ascii_lowercase(), status, diagnostic, diagnostic_type, remote, human));
+        let mut one = bounced(recipient, field("Action").to_ascii_lowercase(), status, diagnostic, diagnostic_type, remote, human);
+        if let Some(reason) = reason::from_vendor_category(&field("X-PowerMTA-BounceCategory")) {
+            (one.reason, one.hard) = (reason, reason.is_hard());
+        }
+        out.push(one);
     }
     out
 }
@@ -256,37 +289,11 @@ fn fields_blocks(text: &str) -> Vec<Vec<(String, String)>> {
 /// not the original sender's.
 fn from_prose(human: &str, original_sender: &str) -> Vec<Bounced> {
     let lines: Vec<&str> = human.lines().collect();
-    let mut found: Vec<(String, String)> = Vec::new();
-    let mut i = 0;
-    while i < lines.len() {
-        let Some((address, rest)) = leading_address(lines[i]) else {
-            i += 1;
-            continue;
-        };
-        if address.eq_ignore_ascii_case(original_sender) || found.iter().any(|(a, _)| a.eq_ignore_ascii_case(&address)) {
-            i += 1;
-            continue;
-        }
-        let mut diagnostic = rest;
-        let mut j = i + 1;
-        while j < lines.len() && !lines[j].trim().is_empty() && leading_address(lines[j]).is_none() {
-            diagnostic.push(' ');
-            diagnostic.push_str(lines[j].trim());
-            j += 1;
-        }
-        if diagnostic.trim().is_empty() {
-            // An address alone, then its explanation in the next paragraph.
-            while j < lines.len() && lines[j].trim().is_empty() {
-                j += 1;
-            }
-            while j < lines.len() && !lines[j].trim().is_empty() && leading_address(lines[j]).is_none() {
-                diagnostic.push(' ');
-                diagnostic.push_str(lines[j].trim());
-                j += 1;
-            }
-        }
-        found.push((address, diagnostic.trim().to_string()));
-        i = j.max(i + 1);
+    // The bounce's own addressee is skipped, unless the report names nobody else (a
+    // message someone sent to themselves).
+    let mut found = addresses_with_reasons(&lines, Some(original_sender));
+    if found.is_empty() {
+        found = addresses_with_reasons(&lines, None);
     }
     if found.is_empty()
         && let Some(address) = addresses(human).into_iter().find(|a| !a.eq_ignore_ascii_case(original_sender) && !is_mailer(a))
@@ -300,6 +307,43 @@ fn from_prose(human: &str, original_sender: &str) -> Vec<Bounced> {
             bounced(address, String::new(), String::new(), diagnostic, String::new(), String::new(), human)
         })
         .collect()
+}
+
+/// Lines that begin with an address (not `skip`), each with the words after it: the
+/// rest of its paragraph, or the next paragraph when the address stands alone.
+fn addresses_with_reasons(lines: &[&str], skip: Option<&str>) -> Vec<(String, String)> {
+    let mut found: Vec<(String, String)> = Vec::new();
+    let mut i = 0;
+    while i < lines.len() {
+        let Some((address, rest)) = leading_address(lines[i]) else {
+            i += 1;
+            continue;
+        };
+        if skip.is_some_and(|s| address.eq_ignore_ascii_case(s)) || found.iter().any(|(a, _)| a.eq_ignore_ascii_case(&address)) {
+            i += 1;
+            continue;
+        }
+        let mut diagnostic = rest;
+        let mut j = i + 1;
+        while j < lines.len() && !lines[j].trim().is_empty() && leading_address(lines[j]).is_none() {
+            diagnostic.push(' ');
+            diagnostic.push_str(lines[j].trim());
+            j += 1;
+        }
+        if diagnostic.trim().is_empty() {
+            while j < lines.len() && lines[j].trim().is_empty() {
+                j += 1;
+            }
+            while j < lines.len() && !lines[j].trim().is_empty() && leading_address(lines[j]).is_none() {
+                diagnostic.push(' ');
+                diagnostic.push_str(lines[j].trim());
+                j += 1;
+            }
+        }
+        found.push((address, diagnostic.trim().to_string()));
+        i = j.max(i + 1);
+    }
+    found
 }
 
 fn is_mailer(address: &str) -> bool {

@@ -93,6 +93,8 @@ impl std::fmt::Display for Reason {
 /// reasons first (a "blocked" that says "spam" is spam; "user unknown" beats a bare
 /// "rejected").
 const PHRASES: &[(Reason, &[&str])] = &[
+    // A refusal that names no address: a recipient's own filter (KDDI's au answers so).
+    (Reason::Filtered, &["550 : user unknown", ": : user unknown"]),
     (
         Reason::Rejected,
         &[
@@ -405,7 +407,11 @@ const PHRASES: &[(Reason, &[&str])] = &[
             "no such mailbox",
             "invalid recipient",
             "unknown recipient",
-            "recipient address rejected",
+            // Postfix's prefix alone, or with Microsoft's directory-based edge blocking
+            // (the address is not in the tenant's directory); other words after the
+            // prefix say the reason.
+            "recipient address rejected.",
+            "recipient address rejected: access denied",
             "mailbox not found",
             "account does not exist",
             "not a valid mailbox",
@@ -683,6 +689,26 @@ fn contains_phrase(text: &str, phrase: &str) -> bool {
     })
 }
 
+/// The reason a sending MTA's own category field gives: PowerMTA's
+/// `X-PowerMTA-BounceCategory` (its documented category names).
+pub fn from_vendor_category(category: &str) -> Option<Reason> {
+    Some(match category.trim().to_ascii_lowercase().as_str() {
+        "bad-mailbox" => Reason::UserUnknown,
+        "bad-domain" => Reason::HostUnknown,
+        "inactive-mailbox" => Reason::Suspend,
+        "quota-issues" => Reason::MailboxFull,
+        "message-expired" => Reason::Expired,
+        "no-answer-from-host" | "bad-connection" => Reason::NetworkError,
+        "policy-related" => Reason::PolicyViolation,
+        "spam-related" => Reason::SpamDetected,
+        "virus-related" => Reason::VirusDetected,
+        "content-related" => Reason::ContentError,
+        "relaying-issues" => Reason::NoRelaying,
+        "routing-errors" | "protocol-errors" => Reason::SystemError,
+        _ => return None,
+    })
+}
+
 /// The reason an enhanced status code alone gives (RFC 3463), if it says one.
 pub fn from_status(status: &str) -> Option<Reason> {
     let mut parts = status.split('.');
@@ -739,8 +765,9 @@ pub fn classify(diagnostic: &str, diagnostic_type: &str, status: &str, action: &
         Some(Reason::UserUnknown | Reason::HostUnknown) if status.starts_with("5.1.7") || status.starts_with("5.1.8") => {
             return Reason::Rejected;
         }
-        // An unknown user refused only after the message was sent: a filter decided.
-        Some(Reason::UserUnknown) if command == Some("DATA") => {
+        // An unknown user refused only after the message was sent, or under a status
+        // that says the mailbox is disabled (x.2.1) unless at RCPT: a filter decided.
+        Some(Reason::UserUnknown) if command == Some("DATA") || (status.get(1..) == Some(".2.1") && command != Some("RCPT")) => {
             return Reason::Filtered;
         }
         Some(reason) => return reason,
@@ -792,7 +819,10 @@ fn smtp_command_named(text: &str) -> Option<&'static str> {
     let markers: [(&str, &[&str]); 3] = [
         ("DATA", &["after end of data", "end of data command", "in reply to data command", "after the end of data"]),
         ("MAIL", &["after mail from", "in reply to mail from", ">>> mail from", "sender was rejected"]),
-        ("RCPT", &["after rcpt to", "in reply to rcpt to", ">>> rcpt to", "after rcpt command", "does not like recipient"]),
+        (
+            "RCPT",
+            &["after rcpt to", "in reply to rcpt to", ">>> rcpt to", "after rcpt command", "does not like recipient", "like our rcpt to", "[rcpt_to]", "rcpt to response"],
+        ),
     ];
     markers
         .iter()
