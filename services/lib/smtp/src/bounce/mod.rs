@@ -39,6 +39,15 @@ pub struct Report {
     pub standard: bool,
 }
 
+/// What every recipient of one report is read against.
+struct Source<'a> {
+    /// The report's human-readable text (up to the copy of the original message).
+    human: &'a str,
+    /// The reporting system looks recipients up itself before accepting mail (its
+    /// "unknown user" is an answer about the address, not a filter's).
+    checks_recipients: bool,
+}
+
 /// Longest diagnostic kept per recipient.
 const MAX_DIAGNOSTIC: usize = 2_000;
 /// Recipients read from one report, at most.
@@ -75,20 +84,21 @@ pub fn parse(raw: &[u8]) -> Option<Report> {
     let sender = message.from().and_then(|f| f.first()).and_then(|a| a.address()).unwrap_or_default().to_ascii_lowercase();
     let subject = message.subject().unwrap_or_default().to_ascii_lowercase();
     let original_sender = message.to().and_then(|t| t.first()).and_then(|a| a.address()).unwrap_or_default().to_ascii_lowercase();
-    let mut recipients = from_status_part(&status_text, &human);
+    let source = Source { human: &human, checks_recipients: reporter_checks_recipients(raw) };
+    let mut recipients = from_status_part(&status_text, &source);
     let standard = !recipients.is_empty();
     if recipients.is_empty() {
         if !looks_like_a_bounce(&sender, &subject) {
             return None;
         }
-        recipients = from_prose(&human, &original_sender);
+        recipients = from_prose(&source, &original_sender);
     }
     if recipients.is_empty() {
         // A report that names nobody: the original message's recipient, attached or
         // quoted below the report.
         let attached = message.attachments().find_map(|a| a.message().and_then(|m| m.to()?.first()?.address().map(str::to_string)));
         let address = attached.or_else(|| quoted_original_to(&message))?;
-        recipients.push(bounced(address, String::new(), String::new(), String::new(), String::new(), String::new(), &human));
+        recipients.push(bounced(address, String::new(), String::new(), String::new(), String::new(), String::new(), &source));
     }
     recipients.truncate(MAX_RECIPIENTS);
     Some(Report { recipients, standard })
@@ -210,8 +220,34 @@ fn body_of(raw: &[u8]) -> &[u8] {
     &raw[start..]
 }
 
+/// Whether the report comes from a system that looks recipients up itself and says
+/// "unknown" only of addresses it does not have (Exchange 2003's `MSEXCH` codes, IMail,
+/// McAfee's, MessageLabs' and InterScan's gateways, Lotus Notes, Google, Yahoo,
+/// Outlook.com, Verizon's gateways, Sendmail's local delivery agent) — as Sisimai's
+/// modules for them read it.
+fn reporter_checks_recipients(raw: &[u8]) -> bool {
+    const MARKERS: [&str; 14] = [
+        "interscan messaging security",
+        "mail.local: unknown user",
+        "msexch:",
+        "x-mailer: <smtp32",
+        "x-nai-",
+        "mcafee",
+        "messagelabs",
+        "hotmail",
+        "lotus",
+        "google",
+        "yahoo",
+        "vtext.com",
+        "vzwpix",
+        "domino",
+    ];
+    let text = String::from_utf8_lossy(&raw[..raw.len().min(64 * 1024)]).to_ascii_lowercase();
+    MARKERS.iter().any(|m| text.contains(m))
+}
+
 /// The recipients of RFC 3464 per-recipient blocks.
-fn from_status_part(status_text: &str, human: &str) -> Vec<Bounced> {
+fn from_status_part(status_text: &str, source: &Source<'_>) -> Vec<Bounced> {
     let mut out = Vec::new();
     for block in fields_blocks(status_text) {
         let field = |name: &str| block.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.clone()).unwrap_or_default();
@@ -225,11 +261,11 @@ fn from_status_part(status_text: &str, human: &str) -> Vec<Bounced> {
         }
         let (diagnostic_type, mut diagnostic) = strip_type(&field("Diagnostic-Code"));
         if diagnostic.is_empty() {
-            diagnostic = paragraph_about(human, &recipient);
+            diagnostic = paragraph_about(source.human, &recipient);
         }
         let remote = strip_type(&field("Remote-MTA")).1;
         let status = field("Status").split_whitespace().next().unwrap_or_default().to_string();
-        let mut one = bounced(recipient, field("Action").to_ascii_lowercase(), status, diagnostic, diagnostic_type, remote, human);
+        let mut one = bounced(recipient, field("Action").to_ascii_lowercase(), status, diagnostic, diagnostic_type, remote, source);
         if let Some(reason) = reason::from_vendor_category(&field("X-PowerMTA-BounceCategory")) {
             (one.reason, one.hard) = (reason, reason.is_hard());
         }
@@ -238,12 +274,22 @@ fn from_status_part(status_text: &str, human: &str) -> Vec<Bounced> {
     out
 }
 
-/// The lines of `text` from the one naming `recipient` to the next blank line.
+/// The lines of `text` from the one naming `recipient` to the next blank line; when
+/// that line is the address alone, the paragraph after it too (Sendmail's list of
+/// addresses, then the transcript).
 fn paragraph_about(text: &str, recipient: &str) -> String {
     let lower = recipient.to_ascii_lowercase();
     let lines: Vec<&str> = text.lines().collect();
     let Some(start) = lines.iter().position(|l| l.to_ascii_lowercase().contains(&lower)) else { return String::new() };
-    lines[start..].iter().take_while(|l| !l.trim().is_empty()).map(|l| l.trim()).collect::<Vec<_>>().join(" ")
+    let paragraph = |from: usize| lines[from..].iter().take_while(|l| !l.trim().is_empty()).map(|l| l.trim()).collect::<Vec<_>>();
+    let mut words = paragraph(start);
+    if words.len() == 1 && words[0].trim_matches(['<', '>']).eq_ignore_ascii_case(recipient) {
+        let next = lines[start + 1..].iter().position(|l| !l.trim().is_empty()).map(|at| start + 1 + at);
+        if let Some(next) = next.filter(|at| !lines[*at].to_ascii_lowercase().contains('@') || lines[*at].contains("...")) {
+            words.extend(paragraph(next));
+        }
+    }
+    words.join(" ")
 }
 
 /// `type; value` → (type, value); a value without a type is kept whole.
@@ -287,7 +333,8 @@ fn fields_blocks(text: &str) -> Vec<Vec<(String, String)>> {
 /// `<a@b>:`, Exim's indented address, Sendmail's `<a@b>... reason`, Gmail's address
 /// alone), each with the lines after it; else the first address the text names that is
 /// not the original sender's.
-fn from_prose(human: &str, original_sender: &str) -> Vec<Bounced> {
+fn from_prose(source: &Source<'_>, original_sender: &str) -> Vec<Bounced> {
+    let human = source.human;
     let lines: Vec<&str> = human.lines().collect();
     // The bounce's own addressee is skipped, unless the report names nobody else (a
     // message someone sent to themselves).
@@ -304,7 +351,7 @@ fn from_prose(human: &str, original_sender: &str) -> Vec<Bounced> {
         .into_iter()
         .map(|(address, diagnostic)| {
             let diagnostic = if diagnostic.is_empty() { human.trim().to_string() } else { diagnostic };
-            bounced(address, String::new(), String::new(), diagnostic, String::new(), String::new(), human)
+            bounced(address, String::new(), String::new(), diagnostic, String::new(), String::new(), source)
         })
         .collect()
 }
@@ -383,7 +430,15 @@ fn addresses(text: &str) -> Vec<String> {
 
 /// A recipient record: the status from the diagnostic when the report gave none, the
 /// reply code from the diagnostic, the reason from both.
-fn bounced(recipient: String, action: String, status: String, diagnostic: String, kind: String, remote: String, human: &str) -> Bounced {
+fn bounced(
+    recipient: String,
+    action: String,
+    status: String,
+    diagnostic: String,
+    kind: String,
+    remote: String,
+    source: &Source<'_>,
+) -> Bounced {
     let mut diagnostic: String = diagnostic.split_whitespace().collect::<Vec<_>>().join(" ");
     if diagnostic.len() > MAX_DIAGNOSTIC {
         let mut cut = MAX_DIAGNOSTIC;
@@ -396,7 +451,8 @@ fn bounced(recipient: String, action: String, status: String, diagnostic: String
     let status =
         if status.is_empty() || status == "5.0.0" || status == "4.0.0" { status_in(&diagnostic).unwrap_or(status) } else { status };
     let action = if action.is_empty() { "failed".to_string() } else { action };
-    let reason = reason::classify(&diagnostic, &kind, &status, &action, human);
+    let context = reason::Context { report_text: source.human, checks_recipients: source.checks_recipients };
+    let reason = reason::classify(&diagnostic, &kind, &status, &action, &context);
     Bounced { recipient, action, status, reply_code, hard: reason.is_hard(), reason, diagnostic, remote_mta: remote }
 }
 

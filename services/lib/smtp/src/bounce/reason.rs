@@ -273,6 +273,7 @@ const PHRASES: &[(Reason, &[&str])] = &[
             "size exceeds",
             "larger than",
             "mail size",
+            "line limit exceeded",
         ],
     ),
     (
@@ -411,6 +412,7 @@ const PHRASES: &[(Reason, &[&str])] = &[
             // (the address is not in the tenant's directory); other words after the
             // prefix say the reason.
             "recipient address rejected.",
+            "check if address is correct",
             "recipient address rejected: access denied",
             "mailbox not found",
             "account does not exist",
@@ -748,29 +750,75 @@ pub fn from_status(status: &str) -> Option<Reason> {
 /// The reason for one recipient: the diagnostic's words, then its status code, then
 /// the words of the whole report; what the remote MTA's kind of diagnostic says first
 /// (a local program's exit is a mailer error).
-pub fn classify(diagnostic: &str, diagnostic_type: &str, status: &str, action: &str, report_text: &str) -> Reason {
+/// What the whole report says, beside one recipient's fields.
+pub struct Context<'a> {
+    /// The report's human-readable text.
+    pub report_text: &'a str,
+    /// The reporting system looks recipients up itself (see `bounce::parse`).
+    pub checks_recipients: bool,
+}
+
+pub fn classify(diagnostic: &str, diagnostic_type: &str, status: &str, action: &str, context: &Context<'_>) -> Reason {
+    let report_text = context.report_text;
     let diagnostic = diagnostic.to_ascii_lowercase();
     if diagnostic_type.eq_ignore_ascii_case("x-unix") {
         // A local delivery program's failure, unless it says the mailbox is full.
         return if from_text(&diagnostic) == Some(Reason::MailboxFull) { Reason::MailboxFull } else { Reason::MailerError };
     }
+    let diagnostic = without_continuation_codes(&diagnostic);
+    if let Some(reason) = orange_code(&diagnostic) {
+        return reason;
+    }
+    let words = from_text(&diagnostic);
     if let Some(reason) = decisive_status(status) {
         return reason;
     }
     let command = smtp_command(&diagnostic).or_else(|| smtp_command(&report_text.to_ascii_lowercase()));
-    let found = from_text(&diagnostic).or_else(|| from_status(status).filter(|_| !status.ends_with(".0.0")));
+    // A "bad mailbox" status (x.1.1) names the reason unless the words give one that
+    // is about something else than the address (Sisimai's order of checks).
+    if status.get(1..) == Some(".1.1")
+        && command != Some("MAIL")
+        && !matches!(
+            words,
+            Some(
+                Reason::MailboxFull
+                    | Reason::MesgTooBig
+                    | Reason::ExceedLimit
+                    | Reason::Suspend
+                    | Reason::HasMoved
+                    | Reason::NoRelaying
+                    | Reason::Blocked
+                    | Reason::Rejected
+                    | Reason::NotAccept
+                    | Reason::TooManyConn
+                    | Reason::Speeding
+            )
+        )
+    {
+        return Reason::UserUnknown;
+    }
+    let found = words.or_else(|| from_status(status).filter(|_| !status.ends_with(".0.0")));
     match found {
         // The sender was refused (at MAIL FROM, or its address said unknown).
         Some(Reason::UserUnknown | Reason::HostUnknown) | None if command == Some("MAIL") => return Reason::Rejected,
         Some(Reason::UserUnknown | Reason::HostUnknown) if status.starts_with("5.1.7") || status.starts_with("5.1.8") => {
             return Reason::Rejected;
         }
-        // An unknown user refused only after the message was sent, or under a status
-        // that says the mailbox is disabled (x.2.1) unless at RCPT: a filter decided.
-        Some(Reason::UserUnknown) if command == Some("DATA") || (status.get(1..) == Some(".2.1") && command != Some("RCPT")) => {
+        // "Unknown user" is an answer about the address when it came at RCPT, under a
+        // status that says "bad mailbox", or from a system that looks its recipients
+        // up; after the message was sent, or from anything else, a filter said it
+        // (Sisimai's reading).
+        Some(Reason::UserUnknown)
+            if !context.checks_recipients && command != Some("RCPT") && !names_bad_mailbox(status)
+                || command == Some("DATA") && !context.checks_recipients =>
+        {
             return Reason::Filtered;
         }
         Some(reason) => return reason,
+        // Refused at RCPT, permanently, with nothing more said: the address.
+        None if command == Some("RCPT") && !status.starts_with('4') && !action.eq_ignore_ascii_case("delayed") => {
+            return Reason::UserUnknown;
+        }
         None => {}
     }
     if let Some(reason) = from_status(status) {
@@ -783,6 +831,66 @@ pub fn classify(diagnostic: &str, diagnostic_type: &str, status: &str, action: &
         return reason;
     }
     if status.starts_with('4') { Reason::OnHold } else { Reason::Undefined }
+}
+
+/// Orange's and La Poste's own refusal codes (`OFR_506`, `OFR006_102`, `LPN007_416`:
+/// the last three digits name the cause, as their postmaster pages list them).
+fn orange_code(diagnostic: &str) -> Option<Reason> {
+    let number = ["ofr", "lpn"].iter().flat_map(|prefix| diagnostic.match_indices(prefix)).find_map(|(at, _)| {
+        let code = diagnostic[at + 3..].split(|c: char| c.is_whitespace() || c == ']' || c == '.').next()?;
+        code.rsplit_once('_').map(|(_, number)| number)
+    })?;
+    Some(match number {
+        "102" | "999" => Reason::Blocked,
+        "416" => Reason::UserUnknown,
+        "426" => Reason::Suspend,
+        "505" => Reason::SystemError,
+        "506" => Reason::SpamDetected,
+        "630" => Reason::PolicyViolation,
+        _ => return None,
+    })
+}
+
+/// A status whose detail says the address does not exist (x.1.0, x.1.1, x.1.3,
+/// Microsoft's x.1.10 and x.1.351).
+fn names_bad_mailbox(status: &str) -> bool {
+    matches!(status.get(1..), Some(".1.0" | ".1.1" | ".1.3" | ".1.10" | ".1.351"))
+}
+
+/// A multi-line SMTP reply joined into one: the reply and status codes that begin its
+/// continuation lines ("550-5.7.1 … 550 5.7.1 …") taken out, so phrases split across
+/// lines match.
+fn without_continuation_codes(text: &str) -> String {
+    let words: Vec<&str> = text.split(' ').collect();
+    let mut kept: Vec<&str> = Vec::with_capacity(words.len());
+    let mut seen_code = false;
+    let mut i = 0;
+    while i < words.len() {
+        let word = words[i];
+        let code = word.len() >= 3 && word.as_bytes()[..3].iter().all(u8::is_ascii_digit) && matches!(word.as_bytes()[0], b'4' | b'5');
+        let joined_code =
+            code && ((word.len() == 3 && words.get(i + 1).is_some_and(|w| is_status_word(w))) || word.as_bytes().get(3) == Some(&b'-'));
+        if joined_code && seen_code {
+            // The code, and the enhanced status after it when there is one.
+            let rest = &word[word.len().min(4)..];
+            let status_follows = rest.is_empty() && words.get(i + 1).is_some_and(|w| is_status_word(w));
+            i += if status_follows { 2 } else { 1 };
+            if !rest.is_empty() && !is_status_word(rest) {
+                kept.push(rest);
+            }
+            continue;
+        }
+        seen_code |= joined_code;
+        kept.push(word);
+        i += 1;
+    }
+    kept.join(" ")
+}
+
+/// `5.7.1` and the like.
+fn is_status_word(word: &str) -> bool {
+    let parts: Vec<&str> = word.split('.').collect();
+    parts.len() == 3 && parts.iter().all(|p| !p.is_empty() && p.len() <= 3 && p.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// Status codes that name their reason whatever the words say.
@@ -821,7 +929,17 @@ fn smtp_command_named(text: &str) -> Option<&'static str> {
         ("MAIL", &["after mail from", "in reply to mail from", ">>> mail from", "sender was rejected"]),
         (
             "RCPT",
-            &["after rcpt to", "in reply to rcpt to", ">>> rcpt to", "after rcpt command", "does not like recipient", "like our rcpt to", "[rcpt_to]", "rcpt to response"],
+            &[
+                "after rcpt to",
+                "in reply to rcpt to",
+                ">>> rcpt to",
+                "after rcpt command",
+                "does not like recipient",
+                "like our rcpt to",
+                "[rcpt_to]",
+                "rcpt to response",
+                "smtp:rcpt",
+            ],
         ),
     ];
     markers
@@ -837,14 +955,42 @@ mod tests {
 
     #[test]
     fn words_come_before_the_status_code() {
-        assert_eq!(classify("550 5.1.1 <a@b.example>... User Unknown", "smtp", "5.1.1", "failed", ""), Reason::UserUnknown);
-        assert_eq!(classify("552 5.2.2 Mailbox full", "smtp", "5.0.0", "failed", ""), Reason::MailboxFull);
-        assert_eq!(classify("554 5.7.1 Message rejected as spam", "smtp", "5.7.1", "failed", ""), Reason::SpamDetected);
-        assert_eq!(classify("550 go away", "smtp", "5.1.1", "failed", ""), Reason::UserUnknown, "the status when the words say nothing");
-        assert_eq!(classify("procmail: cannot create", "x-unix", "5.1.1", "failed", ""), Reason::MailerError);
-        assert_eq!(classify("", "", "", "failed", "retry timeout exceeded"), Reason::Expired);
-        assert_eq!(classify("", "", "4.0.0", "delayed", ""), Reason::Expired);
-        assert_eq!(classify("", "", "", "failed", ""), Reason::Undefined);
+        assert_eq!(classify("550 5.1.1 <a@b.example>... User Unknown", "smtp", "5.1.1", "failed", &context("")), Reason::UserUnknown);
+        assert_eq!(classify("552 5.2.2 Mailbox full", "smtp", "5.0.0", "failed", &context("")), Reason::MailboxFull);
+        assert_eq!(classify("554 5.7.1 Message rejected as spam", "smtp", "5.7.1", "failed", &context("")), Reason::SpamDetected);
+        assert_eq!(
+            classify("550 go away", "smtp", "5.1.1", "failed", &context("")),
+            Reason::UserUnknown,
+            "the status when the words say nothing"
+        );
+        assert_eq!(classify("procmail: cannot create", "x-unix", "5.1.1", "failed", &context("")), Reason::MailerError);
+        assert_eq!(classify("", "", "", "failed", &context("retry timeout exceeded")), Reason::Expired);
+        assert_eq!(classify("", "", "4.0.0", "delayed", &context("")), Reason::Expired);
+        assert_eq!(classify("", "", "", "failed", &context("")), Reason::Undefined);
+    }
+
+    #[test]
+    fn continuation_codes_of_a_joined_reply_are_left_out() {
+        assert_eq!(
+            without_continuation_codes("550-5.7.1 messages with multiple 550 5.7.1 addresses in from: 550-5.7.1 header are not accepted"),
+            "550-5.7.1 messages with multiple addresses in from: header are not accepted"
+        );
+        assert_eq!(without_continuation_codes("550 5.1.1 user unknown"), "550 5.1.1 user unknown");
+        assert_eq!(without_continuation_codes("550 sorry, 550 messages a day"), "550 sorry, 550 messages a day", "not a reply code");
+    }
+
+    fn context(report_text: &str) -> Context<'_> {
+        Context { report_text, checks_recipients: false }
+    }
+
+    #[test]
+    fn orange_and_la_poste_codes_name_their_cause() {
+        assert_eq!(orange_code("550 5.2.0 mail rejete. mail rejected. ofr_506 [506]"), Some(Reason::SpamDetected));
+        assert_eq!(orange_code("550 client host blocked for spamming issues. ofr006_102 ref"), Some(Reason::Blocked));
+        assert_eq!(orange_code("550 5.5.0 invalid recipient. lpn007_416"), Some(Reason::UserUnknown));
+        assert_eq!(orange_code("550 5.5.0 service refused. lpn001_108"), None, "a code not listed");
+        assert_eq!(orange_code("550 no such user"), None);
+        assert_eq!(orange_code("554 5.7.1 client host rejected: #216 lpn lpn000_630"), Some(Reason::PolicyViolation));
     }
 
     #[test]
