@@ -33,8 +33,22 @@ pub struct Person<'a> {
 
 pub struct Slapd {
     child: Child,
+    /// `ldap://` (StartTLS offered when started with a certificate).
     pub addr: SocketAddr,
+    /// `ldaps://`, when started with a certificate.
+    pub tls_addr: Option<SocketAddr>,
     pub dir: tempfile::TempDir,
+}
+
+/// The server's certificate and key (PEM files), for StartTLS and LDAPS.
+pub struct ServerTls<'a> {
+    pub cert: &'a std::path::Path,
+    pub key: &'a std::path::Path,
+}
+
+fn free_addr() -> SocketAddr {
+    let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port").port();
+    ([127, 0, 0, 1], port).into()
 }
 
 pub fn slapd_bin() -> PathBuf {
@@ -43,6 +57,12 @@ pub fn slapd_bin() -> PathBuf {
 
 impl Slapd {
     pub fn start(people: &[Person]) -> Slapd {
+        Self::start_with(people, None)
+    }
+
+    /// With `tls`: StartTLS on the `ldap://` port, an `ldaps://` port as well, and TLS
+    /// required for every operation (`security tls=1`: a plain bind is refused).
+    pub fn start_with(people: &[Person], tls: Option<ServerTls<'_>>) -> Slapd {
         let dir = tempfile::tempdir().expect("temp dir");
         let d = dir.path();
         std::fs::create_dir(d.join("db")).expect("db dir");
@@ -52,8 +72,12 @@ impl Slapd {
              include /etc/ldap/schema/inetorgperson.schema\ninclude {dir}/ad.schema\n\
              pidfile {dir}/slapd.pid\nmodulepath /usr/lib/ldap\nmoduleload back_mdb\n\
              database mdb\nmaxsize 10485760\nsuffix \"{SUFFIX}\"\nrootdn \"{ADMIN_DN}\"\nrootpw {ADMIN_PASSWORD}\n\
-             directory {dir}/db\n",
-            dir = d.display()
+             directory {dir}/db\n{tls}",
+            dir = d.display(),
+            tls = tls
+                .as_ref()
+                .map(|t| format!("TLSCertificateFile {}\nTLSCertificateKeyFile {}\nsecurity tls=1\n", t.cert.display(), t.key.display()))
+                .unwrap_or_default()
         );
         std::fs::write(d.join("slapd.conf"), conf).expect("conf");
         let mut ldif = format!(
@@ -79,17 +103,23 @@ impl Slapd {
             .output()
             .expect("slapadd (Debian slapd, installed by scripts/setup.sh)");
         assert!(slapadd.status.success(), "slapadd: {}", String::from_utf8_lossy(&slapadd.stderr));
-        let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port").port();
-        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+        let addr = free_addr();
+        let tls_addr = tls.is_some().then(free_addr);
+        let urls = match tls_addr {
+            Some(tls_addr) => format!("ldap://{addr}/ ldaps://{tls_addr}/"),
+            None => format!("ldap://{addr}/"),
+        };
         // `-d 0`: stay in the foreground (killed on drop) without debug output.
         let child = Command::new(slapd_bin())
-            .args(["-f", &d.join("slapd.conf").display().to_string(), "-h", &format!("ldap://{addr}/"), "-d", "0"])
+            .args(["-f", &d.join("slapd.conf").display().to_string(), "-h", &urls, "-d", "0"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("slapd (Debian slapd, installed by scripts/setup.sh)");
-        let mut slapd = Slapd { child, addr, dir };
-        let up = crate::wait_until(Duration::from_secs(15), || TcpStream::connect(addr).is_ok());
+        let mut slapd = Slapd { child, addr, tls_addr, dir };
+        let up = crate::wait_until(Duration::from_secs(15), || {
+            TcpStream::connect(addr).is_ok() && tls_addr.is_none_or(|a| TcpStream::connect(a).is_ok())
+        });
         assert!(up, "slapd did not start on {addr}");
         let _ = slapd.child.try_wait();
         slapd
@@ -97,6 +127,11 @@ impl Slapd {
 
     pub fn url(&self) -> String {
         format!("ldap://{}", self.addr)
+    }
+
+    /// The `ldaps://` URL (started with a certificate only).
+    pub fn ldaps_url(&self) -> String {
+        format!("ldaps://{}", self.tls_addr.expect("slapd started with TLS"))
     }
 
     /// Stops the server (SIGKILL): the directory is down.

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use rempart_tests::slapd::{ADMIN_DN, ADMIN_PASSWORD, Person, SUFFIX, Slapd};
+use rempart_tests::slapd::{ADMIN_DN, ADMIN_PASSWORD, Person, SUFFIX, ServerTls, Slapd};
 use rempart_tests::{Gateway, Sink, SinkMode, SmtpClient, free_port, message};
 
 fn rcpt(c: &mut SmtpClient, address: &str) -> (u16, String) {
@@ -67,6 +67,51 @@ fn ldap_directory_decides_at_rcpt_and_an_outage_defers() {
     assert!(text.contains("4.4.3") && text.contains("verification is unavailable"), "{text}");
     assert_eq!(rcpt(&mut c, "anyone@open.example.com").0, 250, "fail-open domain");
     assert!(gw.log().contains("recipient verification unavailable"), "{}", gw.log());
+}
+
+/// The directory over TLS, as Active Directory is reached: LDAPS, and StartTLS on the
+/// plain port, each verifying slapd's certificate against the private CA of `ca_file`;
+/// without that CA the certificate is not trusted and the answer is "try later".
+#[test]
+fn ldap_over_ldaps_and_starttls_verifies_the_directory_certificate() {
+    let certs = tempfile::tempdir().expect("tempdir");
+    let (ca, cert, key) = rempart_tests::ca_signed_cert(certs.path(), &["127.0.0.1", "localhost"]);
+    let people = [Person {
+        uid: "alice",
+        mail: "alice@ldaps.example.com",
+        proxy_addresses: &["smtp:alice@starttls.example.com", "smtp:alice@untrusted.example.com", "smtp:alice@plain.example.com"],
+        disabled: false,
+    }];
+    let slapd = Slapd::start_with(&people, Some(ServerTls { cert: &cert, key: &key }));
+    let sink = Sink::start(SinkMode::Accept);
+    let password_file = slapd.dir.path().join("bind.pw");
+    std::fs::write(&password_file, format!("{ADMIN_PASSWORD}\n")).expect("password file");
+    let domain = |name: &str, url: &str, tls: &str| {
+        format!(
+            "[[domain]]\nname = \"{name}\"\nroute = \"{route}\"\nrecipient_source = \"ldap\"\n[domain.ldap]\nurl = \"{url}\"\n{tls}\
+             bind_dn = \"{ADMIN_DN}\"\nbind_password_file = \"{pw}\"\nbase = \"{SUFFIX}\"\ntimeout = \"2s\"\n",
+            route = sink.route(),
+            pw = password_file.display()
+        )
+    };
+    let ca_file = format!("ca_file = \"{}\"\n", ca.display());
+    let gw = Gateway::in_process(&format!(
+        "[smtp]\nhostname = \"gw.test\"\n[[smtp.listener]]\naddress = \"{{listen}}\"\n[queue]\ndata_dir = \"{{data}}\"\n{}{}{}{}",
+        domain("ldaps.example.com", &slapd.ldaps_url(), &ca_file),
+        domain("starttls.example.com", &slapd.url(), &format!("starttls = true\n{ca_file}")),
+        domain("untrusted.example.com", &slapd.ldaps_url(), ""),
+        domain("plain.example.com", &slapd.url(), ""),
+    ));
+    let mut c = session(&gw);
+    assert_eq!(rcpt(&mut c, "alice@ldaps.example.com").0, 250, "LDAPS: {}", gw.log());
+    assert_eq!(rcpt(&mut c, "bob@ldaps.example.com").0, 550);
+    assert_eq!(rcpt(&mut c, "alice@starttls.example.com").0, 250, "StartTLS: {}", gw.log());
+    assert_eq!(rcpt(&mut c, "bob@starttls.example.com").0, 550);
+    let (code, text) = rcpt(&mut c, "alice@untrusted.example.com");
+    assert_eq!(code, 451, "a certificate not signed by a trusted CA: {text}");
+    assert!(text.contains("4.4.3"), "{text}");
+    // The server takes no plain bind: StartTLS above did encrypt.
+    assert_eq!(rcpt(&mut c, "alice@plain.example.com").0, 451, "a plain connection is refused by the server");
 }
 
 #[test]
