@@ -332,6 +332,9 @@ async fn session(
     }
     let rcpt = ask(&mut conn, "rcpt", Some(format!("RCPT TO:<{recipient}>")), Context::Rcpt, steps).await?;
     let mut accepted = rcpt.is_positive();
+    if accepted && let Some((_, domain)) = recipient.rsplit_once('@') {
+        catch_all(&mut conn, domain, steps).await?;
+    }
     if accepted && options.data {
         let data = ask(&mut conn, "data", Some("DATA".into()), Context::Data, steps).await?;
         if data.code == 354 {
@@ -352,6 +355,52 @@ async fn session(
     }
     let _ = conn.send(b"QUIT\r\n").await;
     Some(accepted)
+}
+
+/// An address nobody has at `domain`: the clock's nanoseconds, which differ between
+/// questions. A server that accepts it is a catch-all.
+pub fn unlikely_address(domain: &str) -> String {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or_default();
+    format!("rempart-catch-all-probe-{nanos:x}@{domain}")
+}
+
+/// Asks RCPT for an address nobody has: a server that accepts it accepts every address
+/// (a catch-all), so its "250" to the real recipient proves nothing.
+async fn catch_all(conn: &mut Conn, domain: &str, steps: &mut Vec<Step>) -> Option<()> {
+    let started = Instant::now();
+    let line = format!("RCPT TO:<{}>", unlikely_address(domain));
+    if let Err(reply) = conn.send(format!("{line}\r\n").as_bytes()).await {
+        steps.push(step("catch-all", Some(line), Err(reply.text), started, Context::Rcpt));
+        return None;
+    }
+    let reply = match conn.read_reply().await {
+        Ok(reply) => reply,
+        Err(reply) => {
+            steps.push(step("catch-all", Some(line), Err(reply.text), started, Context::Rcpt));
+            return None;
+        }
+    };
+    let (ok, meaning, advice) = if reply.is_positive() {
+        (
+            false,
+            "The server accepts an address nobody has: it is a catch-all, so its acceptance of the recipient proves nothing.",
+            Some("Recipient verification by callout cannot tell real addresses there: use LDAP, or a list."),
+        )
+    } else {
+        (true, "The server refuses an address nobody has: its answers about recipients can be trusted.", None)
+    };
+    let millis = started.elapsed().as_millis() as u64;
+    steps.push(Step {
+        step: "catch-all",
+        sent: Some(line),
+        code: Some(reply.code),
+        reply: reply.to_string(),
+        ok,
+        meaning: meaning.into(),
+        advice: advice.map(String::from),
+        millis,
+    });
+    Some(())
 }
 
 /// Sends `line` (none: only reads, as for the banner) and records the reply as a step.

@@ -23,6 +23,8 @@ fn probe_walks_through_a_delivery_and_explains_each_reply() {
     let certs = tempfile::tempdir().expect("tempdir");
     let (cert, key) = self_signed_cert(certs.path());
     let mailbox = Sink::start(SinkMode::Accept);
+    // A customer server that takes any address.
+    let catch_all = Sink::start(SinkMode::Accept);
     let mx = Gateway::in_process(&format!(
         "[smtp]\nhostname = \"mx.partner.test\"\n[[smtp.listener]]\naddress = \"{{listen}}\"\n[queue]\ndata_dir = \"{{data}}\"\n\
          [greylist]\nenabled = false\n[tls]\ncert = \"{}\"\nkey = \"{}\"\n\
@@ -41,8 +43,10 @@ fn probe_walks_through_a_delivery_and_explains_each_reply() {
         &config,
         format!(
             "[smtp]\nhostname = \"gw.test\"\n[dns]\nservers = [\"{}\"]\ntimeout_ms = 1000\n\
-             [[domain]]\nname = \"customer.test\"\nroute = \"smtp://127.0.0.1:{closed}\"\n",
-            dns.addr
+             [[domain]]\nname = \"customer.test\"\nroute = \"smtp://127.0.0.1:{closed}\"\n\
+             [[domain]]\nname = \"catchall.test\"\nroute = \"{}\"\n",
+            dns.addr,
+            catch_all.route()
         ),
     )
     .expect("config");
@@ -64,6 +68,20 @@ fn probe_walks_through_a_delivery_and_explains_each_reply() {
     assert!(rcpt["meaning"].as_str().unwrap_or("").contains("mailbox does not exist"), "{rcpt}");
     assert!(rcpt["advice"].as_str().unwrap_or("").contains("spelling"), "{rcpt}");
     assert!(text.contains("failed at: rcpt"), "{text}");
+
+    // A real mailbox, and a server that refuses addresses nobody has.
+    let (ok, text) = probe(&config, &["alice@partner.test", "--port", &port, "--json", "--timeout", "5"]);
+    assert!(ok, "{text}");
+    let json_end = text.rfind('}').expect("json");
+    let report: serde_json::Value = serde_json::from_str(&text[..=json_end]).unwrap_or_else(|e| panic!("{e}: {text}"));
+    let catch_all_step = report["steps"].as_array().and_then(|s| s.iter().find(|s| s["step"] == "catch-all")).expect("catch-all step");
+    assert_eq!((catch_all_step["code"].as_u64(), catch_all_step["ok"].as_bool()), (Some(550), Some(true)), "{catch_all_step}");
+
+    // A catch-all server: accepted, with the warning that it proves nothing.
+    let (ok, text) = probe(&config, &["anyone@catchall.test", "--timeout", "5"]);
+    assert!(ok, "{text}");
+    assert!(text.contains("it is a catch-all") && text.contains("use LDAP, or a list"), "{text}");
+    assert!(catch_all.messages().is_empty(), "nothing sent without --data");
 
     // A real mailbox, with a test message: delivered.
     let (ok, text) = probe(&config, &["alice@partner.test", "--port", &port, "--data", "--timeout", "5"]);

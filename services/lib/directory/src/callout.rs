@@ -5,7 +5,6 @@
 //! unknown users, which the log says once per positive TTL.
 
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use rempart_model::config::CalloutConfig;
 use rempart_model::{Config, DomainConfig, Lookup};
@@ -41,7 +40,7 @@ impl Callout {
         }
         let catch_all_key = key(&["callout-catch-all", &domain.name]);
         let known_catch_all = matches!(self.store.get(&catch_all_key).await, Ok(Some(_)));
-        let random = random_local_part(&domain.name);
+        let random = rempart_relay::probe::unlikely_address(&domain.name);
         let mut asked = vec![address];
         if !known_catch_all {
             asked.push(&random);
@@ -81,10 +80,4 @@ impl Callout {
         }
         lookup
     }
-}
-
-/// A local part nobody has: the clock's nanoseconds, which differ between questions.
-fn random_local_part(domain: &str) -> String {
-    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or_default();
-    format!("rempart-catch-all-probe-{nanos:x}@{domain}")
 }
