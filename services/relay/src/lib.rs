@@ -20,6 +20,9 @@ use std::time::Duration;
 use rempart_bus::{Bus, DELIVER_TOPIC, Delivery};
 use rempart_model::{Config, DeliveryStatus, Envelope, Recipient, RouteTls, SessionFacts, date};
 use rempart_smtp::Reply;
+use rempart_smtp::bounce::{Reason, reply_reason};
+use rempart_state::Store;
+use rempart_state::accounts::{self, Account};
 use rempart_telemetry::metrics;
 use tokio::sync::watch;
 use tracing::Instrument;
@@ -40,6 +43,8 @@ pub struct Relay<B> {
     dns_servers: Vec<std::net::SocketAddr>,
     /// Deliveries in progress per destination (`relay.per_destination`).
     destinations: destinations::Limiter,
+    /// The shared store: MTA-STS policies, accounts' dead recipients and suspension.
+    store: Option<Arc<dyn Store>>,
 }
 
 /// How long a worker waits for a slot of a destination that has
@@ -52,14 +57,14 @@ impl<B: Bus> Relay<B> {
     /// Fails if a route's CA file cannot be used or the TLS library cannot build a
     /// client configuration.
     /// `store`: the shared store, where MTA-STS policies are kept beyond this process.
-    pub fn new(config: Arc<Config>, bus: B, store: Option<Arc<dyn rempart_state::Store>>) -> Result<Self, TlsSetupError> {
+    pub fn new(config: Arc<Config>, bus: B, store: Option<Arc<dyn Store>>) -> Result<Self, TlsSetupError> {
         let tls = Connectors::new(&config)?;
         let client = Client::new(config.smtp.hostname.clone(), config.relay.connect_timeout.0, config.relay.command_timeout.0, tls);
         let resolver = mx::resolver(&config.dns);
-        let mta_sts = mta_sts::Policies::new(config.relay.mta_sts_port, store);
+        let mta_sts = mta_sts::Policies::new(config.relay.mta_sts_port, store.clone());
         let destinations = destinations::Limiter::new(config.relay.per_destination);
         let dns_servers = if config.dns.servers.is_empty() { mx::system_servers() } else { config.dns.servers.clone() };
-        Ok(Self { config, bus, client: Arc::new(client), resolver, mta_sts, dns_servers, destinations })
+        Ok(Self { config, bus, client: Arc::new(client), resolver, mta_sts, dns_servers, destinations, store })
     }
 
     /// Runs `relay.concurrency` workers until `shutdown` turns true; each finishes the
@@ -116,6 +121,9 @@ impl<B: Bus> Relay<B> {
             envelope.attempts -= 1;
         }
         self.delivery_events(&envelope, &tried).await;
+        if let Some(account) = envelope.submitted_by.clone() {
+            self.unknown_recipients(&account, &envelope, &newly_final).await;
+        }
         let now = date::unix_now();
         let expired = now.saturating_sub(envelope.received_at) >= self.config.queue.max_age.0.as_secs();
         let mut reports = newly_final;
@@ -167,6 +175,66 @@ impl<B: Bus> Relay<B> {
         };
         if let Err(e) = result {
             tracing::error!(queue_id = %envelope.queue_id, error = %e, "cannot record delivery status; the message will be retried");
+        }
+    }
+
+    /// Mail an account submitted that the receiving server refused as "user unknown":
+    /// the recipients are remembered as dead and counted against the account, as the
+    /// edge does for bounces that come back to it (the DSN this relay writes goes to
+    /// the customer's server, never through an edge).
+    async fn unknown_recipients(&self, email: &str, envelope: &Envelope, failed: &[(usize, dsn::Action)]) {
+        let Some(store) = &self.store else { return };
+        let dead: Vec<&str> = failed
+            .iter()
+            .filter(|(_, action)| *action == dsn::Action::Failed)
+            .filter_map(|(i, _)| envelope.recipients.get(*i))
+            .filter(
+                |r| matches!(&r.status, DeliveryStatus::Failed { status, reply, .. } if reply_reason(reply, status) == Reason::UserUnknown),
+            )
+            .map(|r| r.address.as_str())
+            .collect();
+        if dead.is_empty() {
+            return;
+        }
+        let account = match accounts::get(&**store, email).await {
+            Ok(Some(account)) => account,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::error!(account = %email, error = %e, "account not read; unknown recipients not recorded");
+                return;
+            }
+        };
+        match accounts::unknown_recipients(&**store, &self.config.outbound, &account, &dead, date::unix_now()).await {
+            Ok(Some(why)) => self.suspend(&**store, &account, &why).await,
+            Ok(None) => {}
+            Err(e) => tracing::error!(account = %email, error = %e, "unknown recipients not recorded"),
+        }
+    }
+
+    /// Suspends the account from sending and tells it and its domain admins why.
+    async fn suspend(&self, store: &dyn Store, account: &Account, why: &str) {
+        let admins = match accounts::suspend(store, account).await {
+            Ok(admins) => admins,
+            Err(e) => {
+                tracing::error!(account = %account.email, error = %e, "suspending an account failed");
+                return;
+            }
+        };
+        tracing::warn!(account = %account.email, %why, "account suspended");
+        let now = date::unix_now();
+        let event = rempart_proto::v1::OutboundEvent {
+            account: account.email.clone(),
+            result: "suspended".into(),
+            at: now as i64,
+            ..Default::default()
+        };
+        self.bus.event(rempart_bus::OUTBOUND_EVENTS, prost::Message::encode_to_vec(&event)).await;
+        let (subject, text) = rempart_model::notice::suspension(&account.email, why);
+        for to in admins.iter().chain(std::iter::once(&account.email)) {
+            let (envelope, message) = rempart_model::notice::notice(&self.config.smtp.hostname, to, &subject, &text, now);
+            if let Err(e) = self.bus.publish(DELIVER_TOPIC, envelope.to_json(), message).await {
+                tracing::error!(%to, error = %e, "could not send a notice");
+            }
         }
     }
 

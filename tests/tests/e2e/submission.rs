@@ -607,3 +607,52 @@ fn user_unknown_bounces_mark_recipients_dead_and_suspend_the_account() {
     let transcript = swaks(s.submission, &args);
     assert!(transcript.contains("550 5.1.1") && transcript.contains("bounced as unknown"), "{transcript}");
 }
+
+/// The receiving server refuses submitted mail at RCPT as "user unknown": the relay's
+/// own DSN goes to the customer's server (never through an edge), so the relay itself
+/// remembers the dead addresses and counts them against the account, which is then
+/// suspended and its domain admin told.
+#[test]
+fn unknown_recipients_refused_to_the_relay_count_against_the_account() {
+    let outside = Sink::start(SinkMode::OnlyUsers(vec!["friend@partner.test".into()]));
+    let mut zone = Zone::new();
+    zone.add("partner.test", Rr::Mx(10, "mx.partner.test".into())).add("mx.partner.test", Rr::A("127.0.0.1".parse().unwrap()));
+    let dns = DnsServer::start(zone);
+    let s = start_with(&format!(
+        "[dns]\nservers = [\"{}\"]\ntimeout_ms = 1000\n[relay]\nmx_port = {}\n[outbound]\nsuspend_after_bounces = 2\n",
+        dns.addr,
+        outside.addr.port()
+    ));
+    let auth = login("alice@example.com", PASSWORD);
+    let mut args = vec!["--tls", "--from", "alice@example.com", "--to", "gone1@partner.test,gone2@partner.test"];
+    args.extend(auth.iter().map(String::as_str));
+    let transcript = swaks(s.submission, &args);
+    assert!(transcript.contains("250 2.0.0 Ok: queued as"), "{transcript}");
+    let suspended = rempart_tests::wait_until(Duration::from_secs(20), || s.gw.log().contains("account suspended"));
+    assert!(suspended, "{}", s.gw.log());
+    // The DSN to alice, and the notices to alice and her domain admin.
+    let notices = rempart_tests::wait_until(Duration::from_secs(20), || {
+        let texts: Vec<String> = s.sink.messages().iter().map(|m| String::from_utf8_lossy(&m.data).into_owned()).collect();
+        texts.iter().any(|t| t.contains("5.1.1")) && s.sink.messages().iter().filter(|m| m.rcpt_to.len() == 1).count() >= 3
+    });
+    assert!(notices, "{:?}", s.sink.messages().iter().map(|m| m.rcpt_to.clone()).collect::<Vec<_>>());
+    let told: Vec<String> = s
+        .sink
+        .messages()
+        .iter()
+        .filter(|m| String::from_utf8_lossy(&m.data).contains("Account alice@example.com suspended"))
+        .flat_map(|m| m.rcpt_to.clone())
+        .collect();
+    assert!(told.contains(&"admin@example.com".to_string()) && told.contains(&"alice@example.com".to_string()), "{told:?}");
+
+    // Alice may not send; nobody of the domain may write to the dead addresses.
+    let mut args = vec!["--tls", "--from", "alice@example.com", "--to", "friend@partner.test", "--quit-after", "MAIL"];
+    args.extend(auth.iter().map(String::as_str));
+    let transcript = swaks(s.submission, &args);
+    assert!(transcript.contains("550 5.7.1 Account alice@example.com is suspended"), "{transcript}");
+    let mut args = vec!["--tls", "--from", "admin@example.com", "--to", "gone2@partner.test", "--quit-after", "RCPT"];
+    let admin = login("admin@example.com", PASSWORD);
+    args.extend(admin.iter().map(String::as_str));
+    let transcript = swaks(s.submission, &args);
+    assert!(transcript.contains("550 5.1.1") && transcript.contains("bounced as unknown"), "{transcript}");
+}

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use rempart_bus::{Bus, DELIVER_TOPIC, QUARANTINE_TOPIC};
 use rempart_model::config::{OutboundConfig, SendLimits};
-use rempart_model::{Envelope, QueueId, Recipient, Verdict, date};
+use rempart_model::{Envelope, QueueId, Verdict, date};
 use rempart_smtp::Reply;
 use rempart_state::accounts::{self, Account};
 use rempart_state::{Store, StoreError, key, window};
@@ -195,17 +195,13 @@ impl<B: Bus, S: Transport> Session<B, S> {
     /// Suspends the account from sending and tells it and its domain admins why.
     pub(super) async fn suspend_account(&self, account: &Account, why: &str) {
         let Some(state) = self.shared.state.clone() else { return };
-        match suspend(&*state.store, account).await {
+        match accounts::suspend(&*state.store, account).await {
             Ok(admins) => {
                 tracing::warn!(account = %account.email, %why, "account suspended");
                 self.outbound_event(&account.email, "suspended", 0, 0, "").await;
-                let text = format!(
-                    "The account {} was suspended from sending: {why}.\r\n\
-                     Check it (a stolen password?), then: rempart account unsuspend {}\r\n",
-                    account.email, account.email
-                );
+                let (subject, text) = rempart_model::notice::suspension(&account.email, why);
                 for admin in admins.iter().chain(std::iter::once(&account.email)) {
-                    self.notify(admin, &format!("Account {} suspended", account.email), &text).await;
+                    self.notify(admin, &subject, &text).await;
                 }
             }
             Err(e) => tracing::error!(account = %account.email, error = %e, "suspending an account failed"),
@@ -214,29 +210,11 @@ impl<B: Bus, S: Transport> Session<B, S> {
 
     /// A short text mail from the gateway (null sender) to `to`, through the relay.
     async fn notify(&self, to: &str, subject: &str, text: &str) {
-        let host = &self.shared.config.smtp.hostname;
-        let id = QueueId::generate();
-        let now = date::unix_now();
-        let message = format!(
-            "From: Rempart <postmaster@{host}>\r\nTo: <{to}>\r\nSubject: {subject}\r\nDate: {}\r\nMessage-ID: <{id}.notice@{host}>\r\n\
-             Auto-Submitted: auto-generated\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\
-             Content-Transfer-Encoding: 8bit\r\n\r\n{text}",
-            date::rfc5322(now)
-        );
-        let envelope = Envelope::new(id.clone(), String::new(), vec![Recipient::new(to.to_string())], now);
-        if let Err(e) = self.shared.bus.publish(DELIVER_TOPIC, envelope.to_json(), message.into_bytes()).await {
+        let (envelope, message) = rempart_model::notice::notice(&self.shared.config.smtp.hostname, to, subject, text, date::unix_now());
+        if let Err(e) = self.shared.bus.publish(DELIVER_TOPIC, envelope.to_json(), message).await {
             tracing::error!(%to, error = %e, "could not send a notice");
         }
     }
-}
-
-/// Marks the account suspended; gives its domain admins' addresses.
-async fn suspend(store: &dyn Store, account: &Account) -> Result<Vec<String>, accounts::AccountError> {
-    if let Some(mut stored) = accounts::get(store, &account.email).await? {
-        stored.suspended = true;
-        accounts::put(store, &stored).await?;
-    }
-    Ok(accounts::domain_admins(store, account.domain()).await?.into_iter().map(|a| a.email).collect())
 }
 
 /// (what, per, window, limit, this message's count) for each limit.

@@ -10,6 +10,7 @@ pub mod edits;
 pub mod envelope;
 pub mod mbox;
 pub mod net;
+pub mod notice;
 pub mod queue_id;
 pub mod return_path;
 pub mod scan;

@@ -128,6 +128,52 @@ pub async fn domain_admins(store: &dyn Store, domain: &str) -> Result<Vec<Accoun
         .collect())
 }
 
+/// Marks the account suspended from sending; gives the addresses to tell (its domain
+/// admins).
+pub async fn suspend(store: &dyn Store, account: &Account) -> Result<Vec<String>, AccountError> {
+    if let Some(mut stored) = get(store, &account.email).await? {
+        stored.suspended = true;
+        put(store, &stored).await?;
+    }
+    Ok(domain_admins(store, account.domain()).await?.into_iter().map(|a| a.email).collect())
+}
+
+fn dead_key(address: &str) -> String {
+    key(&["dead", &address.to_ascii_lowercase()])
+}
+
+/// When `address` bounced as unknown (Unix seconds), if it did within the dead TTL.
+pub async fn dead_since(store: &dyn Store, address: &str) -> Option<u64> {
+    let value = store.get(&dead_key(address)).await.ok()??;
+    String::from_utf8_lossy(&value).parse().ok()
+}
+
+/// An account's mail came back "user unknown" for `dead` recipients (a bounce, or the
+/// relay's own refusal at RCPT): they are remembered as dead for
+/// `limits.dead_recipient_ttl` and counted against the account. Gives why the account
+/// is now to be suspended, when `limits.suspend_after_bounces` is reached.
+pub async fn unknown_recipients(
+    store: &dyn Store,
+    limits: &rempart_model::config::OutboundConfig,
+    account: &Account,
+    dead: &[&str],
+    now: u64,
+) -> Result<Option<String>, StoreError> {
+    if dead.is_empty() {
+        return Ok(None);
+    }
+    if !limits.dead_recipient_ttl.0.is_zero() {
+        for recipient in dead {
+            store.put(&dead_key(recipient), now.to_string().as_bytes(), Some(limits.dead_recipient_ttl.0)).await?;
+        }
+    }
+    tracing::info!(account = %account.email, dead = ?dead, "mail to unknown recipients");
+    let k = key(&["out", "bounced", &account.email, &crate::window::number(now, limits.suspend_window.0).to_string()]);
+    let bounced = crate::window::add(store, &k, dead.len() as i64, limits.suspend_window.0).await?;
+    let due = limits.suspend_after_bounces > 0 && bounced >= limits.suspend_after_bounces as i64 && !account.suspended;
+    Ok(due.then(|| format!("its mail came back as \"user unknown\" for {bounced} recipients within {}", limits.suspend_window)))
+}
+
 /// Failed logins allowed per IP and per account in a window.
 pub const MAX_FAILURES: i64 = 5;
 pub const FAILURE_WINDOW: Duration = Duration::from_secs(15 * 60);

@@ -53,6 +53,13 @@ const MAX_DIAGNOSTIC: usize = 2_000;
 /// Recipients read from one report, at most.
 const MAX_RECIPIENTS: usize = 1_000;
 
+/// The reason of one server reply, answered straight to us (the relay's own delivery):
+/// what a bounce would have said about that recipient.
+pub fn reply_reason(reply: &str, status: &str) -> Reason {
+    let context = reason::Context { report_text: "", checks_recipients: true };
+    reason::classify(reply, "smtp", status, "failed", &context)
+}
+
 /// Reads a bounce; `None` when the message is not one (no delivery-status part, and
 /// neither its sender nor its subject look like a mailer's report).
 pub fn parse(raw: &[u8]) -> Option<Report> {
