@@ -41,6 +41,7 @@ fn all_config_keys() -> BTreeSet<String> {
             base: "dc=x".into(),
             filter: rempart_model::config::default_ldap_filter(),
             timeout: rempart_model::HumanDuration::secs(5),
+            connections: 2,
         }),
         callout: Some(rempart_model::config::CalloutConfig {
             probe_sender: "p@x".into(),

@@ -1,9 +1,11 @@
 //! LDAP / Active Directory: one subtree search per address with the configured filter
-//! (the address escaped per RFC 4515), asking for no attributes. Each domain keeps one
-//! bound connection, on which ldap3 multiplexes concurrent searches; a connection that
-//! fails is dropped and the next lookup opens a new one.
+//! (the address escaped per RFC 4515), asking for no attributes. Each domain keeps a
+//! small pool of bound connections (`connections`), used in turn, on each of which
+//! ldap3 multiplexes concurrent searches; a connection that fails is dropped and the
+//! next lookup on its slot opens a new one.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use ldap3::{LdapConnAsync, LdapConnSettings, Scope, ldap_escape};
@@ -18,7 +20,10 @@ pub struct Ldap {
     passwords: HashMap<String, String>,
     /// TLS for `ldaps://` and StartTLS, by domain.
     tls: HashMap<String, Arc<ClientConfig>>,
-    connections: Mutex<HashMap<String, ldap3::Ldap>>,
+    /// Bound connections by (domain, slot).
+    connections: Mutex<HashMap<(String, usize), ldap3::Ldap>>,
+    /// Turns through the slots.
+    next: AtomicUsize,
 }
 
 impl Ldap {
@@ -45,13 +50,14 @@ impl Ldap {
                 tls.insert(domain.name.clone(), Arc::new(client));
             }
         }
-        Ok(Self { passwords, tls, connections: Mutex::default() })
+        Ok(Self { passwords, tls, connections: Mutex::default(), next: AtomicUsize::new(0) })
     }
 
     pub async fn lookup(&self, domain: &str, config: &LdapConfig, address: &str) -> Lookup {
         let filter = config.filter.replace("{address}", &ldap_escape(address));
+        let slot = (domain.to_string(), self.next.fetch_add(1, Ordering::Relaxed) % config.connections.max(1));
         let search = async {
-            let mut ldap = self.connection(domain, config).await?;
+            let mut ldap = self.connection(&slot, config).await?;
             ldap.with_timeout(config.timeout.0);
             let (entries, _) = ldap.search(&config.base, Scope::Subtree, &filter, vec!["1.1"]).await?.success()?;
             Ok::<_, ldap3::LdapError>(!entries.is_empty())
@@ -60,25 +66,26 @@ impl Ldap {
             Ok(Ok(true)) => Lookup::Exists,
             Ok(Ok(false)) => Lookup::Unknown,
             Ok(Err(e)) => {
-                self.forget(domain);
+                self.forget(&slot);
                 Lookup::Unavailable(format!("LDAP {}: {e}", config.url))
             }
             Err(_) => {
-                self.forget(domain);
+                self.forget(&slot);
                 Lookup::Unavailable(format!("LDAP {}: timed out after {:?}", config.url, config.timeout.0))
             }
         }
     }
 
-    fn forget(&self, domain: &str) {
-        self.connections.lock().unwrap_or_else(|p| p.into_inner()).remove(domain);
+    fn forget(&self, slot: &(String, usize)) {
+        self.connections.lock().unwrap_or_else(|p| p.into_inner()).remove(slot);
     }
 
-    /// The domain's bound connection, opened (and bound) when there is none.
-    async fn connection(&self, domain: &str, config: &LdapConfig) -> Result<ldap3::Ldap, ldap3::LdapError> {
-        if let Some(ldap) = self.connections.lock().unwrap_or_else(|p| p.into_inner()).get(domain) {
+    /// The bound connection of a domain's slot, opened (and bound) when there is none.
+    async fn connection(&self, slot: &(String, usize), config: &LdapConfig) -> Result<ldap3::Ldap, ldap3::LdapError> {
+        if let Some(ldap) = self.connections.lock().unwrap_or_else(|p| p.into_inner()).get(slot) {
             return Ok(ldap.clone());
         }
+        let domain = slot.0.as_str();
         let mut settings = LdapConnSettings::new().set_conn_timeout(config.timeout.0).set_starttls(config.starttls);
         if let Some(tls) = self.tls.get(domain) {
             settings = settings.set_config(tls.clone());
@@ -90,7 +97,7 @@ impl Ldap {
             let password = self.passwords.get(domain).map(String::as_str).unwrap_or("");
             ldap.simple_bind(dn, password).await?.success()?;
         }
-        self.connections.lock().unwrap_or_else(|p| p.into_inner()).insert(domain.to_string(), ldap.clone());
+        self.connections.lock().unwrap_or_else(|p| p.into_inner()).insert(slot.clone(), ldap.clone());
         Ok(ldap)
     }
 }

@@ -67,6 +67,14 @@ pub struct LdapConfig {
     /// Longest wait for a connection, bind or search. Default "5s".
     #[serde(default = "five_seconds")]
     pub timeout: HumanDuration,
+    /// Bound connections kept open per edge, used in turn (each multiplexes concurrent
+    /// searches). Default 2.
+    #[serde(default = "two")]
+    pub connections: usize,
+}
+
+fn two() -> usize {
+    2
 }
 
 pub fn default_ldap_filter() -> String {
