@@ -26,6 +26,10 @@ pub struct TuneArgs {
     /// Messages of each class Bayes needs before it votes.
     #[arg(long, default_value_t = 200)]
     min_learned: u64,
+    /// Also list the N training ham that score highest and the N training spam that
+    /// score lowest (cross-validated), with their symbols: the mail the fit gets wrong.
+    #[arg(long, value_name = "N")]
+    worst: Option<usize>,
 }
 
 pub fn run(args: TuneArgs, config: Option<&Path>) -> Result<(), String> {
@@ -129,6 +133,9 @@ pub fn run(args: TuneArgs, config: Option<&Path>) -> Result<(), String> {
             show(without_bayes.weights.get(name))
         );
     }
+    if let Some(n) = args.worst {
+        print_worst(&samples, &with_bayes, n);
+    }
     if let Some(out) = &args.out {
         let command = format!(
             "rempart tune --corpus {} --holdout {}{} --out {}",
@@ -142,4 +149,22 @@ pub fn run(args: TuneArgs, config: Option<&Path>) -> Result<(), String> {
         eprintln!("tune: weights written to {}", out.display());
     }
     Ok(())
+}
+
+/// The training ham scoring highest and the training spam scoring lowest (their
+/// cross-validated scores under the fitted weights), each with its Bayes probability
+/// and symbols.
+fn print_worst(samples: &[Sample], fitted: &tune::Fitted, n: usize) {
+    let training: Vec<&Sample> = samples.iter().filter(|s| !s.holdout).collect();
+    let mut scored: Vec<(f64, &Sample)> = fitted.cv_scores.iter().map(|(score, _)| *score).zip(training).collect();
+    scored.sort_by(|a, b| b.0.total_cmp(&a.0));
+    let describe = |(score, sample): &(f64, &Sample)| {
+        let symbols: Vec<&str> = sample.hits.iter().map(|(name, _)| name.as_str()).collect();
+        let bayes = sample.bayes.map_or("-".to_string(), |v| format!("{:.3}", v.probability));
+        println!("  {score:>7.2}  bayes {bayes:>5}  {}  {}", sample.name, symbols.join(" "));
+    };
+    println!("\ntraining ham scoring highest (cross-validated):");
+    scored.iter().filter(|(_, s)| !s.spam).take(n).for_each(describe);
+    println!("training spam scoring lowest (cross-validated):");
+    scored.iter().rev().filter(|(_, s)| s.spam).take(n).for_each(describe);
 }
