@@ -40,7 +40,8 @@ fn load(dir: &Path, limit: usize) -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
 
 fn bayes_probability(v: &Verdict) -> Option<f64> {
     let hit = v.symbols.iter().find(|s| s.name.starts_with("BAYES_") && s.name != "BAYES_999")?;
-    hit.detail.as_deref()?.rsplit(' ').next()?.parse().ok()
+    let detail = hit.detail.as_deref()?;
+    detail.split("spam probability ").nth(1)?.split(',').next()?.trim().parse().ok()
 }
 
 fn main() {

@@ -623,6 +623,15 @@ pub const SYMBOLS: &[SymbolDef] = &[
         "Points per unit of the Bayes log-odds, added to the Bayes band's weight",
         "Points par unité de log-cote bayésienne, ajoutés au poids de la tranche bayésienne.",
     ),
+    // Not a hit of its own: points per unit of the token regression's log-odds, added
+    // to the weight of the message's Bayes band (fitted weights).
+    def(
+        "LINEAR_LOGODDS",
+        0.0,
+        "bayes",
+        "Points per unit of the token regression's log-odds, added to the Bayes band's weight",
+        "Points par unité de log-cote de la régression sur les mots, ajoutés au poids de la tranche bayésienne.",
+    ),
     // The auto-allowlist: its weight is computed per message (toward the sender's mean).
     def(
         "AWL",

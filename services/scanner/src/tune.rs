@@ -25,6 +25,7 @@ use std::path::{Path, PathBuf};
 
 use rempart_model::{Config, SessionFacts};
 use rempart_state::bayes::{Model, Vote};
+use rempart_state::linear::{self, LinearModel};
 
 use crate::{ScanInput, Scanner, bayes_bands, tokens};
 
@@ -77,6 +78,9 @@ impl Sample {
         if let Some(vote) = self.bayes.filter(|_| bayes) {
             out.extend(bayes_bands(vote.probability).into_iter().map(|b| (b, 1.0)));
             out.push(("BAYES_LOGODDS", vote.mean_logodds));
+            if let Some(logit) = vote.linear {
+                out.push(("LINEAR_LOGODDS", logit));
+            }
         }
         out
     }
@@ -172,9 +176,13 @@ pub fn score_all(config: &Config, corpus: Vec<CorpusFile>) -> Result<Vec<Sample>
     Ok(scored.into_iter().flatten().collect())
 }
 
-/// A Bayes model learned from `samples`.
-pub fn train_bayes<'a>(samples: impl Iterator<Item = &'a Sample>) -> Model {
-    let mut model = Model::default();
+/// A Bayes model learned from `samples`, with its token regression.
+pub fn train_bayes<'a>(samples: impl Iterator<Item = &'a Sample> + Clone) -> Model {
+    let buckets: Vec<(Vec<u32>, bool)> = samples.clone().map(|s| (linear::buckets(&s.tokens), s.spam)).collect();
+    let mut model = Model {
+        linear: Some(std::sync::Arc::new(LinearModel::fit(buckets.iter().map(|(b, spam)| (b.as_slice(), *spam))))),
+        ..Model::default()
+    };
     for s in samples {
         if s.spam {
             model.spam_messages += 1;
@@ -509,7 +517,7 @@ pub fn weights_toml(with_bayes: &Fitted, without_bayes: Option<&Fitted>, command
     let mut out = format!(
         "# Symbol weights fitted by `{command}`\n\
          # on {samples} training messages: logistic regression over the symbol hits (and\n\
-         # the Bayes bands and mean log-odds), L2 penalty {} chosen by 5-fold cross-validation;\n\
+         # the Bayes bands, its mean log-odds and the token regression's log-odds), L2 penalty {} chosen by 5-fold cross-validation;\n\
          # scaled, with an offset on the Bayes bands, so that add_header = {ADD_HEADER} lets at most\n\
          # 0.1 % and greylist = {GREYLIST} 1 % of the training ham (cross-validated) through;\n\
          # a symbol no training ham hit weighs at least its likelihood ratio with the ham\n\

@@ -6,11 +6,14 @@
 //! stored model version changes; learning writes atomic count deltas, never a read of
 //! the table. Keys: `bayes.s.<token>` / `bayes.h.<token>` (counters),
 //! `bayes.n.spam` / `bayes.n.ham`, `bayes.version`, and `bayes.m.<message>` → "s"/"h"
-//! so a message learned twice counts once and relearning moves it.
+//! so a message learned twice counts once and relearning moves it. Learning also keeps
+//! the message's token buckets for the token regression beside Bayes (`linear`), which
+//! is fitted when the model is (re)loaded.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
+use crate::linear::{self, LinearModel};
 use crate::{Store, StoreResult, counter};
 
 /// SpamAssassin's chi-square constants (Mail::SpamAssassin::Bayes::CombineChi).
@@ -20,6 +23,8 @@ const MIN_PROB_STRENGTH: f64 = 0.346;
 const SIGNIFICANT_TOKENS: usize = 150;
 
 const VERSION_KEY: &str = "bayes.version";
+/// Each learned message's token buckets, for the token regression.
+const LINEAR_PREFIX: &str = "linear.m.";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Class {
@@ -68,6 +73,8 @@ pub struct Model {
     pub ham_messages: i64,
     /// token → (spam count, ham count)
     pub tokens: HashMap<u64, (u32, u32)>,
+    /// The token regression, fitted on the learned messages (none learned: none).
+    pub linear: Option<Arc<LinearModel>>,
 }
 
 impl Model {
@@ -101,8 +108,9 @@ impl Model {
                 ((p - 0.5).abs() >= MIN_PROB_STRENGTH).then_some(p.clamp(1e-6, 1.0 - 1e-6))
             })
             .collect();
+        let linear = self.linear.as_ref().map(|m| m.logit(&linear::buckets(tokens)));
         if probabilities.is_empty() {
-            return Some(Vote { probability: 0.5, mean_logodds: 0.0 });
+            return Some(Vote { probability: 0.5, mean_logodds: 0.0, linear });
         }
         probabilities.sort_by(|a, b| (b - 0.5).abs().total_cmp(&(a - 0.5).abs()));
         probabilities.truncate(SIGNIFICANT_TOKENS);
@@ -111,7 +119,7 @@ impl Model {
         let ln_not_p: f64 = probabilities.iter().map(|p| (1.0 - p).ln()).sum();
         let spam = 1.0 - chi2q(-2.0 * ln_not_p, 2 * n);
         let ham = 1.0 - chi2q(-2.0 * ln_p, 2 * n);
-        Some(Vote { probability: ((spam - ham + 1.0) / 2.0).clamp(0.0, 1.0), mean_logodds: (ln_p - ln_not_p) / n as f64 })
+        Some(Vote { probability: ((spam - ham + 1.0) / 2.0).clamp(0.0, 1.0), mean_logodds: (ln_p - ln_not_p) / n as f64, linear })
     }
 }
 
@@ -122,6 +130,8 @@ pub struct Vote {
     pub probability: f64,
     /// Mean of ln(p / (1 - p)) over the significant tokens (0 with none).
     pub mean_logodds: f64,
+    /// The token regression's log-odds, when it was fitted.
+    pub linear: Option<f64>,
 }
 
 /// P(χ² ≥ x²) with `v` (even) degrees of freedom.
@@ -178,6 +188,7 @@ impl Bayes {
         let counts = self.store.get_many(&[Class::Spam.count_key().to_string(), Class::Ham.count_key().to_string()]).await?;
         model.spam_messages = counter(Class::Spam.count_key(), counts[0].as_deref())?;
         model.ham_messages = counter(Class::Ham.count_key(), counts[1].as_deref())?;
+        model.linear = self.fit_linear().await?;
         for (prefix, spam) in [("bayes.s.", true), ("bayes.h.", false)] {
             for (key, value) in self.store.scan_prefix(prefix, usize::MAX).await? {
                 let Some(token) = key.strip_prefix(prefix).and_then(|t| u64::from_str_radix(t, 16).ok()) else { continue };
@@ -191,6 +202,24 @@ impl Bayes {
             }
         }
         Ok(model)
+    }
+
+    /// The token regression fitted on the learned messages (at most
+    /// `linear::MAX_MESSAGES`), off the async threads: about a second for 5,000.
+    async fn fit_linear(&self) -> StoreResult<Option<Arc<LinearModel>>> {
+        let rows = self.store.scan_prefix(LINEAR_PREFIX, linear::MAX_MESSAGES).await?;
+        let messages: Vec<(bool, Vec<u32>)> = rows.iter().filter_map(|(_, value)| linear::decode(value)).collect();
+        if messages.is_empty() {
+            return Ok(None);
+        }
+        let fit = move || LinearModel::fit(messages.iter().map(|(spam, buckets)| (buckets.as_slice(), *spam)));
+        let model = match tokio::runtime::Handle::try_current() {
+            Ok(_) => tokio::task::spawn_blocking(fit)
+                .await
+                .map_err(|e| crate::StoreError::Backend { backend: "linear", message: e.to_string() })?,
+            Err(_) => fit(),
+        };
+        Ok(Some(Arc::new(model)))
     }
 
     /// Learns one message (identified by `message`, e.g. a hash of its Message-ID)
@@ -212,6 +241,8 @@ impl Bayes {
             deltas.push((other.count_key().to_string(), -1));
             Learned::Moved
         };
+        let buckets = linear::encode(class == Class::Spam, &linear::buckets(&unique));
+        self.store.put(&format!("{LINEAR_PREFIX}{message:016x}"), &buckets, None).await?;
         deltas.extend(unique.iter().map(|t| (class.token_key(*t), 1)));
         deltas.push((class.count_key().to_string(), 1));
         deltas.push((VERSION_KEY.to_string(), 1));

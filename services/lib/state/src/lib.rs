@@ -17,6 +17,7 @@ mod embedded;
 #[cfg(feature = "foundationdb")]
 mod fdb;
 pub mod greylist;
+pub mod linear;
 mod nats;
 pub mod sender_lists;
 mod shared;

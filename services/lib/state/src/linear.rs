@@ -1,0 +1,146 @@
+//! A discriminative classifier beside Bayes: logistic regression over the same hashed
+//! tokens (as Stalwart's linear model), fitted by stochastic gradient descent. Bayes
+//! judges each token on its own counts; the regression weighs tokens together, so the
+//! dozens of "offer" words of a legitimate newsletter are not counted as dozens of
+//! independent proofs — which is where Bayes is most often wrong about ham, and where a
+//! threshold that spares all ham must sit. `rempart tune` measured it (docs/filtering.md).
+//!
+//! Features: the message's tokens hashed into `BUCKETS` weights (unique buckets), the
+//! vector scaled to unit length so a long message takes no bigger steps.
+//!
+//! Nothing but what was learned is stored: each learned message's buckets
+//! (`linear.m.<message>`, written with the Bayes counts), and every scanner fits the same
+//! model from them — the fit is deterministic — when the Bayes model version changes.
+
+/// Weights, by bucket (2^20: collisions among a few hundred thousand tokens are rare).
+pub const BUCKETS: usize = 1 << 20;
+/// Passes over the learned messages.
+const EPOCHS: usize = 16;
+/// The step size of the first pass; pass `e` takes `RATE / (1 + e)`. Large, because the
+/// features are scaled to unit length (chosen by `rempart tune`'s cross-validation on
+/// the training part of the shared corpus: 8–16 passes and 32–64 were best).
+const RATE: f64 = 32.0;
+/// L2 penalty, per step, on the weights a message touches.
+const L2: f64 = 1e-5;
+/// Learned messages a model is fitted from, at most (memory: 4 bytes per token).
+pub const MAX_MESSAGES: usize = 20_000;
+
+#[derive(Debug, Clone)]
+pub struct LinearModel {
+    weights: Vec<f32>,
+    bias: f32,
+}
+
+/// The unique buckets of `tokens`, sorted (what is stored and fitted on).
+pub fn buckets(tokens: &[u64]) -> Vec<u32> {
+    // The token is already a hash: its high bits are as good as any.
+    let mut out: Vec<u32> = tokens.iter().map(|t| ((t >> 44) as usize & (BUCKETS - 1)) as u32).collect();
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
+impl LinearModel {
+    fn empty() -> Self {
+        LinearModel { weights: vec![0.0; BUCKETS], bias: 0.0 }
+    }
+
+    /// The log-odds that a message with these `buckets` is spam.
+    pub fn logit(&self, buckets: &[u32]) -> f64 {
+        let sum: f64 = buckets.iter().filter_map(|b| self.weights.get(*b as usize)).map(|w| f64::from(*w)).sum();
+        f64::from(self.bias) + sum * unit(buckets.len())
+    }
+
+    /// One gradient step on one message.
+    fn step(&mut self, buckets: &[u32], spam: bool, rate: f64) {
+        let p = 1.0 / (1.0 + (-self.logit(buckets)).exp());
+        let error = if spam { 1.0 } else { 0.0 } - p;
+        let step = rate * error * unit(buckets.len());
+        for b in buckets {
+            if let Some(w) = self.weights.get_mut(*b as usize) {
+                *w = (f64::from(*w) * (1.0 - rate * L2) + step) as f32;
+            }
+        }
+        self.bias = (f64::from(self.bias) + rate * error * 0.1) as f32;
+    }
+
+    /// Fits on `messages` (buckets, is spam), in an order shuffled the same way every
+    /// time: the same messages give the same model on every scanner.
+    pub fn fit<'a>(messages: impl Iterator<Item = (&'a [u32], bool)>) -> LinearModel {
+        let messages: Vec<(&[u32], bool)> = messages.collect();
+        let mut model = LinearModel::empty();
+        let mut order: Vec<usize> = (0..messages.len()).collect();
+        let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
+        for epoch in 0..EPOCHS {
+            // Fisher–Yates with a xorshift generator.
+            for i in (1..order.len()).rev() {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                order.swap(i, (seed % (i as u64 + 1)) as usize);
+            }
+            let rate = RATE / (1.0 + epoch as f64);
+            for &i in &order {
+                let (buckets, spam) = messages[i];
+                model.step(buckets, spam, rate);
+            }
+        }
+        model
+    }
+}
+
+/// 1/√n: the scale of each feature of an n-bucket message.
+fn unit(n: usize) -> f64 {
+    if n == 0 { 0.0 } else { 1.0 / (n as f64).sqrt() }
+}
+
+/// A learned message as stored: its class ("s" or "h") then its buckets, 4 bytes each.
+pub fn encode(spam: bool, buckets: &[u32]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(1 + 4 * buckets.len());
+    out.push(if spam { b's' } else { b'h' });
+    for b in buckets {
+        out.extend_from_slice(&b.to_le_bytes());
+    }
+    out
+}
+
+/// The class and buckets of a stored learned message; `None` when malformed.
+pub fn decode(value: &[u8]) -> Option<(bool, Vec<u32>)> {
+    let (class, rest) = value.split_first()?;
+    let spam = match class {
+        b's' => true,
+        b'h' => false,
+        _ => return None,
+    };
+    if rest.len() % 4 != 0 {
+        return None;
+    }
+    let buckets = rest.chunks_exact(4).filter_map(|c| c.try_into().ok()).map(u32::from_le_bytes).collect();
+    Some((spam, buckets))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_fit_separates_what_tokens_separate_and_is_deterministic() {
+        let spam: Vec<Vec<u32>> = (0..50u32).map(|i| vec![1, 100 + i, 7]).collect();
+        let ham: Vec<Vec<u32>> = (0..50u32).map(|i| vec![3, 200 + i, 7]).collect();
+        let all = || spam.iter().map(|b| (b.as_slice(), true)).chain(ham.iter().map(|b| (b.as_slice(), false)));
+        let model = LinearModel::fit(all());
+        assert!(model.logit(&[1, 7]) > 1.0);
+        assert!(model.logit(&[3, 7]) < -1.0);
+        assert_eq!(model.bias, LinearModel::fit(all()).bias, "the same messages, the same model");
+    }
+
+    #[test]
+    fn stored_messages_read_back() {
+        let buckets = buckets(&[5 << 44, 5 << 44, 9 << 44]);
+        assert_eq!(buckets, vec![5, 9], "unique, sorted");
+        assert_eq!(decode(&encode(true, &buckets)), Some((true, buckets.clone())));
+        assert_eq!(decode(&encode(false, &[])), Some((false, vec![])));
+        assert_eq!(decode(b"x\0\0\0\0"), None);
+        assert_eq!(decode(b"s\0\0"), None);
+    }
+}
