@@ -315,6 +315,32 @@ mod tests {
         assert!(stats.tokens > 80 && stats.version == 61, "{stats:?}");
     }
 
+    #[tokio::test]
+    async fn the_token_regression_is_fitted_from_what_was_learned() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(crate::EmbeddedStore::open(&dir.path().join("s.redb"), false).unwrap());
+        let bayes = Bayes::new(store.clone());
+        // Tokens are hashes: their high bits pick the regression's bucket.
+        let token = |k: u64| k << 44;
+        for m in 0..30u64 {
+            let spam: Vec<u64> = (1..=5).map(token).chain([token(9), token(1000 + m)]).collect();
+            let ham: Vec<u64> = (100..=105).map(token).chain([token(9), token(2000 + m)]).collect();
+            bayes.learn(m, Class::Spam, &spam).await.unwrap();
+            bayes.learn(500 + m, Class::Ham, &ham).await.unwrap();
+        }
+        assert!(bayes.model().linear.is_none(), "not fitted before a reload");
+        bayes.reload_if_changed().await.unwrap();
+        let model = bayes.model();
+        let vote = |tokens: &[u64]| model.vote(tokens, 1).and_then(|v| v.linear).expect("fitted");
+        assert!(vote(&[token(1), token(2), token(9)]) > 1.0);
+        assert!(vote(&[token(100), token(101), token(9)]) < -1.0);
+        // Relearning a message as the other class moves its stored buckets too.
+        let spam: Vec<u64> = (1..=5).map(token).chain([token(9), token(1000)]).collect();
+        assert_eq!(bayes.learn(0, Class::Ham, &spam).await.unwrap(), Learned::Moved);
+        let stored = store.get(&format!("{LINEAR_PREFIX}{:016x}", 0)).await.unwrap().unwrap();
+        assert_eq!(linear::decode(&stored).map(|(spam, _)| spam), Some(false));
+    }
+
     #[test]
     fn chi2q_bounds() {
         assert!((chi2q(0.0, 2) - 1.0).abs() < 1e-12);
