@@ -76,10 +76,15 @@ pub fn tokens(analysis: &Analysis<'_>) -> Vec<u64> {
         for word in &body_words {
             add!("", word);
         }
-        // Word pairs (orthogonal sparse bigrams with no gap): "click here" says more
-        // than "click" and "here".
+        // Word pairs (orthogonal sparse bigrams): "click here" says more than "click"
+        // and "here".
         for pair in body_words.windows(2) {
             add_pair!("B:", pair[0], pair[1]);
+        }
+        // And with one word skipped (OSB's next distance): "click _ here" survives
+        // the filler words spammers insert between the words filters know.
+        for triple in body_words.windows(3) {
+            add_pair!("B2:", triple[0], triple[2]);
         }
     }
     for domain in analysis.link_domains(100) {

@@ -192,7 +192,7 @@ impl Default for PolicyConfig {
             add_header: Some(6.0),
             quarantine: None,
             soft_reject: None,
-            reject: Some(8.0),
+            reject: Some(8.5),
             discard: None,
             subject_tag: None,
             explain_url: "https://{hostname}/why/{queue_id}".into(),
