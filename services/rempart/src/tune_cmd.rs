@@ -133,6 +133,7 @@ pub fn run(args: TuneArgs, config: Option<&Path>) -> Result<(), String> {
             show(without_bayes.weights.get(name))
         );
     }
+    print_outbound(&samples, config.outbound.block);
     if let Some(n) = args.worst {
         print_worst(&samples, &with_bayes, n);
     }
@@ -167,4 +168,19 @@ fn print_worst(samples: &[Sample], fitted: &tune::Fitted, n: usize) {
     scored.iter().filter(|(_, s)| !s.spam).take(n).for_each(describe);
     println!("training spam scoring lowest (cross-validated):");
     scored.iter().rev().filter(|(_, s)| s.spam).take(n).for_each(describe);
+}
+
+/// How the outbound score (content rules only, what submitted mail gets) falls on the
+/// whole corpus: the share of ham and spam at or above a few thresholds, for choosing
+/// `[outbound] block`.
+fn print_outbound(samples: &[Sample], block: f64) {
+    let share = |spam: bool, at: f64| {
+        let class: Vec<&Sample> = samples.iter().filter(|s| s.spam == spam).collect();
+        class.iter().filter(|s| s.outbound >= at).count() as f64 * 100.0 / class.len().max(1) as f64
+    };
+    println!("\noutbound score (content rules, whole corpus), share at or above:");
+    for at in [3.0, 4.0, 5.0, 6.0, block] {
+        let marker = if at == block { "  <- [outbound] block" } else { "" };
+        println!("  {at:>4}: ham {:>6.2}%  spam {:>6.2}%{marker}", share(false, at), share(true, at));
+    }
 }

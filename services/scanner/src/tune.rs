@@ -63,6 +63,8 @@ pub struct Sample {
     /// The Bayes vote: out of fold for training messages, from the whole training part
     /// for held-out ones. `None` when Bayes does not vote.
     pub bayes: Option<Vote>,
+    /// The outbound score (`Scanner::evaluate_outbound`: content rules only).
+    pub outbound: f64,
 }
 
 impl Sample {
@@ -162,10 +164,11 @@ pub fn score_all(config: &Config, corpus: Vec<CorpusFile>) -> Result<Vec<Sample>
                         .map(|file| {
                             let input = ScanInput { facts, return_path: "", recipients: &[], message: &file.bytes };
                             let verdict = scanner.evaluate_offline(&input);
+                            let outbound = scanner.evaluate_outbound(&input).score;
                             let hits = verdict.symbols.iter().map(|s| (s.name.clone(), s.score)).collect();
                             let tokens = tokens::learnable(&file.bytes).map(|(_, t)| t).unwrap_or_default();
                             let CorpusFile { name, spam, holdout, fold, .. } = file;
-                            Sample { name, spam, holdout, fold, hits, tokens, bayes: None }
+                            Sample { name, spam, holdout, fold, hits, tokens, bayes: None, outbound }
                         })
                         .collect::<Vec<_>>()
                 })

@@ -487,6 +487,7 @@ fn outbound_spam_is_blocked_held_and_notified_and_repeated_spam_suspends_the_acc
     let notice = String::from_utf8_lossy(&notices[0].data).to_string();
     assert_eq!(notices[0].rcpt_to, vec!["alice@example.com".to_string()]);
     assert!(notice.contains("Your message was blocked") && notice.contains("/quarantine/"), "{notice}");
+    assert!(notice.contains("Spam score [■") && notice.contains(" / 15 (blocked from 5.0)"), "the 0-15 bar: {notice}");
 
     // The second blocked message suspends the account; alice and the domain admin are told.
     let second = send();
@@ -512,6 +513,12 @@ fn outbound_spam_is_blocked_held_and_notified_and_repeated_spam_suspends_the_acc
     });
     let list = rempart_tests::http::request(&console, "GET", "/api/v1/quarantine", &auth, "");
     assert!(held, "{} {}", list.status, list.body);
+    // Her message's page shows the outbound score on the 0-15 scale.
+    let listed: serde_json::Value = serde_json::from_str(&list.body).expect("json");
+    let id = listed["messages"][0]["queue_id"].as_str().expect("a queue id").to_string();
+    let mut browser = crate::console::login(&s.gw, "alice@example.com");
+    let page = browser.get(&format!("/quarantine/{id}")).body;
+    assert!(page.contains("Outbound spam score (0–15)") && page.contains("<meter min=\"0\" max=\"15\""), "{page}");
 
     // The domain admin's report counts both blocked messages and the suspension.
     let token = std::fs::read_to_string(s.gw.dir.path().join("admin.token")).expect("token");

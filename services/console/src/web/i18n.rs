@@ -53,6 +53,7 @@ impl Lang {
             "until" => ("To (YYYY-MM-DD)", "Au (AAAA-MM-JJ)"),
             "min_score" => ("Minimum score", "Score minimum"),
             "score" => ("Score", "Score"),
+            "outbound_score" => ("Outbound spam score (0–15)", "Score de spam sortant (0–15)"),
             "status" => ("Status", "État"),
             "held" => ("held", "retenu"),
             "released" => ("released", "libéré"),

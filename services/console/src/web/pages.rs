@@ -4,6 +4,7 @@
 
 use maud::{DOCTYPE, Markup, html};
 use rempart_model::SymbolHit;
+use rempart_model::verdict::OUTBOUND_SCALE;
 use rempart_state::verdicts::VerdictRecord;
 
 use super::i18n::Lang;
@@ -196,6 +197,16 @@ pub fn message(lang: Lang, viewer: &Account, csrf: &str, view: &MessageView<'_>)
                 tr { th { (lang.t("sender")) } td { (e.sender) } }
                 tr { th { (lang.t("recipients")) } td { (e.recipients.join(", ")) } }
                 tr { th { (lang.t("score")) } td.score { (format!("{:.2}", e.score)) } }
+                @if e.envelope.submitted_by.is_some() {
+                    // Outbound mail: the 0–15 scale accounts know.
+                    tr {
+                        th { (lang.t("outbound_score")) }
+                        td id="outbound-score" {
+                            meter min="0" max=(OUTBOUND_SCALE) low="3" high="5" optimum="0" value=(e.score.clamp(0.0, OUTBOUND_SCALE)) {}
+                            " " (format!("{:.1} / {OUTBOUND_SCALE:.0}", e.score.clamp(0.0, OUTBOUND_SCALE)))
+                        }
+                    }
+                }
                 tr { th { (lang.t("status")) } td id="status" { (status_text(lang, e.status)) } }
             }
             p {

@@ -165,14 +165,17 @@ impl<B: Bus, S: Transport> Session<B, S> {
         let portal = config.console.public_url.replace("{hostname}", &config.smtp.hostname);
         let to: Vec<&str> = tx.recipients.iter().map(|r| r.address.as_str()).collect();
         let text = format!(
-            "Your message to {} was not sent: it looks like spam (score {:.1}, limit {:.1}).\r\n\
+            "Your message to {} was not sent: it looks like spam.\r\n\
+             Spam score {} (blocked from {:.1}).\r\n\
              It is held for review: {}/quarantine/{queue_id}\r\n\r\n\
-             Votre message à {} n'a pas été envoyé : il ressemble à du spam. Il est retenu pour examen (lien ci-dessus).\r\n",
+             Votre message à {} n'a pas été envoyé : il ressemble à du spam (score ci-dessus, bloqué à partir de {:.1}). \
+             Il est retenu pour examen (lien ci-dessus).\r\n",
             to.join(", "),
-            verdict.score,
+            rempart_model::verdict::outbound_bar(verdict.score),
             config.outbound.block,
             portal.trim_end_matches('/'),
-            to.join(", ")
+            to.join(", "),
+            config.outbound.block
         );
         self.notify(&account.email, "Your message was blocked / Votre message a été bloqué", &text).await;
         let Some(state) = self.shared.state.clone() else { return };

@@ -97,3 +97,28 @@ impl Verdict {
         self.symbols.iter().filter(|s| s.score > 0.0).take(n).map(|s| s.name.as_str()).collect()
     }
 }
+
+/// The outbound spam scale shown to accounts: 0 to 15, as the customers' former
+/// providers showed it (SpamAssassin's scale, capped).
+pub const OUTBOUND_SCALE: f64 = 15.0;
+
+/// A score on the 0–15 outbound scale as a text bar of 15 cells, e.g.
+/// `[■■■■□□□□□□□□□□□] 4.2 / 15`, for notices in plain text.
+pub fn outbound_bar(score: f64) -> String {
+    let shown = score.clamp(0.0, OUTBOUND_SCALE);
+    let filled = shown.round() as usize;
+    let cells: String = (0..OUTBOUND_SCALE as usize).map(|i| if i < filled { '■' } else { '□' }).collect();
+    format!("[{cells}] {shown:.1} / {OUTBOUND_SCALE:.0}")
+}
+
+#[cfg(test)]
+mod bar_tests {
+    use super::*;
+
+    #[test]
+    fn the_outbound_bar_has_fifteen_cells_and_caps() {
+        assert_eq!(outbound_bar(4.2), "[■■■■□□□□□□□□□□□] 4.2 / 15");
+        assert_eq!(outbound_bar(-3.0), "[□□□□□□□□□□□□□□□] 0.0 / 15");
+        assert_eq!(outbound_bar(40.0), "[■■■■■■■■■■■■■■■] 15.0 / 15");
+    }
+}
