@@ -568,6 +568,7 @@ mod tests {
             hits: hits.iter().map(|h| (h.to_string(), 0.0)).collect(),
             tokens: Vec::new(),
             bayes: None,
+            outbound: 0.0,
         };
         let mut samples = Vec::new();
         for i in 0..200 {
@@ -600,7 +601,7 @@ mod tests {
                     hits.push("MIME_ENCRYPTED_ARCHIVE".into());
                 }
                 let hits = hits.into_iter().map(|h| (h, 0.0)).collect();
-                Sample { name: format!("{i}"), spam, holdout: false, fold: i % FOLDS, hits, tokens: Vec::new(), bayes: None }
+                Sample { name: format!("{i}"), spam, holdout: false, fold: i % FOLDS, hits, tokens: Vec::new(), bayes: None, outbound: 0.0 }
             })
             .collect();
         let fitted = fit_weights(&samples, false).unwrap();
