@@ -5,6 +5,7 @@
 //! recipient with its status, the remote server's words and a reason from a fixed
 //! vocabulary (Sisimai's, see `Reason`).
 
+mod phrases;
 mod reason;
 
 pub use reason::Reason;
