@@ -22,8 +22,9 @@ const EPOCHS: usize = 16;
 const RATE: f64 = 32.0;
 /// L2 penalty, per step, on the weights a message touches.
 const L2: f64 = 1e-5;
-/// Learned messages a model is fitted from, at most (memory: 4 bytes per token).
-pub const MAX_MESSAGES: usize = 20_000;
+/// Learned messages a model is fitted from, at most (memory while fitting: 4 bytes
+/// per token, ~6 kB a message, so ~60 MB at most, plus the 4 MB of weights).
+pub const MAX_MESSAGES: usize = 10_000;
 
 #[derive(Debug, Clone)]
 pub struct LinearModel {
