@@ -11,5 +11,13 @@ trap cleanup EXIT
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_port() { for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done; return 1; }
+# loadtest_json NAME TARGET SCENARIO [ARGS…]: one harness run against TARGET with the
+# sink on $sink, its JSON report in $work/NAME.json (release build).
+loadtest_json() {
+    local name=$1 target=$2 scenario=$3
+    shift 3
+    target/release/rempart-loadtest run --target "$target" --scenario "$scenario" --sink-listen "127.0.0.1:$sink" \
+        --out "$work/report-$name" --json "$@" > "$work/$name.json" 2> /dev/null
+}
 # json FILE EXPR: EXPR evaluated in Python with the parsed FILE as `r`.
 json() { python3 -c "import json,sys; r=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))" "$@"; }

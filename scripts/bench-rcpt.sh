@@ -103,8 +103,7 @@ sizes = [{ bytes = 2048, weight = 1.0 }]
 TOML
 
 run() { # source
-    target/release/rempart-loadtest run --target "127.0.0.1:$smtp" --scenario "$work/scenario.toml" --sink-listen "127.0.0.1:$sink" \
-        --recipients "$work/$1.rcpts" --out "$work/report-$1" --json > "$work/$1.json" 2> /dev/null
+    loadtest_json "$1" "127.0.0.1:$smtp" "$work/scenario.toml" --recipients "$work/$1.rcpts"
     json "$work/$1.json" "f\"{r['latency']['rcpt']['p50_ms']:.3f} {r['latency']['rcpt']['p99_ms']:.3f} {r['latency']['rcpt']['count']} {dict(r['replies'])}\""
 }
 for round in $(seq "$rounds"); do

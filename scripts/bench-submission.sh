@@ -86,8 +86,7 @@ auth_user = "bench@example.com"
 auth_password = "a long bench password"'
 
 run() { # name, target
-    target/release/rempart-loadtest run --target "$2" --scenario "$work/$1.toml" --sink-listen "127.0.0.1:$sink" \
-        --out "$work/report-$1" --json > "$work/$1.json" 2> /dev/null
+    loadtest_json "$1" "$2" "$work/$1.toml"
     json "$work/$1.json" "f\"{r['steady_accepted_per_second']:.1f} msg/s (replies {dict(r['replies'])}, errors {dict(r['errors'])})\""
 }
 for round in $(seq "$rounds"); do

@@ -229,13 +229,7 @@ impl<B: Bus> Relay<B> {
             ..Default::default()
         };
         self.bus.event(rempart_bus::OUTBOUND_EVENTS, prost::Message::encode_to_vec(&event)).await;
-        let (subject, text) = rempart_model::notice::suspension(&account.email, why);
-        for to in admins.iter().chain(std::iter::once(&account.email)) {
-            let (envelope, message) = rempart_model::notice::notice(&self.config.smtp.hostname, to, &subject, &text, now);
-            if let Err(e) = self.bus.publish(DELIVER_TOPIC, envelope.to_json(), message).await {
-                tracing::error!(%to, error = %e, "could not send a notice");
-            }
-        }
+        rempart_bus::tell_suspension(&self.bus, &self.config.smtp.hostname, &account.email, &admins, why).await;
     }
 
     /// `rempart.events.delivery` for the recipients this attempt `tried` (the console's reports).

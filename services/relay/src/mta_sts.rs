@@ -9,10 +9,11 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use mail_auth::hickory_resolver::TokioResolver;
 use mail_auth::hickory_resolver::proto::rr::RData;
+use rempart_model::date;
 use rempart_state::{Store, key};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -249,7 +250,7 @@ impl Policies {
             }
         };
         let (policy, fetched) = from_stored(&value)?;
-        let left = (fetched + policy.max_age).checked_sub(unix_now()).filter(|s| *s > 0)?;
+        let left = (fetched + policy.max_age).checked_sub(date::unix_now()).filter(|s| *s > 0)?;
         let policy = Arc::new(policy);
         self.remember(domain, policy.clone(), Duration::from_secs(left));
         Some(policy)
@@ -257,7 +258,7 @@ impl Policies {
 
     async fn store(&self, domain: &str, policy: &Policy) {
         let Some(store) = &self.store else { return };
-        let value = format!("{}\n{}\n{}", policy.id, unix_now(), policy.text());
+        let value = format!("{}\n{}\n{}", policy.id, date::unix_now(), policy.text());
         if let Err(e) = store.put(&store_key(domain), value.as_bytes(), Some(Duration::from_secs(policy.max_age))).await {
             tracing::warn!(%domain, error = %e, "MTA-STS policy not stored (kept in memory)");
         }
@@ -274,10 +275,6 @@ fn from_stored(value: &[u8]) -> Option<(Policy, u64)> {
     let mut parts = text.splitn(3, '\n');
     let (id, fetched, body) = (parts.next()?, parts.next()?.parse().ok()?, parts.next()?);
     Some((Policy::parse(id, body).ok()?, fetched))
-}
-
-fn unix_now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or_default()
 }
 
 /// The id `_mta-sts.DOMAIN` announces, if any (a lookup failure counts as none).

@@ -367,39 +367,19 @@ pub fn unlikely_address(domain: &str) -> String {
 /// Asks RCPT for an address nobody has: a server that accepts it accepts every address
 /// (a catch-all), so its "250" to the real recipient proves nothing.
 async fn catch_all(conn: &mut Conn, domain: &str, steps: &mut Vec<Step>) -> Option<()> {
-    let started = Instant::now();
     let line = format!("RCPT TO:<{}>", unlikely_address(domain));
-    if let Err(reply) = conn.send(format!("{line}\r\n").as_bytes()).await {
-        steps.push(step("catch-all", Some(line), Err(reply.text), started, Context::Rcpt));
-        return None;
-    }
-    let reply = match conn.read_reply().await {
-        Ok(reply) => reply,
-        Err(reply) => {
-            steps.push(step("catch-all", Some(line), Err(reply.text), started, Context::Rcpt));
-            return None;
-        }
-    };
-    let (ok, meaning, advice) = if reply.is_positive() {
-        (
-            false,
-            "The server accepts an address nobody has: it is a catch-all, so its acceptance of the recipient proves nothing.",
-            Some("Recipient verification by callout cannot tell real addresses there: use LDAP, or a list."),
-        )
+    let reply = ask(conn, "catch-all", Some(line), Context::Rcpt, steps).await?;
+    let last = steps.last_mut()?;
+    if reply.is_positive() {
+        last.ok = false;
+        last.meaning =
+            "The server accepts an address nobody has: it is a catch-all, so its acceptance of the recipient proves nothing.".into();
+        last.advice = Some("Recipient verification by callout cannot tell real addresses there: use LDAP, or a list.".into());
     } else {
-        (true, "The server refuses an address nobody has: its answers about recipients can be trusted.", None)
-    };
-    let millis = started.elapsed().as_millis() as u64;
-    steps.push(Step {
-        step: "catch-all",
-        sent: Some(line),
-        code: Some(reply.code),
-        reply: reply.to_string(),
-        ok,
-        meaning: meaning.into(),
-        advice: advice.map(String::from),
-        millis,
-    });
+        last.ok = true;
+        last.meaning = "The server refuses an address nobody has: its answers about recipients can be trusted.".into();
+        last.advice = None;
+    }
     Some(())
 }
 

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use rempart_bus::{Bus, DELIVER_TOPIC, QUARANTINE_TOPIC};
+use rempart_bus::{Bus, QUARANTINE_TOPIC};
 use rempart_model::config::{OutboundConfig, SendLimits};
 use rempart_model::{Envelope, QueueId, Verdict, date};
 use rempart_smtp::Reply;
@@ -177,7 +177,8 @@ impl<B: Bus, S: Transport> Session<B, S> {
             to.join(", "),
             config.outbound.block
         );
-        self.notify(&account.email, "Your message was blocked / Votre message a été bloqué", &text).await;
+        let subject = "Your message was blocked / Votre message a été bloqué";
+        rempart_bus::send_notice(&self.shared.bus, &config.smtp.hostname, &account.email, subject, &text).await;
         let Some(state) = self.shared.state.clone() else { return };
         let limits = &config.outbound;
         let k = key(&["out", "blocked", &account.email, &window::number(now, limits.suspend_window.0).to_string()]);
@@ -202,20 +203,9 @@ impl<B: Bus, S: Transport> Session<B, S> {
             Ok(admins) => {
                 tracing::warn!(account = %account.email, %why, "account suspended");
                 self.outbound_event(&account.email, "suspended", 0, 0, "").await;
-                let (subject, text) = rempart_model::notice::suspension(&account.email, why);
-                for admin in admins.iter().chain(std::iter::once(&account.email)) {
-                    self.notify(admin, &subject, &text).await;
-                }
+                rempart_bus::tell_suspension(&self.shared.bus, &self.shared.config.smtp.hostname, &account.email, &admins, why).await;
             }
             Err(e) => tracing::error!(account = %account.email, error = %e, "suspending an account failed"),
-        }
-    }
-
-    /// A short text mail from the gateway (null sender) to `to`, through the relay.
-    async fn notify(&self, to: &str, subject: &str, text: &str) {
-        let (envelope, message) = rempart_model::notice::notice(&self.shared.config.smtp.hostname, to, subject, text, date::unix_now());
-        if let Err(e) = self.shared.bus.publish(DELIVER_TOPIC, envelope.to_json(), message).await {
-            tracing::error!(%to, error = %e, "could not send a notice");
         }
     }
 }

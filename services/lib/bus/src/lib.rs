@@ -10,6 +10,7 @@ mod consume;
 mod dispose;
 mod embedded;
 mod nats;
+mod notice;
 
 use std::future::Future;
 use std::time::Duration;
@@ -18,6 +19,7 @@ pub use consume::consume;
 pub use dispose::{Disposition, Stage, dispose};
 pub use embedded::{EmbeddedBus, EmbeddedOptions};
 pub use nats::{MAX_INLINE_BODY, NatsBus, NatsOptions};
+pub use notice::{send_notice, tell_suspension};
 
 /// Topic of messages waiting for delivery to customer servers.
 pub const DELIVER_TOPIC: &str = "rempart.deliver";
