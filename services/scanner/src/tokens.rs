@@ -122,6 +122,51 @@ pub fn tokens(analysis: &Analysis<'_>) -> Vec<u64> {
             add!("H:name:", &name);
         }
         add!("H:received:", &received.min(10).to_string());
+        // The relays the message came through: their domains, networks and software
+        // (SpamAssassin's Bayes reads Received the same way): spam comes back through
+        // the same senders' networks, newsletters through their own.
+        for header in message.headers().iter().filter(|h| h.name().eq_ignore_ascii_case("received")).take(10) {
+            let Some(received) = header.value().as_received() else { continue };
+            for (prefix, host) in [("R:from:", &received.from), ("R:helo:", &received.helo), ("R:by:", &received.by)] {
+                if let Some(mail_parser::Host::Name(name)) = host {
+                    add!(prefix, &registered_domain(name));
+                }
+            }
+            if let Some(domain) = received.from_iprev.as_deref() {
+                add!("R:rdns:", &registered_domain(domain));
+            }
+            if let Some(std::net::IpAddr::V4(ip)) = received.from_ip
+                && !(ip.is_loopback() || ip.is_private())
+            {
+                let [a, b, c, _] = ip.octets();
+                add!("R:ip16:", &format!("{a}.{b}"));
+                add!("R:ip24:", &format!("{a}.{b}.{c}"));
+            }
+            if let Some(with) = received.with {
+                add!("R:with:", with.as_str());
+            }
+            let raw = message.raw_message().get(header.offset_start() as usize..header.offset_end() as usize).unwrap_or_default();
+            for word in words(&String::from_utf8_lossy(raw)) {
+                add!("R:", &word);
+            }
+        }
+        if let Some(date) = message.header_raw("Date") {
+            add!("H:date:", &shape(date.trim()));
+        }
+        if let Some(id) = message.message_id() {
+            add!("H:midshape:", &shape(id.split('@').next().unwrap_or(id)));
+        }
+        for part in message.parts.iter().take(10) {
+            if let Some(boundary) = part.content_type().and_then(|ct| ct.attribute("boundary")) {
+                add!("H:boundary:", &shape(boundary));
+            }
+        }
+        let recipients = ["To", "Cc"]
+            .iter()
+            .filter_map(|name| message.header(*name).and_then(|v| v.as_address()))
+            .map(|a| a.iter().count())
+            .sum::<usize>();
+        add!("H:rcpts:", &recipients.min(10).to_string());
         for part in message.parts.iter().take(100) {
             if let Some(ct) = part.content_type() {
                 let charset = ct.attribute("charset").unwrap_or("none").to_ascii_lowercase();
@@ -168,6 +213,38 @@ fn url_shape(href: &str) -> Option<String> {
     Some(format!("{host}/{first}"))
 }
 
+/// A host name's last two labels (what an operator would call its domain).
+fn registered_domain(host: &str) -> String {
+    let host = host.trim_end_matches('.').to_ascii_lowercase();
+    let mut labels = host.rsplit('.');
+    match (labels.next(), labels.next()) {
+        (Some(top), Some(second)) => format!("{second}.{top}"),
+        _ => host,
+    }
+}
+
+/// The shape of a value: each run of digits as "9", of lower-case letters as "a", of
+/// upper-case as "A"; the rest kept ("Thu, 8 Aug 2002 02:20:02 -0500" → "Aa, 9 Aa 9:9:9 -9").
+/// Mailers and spamware each write dates and message IDs their own way.
+fn shape(value: &str) -> String {
+    let mut out = String::new();
+    for c in value.chars().take(80) {
+        let class = if c.is_ascii_digit() {
+            '9'
+        } else if c.is_lowercase() {
+            'a'
+        } else if c.is_uppercase() {
+            'A'
+        } else {
+            c
+        };
+        if !(matches!(class, '9' | 'a' | 'A') && out.ends_with(class)) {
+            out.push(class);
+        }
+    }
+    out
+}
+
 /// Lower-cased words of 3 to 15 characters; a longer one becomes a "skip" token of
 /// its first 7 characters (as SpamAssassin does), so random strings do not bloat
 /// the table.
@@ -197,5 +274,29 @@ mod tests {
         }
         assert!(!t.contains(&hash(b"at")), "too short");
         assert_eq!(message_identity(raw, &analysis), hash(b"id:1@shop.example"));
+    }
+
+    #[test]
+    fn relays_and_header_shapes_are_tokens() {
+        let raw = b"Received: from rly116.threeloot.com (rly116.threeloot.com [64.39.19.116])\r\n\tby mx.example.org (Postfix) with ESMTP id 4A04329409E\r\n\tfor <a@example.org>; Thu, 8 Aug 2002 00:15:54 -0700\r\n\
+Received: from lan (lan [10.0.0.1]) by rly116.threeloot.com with SMTP; Thu, 8 Aug 2002 00:15:50 -0700\r\n\
+From: a@shop.example\r\nTo: a@example.org, b@example.org\r\nDate: Thu, 8 Aug 2002 02:20:02 -0500\r\nMessage-ID: <200208080720.g787K2p16608@shop.example>\r\n\
+Content-Type: multipart/alternative; boundary=\"----=_NextPart_000_0001\"\r\n\r\n------=_NextPart_000_0001\r\nContent-Type: text/plain\r\n\r\nhello there\r\n------=_NextPart_000_0001--\r\n";
+        let t = tokens(&Analysis::new(raw));
+        for expected in [
+            "R:from:threeloot.com",
+            "R:by:example.org",
+            "R:ip16:64.39",
+            "R:ip24:64.39.19",
+            "R:with:ESMTP",
+            "R:postfix",
+            "H:date:Aa, 9 Aa 9 9:9:9 -9",
+            "H:midshape:9.a9A9a9",
+            "H:boundary:----=_AaAa_9_9",
+            "H:rcpts:2",
+        ] {
+            assert!(t.contains(&hash(expected.as_bytes())), "missing {expected}");
+        }
+        assert!(!t.contains(&hash(b"R:ip16:10.0")), "private networks say nothing");
     }
 }

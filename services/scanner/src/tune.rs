@@ -34,10 +34,13 @@ pub const FOLDS: usize = 5;
 pub const MIN_SUPPORT: usize = 5;
 /// The penalties tried (on the sum of squared weights, per message).
 const LAMBDAS: [f64; 6] = [0.01, 0.03, 0.1, 0.3, 1.0, 3.0];
-/// The add_header and greylist thresholds the fitted weights are placed for (the
-/// default policy's).
-pub const ADD_HEADER: f64 = 6.0;
-pub const GREYLIST: f64 = 4.0;
+/// The score at which at most 0.1 % of the training ham (cross-validated) scores: the
+/// default policy's first action (greylist). Any action is a cost to the ham it hits —
+/// a greylisted message arrives late — so the first one is placed for the ham.
+pub const FIRST_ACTION: f64 = 6.0;
+/// The score at which 1 % of the training ham scores: the second point that fixes the
+/// scale (2 points between the two).
+pub const ONE_PERCENT_HAM: f64 = 4.0;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TuneError {
@@ -388,21 +391,21 @@ pub fn fit_weights(samples: &[Sample], bayes: bool) -> Result<Fitted, TuneError>
     }
     let (_, lambda, out_of_fold) = best;
     let w = fit(&design, lambda, |_| true);
-    // Anchors: add_header (6) where at most 0.1 % of the training ham (cross-validated)
-    // score above, greylist (4) where 1 % do. With Bayes, one band symbol hits every
+    // Anchors: the first action (6) where at most 0.1 % of the training ham
+    // (cross-validated) score above, 4 where 1 % do. With Bayes, one band symbol hits every
     // message: the bands carry the offset, so both anchors hold. Without Bayes the
-    // weights can only be scaled, which needs a positive add_header point.
+    // weights can only be scaled, which needs a positive first-action point.
     let mut ham: Vec<f64> = (0..design.rows.len()).filter(|&i| design.labels[i] < 0.5).map(|i| out_of_fold[i]).collect();
     ham.sort_by(|a, b| b.total_cmp(a));
-    let at_add_header = ham.get(ham.len() / 1000).copied().unwrap_or(0.0) + 0.01;
-    let at_greylist = ham.get(ham.len() / 100).copied().unwrap_or(0.0) + 0.01;
+    let at_first_action = ham.get(ham.len() / 1000).copied().unwrap_or(0.0) + 0.01;
+    let at_one_percent = ham.get(ham.len() / 100).copied().unwrap_or(0.0) + 0.01;
     let (scale, offset) = if bayes {
-        let scale = (ADD_HEADER - GREYLIST) / (at_add_header - at_greylist).max(0.5);
-        (scale, ADD_HEADER - scale * at_add_header)
-    } else if at_add_header > 0.0 {
-        (ADD_HEADER / at_add_header, 0.0)
+        let scale = (FIRST_ACTION - ONE_PERCENT_HAM) / (at_first_action - at_one_percent).max(0.5);
+        (scale, FIRST_ACTION - scale * at_first_action)
+    } else if at_first_action > 0.0 {
+        (FIRST_ACTION / at_first_action, 0.0)
     } else {
-        return Err(TuneError::Degenerate(format!("without Bayes the ham threshold is {at_add_header:.3} ≤ 0: no positive scale")));
+        return Err(TuneError::Degenerate(format!("without Bayes the ham threshold is {at_first_action:.3} ≤ 0: no positive scale")));
     };
     let mut support = BTreeMap::new();
     for (i, s) in training.iter().enumerate() {
@@ -431,7 +434,7 @@ pub fn fit_weights(samples: &[Sample], bayes: bool) -> Result<Fitted, TuneError>
         }
         let spam_rate = spam_hits as f64 / spam_total as f64;
         let ham_bound = 3.0 / ham_total as f64;
-        let floor = (scale * (spam_rate / ham_bound).ln()).min(ADD_HEADER - GREYLIST);
+        let floor = (scale * (spam_rate / ham_bound).ln()).min(FIRST_ACTION - ONE_PERCENT_HAM);
         if floor > scaled[j] {
             lifts[j] = floor - scaled[j];
             scaled[j] = floor;
@@ -505,13 +508,14 @@ pub fn rates(scores: &[(f64, bool)], threshold: f64) -> (f64, f64) {
     (fp as f64 / ham as f64, fn_ as f64 / spam as f64)
 }
 
-/// The policy the cross-validated scores suggest: greylist and add_header where the fit
-/// placed them, reject 3 log-odds (20 times likelier spam) above the highest training
-/// ham score, rounded up to half a point.
+/// The policy the cross-validated scores suggest: greylist where the fit placed the
+/// first action, reject 3 log-odds (20 times likelier spam) above the highest training
+/// ham score, rounded up to half a point, add_header halfway between, rounded down.
 pub fn suggested_policy(fitted: &Fitted) -> (f64, f64, f64) {
     let highest_ham = fitted.cv_scores.iter().filter(|s| !s.1).map(|s| s.0).fold(f64::NEG_INFINITY, f64::max);
-    let reject = ((highest_ham + 3.0 * fitted.points_per_logodds) * 2.0).ceil() / 2.0;
-    (GREYLIST, ADD_HEADER, reject.max(ADD_HEADER + 1.0))
+    let reject = (((highest_ham + 3.0 * fitted.points_per_logodds) * 2.0).ceil() / 2.0).max(FIRST_ACTION + 1.0);
+    let add_header = (FIRST_ACTION + reject).floor() / 2.0;
+    (FIRST_ACTION, add_header, reject)
 }
 
 /// The weights file: both sets by symbol name, and what produced them.
@@ -521,10 +525,10 @@ pub fn weights_toml(with_bayes: &Fitted, without_bayes: Option<&Fitted>, command
         "# Symbol weights fitted by `{command}`\n\
          # on {samples} training messages: logistic regression over the symbol hits (and\n\
          # the Bayes bands, its mean log-odds and the token regression's log-odds), L2 penalty {} chosen by 5-fold cross-validation;\n\
-         # scaled, with an offset on the Bayes bands, so that add_header = {ADD_HEADER} lets at most\n\
-         # 0.1 % and greylist = {GREYLIST} 1 % of the training ham (cross-validated) through;\n\
+         # scaled, with an offset on the Bayes bands, so that at most 0.1 % of the training ham\n\
+         # (cross-validated) scores {FIRST_ACTION} (the first action) and 1 % scores {ONE_PERCENT_HAM};\n\
          # a symbol no training ham hit weighs at least its likelihood ratio with the ham\n\
-         # rate at 3 / ham messages (rule of three), capped at {ADD_HEADER} - {GREYLIST} points.\n\
+         # rate at 3 / ham messages (rule of three), capped at {FIRST_ACTION} - {ONE_PERCENT_HAM} points.\n\
          # [weights] applies when Bayes votes; [weights_without_bayes], if present, when it\n\
          # does not. Symbols absent here keep their built-in weights.\n\
          # Load with [scanner] weights_file.\n\
@@ -607,7 +611,7 @@ mod tests {
         let fitted = fit_weights(&samples, false).unwrap();
         let (spam_hits, ham_hits) = fitted.support["MIME_ENCRYPTED_ARCHIVE"];
         assert_eq!(ham_hits, 0);
-        let floor = (fitted.points_per_logodds * ((spam_hits as f64 / 200.0) / (3.0 / 200.0)).ln()).min(ADD_HEADER - GREYLIST);
+        let floor = (fitted.points_per_logodds * ((spam_hits as f64 / 200.0) / (3.0 / 200.0)).ln()).min(FIRST_ACTION - ONE_PERCENT_HAM);
         let weight = fitted.weights["MIME_ENCRYPTED_ARCHIVE"];
         assert!(weight >= floor - 0.001, "{weight} vs floor {floor}");
     }

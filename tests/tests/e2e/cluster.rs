@@ -528,7 +528,8 @@ fn a_20_mib_message_goes_through_the_object_store_byte_identical() {
 fn a_console_process_holds_what_edges_quarantine_and_reports_their_events() {
     let nats = NatsServer::start();
     let sink = Sink::start(SinkMode::Accept);
-    let cfg = config(&nats, &sink, "[greylist]\nenabled = false\n[policy]\nquarantine = 5.0\nadd_header = 25.0\nreject = 30.0\n");
+    let cfg =
+        config(&nats, &sink, "[greylist]\nenabled = false\n[policy]\ngreylist = 4.0\nquarantine = 5.0\nadd_header = 25.0\nreject = 30.0\n");
     let console = Gateway::start_role(&cfg, "console serve");
     let edge = Gateway::start_role(&cfg, "edge");
     let _relay = Gateway::start_role(&cfg, "relay");

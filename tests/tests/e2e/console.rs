@@ -34,7 +34,7 @@ pub fn gateway_with(sink: &Sink, extra: &str) -> Gateway {
 /// Three domains (strict.test rejects from 5) and the quarantine from 5.
 pub fn config(sink: &Sink, extra: &str) -> String {
     let mut config = format!(
-        "[smtp]\nhostname = \"gw.test\"\n[[smtp.listener]]\naddress = \"{{listen}}\"\n[queue]\ndata_dir = \"{{data}}\"\n[policy]\nquarantine = 5.0\nadd_header = 25.0\nreject = 30.0\n\
+        "[smtp]\nhostname = \"gw.test\"\n[[smtp.listener]]\naddress = \"{{listen}}\"\n[queue]\ndata_dir = \"{{data}}\"\n[policy]\ngreylist = 4.0\nquarantine = 5.0\nadd_header = 25.0\nreject = 30.0\n\
          [[domain]]\nname = \"example.com\"\nroute = \"{0}\"\n[[domain]]\nname = \"other.test\"\nroute = \"{0}\"\n[[domain]]\nname = \"strict.test\"\nroute = \"{0}\"\n[domain.policy]\nreject = 5.0\n",
         sink.route()
     );

@@ -155,10 +155,11 @@ pub struct CompositeConfig {
 #[serde(default, deny_unknown_fields)]
 pub struct PolicyConfig {
     /// Mail scoring from here up to the next threshold is greylisted (`[greylist]`);
-    /// accepted when greylisting is off. Default 4.
+    /// accepted when greylisting is off. Default 6: the first action, where at most
+    /// 0.1 % of the training ham scores (`rempart tune`: docs/filtering.md).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub greylist: Option<f64>,
-    /// Default 6.
+    /// Default 6.5.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub add_header: Option<f64>,
     /// Default unset.
@@ -167,7 +168,7 @@ pub struct PolicyConfig {
     /// Default unset.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub soft_reject: Option<f64>,
-    /// Default 7 (from `rempart tune`: docs/filtering.md).
+    /// Default 7.5 (from `rempart tune`: docs/filtering.md).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reject: Option<f64>,
     /// Default unset.
@@ -188,11 +189,11 @@ pub struct PolicyConfig {
 impl Default for PolicyConfig {
     fn default() -> Self {
         Self {
-            greylist: Some(4.0),
-            add_header: Some(6.0),
+            greylist: Some(6.0),
+            add_header: Some(6.5),
             quarantine: None,
             soft_reject: None,
-            reject: Some(8.5),
+            reject: Some(7.5),
             discard: None,
             subject_tag: None,
             explain_url: "https://{hostname}/why/{queue_id}".into(),
@@ -250,6 +251,14 @@ impl PolicyConfig {
         p
     }
 
+    /// The lowest threshold set: where mail stops being accepted as it is.
+    pub fn first_action(&self) -> Option<f64> {
+        [self.greylist, self.add_header, self.quarantine, self.soft_reject, self.reject, self.discard]
+            .into_iter()
+            .flatten()
+            .reduce(f64::min)
+    }
+
     /// The action of the highest threshold `score` reaches.
     pub fn action_for(&self, score: f64) -> crate::Action {
         use crate::Action::*;
@@ -265,5 +274,29 @@ impl PolicyConfig {
         .filter_map(|(action, threshold)| threshold.filter(|t| score >= *t).map(|t| (action, t)))
         .max_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)))
         .map_or(Accept, |(action, _)| action)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Action;
+
+    #[test]
+    fn the_default_policy_acts_first_at_its_greylist_threshold() {
+        let policy = PolicyConfig::default();
+        assert_eq!(policy.first_action(), Some(6.0));
+        assert_eq!(policy.action_for(5.9), Action::Accept);
+        assert_eq!(policy.action_for(6.0), Action::Greylist);
+        assert_eq!(policy.action_for(6.5), Action::AddHeader);
+        assert_eq!(policy.action_for(7.5), Action::Reject);
+    }
+
+    #[test]
+    fn the_first_action_is_the_lowest_threshold_set() {
+        let policy = PolicyConfig { greylist: None, add_header: None, quarantine: Some(5.0), reject: Some(9.0), ..PolicyConfig::default() };
+        assert_eq!(policy.first_action(), Some(5.0));
+        let none = PolicyConfig { greylist: None, add_header: None, reject: None, ..PolicyConfig::default() };
+        assert_eq!(none.first_action(), None);
     }
 }
