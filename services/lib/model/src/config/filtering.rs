@@ -231,14 +231,8 @@ impl PolicyConfig {
     /// This policy with a domain's overrides applied.
     pub fn with(&self, o: &PolicyOverride) -> PolicyConfig {
         let mut p = self.clone();
-        for (slot, value) in [
-            (&mut p.greylist, o.greylist),
-            (&mut p.add_header, o.add_header),
-            (&mut p.quarantine, o.quarantine),
-            (&mut p.soft_reject, o.soft_reject),
-            (&mut p.reject, o.reject),
-            (&mut p.discard, o.discard),
-        ] {
+        let overrides = [o.greylist, o.add_header, o.quarantine, o.soft_reject, o.reject, o.discard];
+        for (slot, value) in p.thresholds_mut().into_iter().zip(overrides) {
             if value.is_some() {
                 *slot = value;
             }
@@ -251,29 +245,36 @@ impl PolicyConfig {
         p
     }
 
-    /// The lowest threshold set: where mail stops being accepted as it is.
-    pub fn first_action(&self) -> Option<f64> {
-        [self.greylist, self.add_header, self.quarantine, self.soft_reject, self.reject, self.discard]
-            .into_iter()
-            .flatten()
-            .reduce(f64::min)
-    }
-
-    /// The action of the highest threshold `score` reaches.
-    pub fn action_for(&self, score: f64) -> crate::Action {
+    /// Each action with its threshold, mildest first (the order `thresholds_mut` keeps).
+    fn thresholds(&self) -> [(crate::Action, Option<f64>); 6] {
         use crate::Action::*;
         [
-            (Discard, self.discard),
-            (Reject, self.reject),
-            (SoftReject, self.soft_reject),
-            (Quarantine, self.quarantine),
-            (AddHeader, self.add_header),
             (Greylist, self.greylist),
+            (AddHeader, self.add_header),
+            (Quarantine, self.quarantine),
+            (SoftReject, self.soft_reject),
+            (Reject, self.reject),
+            (Discard, self.discard),
         ]
-        .into_iter()
-        .filter_map(|(action, threshold)| threshold.filter(|t| score >= *t).map(|t| (action, t)))
-        .max_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)))
-        .map_or(Accept, |(action, _)| action)
+    }
+
+    fn thresholds_mut(&mut self) -> [&mut Option<f64>; 6] {
+        [&mut self.greylist, &mut self.add_header, &mut self.quarantine, &mut self.soft_reject, &mut self.reject, &mut self.discard]
+    }
+
+    /// The lowest threshold set: where mail stops being accepted as it is.
+    pub fn first_action(&self) -> Option<f64> {
+        self.thresholds().into_iter().filter_map(|(_, t)| t).reduce(f64::min)
+    }
+
+    /// The action of the highest threshold `score` reaches (equal thresholds: the
+    /// harsher action).
+    pub fn action_for(&self, score: f64) -> crate::Action {
+        self.thresholds()
+            .into_iter()
+            .filter_map(|(action, threshold)| threshold.filter(|t| score >= *t).map(|t| (action, t)))
+            .max_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)))
+            .map_or(crate::Action::Accept, |(action, _)| action)
     }
 }
 
