@@ -115,51 +115,51 @@ pub fn tokens(analysis: &Analysis<'_>) -> Vec<u64> {
             add!("H:ct:", &format!("{}/{}", ct.ctype(), ct.subtype().unwrap_or("")).to_ascii_lowercase());
         }
         // The headers' names and the Received chain's length: the mailer's fingerprint.
+        // And the relays the message came through (the first 10): their domains,
+        // networks and software (SpamAssassin's Bayes reads Received the same way):
+        // spam comes back through the same senders' networks, newsletters through their own.
         let mut received = 0;
         for header in message.headers() {
             let name = header.name().to_ascii_lowercase();
-            received += usize::from(name == "received");
             add!("H:name:", &name);
-        }
-        add!("H:received:", &received.min(10).to_string());
-        // The relays the message came through: their domains, networks and software
-        // (SpamAssassin's Bayes reads Received the same way): spam comes back through
-        // the same senders' networks, newsletters through their own.
-        for header in message.headers().iter().filter(|h| h.name().eq_ignore_ascii_case("received")).take(10) {
-            let Some(received) = header.value().as_received() else { continue };
-            for (prefix, host) in [("R:from:", &received.from), ("R:helo:", &received.helo), ("R:by:", &received.by)] {
-                if let Some(mail_parser::Host::Name(name)) = host {
-                    add!(prefix, &registered_domain(name));
+            if name != "received" {
+                continue;
+            }
+            received += 1;
+            if received > 10 {
+                continue;
+            }
+            if let Some(relay) = header.value().as_received() {
+                for (prefix, host) in [("R:from:", &relay.from), ("R:helo:", &relay.helo), ("R:by:", &relay.by)] {
+                    if let Some(mail_parser::Host::Name(name)) = host {
+                        add!(prefix, &domain_of(name));
+                    }
                 }
-            }
-            if let Some(domain) = received.from_iprev.as_deref() {
-                add!("R:rdns:", &registered_domain(domain));
-            }
-            if let Some(std::net::IpAddr::V4(ip)) = received.from_ip
-                && !(ip.is_loopback() || ip.is_private())
-            {
-                let [a, b, c, _] = ip.octets();
-                add!("R:ip16:", &format!("{a}.{b}"));
-                add!("R:ip24:", &format!("{a}.{b}.{c}"));
-            }
-            if let Some(with) = received.with {
-                add!("R:with:", with.as_str());
+                if let Some(domain) = relay.from_iprev.as_deref() {
+                    add!("R:rdns:", &domain_of(domain));
+                }
+                if let Some(std::net::IpAddr::V4(ip)) = relay.from_ip
+                    && !(ip.is_loopback() || ip.is_private())
+                {
+                    let [a, b, c, _] = ip.octets();
+                    add!("R:ip16:", &format!("{a}.{b}"));
+                    add!("R:ip24:", &format!("{a}.{b}.{c}"));
+                }
+                if let Some(with) = relay.with {
+                    add!("R:with:", with.as_str());
+                }
             }
             let raw = message.raw_message().get(header.offset_start() as usize..header.offset_end() as usize).unwrap_or_default();
             for word in words(&String::from_utf8_lossy(raw)) {
                 add!("R:", &word);
             }
         }
+        add!("H:received:", &received.min(10).to_string());
         if let Some(date) = message.header_raw("Date") {
             add!("H:date:", &shape(date.trim()));
         }
         if let Some(id) = message.message_id() {
             add!("H:midshape:", &shape(id.split('@').next().unwrap_or(id)));
-        }
-        for part in message.parts.iter().take(10) {
-            if let Some(boundary) = part.content_type().and_then(|ct| ct.attribute("boundary")) {
-                add!("H:boundary:", &shape(boundary));
-            }
         }
         let recipients = ["To", "Cc"]
             .iter()
@@ -167,7 +167,10 @@ pub fn tokens(analysis: &Analysis<'_>) -> Vec<u64> {
             .map(|a| a.iter().count())
             .sum::<usize>();
         add!("H:rcpts:", &recipients.min(10).to_string());
-        for part in message.parts.iter().take(100) {
+        for (index, part) in message.parts.iter().take(100).enumerate() {
+            if let Some(boundary) = part.content_type().and_then(|ct| ct.attribute("boundary")).filter(|_| index < 10) {
+                add!("H:boundary:", &shape(boundary));
+            }
             if let Some(ct) = part.content_type() {
                 let charset = ct.attribute("charset").unwrap_or("none").to_ascii_lowercase();
                 add!("H:part:", &format!("{}/{} {charset}", ct.ctype(), ct.subtype().unwrap_or("")).to_ascii_lowercase());
@@ -213,14 +216,9 @@ fn url_shape(href: &str) -> Option<String> {
     Some(format!("{host}/{first}"))
 }
 
-/// A host name's last two labels (what an operator would call its domain).
-fn registered_domain(host: &str) -> String {
-    let host = host.trim_end_matches('.').to_ascii_lowercase();
-    let mut labels = host.rsplit('.');
-    match (labels.next(), labels.next()) {
-        (Some(top), Some(second)) => format!("{second}.{top}"),
-        _ => host,
-    }
+/// A host name's registrable domain, lower case ("mx1.mail.example.co.uk" → "example.co.uk").
+fn domain_of(host: &str) -> String {
+    crate::checks::content::registrable(&host.trim_end_matches('.').to_ascii_lowercase())
 }
 
 /// The shape of a value: each run of digits as "9", of lower-case letters as "a", of
@@ -298,5 +296,6 @@ Content-Type: multipart/alternative; boundary=\"----=_NextPart_000_0001\"\r\n\r\
             assert!(t.contains(&hash(expected.as_bytes())), "missing {expected}");
         }
         assert!(!t.contains(&hash(b"R:ip16:10.0")), "private networks say nothing");
+        assert_eq!(domain_of("MX1.Mail.Example.co.uk."), "example.co.uk");
     }
 }
