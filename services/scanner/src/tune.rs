@@ -7,12 +7,12 @@
 //! over the hits (one binary feature per symbol seen at least `MIN_SUPPORT` times) is
 //! fitted by Newton's method, the penalty chosen by 5-fold cross-validation (log loss).
 //! Its coefficients, scaled, are the weights; the Bayes bands (one of which hits every
-//! message Bayes votes on) also carry an offset, so that add_header (6) sits where the
-//! cross-validated scores of the training ham let at most 0.1 % of them through and
-//! greylist (4) where 1 % are delayed. Without Bayes, the weights are only scaled.
-//! A symbol no training ham hit then weighs at least its log likelihood ratio, the ham
-//! rate taken at its rule-of-three bound (3 / ham messages), capped at the distance
-//! from greylist to add_header.
+//! message Bayes votes on) also carry an offset, so that the first action (6, greylist
+//! in the default policy) sits where the cross-validated scores of the training ham let
+//! at most 0.1 % of them through, and 4 where 1 % would be. Without Bayes, the weights
+//! are only scaled. A symbol no training ham hit then weighs at least its log likelihood
+//! ratio, the ham rate taken at its rule-of-three bound (3 / ham messages), capped at the
+//! distance between those two points.
 //! Symbols with too few hits keep their built-in weights.
 //!
 //! The split: a file is held out when the last byte of its SHA-256 is below
