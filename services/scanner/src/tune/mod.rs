@@ -29,6 +29,12 @@ use rempart_state::linear::{self, LinearModel};
 
 use crate::{ScanInput, Scanner, bayes_bands, tokens};
 
+mod logistic;
+mod measure;
+
+use logistic::{Design, fit, logit};
+pub use measure::{Separation, bayes_separation, rates, separation};
+
 pub const FOLDS: usize = 5;
 /// A symbol is fitted when it hits at least this many training messages.
 pub const MIN_SUPPORT: usize = 5;
@@ -217,135 +223,6 @@ pub fn vote_bayes(samples: &mut [Sample], min_learned: u64) {
     }
 }
 
-/// Sparse design: each sample's (feature index, value).
-struct Design {
-    names: Vec<String>,
-    rows: Vec<Vec<(usize, f64)>>,
-    labels: Vec<f64>,
-    folds: Vec<usize>,
-}
-
-impl Design {
-    fn new(samples: &[&Sample], bayes: bool) -> Design {
-        let mut support: BTreeMap<&str, usize> = BTreeMap::new();
-        for s in samples {
-            let mut seen: Vec<&str> = s.features_with(bayes).into_iter().map(|(n, _)| n).filter(|n| *n != "AWL").collect();
-            seen.sort();
-            seen.dedup();
-            for n in seen {
-                *support.entry(n).or_default() += 1;
-            }
-        }
-        // Built-in symbols only: composites and DNS lists are the operator's to weigh.
-        let names: Vec<String> = support
-            .into_iter()
-            .filter(|(name, n)| *n >= MIN_SUPPORT && crate::symbols::lookup(name).is_some())
-            .map(|(k, _)| k.to_string())
-            .collect();
-        let index: HashMap<&str, usize> = names.iter().enumerate().map(|(i, n)| (n.as_str(), i)).collect();
-        let rows = samples
-            .iter()
-            .map(|s| {
-                let mut row: Vec<(usize, f64)> =
-                    s.features_with(bayes).into_iter().filter_map(|(n, v)| index.get(n).map(|&i| (i, v))).collect();
-                row.sort_by_key(|(i, _)| *i);
-                row.dedup_by_key(|(i, _)| *i);
-                row
-            })
-            .collect();
-        let labels = samples.iter().map(|s| if s.spam { 1.0 } else { 0.0 }).collect();
-        Design { names, rows, labels, folds: samples.iter().map(|s| s.fold).collect() }
-    }
-}
-
-/// Logistic regression weights (one per feature, then the bias) with L2 penalty
-/// `lambda` on the weights (not the bias), by Newton's method on the rows `keep` allows.
-fn fit(design: &Design, lambda: f64, keep: impl Fn(usize) -> bool) -> Vec<f64> {
-    let d = design.names.len() + 1;
-    let bias = d - 1;
-    let mut w = vec![0.0; d];
-    let rows: Vec<usize> = (0..design.rows.len()).filter(|&i| keep(i)).collect();
-    let n = rows.len().max(1) as f64;
-    for _ in 0..50 {
-        let mut gradient = vec![0.0; d];
-        let mut hessian = vec![0.0; d * d];
-        for &i in &rows {
-            let row: Vec<(usize, f64)> = design.rows[i].iter().copied().chain(std::iter::once((bias, 1.0))).collect();
-            let z: f64 = row.iter().map(|&(j, x)| w[j] * x).sum();
-            let p = 1.0 / (1.0 + (-z).exp());
-            let (g, h) = (p - design.labels[i], (p * (1.0 - p)).max(1e-9));
-            for &(j, xj) in &row {
-                gradient[j] += g * xj;
-                for &(k, xk) in &row {
-                    hessian[j * d + k] += h * xj * xk;
-                }
-            }
-        }
-        for j in 0..d {
-            gradient[j] /= n;
-            for k in 0..d {
-                hessian[j * d + k] /= n;
-            }
-            if j != bias {
-                gradient[j] += lambda * w[j];
-                hessian[j * d + j] += lambda;
-            }
-        }
-        hessian[bias * d + bias] += 1e-9;
-        let Some(step) = solve(hessian, gradient, d) else { break };
-        let mut largest: f64 = 0.0;
-        for j in 0..d {
-            w[j] -= step[j];
-            largest = largest.max(step[j].abs());
-        }
-        if largest < 1e-7 {
-            break;
-        }
-    }
-    w
-}
-
-/// Solves `a x = b` (a symmetric positive definite, `d`×`d`) by Cholesky.
-fn solve(mut a: Vec<f64>, mut b: Vec<f64>, d: usize) -> Option<Vec<f64>> {
-    for j in 0..d {
-        let mut diag = a[j * d + j];
-        for k in 0..j {
-            diag -= a[j * d + k] * a[j * d + k];
-        }
-        if diag <= 0.0 {
-            return None;
-        }
-        let diag = diag.sqrt();
-        a[j * d + j] = diag;
-        for i in j + 1..d {
-            let mut v = a[i * d + j];
-            for k in 0..j {
-                v -= a[i * d + k] * a[j * d + k];
-            }
-            a[i * d + j] = v / diag;
-        }
-    }
-    for i in 0..d {
-        let mut v = b[i];
-        for k in 0..i {
-            v -= a[i * d + k] * b[k];
-        }
-        b[i] = v / a[i * d + i];
-    }
-    for i in (0..d).rev() {
-        let mut v = b[i];
-        for k in i + 1..d {
-            v -= a[k * d + i] * b[k];
-        }
-        b[i] = v / a[i * d + i];
-    }
-    Some(b)
-}
-
-fn logit(design: &Design, w: &[f64], i: usize) -> f64 {
-    w[w.len() - 1] + design.rows[i].iter().map(|&(j, x)| w[j] * x).sum::<f64>()
-}
-
 /// The Bayes bands one of which hits every message Bayes votes on.
 const BANDS: [&str; 9] = ["BAYES_00", "BAYES_05", "BAYES_20", "BAYES_40", "BAYES_50", "BAYES_60", "BAYES_80", "BAYES_95", "BAYES_99"];
 
@@ -465,49 +342,6 @@ fn round3(x: f64) -> f64 {
     (x * 1000.0).round() / 1000.0 + 0.0
 }
 
-/// How well scores separate: ROC-AUC, FNR at FPR ≤ 1 % and ≤ 0.1 %.
-#[derive(Debug, Clone, Copy)]
-pub struct Separation {
-    pub auc: f64,
-    pub fnr_at_1: f64,
-    pub fnr_at_01: f64,
-}
-
-pub fn separation(scores: &[(f64, bool)]) -> Separation {
-    let mut ham: Vec<f64> = scores.iter().filter(|s| !s.1).map(|s| s.0).collect();
-    let spam: Vec<f64> = scores.iter().filter(|s| s.1).map(|s| s.0).collect();
-    ham.sort_by(f64::total_cmp);
-    // AUC: the chance a spam scores above a ham (ties count half).
-    let mut wins = 0.0;
-    for s in &spam {
-        let below = ham.partition_point(|h| h < s);
-        let equal = ham[below..].partition_point(|h| h <= s);
-        wins += below as f64 + equal as f64 / 2.0;
-    }
-    let auc = wins / (ham.len() as f64 * spam.len() as f64).max(1.0);
-    let fnr_at = |fpr: f64| {
-        // The lowest threshold with at most `fpr` of ham at or above it.
-        let allowed = (fpr * ham.len() as f64).floor() as usize;
-        let threshold = ham.len().checked_sub(allowed + 1).map_or(f64::NEG_INFINITY, |i| ham[i]);
-        spam.iter().filter(|s| **s <= threshold).count() as f64 / spam.len().max(1) as f64
-    };
-    Separation { auc, fnr_at_1: fnr_at(0.01), fnr_at_01: fnr_at(0.001) }
-}
-
-/// A threshold's rates: ham at or above it, spam below it.
-/// How the Bayes vote alone separates (a message it does not vote on counts as 0.5).
-pub fn bayes_separation(samples: &[&Sample]) -> Separation {
-    let scores: Vec<(f64, bool)> = samples.iter().map(|s| (s.bayes.map_or(0.5, |v| v.probability), s.spam)).collect();
-    separation(&scores)
-}
-
-pub fn rates(scores: &[(f64, bool)], threshold: f64) -> (f64, f64) {
-    let (ham, spam) = (scores.iter().filter(|s| !s.1).count().max(1), scores.iter().filter(|s| s.1).count().max(1));
-    let fp = scores.iter().filter(|s| !s.1 && s.0 >= threshold).count();
-    let fn_ = scores.iter().filter(|s| s.1 && s.0 < threshold).count();
-    (fp as f64 / ham as f64, fn_ as f64 / spam as f64)
-}
-
 /// The policy the cross-validated scores suggest: greylist where the fit placed the
 /// first action, reject 3 log-odds (20 times likelier spam) above the highest training
 /// ham score, rounded up to half a point, add_header halfway between, rounded down.
@@ -549,18 +383,6 @@ pub fn weights_toml(with_bayes: &Fitted, without_bayes: Option<&Fitted>, command
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn separation_of_perfect_and_useless_scores() {
-        let perfect: Vec<(f64, bool)> = (0..100).map(|i| (i as f64, i >= 50)).collect();
-        let s = separation(&perfect);
-        assert_eq!((s.auc, s.fnr_at_1, s.fnr_at_01), (1.0, 0.0, 0.0));
-        let useless: Vec<(f64, bool)> = (0..100).map(|i| (0.0, i % 2 == 0)).collect();
-        let s = separation(&useless);
-        assert_eq!(s.auc, 0.5);
-        assert_eq!(s.fnr_at_01, 1.0);
-        assert_eq!(rates(&perfect, 50.0), (0.0, 0.0));
-    }
 
     #[test]
     fn the_fit_finds_the_informative_symbol() {
