@@ -132,3 +132,17 @@ impl<'a> Analysis<'a> {
         from.map(|f| f.iter().filter_map(|a| a.address()).map(str::to_ascii_lowercase).collect()).unwrap_or_default()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn legacy_cjk_charsets_are_decoded() {
+        // "日本語" in ISO-2022-JP: an encoded word in the Subject, 7-bit escapes in the body.
+        let raw = b"From: a@example.jp\r\nSubject: =?iso-2022-jp?B?GyRCRnxLXDhsGyhC?=\r\nContent-Type: text/plain; charset=iso-2022-jp\r\n\r\n\x1b$BF|K\\8l\x1b(B\r\n";
+        let analysis = Analysis::new(raw);
+        assert_eq!(analysis.subject(), Some("日本語"));
+        assert!(analysis.plain_text.contains("日本語"), "{:?}", analysis.plain_text);
+    }
+}
