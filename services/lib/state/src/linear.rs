@@ -67,21 +67,24 @@ impl LinearModel {
 
     /// The log-odds that a message with these `buckets` is spam.
     pub fn logit(&self, buckets: &[u32]) -> f64 {
-        let sum: f64 = buckets.iter().filter_map(|b| self.weights.get(*b as usize)).map(|w| f64::from(*w)).sum();
+        self.scaled_logit(buckets, &[])
+    }
+
+    /// The log-odds with each bucket's feature scaled by `scale` (1 where it has none:
+    /// scoring, whose weights already include the scale).
+    fn scaled_logit(&self, buckets: &[u32], scale: &[f32]) -> f64 {
+        let sum: f64 = buckets.iter().filter_map(|b| self.weights.get(*b as usize).map(|w| f64::from(*w) * scale_of(scale, *b))).sum();
         f64::from(self.bias) + sum * unit(buckets.len())
     }
 
     /// One gradient step on one message, each bucket's feature scaled by `scale`.
     fn step(&mut self, buckets: &[u32], spam: bool, rate: f64, scale: &[f32]) {
-        let scaled = |b: &u32| f64::from(scale.get(*b as usize).copied().unwrap_or(1.0));
-        let sum: f64 = buckets.iter().filter_map(|b| self.weights.get(*b as usize).map(|w| f64::from(*w) * scaled(b))).sum();
-        let p = 1.0 / (1.0 + (-(f64::from(self.bias) + sum * unit(buckets.len()))).exp());
+        let p = 1.0 / (1.0 + (-self.scaled_logit(buckets, scale)).exp());
         let error = if spam { 1.0 - p } else { -p * HAM_WEIGHT };
         let step = rate * error * unit(buckets.len());
         for b in buckets {
-            let s = scaled(b);
             if let Some(w) = self.weights.get_mut(*b as usize) {
-                *w = (f64::from(*w) * (1.0 - rate * L2) + step * s) as f32;
+                *w = (f64::from(*w) * (1.0 - rate * L2) + step * scale_of(scale, *b)) as f32;
             }
         }
         self.bias = (f64::from(self.bias) + rate * error * 0.1) as f32;
@@ -161,6 +164,11 @@ fn feature_scale(messages: &[(&[u32], bool)]) -> Vec<f32> {
     }
     let rate = |n: u32, total: f64| (f64::from(n) + COUNT_PRIOR) / (total + 2.0 * COUNT_PRIOR);
     counts.into_iter().map(|(s, h)| (1.0 + (rate(s, spam) / rate(h, ham)).ln().abs()) as f32).collect()
+}
+
+/// Bucket `b`'s feature scale: 1 when `scale` has none for it.
+fn scale_of(scale: &[f32], b: u32) -> f64 {
+    f64::from(scale.get(b as usize).copied().unwrap_or(1.0))
 }
 
 /// Threads a fit uses: the machine's, at most 4.
