@@ -87,15 +87,17 @@ impl Console {
         Ok(entry)
     }
 
-    /// Deletes a message; with `as_spam`, learns it as spam first.
-    pub async fn delete(&self, id: &str, by: &str, as_spam: bool) -> Result<(), ConsoleError> {
+    /// Deletes the copies of a message that `scope` may act on (a reader's own, a
+    /// domain admin's domains'; others' copies stay); with `as_spam`, learns it as spam
+    /// first.
+    pub async fn delete(&self, id: &str, scope: &Scope, by: &str, as_spam: bool) -> Result<(), ConsoleError> {
         let store = self.quarantine.clone();
         let id_owned = id.to_string();
         let body = if as_spam { Some(blocking(move || store.body(&id_owned)).await?) } else { None };
         let store = self.quarantine.clone();
-        let id_owned = id.to_string();
-        blocking(move || store.delete(&id_owned)).await?;
-        tracing::info!(queue_id = id, by, as_spam, "deleted from quarantine");
+        let (id_owned, scope) = (id.to_string(), scope.clone());
+        let whole = blocking(move || store.delete_for(&id_owned, &scope)).await?;
+        tracing::info!(queue_id = id, by, as_spam, whole, "deleted from quarantine");
         if let Some(body) = body {
             self.learn(body, Class::Spam);
         }

@@ -444,6 +444,60 @@ impl QuarantineStore {
         Ok(entry)
     }
 
+    /// Removes the reader's copies of a message: the recipients `scope` allows. The
+    /// entry goes (with its body) once no recipient is left, or at once for the
+    /// operator and for held outbound mail (one sender's one message). Gives whether
+    /// the whole entry went.
+    pub fn delete_for(&self, id: &str, scope: &Scope) -> Result<bool, QuarantineError> {
+        let tx = self.db.begin_write()?;
+        let gone = {
+            let mut entries = tx.open_table(ENTRIES)?;
+            let mut entry: Entry = match entries.get(id)? {
+                Some(value) => {
+                    serde_json::from_slice(value.value()).map_err(|source| QuarantineError::Corrupt { id: id.to_string(), source })?
+                }
+                None => return Err(QuarantineError::NotFound(id.to_string())),
+            };
+            if !scope.allows(&entry) {
+                return Err(QuarantineError::NotFound(id.to_string()));
+            }
+            let domains_before = entry.domains();
+            let whole = matches!(scope, Scope::All) || entry.envelope.submitted_by.is_some();
+            if !whole {
+                entry.recipients.retain(|r| !scope.allows_recipient(r));
+                entry.released_to.retain(|r| entry.recipients.contains(r));
+                entry.envelope.recipients.retain(|r| entry.recipients.contains(&r.address.to_ascii_lowercase()));
+            }
+            let gone = whole || entry.recipients.is_empty();
+            let domains_after = if gone { BTreeSet::new() } else { entry.domains() };
+            if gone {
+                entries.remove(id)?;
+                tx.open_table(BY_TIME)?.remove((entry.at, id))?;
+            } else {
+                let value = serde_json::to_vec(&entry).map_err(|source| QuarantineError::Corrupt { id: id.to_string(), source })?;
+                entries.insert(id, value.as_slice())?;
+            }
+            let mut by_domain = tx.open_table(BY_DOMAIN)?;
+            for domain in domains_before.difference(&domains_after) {
+                by_domain.remove((domain.as_str(), entry.at, id))?;
+            }
+            gone
+        };
+        tx.commit()?;
+        if gone {
+            self.remove_body(id)?;
+        }
+        Ok(gone)
+    }
+
+    fn remove_body(&self, id: &str) -> Result<(), QuarantineError> {
+        let path = self.body_path(id);
+        match std::fs::remove_file(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(QuarantineError::Body { path, source: e }),
+            _ => Ok(()),
+        }
+    }
+
     /// Removes a message and its body.
     pub fn delete(&self, id: &str) -> Result<(), QuarantineError> {
         let tx = self.db.begin_write()?;
@@ -462,11 +516,7 @@ impl QuarantineStore {
             }
         }
         tx.commit()?;
-        let path = self.body_path(id);
-        match std::fs::remove_file(&path) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(QuarantineError::Body { path, source: e }),
-            _ => Ok(()),
-        }
+        self.remove_body(id)
     }
 
     /// Deletes what was quarantined before `cutoff` (seconds since the epoch); returns
@@ -524,6 +574,29 @@ mod tests {
         let body = format!("Subject: {subject}\r\n\r\nbody\r\n");
         let entry = Entry::from_envelope(envelope(id, "s@spam.test", to), body.as_bytes(), at);
         store.hold(&entry, body.as_bytes()).expect("hold");
+    }
+
+    /// Issue 30, defect 8: another tenant's admin deleting a message removed everyone's
+    /// copy. Now each reader deletes their own copies only.
+    #[test]
+    fn a_delete_removes_the_readers_copies_only() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = QuarantineStore::open(dir.path()).expect("open");
+        held(&store, "Q1", 1000, &["ceo@example.com", "eve@other.test"], "hi");
+        let other_admin = Scope::Domains(vec!["other.test".into()]);
+        assert!(!store.delete_for("Q1", &other_admin).expect("delete"), "the entry stays");
+        let example = Scope::Domains(vec!["example.com".into()]);
+        let left = store.list(&example, &Query::default(), 0, 10).expect("list");
+        assert_eq!(left.entries.len(), 1, "the ceo's copy is still held");
+        assert_eq!(left.entries[0].recipients, ["ceo@example.com"]);
+        assert!(store.list(&other_admin, &Query::default(), 0, 10).expect("list").entries.is_empty());
+        assert!(store.body("Q1").is_ok());
+        // A stranger cannot touch it at all.
+        let stranger = Scope::Addresses(vec!["mallory@example.org".into()]);
+        assert!(matches!(store.delete_for("Q1", &stranger), Err(QuarantineError::NotFound(_))));
+        assert!(store.delete_for("Q1", &Scope::Addresses(vec!["ceo@example.com".into()])).expect("delete"));
+        assert!(store.is_empty().expect("len"));
+        assert!(store.body("Q1").is_err());
     }
 
     #[test]

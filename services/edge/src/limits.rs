@@ -1,12 +1,59 @@
 //! Concurrent session limits, in all and per client IP; trusted networks are exempt
 //! from the per-IP limit (never from the total, which protects the gateway itself).
+//! When the gateway is full, the session that has waited longest for a command is
+//! asked to leave before a new client is refused: a thousand trickling clients cannot
+//! lock everyone else out.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, LazyLock, Mutex};
+use std::time::{Duration, Instant};
 
 use rempart_model::net::Network;
 use tokio::sync::Notify;
+
+/// A session idle for less than this is never evicted (it is between two commands).
+pub const MIN_IDLE_TO_EVICT: Duration = Duration::from_secs(1);
+
+/// What a session tells the limits about itself, and how it is asked to leave.
+#[derive(Debug, Default)]
+pub struct Activity {
+    /// When it began waiting for a command (ms since `EPOCH`, 0: busy).
+    idle_since_ms: AtomicU64,
+    evicted: AtomicBool,
+    evict: Notify,
+}
+
+static EPOCH: LazyLock<Instant> = LazyLock::new(Instant::now);
+
+fn now_ms() -> u64 {
+    // Never 0, which means "busy".
+    EPOCH.elapsed().as_millis() as u64 + 1
+}
+
+impl Activity {
+    /// Waiting for the client's next command: the session may be evicted.
+    pub fn idle(&self) {
+        self.idle_since_ms.store(now_ms(), Ordering::Relaxed);
+    }
+
+    /// Working on a command: not evicted.
+    pub fn busy(&self) {
+        self.idle_since_ms.store(0, Ordering::Relaxed);
+    }
+
+    /// Resolves once the session is asked to make room.
+    pub async fn evicted(&self) {
+        loop {
+            let notified = self.evict.notified();
+            if self.evicted.load(Ordering::Acquire) {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
 
 pub struct ConnectionLimits {
     max_total: usize,
@@ -20,12 +67,17 @@ pub struct ConnectionLimits {
 struct Counts {
     total: usize,
     per_ip: HashMap<IpAddr, usize>,
+    /// Every session's activity, by slot number.
+    sessions: HashMap<u64, Arc<Activity>>,
+    next_slot: u64,
 }
 
 /// Held for the life of a session.
 pub struct SessionSlot {
     limits: Arc<ConnectionLimits>,
     ip: Option<IpAddr>,
+    number: u64,
+    pub activity: Arc<Activity>,
 }
 
 impl ConnectionLimits {
@@ -41,14 +93,35 @@ impl ConnectionLimits {
         self.counts.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// A slot among all sessions, or `None` when the gateway is full.
+    /// A slot among all sessions, or `None` when the gateway is full and no session
+    /// has been idle long enough to be evicted. An evicted session leaves within
+    /// moments; its slot is given at once (the total is over by that one meanwhile).
     pub fn acquire(self: &Arc<Self>) -> Option<SessionSlot> {
         let mut c = self.counts();
-        if c.total >= self.max_total {
+        if c.total >= self.max_total && !Self::evict_one(&c) {
             return None;
         }
         c.total += 1;
-        Some(SessionSlot { limits: self.clone(), ip: None })
+        c.next_slot += 1;
+        let (number, activity) = (c.next_slot, Arc::new(Activity::default()));
+        c.sessions.insert(number, activity.clone());
+        Some(SessionSlot { limits: self.clone(), ip: None, number, activity })
+    }
+
+    /// Asks the session idle longest (at least `MIN_IDLE_TO_EVICT`) to leave.
+    fn evict_one(c: &Counts) -> bool {
+        let limit = now_ms().saturating_sub(MIN_IDLE_TO_EVICT.as_millis() as u64);
+        let oldest = c
+            .sessions
+            .values()
+            .filter(|a| !a.evicted.load(Ordering::Relaxed))
+            .map(|a| (a.idle_since_ms.load(Ordering::Relaxed), a))
+            .filter(|(since, _)| *since != 0 && *since <= limit)
+            .min_by_key(|(since, _)| *since);
+        let Some((_, activity)) = oldest else { return false };
+        activity.evicted.store(true, Ordering::Release);
+        activity.evict.notify_waiters();
+        true
     }
 
     pub fn active(&self) -> usize {
@@ -98,6 +171,7 @@ impl Drop for SessionSlot {
     fn drop(&mut self) {
         let mut c = self.limits.counts();
         c.total -= 1;
+        c.sessions.remove(&self.number);
         if let Some(ip) = self.ip
             && let Some(n) = c.per_ip.get_mut(&ip)
         {
@@ -132,6 +206,27 @@ mod tests {
         assert!(d.claim_ip(ip));
         drop((b, c, d));
         assert_eq!(limits.active(), 0);
+    }
+
+    /// Issue 30, defect 4: when full, the session idle longest makes room.
+    #[tokio::test]
+    async fn when_full_the_longest_idle_session_is_evicted() {
+        let limits = ConnectionLimits::new(2, 2, vec![]);
+        let a = limits.acquire().unwrap();
+        let b = limits.acquire().unwrap();
+        // Both busy: nobody can be evicted.
+        assert!(limits.acquire().is_none());
+        a.activity.idle();
+        // Idle, but not for long enough.
+        assert!(limits.acquire().is_none());
+        tokio::time::sleep(MIN_IDLE_TO_EVICT + Duration::from_millis(50)).await;
+        b.activity.idle();
+        let c = limits.acquire().expect("a was evicted to make room");
+        tokio::time::timeout(Duration::from_secs(1), a.activity.evicted()).await.expect("a is told");
+        assert!(!b.activity.evicted.load(Ordering::Relaxed));
+        drop(a);
+        assert_eq!(limits.active(), 2);
+        drop((b, c));
     }
 
     #[test]

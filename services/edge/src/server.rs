@@ -6,9 +6,11 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use futures_util::FutureExt;
 use rempart_bus::Bus;
 use rempart_model::Config;
 use rempart_model::config::{ListenerConfig, ListenerKind};
+use rempart_model::net::Network;
 use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
@@ -92,6 +94,8 @@ async fn accept_loop<B: Bus>(
     limits: Arc<ConnectionLimits>,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    // Validated with the configuration.
+    let proxy_from: Arc<Vec<Network>> = Arc::new(options.proxy_from.iter().filter_map(|n| Network::parse(n).ok()).collect());
     loop {
         let (socket, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -113,12 +117,22 @@ async fn accept_loop<B: Bus>(
         };
         let shared = shared.clone();
         let shutdown = shutdown.clone();
+        let proxy_from = proxy_from.clone();
         tokio::spawn(async move {
             let mut slot = slot;
             let mut io = BufReader::new(rempart_smtp::Stream::Plain(socket));
             let mut client = peer;
             if options.proxy_protocol {
-                let timeout = shared.config.smtp.command_timeout.0;
+                // Only a balancer may say who is calling; anyone else is refused before
+                // a byte is read (its header would be believed, and it would hold a
+                // slot while it waits).
+                if !proxy_from.iter().any(|n| n.contains(peer.ip())) {
+                    tracing::warn!(%peer, "PROXY header expected from a peer not in proxy_from; refused");
+                    metrics().connection("refused", "proxy_not_allowed");
+                    let _ = io.get_mut().write_all(b"421 4.7.0 Not accepting connections from this address\r\n").await;
+                    return;
+                }
+                let timeout = shared.config.smtp.proxy_timeout.0;
                 match tokio::time::timeout(timeout, proxy::read_header(&mut io)).await {
                     Ok(Ok(Some(real))) => client = real,
                     Ok(Ok(None)) => {}
@@ -170,7 +184,16 @@ async fn accept_loop<B: Bus>(
                     return;
                 }
             }
-            Session::new(shared, io, client.ip().to_string(), trusted, options.kind, tls_description, shutdown).run().await;
+            let activity = slot.activity.clone();
+            let session = Session::new(shared, io, client.ip().to_string(), trusted, options.kind, tls_description, shutdown);
+            // A panic in a session is a bug: it ends that session only, counted and
+            // logged; the slot is given back as the task unwinds.
+            let outcome = std::panic::AssertUnwindSafe(session.with_activity(activity).run()).catch_unwind().await;
+            if let Err(panic) = outcome {
+                metrics().panic("session");
+                let text = panic.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| panic.downcast_ref::<String>().cloned());
+                tracing::error!(client = %client.ip(), panic = text.unwrap_or_default(), "an SMTP session panicked; only it ended");
+            }
             drop(slot);
         });
     }

@@ -271,7 +271,7 @@ fn connection_limits_per_ip_and_in_all() {
     let sink = Sink::start(SinkMode::Accept);
     // Behind PROXY protocol, so the test can come from several client addresses.
     let gw = Gateway::in_process(&format!(
-        "[smtp]\nmax_connections = 3\nmax_connections_per_ip = 2\n[[smtp.listener]]\naddress = \"{{listen}}\"\nproxy_protocol = true\n[queue]\ndata_dir = \"{{data}}\"\n[[domain]]\nname = \"example.com\"\nroute = \"{}\"\n",
+        "[smtp]\nmax_connections = 3\nmax_connections_per_ip = 2\n[[smtp.listener]]\naddress = \"{{listen}}\"\nproxy_protocol = true\nproxy_from = [\"127.0.0.0/8\"]\n[queue]\ndata_dir = \"{{data}}\"\n[[domain]]\nname = \"example.com\"\nroute = \"{}\"\n",
         sink.route()
     ));
     let from = |ip: &str| format!("PROXY TCP4 {ip} 192.0.2.254 40000 25\r\n").into_bytes();
@@ -313,7 +313,7 @@ impl SmtpClientReader {
 fn proxy_protocol_gives_the_real_client_address() {
     let sink = Sink::start(SinkMode::Accept);
     let gw = Gateway::in_process(&format!(
-        "[[smtp.listener]]\naddress = \"{{listen}}\"\nproxy_protocol = true\n[queue]\ndata_dir = \"{{data}}\"\n[[domain]]\nname = \"example.com\"\nroute = \"{}\"\n",
+        "[[smtp.listener]]\naddress = \"{{listen}}\"\nproxy_protocol = true\nproxy_from = [\"127.0.0.0/8\"]\n[queue]\ndata_dir = \"{{data}}\"\n[[domain]]\nname = \"example.com\"\nroute = \"{}\"\n",
         sink.route()
     ));
     let mut v1 = SmtpClient::connect_raw(&gw.addr(), Some(b"PROXY TCP4 198.51.100.7 192.0.2.254 40000 25\r\n"));

@@ -598,6 +598,12 @@ fn user_unknown_bounce(recipient: &str) -> String {
 #[test]
 fn user_unknown_bounces_mark_recipients_dead_and_suspend_the_account() {
     let s = start_with("[outbound]\nsuspend_after_bounces = 2\n");
+    // Alice wrote to them: their bounces are believed.
+    let auth = login("alice@example.com", PASSWORD);
+    let mut args = vec!["--tls", "--from", "alice@example.com", "--to", "gone1@far.example,gone2@far.example"];
+    args.extend(auth.iter().map(String::as_str));
+    let transcript = swaks(s.submission, &args);
+    assert!(transcript.contains("250 2.0.0 Ok: queued as"), "{transcript}");
     for gone in ["gone1@far.example", "gone2@far.example"] {
         let mut c = SmtpClient::connect(&s.gw.addr());
         c.ehlo();
@@ -613,6 +619,31 @@ fn user_unknown_bounces_mark_recipients_dead_and_suspend_the_account() {
     args.extend(auth.iter().map(String::as_str));
     let transcript = swaks(s.submission, &args);
     assert!(transcript.contains("550 5.1.1") && transcript.contains("bounced as unknown"), "{transcript}");
+}
+
+/// Issue 30, defect 3: a report sent on port 25 to an account's address, naming
+/// addresses the account never wrote to, neither suspends the account nor marks those
+/// addresses dead (anyone can forge one).
+#[test]
+fn a_forged_bounce_suspends_nobody_and_poisons_no_recipient() {
+    let s = start_with("[outbound]\nsuspend_after_bounces = 2\n");
+    let mut report = user_unknown_bounce("victim0@far.example");
+    let blocks: String =
+        (1..10).map(|i| format!("Final-Recipient: rfc822; victim{i}@far.example\r\nAction: failed\r\nStatus: 5.1.1\r\n\r\n")).collect();
+    report = report.replace("\r\n--B--\r\n", &format!("\r\n{blocks}--B--\r\n"));
+    let mut c = SmtpClient::connect(&s.gw.addr());
+    c.ehlo();
+    assert_eq!(c.send_mail("", &["alice@example.com"], &report).code, 250);
+    let ignored = rempart_tests::wait_until(Duration::from_secs(10), || s.gw.log().contains("never sent to"));
+    assert!(ignored, "{}", s.gw.log());
+    assert!(!s.gw.log().contains("account suspended"), "{}", s.gw.log());
+    // Alice may still send, and to those addresses.
+    let auth = login("alice@example.com", PASSWORD);
+    let mut args = vec!["--tls", "--from", "alice@example.com", "--to", "victim1@far.example", "--quit-after", "RCPT"];
+    args.extend(auth.iter().map(String::as_str));
+    let transcript = swaks(s.submission, &args);
+    assert!(transcript.contains("250 2.1.5") || transcript.contains("<~ 250"), "{transcript}");
+    assert!(!transcript.contains("bounced as unknown"), "{transcript}");
 }
 
 /// The receiving server refuses submitted mail at RCPT as "user unknown": the relay's

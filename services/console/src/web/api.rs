@@ -110,8 +110,8 @@ async fn act(State(console): State<Arc<Console>>, headers: HeaderMap, Path((id, 
     }
     let result = match action.as_str() {
         "release" => console.release(&id, &Scope::of(&account), &account.email).await.map(|_| "released"),
-        "delete" => console.delete(&id, &account.email, false).await.map(|_| "deleted"),
-        "spam" => console.delete(&id, &account.email, true).await.map(|_| "learned as spam and deleted"),
+        "delete" => console.delete(&id, &Scope::of(&account), &account.email, false).await.map(|_| "deleted"),
+        "spam" => console.delete(&id, &Scope::of(&account), &account.email, true).await.map(|_| "learned as spam and deleted"),
         _ => return error(StatusCode::NOT_FOUND, "actions: release, delete, spam"),
     };
     match result {

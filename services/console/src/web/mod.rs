@@ -395,7 +395,7 @@ async fn act(
             Err(ConsoleError::Quarantine(QuarantineError::NotHeld { .. })) => done(StatusCode::CONFLICT, "already_released"),
             Err(e) => failure(e),
         },
-        "delete" | "spam" => match console.delete(&id, &viewer.email, action == "spam").await {
+        "delete" | "spam" => match console.delete(&id, &Scope::of(viewer), &viewer.email, action == "spam").await {
             Ok(()) => done(StatusCode::OK, if action == "spam" { "spam_ok" } else { "deleted_ok" }),
             Err(ConsoleError::Quarantine(QuarantineError::NotFound(_))) => visit.not_found(&console),
             Err(e) => failure(e),

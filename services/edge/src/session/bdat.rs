@@ -4,7 +4,7 @@
 use rempart_bus::Bus;
 use tokio::io::AsyncBufReadExt;
 
-use super::{Chunks, Flow, Session, State, Transport};
+use super::{Chunks, Flow, Pace, Session, State, Transport};
 use rempart_smtp::Reply;
 
 impl<B: Bus, S: Transport> Session<B, S> {
@@ -51,8 +51,13 @@ impl<B: Bus, S: Transport> Session<B, S> {
     /// the client went away or was too slow.
     async fn read_chunk(&mut self, size: u64, mut into: Option<&mut Chunks>, max: u64) -> bool {
         let timeout = self.shared.config.smtp.data_timeout.0;
+        let pace = Pace::start(self.shared.config.smtp.min_data_rate);
         let mut left = size;
         while left > 0 {
+            if pace.too_slow(size - left) {
+                tracing::info!(client = %self.facts.peer_ip, "BDAT too slow; session closed");
+                return false;
+            }
             let buf = match tokio::time::timeout(timeout, self.io.fill_buf()).await {
                 Ok(Ok(buf)) if !buf.is_empty() => buf,
                 _ => return false,

@@ -1,12 +1,15 @@
 //! DATA: the body ends only at CRLF.CRLF; a body with bare CR or LF is refused whole,
 //! so nothing smuggled inside it is ever seen as a second message. Lines may be of any
-//! length up to the message size unless `smtp.max_data_line` asks for the strict limit.
+//! length up to the message size unless `smtp.max_data_line` asks for the strict limit;
+//! a client slower than `smtp.min_data_rate` is cut.
 
 use rempart_bus::Bus;
 
-use super::{Flow, Incoming, Session, State, Transport};
 use rempart_smtp::Reply;
-use rempart_smtp::{DataBody, Line, take_buffered_lines};
+use rempart_smtp::{DataBody, DataRead};
+use rempart_telemetry::metrics;
+
+use super::{Flow, Pace, Session, State, Transport};
 
 impl<B: Bus, S: Transport> Session<B, S> {
     pub(super) async fn data(&mut self, args: &str) -> Flow {
@@ -26,25 +29,32 @@ impl<B: Bus, S: Transport> Session<B, S> {
         }
         let smtp = &self.shared.config.smtp;
         let max_size = usize::try_from(self.tx.max_size).unwrap_or(usize::MAX);
-        // Without the strict mode a line may be as long as the message may be (plus a
-        // stuffed dot and the CRLF); a longer one is an oversize message, not a bad line.
+        // The body is taken as it arrives, never a whole line at a time: a line may be as
+        // long as the message may be (real mail has HTML on one line) and costs nothing
+        // beyond the message itself. `max_data_line` is the strict mode.
         let (strict_line, timeout) = (smtp.max_data_line, smtp.data_timeout.0);
-        let line_limit = strict_line.unwrap_or(max_size.saturating_add(3));
-        let mut body = DataBody::new(max_size);
-        loop {
-            if take_buffered_lines(&mut self.io, &mut body, line_limit) {
-                break;
-            }
-            match self.next_line(line_limit, timeout, false).await {
-                Incoming::Line(Line::Complete(line)) => {
-                    if body.push_line(&line) {
-                        break;
+        let mut body = DataBody::new(max_size).with_line_limit(strict_line);
+        let pace = Pace::start(smtp.min_data_rate);
+        if !body.take_buffered(&mut self.io) {
+            loop {
+                let read = tokio::time::timeout(timeout, body.read(&mut self.io)).await;
+                match read {
+                    Ok(Ok(DataRead::Ended)) => break,
+                    Ok(Ok(DataRead::More)) => {}
+                    Ok(Ok(DataRead::Eof)) | Ok(Err(_)) => return Flow::Close,
+                    Err(_) => {
+                        return self.close_with(Reply::new(
+                            421,
+                            "4.4.2",
+                            format!("{} Error: timeout exceeded during DATA", self.hostname()),
+                        ));
                     }
                 }
-                Incoming::Line(Line::TooLong(crlf)) => body.push_too_long(crlf),
-                Incoming::Line(Line::Eof) | Incoming::ShuttingDown => return Flow::Close,
-                Incoming::TimedOut => {
-                    return self.close_with(Reply::new(421, "4.4.2", format!("{} Error: timeout exceeded during DATA", self.hostname())));
+                if pace.too_slow(body.received) {
+                    tracing::info!(client = %self.facts.peer_ip, bytes = body.received, "DATA too slow; session closed");
+                    metrics().connection("closed", "too_slow");
+                    let text = format!("{} Error: data arrives too slowly (under {} bytes/s)", self.hostname(), pace.min_rate);
+                    return self.close_with(Reply::new(421, "4.4.2", text));
                 }
             }
         }
@@ -52,7 +62,7 @@ impl<B: Bus, S: Transport> Session<B, S> {
             Some(Reply::new(554, "5.6.0", "Message refused: bare CR or LF found; lines must end with CRLF (RFC 5321 section 2.3.8)"))
         } else if let Some(limit) = strict_line.filter(|_| body.line_too_long) {
             Some(Reply::new(554, "5.6.0", format!("Message refused: a line is longer than {limit} bytes (RFC 5321 section 4.5.3.1.6)")))
-        } else if body.oversize || body.line_too_long {
+        } else if body.oversize {
             Some(Reply::new(552, "5.3.4", format!("Message size exceeds fixed maximum message size ({} bytes)", self.tx.max_size)))
         } else {
             None

@@ -106,6 +106,31 @@ pub struct Session<B: Bus, S: Transport> {
     trusted: bool,
     /// RCPTs refused as unknown in this session (the tarpit grows with them).
     unknown_recipients: u32,
+    /// Told to the connection limits (idle or busy); asked to leave when full.
+    activity: Option<Arc<crate::limits::Activity>>,
+    started: std::time::Instant,
+    /// Commands that moved no mail (see `smtp.max_junk_commands`).
+    junk_commands: u32,
+}
+
+/// The data rate of one message: a client slower than `min_rate` bytes/s, once it has
+/// sent for `GRACE`, is cut.
+pub(super) struct Pace {
+    started: std::time::Instant,
+    pub(super) min_rate: u64,
+}
+
+impl Pace {
+    const GRACE: Duration = Duration::from_secs(30);
+
+    pub(super) fn start(min_rate: u64) -> Self {
+        Self { started: std::time::Instant::now(), min_rate }
+    }
+
+    pub(super) fn too_slow(&self, bytes: u64) -> bool {
+        let elapsed = self.started.elapsed();
+        self.min_rate > 0 && elapsed > Self::GRACE && (bytes as f64) < self.min_rate as f64 * elapsed.as_secs_f64()
+    }
 }
 
 /// The verbs we know, upper case; anything else is "other" (metric labels stay bounded).
@@ -121,6 +146,8 @@ enum Incoming {
     Line(Line),
     TimedOut,
     ShuttingDown,
+    /// The gateway is full and this session was idle longest.
+    Evicted,
 }
 
 impl<B: Bus, S: Transport> Session<B, S> {
@@ -157,7 +184,16 @@ impl<B: Bus, S: Transport> Session<B, S> {
             auth_failures: 0,
             trusted,
             unknown_recipients: 0,
+            activity: None,
+            started: std::time::Instant::now(),
+            junk_commands: 0,
         }
+    }
+
+    /// Lets the connection limits see when this session is idle, and evict it.
+    pub fn with_activity(mut self, activity: Arc<crate::limits::Activity>) -> Self {
+        self.activity = Some(activity);
+        self
     }
 
     pub async fn run(mut self) {
@@ -173,13 +209,31 @@ impl<B: Bus, S: Transport> Session<B, S> {
             if self.flush_if_idle().await.is_err() {
                 return;
             }
-            let limit = self.shared.config.smtp.max_command_line;
-            let timeout = self.shared.config.smtp.command_timeout.0;
-            let flow = match self.next_line(limit, timeout, true).await {
+            let smtp = &self.shared.config.smtp;
+            let limit = smtp.max_command_line;
+            let left = smtp.max_session_time.0.saturating_sub(self.started.elapsed());
+            let timeout = smtp.command_timeout.0.min(left);
+            if let Some(a) = &self.activity {
+                a.idle();
+            }
+            let incoming = self.next_line(limit, timeout, true).await;
+            if let Some(a) = &self.activity {
+                a.busy();
+            }
+            let flow = match incoming {
                 Incoming::Line(Line::Eof) => Flow::Close,
+                Incoming::TimedOut if timeout == left => {
+                    metrics().connection("closed", "session_time");
+                    self.close_with(Reply::new(421, "4.4.2", format!("{} Error: session lasted too long", self.hostname())))
+                }
                 Incoming::TimedOut => self.close_with(Reply::new(421, "4.4.2", format!("{} Error: timeout exceeded", self.hostname()))),
                 Incoming::ShuttingDown => {
                     self.close_with(Reply::new(421, "4.3.2", format!("{} Service shutting down, try again later", self.hostname())))
+                }
+                Incoming::Evicted => {
+                    tracing::info!(client = %self.facts.peer_ip, "idle session closed to make room for a new client");
+                    metrics().connection("closed", "evicted_idle");
+                    self.close_with(Reply::new(421, "4.4.2", format!("{} Error: idle too long while the server is busy", self.hostname())))
                 }
                 Incoming::Line(Line::TooLong(_)) => self.reply(Reply::new(500, "5.5.2", "Line too long")),
                 Incoming::Line(Line::Complete(line)) => {
@@ -248,6 +302,13 @@ impl<B: Bus, S: Transport> Session<B, S> {
                 std::future::pending::<()>().await;
             }
         };
+        let activity = self.activity.clone().filter(|_| interruptible);
+        let evicted = async move {
+            match activity {
+                Some(a) => a.evicted().await,
+                None => std::future::pending::<()>().await,
+            }
+        };
         tokio::select! {
             result = read => match result {
                 Ok(Ok(line)) => Incoming::Line(line),
@@ -255,6 +316,7 @@ impl<B: Bus, S: Transport> Session<B, S> {
                 Err(_) => Incoming::TimedOut,
             },
             _ = stop => Incoming::ShuttingDown,
+            _ = evicted => Incoming::Evicted,
         }
     }
 
@@ -293,6 +355,18 @@ impl<B: Bus, S: Transport> Session<B, S> {
             tracing::info!(client = %self.facts.peer_ip, "refused: commands pipelined before the EHLO reply");
             let text = format!("{} Protocol error: commands sent before my reply to {verb} (pipelining comes after EHLO)", self.hostname());
             return self.close_with(Reply::new(554, "5.5.1", text));
+        }
+        if matches!(self.verb, "NOOP" | "RSET" | "VRFY" | "HELP" | "EXPN" | "TURN" | "ATRN" | "other") {
+            self.junk_commands += 1;
+            if self.junk_commands > self.shared.config.smtp.max_junk_commands {
+                tracing::info!(client = %self.facts.peer_ip, commands = self.junk_commands, "too many commands that move no mail");
+                metrics().connection("closed", "junk_commands");
+                return self.close_with(Reply::new(
+                    421,
+                    "4.7.0",
+                    format!("{} Error: too many commands, closing connection", self.hostname()),
+                ));
+            }
         }
         // Arguments too (addresses, parameters): traces are for operators, not metrics.
         tracing::info!(target: rempart_telemetry::COMMAND_EVENTS, command = self.verb, args, "command");
@@ -371,14 +445,23 @@ impl<B: Bus, S: Transport> Session<B, S> {
         let domain = self.tx.recipients.first().map(|r| r.domain().to_ascii_lowercase()).unwrap_or_default();
         let queue_id = QueueId::generate();
         self.span.record("rempart.queue_id", queue_id.as_str());
-        let submitted = self.account.clone().map(|account| (account, self.tx.recipients.len(), body.len()));
+        let submitted = self.account.clone().map(|account| (account, self.tx.recipients.clone(), body.len()));
         // A bounce to an account (one recipient: the only kind RCPT lets through): read
         // now, as the body goes to the queue; what it says counts once it is accepted.
         let bounce = match (self.account.is_none() && self.tx.return_path.is_empty(), self.tx.recipients.as_slice()) {
-            (true, [to]) => self
-                .bounced_account(&to.address)
-                .await
-                .and_then(|account| rempart_smtp::bounce::parse(&body).map(|report| (account, report))),
+            (true, [to]) => match self.bounced_account(&to.address).await {
+                // Reading a report is CPU work on up to a whole message: off the async
+                // threads, so no other session waits for it.
+                Some(account) => {
+                    let copy = body.clone();
+                    tokio::task::spawn_blocking(move || rempart_smtp::bounce::parse(&copy))
+                        .await
+                        .ok()
+                        .flatten()
+                        .map(|report| (account, report))
+                }
+                None => None,
+            },
             _ => None,
         };
         let (reply, action) = self.scan_and_queue(&queue_id, body).await;
@@ -386,7 +469,10 @@ impl<B: Bus, S: Transport> Session<B, S> {
             self.read_bounce(&account, &report).await;
         }
         if let Some((account, recipients, bytes)) = submitted {
-            self.outbound_usage(&account, &queue_id, &reply, recipients, bytes).await;
+            if reply.is_positive() {
+                self.remember_sent(&account, &recipients).await;
+            }
+            self.outbound_usage(&account, &queue_id, &reply, recipients.len(), bytes).await;
         }
         metrics().end_of_data(command, started.elapsed());
         metrics().message(action, &domain);

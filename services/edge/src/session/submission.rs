@@ -50,6 +50,12 @@ pub fn from_domain(message: &[u8]) -> Option<String> {
 /// Why the message is refused because of its From header, if it is: a From address the
 /// account may not use, or no From address at all.
 pub fn foreign_from(account: &Account, message: &[u8]) -> Option<Reply> {
+    // One From header (RFC 5322 section 3.6): with two, a reader may show either.
+    let parsed = mail_parser::MessageParser::new().parse_headers(message);
+    let from_headers = parsed.as_ref().map_or(0, |m| m.headers().iter().filter(|h| h.name == mail_parser::HeaderName::From).count());
+    if from_headers > 1 {
+        return Some(Reply::new(553, "5.7.1", "Message refused: more than one From header (RFC 5322 section 3.6 allows one)"));
+    }
     let from = from_addresses(message);
     if from.is_empty() {
         return Some(Reply::new(553, "5.7.1", "Message refused: it has no From address (RFC 5322 section 3.6.2)"));
@@ -278,5 +284,16 @@ mod tests {
         assert!(forged.text.contains("ceo@example.com"), "{}", forged.text);
         assert!(foreign_from(&alice, b"From: Alice <alice@example.com>, Bob <bob@example.com>\r\n\r\nx\r\n").is_some());
         assert!(foreign_from(&alice, b"Subject: no from\r\n\r\nx\r\n").is_some());
+    }
+
+    /// Issue 30, defect 7: a forged From before the account's own one was relayed.
+    #[test]
+    fn two_from_headers_are_refused() {
+        let alice = account(Role::User, &[], &[]);
+        let two = b"From: CEO <ceo@bank.test>\r\nFrom: Alice <alice@example.com>\r\nSubject: x\r\n\r\nbody\r\n";
+        let refused = foreign_from(&alice, two).expect("refused");
+        assert!(refused.text.contains("more than one From"), "{}", refused.text);
+        let both_hers = b"From: alice@example.com\r\nFrom: alice@example.com\r\n\r\nbody\r\n";
+        assert!(foreign_from(&alice, both_hers).is_some());
     }
 }

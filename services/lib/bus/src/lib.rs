@@ -15,7 +15,7 @@ mod notice;
 use std::future::Future;
 use std::time::Duration;
 
-pub use consume::consume;
+pub use consume::{HeldMeta, MAX_PANICS, consume};
 pub use dispose::{Disposition, Stage, dispose};
 pub use embedded::{EmbeddedBus, EmbeddedOptions};
 pub use nats::{MAX_INLINE_BODY, NatsBus, NatsOptions};
@@ -29,6 +29,9 @@ pub const QUARANTINE_TOPIC: &str = "rempart.quarantine";
 /// Topic of messages accepted while no scanner answered (`scanner_fallback = "queue"`):
 /// scanners consume it and route each message as its verdict says.
 pub const SCAN_TOPIC: &str = "rempart.scan";
+/// Topic of parked messages: ones a consumer could not handle (it panicked on them
+/// `MAX_PANICS` times). Nobody consumes it; an operator looks (`HeldMeta` says why).
+pub const HELD_TOPIC: &str = "rempart.held";
 
 /// Identifies a message inside one bus.
 pub type MessageId = u64;

@@ -24,7 +24,7 @@ use async_nats::jetstream::{self, kv};
 use futures_util::StreamExt;
 use tokio::io::AsyncReadExt;
 
-use crate::{Bus, BusError, DELIVER_TOPIC, Delivery, MessageId, QUARANTINE_TOPIC, SCAN_TOPIC};
+use crate::{Bus, BusError, DELIVER_TOPIC, Delivery, HELD_TOPIC, MessageId, QUARANTINE_TOPIC, SCAN_TOPIC};
 
 /// Bodies larger than this go to the object store (JetStream's default message limit
 /// is 1 MiB, with headers and metadata).
@@ -32,7 +32,7 @@ pub const MAX_INLINE_BODY: usize = 512 * 1024;
 const STREAM: &str = "REMPART_QUEUE";
 const BODY_HEADER: &str = "Rempart-Body-Object";
 /// Topics the stream carries.
-const TOPICS: &[&str] = &[DELIVER_TOPIC, QUARANTINE_TOPIC, SCAN_TOPIC];
+const TOPICS: &[&str] = &[DELIVER_TOPIC, QUARANTINE_TOPIC, SCAN_TOPIC, HELD_TOPIC];
 
 #[derive(Debug, Clone)]
 pub struct NatsOptions {
@@ -76,8 +76,9 @@ impl NatsBus {
         let client = connect.connect(&options.url).await.map_err(|e| BusError::Storage(format!("nats {}: {e}", options.url)))?;
         let jetstream = jetstream::new(client);
         let replicas = options.replicas.max(1);
-        let stream = jetstream
-            .get_or_create_stream(StreamConfig {
+        // Created or updated: a stream made by an older version gains new topics.
+        jetstream
+            .create_or_update_stream(StreamConfig {
                 name: STREAM.into(),
                 subjects: TOPICS.iter().map(|t| t.to_string()).collect(),
                 retention: RetentionPolicy::WorkQueue,
@@ -87,6 +88,7 @@ impl NatsBus {
             })
             .await
             .map_err(storage)?;
+        let stream = jetstream.get_stream(STREAM).await.map_err(storage)?;
         let metadata = jetstream
             .create_or_update_key_value(kv::Config {
                 bucket: "rempart-queue-meta".into(),

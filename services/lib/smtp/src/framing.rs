@@ -50,24 +50,6 @@ pub async fn read_line<R: AsyncBufRead + Unpin>(reader: &mut R, max: usize) -> s
     }
 }
 
-/// Feeds `body` the complete lines already buffered, without waiting (and so without
-/// arming a timer per line). Returns true once the final `.` line was taken; a partial
-/// or over-long line is left for `read_line`.
-pub fn take_buffered_lines<R: AsyncRead + Unpin>(reader: &mut BufReader<R>, body: &mut DataBody, max: usize) -> bool {
-    loop {
-        let buffered = reader.buffer();
-        let Some(end) = buffered.iter().position(|&b| b == b'\n').map(|p| p + 1) else { return false };
-        if end > max {
-            return false;
-        }
-        let ended = body.push_line(&buffered[..end]);
-        reader.consume(end);
-        if ended {
-            return true;
-        }
-    }
-}
-
 /// The DATA payload for `body`: every line starting with '.' gets one more (RFC 5321
 /// §4.5.2), a final CRLF is added when the body lacks one, and the end-of-data line
 /// `.` CRLF follows. The one contract for every sender in the project.
@@ -86,49 +68,186 @@ pub fn dot_stuff(body: &[u8]) -> Vec<u8> {
     out
 }
 
-/// Assembles a DATA body line by line.
+/// Where the DATA parser is within a line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Position {
+    /// After CRLF (or at the start): a `.` here is stuffing or the end.
+    LineStart,
+    /// A line that began with `.`.
+    Dot,
+    /// A line that began with `.` CR.
+    DotCr,
+    /// Inside a line; `cr`: the last byte was a CR not yet followed by LF.
+    InLine { cr: bool },
+}
+
+/// Assembles a DATA body from the bytes as they arrive, without holding a line of its
+/// own: a client's line of any length costs no more memory than the message it is in
+/// (which `max_size` bounds).
 #[derive(Debug)]
 pub struct DataBody {
     pub message: Vec<u8>,
     max_size: usize,
-    /// The previous line ended with CRLF, so this one starts a line in SMTP's sense.
-    at_line_start: bool,
+    /// Longest line allowed, CRLF included (`None`: any).
+    max_line: Option<usize>,
+    position: Position,
+    /// Bytes of the current line so far.
+    line_len: usize,
     pub bare_newline: bool,
     pub line_too_long: bool,
     pub oversize: bool,
+    /// Bytes read from the client, dots and line ends included.
+    pub received: u64,
+}
+
+/// What one read of the DATA stream gave.
+#[derive(Debug, PartialEq, Eq)]
+pub enum DataRead {
+    /// The final `.` CRLF came: the body is complete.
+    Ended,
+    /// More is needed.
+    More,
+    /// The client closed the connection first.
+    Eof,
 }
 
 impl DataBody {
     pub fn new(max_size: usize) -> Self {
-        Self { message: Vec::new(), max_size, at_line_start: true, bare_newline: false, line_too_long: false, oversize: false }
+        Self {
+            message: Vec::new(),
+            max_size,
+            max_line: None,
+            position: Position::LineStart,
+            line_len: 0,
+            bare_newline: false,
+            line_too_long: false,
+            oversize: false,
+            received: 0,
+        }
     }
 
-    /// Adds one line (as returned by `read_line`); returns true when it was the final
-    /// `.` CRLF.
-    pub fn push_line(&mut self, line: &[u8]) -> bool {
-        let crlf = line.ends_with(b"\r\n");
-        if self.at_line_start && line == b".\r\n" {
-            return true;
+    /// Flags lines longer than `max` bytes, CRLF included (the strict mode).
+    pub fn with_line_limit(mut self, max: Option<usize>) -> Self {
+        self.max_line = max;
+        self
+    }
+
+    fn keep(&mut self, bytes: &[u8]) {
+        if self.oversize {
+            return;
         }
-        let content = if crlf { &line[..line.len() - 2] } else { line.strip_suffix(b"\n").unwrap_or(line) };
-        if !crlf || content.contains(&b'\r') || content.contains(&b'\n') {
-            self.bare_newline = true;
-        }
-        let unstuffed = if self.at_line_start && line.first() == Some(&b'.') { &line[1..] } else { line };
-        if self.message.len() + unstuffed.len() > self.max_size {
+        if self.message.len() + bytes.len() > self.max_size {
             self.oversize = true;
-        } else if !self.oversize {
-            self.message.extend_from_slice(unstuffed);
+            // Nothing more is kept: the message is refused once it ends.
+            self.message = Vec::new();
+        } else {
+            self.message.extend_from_slice(bytes);
         }
-        self.at_line_start = crlf;
-        false
     }
 
-    /// Records a line that was over the length limit (already discarded).
-    pub fn push_too_long(&mut self, ended_crlf: bool) {
-        self.line_too_long = true;
-        self.bare_newline |= !ended_crlf;
-        self.at_line_start = ended_crlf;
+    /// Takes bytes as they came; gives how many were used when they hold the final
+    /// `.` CRLF (the rest belongs to the next command), `None` when all were used.
+    pub fn push(&mut self, bytes: &[u8]) -> Option<usize> {
+        let mut i = 0;
+        while i < bytes.len() {
+            let b = bytes[i];
+            match self.position {
+                Position::LineStart => {
+                    self.line_len = 0;
+                    if b == b'.' {
+                        self.position = Position::Dot;
+                        self.count_line(1);
+                        i += 1;
+                    } else {
+                        self.position = Position::InLine { cr: false };
+                    }
+                }
+                Position::Dot if b == b'\r' => {
+                    self.position = Position::DotCr;
+                    self.count_line(1);
+                    i += 1;
+                }
+                // The dot was stuffing: dropped.
+                Position::Dot => self.position = Position::InLine { cr: false },
+                Position::DotCr if b == b'\n' => {
+                    self.received += (i + 1) as u64;
+                    return Some(i + 1);
+                }
+                Position::DotCr => {
+                    self.keep(b"\r");
+                    self.position = Position::InLine { cr: true };
+                }
+                Position::InLine { cr } => {
+                    // A run of ordinary bytes at once.
+                    let run = bytes[i..].iter().position(|&c| c == b'\r' || c == b'\n').unwrap_or(bytes.len() - i);
+                    if run > 0 {
+                        if cr {
+                            self.bare_newline = true;
+                        }
+                        self.keep(&bytes[i..i + run]);
+                        self.count_line(run);
+                        self.position = Position::InLine { cr: false };
+                        i += run;
+                        continue;
+                    }
+                    self.keep(&bytes[i..=i]);
+                    self.count_line(1);
+                    i += 1;
+                    if b == b'\n' {
+                        if cr {
+                            self.position = Position::LineStart;
+                        } else {
+                            // A bare LF ends no line in SMTP's sense.
+                            self.bare_newline = true;
+                            self.position = Position::InLine { cr: false };
+                        }
+                    } else {
+                        if cr {
+                            self.bare_newline = true;
+                        }
+                        self.position = Position::InLine { cr: true };
+                    }
+                }
+            }
+        }
+        self.received += bytes.len() as u64;
+        None
+    }
+
+    fn count_line(&mut self, n: usize) {
+        self.line_len += n;
+        if self.max_line.is_some_and(|max| self.line_len > max) {
+            self.line_too_long = true;
+        }
+    }
+
+    /// Reads what the client sent next (waiting for it) into the body.
+    pub async fn read<R: AsyncBufRead + Unpin>(&mut self, reader: &mut R) -> std::io::Result<DataRead> {
+        let buf = reader.fill_buf().await?;
+        if buf.is_empty() {
+            return Ok(DataRead::Eof);
+        }
+        let (used, ended) = match self.push(buf) {
+            Some(used) => (used, true),
+            None => (buf.len(), false),
+        };
+        reader.consume(used);
+        Ok(if ended { DataRead::Ended } else { DataRead::More })
+    }
+
+    /// The complete lines already buffered, without waiting (no timer armed per read).
+    /// True once the final `.` CRLF was taken.
+    pub fn take_buffered<R: AsyncRead + Unpin>(&mut self, reader: &mut BufReader<R>) -> bool {
+        let buffered = reader.buffer();
+        if buffered.is_empty() {
+            return false;
+        }
+        let (used, ended) = match self.push(buffered) {
+            Some(used) => (used, true),
+            None => (buffered.len(), false),
+        };
+        reader.consume(used);
+        ended
     }
 }
 
@@ -141,19 +260,49 @@ mod tests {
         let mut reader = tokio::io::BufReader::with_capacity(7, &bytes[..]);
         let mut body = DataBody::new(max);
         loop {
-            if take_buffered_lines(&mut reader, &mut body, 1000) {
-                return (body, true);
-            }
-            match read_line(&mut reader, 1000).await.unwrap() {
-                Line::Complete(l) => {
-                    if body.push_line(&l) {
-                        return (body, true);
-                    }
-                }
-                Line::TooLong(crlf) => body.push_too_long(crlf),
-                Line::Eof => return (body, false),
+            match body.read(&mut reader).await.unwrap() {
+                DataRead::Ended => return (body, true),
+                DataRead::More => {}
+                DataRead::Eof => return (body, false),
             }
         }
+    }
+
+    /// Every way of cutting the bytes into reads gives the same body.
+    #[tokio::test]
+    async fn the_body_does_not_depend_on_how_reads_are_cut() {
+        let input = b"a\r\n..b\r\n.\rx\r\nbare\nlf\r\n.c\r\n\r\n.\r\nNEXT";
+        let (whole, ended) = feed(&[input], 1 << 20).await;
+        assert!(ended && whole.bare_newline);
+        assert_eq!(whole.message, b"a\r\n.b\r\n\rx\r\nbare\nlf\r\nc\r\n\r\n");
+        for size in 1..input.len() {
+            let mut body = DataBody::new(1 << 20);
+            let mut used = 0;
+            for chunk in input.chunks(size) {
+                if let Some(n) = body.push(chunk) {
+                    used += n;
+                    break;
+                }
+                used += chunk.len();
+            }
+            assert_eq!((&body.message, body.bare_newline), (&whole.message, true), "reads of {size}");
+            assert_eq!(&input[used..], b"NEXT", "reads of {size}");
+        }
+    }
+
+    /// Issue 30, defect 6: a line of any length is never held whole beside the
+    /// message: memory is the message, up to `max_size`, and then nothing more.
+    #[test]
+    fn a_huge_line_is_not_buffered_past_the_size_limit() {
+        let mut body = DataBody::new(1000).with_line_limit(Some(998));
+        let chunk = vec![b'x'; 64 * 1024];
+        for _ in 0..400 {
+            assert_eq!(body.push(&chunk), None);
+        }
+        assert!(body.oversize && body.line_too_long);
+        assert!(body.message.capacity() <= 1000, "kept {}", body.message.capacity());
+        assert_eq!(body.push(b"\r\n.\r\n"), Some(5));
+        assert_eq!(body.received, 400 * 64 * 1024 + 5);
     }
 
     #[tokio::test]

@@ -10,6 +10,6 @@ pub mod reply;
 pub mod stream;
 pub mod tls;
 
-pub use framing::{DataBody, Line, dot_stuff, read_line, take_buffered_lines};
+pub use framing::{DataBody, DataRead, Line, dot_stuff, read_line};
 pub use reply::{Reply, ReplyError, ReplyLine, ReplyReader, enhanced_status, parse_reply_line, read_reply};
 pub use stream::Stream;

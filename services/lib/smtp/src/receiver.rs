@@ -9,7 +9,7 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
 
-use crate::framing::{DataBody, Line, read_line, take_buffered_lines};
+use crate::framing::{DataBody, DataRead, Line, read_line};
 
 /// One message as received.
 #[derive(Debug, Clone, Default)]
@@ -194,19 +194,13 @@ async fn next_line<S: AsyncRead + Unpin>(io: &mut BufReader<S>, limits: ReceiveL
 
 /// The DATA body up to CRLF.CRLF; `None` when the client hung up first.
 async fn read_body<S: AsyncRead + Unpin>(io: &mut BufReader<S>, limits: ReceiveLimits) -> io::Result<Option<DataBody>> {
-    let mut body = DataBody::new(limits.message);
+    let mut body = DataBody::new(limits.message).with_line_limit(Some(limits.line));
     loop {
-        if take_buffered_lines(io, &mut body, limits.line) {
-            return Ok(Some(body));
-        }
-        match next_line(io, limits).await? {
-            Line::Complete(line) => {
-                if body.push_line(&line) {
-                    return Ok(Some(body));
-                }
-            }
-            Line::TooLong(crlf) => body.push_too_long(crlf),
-            Line::Eof => return Ok(None),
+        let read = tokio::time::timeout(limits.idle, body.read(io)).await.map_err(|_| io::Error::from(io::ErrorKind::TimedOut))??;
+        match read {
+            DataRead::Ended => return Ok(Some(body)),
+            DataRead::More => {}
+            DataRead::Eof => return Ok(None),
         }
     }
 }

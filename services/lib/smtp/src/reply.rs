@@ -88,12 +88,23 @@ pub fn parse_reply_line(line: &str) -> Option<ReplyLine<'_>> {
 /// The enhanced status code that starts `text` (`5.1.1 no such user`), if its class is
 /// the reply code's.
 pub fn enhanced_status(text: &str, code: u16) -> Option<&str> {
-    let first = text.split_whitespace().next()?;
+    split_enhanced_status(text, code).map(|(status, _)| status)
+}
+
+/// `text` split into its leading enhanced status code and the words after it. Only
+/// ASCII spaces and tabs separate them: a server's reply is untrusted input, and its
+/// other (Unicode) whitespace is text, never a place to cut.
+pub fn split_enhanced_status(text: &str, code: u16) -> Option<(&str, &str)> {
+    let is_space = |c: char| c == ' ' || c == '\t';
+    let text = text.trim_start_matches(is_space);
+    let (first, rest) = text.split_once(is_space).unwrap_or((text, ""));
     let parts: Vec<&str> = first.split('.').collect();
     let valid = parts.len() == 3
-        && parts[0] == (code / 100).to_string()
+        && parts[0].len() == 1
+        && parts[0].bytes().all(|b| b.is_ascii_digit())
+        && u16::from(parts[0].as_bytes()[0] - b'0') == code / 100
         && parts[1..].iter().all(|p| !p.is_empty() && p.len() <= 3 && p.bytes().all(|b| b.is_ascii_digit()));
-    valid.then_some(first)
+    valid.then(|| (first, rest.trim_start_matches(is_space)))
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -134,11 +145,11 @@ impl ReplyReader {
         self.lines.push(parsed.text.to_string());
         if parsed.last {
             let code = parsed.code;
-            let mut text = std::mem::take(&mut self.lines).join(" ");
-            let status = enhanced_status(&text, code).map(str::to_string).unwrap_or_default();
-            if !status.is_empty() {
-                text = text[status.len()..].trim_start().to_string();
-            }
+            let joined = std::mem::take(&mut self.lines).join(" ");
+            let (status, text) = match split_enhanced_status(&joined, code) {
+                Some((status, rest)) => (status.to_string(), rest.to_string()),
+                None => (String::new(), joined.clone()),
+            };
             self.code = None;
             return Ok(Some(Reply { code, status: status.into(), text }));
         }
@@ -183,6 +194,21 @@ mod tests {
         assert_eq!(enhanced_status("no such user", 550), None);
         assert_eq!(enhanced_status("5.1.1 mismatched class", 451), None);
         assert_eq!(enhanced_status("5.1.1234 too long", 550), None);
+    }
+
+    /// Issue 30, defect 1: a greeting with Unicode spaces before its status code used to
+    /// panic (the code was found across Unicode whitespace, the text cut at a byte offset).
+    #[test]
+    fn unicode_whitespace_in_a_reply_is_text_not_a_separator() {
+        for line in ["220 \u{2003}\u{2003}2.0.0 hi", "220 \u{a0}2.0.0\u{a0}hi", "250 2.0.0\u{2003}x", "550 \u{85}5.1.1 x"] {
+            let mut reader = ReplyReader::new(10);
+            let reply = reader.push(line).expect("a reply line").expect("complete");
+            assert_eq!(reply.code, line[..3].parse::<u16>().unwrap());
+            assert!(reply.status.is_empty(), "{line:?} -> {reply:?}");
+        }
+        let mut reader = ReplyReader::new(10);
+        let reply = reader.push("550 \t 5.1.1 \u{2003}gone").unwrap().unwrap();
+        assert_eq!((reply.status.as_ref(), reply.text.as_str()), ("5.1.1", "\u{2003}gone"));
     }
 
     #[tokio::test]

@@ -138,6 +138,32 @@ pub async fn suspend(store: &dyn Store, account: &Account) -> Result<Vec<String>
     Ok(domain_admins(store, account.domain()).await?.into_iter().map(|a| a.email).collect())
 }
 
+fn sent_key(account: &str, recipient: &str) -> String {
+    key(&["sent", &account.to_ascii_lowercase(), &recipient.to_ascii_lowercase()])
+}
+
+/// How long the gateway remembers that an account sent to an address: a bounce about
+/// that address is believed within this time (real bounces come back within the
+/// senders' queue lifetime, days).
+pub const SENT_MEMORY: Duration = Duration::from_secs(14 * 86_400);
+
+/// `account` sent mail to `recipients` (its submitted message was queued).
+pub async fn remember_sent(store: &dyn Store, account: &str, recipients: &[&str], now: u64) -> Result<(), StoreError> {
+    for recipient in recipients {
+        store.put(&sent_key(account, recipient), now.to_string().as_bytes(), Some(SENT_MEMORY)).await?;
+    }
+    Ok(())
+}
+
+/// Of the addresses a bounce to `account` says are unknown, the ones `account` really
+/// sent to lately. Anyone can send a report to an account's address: a forged one
+/// must neither suspend the account nor mark strangers' addresses dead.
+pub async fn sent_by(store: &dyn Store, account: &str, addresses: &[&str]) -> Result<Vec<String>, StoreError> {
+    let keys: Vec<String> = addresses.iter().map(|a| sent_key(account, a)).collect();
+    let found = store.get_many(&keys).await?;
+    Ok(addresses.iter().zip(found).filter(|(_, v)| v.is_some()).map(|(a, _)| a.to_string()).collect())
+}
+
 fn dead_key(address: &str) -> String {
     key(&["dead", &address.to_ascii_lowercase()])
 }

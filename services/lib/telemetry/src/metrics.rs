@@ -34,6 +34,8 @@ pub struct Metrics {
     outbound_bytes: Family<Labels<1>, Counter>,
     store_seconds: HistogramFamily<2>,
     bus_seconds: HistogramFamily<2>,
+    panics: Family<Labels<1>, Counter>,
+    parked: Family<Labels<1>, Counter>,
 }
 
 /// 0.25 ms to 8 s, doubling.
@@ -77,6 +79,8 @@ impl Metrics {
             outbound_bytes: Family::default(),
             store_seconds: Family::new_with_constructor(latency),
             bus_seconds: Family::new_with_constructor(latency),
+            panics: Family::default(),
+            parked: Family::default(),
             registry: Registry::with_prefix("rempart"),
         };
         let r = &mut m.registry;
@@ -113,6 +117,8 @@ impl Metrics {
         r.register("outbound_bytes", "Bytes of submitted messages sent, by the account's domain", m.outbound_bytes.clone());
         r.register("store_operation_duration_seconds", "Shared-state store operations by backend and operation", m.store_seconds.clone());
         r.register("bus_operation_duration_seconds", "Bus publish (until stored) and ack, by backend", m.bus_seconds.clone());
+        r.register("panics", "Panics caught and contained, by where (session, consumer, console)", m.panics.clone());
+        r.register("messages_parked", "Messages parked on rempart.held after a consumer panicked on them, by topic", m.parked.clone());
         m
     }
 
@@ -122,6 +128,16 @@ impl Metrics {
         // Writing to a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut text, &self.registry);
         text
+    }
+
+    /// A panic caught where it happened (`session`, `consumer`, `console`).
+    pub fn panic(&self, place: &'static str) {
+        self.panics.get_or_create(&[("place", label(place))]).inc();
+    }
+
+    /// A message moved to `rempart.held` from `topic`.
+    pub fn parked(&self, topic: &str) {
+        self.parked.get_or_create(&[("topic", label(topic))]).inc();
     }
 
     /// One submitted message; recipients and bytes are counted for sent ones.

@@ -409,6 +409,20 @@ impl Config {
             let message = format!("{bad:?} is not an IP address or CIDR network");
             return Err(err(format!("smtp.trusted_networks[{i}]"), message));
         }
+        for (i, listener) in smtp.listeners.iter().enumerate() {
+            if let Some((j, bad)) = listener.proxy_from.iter().enumerate().find(|(_, n)| crate::net::Network::parse(n).is_err()) {
+                let message = format!("{bad:?} is not an IP address or CIDR network");
+                return Err(err(format!("smtp.listener[{i}].proxy_from[{j}]"), message));
+            }
+            if listener.proxy_protocol && listener.proxy_from.is_empty() {
+                let message = "proxy_protocol needs proxy_from: the load balancers' networks (anyone else could claim any address)";
+                return Err(err(format!("smtp.listener[{i}].proxy_protocol"), message.into()));
+            }
+        }
+        if smtp.proxy_timeout.0.is_zero() || smtp.max_session_time.0.is_zero() {
+            let key = if smtp.proxy_timeout.0.is_zero() { "proxy_timeout" } else { "max_session_time" };
+            return Err(err(format!("smtp.{key}"), "must be greater than 0".into()));
+        }
         if smtp.hostname.is_empty() || smtp.hostname.contains(char::is_whitespace) {
             return Err(err("smtp.hostname".into(), "must be a host name".into()));
         }

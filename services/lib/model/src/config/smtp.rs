@@ -42,7 +42,22 @@ pub struct SmtpConfig {
     pub command_timeout: HumanDuration,
     /// Time a client gets to send one whole DATA line or BDAT chunk. Default 3m.
     pub data_timeout: HumanDuration,
-    /// Concurrent sessions in all. Default 1000.
+    /// Lowest average rate, in bytes per second, at which a client may send a message
+    /// (DATA or BDAT) once it has sent for 30 s; slower ones are cut with `421 4.4.2`
+    /// (a trickling client holds a slot for nothing). Default 500, as Postfix's
+    /// `smtpd_min_data_rate`; 0: no minimum.
+    pub min_data_rate: u64,
+    /// Longest a session may last, whatever it does. Default 30m.
+    pub max_session_time: HumanDuration,
+    /// Commands that move no mail (NOOP, RSET, VRFY, HELP, EXPN, unknown ones) one
+    /// session may send; beyond, `421 4.7.0`. Default 50 (Postfix's junk limit is 100).
+    pub max_junk_commands: u32,
+    /// Time a client behind a `proxy_protocol` listener has to send the PROXY header.
+    /// Default 5s.
+    pub proxy_timeout: HumanDuration,
+    /// Concurrent sessions in all. When full, the session that has waited longest for
+    /// a command (idle at least 1 s) is closed with `421 4.4.2` to make room, before a
+    /// new client is refused. Default 1000.
     pub max_connections: usize,
     /// Concurrent sessions from one client IP. Default 20.
     pub max_connections_per_ip: usize,
@@ -73,6 +88,10 @@ impl Default for SmtpConfig {
             max_data_line: None,
             command_timeout: HumanDuration::secs(300),
             data_timeout: HumanDuration::secs(180),
+            min_data_rate: 500,
+            max_session_time: HumanDuration::secs(30 * 60),
+            max_junk_commands: 50,
+            proxy_timeout: HumanDuration::secs(5),
             max_connections: 1000,
             max_connections_per_ip: 20,
             shutdown_timeout: HumanDuration::secs(30),
@@ -87,8 +106,14 @@ impl Default for SmtpConfig {
 pub struct ListenerConfig {
     /// Address and port. Default "127.0.0.1:2525".
     pub address: SocketAddr,
-    /// Expect a PROXY protocol v1 or v2 header first (behind a load balancer). Default false.
+    /// Expect a PROXY protocol v1 or v2 header first (behind a load balancer). Default
+    /// false. Needs `proxy_from`.
     pub proxy_protocol: bool,
+    /// The networks (CIDRs) of the load balancers allowed to send the PROXY header: a
+    /// connection from anywhere else is refused (its header would be a lie about who
+    /// is calling). Required with `proxy_protocol`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub proxy_from: Vec<String>,
     /// "smtp" (default: inbound mail for the customer domains, no AUTH), "submission"
     /// (port 587: the customers' users send; STARTTLS then AUTH required) or
     /// "submissions" (port 465: the same over implicit TLS). Both need `[tls]`.
@@ -114,6 +139,6 @@ impl ListenerKind {
 
 impl Default for ListenerConfig {
     fn default() -> Self {
-        Self { address: SocketAddr::from(([127, 0, 0, 1], 2525)), proxy_protocol: false, kind: ListenerKind::Smtp }
+        Self { address: SocketAddr::from(([127, 0, 0, 1], 2525)), proxy_protocol: false, proxy_from: Vec::new(), kind: ListenerKind::Smtp }
     }
 }

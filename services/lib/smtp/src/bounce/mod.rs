@@ -44,20 +44,30 @@ pub struct Report {
 struct Source<'a> {
     /// The report's human-readable text (up to the copy of the original message).
     human: &'a str,
-    /// The reporting system looks recipients up itself before accepting mail (its
-    /// "unknown user" is an answer about the address, not a filter's).
-    checks_recipients: bool,
+    /// What the whole report says, for each recipient's reason (read once).
+    context: reason::Context<'a>,
+    /// The report's text as one diagnostic, for recipients it says nothing more of.
+    whole_diagnostic: String,
 }
 
 /// Longest diagnostic kept per recipient.
 const MAX_DIAGNOSTIC: usize = 2_000;
-/// Recipients read from one report, at most.
+/// Recipients read from one report, at most: the loops stop there, so a hostile
+/// report costs time in proportion to its size, never to its size squared.
 const MAX_RECIPIENTS: usize = 1_000;
+/// How much of a report's human-readable text is read (a real one says what it has
+/// to say in a few kilobytes).
+const MAX_HUMAN_TEXT: usize = 256 * 1024;
+/// How much of the delivery-status parts is read (a thousand recipient blocks fit).
+const MAX_STATUS_TEXT: usize = 1024 * 1024;
+/// Recipients whose diagnostic is looked for in the prose when the status part has
+/// none (each look reads the whole text).
+const MAX_PARAGRAPH_LOOKUPS: usize = 100;
 
 /// The reason of one server reply, answered straight to us (the relay's own delivery):
 /// what a bounce would have said about that recipient.
 pub fn reply_reason(reply: &str, status: &str) -> Reason {
-    let context = reason::Context { report_text: "", checks_recipients: true };
+    let context = reason::Context::new("", true);
     reason::classify(reply, "smtp", status, "failed", &context)
 }
 
@@ -79,6 +89,10 @@ pub fn parse(raw: &[u8]) -> Option<Report> {
             };
             status_text.push_str(&body);
             status_text.push_str("\n\n");
+            if status_text.len() >= MAX_STATUS_TEXT {
+                truncate_at_char(&mut status_text, MAX_STATUS_TEXT);
+                break;
+            }
         }
     }
     let mut human = human_text(&message);
@@ -86,13 +100,18 @@ pub fn parse(raw: &[u8]) -> Option<Report> {
         // Broken MIME (a boundary that the body does not use): the body as text.
         human = until_copy(&String::from_utf8_lossy(body_of(raw)));
     }
+    truncate_at_char(&mut human, MAX_HUMAN_TEXT);
     if status_text.is_empty() && human.to_ascii_lowercase().contains("final-recipient:") {
         status_text = human.clone();
     }
     let sender = message.from().and_then(|f| f.first()).and_then(|a| a.address()).unwrap_or_default().to_ascii_lowercase();
     let subject = message.subject().unwrap_or_default().to_ascii_lowercase();
     let original_sender = message.to().and_then(|t| t.first()).and_then(|a| a.address()).unwrap_or_default().to_ascii_lowercase();
-    let source = Source { human: &human, checks_recipients: reporter_checks_recipients(raw) };
+    let source = Source {
+        human: &human,
+        context: reason::Context::new(&human, reporter_checks_recipients(raw)),
+        whole_diagnostic: one_line(human.trim()),
+    };
     let mut recipients = from_status_part(&status_text, &source);
     let standard = !recipients.is_empty();
     if recipients.is_empty() {
@@ -110,6 +129,34 @@ pub fn parse(raw: &[u8]) -> Option<Report> {
     }
     recipients.truncate(MAX_RECIPIENTS);
     Some(Report { recipients, standard })
+}
+
+/// Cuts `text` to at most `max` bytes, at a character boundary.
+fn truncate_at_char(text: &mut String, max: usize) {
+    if text.len() > max {
+        let mut cut = max;
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        text.truncate(cut);
+    }
+}
+
+/// A diagnostic as kept: its words on one line, at most `MAX_DIAGNOSTIC` bytes (the
+/// words of a long text are joined only until that much is there).
+fn one_line(text: &str) -> String {
+    let mut line = String::new();
+    for word in text.split_whitespace() {
+        if line.len() > MAX_DIAGNOSTIC {
+            break;
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(word);
+    }
+    truncate_at_char(&mut line, MAX_DIAGNOSTIC);
+    line
 }
 
 /// Whether a message without a delivery-status part is still a mailer's report.
@@ -257,7 +304,11 @@ fn reporter_checks_recipients(raw: &[u8]) -> bool {
 /// The recipients of RFC 3464 per-recipient blocks.
 fn from_status_part(status_text: &str, source: &Source<'_>) -> Vec<Bounced> {
     let mut out = Vec::new();
+    let mut lookups = 0;
     for block in fields_blocks(status_text) {
+        if out.len() >= MAX_RECIPIENTS {
+            break;
+        }
         let field = |name: &str| block.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.clone()).unwrap_or_default();
         let recipient = [field("Final-Recipient"), field("Original-Recipient"), field("X-Actual-Recipient")]
             .into_iter()
@@ -268,7 +319,8 @@ fn from_status_part(status_text: &str, source: &Source<'_>) -> Vec<Bounced> {
             continue;
         }
         let (diagnostic_type, mut diagnostic) = strip_type(&field("Diagnostic-Code"));
-        if diagnostic.is_empty() {
+        if diagnostic.is_empty() && lookups < MAX_PARAGRAPH_LOOKUPS {
+            lookups += 1;
             diagnostic = paragraph_about(source.human, &recipient);
         }
         let remote = strip_type(&field("Remote-MTA")).1;
@@ -358,7 +410,7 @@ fn from_prose(source: &Source<'_>, original_sender: &str) -> Vec<Bounced> {
     found
         .into_iter()
         .map(|(address, diagnostic)| {
-            let diagnostic = if diagnostic.is_empty() { human.trim().to_string() } else { diagnostic };
+            let diagnostic = if diagnostic.is_empty() { source.whole_diagnostic.clone() } else { diagnostic };
             bounced(address, String::new(), String::new(), diagnostic, String::new(), String::new(), source)
         })
         .collect()
@@ -368,13 +420,14 @@ fn from_prose(source: &Source<'_>, original_sender: &str) -> Vec<Bounced> {
 /// rest of its paragraph, or the next paragraph when the address stands alone.
 fn addresses_with_reasons(lines: &[&str], skip: Option<&str>) -> Vec<(String, String)> {
     let mut found: Vec<(String, String)> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
     let mut i = 0;
-    while i < lines.len() {
+    while i < lines.len() && found.len() < MAX_RECIPIENTS {
         let Some((address, rest)) = leading_address(lines[i]) else {
             i += 1;
             continue;
         };
-        if skip.is_some_and(|s| address.eq_ignore_ascii_case(s)) || found.iter().any(|(a, _)| a.eq_ignore_ascii_case(&address)) {
+        if skip.is_some_and(|s| address.eq_ignore_ascii_case(s)) || !seen.insert(address.to_ascii_lowercase()) {
             i += 1;
             continue;
         }
@@ -447,20 +500,12 @@ fn bounced(
     remote: String,
     source: &Source<'_>,
 ) -> Bounced {
-    let mut diagnostic: String = diagnostic.split_whitespace().collect::<Vec<_>>().join(" ");
-    if diagnostic.len() > MAX_DIAGNOSTIC {
-        let mut cut = MAX_DIAGNOSTIC;
-        while !diagnostic.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        diagnostic.truncate(cut);
-    }
+    let diagnostic = one_line(&diagnostic);
     let reply_code = reply_code(&diagnostic);
     let status =
         if status.is_empty() || status == "5.0.0" || status == "4.0.0" { status_in(&diagnostic).unwrap_or(status) } else { status };
     let action = if action.is_empty() { "failed".to_string() } else { action };
-    let context = reason::Context { report_text: source.human, checks_recipients: source.checks_recipients };
-    let reason = reason::classify(&diagnostic, &kind, &status, &action, &context);
+    let reason = reason::classify(&diagnostic, &kind, &status, &action, &source.context);
     Bounced { recipient, action, status, reply_code, hard: reason.is_hard(), reason, diagnostic, remote_mta: remote }
 }
 
@@ -526,6 +571,37 @@ mod tests {
         let report = parse(exim).expect("a bounce");
         assert_eq!((report.recipients[0].recipient.as_str(), report.recipients[0].reason), ("bob@example.net", Reason::MailboxFull));
         assert_eq!(report.recipients[0].reply_code, Some(552));
+    }
+
+    /// Issue 30, defect 2: a hostile report (8,000 recipient blocks without a
+    /// diagnostic, 32,000 lines of prose naming addresses) used to take ~44 s (each
+    /// recipient re-read the whole text). Now each loop stops at the recipient cap and
+    /// the text is read once; the bound here is generous (a debug build, a noisy
+    /// machine) and far below the old time.
+    #[test]
+    fn a_hostile_report_costs_linear_time_and_is_capped() {
+        let mut raw = String::from(
+            "From: MAILER-DAEMON@mx.example\r\nTo: sender@example.org\r\nSubject: Undelivered Mail\r\nMIME-Version: 1.0\r\n\
+             Content-Type: multipart/report; report-type=delivery-status; boundary=\"b\"\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\n",
+        );
+        for i in 0..32_000 {
+            raw.push_str(&format!("user{i}@example.net: the mailbox was not found here\r\n"));
+        }
+        raw.push_str("--b\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.example\r\n\r\n");
+        for i in 0..8_000 {
+            raw.push_str(&format!("Final-Recipient: rfc822; user{i}@example.net\r\nAction: failed\r\nStatus: 5.1.1\r\n\r\n"));
+        }
+        raw.push_str("--b--\r\n");
+        let started = std::time::Instant::now();
+        let report = parse(raw.as_bytes()).expect("a bounce");
+        let took = started.elapsed();
+        assert_eq!(report.recipients.len(), MAX_RECIPIENTS);
+        assert!(report.recipients.iter().all(|r| r.reason == Reason::UserUnknown));
+        assert!(took < std::time::Duration::from_secs(15), "took {took:?}");
+        // The prose form, with the same cap.
+        let prose = raw.replace("message/delivery-status", "text/x-other").replace("Final-Recipient", "X-Not");
+        let report = parse(prose.as_bytes()).expect("a bounce");
+        assert!(report.recipients.len() <= MAX_RECIPIENTS);
     }
 
     #[test]

@@ -153,13 +153,30 @@ pub fn from_status(status: &str) -> Option<Reason> {
 /// What the whole report says, beside one recipient's fields.
 pub struct Context<'a> {
     /// The report's human-readable text.
-    pub report_text: &'a str,
+    report_text: &'a str,
     /// The reporting system looks recipients up itself (see `bounce::parse`).
-    pub checks_recipients: bool,
+    checks_recipients: bool,
+    /// What the whole report's text says, read once per report (not once per
+    /// recipient: a report may name a thousand).
+    report_command: std::cell::OnceCell<Option<&'static str>>,
+    report_words: std::cell::OnceCell<Option<Reason>>,
+}
+
+impl<'a> Context<'a> {
+    pub fn new(report_text: &'a str, checks_recipients: bool) -> Self {
+        Self { report_text, checks_recipients, report_command: Default::default(), report_words: Default::default() }
+    }
+
+    fn report_command(&self) -> Option<&'static str> {
+        *self.report_command.get_or_init(|| smtp_command(&self.report_text.to_ascii_lowercase()))
+    }
+
+    fn report_words(&self) -> Option<Reason> {
+        *self.report_words.get_or_init(|| from_text(&self.report_text.to_ascii_lowercase()))
+    }
 }
 
 pub fn classify(diagnostic: &str, diagnostic_type: &str, status: &str, action: &str, context: &Context<'_>) -> Reason {
-    let report_text = context.report_text;
     let diagnostic = diagnostic.to_ascii_lowercase();
     if diagnostic_type.eq_ignore_ascii_case("x-unix") {
         // A local delivery program's failure, unless it says the mailbox is full.
@@ -173,7 +190,7 @@ pub fn classify(diagnostic: &str, diagnostic_type: &str, status: &str, action: &
     if let Some(reason) = decisive_status(status) {
         return reason;
     }
-    let command = smtp_command(&diagnostic).or_else(|| smtp_command(&report_text.to_ascii_lowercase()));
+    let command = smtp_command(&diagnostic).or_else(|| context.report_command());
     // A "bad mailbox" status (x.1.1) names the reason unless the words give one that
     // is about something else than the address (Sisimai's order of checks).
     if status.get(1..) == Some(".1.1")
@@ -227,7 +244,7 @@ pub fn classify(diagnostic: &str, diagnostic_type: &str, status: &str, action: &
     if action.eq_ignore_ascii_case("delayed") || status.starts_with("4.4.7") {
         return Reason::Expired;
     }
-    if let Some(reason) = from_text(&report_text.to_ascii_lowercase()) {
+    if let Some(reason) = context.report_words() {
         return reason;
     }
     if status.starts_with('4') { Reason::OnHold } else { Reason::Undefined }
@@ -380,7 +397,7 @@ mod tests {
     }
 
     fn context(report_text: &str) -> Context<'_> {
-        Context { report_text, checks_recipients: false }
+        Context::new(report_text, false)
     }
 
     #[test]
