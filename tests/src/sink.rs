@@ -28,6 +28,9 @@ pub enum SinkMode {
     OnlyUsers(Vec<String>),
     /// Accepts each message after this long (a slow server).
     SlowAccept(Duration),
+    /// Accepts, greeting with Unicode spaces before a status-code-like word (the reply
+    /// that used to kill relay workers, issue 30).
+    UnicodeGreeting,
 }
 
 #[derive(Default)]
@@ -57,7 +60,7 @@ impl Recorder {
 
 impl Receiver for Recorder {
     fn name(&self) -> &str {
-        "sink.test"
+        if self.mode() == SinkMode::UnicodeGreeting { "\u{2003}\u{2003}2.0.0 hi" } else { "sink.test" }
     }
 
     fn ehlo_keywords(&self) -> Vec<&'static str> {

@@ -119,7 +119,12 @@ fn parse_mailbox(s: &str) -> Result<Mailbox, PathError> {
         let mut end = None;
         while let Some((i, c)) = chars.next() {
             match c {
-                '\\' => local.push(chars.next().ok_or(PathError::Malformed)?.1),
+                // quoted-pairSMTP is a backslash and a printable ASCII character (RFC
+                // 5321 section 4.1.2): never a control character.
+                '\\' => match chars.next().ok_or(PathError::Malformed)?.1 {
+                    c @ ' '..='~' => local.push(c),
+                    _ => return Err(PathError::Malformed),
+                },
                 '"' => {
                     end = Some(i);
                     break;
@@ -133,7 +138,7 @@ fn parse_mailbox(s: &str) -> Result<Mailbox, PathError> {
         (local, true, domain)
     } else {
         let (local, domain) = s.split_once('@').ok_or(PathError::NoDomain)?;
-        let atext = |c: char| c.is_alphanumeric() || "!#$%&'*+-/=?^_`{|}~.".contains(c) || !c.is_ascii();
+        let atext = |c: char| c.is_alphanumeric() || "!#$%&'*+-/=?^_`{|}~.".contains(c) || (!c.is_ascii() && !c.is_control());
         if local.is_empty() || !local.chars().all(atext) || local.starts_with('.') || local.ends_with('.') || local.contains("..") {
             return Err(PathError::Malformed);
         }
@@ -148,7 +153,10 @@ fn parse_mailbox(s: &str) -> Result<Mailbox, PathError> {
 
 fn valid_domain(d: &str) -> bool {
     if let Some(literal) = d.strip_prefix('[') {
-        return literal.ends_with(']') && literal.len() > 1 && !literal.contains(['[', ' ']);
+        // dcontent: printable ASCII but the brackets and backslash (RFC 5321 section 4.1.3).
+        return literal
+            .strip_suffix(']')
+            .is_some_and(|inner| !inner.is_empty() && inner.bytes().all(|b| matches!(b, b'!'..=b'Z' | b'^'..=b'~')));
     }
     !d.is_empty()
         && d.len() <= 255
@@ -157,7 +165,7 @@ fn valid_domain(d: &str) -> bool {
                 && label.len() <= 63
                 && !label.starts_with('-')
                 && !label.ends_with('-')
-                && label.chars().all(|c| c.is_alphanumeric() || c == '-' || !c.is_ascii())
+                && label.chars().all(|c| c.is_alphanumeric() || c == '-' || (!c.is_ascii() && !c.is_control()))
         })
 }
 
@@ -177,14 +185,17 @@ pub fn parse_params(rest: &str) -> Result<Vec<(String, Option<String>)>, ()> {
         .collect()
 }
 
-/// RFC 3461 xtext: printable ASCII except `+` and `=`, others as `+XX`.
+/// RFC 3461 xtext: printable ASCII except `+` and `=`, others as `+XX`. An escape of a
+/// control character (`+0D`, `+0A`, `+00`…) is refused: decoded, it would end a line of
+/// the DSN the value is copied into.
 pub fn is_xtext(s: &str) -> bool {
     let b = s.as_bytes();
     let mut i = 0;
     while i < b.len() {
         match b[i] {
             b'+' => {
-                if i + 2 >= b.len() || !b[i + 1].is_ascii_hexdigit() || !b[i + 2].is_ascii_hexdigit() {
+                let Some(v) = s.get(i + 1..i + 3).filter(|h| h.bytes().all(|c| c.is_ascii_hexdigit())) else { return false };
+                if u8::from_str_radix(v, 16).map_or(true, |v| v < 0x20 || v == 0x7f) {
                     return false;
                 }
                 i += 3;
@@ -254,6 +265,27 @@ mod tests {
         assert_eq!(strip_bare_postmaster("<postmaster@example.com>"), None);
         assert_eq!(strip_bare_postmaster("<postmaster>x"), None);
         assert_eq!(strip_bare_postmaster("<postmasters>"), None);
+    }
+
+    /// Issue 30, defects 10 and 11: control characters hidden in envelope parameters
+    /// and addresses were accepted and relayed verbatim.
+    #[test]
+    fn control_characters_are_refused_everywhere_in_a_path() {
+        for bad in [
+            "<\"a\\\rb\"@example.com>",
+            "<\"a\\\u{0}b\"@example.com>",
+            "<a@[127.0.0.1\u{0}]>",
+            "<a@[1.2.3.4\r]>",
+            "<a\u{85}b@example.com>",
+            "<a@exa\u{85}mple.com>",
+        ] {
+            assert!(parse_path(bad, true).is_err(), "{bad:?}");
+        }
+        assert!(parse_path("<\"a\\\"b\"@example.com>", false).is_ok());
+        assert!(parse_path("<a@[192.0.2.1]>", false).is_ok());
+        assert!(!is_xtext("id+0D+0ABcc:x"));
+        assert!(!is_xtext("a+00"));
+        assert!(is_xtext("a+20b"));
     }
 
     #[test]

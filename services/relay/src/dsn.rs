@@ -246,7 +246,9 @@ fn xtext_decode(s: &str) -> String {
         out.push(b[i]);
         i += 1;
     }
-    String::from_utf8_lossy(&out).into_owned()
+    // The edge refuses escapes of control characters; an envelope from elsewhere (an
+    // older queue) still never breaks a line of the report.
+    String::from_utf8_lossy(&out).chars().map(|c| if c.is_control() { '?' } else { c }).collect()
 }
 
 #[cfg(test)]
@@ -275,5 +277,6 @@ mod tests {
         assert!(quoted_printable(&"x".repeat(200)).lines().all(|l| l.len() <= 76));
         assert_eq!(xtext_decode("a+2Bb+3Dc"), "a+b=c");
         assert_eq!(xtext_decode("bad+Z"), "bad+Z");
+        assert_eq!(xtext_decode("id+0D+0ABcc: x"), "id??Bcc: x");
     }
 }

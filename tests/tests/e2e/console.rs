@@ -184,6 +184,35 @@ fn forms_need_the_csrf_token_and_logins_are_throttled() {
     let r = guesser.post("/login", &[("csrf", &csrf), ("email", "bob@example.com"), ("password", PASSWORD)]);
     assert_eq!(r.status, 429, "the right password after 5 failures is still throttled: {r:?}");
     assert!(r.body.contains("15 minutes"));
+    // Issue 30, defect 13: that guesser locks out neither other accounts behind the
+    // same IP nor their correct passwords.
+    let mut alice = login(&gw, "alice@example.com");
+    assert_eq!(alice.get("/quarantine").status, 200);
+}
+
+/// Issue 30, defect 13: logging out revokes the session itself (a copied cookie is
+/// worth nothing afterwards), and cookies are `Secure` unless configured otherwise.
+#[test]
+fn logout_revokes_the_session_and_cookies_are_secure_by_default() {
+    let sink = Sink::start(SinkMode::Accept);
+    let gw = gateway(&sink);
+    let mut admin = Browser::new(&console_addr(&gw));
+    let page = admin.get("/login");
+    let r = admin.post("/login", &[("csrf", &page.csrf()), ("email", "admin@example.com"), ("password", PASSWORD)]);
+    assert_eq!(r.status, 303, "{r:?}");
+    let set_cookie = r
+        .headers
+        .iter()
+        .find(|(k, v)| k.eq_ignore_ascii_case("set-cookie") && v.starts_with("rempart_session="))
+        .map(|(_, v)| v.clone())
+        .unwrap_or_default();
+    assert!(set_cookie.contains("rempart_session=") && set_cookie.contains("Secure"), "{set_cookie}");
+    let mut copy = Browser::new(&console_addr(&gw));
+    copy.cookies = admin.cookies.clone();
+    assert_eq!(copy.get("/quarantine").status, 200, "the copied cookie works while the session is open");
+    let csrf = admin.get("/quarantine").csrf();
+    assert_eq!(admin.post("/logout", &[("csrf", &csrf)]).status, 303);
+    assert_eq!(copy.get("/quarantine").status, 303, "the copied cookie died with the logout");
 }
 
 #[test]

@@ -10,6 +10,7 @@ mod console;
 mod console_lists;
 mod console_reports;
 mod crash;
+mod hardening;
 mod loadtest;
 mod mta_sts;
 mod probe;

@@ -39,24 +39,28 @@ impl Keys {
         unhex(signature).is_some_and(|sig| hmac::verify(&self.key, data.as_bytes(), &sig).is_ok())
     }
 
-    /// `hex(email).expiry.signature`
-    pub fn session_cookie(&self, email: &str, expires: u64) -> String {
-        let data = format!("{}.{expires}", hex(email.as_bytes()));
+    /// `hex(email).expiry.session-id.signature`
+    pub fn session_cookie(&self, email: &str, expires: u64, session: &str) -> String {
+        let data = format!("{}.{expires}.{session}", hex(email.as_bytes()));
         let signature = self.sign(&format!("session:{data}"));
         format!("{data}.{signature}")
     }
 
-    /// The login a session cookie stands for, if it is ours and not expired.
-    pub fn session_email(&self, cookie: &str, now: u64) -> Option<String> {
+    /// The login and session id a cookie stands for, if it is ours and not expired
+    /// (whether the session is still open is the store's to say: `session_open`).
+    pub fn session_of(&self, cookie: &str, now: u64) -> Option<(String, String)> {
         let (data, signature) = cookie.rsplit_once('.')?;
         if !self.verify(&format!("session:{data}"), signature) {
             return None;
         }
-        let (email, expires) = data.split_once('.')?;
+        let mut parts = data.split('.');
+        let (Some(email), Some(expires), Some(session), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+            return None;
+        };
         if expires.parse::<u64>().ok()? < now {
             return None;
         }
-        String::from_utf8(unhex(email)?).ok()
+        Some((String::from_utf8(unhex(email)?).ok()?, session.to_string()))
     }
 
     /// The token forms carry: bound to the visitor's CSRF cookie, which another site
@@ -67,6 +71,33 @@ impl Keys {
 
     pub fn csrf_ok(&self, csrf_cookie: Option<&str>, token: &str) -> bool {
         csrf_cookie.is_some_and(|c| !c.is_empty() && self.verify(&format!("csrf:{c}"), token))
+    }
+}
+
+fn session_key(session: &str) -> String {
+    rempart_state::key(&["console", "session", session])
+}
+
+/// Opens a session for `email` (a random id, kept in the shared store until it expires
+/// or the user logs out, so every console replica knows it); gives the cookie.
+pub async fn open_session(keys: &Keys, store: &dyn Store, email: &str, expires: u64) -> Result<String, StoreError> {
+    let session = new_csrf_cookie();
+    store.put(&session_key(&session), email.as_bytes(), Some(std::time::Duration::from_secs(SESSION_SECONDS))).await?;
+    Ok(keys.session_cookie(email, expires, &session))
+}
+
+/// The login of an open session: the cookie is ours, unexpired, and not logged out.
+pub async fn session_email(keys: &Keys, store: &dyn Store, cookie: &str, now: u64) -> Option<String> {
+    let (email, session) = keys.session_of(cookie, now)?;
+    let stored = store.get(&session_key(&session)).await.ok()??;
+    (stored == email.as_bytes()).then_some(email)
+}
+
+/// Logs a session out: its cookie is worth nothing from now on, wherever it is kept.
+pub async fn close_session(keys: &Keys, store: &dyn Store, cookie: &str) -> Result<(), StoreError> {
+    match keys.session_of(cookie, 0) {
+        Some((_, session)) => store.delete(&session_key(&session)).await,
+        None => Ok(()),
     }
 }
 
@@ -118,12 +149,12 @@ mod tests {
     #[test]
     fn sessions_are_signed_and_expire() {
         let keys = keys();
-        let cookie = keys.session_cookie("a@b.test", 100);
-        assert_eq!(keys.session_email(&cookie, 99).as_deref(), Some("a@b.test"));
-        assert_eq!(keys.session_email(&cookie, 101), None);
+        let cookie = keys.session_cookie("a@b.test", 100, "s1");
+        assert_eq!(keys.session_of(&cookie, 99), Some(("a@b.test".into(), "s1".into())));
+        assert_eq!(keys.session_of(&cookie, 101), None);
         let forged = cookie.replacen(&hex(b"a@b.test"), &hex(b"root@b.test"), 1);
-        assert_eq!(keys.session_email(&forged, 99), None);
-        assert_eq!(keys.session_email("garbage", 0), None);
+        assert_eq!(keys.session_of(&forged, 99), None);
+        assert_eq!(keys.session_of("garbage", 0), None);
     }
 
     #[test]

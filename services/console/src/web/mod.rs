@@ -97,7 +97,10 @@ impl Visit {
             _ => (auth::new_csrf_cookie(), true),
         };
         let now = rempart_model::date::unix_now();
-        let email = auth::cookie(headers, SESSION_COOKIE).and_then(|c| console.keys.session_email(c, now));
+        let email = match auth::cookie(headers, SESSION_COOKIE) {
+            Some(cookie) => auth::session_email(&console.keys, &*console.state.store, cookie, now).await,
+            None => None,
+        };
         let viewer = match email {
             Some(email) => match accounts::get(&*console.state.store, &email).await {
                 Ok(Some(account)) if !account.disabled => Some(account),
@@ -215,7 +218,10 @@ async fn login(
     match accounts::login(&*console.state.store, &form.email, &form.password, &peer.ip().to_string(), "console").await {
         Ok(Login::Ok(account)) => {
             let expires = rempart_model::date::unix_now() + SESSION_SECONDS;
-            let cookie = console.keys.session_cookie(&account.email, expires);
+            let cookie = match auth::open_session(&console.keys, &*console.state.store, &account.email, expires).await {
+                Ok(cookie) => cookie,
+                Err(e) => return failure(e),
+            };
             tracing::info!(account = %account.email, ip = %peer.ip(), "console login");
             with_cookie(Redirect::to("/quarantine").into_response(), &console, SESSION_COOKIE, &cookie, SESSION_SECONDS)
         }
@@ -234,6 +240,12 @@ struct CsrfForm {
 async fn logout(State(console): State<Arc<Console>>, headers: HeaderMap, Form(form): Form<CsrfForm>) -> Response {
     if let Err(refused) = Visit::posted(&console, &headers, &form.csrf).await {
         return refused;
+    }
+    // Revoked in the store, not only forgotten by this browser: a copied cookie dies too.
+    if let Some(cookie) = auth::cookie(&headers, SESSION_COOKIE)
+        && let Err(e) = auth::close_session(&console.keys, &*console.state.store, cookie).await
+    {
+        return failure(e);
     }
     with_cookie(Redirect::to("/login").into_response(), &console, SESSION_COOKIE, "", 0)
 }

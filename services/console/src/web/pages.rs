@@ -146,7 +146,9 @@ pub fn quarantine_list(lang: Lang, viewer: &Account, csrf: &str, view: &ListView
     )
 }
 
-fn symbol_table(lang: Lang, symbols: &[SymbolHit]) -> Markup {
+/// The findings; `details` (what triggered each: names, addresses, URLs) only for a
+/// reader who may see the message itself, never on the public `/why/` page.
+fn symbol_table(lang: Lang, symbols: &[SymbolHit], details: bool) -> Markup {
     html! {
         table {
             thead { tr { th { (lang.t("rule")) } th { (lang.t("weight")) } th { (lang.t("meaning")) } } }
@@ -157,7 +159,7 @@ fn symbol_table(lang: Lang, symbols: &[SymbolHit]) -> Markup {
                         td.score { (format!("{:+.2}", s.score)) }
                         td {
                             (if lang == Lang::Fr { &s.description_fr } else { &s.description })
-                            @if let Some(detail) = &s.detail { " (" (detail) ")" }
+                            @if let Some(detail) = s.detail.as_ref().filter(|_| details) { " (" (detail) ")" }
                         }
                     }
                 }
@@ -221,7 +223,7 @@ pub fn message(lang: Lang, viewer: &Account, csrf: &str, view: &MessageView<'_>)
                 }
             }
             h2 { (lang.t("symbols")) }
-            (symbol_table(lang, &e.symbols))
+            (symbol_table(lang, &e.symbols, true))
             h2 { (lang.t("preview")) }
             pre { (view.preview) }
             h2 { (lang.t("headers")) }
@@ -250,7 +252,7 @@ pub fn why(lang: Lang, record: &VerdictRecord, advice: &[&str]) -> Markup {
             h2 { (lang.t("reply_given")) }
             pre id="reply" { (record.reply) }
             @if let Some(listed) = &record.listed { p { (lang.t("listed")) ": " code { (listed) } } }
-            @if !positive.is_empty() { h2 { (lang.t("symbols")) } (symbol_table(lang, &positive)) }
+            @if !positive.is_empty() { h2 { (lang.t("symbols")) } (symbol_table(lang, &positive, false)) }
             h2 { (lang.t("what_to_do")) }
             ul { @for a in advice { li { (a) } } }
         },
@@ -277,7 +279,7 @@ pub fn confirm_release(lang: Lang, entry: &Entry, link_query: &[(&str, &str)], c
                 tr { th { (lang.t("score")) } td.score { (format!("{:.2}", entry.score)) } }
                 tr { th { (lang.t("status")) } td id="status" { (status_text(lang, entry.status)) } }
             }
-            (symbol_table(lang, &entry.symbols))
+            (symbol_table(lang, &entry.symbols, true))
             @if entry.status == Status::Held {
                 form method="post" action={ "/d/" (entry.queue_id) } {
                     input type="hidden" name="csrf" value=(csrf);

@@ -415,9 +415,11 @@ impl<B: Bus, S: Transport> Session<B, S> {
         self.out.extend_from_slice(text.as_bytes());
     }
 
-    /// Sends queued replies unless more pipelined commands are already waiting.
+    /// Sends queued replies unless a whole pipelined command is already waiting (its
+    /// reply joins them). A partial line is no such command: a client may be waiting
+    /// for these replies before it finishes it (issue 30, defect 14).
     async fn flush_if_idle(&mut self) -> std::io::Result<()> {
-        if self.io.buffer().is_empty() { self.flush().await } else { Ok(()) }
+        if self.io.buffer().contains(&b'\n') { Ok(()) } else { self.flush().await }
     }
 
     async fn flush(&mut self) -> std::io::Result<()> {
@@ -608,6 +610,10 @@ impl<B: Bus, S: Transport> Session<B, S> {
                 );
                 let label = if topic == SCAN_TOPIC { "scan_later" } else { action.as_str() };
                 (Reply::new(250, "2.0.0", format!("Ok: queued as {queue_id}")), label)
+            }
+            Err(e @ rempart_bus::BusError::Full(_)) => {
+                tracing::error!(client = %self.facts.peer_ip, error = %e, "could not queue a message: storage full");
+                (Reply::new(452, "4.3.1", "Insufficient system storage: the queue is full, please try again later"), "tempfail")
             }
             Err(e) => {
                 tracing::error!(client = %self.facts.peer_ip, error = %e, "could not queue a message");

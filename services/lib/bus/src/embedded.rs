@@ -1,10 +1,15 @@
 //! The embedded bus: a redb file written by one thread that group-commits. Every
 //! operation waiting while a commit (and its fsync) runs goes into the next commit, so
 //! many concurrent sessions share one fsync instead of paying one each.
+//!
+//! A failed write (a full disk above all) leaves redb refusing every later operation
+//! until the file is opened again: the writer then reopens it before its next batch,
+//! and keeps trying, so the queue comes back by itself once space returns. What was
+//! committed stays; what failed was never acknowledged.
 
-use std::path::Path;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
 use std::sync::mpsc;
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use redb::{Database, Durability, ReadableTable, TableDefinition, WriteTransaction};
@@ -38,10 +43,13 @@ impl Default for EmbeddedOptions {
     }
 }
 
+/// The open database, swapped by the writer when it reopens the file (`None` meanwhile).
+type SharedDb = Arc<RwLock<Option<Arc<Database>>>>;
+
 #[derive(Clone)]
 pub struct EmbeddedBus {
     ops: mpsc::Sender<Op>,
-    db: Arc<Database>,
+    db: SharedDb,
     published: Arc<Notify>,
     /// Events, to the subscribers in this process.
     events: tokio::sync::broadcast::Sender<crate::Event>,
@@ -89,14 +97,49 @@ enum Op {
     Expedite { topic: String, matches: crate::MetaFilter, reply: oneshot::Sender<Result<usize, BusError>> },
 }
 
+impl Op {
+    /// Answers the operation with `e` without doing it.
+    fn refuse(self, e: &BusError) {
+        let e = e.clone();
+        match self {
+            Op::Publish { reply, .. } => drop(reply.send(Err(e))),
+            Op::Fetch { reply, .. } => drop(reply.send(Err(e))),
+            Op::Ack { reply, .. } | Op::Retry { reply, .. } => drop(reply.send(Err(e))),
+            Op::Expedite { reply, .. } => drop(reply.send(Err(e))),
+        }
+    }
+}
+
 struct Fetched {
     deliveries: Vec<Delivery>,
     /// When the next message of the topic becomes visible, if any is waiting.
     next_visible_at: Option<u64>,
 }
 
-fn storage<E: std::fmt::Display>(e: E) -> BusError {
-    BusError::Storage(e.to_string())
+/// A redb error as the bus says it: a full disk or quota is `Full` (the edge answers
+/// `452 4.3.1`), anything else `Storage`.
+fn storage<E: Into<redb::Error>>(e: E) -> BusError {
+    match e.into() {
+        redb::Error::Io(io) if is_full(&io) => BusError::Full(io.to_string()),
+        redb::Error::PreviousIo => BusError::Storage("an earlier write failed; the queue file is being reopened".into()),
+        other => BusError::Storage(other.to_string()),
+    }
+}
+
+/// No space left, file too large, or quota exceeded.
+fn is_full(io: &std::io::Error) -> bool {
+    matches!(io.kind(), std::io::ErrorKind::StorageFull | std::io::ErrorKind::FileTooLarge | std::io::ErrorKind::QuotaExceeded)
+}
+
+fn task_failed(e: tokio::task::JoinError) -> BusError {
+    BusError::Storage(format!("queue task: {e}"))
+}
+
+fn read_db(db: &SharedDb) -> Result<Arc<Database>, BusError> {
+    db.read()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .clone()
+        .ok_or_else(|| BusError::Storage("the queue file is being reopened after a write failure".into()))
 }
 
 fn now_ms() -> u64 {
@@ -111,11 +154,19 @@ impl EmbeddedBus {
             std::fs::create_dir_all(dir).map_err(|e| BusError::Storage(format!("{}: {e}", dir.display())))?;
         }
         let db = Database::create(path).map_err(|e| BusError::Storage(format!("{}: {e}", path.display())))?;
-        let next_id = recover(&db)?;
-        let db = Arc::new(db);
+        let next_id = recover(&db, true)?;
+        let db: SharedDb = Arc::new(RwLock::new(Some(Arc::new(db))));
         let (ops, rx) = mpsc::channel();
         let published = Arc::new(Notify::new());
-        let writer = Writer { db: db.clone(), next_id, fsync: options.fsync, published: published.clone() };
+        let writer = Writer {
+            db: db.clone(),
+            path: path.to_path_buf(),
+            next_id,
+            fsync: options.fsync,
+            published: published.clone(),
+            broken: false,
+            last_reopen: None,
+        };
         std::thread::Builder::new().name("queue-writer".into()).spawn(move || writer.run(rx)).map_err(storage)?;
         let (events, _) = tokio::sync::broadcast::channel(crate::EVENT_BACKLOG);
         Ok(Self { ops, db, published, events })
@@ -124,12 +175,15 @@ impl EmbeddedBus {
     async fn call<T>(&self, make: impl FnOnce(oneshot::Sender<Result<T, BusError>>) -> Op) -> Result<T, BusError> {
         let (tx, rx) = oneshot::channel();
         self.ops.send(make(tx)).map_err(|_| BusError::Closed)?;
-        rx.await.map_err(|_| BusError::Closed)?
+        // No answer: the writer's batch failed without one (it survives and reopens).
+        rx.await.map_err(|_| BusError::Storage("the queue write failed; see the log".into()))?
     }
 }
 
-/// Clears leases left by a previous process and returns the next free id.
-fn recover(db: &Database) -> Result<u64, BusError> {
+/// Returns the next free id and, at start (`clear_leases`), makes the messages leased
+/// by a previous process visible. A reopen in the same process keeps the leases: their
+/// consumers are still at work.
+fn recover(db: &Database, clear_leases: bool) -> Result<u64, BusError> {
     let txn = db.begin_write().map_err(storage)?;
     let next_id;
     {
@@ -143,7 +197,7 @@ fn recover(db: &Database) -> Result<u64, BusError> {
         for row in info.iter().map_err(storage)? {
             let (id, value) = row.map_err(storage)?;
             let record = Info::decode(value.value())?;
-            if record.leased {
+            if record.leased && clear_leases {
                 leased.push((id.value(), record));
             }
         }
@@ -161,11 +215,18 @@ fn recover(db: &Database) -> Result<u64, BusError> {
 }
 
 struct Writer {
-    db: Arc<Database>,
+    db: SharedDb,
+    path: PathBuf,
     next_id: u64,
     fsync: bool,
     published: Arc<Notify>,
+    /// A write failed: the file must be reopened before the next batch.
+    broken: bool,
+    last_reopen: Option<std::time::Instant>,
 }
+
+/// How often a broken queue file is reopened, at most.
+const REOPEN_EVERY: Duration = Duration::from_millis(500);
 
 /// A reply to send once the batch's commit has succeeded.
 type Finish = Box<dyn FnOnce(Option<&BusError>) + Send>;
@@ -180,15 +241,81 @@ impl Writer {
                     Err(_) => break,
                 }
             }
-            self.commit_batch(batch);
+            if self.broken
+                && let Err(e) = self.reopen()
+            {
+                for op in batch {
+                    op.refuse(&e);
+                }
+                continue;
+            }
+            // A panic inside the storage engine (seen on a full disk) must not end the
+            // writer: its batch gets no answer (the callers see an error), the file is
+            // reopened.
+            let committed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.commit_batch(batch)));
+            match committed {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    tracing::error!(error = %e, "queue write failed; the queue file will be reopened");
+                    self.broken = true;
+                }
+                Err(_) => {
+                    rempart_telemetry::metrics().panic("queue_writer");
+                    tracing::error!("the queue writer panicked; the queue file will be reopened");
+                    self.broken = true;
+                }
+            }
         }
     }
 
-    fn commit_batch(&mut self, batch: Vec<Op>) {
+    /// Opens the queue file again (redb refuses everything after a failed write). Every
+    /// reader's handle must go first: only one may be open.
+    fn reopen(&mut self) -> Result<(), BusError> {
+        if let Some(at) = self.last_reopen {
+            let since = at.elapsed();
+            if since < REOPEN_EVERY {
+                std::thread::sleep(REOPEN_EVERY - since);
+            }
+        }
+        self.last_reopen = Some(std::time::Instant::now());
+        let old = self.db.write().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(mut old) = old {
+            // Readers hold a handle for one short read at most.
+            let deadline = std::time::Instant::now() + Duration::from_secs(5);
+            loop {
+                match Arc::try_unwrap(old) {
+                    Ok(db) => {
+                        drop(db);
+                        break;
+                    }
+                    Err(still_shared) if std::time::Instant::now() < deadline => {
+                        old = still_shared;
+                        std::thread::sleep(Duration::from_millis(5));
+                    }
+                    Err(still_shared) => {
+                        *self.db.write().unwrap_or_else(|p| p.into_inner()) = Some(still_shared);
+                        return Err(BusError::Storage("the queue file is still in use; it will be reopened later".into()));
+                    }
+                }
+            }
+        }
+        let db = Database::create(&self.path).map_err(storage)?;
+        let next_id = recover(&db, false)?;
+        self.next_id = self.next_id.max(next_id);
+        *self.db.write().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(db));
+        self.broken = false;
+        tracing::info!(path = %self.path.display(), "queue file reopened; the queue works again");
+        // Consumers waiting for new mail look again.
+        self.published.notify_waiters();
+        Ok(())
+    }
+
+    fn commit_batch(&mut self, batch: Vec<Op>) -> Result<(), BusError> {
         let mut finishers: Vec<Finish> = Vec::with_capacity(batch.len());
         let mut published_any = false;
+        let db = read_db(&self.db)?;
         let outcome = (|| -> Result<(), BusError> {
-            let mut txn = self.db.begin_write().map_err(storage)?;
+            let mut txn = db.begin_write().map_err(storage)?;
             txn.set_durability(if self.fsync { Durability::Immediate } else { Durability::None });
             for op in batch {
                 published_any |= matches!(op, Op::Publish { .. } | Op::Retry { .. } | Op::Expedite { .. });
@@ -203,6 +330,7 @@ impl Writer {
         if failure.is_none() && published_any {
             self.published.notify_waiters();
         }
+        failure.map_or(Ok(()), Err)
     }
 
     /// Applies one operation inside the batch's transaction; the returned closure sends
@@ -211,7 +339,7 @@ impl Writer {
         fn finish<T: Send + 'static>(reply: oneshot::Sender<Result<T, BusError>>, result: Result<T, BusError>) -> Finish {
             Box::new(move |failure: Option<&BusError>| {
                 let result = match failure {
-                    Some(e) => Err(BusError::Storage(e.to_string())),
+                    Some(e) => Err(e.clone()),
                     None => result,
                 };
                 let _ = reply.send(result);
@@ -425,20 +553,20 @@ impl Bus for EmbeddedBus {
         let db = self.db.clone();
         let topic = topic.to_string();
         tokio::task::spawn_blocking(move || {
-            let txn = db.begin_read().map_err(storage)?;
+            let txn = read_db(&db)?.begin_read().map_err(storage)?;
             let table = txn.open_table(READY).map_err(storage)?;
             let count = table.range((topic.as_str(), 0, 0)..=(topic.as_str(), u64::MAX, u64::MAX)).map_err(storage)?.count();
             Ok(count)
         })
         .await
-        .map_err(storage)?
+        .map_err(task_failed)?
     }
 
     async fn oldest_published_ms(&self, topic: &str) -> Result<Option<u64>, BusError> {
         let db = self.db.clone();
         let topic = topic.to_string();
         tokio::task::spawn_blocking(move || {
-            let txn = db.begin_read().map_err(storage)?;
+            let txn = read_db(&db)?.begin_read().map_err(storage)?;
             let ready = txn.open_table(READY).map_err(storage)?;
             // Ids grow with publication: the smallest waiting id is the oldest message.
             let mut oldest: Option<u64> = None;
@@ -454,7 +582,7 @@ impl Bus for EmbeddedBus {
             })
         })
         .await
-        .map_err(storage)?
+        .map_err(task_failed)?
     }
 }
 

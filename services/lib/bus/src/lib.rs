@@ -56,10 +56,14 @@ fn current_traceparent() -> Option<String> {
     rempart_telemetry::propagation::traceparent(&tracing::Span::current())
 }
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum BusError {
     #[error("queue storage error: {0}")]
     Storage(String),
+    /// The disk (or the file's quota) is full: nothing new can be stored until space
+    /// returns. The queue recovers by itself then.
+    #[error("queue storage is full: {0}")]
+    Full(String),
     #[error("the queue is closed")]
     Closed,
     #[error("{0} is not supported by this bus")]

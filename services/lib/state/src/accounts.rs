@@ -200,8 +200,14 @@ pub async fn unknown_recipients(
     Ok(due.then(|| format!("its mail came back as \"user unknown\" for {bounced} recipients within {}", limits.suspend_window)))
 }
 
-/// Failed logins allowed per IP and per account in a window.
+/// Failed logins allowed in a window for one account from one IP: the guesser is
+/// stopped there, and nobody else (another account behind the same IP, the same account
+/// from elsewhere) is locked out by it.
 pub const MAX_FAILURES: i64 = 5;
+/// Failed logins allowed from one IP over all accounts (guessing many accounts), and
+/// for one account from all IPs (a distributed guess): high enough that one client's
+/// mistakes never lock out others, low enough to stop a guesser.
+pub const MAX_FAILURES_WIDE: i64 = 50;
 pub const FAILURE_WINDOW: Duration = Duration::from_secs(15 * 60);
 
 #[derive(Debug, PartialEq, Eq)]
@@ -218,9 +224,14 @@ pub enum Login {
 pub async fn login(store: &dyn Store, email: &str, password: &str, ip: &str, service: &str) -> Result<Login, AccountError> {
     let email = email.trim().to_ascii_lowercase();
     let window = crate::window::number(rempart_model::date::unix_now(), FAILURE_WINDOW);
-    let keys = [key(&["auth", "fail", "ip", ip, &window.to_string()]), key(&["auth", "fail", "account", &email, &window.to_string()])];
-    for k in &keys {
-        if crate::window::read(store, k).await? >= MAX_FAILURES {
+    let window = window.to_string();
+    let limits = [
+        (key(&["auth", "fail", "pair", ip, &email, &window]), MAX_FAILURES),
+        (key(&["auth", "fail", "ip", ip, &window]), MAX_FAILURES_WIDE),
+        (key(&["auth", "fail", "account", &email, &window]), MAX_FAILURES_WIDE),
+    ];
+    for (k, max) in &limits {
+        if crate::window::read(store, k).await? >= *max {
             return Ok(Login::Throttled);
         }
     }
@@ -238,7 +249,7 @@ pub async fn login(store: &dyn Store, email: &str, password: &str, ip: &str, ser
     match (ok, account) {
         (true, Some(account)) => Ok(Login::Ok(Box::new(account))),
         _ => {
-            for k in &keys {
+            for (k, _) in &limits {
                 crate::window::add(store, k, 1, FAILURE_WINDOW).await?;
             }
             tracing::warn!(%ip, account = %email, %service, "login refused");

@@ -15,7 +15,9 @@ pub struct ConsoleConfig {
     /// Where the console listens (HTTP; put a TLS-terminating proxy in front of it, the
     /// host that `policy.explain_url` names). Default "127.0.0.1:8025".
     pub listen: SocketAddr,
-    /// Mark cookies `Secure` (set it when the console is reached over HTTPS). Default false.
+    /// Mark cookies `Secure`: browsers send them over HTTPS only (the console is meant
+    /// to be reached through a TLS proxy). Default true; set false only to try the
+    /// console over plain HTTP on a machine of your own.
     pub secure_cookies: bool,
     /// How long quarantined messages are kept before they are deleted. Default "30d".
     pub retention: HumanDuration,
@@ -32,7 +34,7 @@ impl Default for ConsoleConfig {
         Self {
             enabled: true,
             listen: SocketAddr::from(([127, 0, 0, 1], 8025)),
-            secure_cookies: false,
+            secure_cookies: true,
             retention: HumanDuration(std::time::Duration::from_secs(30 * 24 * 3600)),
             digest_every: HumanDuration(std::time::Duration::from_secs(24 * 3600)),
             public_url: "https://{hostname}".into(),
