@@ -1,9 +1,11 @@
 //! Rempart's SMTP edge: listeners (optionally behind PROXY protocol), connection
 //! limits, and the SMTP session that hands accepted mail to the bus.
 
-mod address;
+pub mod address;
 mod batv;
 pub mod dkim;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 mod limits;
 pub mod proxy;
 mod received;

@@ -45,7 +45,24 @@ pub fn router(console: Arc<Console>) -> Router {
         .merge(lists::routes())
         .merge(reports::routes())
         .layer(axum::middleware::map_response(secure_headers))
+        .layer(axum::middleware::from_fn(contain_panics))
         .with_state(console)
+}
+
+/// A handler that panics answers 500 (a page, not a dropped connection); the panic is
+/// logged and counted, and the console goes on serving.
+async fn contain_panics(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    use futures_util::FutureExt;
+    let path = request.uri().path().to_string();
+    match std::panic::AssertUnwindSafe(next.run(request)).catch_unwind().await {
+        Ok(response) => response,
+        Err(panic) => {
+            rempart_telemetry::metrics().panic("console");
+            let text = panic.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| panic.downcast_ref::<String>().cloned());
+            tracing::error!(%path, panic = text.unwrap_or_default(), "a console handler panicked");
+            (StatusCode::INTERNAL_SERVER_ERROR, "Internal error: the console could not answer this request.").into_response()
+        }
+    }
 }
 
 /// Serves the console on `listen` until `shutdown` resolves.
@@ -503,5 +520,36 @@ async fn digest_release(
         Ok(_) => visit.notice(&console, StatusCode::OK, "released_ok"),
         Err(ConsoleError::Quarantine(QuarantineError::NotHeld { .. })) => visit.notice(&console, StatusCode::CONFLICT, "already_released"),
         Err(e) => failure(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+
+    async fn fetch(addr: SocketAddr, path: &str) -> String {
+        let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        stream.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes()).await.expect("write");
+        let mut response = String::new();
+        stream.read_to_string(&mut response).await.expect("read");
+        response
+    }
+
+    async fn boom() -> &'static str {
+        std::panic::panic_any("boom")
+    }
+
+    /// Issue 30: a panicking handler answers 500 and the console goes on.
+    #[tokio::test]
+    async fn a_panicking_handler_answers_500_and_the_console_goes_on() {
+        let app =
+            Router::new().route("/boom", get(boom)).route("/ok", get(|| async { "fine" })).layer(axum::middleware::from_fn(contain_panics));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        assert!(fetch(addr, "/boom").await.starts_with("HTTP/1.1 500"));
+        assert!(fetch(addr, "/ok").await.ends_with("fine"));
     }
 }

@@ -4,7 +4,7 @@ use rempart_bus::Bus;
 use rempart_model::DsnRet;
 
 use super::{Flow, Session, State, Transaction, Transport};
-use crate::address::{PathError, is_xtext, parse_params, parse_path};
+use crate::address::{PathError, parse_params, parse_path};
 use rempart_smtp::Reply;
 
 impl<B: Bus, S: Transport> Session<B, S> {
@@ -61,11 +61,11 @@ impl<B: Bus, S: Transport> Session<B, S> {
                 }
                 ("RET", Some(v)) if v.eq_ignore_ascii_case("FULL") => tx.ret.replace(DsnRet::Full).is_none(),
                 ("RET", Some(v)) if v.eq_ignore_ascii_case("HDRS") => tx.ret.replace(DsnRet::Hdrs).is_none(),
-                ("ENVID", Some(v)) if v.len() <= 100 && is_xtext(v) => tx.envid.replace(v.to_string()).is_none(),
+                ("ENVID", Some(v)) if v.len() <= 100 && rempart_smtp::xtext::is_valid(v) => tx.envid.replace(v.to_string()).is_none(),
                 // RFC 4954 §5: the identity a relaying MTA claims for the message's
                 // submitter. Accepted (Postfix and Exim send `AUTH=<>`) and never
                 // believed: only this session's own AUTH lets mail out.
-                ("AUTH", Some(v)) if v == "<>" || is_xtext(v) => true,
+                ("AUTH", Some(v)) if v == "<>" || rempart_smtp::xtext::is_valid(v) => true,
                 ("SIZE" | "BODY" | "RET" | "ENVID" | "SMTPUTF8" | "AUTH", _) => false,
                 (other, _) => return self.reply(Reply::new(555, "5.5.4", format!("Unsupported parameter {other}"))),
             };

@@ -14,7 +14,7 @@ use rempart_state::{key, window};
 
 use super::mail::strip_keyword;
 use super::{Flow, Session, State, Transport};
-use crate::address::{Mailbox, PathError, is_xtext, parse_params, parse_path, strip_bare_postmaster};
+use crate::address::{Mailbox, PathError, parse_params, parse_path, strip_bare_postmaster};
 use rempart_smtp::Reply;
 
 impl<B: Bus, S: Transport> Session<B, S> {
@@ -229,8 +229,9 @@ fn without_subaddress<'a>(domain: &DomainConfig, local: &'a str) -> Option<&'a s
 /// `addr-type ";" xtext` (RFC 3461 §4.2), 500 characters at most.
 fn valid_orcpt(v: &str) -> bool {
     v.len() <= 500
-        && v.split_once(';')
-            .is_some_and(|(kind, addr)| !kind.is_empty() && kind.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') && is_xtext(addr))
+        && v.split_once(';').is_some_and(|(kind, addr)| {
+            !kind.is_empty() && kind.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') && rempart_smtp::xtext::is_valid(addr)
+        })
 }
 
 /// Whether the domain has this recipient. `postmaster` always exists (RFC 5321 §4.5.1).

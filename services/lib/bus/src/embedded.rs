@@ -169,6 +169,7 @@ impl EmbeddedBus {
         };
         std::thread::Builder::new().name("queue-writer".into()).spawn(move || writer.run(rx)).map_err(storage)?;
         let (events, _) = tokio::sync::broadcast::channel(crate::EVENT_BACKLOG);
+        rempart_telemetry::metrics().queue_writable(true);
         Ok(Self { ops, db, published, events })
     }
 
@@ -257,11 +258,13 @@ impl Writer {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => {
                     tracing::error!(error = %e, "queue write failed; the queue file will be reopened");
+                    rempart_telemetry::metrics().queue_writable(false);
                     self.broken = true;
                 }
                 Err(_) => {
                     rempart_telemetry::metrics().panic("queue_writer");
                     tracing::error!("the queue writer panicked; the queue file will be reopened");
+                    rempart_telemetry::metrics().queue_writable(false);
                     self.broken = true;
                 }
             }
@@ -304,6 +307,7 @@ impl Writer {
         self.next_id = self.next_id.max(next_id);
         *self.db.write().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(db));
         self.broken = false;
+        rempart_telemetry::metrics().queue_writable(true);
         tracing::info!(path = %self.path.display(), "queue file reopened; the queue works again");
         // Consumers waiting for new mail look again.
         self.published.notify_waiters();

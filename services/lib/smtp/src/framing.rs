@@ -268,6 +268,29 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        /// Stuffing then reading back gives the body (with a final CRLF), for any body
+        /// made of CRLF lines, however the reads are cut.
+        #[test]
+        fn stuffing_round_trips(lines in proptest::collection::vec("[^\\r\\n]{0,30}", 0..12), cut in 1usize..40) {
+            let body: Vec<u8> = lines.iter().flat_map(|l| [l.as_bytes(), b"\r\n"].concat()).collect();
+            let wire = dot_stuff(&body);
+            let mut data = DataBody::new(1 << 20);
+            let mut ended = None;
+            let mut used = 0;
+            for chunk in wire.chunks(cut) {
+                if let Some(n) = data.push(chunk) {
+                    ended = Some(used + n);
+                    break;
+                }
+                used += chunk.len();
+            }
+            proptest::prop_assert_eq!(ended, Some(wire.len()));
+            proptest::prop_assert_eq!(data.message, body);
+            proptest::prop_assert!(!data.bare_newline);
+        }
+    }
+
     /// Every way of cutting the bytes into reads gives the same body.
     #[tokio::test]
     async fn the_body_does_not_depend_on_how_reads_are_cut() {

@@ -9,6 +9,7 @@ pub mod receiver;
 pub mod reply;
 pub mod stream;
 pub mod tls;
+pub mod xtext;
 
 pub use framing::{DataBody, DataRead, Line, dot_stuff, read_line};
 pub use reply::{Reply, ReplyError, ReplyLine, ReplyReader, enhanced_status, parse_reply_line, read_reply};

@@ -36,6 +36,7 @@ pub struct Metrics {
     bus_seconds: HistogramFamily<2>,
     panics: Family<Labels<1>, Counter>,
     parked: Family<Labels<1>, Counter>,
+    queue_writable: Gauge,
 }
 
 /// 0.25 ms to 8 s, doubling.
@@ -81,6 +82,7 @@ impl Metrics {
             bus_seconds: Family::new_with_constructor(latency),
             panics: Family::default(),
             parked: Family::default(),
+            queue_writable: Gauge::default(),
             registry: Registry::with_prefix("rempart"),
         };
         let r = &mut m.registry;
@@ -118,6 +120,11 @@ impl Metrics {
         r.register("store_operation_duration_seconds", "Shared-state store operations by backend and operation", m.store_seconds.clone());
         r.register("bus_operation_duration_seconds", "Bus publish (until stored) and ack, by backend", m.bus_seconds.clone());
         r.register("panics", "Panics caught and contained, by where (session, consumer, console)", m.panics.clone());
+        r.register(
+            "queue_writable",
+            "1 while the embedded queue accepts writes; 0 after a write failed (a full disk) until the file is reopened",
+            m.queue_writable.clone(),
+        );
         r.register("messages_parked", "Messages parked on rempart.held after a consumer panicked on them, by topic", m.parked.clone());
         m
     }
@@ -133,6 +140,11 @@ impl Metrics {
     /// A panic caught where it happened (`session`, `consumer`, `console`).
     pub fn panic(&self, place: &'static str) {
         self.panics.get_or_create(&[("place", label(place))]).inc();
+    }
+
+    /// Whether the embedded queue accepts writes.
+    pub fn queue_writable(&self, writable: bool) {
+        self.queue_writable.set(i64::from(writable));
     }
 
     /// A message moved to `rempart.held` from `topic`.
