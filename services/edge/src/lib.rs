@@ -49,6 +49,8 @@ pub(crate) struct Shared<B> {
     pub batv: batv::Batv,
     /// The customer domains' DKIM keys, for mail their accounts submit.
     pub dkim: dkim::Signers,
+    /// Message data held in memory by all sessions (`smtp.max_data_in_flight`).
+    pub data_budget: Arc<limits::DataBudget>,
 }
 
 /// Resolves once `shutdown` turns true (or its sender is gone).

@@ -186,6 +186,59 @@ impl Drop for SessionSlot {
     }
 }
 
+/// Bytes of message data all sessions hold in memory at once (`smtp.max_data_in_flight`):
+/// past it, a message being received is read to its end but not kept, and refused with
+/// `452 4.3.1`, so a crowd of maximum-size messages cannot exhaust memory.
+#[derive(Debug)]
+pub struct DataBudget {
+    limit: usize,
+    used: std::sync::atomic::AtomicUsize,
+}
+
+impl DataBudget {
+    pub fn new(limit: usize) -> Arc<Self> {
+        Arc::new(Self { limit, used: Default::default() })
+    }
+}
+
+/// The bytes one message holds of the budget, given back when it is dropped.
+#[derive(Debug, Default)]
+pub struct Reservation {
+    budget: Option<Arc<DataBudget>>,
+    bytes: usize,
+}
+
+impl Reservation {
+    pub fn new(budget: &Arc<DataBudget>) -> Self {
+        Self { budget: Some(budget.clone()), bytes: 0 }
+    }
+
+    /// Grows the reservation to `total` bytes; false (and nothing taken) when the budget
+    /// has no room.
+    pub fn grow_to(&mut self, total: usize) -> bool {
+        let Some(budget) = &self.budget else { return true };
+        if total <= self.bytes {
+            return true;
+        }
+        let more = total - self.bytes;
+        let before = budget.used.fetch_add(more, Ordering::AcqRel);
+        if before + more > budget.limit {
+            budget.used.fetch_sub(more, Ordering::AcqRel);
+            return false;
+        }
+        self.bytes = total;
+        true
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        if let Some(budget) = &self.budget {
+            budget.used.fetch_sub(self.bytes, Ordering::AcqRel);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -227,6 +280,22 @@ mod tests {
         drop(a);
         assert_eq!(limits.active(), 2);
         drop((b, c));
+    }
+
+    #[test]
+    fn the_data_budget_is_shared_and_given_back() {
+        let budget = DataBudget::new(100);
+        let mut a = Reservation::new(&budget);
+        let mut b = Reservation::new(&budget);
+        assert!(a.grow_to(60) && a.grow_to(60));
+        assert!(!b.grow_to(50), "60 + 50 > 100");
+        assert!(b.grow_to(40));
+        assert_eq!(budget.used.load(Ordering::Relaxed), 100);
+        drop(a);
+        assert_eq!(budget.used.load(Ordering::Relaxed), 40);
+        assert!(b.grow_to(100));
+        drop(b);
+        assert_eq!(budget.used.load(Ordering::Relaxed), 0);
     }
 
     #[test]

@@ -52,7 +52,18 @@ impl<B: Bus> Edge<B> {
         let limits = ConnectionLimits::new(config.smtp.max_connections, config.smtp.max_connections_per_ip, trusted);
         let dkim = crate::dkim::Signers::load(&config)?;
         Ok(Self {
-            shared: Arc::new(Shared { config, bus, tls, verdicts, state, directory, resolver, batv: Default::default(), dkim }),
+            shared: Arc::new(Shared {
+                data_budget: crate::limits::DataBudget::new(usize::try_from(config.smtp.max_data_in_flight).unwrap_or(usize::MAX)),
+                config,
+                bus,
+                tls,
+                verdicts,
+                state,
+                directory,
+                resolver,
+                batv: Default::default(),
+                dkim,
+            }),
             limits,
             listeners,
         })

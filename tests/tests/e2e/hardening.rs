@@ -239,3 +239,27 @@ fn a_full_disk_gets_452_and_the_queue_recovers_by_itself() {
     assert!(subjects.iter().any(|s| s.contains("Subject: after")));
     drop(gw);
 }
+
+/// Defect 6: message data held by all sessions is bounded (`max_data_in_flight`); past
+/// it a message is read, not kept, and refused with 452 4.3.1; the budget comes back
+/// once messages are queued.
+#[test]
+fn message_data_in_memory_is_bounded_across_sessions() {
+    let sink = Sink::start(SinkMode::Accept);
+    let gw = start(&sink, "max_data_in_flight = 150000");
+    let big = format!("{}{}\r\n", message("big"), "y".repeat(999).repeat(300));
+    let mut c = SmtpClient::connect(&gw.addr());
+    c.ehlo();
+    let r = c.send_mail("s@sender.test", &["alice@example.com"], &big);
+    assert_eq!((r.code, r.enhanced().as_deref()), (452, Some("4.3.1")), "{r:?}");
+    // The session goes on, and the budget was given back.
+    for i in 0..3 {
+        assert_eq!(c.send_mail("s@sender.test", &["alice@example.com"], &message(&format!("small {i}"))).code, 250);
+    }
+    c.send_raw(format!("MAIL FROM:<s@sender.test>\r\nRCPT TO:<bob@example.com>\r\nBDAT {} LAST\r\n", big.len()).as_bytes());
+    c.send_raw(big.as_bytes());
+    assert_eq!(c.read_reply().code, 250);
+    assert_eq!(c.read_reply().code, 250);
+    assert_eq!(c.read_reply().code, 452, "BDAT too");
+    assert_eq!(sink.wait_for(3, Duration::from_secs(20)).len(), 3);
+}

@@ -4,6 +4,7 @@
 
 mod auth;
 mod bounces;
+mod chaos;
 mod cluster;
 mod config;
 mod console;

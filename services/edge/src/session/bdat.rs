@@ -5,6 +5,7 @@ use rempart_bus::Bus;
 use tokio::io::AsyncBufReadExt;
 
 use super::{Chunks, Flow, Pace, Session, State, Transport};
+use crate::limits::Reservation;
 use rempart_smtp::Reply;
 
 impl<B: Bus, S: Transport> Session<B, S> {
@@ -28,7 +29,8 @@ impl<B: Bus, S: Transport> Session<B, S> {
         };
         let max = self.tx.max_size;
         let keep = refusal.is_none();
-        let mut chunks = self.tx.chunks.take().unwrap_or_default();
+        let budget = self.shared.data_budget.clone();
+        let mut chunks = self.tx.chunks.take().unwrap_or_else(|| Chunks { held: Reservation::new(&budget), ..Default::default() });
         if !self.read_chunk(size, keep.then_some(&mut chunks), max).await {
             return self.close_with(Reply::new(421, "4.4.2", format!("{} Error: timeout or disconnect during BDAT", self.hostname())));
         }
@@ -43,7 +45,14 @@ impl<B: Bus, S: Transport> Session<B, S> {
             self.reset_transaction();
             return self.reply(Reply::new(552, "5.3.4", format!("Message size exceeds fixed maximum message size ({max} bytes)")));
         }
+        if chunks.discarded {
+            self.reset_transaction();
+            tracing::warn!(client = %self.facts.peer_ip, "message refused: smtp.max_data_in_flight reached");
+            return self.reply(Reply::new(452, "4.3.1", "Insufficient system storage: too much mail in progress, try again later"));
+        }
+        let held = std::mem::take(&mut chunks.held);
         let reply = self.queue_message(chunks.body).await;
+        drop(held);
         self.reply(reply)
     }
 
@@ -67,8 +76,12 @@ impl<B: Bus, S: Transport> Session<B, S> {
                 if chunks.body.len() as u64 + take as u64 > max {
                     chunks.oversize = true;
                     chunks.body = Vec::new();
-                } else if !chunks.oversize {
+                } else if !chunks.oversize && !chunks.discarded {
                     chunks.body.extend_from_slice(&buf[..take]);
+                    if !chunks.held.grow_to(chunks.body.capacity()) {
+                        chunks.discarded = true;
+                        chunks.body = Vec::new();
+                    }
                 }
             }
             self.io.consume(take);

@@ -10,6 +10,7 @@ use rempart_smtp::{DataBody, DataRead};
 use rempart_telemetry::metrics;
 
 use super::{Flow, Pace, Session, State, Transport};
+use crate::limits::Reservation;
 
 impl<B: Bus, S: Transport> Session<B, S> {
     pub(super) async fn data(&mut self, args: &str) -> Flow {
@@ -35,12 +36,24 @@ impl<B: Bus, S: Transport> Session<B, S> {
         let (strict_line, timeout) = (smtp.max_data_line, smtp.data_timeout.0);
         let mut body = DataBody::new(max_size).with_line_limit(strict_line);
         let pace = Pace::start(smtp.min_data_rate);
-        if !body.take_buffered(&mut self.io) {
+        let mut held = Reservation::new(&self.shared.data_budget);
+        let mut keep_within_budget = |body: &mut DataBody| {
+            // Memory held is the buffer's capacity, not only what it holds.
+            if !body.discarded && !held.grow_to(body.message.capacity()) {
+                body.discard();
+            }
+        };
+        let ended = body.take_buffered(&mut self.io);
+        keep_within_budget(&mut body);
+        if !ended {
             loop {
                 let read = tokio::time::timeout(timeout, body.read(&mut self.io)).await;
                 match read {
-                    Ok(Ok(DataRead::Ended)) => break,
-                    Ok(Ok(DataRead::More)) => {}
+                    Ok(Ok(DataRead::Ended)) => {
+                        keep_within_budget(&mut body);
+                        break;
+                    }
+                    Ok(Ok(DataRead::More)) => keep_within_budget(&mut body),
                     Ok(Ok(DataRead::Eof)) | Ok(Err(_)) => return Flow::Close,
                     Err(_) => {
                         return self.close_with(Reply::new(
@@ -64,6 +77,9 @@ impl<B: Bus, S: Transport> Session<B, S> {
             Some(Reply::new(554, "5.6.0", format!("Message refused: a line is longer than {limit} bytes (RFC 5321 section 4.5.3.1.6)")))
         } else if body.oversize {
             Some(Reply::new(552, "5.3.4", format!("Message size exceeds fixed maximum message size ({} bytes)", self.tx.max_size)))
+        } else if body.discarded {
+            tracing::warn!(client = %self.facts.peer_ip, bytes = body.received, "message refused: smtp.max_data_in_flight reached");
+            Some(Reply::new(452, "4.3.1", "Insufficient system storage: too much mail in progress, try again later"))
         } else {
             None
         };
@@ -72,6 +88,8 @@ impl<B: Bus, S: Transport> Session<B, S> {
             return self.reply(refusal);
         }
         let reply = self.queue_message(body.message).await;
+        // The reservation lasts until the message is queued (or refused).
+        drop(held);
         self.reply(reply)
     }
 }

@@ -74,6 +74,10 @@ pub struct Transaction {
 pub struct Chunks {
     pub body: Vec<u8>,
     pub oversize: bool,
+    /// Over `smtp.max_data_in_flight`: read, not kept, refused at the last chunk.
+    pub discarded: bool,
+    /// The body's share of the sessions' data budget.
+    pub held: crate::limits::Reservation,
 }
 
 pub struct Session<B: Bus, S: Transport> {

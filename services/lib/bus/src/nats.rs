@@ -73,7 +73,9 @@ impl NatsBus {
         if let Some(ca) = &options.ca_file {
             connect = connect.add_root_certificates(ca.clone()).require_tls(true);
         }
-        let client = connect.connect(&options.url).await.map_err(|e| BusError::Storage(format!("nats {}: {e}", options.url)))?;
+        // A cluster's servers, comma-separated: any one that answers will do.
+        let servers: Vec<&str> = options.url.split(',').map(str::trim).collect();
+        let client = connect.connect(servers).await.map_err(|e| BusError::Storage(format!("nats {}: {e}", options.url)))?;
         let jetstream = jetstream::new(client);
         let replicas = options.replicas.max(1);
         // Created or updated: a stream made by an older version gains new topics.

@@ -96,6 +96,9 @@ pub struct DataBody {
     pub bare_newline: bool,
     pub line_too_long: bool,
     pub oversize: bool,
+    /// The caller stopped keeping the data (a memory budget ran out): read to its end,
+    /// kept nowhere.
+    pub discarded: bool,
     /// Bytes read from the client, dots and line ends included.
     pub received: u64,
 }
@@ -122,6 +125,7 @@ impl DataBody {
             bare_newline: false,
             line_too_long: false,
             oversize: false,
+            discarded: false,
             received: 0,
         }
     }
@@ -132,8 +136,14 @@ impl DataBody {
         self
     }
 
+    /// Keeps nothing more of this message (and lets go of what was kept).
+    pub fn discard(&mut self) {
+        self.discarded = true;
+        self.message = Vec::new();
+    }
+
     fn keep(&mut self, bytes: &[u8]) {
-        if self.oversize {
+        if self.oversize || self.discarded {
             return;
         }
         if self.message.len() + bytes.len() > self.max_size {

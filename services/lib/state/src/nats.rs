@@ -55,7 +55,9 @@ impl NatsStore {
         if let Some(ca) = ca_file {
             connect = connect.add_root_certificates(ca.to_path_buf()).require_tls(true);
         }
-        let client = connect.connect(url).await.map_err(|e| backend(format!("{url}: {e}")))?;
+        // A cluster's servers, comma-separated: any one that answers will do.
+        let servers: Vec<&str> = url.split(',').map(str::trim).collect();
+        let client = connect.connect(servers).await.map_err(|e| backend(format!("{url}: {e}")))?;
         let jetstream = jetstream::new(client);
         let config = Config {
             bucket: bucket.to_string(),

@@ -394,6 +394,7 @@ impl Config {
             ("max_connections", smtp.max_connections as u64),
             ("max_connections_per_ip", smtp.max_connections_per_ip as u64),
             ("max_message_size", smtp.max_message_size),
+            ("max_data_in_flight", smtp.max_data_in_flight),
         ] {
             if value == 0 {
                 return Err(err(format!("smtp.{key}"), "must be greater than 0".into()));

@@ -38,6 +38,10 @@ pub struct SmtpConfig {
     /// and Stalwart do (real mail has HTML and headers on one long line).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_data_line: Option<usize>,
+    /// Bytes of message data all sessions may hold in memory at once: past it, a
+    /// message being received is read to its end, not kept, and refused with
+    /// `452 4.3.1` (the sender retries later). Default 536870912 (512 MiB).
+    pub max_data_in_flight: u64,
     /// Time a client gets to send one whole command line. Default 5m (RFC 5321).
     pub command_timeout: HumanDuration,
     /// Time a client gets to send one whole DATA line or BDAT chunk. Default 3m.
@@ -86,6 +90,7 @@ impl Default for SmtpConfig {
             max_unknown_recipients_per_ip: 50,
             max_command_line: 2048,
             max_data_line: None,
+            max_data_in_flight: 512 * 1024 * 1024,
             command_timeout: HumanDuration::secs(300),
             data_timeout: HumanDuration::secs(180),
             min_data_rate: 500,

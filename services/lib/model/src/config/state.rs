@@ -27,7 +27,8 @@ pub struct StateConfig {
     /// The embedded store's file. Default "state.redb" in `queue.data_dir`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub path: Option<PathBuf>,
-    /// NATS server for the "nats" backend. Default "nats://127.0.0.1:4222".
+    /// NATS server for the "nats" backend; a cluster's servers comma-separated
+    /// ("nats://a:4222,nats://b:4222"). Default "nats://127.0.0.1:4222".
     pub nats_url: String,
     /// The key-value bucket. Default "rempart-state".
     pub nats_bucket: String,
@@ -141,7 +142,8 @@ pub enum BusBackend {
 pub struct BusConfig {
     /// "embedded" (default) or "nats".
     pub backend: BusBackend,
-    /// NATS server for the "nats" backend. Default "nats://127.0.0.1:4222".
+    /// NATS server for the "nats" backend; a cluster's servers comma-separated.
+    /// Default "nats://127.0.0.1:4222".
     pub nats_url: String,
     /// Copies of the queue stream in a NATS cluster. Default 1.
     pub nats_replicas: usize,

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Runs the fuzz targets of fuzz/ (cargo-fuzz, libFuzzer) one after the other.
+#   scripts/fuzz.sh                 every target 60 s (CI's smoke: SECONDS_EACH=20)
+#   SECONDS_EACH=3600 scripts/fuzz.sh reply bounce   chosen targets, one hour each
+# Each target's corpus grows in fuzz/corpus/<target> (kept between runs, not committed);
+# a crash stops the run and leaves its input in fuzz/artifacts/<target>/ — make it a
+# regression test. Prints, per target: runs, corpus size and coverage.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export RUSTC_BOOTSTRAP=1
+seconds="${SECONDS_EACH:-60}"
+targets=("$@")
+if [ ${#targets[@]} -eq 0 ]; then
+    mapfile -t targets < <(cargo fuzz list)
+fi
+# -O: release without debug assertions (mail-parser has a debug_assert!(false) real mail
+# reaches); overflow checks stay on (fuzz/Cargo.toml). No sanitizer: the code is safe Rust,
+# and what the fuzzers look for is panics, hangs and runaway memory.
+cargo fuzz build -O -s none >/dev/null
+for target in "${targets[@]}"; do
+    mkdir -p "fuzz/corpus/$target"
+    log=$(mktemp)
+    if ! cargo fuzz run -O -s none "$target" "fuzz/corpus/$target" -- \
+        -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -max_len=65536 -print_final_stats=1 >"$log" 2>&1; then
+        tail -n 60 "$log"
+        echo "fuzz: $target FAILED (input in fuzz/artifacts/$target/)" >&2
+        exit 1
+    fi
+    runs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' || echo '?')
+    cov=$(grep -o 'cov: [0-9]*' "$log" | tail -n 1 | grep -o '[0-9]*' || echo '?')
+    echo "fuzz: $target ok: ${seconds}s, $runs runs, corpus $(find "fuzz/corpus/$target" -type f | wc -l) inputs, coverage $cov edges"
+    rm -f "$log"
+done
