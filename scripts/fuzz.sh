@@ -16,9 +16,38 @@ fi
 # -O: release without debug assertions (mail-parser has a debug_assert!(false) real mail
 # reaches); overflow checks stay on (fuzz/Cargo.toml). No sanitizer: the code is safe Rust,
 # and what the fuzzers look for is panics, hangs and runaway memory.
-cargo fuzz build -O -s none >/dev/null
+build_log=$(mktemp)
+cargo fuzz build -O -s none >"$build_log" 2>&1 || { tail -n 80 "$build_log"; echo "fuzz: build failed" >&2; exit 1; }
+rm -f "$build_log"
+shared=../shared
+
+# Seeds for an empty corpus: real inputs read in place from ../shared (never committed),
+# and a few ZIP files made here.
+seed() {
+    local target=$1 dir="fuzz/corpus/$1"
+    mkdir -p "$dir"
+    [ -z "$(ls -A "$dir")" ] || return 0
+    case "$target" in
+        bounce) [ -d "$shared/testdata/bounces" ] && find "$shared/testdata/bounces" -type f -name '*.eml' | head -n 400 | xargs -r cp -t "$dir" ;;
+        message) for d in "$shared/testdata/mime" "$shared/testdata/spamassassin-t-data" "$shared/corpus/train/spam"; do
+                [ -d "$d" ] && find "$d" -type f -size -64k | head -n 150 | xargs -r cp -t "$dir"
+            done ;;
+        session) printf 'EHLO a\r\nMAIL FROM:<s@x.test> BODY=8BITMIME\r\nRCPT TO:<alice@example.com> NOTIFY=FAILURE\r\nDATA\r\nSubject: x\r\n\r\nhi\r\n.\r\nBDAT 4 LAST\r\nabcdQUIT\r\n' >"$dir/seed" ;;
+        archive) python3 - "$dir" <<'PY'
+import io, sys, zipfile
+for i, names in enumerate([["a.txt"], ["doc.pdf.exe", "x/y.js"], ["nested.zip"]]):
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        for n in names:
+            z.writestr(n, "hello " * 20)
+    open(f"{sys.argv[1]}/seed{i}.zip", "wb").write(buf.getvalue())
+PY
+        ;;
+    esac
+}
+
 for target in "${targets[@]}"; do
-    mkdir -p "fuzz/corpus/$target"
+    seed "$target"
     log=$(mktemp)
     if ! cargo fuzz run -O -s none "$target" "fuzz/corpus/$target" -- \
         -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -max_len=65536 -print_final_stats=1 >"$log" 2>&1; then

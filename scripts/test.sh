@@ -13,3 +13,5 @@ cargo clippy -p rempart-state --features foundationdb --all-targets --locked -- 
 # The end-to-end tests start the real binary: build it first.
 cargo build --workspace --locked
 cargo nextest run --workspace --locked --no-fail-fast
+# Every fuzz target a short smoke (issue 30); longer runs: SECONDS_EACH=3600 scripts/fuzz.sh.
+SECONDS_EACH=20 scripts/fuzz.sh

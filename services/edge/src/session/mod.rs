@@ -120,7 +120,7 @@ pub struct Session<B: Bus, S: Transport> {
 /// The data rate of one message: a client slower than `min_rate` bytes/s, once it has
 /// sent for `GRACE`, is cut.
 pub(super) struct Pace {
-    started: std::time::Instant,
+    started: tokio::time::Instant,
     pub(super) min_rate: u64,
 }
 
@@ -128,7 +128,7 @@ impl Pace {
     const GRACE: Duration = Duration::from_secs(30);
 
     pub(super) fn start(min_rate: u64) -> Self {
-        Self { started: std::time::Instant::now(), min_rate }
+        Self { started: tokio::time::Instant::now(), min_rate }
     }
 
     pub(super) fn too_slow(&self, bytes: u64) -> bool {
@@ -640,4 +640,21 @@ fn message_span(facts: &SessionFacts) -> tracing::Span {
         rempart.action = Empty,
         smtp.reply = Empty,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue 30: the minimum data rate (`smtp.min_data_rate`) applies after its grace.
+    #[tokio::test(start_paused = true)]
+    async fn a_client_slower_than_the_minimum_rate_is_too_slow_after_the_grace() {
+        let pace = Pace::start(500);
+        tokio::time::advance(Duration::from_secs(20)).await;
+        assert!(!pace.too_slow(0), "within the grace anything goes");
+        tokio::time::advance(Duration::from_secs(20)).await;
+        assert!(pace.too_slow(40 * 500 - 1));
+        assert!(!pace.too_slow(40 * 500));
+        assert!(!Pace::start(0).too_slow(0), "0: no minimum");
+    }
 }
