@@ -429,12 +429,7 @@ impl QuarantineStore {
         let tx = self.db.begin_write()?;
         let entry = {
             let mut entries = tx.open_table(ENTRIES)?;
-            let mut entry: Entry = match entries.get(id)? {
-                Some(value) => {
-                    serde_json::from_slice(value.value()).map_err(|source| QuarantineError::Corrupt { id: id.to_string(), source })?
-                }
-                None => return Err(QuarantineError::NotFound(id.to_string())),
-            };
+            let mut entry = read_entry(&entries, id)?;
             change(&mut entry)?;
             let value = serde_json::to_vec(&entry).map_err(|source| QuarantineError::Corrupt { id: id.to_string(), source })?;
             entries.insert(id, value.as_slice())?;
@@ -452,12 +447,7 @@ impl QuarantineStore {
         let tx = self.db.begin_write()?;
         let gone = {
             let mut entries = tx.open_table(ENTRIES)?;
-            let mut entry: Entry = match entries.get(id)? {
-                Some(value) => {
-                    serde_json::from_slice(value.value()).map_err(|source| QuarantineError::Corrupt { id: id.to_string(), source })?
-                }
-                None => return Err(QuarantineError::NotFound(id.to_string())),
-            };
+            let mut entry = read_entry(&entries, id)?;
             if !scope.allows(&entry) {
                 return Err(QuarantineError::NotFound(id.to_string()));
             }
@@ -503,12 +493,8 @@ impl QuarantineStore {
         let tx = self.db.begin_write()?;
         {
             let mut entries = tx.open_table(ENTRIES)?;
-            let entry: Entry = match entries.remove(id)? {
-                Some(value) => {
-                    serde_json::from_slice(value.value()).map_err(|source| QuarantineError::Corrupt { id: id.to_string(), source })?
-                }
-                None => return Err(QuarantineError::NotFound(id.to_string())),
-            };
+            let entry = read_entry(&entries, id)?;
+            entries.remove(id)?;
             tx.open_table(BY_TIME)?.remove((entry.at, id))?;
             let mut by_domain = tx.open_table(BY_DOMAIN)?;
             for domain in entry.domains() {
@@ -548,6 +534,14 @@ impl QuarantineStore {
 
     pub fn is_empty(&self) -> Result<bool, QuarantineError> {
         Ok(self.len()? == 0)
+    }
+}
+
+/// An entry of the table, or `NotFound`.
+fn read_entry(entries: &impl ReadableTable<&'static str, &'static [u8]>, id: &str) -> Result<Entry, QuarantineError> {
+    match entries.get(id)? {
+        Some(value) => serde_json::from_slice(value.value()).map_err(|source| QuarantineError::Corrupt { id: id.to_string(), source }),
+        None => Err(QuarantineError::NotFound(id.to_string())),
     }
 }
 

@@ -201,9 +201,8 @@ async fn accept_loop<B: Bus>(
             // logged; the slot is given back as the task unwinds.
             let outcome = std::panic::AssertUnwindSafe(session.with_activity(activity).run()).catch_unwind().await;
             if let Err(panic) = outcome {
-                metrics().panic("session");
-                let text = panic.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| panic.downcast_ref::<String>().cloned());
-                tracing::error!(client = %client.ip(), panic = text.unwrap_or_default(), "an SMTP session panicked; only it ended");
+                let panic = metrics().panic("session", &*panic);
+                tracing::error!(client = %client.ip(), panic, "an SMTP session panicked; only it ended");
             }
             drop(slot);
         });

@@ -57,9 +57,8 @@ async fn contain_panics(request: axum::extract::Request, next: axum::middleware:
     match std::panic::AssertUnwindSafe(next.run(request)).catch_unwind().await {
         Ok(response) => response,
         Err(panic) => {
-            rempart_telemetry::metrics().panic("console");
-            let text = panic.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| panic.downcast_ref::<String>().cloned());
-            tracing::error!(%path, panic = text.unwrap_or_default(), "a console handler panicked");
+            let panic = rempart_telemetry::metrics().panic("console", &*panic);
+            tracing::error!(%path, panic, "a console handler panicked");
             (StatusCode::INTERNAL_SERVER_ERROR, "Internal error: the console could not answer this request.").into_response()
         }
     }

@@ -85,8 +85,8 @@ where
         *n += 1;
         *n
     };
-    rempart_telemetry::metrics().panic("consumer");
-    tracing::error!(topic, message = id, panics = count, panic = panic_text(&*panic), "a worker panicked on a message; the worker goes on");
+    let panic = rempart_telemetry::metrics().panic("consumer", &*panic);
+    tracing::error!(topic, message = id, panics = count, panic, "a worker panicked on a message; the worker goes on");
     // Back soon (to be parked once it has failed often enough), not after the lease.
     if let Err(e) = bus.retry(id, meta, Duration::from_secs(u64::from(count))).await {
         tracing::error!(topic, message = id, error = %e, "could not put back a message that made a worker panic");
@@ -129,10 +129,6 @@ mod serde_bytes_as_string {
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
         Ok(String::deserialize(d)?.into_bytes())
     }
-}
-
-fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
-    panic.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| panic.downcast_ref::<String>().cloned()).unwrap_or_default()
 }
 
 #[cfg(test)]

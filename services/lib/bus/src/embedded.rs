@@ -261,9 +261,9 @@ impl Writer {
                     rempart_telemetry::metrics().queue_writable(false);
                     self.broken = true;
                 }
-                Err(_) => {
-                    rempart_telemetry::metrics().panic("queue_writer");
-                    tracing::error!("the queue writer panicked; the queue file will be reopened");
+                Err(panic) => {
+                    let panic = rempart_telemetry::metrics().panic("queue_writer", &*panic);
+                    tracing::error!(panic, "the queue writer panicked; the queue file will be reopened");
                     rempart_telemetry::metrics().queue_writable(false);
                     self.broken = true;
                 }

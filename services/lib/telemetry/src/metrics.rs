@@ -137,9 +137,11 @@ impl Metrics {
         text
     }
 
-    /// A panic caught where it happened (`session`, `consumer`, `console`).
-    pub fn panic(&self, place: &'static str) {
+    /// A panic caught where it happened (`session`, `consumer`, `console`,
+    /// `queue_writer`): counted; gives its message for the caller's log line.
+    pub fn panic(&self, place: &'static str, payload: &(dyn std::any::Any + Send)) -> String {
         self.panics.get_or_create(&[("place", label(place))]).inc();
+        payload.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| payload.downcast_ref::<String>().cloned()).unwrap_or_default()
     }
 
     /// Whether the embedded queue accepts writes.
