@@ -21,6 +21,15 @@ cargo fuzz build -O -s none >"$build_log" 2>&1 || { tail -n 80 "$build_log"; ech
 rm -f "$build_log"
 shared=../shared
 
+# Copies at most N files found under DIR (more `find` tests after it) into INTO; nothing
+# when DIR is absent. (awk reads to the end: no SIGPIPE under pipefail.)
+some() {
+    local n=$1 into=$2 from=$3
+    shift 3
+    [ -d "$from" ] || return 0
+    find "$from" -type f "$@" | sort | awk -v n="$n" 'NR <= n' | while read -r f; do cp "$f" "$into/"; done
+}
+
 # Seeds for an empty corpus: real inputs read in place from ../shared (never committed),
 # and a few ZIP files made here.
 seed() {
@@ -28,9 +37,9 @@ seed() {
     mkdir -p "$dir"
     [ -z "$(ls -A "$dir")" ] || return 0
     case "$target" in
-        bounce) [ -d "$shared/testdata/bounces" ] && find "$shared/testdata/bounces" -type f -name '*.eml' | head -n 400 | xargs -r cp -t "$dir" ;;
+        bounce) some 400 "$dir" "$shared/testdata/bounces" -name '*.eml' ;;
         message) for d in "$shared/testdata/mime" "$shared/testdata/spamassassin-t-data" "$shared/corpus/train/spam"; do
-                [ -d "$d" ] && find "$d" -type f -size -64k | head -n 150 | xargs -r cp -t "$dir"
+                some 150 "$dir" "$d" -size -64k
             done ;;
         session) printf 'EHLO a\r\nMAIL FROM:<s@x.test> BODY=8BITMIME\r\nRCPT TO:<alice@example.com> NOTIFY=FAILURE\r\nDATA\r\nSubject: x\r\n\r\nhi\r\n.\r\nBDAT 4 LAST\r\nabcdQUIT\r\n' >"$dir/seed" ;;
         archive) python3 - "$dir" <<'PY'
