@@ -64,27 +64,6 @@ fn storage<E: std::fmt::Display>(e: E) -> BusError {
     BusError::Storage(format!("nats: {e}"))
 }
 
-/// JetStream's API calls time out while a cluster elects a leader (a node just
-/// restarted): at start-up each is tried again for up to `STARTUP_PATIENCE`, so a
-/// process started during an election waits for it instead of exiting.
-const STARTUP_PATIENCE: Duration = Duration::from_secs(60);
-
-async fn patiently<T, E: std::fmt::Display, F: std::future::Future<Output = Result<T, E>>>(
-    what: &str,
-    mut attempt: impl FnMut() -> F,
-) -> Result<T, E> {
-    let deadline = tokio::time::Instant::now() + STARTUP_PATIENCE;
-    loop {
-        match attempt().await {
-            Err(e) if tokio::time::Instant::now() < deadline => {
-                tracing::warn!(error = %e, "{what}: NATS did not answer; trying again");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-            }
-            result => return result,
-        }
-    }
-}
-
 impl NatsBus {
     pub async fn connect(options: &NatsOptions) -> Result<NatsBus, BusError> {
         let mut connect = async_nats::ConnectOptions::new();
@@ -108,12 +87,13 @@ impl NatsBus {
             num_replicas: replicas,
             ..Default::default()
         };
-        patiently("queue stream", || jetstream.create_or_update_stream(stream_config.clone())).await.map_err(storage)?;
-        let stream = patiently("queue stream", || jetstream.get_stream(STREAM)).await.map_err(storage)?;
+        rempart_telemetry::patiently("queue stream", || jetstream.create_or_update_stream(stream_config.clone())).await.map_err(storage)?;
+        let stream = rempart_telemetry::patiently("queue stream", || jetstream.get_stream(STREAM)).await.map_err(storage)?;
         let meta_config = kv::Config { bucket: "rempart-queue-meta".into(), history: 1, num_replicas: replicas, ..Default::default() };
-        let metadata =
-            patiently("queue metadata bucket", || jetstream.create_or_update_key_value(meta_config.clone())).await.map_err(storage)?;
-        let bodies = patiently("body object store", || async {
+        let metadata = rempart_telemetry::patiently("queue metadata bucket", || jetstream.create_or_update_key_value(meta_config.clone()))
+            .await
+            .map_err(storage)?;
+        let bodies = rempart_telemetry::patiently("body object store", || async {
             match jetstream.get_object_store("rempart-bodies").await {
                 Ok(store) => Ok(store),
                 Err(_) => jetstream

@@ -34,27 +34,6 @@ enum Written {
     Conflict,
 }
 
-/// JetStream's API calls time out while a cluster elects a leader (a node just
-/// restarted): at start-up each is tried again for up to `STARTUP_PATIENCE`, so a
-/// process started during an election waits for it instead of exiting.
-const STARTUP_PATIENCE: Duration = Duration::from_secs(60);
-
-async fn patiently<T, E: std::fmt::Display, F: std::future::Future<Output = Result<T, E>>>(
-    what: &str,
-    mut attempt: impl FnMut() -> F,
-) -> Result<T, E> {
-    let deadline = tokio::time::Instant::now() + STARTUP_PATIENCE;
-    loop {
-        match attempt().await {
-            Err(e) if tokio::time::Instant::now() < deadline => {
-                tracing::warn!(error = %e, "{what}: NATS did not answer; trying again");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-            }
-            result => return result,
-        }
-    }
-}
-
 impl NatsStore {
     /// Connects and opens (or creates) the bucket, with per-message TTLs enabled.
     pub async fn connect(url: &str, bucket: &str, replicas: usize) -> StoreResult<Self> {
@@ -88,7 +67,7 @@ impl NatsStore {
             limit_markers: Some(Duration::from_secs(1)),
             ..Default::default()
         };
-        let kv = patiently("state bucket", || jetstream.create_or_update_key_value(config.clone()))
+        let kv = rempart_telemetry::patiently("state bucket", || jetstream.create_or_update_key_value(config.clone()))
             .await
             .map_err(|e| backend(format!("bucket {bucket}: {e}")))?;
         Ok(NatsStore { subject_prefix: format!("$KV.{bucket}."), kv, jetstream })
