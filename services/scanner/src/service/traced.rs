@@ -6,6 +6,9 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+/// Above this size a message's network checks run off the async threads.
+const LARGE_MESSAGE: usize = 256 * 1024;
+
 use rempart_model::{ScanError, ScanFailure, ScanFuture, ScanJob, Verdict, Verdicts};
 use rempart_telemetry::metrics;
 use tracing::Instrument;
@@ -84,7 +87,20 @@ impl Scanner {
                 .await;
             }
             let stage = tracing::info_span!("scan.network", rempart.queue_id = %job.queue_id, rempart.symbols = Empty);
-            let network = self.network_findings(&ScanInput::from(&job)).instrument(stage.clone()).await;
+            // The DNS checks are cheap in CPU for ordinary mail, but DKIM hashes the whole
+            // body and the URI lists parse it: for a large message that is CPU work, so it
+            // runs on a blocking thread (which waits on its DNS answers there) and no
+            // other session waits for it.
+            let (network, job) = if job.message.len() > LARGE_MESSAGE {
+                let (scanner, span, handle) = (self.clone(), stage.clone(), tokio::runtime::Handle::current());
+                tokio::task::spawn_blocking(move || {
+                    let network = handle.block_on(scanner.network_findings(&ScanInput::from(&job)).instrument(span));
+                    (network, job)
+                })
+                .await?
+            } else {
+                (self.network_findings(&ScanInput::from(&job)).instrument(stage.clone()).await, job)
+            };
             stage.record("rempart.symbols", names(network.findings.hits.iter().map(|h| &h.name)));
             drop(stage);
             let stage = tracing::info_span!("scan.content", rempart.queue_id = %job.queue_id, rempart.symbols = Empty);
