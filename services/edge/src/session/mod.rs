@@ -580,10 +580,25 @@ impl<B: Bus, S: Transport> Session<B, S> {
             single_recipient: single,
             at: now,
         };
-        // Submitted mail is signed for its From domain (checked to be the account's).
-        let signature = match &self.account {
-            Some(_) => submission::from_domain(&body).map(|domain| self.shared.dkim.sign(&domain, &body)).unwrap_or_default(),
-            None => String::new(),
+        // Submitted mail is signed for its From domain (checked to be the account's). The
+        // body hash is CPU work in proportion to the message: a blocking thread's.
+        let (signature, body) = match &self.account {
+            Some(_) => {
+                let shared = self.shared.clone();
+                let signed = tokio::task::spawn_blocking(move || {
+                    let signature = submission::from_domain(&body).map(|domain| shared.dkim.sign(&domain, &body)).unwrap_or_default();
+                    (signature, body)
+                })
+                .await;
+                match signed {
+                    Ok(signed) => signed,
+                    Err(e) => {
+                        tracing::error!(queue_id = %queue_id, error = %e, "DKIM signing failed; message not queued");
+                        return (Reply::new(451, "4.3.0", "Temporary failure, please try again later"), "tempfail");
+                    }
+                }
+            }
+            None => (String::new(), body),
         };
         let prefix = trace.header() + &signature;
         let message = match &verdict {
