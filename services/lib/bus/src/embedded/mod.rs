@@ -7,13 +7,17 @@
 //! and keeps trying, so the queue comes back by itself once space returns. What was
 //! committed stays; what failed was never acknowledged.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::mpsc;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use redb::{Database, Durability, ReadableTable, TableDefinition, WriteTransaction};
+use redb::{Database, TableDefinition};
 use tokio::sync::{Notify, oneshot};
+
+mod writer;
+
+use writer::{Op, Writer, recover};
 
 use crate::{Bus, BusError, Delivery, MessageId};
 
@@ -89,33 +93,6 @@ impl Info {
     }
 }
 
-enum Op {
-    Publish { topic: String, meta: Vec<u8>, body: Vec<u8>, trace: Option<String>, reply: oneshot::Sender<Result<MessageId, BusError>> },
-    Fetch { topic: String, max: usize, lease_ms: u64, reply: oneshot::Sender<Result<Fetched, BusError>> },
-    Ack { id: MessageId, reply: oneshot::Sender<Result<(), BusError>> },
-    Retry { id: MessageId, meta: Vec<u8>, delay_ms: u64, reply: oneshot::Sender<Result<(), BusError>> },
-    Expedite { topic: String, matches: crate::MetaFilter, reply: oneshot::Sender<Result<usize, BusError>> },
-}
-
-impl Op {
-    /// Answers the operation with `e` without doing it.
-    fn refuse(self, e: &BusError) {
-        let e = e.clone();
-        match self {
-            Op::Publish { reply, .. } => drop(reply.send(Err(e))),
-            Op::Fetch { reply, .. } => drop(reply.send(Err(e))),
-            Op::Ack { reply, .. } | Op::Retry { reply, .. } => drop(reply.send(Err(e))),
-            Op::Expedite { reply, .. } => drop(reply.send(Err(e))),
-        }
-    }
-}
-
-struct Fetched {
-    deliveries: Vec<Delivery>,
-    /// When the next message of the topic becomes visible, if any is waiting.
-    next_visible_at: Option<u64>,
-}
-
 /// A redb error as the bus says it: a full disk or quota is `Full` (the edge answers
 /// `452 4.3.1`), anything else `Storage`.
 fn storage<E: Into<redb::Error>>(e: E) -> BusError {
@@ -156,18 +133,8 @@ impl EmbeddedBus {
         let db = Database::create(path).map_err(|e| BusError::Storage(format!("{}: {e}", path.display())))?;
         let next_id = recover(&db, true)?;
         let db: SharedDb = Arc::new(RwLock::new(Some(Arc::new(db))));
-        let (ops, rx) = mpsc::channel();
         let published = Arc::new(Notify::new());
-        let writer = Writer {
-            db: db.clone(),
-            path: path.to_path_buf(),
-            next_id,
-            fsync: options.fsync,
-            published: published.clone(),
-            broken: false,
-            last_reopen: None,
-        };
-        std::thread::Builder::new().name("queue-writer".into()).spawn(move || writer.run(rx)).map_err(storage)?;
+        let ops = Writer::start(db.clone(), path.to_path_buf(), next_id, options.fsync, published.clone())?;
         let (events, _) = tokio::sync::broadcast::channel(crate::EVENT_BACKLOG);
         rempart_telemetry::metrics().queue_writable(true);
         Ok(Self { ops, db, published, events })
@@ -179,298 +146,6 @@ impl EmbeddedBus {
         // No answer: the writer's batch failed without one (it survives and reopens).
         rx.await.map_err(|_| BusError::Storage("the queue write failed; see the log".into()))?
     }
-}
-
-/// Returns the next free id and, at start (`clear_leases`), makes the messages leased
-/// by a previous process visible. A reopen in the same process keeps the leases: their
-/// consumers are still at work.
-fn recover(db: &Database, clear_leases: bool) -> Result<u64, BusError> {
-    let txn = db.begin_write().map_err(storage)?;
-    let next_id;
-    {
-        let mut info = txn.open_table(INFO).map_err(storage)?;
-        txn.open_table(META).map_err(storage)?;
-        txn.open_table(BODY).map_err(storage)?;
-        txn.open_table(TRACE).map_err(storage)?;
-        let mut ready = txn.open_table(READY).map_err(storage)?;
-        next_id = info.last().map_err(storage)?.map_or(1, |(k, _)| k.value() + 1);
-        let mut leased = Vec::new();
-        for row in info.iter().map_err(storage)? {
-            let (id, value) = row.map_err(storage)?;
-            let record = Info::decode(value.value())?;
-            if record.leased && clear_leases {
-                leased.push((id.value(), record));
-            }
-        }
-        let now = now_ms();
-        for (id, mut record) in leased {
-            ready.remove((record.topic.as_str(), record.visible_at, id)).map_err(storage)?;
-            record.visible_at = now;
-            record.leased = false;
-            ready.insert((record.topic.as_str(), now, id), ()).map_err(storage)?;
-            info.insert(id, record.encode().as_slice()).map_err(storage)?;
-        }
-    }
-    txn.commit().map_err(storage)?;
-    Ok(next_id)
-}
-
-struct Writer {
-    db: SharedDb,
-    path: PathBuf,
-    next_id: u64,
-    fsync: bool,
-    published: Arc<Notify>,
-    /// A write failed: the file must be reopened before the next batch.
-    broken: bool,
-    last_reopen: Option<std::time::Instant>,
-}
-
-/// How often a broken queue file is reopened, at most.
-const REOPEN_EVERY: Duration = Duration::from_millis(500);
-
-/// A reply to send once the batch's commit has succeeded.
-type Finish = Box<dyn FnOnce(Option<&BusError>) + Send>;
-
-impl Writer {
-    fn run(mut self, rx: mpsc::Receiver<Op>) {
-        while let Ok(first) = rx.recv() {
-            let mut batch = vec![first];
-            while batch.len() < MAX_BATCH {
-                match rx.try_recv() {
-                    Ok(op) => batch.push(op),
-                    Err(_) => break,
-                }
-            }
-            if self.broken
-                && let Err(e) = self.reopen()
-            {
-                for op in batch {
-                    op.refuse(&e);
-                }
-                continue;
-            }
-            // A panic inside the storage engine (seen on a full disk) must not end the
-            // writer: its batch gets no answer (the callers see an error), the file is
-            // reopened.
-            let committed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.commit_batch(batch)));
-            match committed {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => {
-                    tracing::error!(error = %e, "queue write failed; the queue file will be reopened");
-                    rempart_telemetry::metrics().queue_writable(false);
-                    self.broken = true;
-                }
-                Err(panic) => {
-                    let panic = rempart_telemetry::metrics().panic("queue_writer", &*panic);
-                    tracing::error!(panic, "the queue writer panicked; the queue file will be reopened");
-                    rempart_telemetry::metrics().queue_writable(false);
-                    self.broken = true;
-                }
-            }
-        }
-    }
-
-    /// Opens the queue file again (redb refuses everything after a failed write). Every
-    /// reader's handle must go first: only one may be open.
-    fn reopen(&mut self) -> Result<(), BusError> {
-        if let Some(at) = self.last_reopen {
-            let since = at.elapsed();
-            if since < REOPEN_EVERY {
-                std::thread::sleep(REOPEN_EVERY - since);
-            }
-        }
-        self.last_reopen = Some(std::time::Instant::now());
-        let old = self.db.write().unwrap_or_else(|p| p.into_inner()).take();
-        if let Some(mut old) = old {
-            // Readers hold a handle for one short read at most.
-            let deadline = std::time::Instant::now() + Duration::from_secs(5);
-            loop {
-                match Arc::try_unwrap(old) {
-                    Ok(db) => {
-                        drop(db);
-                        break;
-                    }
-                    Err(still_shared) if std::time::Instant::now() < deadline => {
-                        old = still_shared;
-                        std::thread::sleep(Duration::from_millis(5));
-                    }
-                    Err(still_shared) => {
-                        *self.db.write().unwrap_or_else(|p| p.into_inner()) = Some(still_shared);
-                        return Err(BusError::Storage("the queue file is still in use; it will be reopened later".into()));
-                    }
-                }
-            }
-        }
-        let db = Database::create(&self.path).map_err(storage)?;
-        let next_id = recover(&db, false)?;
-        self.next_id = self.next_id.max(next_id);
-        *self.db.write().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(db));
-        self.broken = false;
-        rempart_telemetry::metrics().queue_writable(true);
-        tracing::info!(path = %self.path.display(), "queue file reopened; the queue works again");
-        // Consumers waiting for new mail look again.
-        self.published.notify_waiters();
-        Ok(())
-    }
-
-    fn commit_batch(&mut self, batch: Vec<Op>) -> Result<(), BusError> {
-        let mut finishers: Vec<Finish> = Vec::with_capacity(batch.len());
-        let mut published_any = false;
-        let db = read_db(&self.db)?;
-        let outcome = (|| -> Result<(), BusError> {
-            let mut txn = db.begin_write().map_err(storage)?;
-            txn.set_durability(if self.fsync { Durability::Immediate } else { Durability::None });
-            for op in batch {
-                published_any |= matches!(op, Op::Publish { .. } | Op::Retry { .. } | Op::Expedite { .. });
-                finishers.push(self.apply(&txn, op));
-            }
-            txn.commit().map_err(storage)
-        })();
-        let failure = outcome.err();
-        for finish in finishers {
-            finish(failure.as_ref());
-        }
-        if failure.is_none() && published_any {
-            self.published.notify_waiters();
-        }
-        failure.map_or(Ok(()), Err)
-    }
-
-    /// Applies one operation inside the batch's transaction; the returned closure sends
-    /// its reply once the commit is known (an error then replaces the result).
-    fn apply(&mut self, txn: &WriteTransaction, op: Op) -> Finish {
-        fn finish<T: Send + 'static>(reply: oneshot::Sender<Result<T, BusError>>, result: Result<T, BusError>) -> Finish {
-            Box::new(move |failure: Option<&BusError>| {
-                let result = match failure {
-                    Some(e) => Err(e.clone()),
-                    None => result,
-                };
-                let _ = reply.send(result);
-            })
-        }
-        match op {
-            Op::Publish { topic, meta, body, trace, reply } => {
-                let id = self.next_id;
-                self.next_id += 1;
-                let result = publish(txn, id, &topic, &meta, &body, trace.as_deref()).map(|_| id);
-                finish(reply, result)
-            }
-            Op::Fetch { topic, max, lease_ms, reply } => finish(reply, fetch(txn, &topic, max, lease_ms)),
-            Op::Ack { id, reply } => finish(reply, ack(txn, id)),
-            Op::Retry { id, meta, delay_ms, reply } => finish(reply, retry(txn, id, &meta, delay_ms)),
-            Op::Expedite { topic, matches, reply } => finish(reply, expedite(txn, &topic, &matches)),
-        }
-    }
-}
-
-fn publish(txn: &WriteTransaction, id: u64, topic: &str, meta: &[u8], body: &[u8], trace: Option<&str>) -> Result<(), BusError> {
-    let now = now_ms();
-    let info = Info { visible_at: now, deliveries: 0, published_at: now, leased: false, topic: topic.to_string() };
-    txn.open_table(INFO).map_err(storage)?.insert(id, info.encode().as_slice()).map_err(storage)?;
-    txn.open_table(META).map_err(storage)?.insert(id, meta).map_err(storage)?;
-    txn.open_table(BODY).map_err(storage)?.insert(id, body).map_err(storage)?;
-    txn.open_table(READY).map_err(storage)?.insert((topic, now, id), ()).map_err(storage)?;
-    if let Some(trace) = trace {
-        txn.open_table(TRACE).map_err(storage)?.insert(id, trace).map_err(storage)?;
-    }
-    Ok(())
-}
-
-fn fetch(txn: &WriteTransaction, topic: &str, max: usize, lease_ms: u64) -> Result<Fetched, BusError> {
-    let now = now_ms();
-    let mut ready = txn.open_table(READY).map_err(storage)?;
-    let mut info_table = txn.open_table(INFO).map_err(storage)?;
-    let meta_table = txn.open_table(META).map_err(storage)?;
-    let body_table = txn.open_table(BODY).map_err(storage)?;
-    let trace_table = txn.open_table(TRACE).map_err(storage)?;
-    let due: Vec<(u64, u64)> = ready
-        .range((topic, 0, 0)..=(topic, now, u64::MAX))
-        .map_err(storage)?
-        .take(max)
-        .map(|row| row.map(|(k, _)| (k.value().1, k.value().2)))
-        .collect::<Result<_, _>>()
-        .map_err(storage)?;
-    let mut deliveries = Vec::with_capacity(due.len());
-    for (visible_at, id) in due {
-        ready.remove((topic, visible_at, id)).map_err(storage)?;
-        let Some(raw) = info_table.get(id).map_err(storage)?.map(|v| v.value().to_vec()) else { continue };
-        let mut info = Info::decode(&raw)?;
-        info.visible_at = now + lease_ms;
-        info.deliveries += 1;
-        info.leased = true;
-        info_table.insert(id, info.encode().as_slice()).map_err(storage)?;
-        ready.insert((topic, info.visible_at, id), ()).map_err(storage)?;
-        let meta = meta_table.get(id).map_err(storage)?.map(|v| v.value().to_vec()).unwrap_or_default();
-        let body = body_table.get(id).map_err(storage)?.map(|v| v.value().to_vec()).unwrap_or_default();
-        let trace_parent = trace_table.get(id).map_err(storage)?.map(|v| v.value().to_string());
-        deliveries.push(Delivery { id, deliveries: info.deliveries, published_at_ms: info.published_at, meta, body, trace_parent });
-    }
-    let next_visible_at = ready
-        .range((topic, 0, 0)..=(topic, u64::MAX, u64::MAX))
-        .map_err(storage)?
-        .next()
-        .transpose()
-        .map_err(storage)?
-        .map(|(k, _)| k.value().1);
-    Ok(Fetched { deliveries, next_visible_at })
-}
-
-fn ack(txn: &WriteTransaction, id: u64) -> Result<(), BusError> {
-    let mut info_table = txn.open_table(INFO).map_err(storage)?;
-    let Some(raw) = info_table.remove(id).map_err(storage)?.map(|v| v.value().to_vec()) else { return Ok(()) };
-    let info = Info::decode(&raw)?;
-    txn.open_table(READY).map_err(storage)?.remove((info.topic.as_str(), info.visible_at, id)).map_err(storage)?;
-    txn.open_table(META).map_err(storage)?.remove(id).map_err(storage)?;
-    txn.open_table(BODY).map_err(storage)?.remove(id).map_err(storage)?;
-    txn.open_table(TRACE).map_err(storage)?.remove(id).map_err(storage)?;
-    Ok(())
-}
-
-fn retry(txn: &WriteTransaction, id: u64, meta: &[u8], delay_ms: u64) -> Result<(), BusError> {
-    let mut info_table = txn.open_table(INFO).map_err(storage)?;
-    let Some(raw) = info_table.get(id).map_err(storage)?.map(|v| v.value().to_vec()) else {
-        return Err(BusError::Storage(format!("message {id} is not in the queue")));
-    };
-    let mut info = Info::decode(&raw)?;
-    let mut ready = txn.open_table(READY).map_err(storage)?;
-    ready.remove((info.topic.as_str(), info.visible_at, id)).map_err(storage)?;
-    info.visible_at = now_ms() + delay_ms;
-    info.leased = false;
-    ready.insert((info.topic.as_str(), info.visible_at, id), ()).map_err(storage)?;
-    info_table.insert(id, info.encode().as_slice()).map_err(storage)?;
-    txn.open_table(META).map_err(storage)?.insert(id, meta).map_err(storage)?;
-    Ok(())
-}
-
-/// Makes the delayed (not leased) messages of `topic` whose metadata matches visible now.
-fn expedite(txn: &WriteTransaction, topic: &str, matches: &crate::MetaFilter) -> Result<usize, BusError> {
-    let now = now_ms();
-    let mut ready = txn.open_table(READY).map_err(storage)?;
-    let mut info_table = txn.open_table(INFO).map_err(storage)?;
-    let meta_table = txn.open_table(META).map_err(storage)?;
-    let waiting: Vec<(u64, u64)> = ready
-        .range((topic, now + 1, 0)..=(topic, u64::MAX, u64::MAX))
-        .map_err(storage)?
-        .map(|row| row.map(|(k, _)| (k.value().1, k.value().2)))
-        .collect::<Result<_, _>>()
-        .map_err(storage)?;
-    let mut moved = 0;
-    for (visible_at, id) in waiting {
-        let Some(raw) = info_table.get(id).map_err(storage)?.map(|v| v.value().to_vec()) else { continue };
-        let mut info = Info::decode(&raw)?;
-        let meta = meta_table.get(id).map_err(storage)?.map(|v| v.value().to_vec()).unwrap_or_default();
-        // A leased message is being worked on: making it visible would deliver it twice.
-        if info.leased || !matches(&meta) {
-            continue;
-        }
-        ready.remove((topic, visible_at, id)).map_err(storage)?;
-        info.visible_at = now;
-        ready.insert((topic, now, id), ()).map_err(storage)?;
-        info_table.insert(id, info.encode().as_slice()).map_err(storage)?;
-        moved += 1;
-    }
-    Ok(moved)
 }
 
 impl Bus for EmbeddedBus {
