@@ -223,9 +223,13 @@ fn a_full_disk_gets_452_and_the_queue_recovers_by_itself() {
     assert_eq!((refused.code, refused.enhanced().as_deref()), (452, Some("4.3.1")), "{refused:?}\n{}", gw.log());
     assert!(refused.text().contains("storage"), "{refused:?}");
 
+    // The relay retries "before" (every second) while the disk is full: recording
+    // those retries fails, and must not leave it leased until its lease ends.
+    std::thread::sleep(Duration::from_millis(2500));
     std::fs::remove_file(&filler).expect("free the space");
     sink.set_mode(SinkMode::Accept);
     let freed = Instant::now();
+    let log_at_free = gw.log().len();
     let recovered = wait_until(Duration::from_secs(30), || {
         let mut c = SmtpClient::connect(&gw.addr());
         c.ehlo();
@@ -235,8 +239,12 @@ fn a_full_disk_gets_452_and_the_queue_recovers_by_itself() {
     eprintln!("recovered {:?} after the space returned", freed.elapsed());
     let got = sink.wait_for(2, Duration::from_secs(30));
     let subjects: Vec<String> = got.iter().map(|m| String::from_utf8_lossy(&m.data).into_owned()).collect();
-    assert!(subjects.iter().any(|s| s.contains("Subject: before")), "what was accepted before is delivered");
+    assert!(subjects.iter().any(|s| s.contains("Subject: before")), "what was accepted before is delivered\n{}", gw.log());
     assert!(subjects.iter().any(|s| s.contains("Subject: after")));
+    // The state store (AWL, reports) failed on the full disk too, and works again.
+    std::thread::sleep(Duration::from_secs(1));
+    let since_freed = gw.log().split_off(log_at_free);
+    assert!(!since_freed.contains("AWL update failed") && !since_freed.contains("writer thread stopped"), "{since_freed}");
     drop(gw);
 }
 

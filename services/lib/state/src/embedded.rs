@@ -1,6 +1,8 @@
 //! The embedded store: one redb file. Reads run on the caller; writes go to one
 //! writer thread that applies everything waiting in one transaction and one fsync
-//! (group commit), so concurrent sessions share the cost of durability.
+//! (group commit), so concurrent sessions share the cost of durability. After a
+//! failed write (a full disk) the writer reopens the file before its next batch, so the
+//! store works again by itself once space returns.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -8,6 +10,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use redb::{Database, Durability, ReadableTable, TableDefinition, WriteTransaction};
+use rempart_redb_file::RedbFile;
 use tokio::sync::oneshot;
 
 use crate::{Store, StoreError, StoreFuture, StoreResult, check_key, check_prefix, check_value, now_ms};
@@ -23,7 +26,7 @@ const SWEEP_EVERY: Duration = Duration::from_secs(30);
 const SWEEP_MAX: usize = 10_000;
 
 pub struct EmbeddedStore {
-    db: Arc<Database>,
+    file: Arc<RedbFile>,
     writes: mpsc::Sender<Write>,
 }
 
@@ -40,20 +43,16 @@ fn backend<E: std::fmt::Display>(e: E) -> StoreError {
 
 impl EmbeddedStore {
     pub fn open(path: &Path, fsync: bool) -> StoreResult<Self> {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| backend(format!("{}: {e}", dir.display())))?;
-        }
-        let db = Database::create(path).map_err(|e| backend(format!("{}: {e}", path.display())))?;
-        let txn = db.begin_write().map_err(backend)?;
+        let file = Arc::new(RedbFile::open(path).map_err(backend)?);
+        let txn = current(&file)?.begin_write().map_err(backend)?;
         txn.open_table(VALUES).map_err(backend)?;
         txn.open_table(EXPIRES).map_err(backend)?;
         txn.open_table(BY_DEADLINE).map_err(backend)?;
         txn.commit().map_err(backend)?;
-        let db = Arc::new(db);
         let (writes, rx) = mpsc::channel();
-        let writer_db = db.clone();
-        std::thread::Builder::new().name("state-writer".into()).spawn(move || write_loop(&writer_db, fsync, &rx)).map_err(backend)?;
-        Ok(EmbeddedStore { db, writes })
+        let writer_file = file.clone();
+        std::thread::Builder::new().name("state-writer".into()).spawn(move || write_loop(&writer_file, fsync, &rx)).map_err(backend)?;
+        Ok(EmbeddedStore { file, writes })
     }
 
     async fn call<T>(&self, make: impl FnOnce(oneshot::Sender<StoreResult<T>>) -> Write) -> StoreResult<T> {
@@ -63,7 +62,7 @@ impl EmbeddedStore {
     }
 
     fn read(&self, keys: &[&str]) -> StoreResult<Vec<Option<Vec<u8>>>> {
-        let txn = self.db.begin_read().map_err(backend)?;
+        let txn = current(&self.file)?.begin_read().map_err(backend)?;
         let values = txn.open_table(VALUES).map_err(backend)?;
         let expires = txn.open_table(EXPIRES).map_err(backend)?;
         let now = now_ms();
@@ -130,7 +129,7 @@ impl Store for EmbeddedStore {
     fn scan_prefix<'a>(&'a self, prefix: &'a str, limit: usize) -> StoreFuture<'a, Vec<(String, Vec<u8>)>> {
         Box::pin(async move {
             check_prefix(prefix)?;
-            let txn = self.db.begin_read().map_err(backend)?;
+            let txn = current(&self.file)?.begin_read().map_err(backend)?;
             let values = txn.open_table(VALUES).map_err(backend)?;
             let expires = txn.open_table(EXPIRES).map_err(backend)?;
             let now = now_ms();
@@ -158,34 +157,81 @@ impl Store for EmbeddedStore {
     }
 }
 
-/// The writer thread: batches of writes, one commit each; the sweeper when idle.
-fn write_loop(db: &Database, fsync: bool, rx: &mpsc::Receiver<Write>) {
+/// The open database, or an error while the writer reopens it.
+fn current(file: &RedbFile) -> StoreResult<Arc<Database>> {
+    file.get().ok_or_else(|| backend("the state file is being reopened after a write failure"))
+}
+
+/// The writer thread: batches of writes, one commit each; the sweeper when idle. A
+/// failed batch (an error or a panic inside the storage engine) marks the file broken:
+/// it is reopened before the next one.
+fn write_loop(file: &RedbFile, fsync: bool, rx: &mpsc::Receiver<Write>) {
     let mut last_sweep = std::time::Instant::now();
+    let mut broken = false;
     loop {
-        let first = match rx.recv_timeout(SWEEP_EVERY) {
-            Ok(write) => write,
-            Err(mpsc::RecvTimeoutError::Timeout) => {
-                if let Err(e) = sweep(db) {
-                    tracing::warn!(error = %e, "state sweeper");
+        let batch = match rx.recv_timeout(SWEEP_EVERY) {
+            Ok(first) => {
+                let mut batch = vec![first];
+                while batch.len() < MAX_BATCH {
+                    match rx.try_recv() {
+                        Ok(write) => batch.push(write),
+                        Err(_) => break,
+                    }
                 }
-                last_sweep = std::time::Instant::now();
-                continue;
+                batch
             }
+            Err(mpsc::RecvTimeoutError::Timeout) => Vec::new(),
             Err(mpsc::RecvTimeoutError::Disconnected) => return,
         };
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(write) => batch.push(write),
-                Err(_) => break,
+        if broken {
+            match file.reopen() {
+                Ok(_) => {
+                    broken = false;
+                    tracing::info!("the state store works again");
+                }
+                Err(e) => {
+                    let e = backend(e);
+                    for write in batch {
+                        write.refuse(&e);
+                    }
+                    continue;
+                }
             }
         }
-        apply_batch(db, fsync, batch);
-        if last_sweep.elapsed() > SWEEP_EVERY {
-            if let Err(e) = sweep(db) {
+        let Some(db) = file.get() else { continue };
+        let sweep_due = last_sweep.elapsed() > SWEEP_EVERY;
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let committed = if batch.is_empty() { Ok(()) } else { apply_batch(&db, fsync, batch) };
+            if sweep_due && let Err(e) = sweep(&db) {
                 tracing::warn!(error = %e, "state sweeper");
             }
+            committed
+        }));
+        if sweep_due {
             last_sweep = std::time::Instant::now();
+        }
+        match outcome {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "state write failed; the state file will be reopened");
+                broken = true;
+            }
+            Err(panic) => {
+                let panic = rempart_telemetry::metrics().panic("state_writer", &*panic);
+                tracing::error!(panic, "the state writer panicked; the state file will be reopened");
+                broken = true;
+            }
+        }
+    }
+}
+
+impl Write {
+    /// Answers the write with `e` without doing it.
+    fn refuse(self, e: &StoreError) {
+        let e = || backend(e);
+        match self {
+            Write::Put { reply, .. } | Write::Add { reply, .. } | Write::Delete { reply, .. } => drop(reply.send(Err(e()))),
+            Write::Cas { reply, .. } => drop(reply.send(Err(e()))),
         }
     }
 }
@@ -196,7 +242,9 @@ enum Reply {
     Bool(oneshot::Sender<StoreResult<bool>>, StoreResult<bool>),
 }
 
-fn apply_batch(db: &Database, fsync: bool, batch: Vec<Write>) {
+/// Applies a batch in one transaction and answers each write; the commit's error, if
+/// any, is also returned (the file must then be reopened).
+fn apply_batch(db: &Database, fsync: bool, batch: Vec<Write>) -> StoreResult<()> {
     let mut replies = Vec::with_capacity(batch.len());
     let committed = (|| -> StoreResult<()> {
         let mut txn = db.begin_write().map_err(backend)?;
@@ -236,6 +284,7 @@ fn apply_batch(db: &Database, fsync: bool, batch: Vec<Write>) {
             Reply::Bool(tx, result) => drop(tx.send(failed().map_or(result, Err))),
         }
     }
+    committed
 }
 
 /// The value as readers see it (an expired value is absent).

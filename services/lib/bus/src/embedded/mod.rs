@@ -8,11 +8,12 @@
 //! committed stays; what failed was never acknowledged.
 
 use std::path::Path;
+use std::sync::Arc;
 use std::sync::mpsc;
-use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use redb::{Database, TableDefinition};
+use rempart_redb_file::RedbFile;
 use tokio::sync::{Notify, oneshot};
 
 mod writer;
@@ -47,8 +48,8 @@ impl Default for EmbeddedOptions {
     }
 }
 
-/// The open database, swapped by the writer when it reopens the file (`None` meanwhile).
-type SharedDb = Arc<RwLock<Option<Arc<Database>>>>;
+/// The queue file, reopened by the writer after a failed write.
+type SharedDb = Arc<RedbFile>;
 
 #[derive(Clone)]
 pub struct EmbeddedBus {
@@ -113,10 +114,7 @@ fn task_failed(e: tokio::task::JoinError) -> BusError {
 }
 
 fn read_db(db: &SharedDb) -> Result<Arc<Database>, BusError> {
-    db.read()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-        .clone()
-        .ok_or_else(|| BusError::Storage("the queue file is being reopened after a write failure".into()))
+    db.get().ok_or_else(|| BusError::Storage("the queue file is being reopened after a write failure".into()))
 }
 
 fn now_ms() -> u64 {
@@ -127,14 +125,10 @@ impl EmbeddedBus {
     /// Opens (or creates) the queue file. Messages that were leased when the previous
     /// process stopped become visible at once: their consumer is gone.
     pub fn open(path: &Path, options: EmbeddedOptions) -> Result<Self, BusError> {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| BusError::Storage(format!("{}: {e}", dir.display())))?;
-        }
-        let db = Database::create(path).map_err(|e| BusError::Storage(format!("{}: {e}", path.display())))?;
-        let next_id = recover(&db, true)?;
-        let db: SharedDb = Arc::new(RwLock::new(Some(Arc::new(db))));
+        let db: SharedDb = Arc::new(RedbFile::open(path).map_err(BusError::Storage)?);
+        let next_id = recover(&*read_db(&db)?, true)?;
         let published = Arc::new(Notify::new());
-        let ops = Writer::start(db.clone(), path.to_path_buf(), next_id, options.fsync, published.clone())?;
+        let ops = Writer::start(db.clone(), next_id, options.fsync, published.clone())?;
         let (events, _) = tokio::sync::broadcast::channel(crate::EVENT_BACKLOG);
         rempart_telemetry::metrics().queue_writable(true);
         Ok(Self { ops, db, published, events })

@@ -2,9 +2,7 @@
 //! `MAX_BATCH`), applies them in one write transaction, commits once (one fsync for
 //! all), then answers each caller; after a failed write it reopens the file.
 
-use std::path::PathBuf;
 use std::sync::{Arc, mpsc};
-use std::time::Duration;
 
 use redb::{Database, Durability, ReadableTable, WriteTransaction};
 use tokio::sync::{Notify, oneshot};
@@ -21,6 +19,14 @@ pub(super) enum Op {
 }
 
 impl Op {
+    fn settle(&self) -> Option<Settle> {
+        match self {
+            Op::Ack { id, .. } => Some(Settle::Ack(*id)),
+            Op::Retry { id, meta, delay_ms, .. } => Some(Settle::Retry { id: *id, meta: meta.clone(), delay_ms: *delay_ms }),
+            _ => None,
+        }
+    }
+
     /// Answers the operation with `e` without doing it.
     fn refuse(self, e: &BusError) {
         let e = e.clone();
@@ -75,32 +81,35 @@ pub(super) fn recover(db: &Database, clear_leases: bool) -> Result<u64, BusError
 
 pub(super) struct Writer {
     db: SharedDb,
-    path: PathBuf,
     next_id: u64,
     fsync: bool,
     published: Arc<Notify>,
     /// A write failed: the file must be reopened before the next batch.
     broken: bool,
-    last_reopen: Option<std::time::Instant>,
+    /// Acks and retries whose commit failed. Their consumer has moved on (it was told
+    /// the write failed) but the message is still leased: they are applied again once
+    /// the file is reopened, or a deferred message would wait for its lease to end.
+    unrecorded: Vec<Settle>,
 }
 
-/// How often a broken queue file is reopened, at most.
-const REOPEN_EVERY: Duration = Duration::from_millis(500);
+/// The end of a lease: what an ack or a retry records.
+#[derive(Clone)]
+enum Settle {
+    Ack(MessageId),
+    Retry { id: MessageId, meta: Vec<u8>, delay_ms: u64 },
+}
+
+/// Most unrecorded settlements kept; past it the rest wait for their lease to end.
+const MAX_UNRECORDED: usize = 100_000;
 
 /// A reply to send once the batch's commit has succeeded.
 type Finish = Box<dyn FnOnce(Option<&BusError>) + Send>;
 
 impl Writer {
     /// Starts the writer thread on an open database; operations go to the sender.
-    pub(super) fn start(
-        db: SharedDb,
-        path: PathBuf,
-        next_id: u64,
-        fsync: bool,
-        published: Arc<Notify>,
-    ) -> Result<mpsc::Sender<Op>, BusError> {
+    pub(super) fn start(db: SharedDb, next_id: u64, fsync: bool, published: Arc<Notify>) -> Result<mpsc::Sender<Op>, BusError> {
         let (ops, rx) = mpsc::channel();
-        let writer = Writer { db, path, next_id, fsync, published, broken: false, last_reopen: None };
+        let writer = Writer { db, next_id, fsync, published, broken: false, unrecorded: Vec::new() };
         std::thread::Builder::new()
             .name("queue-writer".into())
             .spawn(move || writer.run(rx))
@@ -128,7 +137,12 @@ impl Writer {
             // A panic inside the storage engine (seen on a full disk) must not end the
             // writer: its batch gets no answer (the callers see an error), the file is
             // reopened.
+            let settles: Vec<Settle> = batch.iter().filter_map(Op::settle).collect();
             let committed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.commit_batch(batch)));
+            if !matches!(committed, Ok(Ok(()))) {
+                let room = MAX_UNRECORDED.saturating_sub(self.unrecorded.len());
+                self.unrecorded.extend(settles.into_iter().take(room));
+            }
             match committed {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => {
@@ -146,44 +160,28 @@ impl Writer {
         }
     }
 
-    /// Opens the queue file again (redb refuses everything after a failed write). Every
-    /// reader's handle must go first: only one may be open.
+    /// Opens the queue file again (redb refuses everything after a failed write), then
+    /// records the acks and retries that failed meanwhile.
     fn reopen(&mut self) -> Result<(), BusError> {
-        if let Some(at) = self.last_reopen {
-            let since = at.elapsed();
-            if since < REOPEN_EVERY {
-                std::thread::sleep(REOPEN_EVERY - since);
-            }
-        }
-        self.last_reopen = Some(std::time::Instant::now());
-        let old = self.db.write().unwrap_or_else(|p| p.into_inner()).take();
-        if let Some(mut old) = old {
-            // Readers hold a handle for one short read at most.
-            let deadline = std::time::Instant::now() + Duration::from_secs(5);
-            loop {
-                match Arc::try_unwrap(old) {
-                    Ok(db) => {
-                        drop(db);
-                        break;
-                    }
-                    Err(still_shared) if std::time::Instant::now() < deadline => {
-                        old = still_shared;
-                        std::thread::sleep(Duration::from_millis(5));
-                    }
-                    Err(still_shared) => {
-                        *self.db.write().unwrap_or_else(|p| p.into_inner()) = Some(still_shared);
-                        return Err(BusError::Storage("the queue file is still in use; it will be reopened later".into()));
-                    }
-                }
-            }
-        }
-        let db = Database::create(&self.path).map_err(storage)?;
+        let db = self.db.reopen().map_err(|e| BusError::Storage(e.to_string()))?;
         let next_id = recover(&db, false)?;
         self.next_id = self.next_id.max(next_id);
-        *self.db.write().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(db));
+        if !self.unrecorded.is_empty() {
+            let txn = db.begin_write().map_err(storage)?;
+            for settle in &self.unrecorded {
+                // A message settled since (or never leased again) is simply absent.
+                let _ = match settle {
+                    Settle::Ack(id) => ack(&txn, *id),
+                    Settle::Retry { id, meta, delay_ms } => retry(&txn, *id, meta, *delay_ms),
+                };
+            }
+            txn.commit().map_err(storage)?;
+            tracing::info!(count = self.unrecorded.len(), "acks and retries that failed on the broken file are recorded");
+            self.unrecorded.clear();
+        }
         self.broken = false;
         rempart_telemetry::metrics().queue_writable(true);
-        tracing::info!(path = %self.path.display(), "queue file reopened; the queue works again");
+        tracing::info!(path = %self.db.path().display(), "queue file reopened; the queue works again");
         // Consumers waiting for new mail look again.
         self.published.notify_waiters();
         Ok(())
