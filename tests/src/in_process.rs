@@ -33,7 +33,7 @@ impl InProcess {
             let shutdown = async move {
                 let _ = stopped.await;
             };
-            let served = runtime.block_on(rempart::serve::serve(Arc::new(config), rempart::serve::ALL, shutdown));
+            let served = runtime.block_on(rempart::serve::serve(Arc::new(config), rempart::serve::ALL, shutdown, None));
             if let Err(e) = served
                 && let Ok(mut log) = log.lock()
             {

@@ -7,12 +7,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rempart_bus::EmbeddedBus;
-use rempart_model::Config;
+use rempart_model::{Config, Live};
 use rempart_model::config::ListenerKind;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
 
 use crate::session::Session;
-use crate::{EdgeError, Shared};
+use crate::{EdgeError, EdgeView, Shared};
 
 pub struct SessionHarness {
     shared: Arc<Shared<EmbeddedBus>>,
@@ -22,18 +22,15 @@ pub struct SessionHarness {
 impl SessionHarness {
     /// Sessions as `config` sets them (no scanner, no shared state), queueing to `bus`.
     pub fn new(config: Config, bus: EmbeddedBus) -> Result<Self, EdgeError> {
-        let dkim = crate::dkim::Signers::load(&config)?;
+        let data_budget = crate::limits::DataBudget::new(usize::try_from(config.smtp.max_data_in_flight).unwrap_or(usize::MAX));
         let shared = Arc::new(Shared {
-            data_budget: crate::limits::DataBudget::new(usize::try_from(config.smtp.max_data_in_flight).unwrap_or(usize::MAX)),
-            config: Arc::new(config),
+            data_budget,
+            live: Live::new(EdgeView::build(Arc::new(config), None)?),
             bus,
-            tls: None,
             verdicts: None,
             state: None,
-            directory: None,
             resolver: None,
             batv: Default::default(),
-            dkim,
         });
         let runtime =
             tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| EdgeError::Tls(format!("runtime: {e}")))?;
@@ -47,7 +44,7 @@ impl SessionHarness {
             let (client, server) = tokio::io::duplex(64 * 1024);
             let (_stop, shutdown) = tokio::sync::watch::channel(false);
             let io = BufReader::new(rempart_smtp::Stream::Plain(server));
-            let session = Session::new(shared, io, "192.0.2.1".into(), false, kind, None, shutdown);
+            let session = Session::new(shared.clone(), shared.live.load(), io, "192.0.2.1".into(), false, kind, None, shutdown);
             let running = tokio::spawn(session.run());
             let (mut read, mut write) = tokio::io::split(client);
             let reader = tokio::spawn(async move {

@@ -16,7 +16,7 @@ mod tls;
 
 use std::sync::Arc;
 
-use rempart_model::Config;
+use rempart_model::{Config, Live, RecipientDirectory, Versioned};
 use tokio_rustls::TlsAcceptor;
 
 pub use server::Edge;
@@ -31,24 +31,48 @@ pub enum EdgeError {
     Dkim(String),
 }
 
+/// What a reload may change for the edge: the configuration and what is built from it
+/// (the TLS certificate, the DKIM keys, the recipient directory). A session keeps the
+/// view it started with; the next one sees a reload.
+pub struct EdgeView {
+    pub config: Arc<Config>,
+    pub(crate) tls: Option<TlsAcceptor>,
+    /// The customer domains' DKIM keys, for mail their accounts submit.
+    pub(crate) dkim: dkim::Signers,
+    /// LDAP and callout recipient checks; `None` when no domain uses them.
+    pub(crate) directory: Option<Arc<dyn RecipientDirectory>>,
+}
+
+impl EdgeView {
+    /// Loads the certificate and the DKIM keys `config` names: an unreadable file is an
+    /// error here, at start and at reload alike.
+    pub fn build(config: Arc<Config>, directory: Option<Arc<dyn RecipientDirectory>>) -> Result<EdgeView, EdgeError> {
+        let tls = match (&config.tls.cert, &config.tls.key) {
+            (Some(cert), Some(key)) => Some(tls::load_acceptor(cert, key)?),
+            _ => None,
+        };
+        let dkim = dkim::Signers::load(&config)?;
+        Ok(EdgeView { config, tls, dkim, directory })
+    }
+}
+
+/// The edge's view of one configuration version.
+pub(crate) type View = Arc<Versioned<EdgeView>>;
+
 /// What every session of one edge shares.
 pub(crate) struct Shared<B> {
-    pub config: Arc<Config>,
+    /// The current view; each connection loads it once.
+    pub live: Live<EdgeView>,
     pub bus: B,
-    pub tls: Option<TlsAcceptor>,
     /// The verdict port: the scanner in this process, or remote scanners; `None` when
     /// `scanner.enabled` is false.
     pub verdicts: Option<Arc<dyn rempart_model::Verdicts>>,
     /// Greylisting lives here; `None` without shared state.
     pub state: Option<Arc<rempart_state::SharedState>>,
-    /// LDAP and callout recipient checks; `None` when no domain uses them.
-    pub directory: Option<Arc<dyn rempart_model::RecipientDirectory>>,
     /// For the DNS lists of `[screen]`; `None` when there are none or DNS is off.
     pub resolver: Option<mail_auth::hickory_resolver::TokioResolver>,
     /// Tags customers' outbound return paths; checks the bounces that come back.
     pub batv: batv::Batv,
-    /// The customer domains' DKIM keys, for mail their accounts submit.
-    pub dkim: dkim::Signers,
     /// Message data held in memory by all sessions (`smtp.max_data_in_flight`).
     pub data_budget: Arc<limits::DataBudget>,
 }

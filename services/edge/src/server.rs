@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use futures_util::FutureExt;
 use rempart_bus::Bus;
-use rempart_model::Config;
+use rempart_model::Live;
 use rempart_model::config::{ListenerConfig, ListenerKind};
 use rempart_model::net::Network;
 use tokio::io::{AsyncWriteExt, BufReader};
@@ -19,7 +19,7 @@ use rempart_telemetry::metrics;
 
 use crate::limits::ConnectionLimits;
 use crate::session::Session;
-use crate::{EdgeError, Shared, proxy, screen, tls};
+use crate::{EdgeError, EdgeView, Shared, proxy, screen, tls};
 
 pub struct Edge<B> {
     shared: Arc<Shared<B>>,
@@ -30,17 +30,15 @@ pub struct Edge<B> {
 impl<B: Bus> Edge<B> {
     /// Loads the certificate and binds every configured listener.
     pub async fn bind(
-        config: Arc<Config>,
+        live: Live<EdgeView>,
         bus: B,
         verdicts: Option<Arc<dyn rempart_model::Verdicts>>,
         state: Option<Arc<rempart_state::SharedState>>,
-        directory: Option<Arc<dyn rempart_model::RecipientDirectory>>,
         resolver: Option<mail_auth::hickory_resolver::TokioResolver>,
     ) -> Result<Self, EdgeError> {
-        let tls = match (&config.tls.cert, &config.tls.key) {
-            (Some(cert), Some(key)) => Some(tls::load_acceptor(cert, key)?),
-            _ => None,
-        };
+        // Listeners, connection limits and the data budget are set once (see
+        // `Config::needs_restart`).
+        let config = live.load().config.clone();
         let mut listeners = Vec::new();
         for listener in &config.smtp.listeners {
             let socket =
@@ -50,19 +48,15 @@ impl<B: Bus> Edge<B> {
         // Validated with the configuration.
         let trusted = config.smtp.trusted_networks.iter().filter_map(|n| rempart_model::net::Network::parse(n).ok()).collect();
         let limits = ConnectionLimits::new(config.smtp.max_connections, config.smtp.max_connections_per_ip, trusted);
-        let dkim = crate::dkim::Signers::load(&config)?;
         Ok(Self {
             shared: Arc::new(Shared {
                 data_budget: crate::limits::DataBudget::new(usize::try_from(config.smtp.max_data_in_flight).unwrap_or(usize::MAX)),
-                config,
+                live,
                 bus,
-                tls,
                 verdicts,
                 state,
-                directory,
                 resolver,
                 batv: Default::default(),
-                dkim,
             }),
             limits,
             listeners,
@@ -87,7 +81,7 @@ impl<B: Bus> Edge<B> {
         for l in loops {
             let _ = l.await;
         }
-        let deadline = self.shared.config.smtp.shutdown_timeout.0;
+        let deadline = self.shared.live.load().config.smtp.shutdown_timeout.0;
         let active = self.limits.active();
         if active > 0 {
             tracing::info!(active, "waiting for SMTP sessions to finish");
@@ -130,6 +124,8 @@ async fn accept_loop<B: Bus>(
         let shutdown = shutdown.clone();
         let proxy_from = proxy_from.clone();
         tokio::spawn(async move {
+            // One load per connection: the session runs under this version throughout.
+            let view = shared.live.load();
             let mut slot = slot;
             let mut io = BufReader::new(rempart_smtp::Stream::Plain(socket));
             let mut client = peer;
@@ -143,7 +139,7 @@ async fn accept_loop<B: Bus>(
                     let _ = io.get_mut().write_all(b"421 4.7.0 Not accepting connections from this address\r\n").await;
                     return;
                 }
-                let timeout = shared.config.smtp.proxy_timeout.0;
+                let timeout = view.config.smtp.proxy_timeout.0;
                 match tokio::time::timeout(timeout, proxy::read_header(&mut io)).await {
                     Ok(Ok(Some(real))) => client = real,
                     Ok(Ok(None)) => {}
@@ -161,16 +157,16 @@ async fn accept_loop<B: Bus>(
             if !slot.claim_ip(client.ip()) {
                 metrics().connection("refused", "too_many_from_ip");
                 let reply =
-                    format!("421 4.7.0 {} Too many connections from {}, try again later\r\n", shared.config.smtp.hostname, client.ip());
+                    format!("421 4.7.0 {} Too many connections from {}, try again later\r\n", view.config.smtp.hostname, client.ip());
                 let _ = io.get_mut().write_all(reply.as_bytes()).await;
                 return;
             }
             let mut tls_description = None;
             if options.kind == ListenerKind::Submissions {
                 // Implicit TLS (RFC 8314): the handshake comes before the greeting.
-                let Some(acceptor) = shared.tls.clone() else { return };
+                let Some(acceptor) = view.tls.clone() else { return };
                 let mut stream = io.into_inner();
-                let timeout = shared.config.smtp.command_timeout.0;
+                let timeout = view.config.smtp.command_timeout.0;
                 match tokio::time::timeout(timeout, stream.accept_tls(&acceptor)).await {
                     Ok(Ok(())) => tls_description = stream.server_tls().map(tls::describe),
                     Ok(Err(e)) => {
@@ -189,14 +185,14 @@ async fn accept_loop<B: Bus>(
             let trusted = slot.is_trusted(client.ip());
             if !trusted && !options.kind.is_submission() {
                 let store = shared.state.as_ref().map(|s| &*s.store);
-                if let Some(refusal) = screen::at_connect(&shared.config, store, shared.resolver.as_ref(), client.ip()).await {
+                if let Some(refusal) = screen::at_connect(&view.config, store, shared.resolver.as_ref(), client.ip()).await {
                     metrics().connection("refused", if refusal.code == 421 { "connection_rate" } else { "dnsbl" });
                     let _ = io.get_mut().write_all(refusal.wire().as_bytes()).await;
                     return;
                 }
             }
             let activity = slot.activity.clone();
-            let session = Session::new(shared, io, client.ip().to_string(), trusted, options.kind, tls_description, shutdown);
+            let session = Session::new(shared, view, io, client.ip().to_string(), trusted, options.kind, tls_description, shutdown);
             // A panic in a session is a bug: it ends that session only, counted and
             // logged; the slot is given back as the task unwinds.
             let outcome = std::panic::AssertUnwindSafe(session.with_activity(activity).run()).catch_unwind().await;

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rempart_bus::{Bus, DELIVER_TOPIC, Delivery};
-use rempart_model::{Config, DeliveryStatus, Envelope, Recipient, RouteTls, SessionFacts, date};
+use rempart_model::{Config, DeliveryStatus, Envelope, Live, Recipient, RouteTls, SessionFacts, Versioned, date};
 use rempart_smtp::Reply;
 use rempart_smtp::bounce::{Reason, reply_reason};
 use rempart_state::Store;
@@ -31,10 +31,27 @@ use tracing::field::Empty;
 pub use client::{Client, Destination};
 pub use tls::{Connectors, TlsSetupError, ca_file_roots, system_roots};
 
+/// What a reload may change for the relay: the configuration (routes, timeouts, retry
+/// schedule) and the SMTP client built from it (route CA files, hostname).
+pub struct RelayView {
+    pub config: Arc<Config>,
+    client: Client,
+}
+
+impl RelayView {
+    /// Fails if a route's CA file cannot be used or the TLS library cannot build a
+    /// client configuration.
+    pub fn build(config: Arc<Config>) -> Result<RelayView, TlsSetupError> {
+        let tls = Connectors::new(&config)?;
+        let client = Client::new(config.smtp.hostname.clone(), config.relay.connect_timeout.0, config.relay.command_timeout.0, tls);
+        Ok(RelayView { config, client })
+    }
+}
+
 pub struct Relay<B> {
-    config: Arc<Config>,
+    /// Read on every use: a reload reaches the next delivery.
+    live: Live<RelayView>,
     bus: B,
-    client: Arc<Client>,
     /// For delivery by MX to domains we do not serve (`None`: DNS off).
     resolver: Option<mail_auth::hickory_resolver::TokioResolver>,
     /// Outside domains' MTA-STS policies.
@@ -54,17 +71,20 @@ const BUSY_WAIT: Duration = Duration::from_secs(1);
 const BUSY_DELAY: Duration = Duration::from_secs(1);
 
 impl<B: Bus> Relay<B> {
-    /// Fails if a route's CA file cannot be used or the TLS library cannot build a
-    /// client configuration.
     /// `store`: the shared store, where MTA-STS policies are kept beyond this process.
-    pub fn new(config: Arc<Config>, bus: B, store: Option<Arc<dyn Store>>) -> Result<Self, TlsSetupError> {
-        let tls = Connectors::new(&config)?;
-        let client = Client::new(config.smtp.hostname.clone(), config.relay.connect_timeout.0, config.relay.command_timeout.0, tls);
+    /// The resolver, MTA-STS port and per-destination limit are set once.
+    pub fn new(live: Live<RelayView>, bus: B, store: Option<Arc<dyn Store>>) -> Self {
+        let config = live.load().config.clone();
         let resolver = mx::resolver(&config.dns);
         let mta_sts = mta_sts::Policies::new(config.relay.mta_sts_port, store.clone());
         let destinations = destinations::Limiter::new(config.relay.per_destination);
         let dns_servers = if config.dns.servers.is_empty() { mx::system_servers() } else { config.dns.servers.clone() };
-        Ok(Self { config, bus, client: Arc::new(client), resolver, mta_sts, dns_servers, destinations, store })
+        Self { live, bus, resolver, mta_sts, dns_servers, destinations, store }
+    }
+
+    /// The current view: one atomic load.
+    fn view(&self) -> Arc<Versioned<RelayView>> {
+        self.live.load()
     }
 
     /// Runs `relay.concurrency` workers until `shutdown` turns true; each finishes the
@@ -72,11 +92,14 @@ impl<B: Bus> Relay<B> {
     pub async fn run(self, shutdown: watch::Receiver<bool>) {
         let this = Arc::new(self);
         let depth = tokio::spawn(report_queue_depth(this.bus.clone(), shutdown.clone()));
-        let workers: Vec<_> = (0..this.config.relay.concurrency)
+        let (concurrency, lease) = {
+            let view = this.view();
+            (view.config.relay.concurrency, view.config.queue.visibility_timeout.0)
+        };
+        let workers: Vec<_> = (0..concurrency)
             .map(|_| {
                 let (this, shutdown) = (this.clone(), shutdown.clone());
                 tokio::spawn(async move {
-                    let lease = this.config.queue.visibility_timeout.0;
                     rempart_bus::consume(&this.bus, DELIVER_TOPIC, lease, shutdown, |delivery| this.process(delivery)).await;
                 })
             })
@@ -125,10 +148,10 @@ impl<B: Bus> Relay<B> {
             self.unknown_recipients(&account, &envelope, &newly_final).await;
         }
         let now = date::unix_now();
-        let expired = now.saturating_sub(envelope.received_at) >= self.config.queue.max_age.0.as_secs();
+        let expired = now.saturating_sub(envelope.received_at) >= self.view().config.queue.max_age.0.as_secs();
         let mut reports = newly_final;
         let waited = now.saturating_sub(envelope.received_at);
-        if !expired && waited >= self.config.queue.delay_warning.0.as_secs() {
+        if !expired && waited >= self.view().config.queue.delay_warning.0.as_secs() {
             for (i, r) in envelope.recipients.iter_mut().enumerate() {
                 if r.wants_delay_report() {
                     r.delay_reported = true;
@@ -148,7 +171,7 @@ impl<B: Bus> Relay<B> {
         // The DSN is durable before the original is acknowledged: no report is lost.
         if let Err(e) = self.send_reports(&envelope, &delivery.body, &reports).await {
             tracing::error!(queue_id = %envelope.queue_id, error = %e, "cannot queue a DSN; will retry the message");
-            let _ = self.bus.retry(delivery.id, delivery.meta, self.config.queue.retry_delay(1)).await;
+            let _ = self.bus.retry(delivery.id, delivery.meta, self.view().config.queue.retry_delay(1)).await;
             return;
         }
         let pending = envelope.recipients.iter().any(|r| matches!(r.status, DeliveryStatus::Pending { .. }));
@@ -167,7 +190,7 @@ impl<B: Bus> Relay<B> {
             rempart_telemetry::keep_trace(span);
         }
         let result = if pending {
-            let delay = if busy { BUSY_DELAY } else { self.config.queue.retry_delay(envelope.attempts) };
+            let delay = if busy { BUSY_DELAY } else { self.view().config.queue.retry_delay(envelope.attempts) };
             tracing::info!(queue_id = %envelope.queue_id, attempts = envelope.attempts, retry_in = ?delay, "deferred");
             self.bus.retry(delivery.id, envelope.to_json(), delay).await
         } else {
@@ -204,7 +227,7 @@ impl<B: Bus> Relay<B> {
                 return;
             }
         };
-        match accounts::unknown_recipients(&**store, &self.config.outbound, &account, &dead, date::unix_now()).await {
+        match accounts::unknown_recipients(&**store, &self.view().config.outbound, &account, &dead, date::unix_now()).await {
             Ok(Some(why)) => self.suspend(&**store, &account, &why).await,
             Ok(None) => {}
             Err(e) => tracing::error!(account = %email, error = %e, "unknown recipients not recorded"),
@@ -229,7 +252,7 @@ impl<B: Bus> Relay<B> {
             ..Default::default()
         };
         self.bus.event(rempart_bus::OUTBOUND_EVENTS, prost::Message::encode_to_vec(&event)).await;
-        rempart_bus::tell_suspension(&self.bus, &self.config.smtp.hostname, &account.email, &admins, why).await;
+        rempart_bus::tell_suspension(&self.bus, &self.view().config.smtp.hostname, &account.email, &admins, why).await;
     }
 
     /// `rempart.events.delivery` for the recipients this attempt `tried` (the console's reports).
@@ -258,13 +281,15 @@ impl<B: Bus> Relay<B> {
     async fn attempt(&self, envelope: &mut Envelope, body: &[u8]) -> Outcome {
         // By route: a customer domain's (all its recipients in one transaction), or an
         // outside domain's MX hosts (mail a logged-in account submitted, or a DSN).
+        // One view for the whole attempt: its routes and its client agree.
+        let view = self.view();
         let mut groups: BTreeMap<String, Vec<usize>> = BTreeMap::new();
         let mut reports = Vec::new();
         for (i, r) in envelope.recipients.iter().enumerate() {
             if !matches!(r.status, DeliveryStatus::Pending { .. }) {
                 continue;
             }
-            let route = self.config.domain(r.domain()).map_or_else(|| r.domain().to_ascii_lowercase(), |d| d.name.clone());
+            let route = view.config.domain(r.domain()).map_or_else(|| r.domain().to_ascii_lowercase(), |d| d.name.clone());
             groups.entry(route).or_default().push(i);
         }
         let mut tried = vec![false; envelope.recipients.len()];
@@ -278,7 +303,7 @@ impl<B: Bus> Relay<B> {
             for &i in &indices {
                 tried[i] = true;
             }
-            let customer = self.config.domain(&domain_name);
+            let customer = view.config.domain(&domain_name);
             let span = tracing::info_span!(
                 "deliver.route",
                 rempart.queue_id = %envelope.queue_id,
@@ -288,7 +313,7 @@ impl<B: Bus> Relay<B> {
             );
             let attempt = match customer {
                 Some(domain) => {
-                    self.client.deliver(&Destination::of_domain(domain), envelope, &indices, body).instrument(span.clone()).await
+                    view.client.deliver(&Destination::of_domain(domain), envelope, &indices, body).instrument(span.clone()).await
                 }
                 None => self.deliver_by_mx(&domain_name, envelope, &indices, body).instrument(span.clone()).await,
             };
@@ -343,12 +368,12 @@ impl<B: Bus> Relay<B> {
             remote_dsn: false,
             opened: false,
         };
-        let hosts = match mx::hosts(self.resolver.as_ref(), domain, self.config.relay.mx_port).await {
+        let hosts = match mx::hosts(self.resolver.as_ref(), domain, self.view().config.relay.mx_port).await {
             Ok(hosts) => hosts,
             Err(reply) => return failed(reply),
         };
         let policy = match &self.resolver {
-            Some(resolver) => self.mta_sts.for_domain(resolver, || self.client.verifying_connector(), domain).await,
+            Some(resolver) => self.mta_sts.for_domain(resolver, || self.view().client.verifying_connector(), domain).await,
             None => None,
         };
         let enforce = policy.as_ref().is_some_and(|p| p.mode == mta_sts::Mode::Enforce);
@@ -380,7 +405,7 @@ impl<B: Bus> Relay<B> {
             };
             for ip in mx::addresses(self.resolver.as_ref(), &route.host).await {
                 let destination = Destination { route: route.clone(), tls, ca_file: None, address: Some(ip), dane: dane.clone() };
-                let attempt = self.client.deliver(&destination, envelope, indices, body).await;
+                let attempt = self.view().client.deliver(&destination, envelope, indices, body).await;
                 if attempt.opened {
                     return attempt;
                 }
@@ -407,7 +432,7 @@ impl<B: Bus> Relay<B> {
     /// Whether DANE applies to `domain`'s MX hosts: `relay.dane` is on and the MX
     /// RRset is DNSSEC-secure.
     async fn dane_applies(&self, domain: &str) -> bool {
-        if !self.config.relay.dane {
+        if !self.view().config.relay.dane {
             return false;
         }
         let secure = dane::Tlsa::mx_secure(&self.dns_servers, domain, self.dns_timeout()).await;
@@ -424,7 +449,7 @@ impl<B: Bus> Relay<B> {
 
     /// A DNS question's whole time: every attempt's timeout.
     fn dns_timeout(&self) -> Duration {
-        Duration::from_millis(self.config.dns.timeout_ms.saturating_mul(self.config.dns.attempts.max(1) as u64))
+        Duration::from_millis(self.view().config.dns.timeout_ms.saturating_mul(self.view().config.dns.attempts.max(1) as u64))
     }
 
     async fn send_reports(&self, envelope: &Envelope, body: &[u8], reports: &[(usize, dsn::Action)]) -> Result<(), rempart_bus::BusError> {
@@ -445,11 +470,11 @@ impl<B: Bus> Relay<B> {
         if wanted.is_empty() {
             return Ok(());
         }
-        let retry_until = envelope.received_at + self.config.queue.max_age.0.as_secs();
-        let report = dsn::build(&self.config.smtp.hostname, envelope, body, &wanted, retry_until);
+        let retry_until = envelope.received_at + self.view().config.queue.max_age.0.as_secs();
+        let report = dsn::build(&self.view().config.smtp.hostname, envelope, body, &wanted, retry_until);
         let mut notice =
             Envelope::new(report.queue_id.clone(), String::new(), vec![Recipient::new(envelope.return_path.clone())], date::unix_now());
-        notice.session = SessionFacts { peer_ip: "127.0.0.1".into(), helo: self.config.smtp.hostname.clone(), tls: None };
+        notice.session = SessionFacts { peer_ip: "127.0.0.1".into(), helo: self.view().config.smtp.hostname.clone(), tls: None };
         notice.smtputf8 = !envelope.return_path.is_ascii();
         self.bus.publish(DELIVER_TOPIC, notice.to_json(), report.message).await?;
         for r in &wanted {

@@ -23,22 +23,57 @@ pub fn run(command: ConfigCommand, config: Option<&Path>) -> Result<(), String> 
     }
 }
 
-/// The scanner settings (symbol names, expressions, list entries) are checked by
-/// building the scanner, as `serve` does.
-fn scanner_check(file: &Path, config: rempart_model::Config) -> Result<rempart_model::Config, rempart_model::ConfigError> {
-    match rempart_scanner::Scanner::new(&config) {
-        Ok(_) => Ok(config),
-        Err(e) => {
-            let text = std::fs::read_to_string(file).unwrap_or_default();
-            let line = rempart_model::config::locate_field(&text, &e.field);
-            Err(rempart_model::ConfigError { file: file.display().to_string(), line, field: e.field, message: e.message })
-        }
+/// `rempart reload`: checks the file as `serve` would, then asks the running gateway
+/// (its pid in `<data_dir>/rempart.pid`) to reload it with SIGHUP and waits for the
+/// outcome it writes to `<data_dir>/reload.status`.
+pub fn reload(config_path: Option<&Path>) -> Result<(), String> {
+    let file = crate::config_file(config_path).ok_or("no configuration file: give --config FILE")?;
+    let config = rempart_model::Config::load(&file).map_err(|e| e.to_string())?;
+    let config = complete_check(&file, config).map_err(|e| e.to_string())?;
+    let pid_path = rempart::reload::pid_path(&config);
+    let pid = std::fs::read_to_string(&pid_path)
+        .map_err(|e| format!("{}: {e} (is `rempart serve` running with this data_dir?)", pid_path.display()))?;
+    let pid = pid.trim();
+    if pid.parse::<u32>().is_err() {
+        return Err(format!("{}: not a process id: {pid:?}", pid_path.display()));
     }
+    // A stale pid file must not send SIGHUP to some other program.
+    if let Ok(name) = std::fs::read_to_string(format!("/proc/{pid}/comm"))
+        && !name.trim().starts_with("rempart")
+    {
+        return Err(format!("pid {pid} (from {}) is {}, not rempart: is the gateway running?", pid_path.display(), name.trim()));
+    }
+    let status_path = rempart::reload::status_path(&config);
+    let before = std::fs::metadata(&status_path).and_then(|m| m.modified()).ok();
+    let sent = std::process::Command::new("kill").args(["-HUP", pid]).status().map_err(|e| format!("kill: {e}"))?;
+    if !sent.success() {
+        return Err(format!("no gateway with pid {pid} (from {}): is it running?", pid_path.display()));
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while std::time::Instant::now() < deadline {
+        let now = std::fs::metadata(&status_path).and_then(|m| m.modified()).ok();
+        if now.is_some() && now != before {
+            let status = std::fs::read_to_string(&status_path).unwrap_or_default();
+            let status = status.trim();
+            crate::emit(format_args!("{}: {status}", file.display()));
+            return if status.starts_with("refused") { Err("the gateway refused the configuration".into()) } else { Ok(()) };
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    Err(format!("pid {pid} got SIGHUP but wrote no outcome to {} in 30 s; see its log", status_path.display()))
+}
+
+/// What a parse cannot check (certificate, DKIM keys, route CAs, the scanner's rules
+/// and policies) is checked by building it, as `serve` and a reload do.
+fn complete_check(file: &Path, config: rempart_model::Config) -> Result<rempart_model::Config, rempart_model::ConfigError> {
+    let config = std::sync::Arc::new(config);
+    rempart::reload::check(&config).map_err(|e| e.located(file))?;
+    Ok(std::sync::Arc::unwrap_or_clone(config))
 }
 
 fn check(file: Option<&Path>, json: bool) -> Result<(), String> {
     let file = file.unwrap_or(Path::new("rempart.toml"));
-    match rempart_model::Config::load(file).and_then(|config| scanner_check(file, config)) {
+    match rempart_model::Config::load(file).and_then(|config| complete_check(file, config)) {
         Ok(config) => {
             if json {
                 let doc = serde_json::json!({ "file": file.display().to_string(), "valid": true, "domains": config.domains.len() });

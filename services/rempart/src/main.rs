@@ -49,6 +49,10 @@ enum Command {
     /// Work with configuration files.
     #[command(subcommand)]
     Config(config_cmd::ConfigCommand),
+    /// Check the configuration file, then make the running gateway reload it (SIGHUP)
+    /// and print the version it applied, or why it refused the file.
+    #[command(after_help = AFTER_HELP)]
+    Reload,
     /// Diagnose a sending domain and IP: PTR, SPF, DKIM key, DMARC, MX, DNS lists. Exits
     /// 1 when a check fails.
     #[command(after_help = AFTER_HELP)]
@@ -92,6 +96,7 @@ fn main() -> ExitCode {
         Command::Relay => run_roles(cli.config.as_deref(), serve::RELAY),
         Command::Scanner => run_roles(cli.config.as_deref(), serve::SCANNER),
         Command::Config(cmd) => config_cmd::run(cmd, cli.config.as_deref()),
+        Command::Reload => config_cmd::reload(cli.config.as_deref()),
         Command::Score(args) => score_cmd::run(args, cli.config.as_deref()),
         Command::CheckSender(args) => check_sender_cmd::run(args, cli.config.as_deref()),
         Command::Learn(args) => learn_cmd::learn(args, cli.config.as_deref()),
@@ -113,7 +118,17 @@ fn main() -> ExitCode {
 }
 
 fn run_roles(config: Option<&std::path::Path>, roles: serve::Roles) -> Result<(), String> {
-    serve::run(load_config(config)?, roles).map_err(|e| e.to_string())
+    serve::run(load_config(config)?, roles, config_file(config)).map_err(|e| e.to_string())
+}
+
+/// The file `load_config` reads, if any: what a reload reads again.
+pub(crate) fn config_file(explicit: Option<&std::path::Path>) -> Option<PathBuf> {
+    let default = std::path::Path::new("rempart.toml");
+    match explicit {
+        Some(path) => Some(path.to_path_buf()),
+        None if default.exists() => Some(default.to_path_buf()),
+        None => None,
+    }
 }
 
 /// Prints one line on stdout. When the reader has gone away (`| head`), stops quietly
@@ -133,10 +148,8 @@ pub(crate) fn emit(line: impl std::fmt::Display) {
 /// The configuration every subcommand uses: `--config FILE`, else `./rempart.toml`
 /// when present, else the built-in defaults.
 pub(crate) fn load_config(explicit: Option<&std::path::Path>) -> Result<rempart_model::Config, String> {
-    let default = std::path::Path::new("rempart.toml");
-    match explicit {
-        Some(path) => rempart_model::Config::load(path).map_err(|e| e.to_string()),
-        None if default.exists() => rempart_model::Config::load(default).map_err(|e| e.to_string()),
+    match config_file(explicit) {
+        Some(path) => rempart_model::Config::load(&path).map_err(|e| e.to_string()),
         None => Ok(rempart_model::Config::default()),
     }
 }

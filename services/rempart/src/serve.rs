@@ -9,11 +9,13 @@ use std::sync::Arc;
 use rempart_bus::{AnyBus, EmbeddedBus, EmbeddedOptions, NatsBus, NatsOptions};
 use rempart_edge::Edge;
 use rempart_model::config::BusBackend;
-use rempart_model::{Config, RecipientDirectory, Verdicts};
+use rempart_model::{Config, Live, Verdicts};
 use rempart_relay::Relay;
 use rempart_state::SharedState;
 use rempart_telemetry::Readiness;
 use tokio::sync::watch;
+
+use crate::reload::{self, Components, PrepareError, Reloader};
 
 /// Which roles this process runs.
 #[derive(Debug, Clone, Copy)]
@@ -48,27 +50,26 @@ pub enum ServeError {
     Queue { path: std::path::PathBuf, source: rempart_bus::BusError },
     #[error("bus: {0}")]
     Bus(#[source] rempart_bus::BusError),
-    #[error("recipient directory: {0}")]
-    Directory(#[from] rempart_directory::DirectoryError),
+    #[error("configuration: {0}")]
+    Prepare(#[from] PrepareError),
     #[error("state: {0}")]
     State(#[source] rempart_state::StoreError),
     #[error("configuration: {0}")]
     Scanner(#[from] rempart_scanner::ScannerError),
     #[error(transparent)]
     Edge(#[from] rempart_edge::EdgeError),
-    #[error("relay TLS setup: {0}")]
-    Relay(#[source] rempart_relay::TlsSetupError),
     #[error(transparent)]
     Console(#[from] rempart_console::ConsoleError),
 }
 
-/// Runs `roles` with `config` until SIGTERM or Ctrl-C, with the process's telemetry.
-pub fn run(config: Config, roles: Roles) -> Result<(), ServeError> {
+/// Runs `roles` with `config` until SIGTERM or Ctrl-C, with the process's telemetry;
+/// `SIGHUP` reloads `config_path`.
+pub fn run(config: Config, roles: Roles, config_path: Option<std::path::PathBuf>) -> Result<(), ServeError> {
     let config = Arc::new(config);
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(ServeError::Runtime)?;
     // The OTLP exporter's connection lives on the runtime: set it up inside.
     let telemetry = runtime.block_on(async { rempart_telemetry::init(roles.name, &config.telemetry) })?;
-    let served = runtime.block_on(serve(config, roles, wait_for_signal()));
+    let served = runtime.block_on(serve(config, roles, wait_for_signal(), config_path));
     // Flushes the last spans (blocking: outside the runtime, which still runs them).
     telemetry.shutdown();
     served
@@ -94,20 +95,23 @@ async fn open_bus(config: &Config) -> Result<AnyBus, ServeError> {
     })
 }
 
-/// The scanner with the shared state (AWL, Bayes reloaded as it changes).
-async fn scanner_with_state(config: &Config) -> Result<(Arc<rempart_scanner::Scanner>, Arc<SharedState>), ServeError> {
+/// The scanner with the shared state (AWL, Bayes reloaded as it changes), live.
+async fn scanner_with_state(
+    config: &Config,
+    components: &mut Components,
+) -> Result<(rempart_scanner::LiveScanner, Arc<SharedState>), ServeError> {
     let state = Arc::new(SharedState::open(config).await.map_err(ServeError::State)?);
     state.spawn_bayes_reloader(config.bayes.reload_every.0);
-    let scanner = rempart_scanner::Scanner::new(config)?;
-    Ok((Arc::new(scanner.with_state(state.clone())), state))
+    let scanner = components.scanner(config, state.clone())?;
+    Ok((scanner, state))
 }
 
 /// The edge's verdict port: the scanner in this process (with the AWL and Bayes),
 /// remote scanners (the edge then loads no Bayes model), or none; and the state for
 /// greylisting.
-async fn edge_verdicts(config: &Config) -> Result<(Option<Arc<dyn Verdicts>>, Arc<SharedState>), ServeError> {
+async fn edge_verdicts(config: &Config, components: &mut Components) -> Result<(Option<Arc<dyn Verdicts>>, Arc<SharedState>), ServeError> {
     if config.scanner.enabled && config.scanner.endpoints.is_empty() {
-        let (scanner, state) = scanner_with_state(config).await?;
+        let (scanner, state) = scanner_with_state(config, components).await?;
         return Ok((Some(Arc::new(rempart_scanner::service::traced::LocalVerdicts(scanner))), state));
     }
     let state = Arc::new(SharedState::open_for_greylisting(config).await.map_err(ServeError::State)?);
@@ -123,21 +127,27 @@ async fn edge_verdicts(config: &Config) -> Result<(Option<Arc<dyn Verdicts>>, Ar
 }
 
 /// Runs `roles` until `shutdown` resolves, then drains (sessions and deliveries in
-/// flight finish, within `smtp.shutdown_timeout`).
-pub async fn serve(config: Arc<Config>, roles: Roles, shutdown: impl Future<Output = ()>) -> Result<(), ServeError> {
+/// flight finish, within `smtp.shutdown_timeout`). `SIGHUP` reloads `config_path`.
+pub async fn serve(
+    config: Arc<Config>,
+    roles: Roles,
+    shutdown: impl Future<Output = ()>,
+    config_path: Option<std::path::PathBuf>,
+) -> Result<(), ServeError> {
     if config.bus.backend == BusBackend::Embedded && (roles.edge != roles.relay || roles.console != roles.edge) {
         return Err(ServeError::EmbeddedBusSplit);
     }
     let (stop, stopped) = watch::channel(false);
     let mut tasks = Vec::new();
     let readiness = Readiness::default();
+    let mut components = Components::default();
     if let Some(listen) = config.telemetry.listen {
         // Up until the process exits: probes and scrapes go on while it drains.
         rempart_telemetry::serve_http(listen, readiness.clone(), std::future::pending()).await?;
         tracing::info!(%listen, "metrics and health on http://{listen}/metrics, /healthz, /readyz");
     }
     if roles.scanner {
-        let (scanner, _state) = scanner_with_state(&config).await?;
+        let (scanner, _state) = scanner_with_state(&config, &mut components).await?;
         let listen = config.scanner.listen;
         let grpc_scanner = scanner.clone();
         let mut stopping = stopped.clone();
@@ -157,21 +167,20 @@ pub async fn serve(config: Arc<Config>, roles: Roles, shutdown: impl Future<Outp
         }
     }
     if !(roles.edge || roles.relay || roles.console) {
-        return run_until(shutdown, &config, roles, stop, tasks, readiness).await;
+        let reloads = Reloader::new(config_path, config.clone(), components);
+        return run_until(shutdown, &config, roles, stop, tasks, readiness, reloads).await;
     }
     let bus = open_bus(&config).await?;
     let mut edge_state = None;
     let mut shared_store = None;
     if roles.edge {
-        let (verdicts, state) = edge_verdicts(&config).await?;
+        let (verdicts, state) = edge_verdicts(&config, &mut components).await?;
         edge_state = Some(state.clone());
         shared_store = Some(state.store.clone());
-        let directory = match rempart_directory::Directory::needed(&config) {
-            true => Some(Arc::new(rempart_directory::Directory::new(&config, state.store.clone())?) as Arc<dyn RecipientDirectory>),
-            false => None,
-        };
+        let live = Live::new(reload::edge_view(&config, Some(&state.store))?);
+        components.edge = Some((live.clone(), Some(state.store.clone())));
         let resolver = if config.screen.dnsbls.is_empty() { None } else { rempart_relay::mx::resolver(&config.dns) };
-        let edge = Edge::bind(config.clone(), bus.clone(), verdicts, Some(state), directory, resolver).await?;
+        let edge = Edge::bind(live, bus.clone(), verdicts, Some(state), resolver).await?;
         if config.domains.is_empty() {
             tracing::warn!("no [[domain]] configured: every recipient will be refused (relaying for nobody)");
         }
@@ -193,10 +202,12 @@ pub async fn serve(config: Arc<Config>, roles: Roles, shutdown: impl Future<Outp
             Some(store) => store.clone(),
             None => rempart_state::open(&rempart_state::settings(&config)).await.map_err(ServeError::State)?,
         };
-        let relay = Relay::new(config.clone(), bus, Some(store)).map_err(ServeError::Relay)?;
-        tasks.push(tokio::spawn(relay.run(stopped)));
+        let live = Live::new(reload::relay_view(&config)?);
+        components.relay = Some(live.clone());
+        tasks.push(tokio::spawn(Relay::new(live, bus, Some(store)).run(stopped)));
     }
-    run_until(shutdown, &config, roles, stop, tasks, readiness).await
+    let reloads = Reloader::new(config_path, config.clone(), components);
+    run_until(shutdown, &config, roles, stop, tasks, readiness, reloads).await
 }
 
 /// The quarantine's intake and sweeper, and the portal when enabled.
@@ -241,7 +252,13 @@ async fn run_until(
     stop: watch::Sender<bool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
     readiness: Readiness,
+    reloads: Reloader,
 ) -> Result<(), ServeError> {
+    // Before saying it serves: a SIGHUP from then on reloads, never kills.
+    let reloading = reload_on_sighup(reloads);
+    if let Err(e) = std::fs::write(reload::pid_path(config), format!("{}\n", std::process::id())) {
+        tracing::warn!(error = %e, "cannot write the pid file (`rempart reload` needs it)");
+    }
     tracing::info!(bus = ?config.bus.backend, edge = roles.edge, relay = roles.relay, scanner = roles.scanner, domains = config.domains.len(), "rempart serving");
     readiness.set(true);
     shutdown.await;
@@ -259,7 +276,42 @@ async fn run_until(
         _ = tokio::time::sleep(deadline + std::time::Duration::from_secs(1)) => tracing::warn!("shutdown deadline reached"),
         _ = wait_for_signal() => tracing::warn!("second signal: stopping now"),
     }
+    reloading.abort();
     Ok(())
+}
+
+/// Reloads the configuration on each `SIGHUP`, one reload at a time, off the runtime
+/// (keys and rules are read and compiled).
+fn reload_on_sighup(mut reloads: Reloader) -> tokio::task::JoinHandle<()> {
+    #[cfg(unix)]
+    let hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup());
+    tokio::spawn(async move {
+        #[cfg(unix)]
+        {
+            let mut hangups = match hangups {
+                Ok(h) => h,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot listen for SIGHUP: reloads need a restart");
+                    return;
+                }
+            };
+            while hangups.recv().await.is_some() {
+                tracing::info!("SIGHUP: reloading the configuration");
+                reloads = match tokio::task::spawn_blocking(move || {
+                    reloads.reload();
+                    reloads
+                })
+                .await
+                {
+                    Ok(r) => r,
+                    Err(e) => {
+                        tracing::error!(error = %e, "the reload failed; reloads need a restart");
+                        return;
+                    }
+                };
+            }
+        }
+    })
 }
 
 async fn wait_for_signal() {

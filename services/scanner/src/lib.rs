@@ -22,6 +22,10 @@ pub mod tune;
 
 pub use engine::{NetworkFindings, ScanInput, Scanner, bayes_bands, spam_headers};
 
+/// The scanner of the current configuration version (rules, weights, policies, lists):
+/// a reload builds a new one and swaps it in; each message loads it once.
+pub type LiveScanner = rempart_model::Live<std::sync::Arc<Scanner>>;
+
 #[derive(Debug, thiserror::Error)]
 #[error("{field}: {message}")]
 pub struct ScannerError {

@@ -107,8 +107,8 @@ impl<B: Bus, S: Transport> Session<B, S> {
         if self.flush().await.is_err() {
             return Err(Reply::new(421, "4.4.2", "Connection lost"));
         }
-        let timeout = self.shared.config.smtp.command_timeout.0;
-        match self.next_line(self.shared.config.smtp.max_command_line, timeout, false).await {
+        let timeout = self.view.config.smtp.command_timeout.0;
+        match self.next_line(self.view.config.smtp.max_command_line, timeout, false).await {
             Incoming::Line(Line::Complete(line)) => {
                 let line = line.strip_suffix(b"\r\n").ok_or_else(|| Reply::new(500, "5.5.2", "Lines must end with CRLF"))?;
                 let line = std::str::from_utf8(line).map_err(|_| Reply::new(501, "5.5.2", "Invalid characters in the answer"))?;

@@ -59,8 +59,8 @@ impl<B: Bus, S: Transport> Session<B, S> {
     /// Reads exactly `size` bytes, keeping them in `into` up to `max` in all. False when
     /// the client went away or was too slow.
     async fn read_chunk(&mut self, size: u64, mut into: Option<&mut Chunks>, max: u64) -> bool {
-        let timeout = self.shared.config.smtp.data_timeout.0;
-        let pace = Pace::start(self.shared.config.smtp.min_data_rate);
+        let timeout = self.view.config.smtp.data_timeout.0;
+        let pace = Pace::start(self.view.config.smtp.min_data_rate);
         let mut left = size;
         while left > 0 {
             if pace.too_slow(size - left) {

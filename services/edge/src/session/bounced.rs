@@ -41,7 +41,7 @@ impl<B: Bus, S: Transport> Session<B, S> {
             );
         }
         let dead: Vec<&str> = dead.iter().map(String::as_str).collect();
-        match accounts::unknown_recipients(&*state.store, &self.shared.config.outbound, account, &dead, date::unix_now()).await {
+        match accounts::unknown_recipients(&*state.store, &self.view.config.outbound, account, &dead, date::unix_now()).await {
             Ok(Some(why)) => self.suspend_account(account, &why).await,
             Ok(None) => {}
             Err(e) => tracing::error!(error = %e, "unknown recipients of a bounce not recorded"),
@@ -60,7 +60,7 @@ impl<B: Bus, S: Transport> Session<B, S> {
 
     /// An account's mail to a recipient that recently bounced as unknown: the refusal.
     pub(super) async fn dead_recipient(&self, address: &str) -> Option<Reply> {
-        if self.shared.config.outbound.dead_recipient_ttl.0.is_zero() {
+        if self.view.config.outbound.dead_recipient_ttl.0.is_zero() {
             return None;
         }
         let state = self.shared.state.as_ref()?;

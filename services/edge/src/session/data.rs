@@ -28,7 +28,7 @@ impl<B: Bus, S: Transport> Session<B, S> {
         if self.flush().await.is_err() {
             return Flow::Close;
         }
-        let smtp = &self.shared.config.smtp;
+        let smtp = &self.view.config.smtp;
         let max_size = usize::try_from(self.tx.max_size).unwrap_or(usize::MAX);
         // The body is taken as it arrives, never a whole line at a time: a line may be as
         // long as the message may be (real mail has HTML on one line) and costs nothing

@@ -23,13 +23,13 @@ impl<B: Bus, S: Transport> Session<B, S> {
         let mut lines = vec![
             format!("{host} Hello {name} [{}]", self.facts.peer_ip),
             "PIPELINING".into(),
-            format!("SIZE {}", self.shared.config.smtp.max_message_size),
+            format!("SIZE {}", self.view.config.smtp.max_message_size),
             "8BITMIME".into(),
             "SMTPUTF8".into(),
             "ENHANCEDSTATUSCODES".into(),
             "CHUNKING".into(),
         ];
-        if self.shared.tls.is_some() && self.facts.tls.is_none() {
+        if self.view.tls.is_some() && self.facts.tls.is_none() {
             lines.push("STARTTLS".into());
         }
         // Passwords only over TLS (RFC 8314), and only where customers submit mail.

@@ -37,7 +37,7 @@ impl<B: Bus, S: Transport> Session<B, S> {
             Some(domain) => (domain.to_ascii_lowercase(), true),
             None => (node.to_ascii_lowercase(), false),
         };
-        let Some(config) = self.shared.config.domain(&domain) else {
+        let Some(config) = self.view.config.domain(&domain) else {
             return self.reply(Reply::new(459, "4.7.1", format!("Node {node} not allowed: not a domain this gateway serves")));
         };
         let route = config.route.clone();

@@ -31,7 +31,7 @@ impl<B: Bus, S: Transport> Session<B, S> {
         if !params.is_empty() && !self.esmtp {
             return self.reply(Reply::new(555, "5.5.4", "Parameters need EHLO"));
         }
-        let max_size = self.shared.config.smtp.max_message_size;
+        let max_size = self.view.config.smtp.max_message_size;
         let mut tx = Transaction { max_size, ..Default::default() };
         for (key, value) in params {
             let value = value.as_deref();

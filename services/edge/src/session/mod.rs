@@ -82,6 +82,8 @@ pub struct Chunks {
 
 pub struct Session<B: Bus, S: Transport> {
     shared: Arc<Shared<B>>,
+    /// The configuration this session runs under, from its connection to its end.
+    view: crate::View,
     io: BufReader<Stream<S>>,
     out: Vec<u8>,
     facts: SessionFacts,
@@ -159,6 +161,7 @@ impl<B: Bus, S: Transport> Session<B, S> {
     /// already encrypted (implicit TLS).
     pub fn new(
         shared: Arc<Shared<B>>,
+        view: crate::View,
         io: BufReader<Stream<S>>,
         peer_ip: String,
         trusted: bool,
@@ -170,6 +173,7 @@ impl<B: Bus, S: Transport> Session<B, S> {
         let span = message_span(&facts);
         Self {
             shared,
+            view,
             io,
             out: Vec::new(),
             facts,
@@ -206,14 +210,14 @@ impl<B: Bus, S: Transport> Session<B, S> {
             let _ = self.io.get_mut().shutdown().await;
             return;
         }
-        let banner = format!("220 {} ESMTP Rempart\r\n", self.shared.config.smtp.hostname);
+        let banner = format!("220 {} ESMTP Rempart\r\n", self.view.config.smtp.hostname);
         self.out.extend_from_slice(banner.as_bytes());
         metrics().reply("connect", 220);
         loop {
             if self.flush_if_idle().await.is_err() {
                 return;
             }
-            let smtp = &self.shared.config.smtp;
+            let smtp = &self.view.config.smtp;
             let limit = smtp.max_command_line;
             let left = smtp.max_session_time.0.saturating_sub(self.started.elapsed());
             let timeout = smtp.command_timeout.0.min(left);
@@ -275,7 +279,7 @@ impl<B: Bus, S: Transport> Session<B, S> {
         matches!(self.verb, "EHLO" | "HELO")
             && self.state == State::Connected
             && !self.io.buffer().is_empty()
-            && self.shared.config.screen.refuse_early_pipelining
+            && self.view.config.screen.refuse_early_pipelining
             && self.screened()
     }
 
@@ -292,7 +296,7 @@ impl<B: Bus, S: Transport> Session<B, S> {
     }
 
     fn hostname(&self) -> &str {
-        &self.shared.config.smtp.hostname
+        &self.view.config.smtp.hostname
     }
 
     /// Reads one line within `timeout`; waiting for a command also ends on shutdown.
@@ -327,7 +331,7 @@ impl<B: Bus, S: Transport> Session<B, S> {
     /// `[screen] greet_pause`: waits before the greeting; a client that talks first is
     /// refused (the reply, then the connection closes). Inbound, untrusted clients only.
     async fn greet_pause(&mut self) -> Option<String> {
-        let pause = self.shared.config.screen.greet_pause.0;
+        let pause = self.view.config.screen.greet_pause.0;
         if pause.is_zero() || !self.screened() {
             return None;
         }
@@ -362,7 +366,7 @@ impl<B: Bus, S: Transport> Session<B, S> {
         }
         if matches!(self.verb, "NOOP" | "RSET" | "VRFY" | "HELP" | "EXPN" | "TURN" | "ATRN" | "other") {
             self.junk_commands += 1;
-            if self.junk_commands > self.shared.config.smtp.max_junk_commands {
+            if self.junk_commands > self.view.config.smtp.max_junk_commands {
                 tracing::info!(client = %self.facts.peer_ip, commands = self.junk_commands, "too many commands that move no mail");
                 metrics().connection("closed", "junk_commands");
                 return self.close_with(Reply::new(
@@ -399,7 +403,7 @@ impl<B: Bus, S: Transport> Session<B, S> {
         self.answer(&reply);
         if reply.is_error() {
             self.errors += 1;
-            if self.errors >= self.shared.config.smtp.max_errors {
+            if self.errors >= self.view.config.smtp.max_errors {
                 return self.close_with(Reply::new(421, "4.7.0", format!("{} Too many errors, closing connection", self.hostname())));
             }
         }

@@ -70,7 +70,7 @@ impl<B: Bus, S: Transport> Session<B, S> {
                 return (refusal, "reject");
             }
             if let Some(state) = &self.shared.state {
-                let limits = &self.shared.config.outbound;
+                let limits = &self.view.config.outbound;
                 if let Err(reply) = submission::within_limits(&*state.store, limits, account, tx.recipients.len(), date::unix_now()).await {
                     return (reply, "tempfail");
                 }
@@ -151,9 +151,9 @@ impl<B: Bus, S: Transport> Session<B, S> {
         // body hash is CPU work in proportion to the message: a blocking thread's.
         let (signature, body) = match &self.account {
             Some(_) => {
-                let shared = self.shared.clone();
+                let view = self.view.clone();
                 let signed = tokio::task::spawn_blocking(move || {
-                    let signature = submission::from_domain(&body).map(|domain| shared.dkim.sign(&domain, &body)).unwrap_or_default();
+                    let signature = submission::from_domain(&body).map(|domain| view.dkim.sign(&domain, &body)).unwrap_or_default();
                     (signature, body)
                 })
                 .await;

@@ -31,7 +31,7 @@ impl<B: Bus, S: Transport> Session<B, S> {
         let parsed = match strip_bare_postmaster(rest) {
             // RFC 5321 §4.5.1: `<Postmaster>` alone must be accepted; it goes to the
             // configured postmaster, by default postmaster@ the first domain.
-            Some(params) => match self.shared.config.postmaster() {
+            Some(params) => match self.view.config.postmaster() {
                 Some(address) => parse_path(&format!("<{address}>"), true).map(|(path, _)| (path, params)),
                 None => return self.reply(Reply::new(550, "5.7.1", "Relaying denied: this gateway serves no domain")),
             },
@@ -45,7 +45,7 @@ impl<B: Bus, S: Transport> Session<B, S> {
         let Some(mut mailbox) = path.mailbox else {
             return self.reply(Reply::new(501, "5.1.3", "Bad recipient address syntax: empty address"));
         };
-        if self.tx.recipients.len() >= self.shared.config.smtp.max_recipients {
+        if self.tx.recipients.len() >= self.view.config.smtp.max_recipients {
             return self.reply(Reply::new(452, "4.5.3", "Too many recipients"));
         }
         if path.source_route {
@@ -54,7 +54,7 @@ impl<B: Bus, S: Transport> Session<B, S> {
         if mailbox.hides_another_route() {
             return self.reply(Reply::new(550, "5.7.1", "Relaying denied: '%', '!' and quoted '@' in the local part are not accepted"));
         }
-        let config = self.shared.config.clone();
+        let config = self.view.config.clone();
         let domain = config.domain(&mailbox.domain);
         if domain.is_none() && self.account.is_none() {
             return self.reply(Reply::new(550, "5.7.1", format!("Relaying denied: we do not accept mail for {}", mailbox.domain)));
@@ -165,7 +165,7 @@ impl<B: Bus, S: Transport> Session<B, S> {
             RecipientSource::List => Lookup::Unknown,
             // RFC 5321 §4.5.1: postmaster exists whatever the directory says.
             RecipientSource::Ldap | RecipientSource::Callout if mailbox.is_postmaster() => Lookup::Exists,
-            RecipientSource::Ldap | RecipientSource::Callout => match self.shared.directory.clone() {
+            RecipientSource::Ldap | RecipientSource::Callout => match self.view.directory.clone() {
                 Some(directory) => directory.lookup(domain, &directory_address(domain, mailbox)).await,
                 None => Lookup::Unavailable("no recipient directory in this process".into()),
             },
@@ -189,7 +189,7 @@ impl<B: Bus, S: Transport> Session<B, S> {
     /// attack ends with 421), and answered later as the session guesses more.
     async fn unknown_recipient(&mut self, address: &str) -> Flow {
         self.unknown_recipients += 1;
-        let config = self.shared.config.clone();
+        let config = self.view.config.clone();
         let limit = config.smtp.max_unknown_recipients_per_ip;
         if let Some(state) = self.shared.state.clone().filter(|_| !self.trusted && limit > 0) {
             let hour = Duration::from_secs(3600);

@@ -10,7 +10,7 @@ use crate::tls;
 
 impl<B: Bus, S: Transport> Session<B, S> {
     pub(super) async fn starttls(&mut self, args: &str) -> Flow {
-        let Some(acceptor) = self.shared.tls.clone() else {
+        let Some(acceptor) = self.view.tls.clone() else {
             return self.reply(Reply::new(502, "5.5.1", "STARTTLS not available"));
         };
         if self.facts.tls.is_some() {
@@ -31,7 +31,7 @@ impl<B: Bus, S: Transport> Session<B, S> {
         }
         // A new reader: whatever was buffered in plaintext is dropped with the old one.
         let mut stream = std::mem::replace(&mut self.io, BufReader::new(Stream::Closed)).into_inner();
-        let timeout = self.shared.config.smtp.command_timeout.0;
+        let timeout = self.view.config.smtp.command_timeout.0;
         match tokio::time::timeout(timeout, stream.accept_tls(&acceptor)).await {
             Ok(Ok(())) => {
                 self.facts.tls = stream.server_tls().map(tls::describe);

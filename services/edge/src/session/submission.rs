@@ -119,7 +119,7 @@ impl<B: Bus, S: Transport> Session<B, S> {
         let signing = self.account.is_some()
             && return_path
                 .rsplit_once('@')
-                .and_then(|(_, domain)| self.shared.config.domain(domain))
+                .and_then(|(_, domain)| self.view.config.domain(domain))
                 .is_some_and(|d| d.bounces == rempart_model::config::Bounces::Verified);
         let Some(state) = self.shared.state.as_ref().filter(|_| signing) else { return return_path };
         match self.shared.batv.sign(&*state.store, &return_path, date::unix_now() / 86_400).await {
@@ -136,7 +136,7 @@ impl<B: Bus, S: Transport> Session<B, S> {
     pub(super) async fn outbound_usage(&self, account: &Account, queue_id: &QueueId, reply: &Reply, recipients: usize, bytes: usize) {
         let result = outbound_result(reply);
         // Metric labels stay bounded: only customer domains are named.
-        let domain = if self.shared.config.domain(account.domain()).is_some() { account.domain() } else { "other" };
+        let domain = if self.view.config.domain(account.domain()).is_some() { account.domain() } else { "other" };
         metrics().outbound(domain, result, recipients, bytes);
         self.outbound_event(&account.email, result, recipients, bytes, queue_id.as_str()).await;
     }
@@ -167,7 +167,7 @@ impl<B: Bus, S: Transport> Session<B, S> {
         if let Err(e) = self.shared.bus.publish(QUARANTINE_TOPIC, envelope.to_json(), message).await {
             tracing::error!(%queue_id, error = %e, "could not hold a blocked outbound message");
         }
-        let config = &self.shared.config;
+        let config = &self.view.config;
         let portal = config.console.public_url.replace("{hostname}", &config.smtp.hostname);
         let to: Vec<&str> = tx.recipients.iter().map(|r| r.address.as_str()).collect();
         let text = format!(
@@ -209,7 +209,7 @@ impl<B: Bus, S: Transport> Session<B, S> {
             Ok(admins) => {
                 tracing::warn!(account = %account.email, %why, "account suspended");
                 self.outbound_event(&account.email, "suspended", 0, 0, "").await;
-                rempart_bus::tell_suspension(&self.shared.bus, &self.shared.config.smtp.hostname, &account.email, &admins, why).await;
+                rempart_bus::tell_suspension(&self.shared.bus, &self.view.config.smtp.hostname, &account.email, &admins, why).await;
             }
             Err(e) => tracing::error!(account = %account.email, error = %e, "suspending an account failed"),
         }

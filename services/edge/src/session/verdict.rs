@@ -50,7 +50,7 @@ impl<B: Bus, S: Transport> Session<B, S> {
 
     /// Whether every recipient's domain asks to accept and scan later.
     fn queue_when_no_scanner(&self, tx: &Transaction) -> bool {
-        let domains = &self.shared.config.domains;
+        let domains = &self.view.config.domains;
         tx.recipients.iter().all(|r| {
             let domain = r.domain();
             domains.iter().any(|d| d.name.eq_ignore_ascii_case(domain) && d.scanner_fallback == ScannerFallback::Queue)
@@ -66,7 +66,7 @@ impl<B: Bus, S: Transport> Session<B, S> {
         let greylist = self.shared.state.as_ref()?.greylist.as_ref()?;
         let metrics = rempart_telemetry::metrics();
         let ip = self.facts.peer_ip.parse().ok()?;
-        let domains = &self.shared.config.domains;
+        let domains = &self.view.config.domains;
         let recipients: Vec<&str> = tx
             .recipients
             .iter()

@@ -8,6 +8,7 @@ pub mod dnslist;
 pub mod duration;
 pub mod edits;
 pub mod envelope;
+pub mod live;
 pub mod mbox;
 pub mod net;
 pub mod notice;
@@ -26,6 +27,7 @@ pub use config::{Config, ConfigError, DomainConfig, Route, RouteTls, ScannerFall
 pub use directory::{Lookup, LookupFuture, RecipientDirectory};
 pub use duration::HumanDuration;
 pub use edits::{Edits, Refusal};
+pub use live::{Live, Versioned};
 pub use envelope::{DeliveryStatus, DsnRet, Envelope, Notify, Recipient, SessionFacts};
 pub use queue_id::QueueId;
 pub use scan::{ScanError, ScanFailure, ScanFuture, ScanJob, Verdicts};

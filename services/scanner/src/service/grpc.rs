@@ -28,7 +28,7 @@ use rempart_telemetry::propagation::TRACEPARENT;
 use rempart_model::{ScanError, ScanFailure, ScanFuture, ScanJob, Verdicts};
 
 use crate::service::traced::ScanPlace;
-use crate::{ScanInput, Scanner, ScannerError};
+use crate::{ScanInput, ScannerError};
 
 /// Body chunk size on the wire.
 const CHUNK: usize = 64 * 1024;
@@ -36,7 +36,7 @@ const CHUNK: usize = 64 * 1024;
 const MAX_MESSAGE: usize = 256 * 1024 * 1024;
 
 struct Service {
-    scanner: Arc<Scanner>,
+    scanner: crate::LiveScanner,
 }
 
 #[tonic::async_trait]
@@ -63,11 +63,12 @@ impl v1::scanner_server::Scanner for Service {
             message: body,
             outbound: envelope.outbound,
         };
+        // One load per message: a reload reaches the next one.
+        let scanner = self.scanner.load().value.clone();
         let (verdict, job) =
-            self.scanner.scan_job(job, ScanPlace::Remote, traceparent.as_deref()).await.map_err(|e| Status::internal(e.to_string()))?;
+            scanner.scan_job(job, ScanPlace::Remote, traceparent.as_deref()).await.map_err(|e| Status::internal(e.to_string()))?;
         tracing::info!(queue_id = %job.queue_id, client = %job.facts.peer_ip, score = verdict.score, action = %verdict.action, "scanned");
         let reply = v1::Verdict::from(&verdict);
-        let scanner = self.scanner.clone();
         if !job.outbound {
             tokio::spawn(async move { scanner.record(&job.return_path, &job.facts.peer_ip, &verdict).await });
         }
@@ -92,7 +93,7 @@ pub enum GrpcError {
 }
 
 /// Serves the scanner, with health and reflection, until `shutdown` resolves.
-pub async fn serve(scanner: Arc<Scanner>, listen: SocketAddr, shutdown: impl Future<Output = ()> + Send) -> Result<(), GrpcError> {
+pub async fn serve(scanner: crate::LiveScanner, listen: SocketAddr, shutdown: impl Future<Output = ()> + Send) -> Result<(), GrpcError> {
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<ScannerServer<Service>>().await;
     let reflection =

@@ -20,17 +20,17 @@ use crate::service::traced::ScanPlace;
 const LEASE: Duration = Duration::from_secs(300);
 
 /// Consumes `rempart.scan` until `shutdown` turns true.
-pub async fn run<B: Bus>(scanner: Arc<Scanner>, bus: B, shutdown: watch::Receiver<bool>) {
+pub async fn run<B: Bus>(scanner: crate::LiveScanner, bus: B, shutdown: watch::Receiver<bool>) {
     rempart_bus::consume(&bus, SCAN_TOPIC, LEASE, shutdown, |delivery| {
         // The trace goes on: edge → `scan.queued` → `scan`, then `deliver`.
         let span = tracing::info_span!("scan.queued", rempart.queue_id = tracing::field::Empty);
         rempart_telemetry::propagation::set_parent(&span, delivery.trace_parent.as_deref());
-        route(&scanner, &bus, delivery).instrument(span)
+        route(scanner.load().value.clone(), &bus, delivery).instrument(span)
     })
     .await;
 }
 
-async fn route<B: Bus>(scanner: &Arc<Scanner>, bus: &B, delivery: Delivery) {
+async fn route<B: Bus>(scanner: Arc<Scanner>, bus: &B, delivery: Delivery) {
     let mut envelope = match Envelope::from_json(&delivery.meta) {
         Ok(e) => e,
         Err(e) => {

@@ -133,19 +133,20 @@ impl Scanner {
 
 /// The scanner in the edge's process, as the edge's verdict port: the AWL history is
 /// written in the background, after the reply.
-pub struct LocalVerdicts(pub Arc<Scanner>);
+pub struct LocalVerdicts(pub crate::LiveScanner);
 
 impl Verdicts for LocalVerdicts {
     fn verdict(&self, job: ScanJob) -> ScanFuture<'_> {
         Box::pin(async move {
-            let (verdict, job) = self
-                .0
+            // One load per message: a reload reaches the next one.
+            let scanner = self.0.load().value.clone();
+            let (verdict, job) = scanner
                 .scan_job(job, ScanPlace::Local, None)
                 .await
                 .map_err(|e| ScanFailure { error: ScanError::Failed(Box::new(e)), job: None })?;
             // The AWL learns senders of inbound mail, not customers' own.
             if !job.outbound {
-                let (scanner, recorded) = (self.0.clone(), verdict.clone());
+                let recorded = verdict.clone();
                 let (return_path, peer_ip) = (job.return_path.clone(), job.facts.peer_ip.clone());
                 tokio::spawn(async move { scanner.record(&return_path, &peer_ip, &recorded).await });
             }

@@ -262,6 +262,27 @@ impl PolicyConfig {
         [&mut self.greylist, &mut self.add_header, &mut self.quarantine, &mut self.soft_reject, &mut self.reject, &mut self.discard]
     }
 
+    /// The thresholds one table of the file sets (`[policy]` or a domain's `policy`)
+    /// must not fall from an action to a harsher one: the action is the highest
+    /// threshold reached, so `greylist = 8` with `reject = 5` would reject a score of 6
+    /// and greylist a score of 9. Defaults and the global values a domain inherits are
+    /// not compared: `reject = 5` alone means "reject from 5".
+    pub fn check_order(table: &toml::Table) -> Result<(), String> {
+        let set: Vec<(&str, f64)> = ["greylist", "add_header", "quarantine", "soft_reject", "reject", "discard"]
+            .into_iter()
+            .filter_map(|name| table.get(name).and_then(|v| v.as_float().or_else(|| v.as_integer().map(|i| i as f64))).map(|t| (name, t)))
+            .collect();
+        for pair in set.windows(2) {
+            let ((milder, low), (harsher, high)) = (pair[0], pair[1]);
+            if high < low {
+                return Err(format!(
+                    "thresholds out of order: {harsher} = {high} is below {milder} = {low} (a higher score would get a milder action)"
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// The lowest threshold set: where mail stops being accepted as it is.
     pub fn first_action(&self) -> Option<f64> {
         self.thresholds().into_iter().filter_map(|(_, t)| t).reduce(f64::min)
@@ -291,6 +312,15 @@ mod tests {
         assert_eq!(policy.action_for(6.0), Action::Greylist);
         assert_eq!(policy.action_for(6.5), Action::AddHeader);
         assert_eq!(policy.action_for(7.5), Action::Reject);
+    }
+
+    #[test]
+    fn thresholds_out_of_order_are_refused() {
+        let table = |text: &str| text.parse::<toml::Table>().unwrap();
+        let e = PolicyConfig::check_order(&table("greylist = 8.0\nreject = 5")).unwrap_err();
+        assert!(e.contains("reject = 5 is below greylist = 8"), "{e}");
+        assert!(PolicyConfig::check_order(&table("reject = 5.0")).is_ok(), "alone, under the defaults");
+        assert!(PolicyConfig::check_order(&table("greylist = 7.0\nadd_header = 7\nreject = 7.0")).is_ok());
     }
 
     #[test]

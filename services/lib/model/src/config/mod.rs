@@ -15,6 +15,7 @@ mod console;
 mod filtering;
 mod outbound;
 mod recipients;
+mod reload;
 mod screen;
 mod smtp;
 mod state;
@@ -451,6 +452,14 @@ impl Config {
             if let Some(p) = path.as_ref().filter(|p| !p.is_file()) {
                 return Err(err(format!("tls.{key}"), format!("{} is not a readable file", p.display())));
             }
+        }
+        let raw: toml::Table = text.parse().unwrap_or_default();
+        let policy_table = |t: &toml::Table| t.get("policy").and_then(toml::Value::as_table).cloned().unwrap_or_default();
+        PolicyConfig::check_order(&policy_table(&raw)).map_err(|message| err("policy".into(), message))?;
+        let raw_domains = raw.get("domain").and_then(toml::Value::as_array).cloned().unwrap_or_default();
+        for (i, domain) in raw_domains.iter().enumerate() {
+            let table = domain.as_table().map(policy_table).unwrap_or_default();
+            PolicyConfig::check_order(&table).map_err(|message| err(format!("domain[{i}].policy"), message))?;
         }
         let mut seen = HashSet::new();
         for (i, domain) in self.domains.iter_mut().enumerate() {
