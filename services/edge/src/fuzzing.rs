@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rempart_bus::EmbeddedBus;
-use rempart_model::{Config, Live};
 use rempart_model::config::ListenerKind;
+use rempart_model::{Config, Live};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
 
 use crate::session::Session;

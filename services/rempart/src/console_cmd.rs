@@ -24,7 +24,9 @@ pub enum TokenCommand {
 pub fn run(command: ConsoleCommand, config_path: Option<&Path>) -> Result<(), String> {
     let config = crate::load_config(config_path)?;
     match command {
-        ConsoleCommand::Serve => rempart::serve::run(config, rempart::serve::CONSOLE, crate::config_file(config_path)).map_err(|e| e.to_string()),
+        ConsoleCommand::Serve => {
+            rempart::serve::run(config, rempart::serve::CONSOLE, crate::config_file(config_path)).map_err(|e| e.to_string())
+        }
         ConsoleCommand::Token(TokenCommand::Add { email }) => {
             let token = crate::runtime()?.block_on(async {
                 let state = crate::open_state(&config, true).await?.ok_or("no state store")?;

@@ -57,9 +57,10 @@ pub fn check(config: &Arc<Config>) -> Result<(), PrepareError> {
 
 pub(crate) fn edge_view(config: &Arc<Config>, store: Option<&Arc<dyn Store>>) -> Result<EdgeView, PrepareError> {
     let directory = match store {
-        Some(store) if rempart_directory::Directory::needed(config) => Some(Arc::new(
-            rempart_directory::Directory::new(config, store.clone()).map_err(|e| field("domain.ldap", e))?,
-        ) as Arc<dyn RecipientDirectory>),
+        Some(store) if rempart_directory::Directory::needed(config) => {
+            Some(Arc::new(rempart_directory::Directory::new(config, store.clone()).map_err(|e| field("domain.ldap", e))?)
+                as Arc<dyn RecipientDirectory>)
+        }
         _ => None,
     };
     EdgeView::build(config.clone(), directory).map_err(|e| match e {

@@ -256,6 +256,7 @@ async fn run_until(
 ) -> Result<(), ServeError> {
     // Before saying it serves: a SIGHUP from then on reloads, never kills.
     let reloading = reload_on_sighup(reloads);
+    let _ = std::fs::create_dir_all(&config.queue.data_dir);
     if let Err(e) = std::fs::write(reload::pid_path(config), format!("{}\n", std::process::id())) {
         tracing::warn!(error = %e, "cannot write the pid file (`rempart reload` needs it)");
     }

@@ -65,7 +65,10 @@ fn story_of_undelivered(logs: &[&Gateway]) -> String {
     let lost: Vec<&String> = accepted.difference(&delivered).collect();
     let mut out = format!("accepted by the edge, never delivered by the relay: {lost:?}\n");
     for line in &lines {
-        if queue_id(line).is_some_and(|id| lost.contains(&&id)) || line.contains("\"level\":\"ERROR\"") || line.contains("\"level\":\"WARN\"") {
+        if queue_id(line).is_some_and(|id| lost.contains(&&id))
+            || line.contains("\"level\":\"ERROR\"")
+            || line.contains("\"level\":\"WARN\"")
+        {
             out.push_str(line);
             out.push('\n');
         }

@@ -19,6 +19,7 @@ mod protocol;
 mod recipients;
 mod relay;
 mod relay_tls;
+mod reload;
 mod score;
 mod screen;
 mod starttls;

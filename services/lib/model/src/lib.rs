@@ -27,8 +27,8 @@ pub use config::{Config, ConfigError, DomainConfig, Route, RouteTls, ScannerFall
 pub use directory::{Lookup, LookupFuture, RecipientDirectory};
 pub use duration::HumanDuration;
 pub use edits::{Edits, Refusal};
-pub use live::{Live, Versioned};
 pub use envelope::{DeliveryStatus, DsnRet, Envelope, Notify, Recipient, SessionFacts};
+pub use live::{Live, Versioned};
 pub use queue_id::QueueId;
 pub use scan::{ScanError, ScanFailure, ScanFuture, ScanJob, Verdicts};
 pub use verdict::{Action, SymbolHit, Verdict};
