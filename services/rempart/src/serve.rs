@@ -163,7 +163,12 @@ pub async fn serve(
         // On a shared bus, scanners also take what edges queued with no scanner up.
         if config.bus.backend == BusBackend::Nats {
             let bus = open_bus(&config).await?;
-            tasks.push(tokio::spawn(rempart_scanner::service::post_queue::run(scanner.clone(), bus, stopped.clone())));
+            tasks.push(tokio::spawn(rempart_scanner::service::post_queue::run(
+                scanner.clone(),
+                bus,
+                config.queue.visibility_timeout.0,
+                stopped.clone(),
+            )));
         }
     }
     if !(roles.edge || roles.relay || roles.console) {

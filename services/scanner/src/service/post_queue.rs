@@ -16,12 +16,11 @@ use tracing::Instrument;
 use crate::Scanner;
 use crate::service::traced::ScanPlace;
 
-/// How long a scanner holds a message before another may take it.
-const LEASE: Duration = Duration::from_secs(300);
-
-/// Consumes `rempart.scan` until `shutdown` turns true.
-pub async fn run<B: Bus>(scanner: crate::LiveScanner, bus: B, shutdown: watch::Receiver<bool>) {
-    rempart_bus::consume(&bus, SCAN_TOPIC, LEASE, shutdown, |delivery| {
+/// Consumes `rempart.scan` until `shutdown` turns true. `lease`: how long a scanner
+/// holds a message before another may take it (`queue.visibility_timeout`, as the
+/// relays): a message handed to a scanner that died comes back after it.
+pub async fn run<B: Bus>(scanner: crate::LiveScanner, bus: B, lease: Duration, shutdown: watch::Receiver<bool>) {
+    rempart_bus::consume(&bus, SCAN_TOPIC, lease, shutdown, |delivery| {
         // The trace goes on: edge → `scan.queued` → `scan`, then `deliver`.
         let span = tracing::info_span!("scan.queued", rempart.queue_id = tracing::field::Empty);
         rempart_telemetry::propagation::set_parent(&span, delivery.trace_parent.as_deref());
