@@ -3,15 +3,10 @@
 //! temporary failures with backoff until the message expires, and reports failures to
 //! the sender with a DSN (never to the null sender).
 
-mod client;
-mod conn;
-mod dane;
 mod destinations;
 mod dsn;
 mod mta_sts;
-pub mod mx;
 pub mod probe;
-mod tls;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -28,8 +23,7 @@ use tokio::sync::watch;
 use tracing::Instrument;
 use tracing::field::Empty;
 
-pub use client::{Client, Destination};
-pub use tls::{Connectors, TlsSetupError, ca_file_roots, system_roots};
+use rempart_smtp_client::{Attempt, Client, Connectors, Destination, TlsSetupError, dane, mx};
 
 /// What a reload may change for the relay: the configuration (routes, timeouts, retry
 /// schedule) and the SMTP client built from it (route CA files, hostname).
@@ -361,13 +355,9 @@ impl<B: Bus> Relay<B> {
     /// refuses the session or, under MTA-STS enforce, fails TLS verification, moves on).
     /// Under an MTA-STS policy in mode enforce only the hosts it names are used, over
     /// verified TLS; in mode testing mismatches are logged and delivery goes on.
-    async fn deliver_by_mx(&self, domain: &str, envelope: &Envelope, indices: &[usize], body: &[u8]) -> client::Attempt {
-        let failed = |reply: Reply| client::Attempt {
-            remote: domain.to_string(),
-            replies: vec![reply; indices.len()],
-            remote_dsn: false,
-            opened: false,
-        };
+    async fn deliver_by_mx(&self, domain: &str, envelope: &Envelope, indices: &[usize], body: &[u8]) -> Attempt {
+        let failed =
+            |reply: Reply| Attempt { remote: domain.to_string(), replies: vec![reply; indices.len()], remote_dsn: false, opened: false };
         let hosts = match mx::hosts(self.resolver.as_ref(), domain, self.view().config.relay.mx_port).await {
             Ok(hosts) => hosts,
             Err(reply) => return failed(reply),

@@ -19,7 +19,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
-use crate::tls::server_name;
+use rempart_smtp_client::server_name;
 
 /// RFC 8461 §3.2: `max_age` is at most a year.
 const MAX_AGE_LIMIT: u64 = 31_557_600;
@@ -296,7 +296,7 @@ async fn published_id(resolver: &TokioResolver, domain: &str) -> Option<String> 
 async fn fetch(resolver: &TokioResolver, connector: &TlsConnector, domain: &str, port: u16, id: &str) -> Result<Policy, FetchError> {
     let host = format!("mta-sts.{domain}");
     let get = async {
-        let addresses = crate::mx::addresses(Some(resolver), &host).await;
+        let addresses = rempart_smtp_client::mx::addresses(Some(resolver), &host).await;
         let mut last = FetchError::NoAddress(domain.to_string());
         let mut connected = None;
         for ip in addresses {

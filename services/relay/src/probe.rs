@@ -18,9 +18,8 @@ use tokio::io::BufReader;
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
-use crate::conn::Conn;
-use crate::mx;
-use crate::tls::server_name;
+use rempart_smtp_client::conn::Conn;
+use rempart_smtp_client::{mx, server_name, unlikely_address};
 
 pub struct ProbeOptions {
     /// An address (its RCPT is asked) or a domain (postmaster@ it is asked).
@@ -359,10 +358,6 @@ async fn session(
 
 /// An address nobody has at `domain`: the clock's nanoseconds, which differ between
 /// questions. A server that accepts it is a catch-all.
-pub fn unlikely_address(domain: &str) -> String {
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or_default();
-    format!("rempart-catch-all-probe-{nanos:x}@{domain}")
-}
 
 /// Asks RCPT for an address nobody has: a server that accepts it accepts every address
 /// (a catch-all), so its "250" to the real recipient proves nothing.
@@ -470,7 +465,7 @@ async fn starttls(conn: Conn, host: &Route, timeout: Duration, steps: &mut Vec<S
 fn verify_certificate(tls: &rustls::ClientConnection, name: &rustls_pki_types::ServerName<'static>) -> Result<(), String> {
     let certificates = tls.peer_certificates().ok_or("no certificate")?;
     let (end_entity, intermediates) = certificates.split_first().ok_or("no certificate")?;
-    let roots = crate::tls::system_roots().map_err(|e| e.to_string())?;
+    let roots = rempart_smtp_client::system_roots().map_err(|e| e.to_string())?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let verifier = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider).build().map_err(|e| e.to_string())?;
     verifier.verify_server_cert(end_entity, intermediates, name, &[], UnixTime::now()).map(|_| ()).map_err(|e| e.to_string())

@@ -43,7 +43,7 @@ pub fn run(args: ProbeArgs, config_path: Option<&std::path::Path>) -> Result<(),
         timeout: std::time::Duration::from_secs(args.timeout.max(1)),
     };
     let probe = crate::runtime()?.block_on(async {
-        let resolver = rempart_relay::mx::resolver(&config.dns);
+        let resolver = rempart_smtp_client::mx::resolver(&config.dns);
         rempart_relay::probe::probe(&config, resolver.as_ref(), &options).await
     });
     if args.json {

@@ -184,7 +184,7 @@ pub async fn serve(
         shared_store = Some(state.store.clone());
         let live = Live::new(reload::edge_view(&config, Some(&state.store))?);
         components.edge = Some((live.clone(), Some(state.store.clone())));
-        let resolver = if config.screen.dnsbls.is_empty() { None } else { rempart_relay::mx::resolver(&config.dns) };
+        let resolver = if config.screen.dnsbls.is_empty() { None } else { rempart_smtp_client::mx::resolver(&config.dns) };
         let edge = Edge::bind(live, bus.clone(), verdicts, Some(state), resolver).await?;
         if config.domains.is_empty() {
             tracing::warn!("no [[domain]] configured: every recipient will be refused (relaying for nobody)");

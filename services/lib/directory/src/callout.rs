@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use rempart_model::config::CalloutConfig;
 use rempart_model::{Config, DomainConfig, Lookup};
-use rempart_relay::{Client, Connectors, Destination};
+use rempart_smtp_client::{Client, Connectors, Destination};
 use rempart_state::{Store, key};
 
 use crate::DirectoryError;
@@ -40,7 +40,7 @@ impl Callout {
         }
         let catch_all_key = key(&["callout-catch-all", &domain.name]);
         let known_catch_all = matches!(self.store.get(&catch_all_key).await, Ok(Some(_)));
-        let random = rempart_relay::probe::unlikely_address(&domain.name);
+        let random = rempart_smtp_client::unlikely_address(&domain.name);
         let mut asked = vec![address];
         if !known_catch_all {
             asked.push(&random);

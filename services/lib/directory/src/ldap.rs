@@ -41,10 +41,10 @@ impl Ldap {
             }
             if ldap.url.starts_with("ldaps://") || ldap.starttls {
                 let ca_error =
-                    |e: rempart_relay::TlsSetupError| DirectoryError::CaFile { domain: domain.name.clone(), message: e.to_string() };
+                    |e: rempart_smtp_client::TlsSetupError| DirectoryError::CaFile { domain: domain.name.clone(), message: e.to_string() };
                 let roots = match &ldap.ca_file {
-                    Some(path) => rempart_relay::ca_file_roots(path).map_err(ca_error)?,
-                    None => rempart_relay::system_roots().map_err(ca_error)?,
+                    Some(path) => rempart_smtp_client::ca_file_roots(path).map_err(ca_error)?,
+                    None => rempart_smtp_client::system_roots().map_err(ca_error)?,
                 };
                 let client = rempart_smtp::tls::verifying(roots).map_err(|e| ca_error(e.into()))?;
                 tls.insert(domain.name.clone(), Arc::new(client));

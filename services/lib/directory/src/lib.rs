@@ -22,7 +22,7 @@ pub enum DirectoryError {
     #[error("domain {domain}: LDAP CA file: {message}")]
     CaFile { domain: String, message: String },
     #[error("callout TLS: {0}")]
-    Tls(#[from] rempart_relay::TlsSetupError),
+    Tls(#[from] rempart_smtp_client::TlsSetupError),
 }
 
 pub struct Directory {

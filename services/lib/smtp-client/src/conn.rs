@@ -12,7 +12,7 @@ use tokio::io::{AsyncWriteExt, BufReader};
 const MAX_REPLY_LINE: usize = 4096;
 const MAX_REPLY_LINES: usize = 100;
 
-pub(crate) struct Conn {
+pub struct Conn {
     pub io: BufReader<Stream>,
     pub timeout: Duration,
 }
@@ -74,6 +74,6 @@ impl Conn {
     }
 }
 
-pub(crate) fn expect(reply: Reply, code: u16) -> Result<Reply, Reply> {
+pub fn expect(reply: Reply, code: u16) -> Result<Reply, Reply> {
     if reply.code == code { Ok(reply) } else { Err(reply) }
 }
