@@ -356,9 +356,6 @@ async fn session(
     Some(accepted)
 }
 
-/// An address nobody has at `domain`: the clock's nanoseconds, which differ between
-/// questions. A server that accepts it is a catch-all.
-
 /// Asks RCPT for an address nobody has: a server that accepts it accepts every address
 /// (a catch-all), so its "250" to the real recipient proves nothing.
 async fn catch_all(conn: &mut Conn, domain: &str, steps: &mut Vec<Step>) -> Option<()> {

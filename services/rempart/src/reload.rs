@@ -78,11 +78,13 @@ fn scanner(config: &Config, state: &Arc<SharedState>) -> Result<Arc<Scanner>, Pr
     Ok(Arc::new(scanner.with_state(state.clone())))
 }
 
+/// The edge's view and the store its directory caches callouts in.
+type EdgeParts = (Live<EdgeView>, Option<Arc<dyn Store>>);
+
 /// The live parts of one process, and how to rebuild them.
 #[derive(Default)]
 pub struct Components {
-    /// The edge's view and the store its directory caches callouts in.
-    pub edge: Option<(Live<EdgeView>, Option<Arc<dyn Store>>)>,
+    pub edge: Option<EdgeParts>,
     pub relay: Option<Live<RelayView>>,
     /// Every scanner of the process (the edge's local one, `rempart scanner`'s).
     pub scanners: Vec<(LiveScanner, Arc<SharedState>)>,

@@ -3,9 +3,7 @@
 //! all when offline.
 
 use std::net::IpAddr;
-use std::time::Duration;
 
-use mail_auth::hickory_resolver::config::{ConnectionConfig, NameServerConfig, ResolverConfig, ResolverOpts};
 use mail_auth::hickory_resolver::lookup::Lookup;
 use mail_auth::hickory_resolver::proto::rr::{Name, RData};
 use mail_auth::{MessageAuthenticator, SpfOutput};
@@ -35,29 +33,9 @@ const MAX_PTR_NAMES: usize = 3;
 
 impl Dns {
     pub fn new(config: &DnsConfig) -> Result<Dns, ScannerError> {
-        if config.offline {
-            return Ok(Dns { authenticator: None });
-        }
-        let err = |e: &dyn std::fmt::Display| ScannerError { field: "dns.servers".into(), message: e.to_string() };
-        let mut options = ResolverOpts::default();
-        options.timeout = Duration::from_millis(config.timeout_ms);
-        options.attempts = config.attempts;
-        let authenticator = if config.servers.is_empty() {
-            MessageAuthenticator::new_system_conf()
-                .map_err(|e| err(&format!("no usable system resolver ({e}); set dns.servers or dns.offline")))?
-        } else {
-            let servers = config
-                .servers
-                .iter()
-                .map(|s| {
-                    let (mut udp, mut tcp) = (ConnectionConfig::udp(), ConnectionConfig::tcp());
-                    (udp.port, tcp.port) = (s.port(), s.port());
-                    NameServerConfig::new(s.ip(), true, vec![udp, tcp])
-                })
-                .collect();
-            MessageAuthenticator::new(ResolverConfig::from_name_servers(servers), options).map_err(|e| err(&e))?
-        };
-        Ok(Dns { authenticator: Some(authenticator) })
+        let authenticator =
+            rempart_smtp_client::mx::authenticator(config).map_err(|message| ScannerError { field: "dns.servers".into(), message })?;
+        Ok(Dns { authenticator })
     }
 
     /// Reverse DNS of `ip`, forward-confirmed; `None` when offline.

@@ -159,6 +159,7 @@ enum Incoming {
 impl<B: Bus, S: Transport> Session<B, S> {
     /// A session on a listener of `kind`; `tls` describes the connection when it is
     /// already encrypted (implicit TLS).
+    #[allow(clippy::too_many_arguments)] // each is one fact of the connection
     pub fn new(
         shared: Arc<Shared<B>>,
         view: crate::View,

@@ -323,8 +323,9 @@ async fn transaction(session: &mut Session, envelope: &Envelope, indices: &[usiz
     Ok(rcpt_replies)
 }
 
-/// An address nobody has at `domain`: a server that accepts it accepts every address
-/// (a catch-all), so its "250" to a real recipient proves nothing.
+/// An address nobody has at `domain` (the clock's nanoseconds, which differ between
+/// questions): a server that accepts it accepts every address (a catch-all), so its
+/// "250" to a real recipient proves nothing.
 pub fn unlikely_address(domain: &str) -> String {
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or_default();
     format!("rempart-catch-all-probe-{nanos:x}@{domain}")

@@ -15,17 +15,19 @@ use rempart_smtp::Reply;
 /// MX hosts tried per attempt, at most (a hostile zone can list hundreds).
 pub const MAX_HOSTS: usize = 10;
 
-/// The resolver of `[dns]`; `None` when offline or when no system resolver is usable
-/// (mail to outside domains then waits with 4.4.3).
-pub fn resolver(config: &DnsConfig) -> Option<TokioResolver> {
+/// The one builder of DNS clients from `[dns]`: its servers (or the system's), timeout
+/// and attempts. `None` when offline. The scanner's checks (SPF, DKIM, DMARC, lists)
+/// and the relay's MX lookups both use it.
+pub fn authenticator(config: &DnsConfig) -> Result<Option<mail_auth::MessageAuthenticator>, String> {
     if config.offline {
-        return None;
+        return Ok(None);
     }
     let mut options = ResolverOpts::default();
     options.timeout = Duration::from_millis(config.timeout_ms);
     options.attempts = config.attempts;
     let built = if config.servers.is_empty() {
-        mail_auth::MessageAuthenticator::new_system_conf().map(|a| a.resolver().clone())
+        mail_auth::MessageAuthenticator::new_system_conf()
+            .map_err(|e| format!("no usable system resolver ({e}); set dns.servers or dns.offline"))?
     } else {
         let servers = config
             .servers
@@ -36,9 +38,19 @@ pub fn resolver(config: &DnsConfig) -> Option<TokioResolver> {
                 NameServerConfig::new(s.ip(), true, vec![udp, tcp])
             })
             .collect();
-        mail_auth::MessageAuthenticator::new(ResolverConfig::from_name_servers(servers), options).map(|a| a.resolver().clone())
+        mail_auth::MessageAuthenticator::new(ResolverConfig::from_name_servers(servers), options).map_err(|e| e.to_string())?
     };
-    built.inspect_err(|e| tracing::error!(error = %e, "no DNS resolver: mail to outside domains will wait")).ok()
+    Ok(Some(built))
+}
+
+/// The resolver of `[dns]`; `None` when offline or when no system resolver is usable
+/// (mail to outside domains then waits with 4.4.3).
+pub fn resolver(config: &DnsConfig) -> Option<TokioResolver> {
+    authenticator(config)
+        .inspect_err(|e| tracing::error!(error = %e, "no DNS resolver: mail to outside domains will wait"))
+        .ok()
+        .flatten()
+        .map(|a| a.resolver().clone())
 }
 
 /// The hosts to try for `domain`, best first, each on `port`.
