@@ -262,22 +262,23 @@ impl PolicyConfig {
         [&mut self.greylist, &mut self.add_header, &mut self.quarantine, &mut self.soft_reject, &mut self.reject, &mut self.discard]
     }
 
-    /// The thresholds one table of the file sets (`[policy]` or a domain's `policy`)
-    /// must not fall from an action to a harsher one: the action is the highest
-    /// threshold reached, so `greylist = 8` with `reject = 5` would reject a score of 6
-    /// and greylist a score of 9. Defaults and the global values a domain inherits are
-    /// not compared: `reject = 5` alone means "reject from 5".
+    /// In one table of the file (`[policy]` or a domain's `policy`), a threshold that
+    /// refuses or drops (soft_reject, reject, discard) must not be below one that
+    /// delivers (greylist, add_header, quarantine): the action is the highest threshold
+    /// reached, so `greylist = 8` with `reject = 5` would reject a score of 6 and
+    /// greylist a score of 9. Defaults and inherited values are not compared (`reject =
+    /// 5` alone means "reject from 5"), nor delivering actions among themselves (a high
+    /// `add_header` is how it is turned off).
     pub fn check_order(table: &toml::Table) -> Result<(), String> {
-        let set: Vec<(&str, f64)> = ["greylist", "add_header", "quarantine", "soft_reject", "reject", "discard"]
-            .into_iter()
-            .filter_map(|name| table.get(name).and_then(|v| v.as_float().or_else(|| v.as_integer().map(|i| i as f64))).map(|t| (name, t)))
-            .collect();
-        for pair in set.windows(2) {
-            let ((milder, low), (harsher, high)) = (pair[0], pair[1]);
-            if high < low {
-                return Err(format!(
-                    "thresholds out of order: {harsher} = {high} is below {milder} = {low} (a higher score would get a milder action)"
-                ));
+        let value = |name: &str| table.get(name).and_then(|v| v.as_float().or_else(|| v.as_integer().map(|i| i as f64)));
+        for harsher in ["soft_reject", "reject", "discard"] {
+            let Some(high) = value(harsher) else { continue };
+            for milder in ["greylist", "add_header", "quarantine"] {
+                if let Some(low) = value(milder).filter(|low| high < *low) {
+                    return Err(format!(
+                        "thresholds out of order: {harsher} = {high} is below {milder} = {low} (a higher score would get a milder action)"
+                    ));
+                }
             }
         }
         Ok(())
@@ -321,6 +322,7 @@ mod tests {
         assert!(e.contains("reject = 5 is below greylist = 8"), "{e}");
         assert!(PolicyConfig::check_order(&table("reject = 5.0")).is_ok(), "alone, under the defaults");
         assert!(PolicyConfig::check_order(&table("greylist = 7.0\nadd_header = 7\nreject = 7.0")).is_ok());
+        assert!(PolicyConfig::check_order(&table("quarantine = 5.0\nadd_header = 25.0\nreject = 30.0")).is_ok(), "add_header parked");
     }
 
     #[test]
