@@ -230,23 +230,7 @@ impl<B: Bus> Relay<B> {
 
     /// Suspends the account from sending and tells it and its domain admins why.
     async fn suspend(&self, store: &dyn Store, account: &Account, why: &str) {
-        let admins = match accounts::suspend(store, account).await {
-            Ok(admins) => admins,
-            Err(e) => {
-                tracing::error!(account = %account.email, error = %e, "suspending an account failed");
-                return;
-            }
-        };
-        tracing::warn!(account = %account.email, %why, "account suspended");
-        let now = date::unix_now();
-        let event = rempart_proto::v1::OutboundEvent {
-            account: account.email.clone(),
-            result: "suspended".into(),
-            at: now as i64,
-            ..Default::default()
-        };
-        self.bus.event(rempart_bus::OUTBOUND_EVENTS, prost::Message::encode_to_vec(&event)).await;
-        rempart_bus::tell_suspension(&self.bus, &self.view().config.smtp.hostname, &account.email, &admins, why).await;
+        rempart_notices::suspend(store, &self.bus, &self.view().config.smtp.hostname, account, why).await;
     }
 
     /// `rempart.events.delivery` for the recipients this attempt `tried` (the console's reports).

@@ -1,7 +1,8 @@
 //! The end of a message: the verdict, and what it says to do with the message
 //! (refuse, greylist, discard, queue), with the `250` given only once it is durable.
 
-use rempart_bus::{Bus, DELIVER_TOPIC, Disposition, SCAN_TOPIC, Stage, dispose};
+use rempart_bus::{Bus, DELIVER_TOPIC, SCAN_TOPIC};
+use rempart_model::disposition::{Disposition, Stage, dispose};
 use rempart_model::{Action, Envelope, QueueId, date};
 use rempart_smtp::Reply;
 use rempart_telemetry::metrics;

@@ -9,7 +9,7 @@ use rempart_bus::{Bus, QUARANTINE_TOPIC};
 use rempart_model::config::{OutboundConfig, SendLimits};
 use rempart_model::{Envelope, QueueId, Verdict, date};
 use rempart_smtp::Reply;
-use rempart_state::accounts::{self, Account};
+use rempart_state::accounts::Account;
 use rempart_state::{Store, StoreError, key, window};
 use rempart_telemetry::metrics;
 
@@ -143,15 +143,7 @@ impl<B: Bus, S: Transport> Session<B, S> {
 
     /// `rempart.events.outbound`: what `account` did (see the proto's `OutboundEvent`).
     pub(super) async fn outbound_event(&self, account: &str, result: &str, recipients: usize, bytes: usize, queue_id: &str) {
-        let event = rempart_proto::v1::OutboundEvent {
-            account: account.to_string(),
-            result: result.to_string(),
-            recipients: u32::try_from(recipients).unwrap_or(u32::MAX),
-            bytes: bytes as u64,
-            at: date::unix_now() as i64,
-            queue_id: queue_id.to_string(),
-        };
-        self.shared.bus.event(rempart_bus::OUTBOUND_EVENTS, prost::Message::encode_to_vec(&event)).await;
+        rempart_notices::outbound_event(&self.shared.bus, account, result, recipients, bytes, queue_id).await;
     }
 
     /// Submitted mail the outbound scan blocked: held in the quarantine (where the
@@ -184,7 +176,7 @@ impl<B: Bus, S: Transport> Session<B, S> {
             config.outbound.block
         );
         let subject = "Your message was blocked / Votre message a été bloqué";
-        rempart_bus::send_notice(&self.shared.bus, &config.smtp.hostname, &account.email, subject, &text).await;
+        rempart_notices::send_notice(&self.shared.bus, &config.smtp.hostname, &account.email, subject, &text).await;
         let Some(state) = self.shared.state.clone() else { return };
         let limits = &config.outbound;
         let k = key(&["out", "blocked", &account.email, &window::number(now, limits.suspend_window.0).to_string()]);
@@ -205,14 +197,7 @@ impl<B: Bus, S: Transport> Session<B, S> {
     /// Suspends the account from sending and tells it and its domain admins why.
     pub(super) async fn suspend_account(&self, account: &Account, why: &str) {
         let Some(state) = self.shared.state.clone() else { return };
-        match accounts::suspend(&*state.store, account).await {
-            Ok(admins) => {
-                tracing::warn!(account = %account.email, %why, "account suspended");
-                self.outbound_event(&account.email, "suspended", 0, 0, "").await;
-                rempart_bus::tell_suspension(&self.shared.bus, &self.view.config.smtp.hostname, &account.email, &admins, why).await;
-            }
-            Err(e) => tracing::error!(account = %account.email, error = %e, "suspending an account failed"),
-        }
+        rempart_notices::suspend(&*state.store, &self.shared.bus, &self.view.config.smtp.hostname, account, why).await;
     }
 }
 

@@ -7,31 +7,16 @@
 //! visible again after a delay, with new metadata.
 
 mod consume;
-mod dispose;
 mod embedded;
 mod nats;
-mod notice;
 
 use std::future::Future;
 use std::time::Duration;
 
 pub use consume::{HeldMeta, MAX_PANICS, consume};
-pub use dispose::{Disposition, Stage, dispose};
 pub use embedded::{EmbeddedBus, EmbeddedOptions};
 pub use nats::{MAX_INLINE_BODY, NatsBus, NatsOptions};
-pub use notice::{send_notice, tell_suspension};
-
-/// Topic of messages waiting for delivery to customer servers.
-pub const DELIVER_TOPIC: &str = "rempart.deliver";
-/// Topic of messages held aside by the quarantine action; the console consumes it into
-/// its quarantine store.
-pub const QUARANTINE_TOPIC: &str = "rempart.quarantine";
-/// Topic of messages accepted while no scanner answered (`scanner_fallback = "queue"`):
-/// scanners consume it and route each message as its verdict says.
-pub const SCAN_TOPIC: &str = "rempart.scan";
-/// Topic of parked messages: ones a consumer could not handle (it panicked on them
-/// `MAX_PANICS` times). Nobody consumes it; an operator looks (`HeldMeta` says why).
-pub const HELD_TOPIC: &str = "rempart.held";
+pub use rempart_model::topics::{DELIVER_TOPIC, HELD_TOPIC, QUARANTINE_TOPIC, SCAN_TOPIC};
 
 /// Identifies a message inside one bus.
 pub type MessageId = u64;

@@ -4,6 +4,7 @@
 pub mod config;
 pub mod date;
 pub mod directory;
+pub mod disposition;
 pub mod dnslist;
 pub mod duration;
 pub mod edits;
@@ -15,6 +16,7 @@ pub mod notice;
 pub mod queue_id;
 pub mod return_path;
 pub mod scan;
+pub mod topics;
 pub mod verdict;
 
 /// A configuration value that does not parse (a duration, a route, a network); the

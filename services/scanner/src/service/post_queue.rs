@@ -8,7 +8,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use rempart_bus::{Bus, Delivery, Disposition, SCAN_TOPIC, Stage, dispose};
+use rempart_bus::{Bus, Delivery, SCAN_TOPIC};
+use rempart_model::disposition::{Disposition, Stage, dispose};
 use rempart_model::{Envelope, ScanJob};
 use tokio::sync::watch;
 use tracing::Instrument;

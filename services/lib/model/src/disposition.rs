@@ -2,9 +2,8 @@
 //! SMTP session) and for the queued scan (after the edge accepted it with no scanner
 //! up): refuse, greylist, drop, or publish on a topic with the verdict's edits.
 
-use rempart_model::{Action, Refusal, Verdict};
-
-use crate::{DELIVER_TOPIC, QUARANTINE_TOPIC};
+use crate::topics::{DELIVER_TOPIC, QUARANTINE_TOPIC};
+use crate::{Action, Refusal, Verdict};
 
 /// Where the verdict is acted on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
