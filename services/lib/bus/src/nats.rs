@@ -66,16 +66,9 @@ fn storage<E: std::fmt::Display>(e: E) -> BusError {
 
 impl NatsBus {
     pub async fn connect(options: &NatsOptions) -> Result<NatsBus, BusError> {
-        let mut connect = async_nats::ConnectOptions::new();
-        if let Some(creds) = &options.credentials_file {
-            connect = connect.credentials_file(creds).await.map_err(|e| BusError::Storage(format!("{}: {e}", creds.display())))?;
-        }
-        if let Some(ca) = &options.ca_file {
-            connect = connect.add_root_certificates(ca.clone()).require_tls(true);
-        }
-        // A cluster's servers, comma-separated: any one that answers will do.
-        let servers: Vec<&str> = options.url.split(',').map(str::trim).collect();
-        let client = connect.connect(servers).await.map_err(|e| BusError::Storage(format!("nats {}: {e}", options.url)))?;
+        let client = rempart_nats::connect(&options.url, options.credentials_file.as_deref(), options.ca_file.as_deref())
+            .await
+            .map_err(BusError::Storage)?;
         let jetstream = jetstream::new(client);
         let replicas = options.replicas.max(1);
         // Created or updated: a stream made by an older version gains new topics.
@@ -87,13 +80,13 @@ impl NatsBus {
             num_replicas: replicas,
             ..Default::default()
         };
-        rempart_telemetry::patiently("queue stream", || jetstream.create_or_update_stream(stream_config.clone())).await.map_err(storage)?;
-        let stream = rempart_telemetry::patiently("queue stream", || jetstream.get_stream(STREAM)).await.map_err(storage)?;
+        rempart_nats::patiently("queue stream", || jetstream.create_or_update_stream(stream_config.clone())).await.map_err(storage)?;
+        let stream = rempart_nats::patiently("queue stream", || jetstream.get_stream(STREAM)).await.map_err(storage)?;
         let meta_config = kv::Config { bucket: "rempart-queue-meta".into(), history: 1, num_replicas: replicas, ..Default::default() };
-        let metadata = rempart_telemetry::patiently("queue metadata bucket", || jetstream.create_or_update_key_value(meta_config.clone()))
+        let metadata = rempart_nats::patiently("queue metadata bucket", || jetstream.create_or_update_key_value(meta_config.clone()))
             .await
             .map_err(storage)?;
-        let bodies = rempart_telemetry::patiently("body object store", || async {
+        let bodies = rempart_nats::patiently("body object store", || async {
             match jetstream.get_object_store("rempart-bodies").await {
                 Ok(store) => Ok(store),
                 Err(_) => jetstream

@@ -48,16 +48,7 @@ impl NatsStore {
         credentials_file: Option<&std::path::Path>,
         ca_file: Option<&std::path::Path>,
     ) -> StoreResult<Self> {
-        let mut connect = async_nats::ConnectOptions::new();
-        if let Some(creds) = credentials_file {
-            connect = connect.credentials_file(creds).await.map_err(|e| backend(format!("{}: {e}", creds.display())))?;
-        }
-        if let Some(ca) = ca_file {
-            connect = connect.add_root_certificates(ca.to_path_buf()).require_tls(true);
-        }
-        // A cluster's servers, comma-separated: any one that answers will do.
-        let servers: Vec<&str> = url.split(',').map(str::trim).collect();
-        let client = connect.connect(servers).await.map_err(|e| backend(format!("{url}: {e}")))?;
+        let client = rempart_nats::connect(url, credentials_file, ca_file).await.map_err(backend)?;
         let jetstream = jetstream::new(client);
         let config = Config {
             bucket: bucket.to_string(),
@@ -67,7 +58,7 @@ impl NatsStore {
             limit_markers: Some(Duration::from_secs(1)),
             ..Default::default()
         };
-        let kv = rempart_telemetry::patiently("state bucket", || jetstream.create_or_update_key_value(config.clone()))
+        let kv = rempart_nats::patiently("state bucket", || jetstream.create_or_update_key_value(config.clone()))
             .await
             .map_err(|e| backend(format!("bucket {bucket}: {e}")))?;
         Ok(NatsStore { subject_prefix: format!("$KV.{bucket}."), kv, jetstream })

@@ -161,26 +161,3 @@ pub fn keep_trace(span: &tracing::Span) {
     use tracing_opentelemetry::OpenTelemetrySpanExt;
     span.set_attribute(KEEP_ATTRIBUTE, true);
 }
-
-/// How long a start-up call to a shared service is tried again (`patiently`).
-pub const STARTUP_PATIENCE: std::time::Duration = std::time::Duration::from_secs(60);
-
-/// A start-up call to a shared service (NATS JetStream's API times out while a
-/// cluster elects a leader, a node just restarted) tried again for up to
-/// `STARTUP_PATIENCE`, each failure logged, so a process started during an election
-/// waits for it instead of exiting.
-pub async fn patiently<T, E: std::fmt::Display, F: std::future::Future<Output = Result<T, E>>>(
-    what: &str,
-    mut attempt: impl FnMut() -> F,
-) -> Result<T, E> {
-    let deadline = tokio::time::Instant::now() + STARTUP_PATIENCE;
-    loop {
-        match attempt().await {
-            Err(e) if tokio::time::Instant::now() < deadline => {
-                tracing::warn!(error = %e, "{what}: not ready; trying again");
-                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-            }
-            result => return result,
-        }
-    }
-}
