@@ -109,7 +109,7 @@ impl Console {
         let Some(bayes) = self.state.bayes.clone() else { return };
         let state = self.state.clone();
         tokio::spawn(async move {
-            let Some((identity, tokens)) = rempart_scanner::tokens::learnable(&body) else { return };
+            let Some((identity, tokens)) = rempart_classifier::tokens::learnable(&body) else { return };
             match bayes.learn(identity, class, &tokens).await {
                 Ok(_) => rempart_state::announce_learning(&state).await,
                 Err(e) => tracing::warn!(error = %e, "console could not teach the Bayes model"),

@@ -8,17 +8,15 @@
 //! `engine` is the scoring (registry, stages, composites, policy); `service` runs it
 //! for edges (gRPC, queued scans) and for diagnostics.
 
-pub mod archive;
-pub mod checks;
+pub(crate) mod checks;
 pub mod dns;
-pub mod engine;
-pub mod html;
-pub mod message;
+mod engine;
 pub mod service;
-pub mod spf;
-pub mod symbols;
-pub mod tokens;
+pub(crate) mod spf;
+pub(crate) mod symbols;
 pub mod tune;
+
+pub use rempart_classifier::{archive, html, message, tokens};
 
 pub use engine::{NetworkFindings, ScanInput, Scanner, bayes_bands, spam_headers};
 

@@ -67,7 +67,6 @@ pub const FREEMAIL: &[&str] = &[
 /// What every check may look at.
 pub struct Context<'a> {
     pub facts: &'a SessionFacts,
-    pub return_path: &'a str,
     pub analysis: &'a Analysis<'a>,
     /// Our own host name (to spot clients that claim it).
     pub hostname: &'a str,

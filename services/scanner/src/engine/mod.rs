@@ -258,7 +258,6 @@ impl Scanner {
     fn context<'a>(&'a self, input: &'a ScanInput<'_>, analysis: &'a Analysis<'a>) -> Context<'a> {
         Context {
             facts: input.facts,
-            return_path: input.return_path,
             analysis,
             hostname: &self.hostname,
             freemail: &self.freemail,

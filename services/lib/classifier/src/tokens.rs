@@ -218,7 +218,7 @@ fn url_shape(href: &str) -> Option<String> {
 
 /// A host name's registrable domain, lower case ("mx1.mail.example.co.uk" → "example.co.uk").
 fn domain_of(host: &str) -> String {
-    crate::checks::content::registrable(&host.trim_end_matches('.').to_ascii_lowercase())
+    crate::hosts::registrable(&host.trim_end_matches('.').to_ascii_lowercase())
 }
 
 /// The shape of a value: each run of digits as "9", of lower-case letters as "a", of

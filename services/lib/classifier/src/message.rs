@@ -100,10 +100,10 @@ impl<'a> Analysis<'a> {
         let mut out: Vec<String> = Vec::new();
         let mut add = |candidate: &str| {
             if out.len() < max
-                && let Some(host) = crate::checks::content::host_of(candidate)
+                && let Some(host) = crate::hosts::host_of(candidate)
                 && host.parse::<std::net::IpAddr>().is_err()
             {
-                let domain = crate::checks::content::registrable(&host);
+                let domain = crate::hosts::registrable(&host);
                 if !out.contains(&domain) {
                     out.push(domain);
                 }
