@@ -15,7 +15,7 @@ static SCANNER: LazyLock<Scanner> = LazyLock::new(|| {
 });
 
 fuzz_target!(|data: &[u8]| {
-    let facts = SessionFacts { peer_ip: "192.0.2.1".into(), helo: "mx.fuzz".into(), ..Default::default() };
+    let facts = SessionFacts { peer_ip: "192.0.2.1".parse().unwrap(), helo: "mx.fuzz".into(), ..Default::default() };
     let recipients = vec!["alice@example.com".to_string()];
     let input = ScanInput { facts: &facts, return_path: "s@sender.test", recipients: &recipients, message: data };
     let verdict = SCANNER.evaluate_offline(&input);

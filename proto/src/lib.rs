@@ -97,12 +97,16 @@ impl TryFrom<v1::Verdict> for Verdict {
 
 impl From<&SessionFacts> for v1::SessionFacts {
     fn from(f: &SessionFacts) -> Self {
-        v1::SessionFacts { peer_ip: f.peer_ip.clone(), helo: f.helo.clone(), tls: f.tls.clone() }
+        v1::SessionFacts { peer_ip: f.peer_ip.to_string(), helo: f.helo.clone(), tls: f.tls.clone() }
     }
 }
 
 impl From<v1::SessionFacts> for SessionFacts {
     fn from(f: v1::SessionFacts) -> Self {
-        SessionFacts { peer_ip: f.peer_ip, helo: f.helo, tls: f.tls }
+        SessionFacts {
+            peer_ip: f.peer_ip.parse().unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED)),
+            helo: f.helo,
+            tls: f.tls,
+        }
     }
 }

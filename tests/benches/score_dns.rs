@@ -44,7 +44,7 @@ fn main() {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
     let _entered = runtime.enter();
     let scanner = Scanner::new(&config).expect("scanner");
-    let facts = SessionFacts { peer_ip: "192.0.2.10".into(), helo: "mail.sender.test".into(), tls: None };
+    let facts = SessionFacts { peer_ip: "192.0.2.10".parse().unwrap(), helo: "mail.sender.test".into(), tls: None };
     let rcpt = vec!["user@example.com".to_string()];
     println!("{:<5} {:>6} {:>9} {:>12} {:>10} {:>12}", "set", "msgs", "avg KiB", "CPU µs/msg", "10KB µs", "wall µs/msg");
     for set in ["ham", "spam"] {

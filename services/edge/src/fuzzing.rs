@@ -44,7 +44,16 @@ impl SessionHarness {
             let (client, server) = tokio::io::duplex(64 * 1024);
             let (_stop, shutdown) = tokio::sync::watch::channel(false);
             let io = BufReader::new(rempart_smtp::Stream::Plain(server));
-            let session = Session::new(shared.clone(), shared.live.load(), io, "192.0.2.1".into(), false, kind, None, shutdown);
+            let session = Session::new(
+                shared.clone(),
+                shared.live.load(),
+                io,
+                std::net::Ipv4Addr::new(192, 0, 2, 1).into(),
+                false,
+                kind,
+                None,
+                shutdown,
+            );
             let running = tokio::spawn(session.run());
             let (mut read, mut write) = tokio::io::split(client);
             let reader = tokio::spawn(async move {

@@ -53,7 +53,7 @@ mod tests {
     #[test]
     fn header_names_tls_and_id() {
         let facts = SessionFacts {
-            peer_ip: "192.0.2.1".into(),
+            peer_ip: "192.0.2.1".parse().unwrap(),
             helo: "mx.example\r\nX: y".into(),
             tls: Some("TLSv1.3 with cipher TLS13_AES_128_GCM_SHA256".into()),
         };

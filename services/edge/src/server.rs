@@ -192,7 +192,7 @@ async fn accept_loop<B: Bus>(
                 }
             }
             let activity = slot.activity.clone();
-            let session = Session::new(shared, view, io, client.ip().to_string(), trusted, options.kind, tls_description, shutdown);
+            let session = Session::new(shared, view, io, client.ip(), trusted, options.kind, tls_description, shutdown);
             // A panic in a session is a bug: it ends that session only, counted and
             // logged; the slot is given back as the task unwinds.
             let outcome = std::panic::AssertUnwindSafe(session.with_activity(activity).run()).catch_unwind().await;

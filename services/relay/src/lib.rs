@@ -448,7 +448,8 @@ impl<B: Bus> Relay<B> {
         let report = dsn::build(&self.view().config.smtp.hostname, envelope, body, &wanted, retry_until);
         let mut notice =
             Envelope::new(report.queue_id.clone(), String::new(), vec![Recipient::new(envelope.return_path.clone())], date::unix_now());
-        notice.session = SessionFacts { peer_ip: "127.0.0.1".into(), helo: self.view().config.smtp.hostname.clone(), tls: None };
+        notice.session =
+            SessionFacts { peer_ip: std::net::Ipv4Addr::LOCALHOST.into(), helo: self.view().config.smtp.hostname.clone(), tls: None };
         notice.smtputf8 = !envelope.return_path.is_ascii();
         self.bus.publish(DELIVER_TOPIC, notice.to_json(), report.message).await?;
         for r in &wanted {

@@ -58,7 +58,7 @@ pub fn run(args: ScoreArgs, config: Option<&Path>) -> Result<(), String> {
         Ok(None) => {}
         Err(e) => eprintln!("rempart: scoring without Bayes and AWL: {e}"),
     }
-    let facts = SessionFacts { peer_ip: args.ip.to_string(), helo: args.helo.clone(), tls: None };
+    let facts = SessionFacts { peer_ip: args.ip, helo: args.helo.clone(), tls: None };
     let scan = |bytes: &[u8]| {
         runtime.block_on(scanner.scan(&ScanInput { facts: &facts, return_path: &args.mail_from, recipients: &args.rcpt, message: bytes }))
     };

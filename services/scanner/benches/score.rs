@@ -85,7 +85,7 @@ fn main() {
 
     let plain = Scanner::new(&config).expect("default config");
     let with_bayes = Scanner::new(&config).expect("default config").with_state(state);
-    let facts = SessionFacts { peer_ip: "192.0.2.1".into(), helo: "mail.sender.example".into(), tls: None };
+    let facts = SessionFacts { peer_ip: "192.0.2.1".parse().unwrap(), helo: "mail.sender.example".into(), tls: None };
     let rcpt = vec!["user@example.com".to_string()];
     println!("{:<6} {:<5} {:>6} {:>9} {:>10} {:>12}", "bayes", "set", "msgs", "avg KiB", "msgs/s", "CPU µs/msg");
     for (label, scanner) in [("off", &plain), ("on", &with_bayes)] {

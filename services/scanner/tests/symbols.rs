@@ -7,7 +7,7 @@ use rempart_scanner::{ScanInput, Scanner};
 const HEADERS: &str = "From: Alice <alice@sender.example>\r\nTo: bob@example.com\r\nSubject: Meeting notes\r\nDate: Mon, 23 Nov 2026 10:00:00 +0000\r\nMessage-ID: <1@sender.example>\r\n";
 
 fn facts(helo: &str) -> SessionFacts {
-    SessionFacts { peer_ip: "192.0.2.10".into(), helo: helo.into(), tls: None }
+    SessionFacts { peer_ip: "192.0.2.10".parse().unwrap(), helo: helo.into(), tls: None }
 }
 
 /// Content checks only: these tests make no DNS lookup.
@@ -263,7 +263,7 @@ policy = { reject = 100.0, quarantine = 3.0 }
     let scanner = Scanner::new(&offline(&config)).unwrap();
     let spammy = "Content-Type: text/html\r\n\r\n<p>buy now</p>\r\n"; // ~4.1 points of missing headers + HTML only
     let run = |return_path: &str, ip: &str, rcpt: &str| {
-        let f = SessionFacts { peer_ip: ip.into(), helo: HELO.into(), tls: None };
+        let f = SessionFacts { peer_ip: ip.parse().unwrap(), helo: HELO.into(), tls: None };
         let r = vec![rcpt.to_string()];
         scanner.evaluate(&ScanInput { facts: &f, return_path, recipients: &r, message: spammy.as_bytes() }, Default::default())
     };

@@ -11,7 +11,7 @@ use rempart_scanner::{ScanInput, Scanner};
 const LIMIT: Duration = Duration::from_secs(5);
 
 fn scan(scanner: &Scanner, name: &str, bytes: &[u8]) -> Duration {
-    let facts = SessionFacts { peer_ip: "192.0.2.1".into(), helo: "x".into(), tls: None };
+    let facts = SessionFacts { peer_ip: "192.0.2.1".parse().unwrap(), helo: "x".into(), tls: None };
     let rcpt = vec!["a@example.com".to_string()];
     let started = Instant::now();
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {

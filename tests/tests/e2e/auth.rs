@@ -90,7 +90,7 @@ fn spf_zone() -> Zone {
 }
 
 async fn symbols(scanner: &Scanner, mail_from: &str, helo: &str) -> Vec<String> {
-    let facts = SessionFacts { peer_ip: "192.0.2.10".into(), helo: helo.into(), tls: None };
+    let facts = SessionFacts { peer_ip: "192.0.2.10".parse().unwrap(), helo: helo.into(), tls: None };
     let rcpt = vec!["user@example.com".to_string()];
     let message = b"From: a@b.test\r\nTo: user@example.com\r\nSubject: hi\r\nDate: Mon, 23 Nov 2026 10:00:00 +0000\r\nMessage-ID: <1@b.test>\r\n\r\nhi\r\n";
     let v = scanner.scan(&ScanInput { facts: &facts, return_path: mail_from, recipients: &rcpt, message }).await;
@@ -219,7 +219,7 @@ mod dkim {
 
     async fn verdict(server: &DnsServer, message: &str, return_path: &str) -> rempart_model::Verdict {
         let scanner = Scanner::new(&Config { dns: dns_config(server), ..Default::default() }).unwrap();
-        let facts = SessionFacts { peer_ip: "192.0.2.10".into(), helo: "mx.other.test".into(), tls: None };
+        let facts = SessionFacts { peer_ip: "192.0.2.10".parse().unwrap(), helo: "mx.other.test".into(), tls: None };
         let rcpt = vec!["user@example.com".to_string()];
         scanner.scan(&ScanInput { facts: &facts, return_path, recipients: &rcpt, message: message.as_bytes() }).await
     }
@@ -355,7 +355,7 @@ async fn reverse_dns_and_sender_domain_records() {
     let run = |ip: &'static str, from: &'static str| {
         let scanner = &scanner;
         async move {
-            let facts = SessionFacts { peer_ip: ip.into(), helo: "client.test".into(), tls: None };
+            let facts = SessionFacts { peer_ip: ip.parse().unwrap(), helo: "client.test".into(), tls: None };
             let rcpt = vec!["user@example.com".to_string()];
             let v =
                 scanner.scan(&ScanInput { facts: &facts, return_path: from, recipients: &rcpt, message: b"Subject: x\r\n\r\nx\r\n" }).await;
@@ -408,7 +408,7 @@ description_fr = "Client présent dans la liste blanche de test"
     let run = |ip: &'static str| {
         let scanner = &scanner;
         async move {
-            let facts = SessionFacts { peer_ip: ip.into(), helo: "client.test".into(), tls: None };
+            let facts = SessionFacts { peer_ip: ip.parse().unwrap(), helo: "client.test".into(), tls: None };
             let rcpt = vec!["user@example.com".to_string()];
             let v =
                 scanner.scan(&ScanInput { facts: &facts, return_path: "", recipients: &rcpt, message: b"Subject: x\r\n\r\nx\r\n" }).await;
@@ -498,7 +498,7 @@ async fn uri_block_lists() {
     let run = |message: String| {
         let scanner = &scanner;
         async move {
-            let facts = SessionFacts { peer_ip: "127.0.0.1".into(), helo: "client.test".into(), tls: None };
+            let facts = SessionFacts { peer_ip: "127.0.0.1".parse().unwrap(), helo: "client.test".into(), tls: None };
             let rcpt = vec!["user@example.com".to_string()];
             let v = scanner.scan(&ScanInput { facts: &facts, return_path: "", recipients: &rcpt, message: message.as_bytes() }).await;
             v.symbols

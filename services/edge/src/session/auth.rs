@@ -73,7 +73,7 @@ impl<B: Bus, S: Transport> Session<B, S> {
             tracing::error!("AUTH needs the shared state (accounts); none is configured");
             return self.reply(Reply::new(454, "4.7.0", "Temporary authentication failure"));
         };
-        match accounts::login(&*state.store, &login, &password, &self.facts.peer_ip, "smtp").await {
+        match accounts::login(&*state.store, &login, &password, &self.facts.peer_ip.to_string(), "smtp").await {
             Ok(Login::Ok(account)) => {
                 tracing::info!(client = %self.facts.peer_ip, account = %account.email, mechanism, "authenticated");
                 self.outbound_event(&account.email, "login", 0, 0, "").await;

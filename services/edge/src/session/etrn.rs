@@ -41,7 +41,7 @@ impl<B: Bus, S: Transport> Session<B, S> {
             return self.reply(Reply::new(459, "4.7.1", format!("Node {node} not allowed: not a domain this gateway serves")));
         };
         let route = config.route.clone();
-        let peer: Option<IpAddr> = self.facts.peer_ip.parse().ok();
+        let peer: Option<IpAddr> = self.facts.client_ip();
         if !route_addresses(&route.host, route.port).await.iter().any(|ip| Some(*ip) == peer) {
             tracing::warn!(client = %self.facts.peer_ip, %node, route = %route.host, "ETRN refused: not the domain's server");
             return self.reply(Reply::new(

@@ -164,7 +164,7 @@ impl<B: Bus, S: Transport> Session<B, S> {
         shared: Arc<Shared<B>>,
         view: crate::View,
         io: BufReader<Stream<S>>,
-        peer_ip: String,
+        peer_ip: std::net::IpAddr,
         trusted: bool,
         kind: ListenerKind,
         tls: Option<String>,

@@ -320,7 +320,9 @@ mod tests {
         let (_stop, shutdown) = tokio::sync::watch::channel(false);
         let io = BufReader::new(rempart_smtp::Stream::Plain(server));
         let view = shared.live.load();
-        let running = tokio::spawn(Session::new(shared, view, io, "192.0.2.1".into(), false, ListenerKind::Smtp, None, shutdown).run());
+        let running = tokio::spawn(
+            Session::new(shared, view, io, std::net::Ipv4Addr::new(192, 0, 2, 1).into(), false, ListenerKind::Smtp, None, shutdown).run(),
+        );
         let (read, mut write) = tokio::io::split(client);
         let mut read = BufReader::new(read);
         // EHLO alone first: pipelining comes after its reply.

@@ -193,7 +193,7 @@ impl<B: Bus, S: Transport> Session<B, S> {
         let limit = config.smtp.max_unknown_recipients_per_ip;
         if let Some(state) = self.shared.state.clone().filter(|_| !self.trusted && limit > 0) {
             let hour = Duration::from_secs(3600);
-            let k = key(&["rcpt-unknown", &self.facts.peer_ip, &window::number(date::unix_now(), hour).to_string()]);
+            let k = key(&["rcpt-unknown", &self.facts.peer_ip.to_string(), &window::number(date::unix_now(), hour).to_string()]);
             match window::add(&*state.store, &k, 1, hour).await {
                 Ok(tried) if tried.unsigned_abs() > limit => {
                     tracing::warn!(client = %self.facts.peer_ip, tried, limit, "too many unknown recipients from one address");

@@ -65,7 +65,7 @@ impl<B: Bus, S: Transport> Session<B, S> {
     pub(super) async fn greylist(&self, tx: &Transaction) -> Option<Reply> {
         let greylist = self.shared.state.as_ref()?.greylist.as_ref()?;
         let metrics = rempart_telemetry::metrics();
-        let ip = self.facts.peer_ip.parse().ok()?;
+        let ip = self.facts.client_ip()?;
         let domains = &self.view.config.domains;
         let recipients: Vec<&str> = tx
             .recipients
@@ -123,7 +123,7 @@ impl<B: Bus, S: Transport> Session<B, S> {
     pub(super) async fn verdict_event(&self, queue_id: &str, tx: &Transaction, verdict: &Verdict) {
         let event = rempart_proto::v1::VerdictEvent {
             queue_id: queue_id.to_string(),
-            client_ip: self.facts.peer_ip.clone(),
+            client_ip: self.facts.peer_ip.to_string(),
             return_path: tx.return_path.clone(),
             recipients: tx.recipients.iter().map(|r| r.address.clone()).collect(),
             verdict: Some(verdict.into()),

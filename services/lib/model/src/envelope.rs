@@ -1,18 +1,42 @@
 //! The envelope that travels with a message through the queue: who sent it, to whom,
 //! from where, the DSN parameters the client asked for, and each recipient's status.
 
-use serde::{Deserialize, Serialize};
+use std::net::{IpAddr, Ipv4Addr};
+
+use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::QueueId;
 
 /// What the edge learnt about the SMTP session the message came in.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SessionFacts {
-    /// The client's address (after PROXY protocol, the real client's).
-    pub peer_ip: String,
+    /// The client's address (after PROXY protocol, the real client's); 0.0.0.0 for
+    /// mail the gateway makes itself.
+    #[serde(deserialize_with = "lenient_ip")]
+    pub peer_ip: IpAddr,
     pub helo: String,
     /// `TLSv1.3 with cipher TLS13_AES_256_GCM_SHA384` when STARTTLS was used.
     pub tls: Option<String>,
+}
+
+impl SessionFacts {
+    /// The client's address; `None` for mail the gateway made itself (0.0.0.0).
+    pub fn client_ip(&self) -> Option<IpAddr> {
+        (!self.peer_ip.is_unspecified()).then_some(self.peer_ip)
+    }
+}
+
+impl Default for SessionFacts {
+    fn default() -> Self {
+        SessionFacts { peer_ip: IpAddr::V4(Ipv4Addr::UNSPECIFIED), helo: String::new(), tls: None }
+    }
+}
+
+/// An envelope queued by an older version may carry an empty or odd address: it reads
+/// as 0.0.0.0 rather than making the message unreadable.
+fn lenient_ip<'de, D: Deserializer<'de>>(d: D) -> Result<IpAddr, D::Error> {
+    let text = String::deserialize(d)?;
+    Ok(text.parse().unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)))
 }
 
 /// RFC 3461 `RET`: what a DSN should carry of the original message.
@@ -180,6 +204,15 @@ impl Envelope {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn session_facts_read_an_address_and_tolerate_an_old_empty_one() {
+        let facts: SessionFacts = serde_json::from_str(r#"{"peer_ip":"2001:db8::7","helo":"h","tls":null}"#).unwrap();
+        assert_eq!(facts.client_ip(), Some("2001:db8::7".parse().unwrap()));
+        assert_eq!(serde_json::to_string(&facts).unwrap(), r#"{"peer_ip":"2001:db8::7","helo":"h","tls":null}"#);
+        let old: SessionFacts = serde_json::from_str(r#"{"peer_ip":"","helo":"","tls":null}"#).unwrap();
+        assert_eq!((old.peer_ip.to_string().as_str(), old.client_ip()), ("0.0.0.0", None));
+    }
 
     #[test]
     fn notify_parsing_follows_rfc3461() {

@@ -18,7 +18,7 @@ use crate::dns::Dns;
 /// or `None` when offline.
 pub async fn run(dns: &Dns, input: &ScanInput<'_>, hostname: &str, out: &mut Findings) -> Option<String> {
     let auth = dns.authenticator()?;
-    let ip: IpAddr = input.facts.peer_ip.parse().ok()?;
+    let ip: IpAddr = input.facts.client_ip()?;
     let helo = input.facts.helo.trim();
     // The HELO identity only when it is a name (an address literal has no SPF).
     let helo_spf = if helo.contains('.') && !helo.starts_with('[') && helo.parse::<IpAddr>().is_err() {

@@ -15,7 +15,7 @@ pub fn run(ctx: &Context<'_>, out: &mut Findings) {
         return;
     }
     let name = helo.trim_end_matches('.').to_ascii_lowercase();
-    let peer_is_local = ctx.facts.peer_ip.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback());
+    let peer_is_local = ctx.facts.peer_ip.is_loopback();
     if name == "localhost" || name == "localhost.localdomain" {
         if !peer_is_local {
             out.hit_with("HELO_LOCALHOST", Some(helo.to_string()));

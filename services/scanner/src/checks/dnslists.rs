@@ -33,9 +33,9 @@ pub async fn run_uri(dns: &Dns, lists: &[DnsListConfig], domains: &[String], out
     }
 }
 
-pub async fn run(dns: &Dns, lists: &[DnsListConfig], peer_ip: &str, out: &mut Findings) {
+pub async fn run(dns: &Dns, lists: &[DnsListConfig], peer_ip: Option<IpAddr>, out: &mut Findings) {
     let Some(auth) = dns.authenticator() else { return };
-    let Ok(ip) = peer_ip.parse::<IpAddr>() else { return };
+    let Some(ip) = peer_ip else { return };
     // Private and loopback clients are ours or a proxy's: no public list knows them.
     let private = match ip {
         IpAddr::V4(v4) => v4.is_private() || v4.is_loopback() || v4.is_link_local(),

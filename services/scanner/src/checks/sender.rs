@@ -3,8 +3,6 @@
 //! neither MX nor address records (NO_DNS_FOR_FROM). A lookup that fails for another
 //! reason than "no such record" adds nothing: no symbol is made up from a timeout.
 
-use std::net::IpAddr;
-
 use super::Findings;
 use crate::ScanInput;
 use crate::dns::{Dns, ReverseDns};
@@ -13,7 +11,7 @@ use crate::spf::valid_spf_domain;
 pub async fn run(dns: &Dns, input: &ScanInput<'_>, out: &mut Findings) {
     let Some(auth) = dns.authenticator() else { return };
     let resolver = auth.resolver();
-    if let Ok(ip) = input.facts.peer_ip.parse::<IpAddr>()
+    if let Some(ip) = input.facts.client_ip()
         && !ip.is_loopback()
     {
         match dns.reverse(ip).await {

@@ -155,7 +155,7 @@ impl Scanner {
         let mut findings = Findings::default();
         let authentication_results = checks::auth::run(&self.dns, input, &self.hostname, &mut findings).await;
         checks::sender::run(&self.dns, input, &mut findings).await;
-        checks::dnslists::run(&self.dns, &self.dns_lists, &input.facts.peer_ip, &mut findings).await;
+        checks::dnslists::run(&self.dns, &self.dns_lists, input.facts.client_ip(), &mut findings).await;
         if !self.uri_lists.is_empty() {
             // The links are needed before the full analysis: a quick parse of our own.
             let domains = Analysis::new(input.message).link_domains(MAX_URI_DOMAINS);
@@ -178,7 +178,7 @@ impl Scanner {
         let started = Instant::now();
         let analysis = Analysis::new(input.message);
         let policies = self.policies.for_recipients(input.recipients);
-        let ip: Option<IpAddr> = input.facts.peer_ip.parse().ok();
+        let ip: Option<IpAddr> = input.facts.client_ip();
         let header_from = analysis.from_addresses();
         let listed: Vec<_> = policies
             .iter()
@@ -299,7 +299,7 @@ impl Scanner {
 
     /// The AWL's identity of a message: the return path and the client address.
     fn awl_identity<'a>(input: &'a ScanInput<'_>) -> Option<(&'a str, IpAddr)> {
-        let ip = input.facts.peer_ip.parse().ok()?;
+        let ip = input.facts.client_ip()?;
         (!input.return_path.is_empty()).then_some((input.return_path, ip))
     }
 
@@ -334,9 +334,9 @@ impl Scanner {
 
     /// After the verdict: adds the message's score (without the AWL's own pull) to
     /// the sender's history. Allow- and block-listed mail was not scored: skipped.
-    pub async fn record(&self, return_path: &str, peer_ip: &str, verdict: &Verdict) {
+    pub async fn record(&self, return_path: &str, facts: &SessionFacts, verdict: &Verdict) {
         let Some(awl) = self.state.as_ref().and_then(|s| s.awl.as_ref()) else { return };
-        let (Ok(ip), false) = (peer_ip.parse::<IpAddr>(), return_path.is_empty()) else { return };
+        let (Some(ip), false) = (facts.client_ip(), return_path.is_empty()) else { return };
         if verdict.listed.is_some() {
             return;
         }

@@ -70,7 +70,7 @@ impl v1::scanner_server::Scanner for Service {
         tracing::info!(queue_id = %job.queue_id, client = %job.facts.peer_ip, score = verdict.score, action = %verdict.action, "scanned");
         let reply = v1::Verdict::from(&verdict);
         if !job.outbound {
-            tokio::spawn(async move { scanner.record(&job.return_path, &job.facts.peer_ip, &verdict).await });
+            tokio::spawn(async move { scanner.record(&job.return_path, &job.facts, &verdict).await });
         }
         Ok(Response::new(reply))
     }

@@ -57,7 +57,7 @@ async fn route<B: Bus>(scanner: Arc<Scanner>, bus: &B, delivery: Delivery) {
         }
     };
     if envelope.submitted_by.is_none() {
-        scanner.record(&envelope.return_path, &envelope.session.peer_ip, &verdict).await;
+        scanner.record(&envelope.return_path, &envelope.session, &verdict).await;
     }
     let action = verdict.action;
     tracing::info!(queue_id = %envelope.queue_id, score = verdict.score, %action, "scanned after queueing");

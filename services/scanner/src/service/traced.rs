@@ -147,8 +147,8 @@ impl Verdicts for LocalVerdicts {
             // The AWL learns senders of inbound mail, not customers' own.
             if !job.outbound {
                 let recorded = verdict.clone();
-                let (return_path, peer_ip) = (job.return_path.clone(), job.facts.peer_ip.clone());
-                tokio::spawn(async move { scanner.record(&return_path, &peer_ip, &recorded).await });
+                let (return_path, facts) = (job.return_path.clone(), job.facts.clone());
+                tokio::spawn(async move { scanner.record(&return_path, &facts, &recorded).await });
             }
             Ok((verdict, job))
         })
