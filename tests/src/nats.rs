@@ -145,3 +145,35 @@ impl Drop for NatsCluster {
         }
     }
 }
+
+/// The queue stream and its consumers as JetStream sees them (messages, pending, acks
+/// pending, redelivered), for a failure message: where a message waits.
+pub fn jetstream_state(url: &str) -> String {
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => return format!("no runtime: {e}"),
+    };
+    runtime.block_on(async {
+        let servers: Vec<&str> = url.split(',').collect();
+        let Ok(client) = async_nats::connect(servers).await else { return "cannot connect to NATS".to_string() };
+        let js = async_nats::jetstream::new(client);
+        let mut out = String::new();
+        let Ok(mut stream) = js.get_stream("REMPART_QUEUE").await else { return "no stream REMPART_QUEUE".to_string() };
+        if let Ok(info) = stream.info().await {
+            out.push_str(&format!("stream: {:?}\n", info.state));
+        }
+        for name in ["rempart-deliver", "rempart-scan", "rempart-quarantine"] {
+            match stream.get_consumer::<async_nats::jetstream::consumer::pull::Config>(name).await {
+                Ok(mut consumer) => match consumer.info().await {
+                    Ok(i) => out.push_str(&format!(
+                        "{name}: pending {} ack_pending {} redelivered {} waiting {} delivered {:?} ack_floor {:?} ack_wait {:?}\n",
+                        i.num_pending, i.num_ack_pending, i.num_redelivered, i.num_waiting, i.delivered, i.ack_floor, i.config.ack_wait
+                    )),
+                    Err(e) => out.push_str(&format!("{name}: {e}\n")),
+                },
+                Err(e) => out.push_str(&format!("{name}: {e}\n")),
+            }
+        }
+        out
+    })
+}

@@ -145,6 +145,11 @@ fn kill_9_of_each_role_and_a_nats_node_in_a_3_node_cluster_loses_nothing() {
         accepted.len(),
         missing.len()
     );
-    assert!(missing.is_empty(), "answered 250 but never delivered: {missing:?}\n{}", story_of_undelivered(&[&edge, &scanner, &relay]));
+    assert!(
+        missing.is_empty(),
+        "answered 250 but never delivered: {missing:?}\n{}\n{}",
+        rempart_tests::nats::jetstream_state(&url),
+        story_of_undelivered(&[&edge, &scanner, &relay])
+    );
     assert!(!relay.log().contains("panicked") && !edge.log().contains("panicked"));
 }
