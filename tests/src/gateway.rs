@@ -135,7 +135,7 @@ impl Gateway {
         let mut gw = Self::configured(config, role);
         gw.env = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         prepare(&gw);
-        gw.spawn();
+        gw.spawn_first();
         gw
     }
 
@@ -212,7 +212,39 @@ impl Gateway {
         port.unwrap_or_default()
     }
 
+    /// Starts the process; on a first start, a listen port another process took since
+    /// it was picked (`free_port` only finds one free at that moment) is replaced by
+    /// another, up to 3 times.
+    fn spawn_first(&mut self) {
+        for _ in 0..3 {
+            let log_start = self.log().len();
+            if self.try_spawn() {
+                return;
+            }
+            let mut child = self.child.take();
+            let taken = self.log()[log_start..].contains("Address already in use");
+            if let Some(c) = child.as_mut() {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+            if !taken {
+                break;
+            }
+            let (old, new) = (format!("127.0.0.1:{}", self.port), free_port());
+            let text = std::fs::read_to_string(&self.config_path).expect("read config");
+            std::fs::write(&self.config_path, text.replace(&old, &format!("127.0.0.1:{new}"))).expect("write config");
+            self.port = new;
+        }
+        panic!("rempart did not start; its log:\n{}", self.log());
+    }
+
     fn spawn(&mut self) {
+        assert!(self.try_spawn(), "rempart did not start; its log:\n{}", self.log());
+    }
+
+    /// Starts the process and waits until it serves; false if it did not in 20 s or
+    /// exited first.
+    fn try_spawn(&mut self) -> bool {
         assert!(self.in_process.is_none(), "an in-process gateway cannot be killed or restarted: use Gateway::start");
         let mut child = Command::new(rempart_bin())
             .args(self.role.split(' '))
@@ -238,20 +270,19 @@ impl Gateway {
             }
         });
         self.child = Some(child);
-        let port = self.port;
-        // Connecting is enough: the listener is bound before the process says it serves
-        // (a PROXY listener would not greet a probe anyway).
-        let ready = if self.role == "relay" || self.role == "scanner" {
-            // No SMTP listener: ready once it says so.
-            let log = self.log.clone();
-            wait_until(Duration::from_secs(20), || log.lock().is_ok_and(|l| l[log_start..].contains("rempart serving")))
-        } else if self.role == "console serve" {
-            let log = self.log.clone();
-            wait_until(Duration::from_secs(20), || log.lock().is_ok_and(|l| console_port_in(&l[log_start..]).is_some()))
-        } else {
-            wait_until(Duration::from_secs(20), || TcpStream::connect(("127.0.0.1", port)).is_ok())
-        };
-        assert!(ready, "rempart did not start; its log:\n{}", self.log());
+        // Every role says it serves once its listeners are bound; connecting to the port
+        // is not enough (another process may hold it).
+        let log = self.log.clone();
+        let console = self.role == "console serve";
+        let mut exited = false;
+        wait_until(Duration::from_secs(20), || {
+            exited = self.child.as_mut().is_some_and(|c| matches!(c.try_wait(), Ok(Some(_))));
+            let said = log.lock().is_ok_and(|l| {
+                let mine = &l[log_start..];
+                if console { console_port_in(mine).is_some() } else { mine.contains("rempart serving") }
+            });
+            exited || said
+        }) && !exited
     }
 
     /// Everything the gateway logged (in process: and any panic of this test process).
