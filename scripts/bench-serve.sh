@@ -4,6 +4,8 @@
 # The baseline is smtp-source straight into smtp-sink in the same run, so results are
 # reported as ratios too (this machine is noisy).
 #   usage: scripts/bench-serve.sh [messages] [sessions] [size-bytes]
+#   REMPART_BIN=path: measure that binary instead of building target/release/rempart
+#   (to compare two versions in one run of the same machine).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 messages=${1:-5000}; sessions=${2:-20}; size=${3:-10240}
@@ -12,7 +14,8 @@ if ! command -v smtp-source >/dev/null && [ ! -x /usr/sbin/smtp-source ]; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postfix >/dev/null
 fi
 export PATH="$PATH:/usr/sbin"
-cargo build --release -q -p rempart
+rempart_bin=${REMPART_BIN:-target/release/rempart}
+[ -n "${REMPART_BIN:-}" ] || cargo build --release -q -p rempart
 
 . scripts/bench-common.sh
 
@@ -54,7 +57,7 @@ offline = true
 name = "example.com"
 route = "smtp://127.0.0.1:$sink_port"
 TOML
-    RUST_LOG=warn target/release/rempart serve --config "$work/rempart-$fsync.toml" 2> "$work/rempart-$fsync.log" &
+    RUST_LOG=warn "$rempart_bin" serve --config "$work/rempart-$fsync.toml" 2> "$work/rempart-$fsync.log" &
     rpid=$!; pids+=($rpid)
     wait_port "$port"
     before=$(sink_count)
