@@ -2,11 +2,14 @@
 //! apart (libstat): the message's analysis (`message`: MIME parts, text, HTML, links,
 //! attachments and ZIP listings) and the tokens Bayes and the token regression learn
 //! from (`tokens`). The scanner scores with them; the console and `rempart learn`
-//! learn with them, without linking the scanner. The Bayes model and the token
-//! regression live with their storage in `rempart-state`.
+//! learn with them, without linking the scanner; the classifiers themselves: Bayes
+//! (`bayes`: the model, chi-square) and the token regression (`linear`: its fit).
+//! Their storage is `rempart_state::bayes`'s.
 
 pub mod archive;
+pub mod bayes;
 pub mod hosts;
 pub mod html;
+pub mod linear;
 pub mod message;
 pub mod tokens;

@@ -17,7 +17,6 @@ mod embedded;
 #[cfg(feature = "foundationdb")]
 mod fdb;
 pub mod greylist;
-pub mod linear;
 mod nats;
 pub mod sender_lists;
 mod shared;

@@ -23,9 +23,9 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
+use rempart_classifier::linear::{self, LinearModel};
 use rempart_model::{Config, SessionFacts};
 use rempart_state::bayes::{Model, Vote};
-use rempart_state::linear::{self, LinearModel};
 
 use crate::{ScanInput, Scanner, bayes_bands, tokens};
 
