@@ -6,8 +6,11 @@
 pub use rempart_state::accounts;
 pub mod digest;
 pub mod intake;
+pub mod onboarding;
 pub mod quarantine;
 pub mod reports;
+pub mod roles;
+pub mod tokens;
 pub mod web;
 
 use std::net::SocketAddr;
@@ -28,6 +31,8 @@ pub enum ConsoleError {
     Quarantine(#[from] QuarantineError),
     #[error("console key: {0}")]
     Key(#[source] rempart_state::StoreError),
+    #[error("admin socket {path}: {source}")]
+    Socket { path: std::path::PathBuf, source: std::io::Error },
     #[error("console listener {addr}: {source}")]
     Listen { addr: SocketAddr, source: std::io::Error },
     #[error("handing the released message to the relay: {0}")]
@@ -42,13 +47,17 @@ pub struct Console {
     pub keys: web::auth::Keys,
     /// Cookies get `Secure` (behind a TLS-terminating proxy).
     pub secure_cookies: bool,
+    /// The management API's state (tenants, domains, accounts, tokens).
+    pub admin: Arc<web::admin::Admin>,
+    /// Proxies whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: Vec<rempart_model::net::Network>,
 }
 
 impl Console {
-    pub async fn open(data_dir: &Path, state: Arc<SharedState>, bus: Arc<AnyBus>) -> Result<Console, ConsoleError> {
+    pub async fn open(data_dir: &Path, state: Arc<SharedState>, bus: Arc<AnyBus>, admin: Arc<web::admin::Admin>) -> Result<Console, ConsoleError> {
         let quarantine = QuarantineStore::open(&data_dir.join("quarantine"))?;
         let keys = web::auth::Keys::load(&*state.store).await.map_err(ConsoleError::Key)?;
-        Ok(Console { quarantine, state, bus, keys, secure_cookies: false })
+        Ok(Console { quarantine, state, bus, keys, secure_cookies: false, admin, trusted_proxies: Vec::new() })
     }
 
     /// Releases a held message through the relay to the recipients `scope` covers (a

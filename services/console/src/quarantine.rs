@@ -148,8 +148,8 @@ impl Scope {
     pub fn of(account: &crate::accounts::Account) -> Scope {
         use crate::accounts::Role;
         match account.role {
-            Role::Operator => Scope::All,
-            Role::DomainAdmin => Scope::Domains(account.domains.clone()),
+            Role::Operator | Role::Helpdesk | Role::Auditor => Scope::All,
+            Role::TenantAdmin => Scope::Domains(account.domains.clone()),
             Role::User => Scope::Addresses(std::iter::once(account.email.clone()).chain(account.aliases.iter().cloned()).collect()),
         }
     }

@@ -1,25 +1,34 @@
 //! `rempart account …`: the accounts of the console and of SMTP submission (one login
-//! for both), in the shared store.
+//! for both), through the management API (`admin_client.rs`): the running gateway is
+//! never stopped for them.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand};
-use rempart_state::Store;
-use rempart_state::accounts::{self, Account, AccountError, Role};
+use hyper::Method;
+use serde_json::{Value, json};
+
+use crate::admin_client::AdminClient;
+use crate::manage_cmd::segment;
 
 #[derive(Subcommand)]
 pub enum AccountCommand {
-    /// Create or replace an account. The password is read from --password-file, else
-    /// from standard input (first line).
+    /// Create an account. The password is read from --password-file, else from
+    /// standard input (first line).
     Add(AddArgs),
-    /// Set a new password (from --password-file, else standard input).
+    List,
+    Show {
+        email: String,
+    },
+    /// Set a new password (from --password-file, else standard input); the account's
+    /// tokens and console sessions stop working.
     Passwd {
         email: String,
         #[arg(long, value_name = "FILE")]
         password_file: Option<PathBuf>,
     },
-    /// Refuse the account's logins (console and SMTP) until enabled again.
+    /// Refuse the account's logins (console and SMTP) and tokens until enabled again.
     Disable {
         email: String,
     },
@@ -30,17 +39,45 @@ pub enum AccountCommand {
     Unsuspend {
         email: String,
     },
+    /// Delete the account and its tokens.
+    Delete {
+        email: String,
+    },
+    /// API tokens (`Authorization: Bearer …` on /api/v1).
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+#[derive(Subcommand)]
+pub enum TokenCommand {
+    /// Create a token for an account; it is printed once.
+    Add {
+        email: String,
+        #[arg(long, default_value = "")]
+        label: String,
+    },
+    List {
+        email: String,
+    },
+    /// Revoke a token by its id (`token list`).
+    Revoke {
+        id: String,
+    },
 }
 
 #[derive(Args)]
 pub struct AddArgs {
     /// The login: an e-mail address (a user's mailbox, which it may send from).
     email: String,
-    /// user (their addresses: sees their mail, sends as them), domain-admin (their
-    /// --domain), operator (everything; sends nothing). Default user.
+    /// user (their addresses: sees their mail, sends as them), tenant-admin (their
+    /// tenant's domains, and any --domain), helpdesk (sees all, releases), auditor
+    /// (sees all), operator (everything; sends nothing). Default user.
     #[arg(long, default_value = "user")]
     role: String,
-    /// A domain a domain admin manages (repeat for several).
+    /// The tenant (customer) the account belongs to.
+    #[arg(long)]
+    tenant: Option<String>,
+    /// A domain a tenant admin manages besides their tenant's (repeat for several).
     #[arg(long = "domain")]
     domains: Vec<String>,
     /// Another address of the user (repeat for several); "@example.com" lets the
@@ -52,55 +89,82 @@ pub struct AddArgs {
 }
 
 pub fn run(command: AccountCommand, config_path: Option<&Path>) -> Result<(), String> {
-    let config = crate::load_config(config_path)?;
+    let (config, given) = crate::admin_config(config_path)?;
+    // Read before connecting: standard input is the password, not a prompt.
+    let password = match &command {
+        AccountCommand::Add(args) => Some(read_password(args.password_file.as_deref())?),
+        AccountCommand::Passwd { password_file, .. } => Some(read_password(password_file.as_deref())?),
+        _ => None,
+    };
     crate::runtime()?.block_on(async {
-        let state = crate::open_state(&config, true).await?.ok_or("no state store")?;
-        let store: &dyn Store = &*state.store;
+        let api = AdminClient::connect(&config, given).await?;
+        let account_path = |email: &str| format!("/api/v1/accounts/{}", segment(email));
+        let change = |email: String, body: Value, done: &'static str| {
+            let api = &api;
+            let path = account_path(&email);
+            async move {
+                api.call(Method::PATCH, &path, Some(body)).await?;
+                eprintln!("account {email} {done}");
+                Ok::<(), String>(())
+            }
+        };
         match command {
             AccountCommand::Add(args) => {
-                let password = read_password(args.password_file.as_deref())?;
-                let role: Role = args.role.parse().map_err(|e: AccountError| e.to_string())?;
-                let lower = |v: Vec<String>| v.into_iter().map(|s| s.trim().to_ascii_lowercase()).collect::<Vec<_>>();
-                let account = Account {
-                    email: args.email.trim().to_ascii_lowercase(),
-                    role,
-                    domains: lower(args.domains),
-                    aliases: lower(args.aliases),
-                    password_hash: accounts::hash_password(&password).map_err(|e| e.to_string())?,
-                    disabled: false,
-                    suspended: false,
-                };
-                accounts::put(store, &account).await.map_err(|e| e.to_string())?;
-                eprintln!("account {} ({}) saved", account.email, args.role);
+                let body = json!({
+                    "email": args.email, "role": args.role, "tenant": args.tenant, "domains": args.domains,
+                    "aliases": args.aliases, "password": password.unwrap_or_default(),
+                });
+                let answer = api.call(Method::POST, "/api/v1/accounts", Some(body)).await?;
+                eprintln!("account {} ({}) saved", answer["email"].as_str().unwrap_or_default(), answer["role"].as_str().unwrap_or_default());
             }
-            AccountCommand::Passwd { email, password_file } => {
-                let password = read_password(password_file.as_deref())?;
-                let hash = accounts::hash_password(&password).map_err(|e| e.to_string())?;
-                update(store, &email, |a| a.password_hash = hash).await?;
-                eprintln!("account {email}: password changed");
+            AccountCommand::List => {
+                let answer = api.call(Method::GET, "/api/v1/accounts", None).await?;
+                for a in answer["accounts"].as_array().into_iter().flatten() {
+                    let flags = [("disabled", a["disabled"].as_bool()), ("suspended", a["suspended"].as_bool())]
+                        .iter()
+                        .filter(|(_, on)| *on == Some(true))
+                        .map(|(name, _)| *name)
+                        .collect::<Vec<_>>()
+                        .join(",");
+                    crate::emit(format!(
+                        "{}\t{}\t{}\t{}",
+                        a["email"].as_str().unwrap_or_default(),
+                        a["role"].as_str().unwrap_or_default(),
+                        a["tenant"].as_str().unwrap_or("-"),
+                        if flags.is_empty() { "active" } else { &flags }
+                    ));
+                }
             }
-            AccountCommand::Disable { email } => {
-                update(store, &email, |a| a.disabled = true).await?;
-                eprintln!("account {email} disabled");
+            AccountCommand::Show { email } => {
+                let answer = api.call(Method::GET, &account_path(&email), None).await?;
+                crate::emit(serde_json::to_string_pretty(&answer).unwrap_or_default());
             }
-            AccountCommand::Enable { email } => {
-                update(store, &email, |a| a.disabled = false).await?;
-                eprintln!("account {email} enabled");
+            AccountCommand::Passwd { email, .. } => change(email, json!({ "password": password.unwrap_or_default() }), "password changed").await?,
+            AccountCommand::Disable { email } => change(email, json!({ "disabled": true }), "disabled").await?,
+            AccountCommand::Enable { email } => change(email, json!({ "disabled": false }), "enabled").await?,
+            AccountCommand::Unsuspend { email } => change(email, json!({ "suspended": false }), "may send again").await?,
+            AccountCommand::Delete { email } => {
+                api.call(Method::DELETE, &account_path(&email), None).await?;
+                eprintln!("account {email} deleted");
             }
-            AccountCommand::Unsuspend { email } => {
-                update(store, &email, |a| a.suspended = false).await?;
-                eprintln!("account {email} may send again");
+            AccountCommand::Token(TokenCommand::Add { email, label }) => {
+                let answer = api.call(Method::POST, &format!("{}/tokens", account_path(&email)), Some(json!({ "label": label }))).await?;
+                crate::emit(answer["token"].as_str().unwrap_or_default());
+            }
+            AccountCommand::Token(TokenCommand::List { email }) => {
+                let answer = api.call(Method::GET, &format!("{}/tokens", account_path(&email)), None).await?;
+                for t in answer["tokens"].as_array().into_iter().flatten() {
+                    let valid = if t["valid"].as_bool() == Some(true) { "valid" } else { "invalid (password changed or disabled)" };
+                    crate::emit(format!("{}\t{}\t{}\t{valid}", t["id"].as_str().unwrap_or_default(), t["created"], t["label"].as_str().unwrap_or_default()));
+                }
+            }
+            AccountCommand::Token(TokenCommand::Revoke { id }) => {
+                api.call(Method::DELETE, &format!("/api/v1/tokens/{}", segment(&id)), None).await?;
+                eprintln!("token {id} revoked");
             }
         }
         Ok(())
     })
-}
-
-/// Reads, changes and saves an account; an unknown one is an error.
-async fn update(store: &dyn Store, email: &str, change: impl FnOnce(&mut Account)) -> Result<(), String> {
-    let mut account = accounts::get(store, email).await.map_err(|e| e.to_string())?.ok_or(format!("no account {email}"))?;
-    change(&mut account);
-    accounts::put(store, &account).await.map_err(|e| e.to_string())
 }
 
 fn read_password(file: Option<&Path>) -> Result<String, String> {
@@ -113,9 +177,9 @@ fn read_password(file: Option<&Path>) -> Result<String, String> {
         }
     };
     let password = text.lines().next().unwrap_or("").to_string();
-    if password.chars().count() < 10 {
+    if password.chars().count() < rempart_console::web::admin::MIN_PASSWORD {
         let from = file.map_or("standard input".to_string(), |p| p.display().to_string());
-        return Err(format!("{from}: line 1: the password must have at least 10 characters"));
+        return Err(format!("{from}: line 1: the password must have at least {} characters", rempart_console::web::admin::MIN_PASSWORD));
     }
     Ok(password)
 }

@@ -17,7 +17,8 @@ pub enum ConsoleCommand {
 
 #[derive(Subcommand)]
 pub enum TokenCommand {
-    /// Create a token for an account; it is printed once.
+    /// Create a token for an account; it is printed once (the same as `rempart account
+    /// token add`).
     Add { email: String },
 }
 
@@ -28,12 +29,8 @@ pub fn run(command: ConsoleCommand, config_path: Option<&Path>) -> Result<(), St
             rempart::serve::run(config, rempart::serve::CONSOLE, crate::config_file(config_path)).map_err(|e| e.to_string())
         }
         ConsoleCommand::Token(TokenCommand::Add { email }) => {
-            let token = crate::runtime()?.block_on(async {
-                let state = crate::open_state(&config, true).await?.ok_or("no state store")?;
-                rempart_console::web::api::add_token(&*state.store, &email).await.map_err(|e| e.to_string())
-            })?;
-            println!("{token}");
-            Ok(())
+            let token = crate::account_cmd::TokenCommand::Add { email, label: String::new() };
+            crate::account_cmd::run(crate::account_cmd::AccountCommand::Token(token), config_path)
         }
     }
 }

@@ -2,12 +2,14 @@
 //! lives in its own module.
 
 mod account_cmd;
+mod admin_client;
 mod check_sender_cmd;
 mod config_cmd;
 mod console_cmd;
 mod dkim_cmd;
 mod dsn_cmd;
 mod learn_cmd;
+mod manage_cmd;
 mod probe_cmd;
 mod score_cmd;
 mod tune_cmd;
@@ -74,9 +76,16 @@ enum Command {
     /// The console: run it alone, manage its API tokens.
     #[command(subcommand)]
     Console(console_cmd::ConsoleCommand),
-    /// Accounts: one login for the console and for SMTP submission.
+    /// Accounts: one login for the console and for SMTP submission; their API tokens.
     #[command(subcommand)]
     Account(account_cmd::AccountCommand),
+    /// Tenants (customers), managed while the gateway runs.
+    #[command(subcommand)]
+    Tenant(manage_cmd::TenantCommand),
+    /// Domains kept in the store, managed while the gateway runs (the configuration
+    /// file's domains are listed, read-only).
+    #[command(subcommand)]
+    Domain(manage_cmd::DomainCommand),
     /// DKIM keys for the mail customers submit.
     #[command(subcommand)]
     Dkim(dkim_cmd::DkimCommand),
@@ -104,6 +113,8 @@ fn main() -> ExitCode {
         Command::Bayes(cmd) => learn_cmd::bayes(cmd, cli.config.as_deref()),
         Command::Console(cmd) => console_cmd::run(cmd, cli.config.as_deref()),
         Command::Account(cmd) => account_cmd::run(cmd, cli.config.as_deref()),
+        Command::Tenant(cmd) => manage_cmd::tenant(cmd, cli.config.as_deref()),
+        Command::Domain(cmd) => manage_cmd::domain(cmd, cli.config.as_deref()),
         Command::Dkim(cmd) => dkim_cmd::run(cmd),
         Command::Dsn(args) => dsn_cmd::run(args),
         Command::Probe(args) => probe_cmd::run(args, cli.config.as_deref()),
@@ -152,6 +163,12 @@ pub(crate) fn load_config(explicit: Option<&std::path::Path>) -> Result<rempart_
         Some(path) => rempart_model::Config::load(&path).map_err(|e| e.to_string()),
         None => Ok(rempart_model::Config::default()),
     }
+}
+
+/// The configuration of a management command, and whether a file was given (without
+/// one, such a command refuses to guess which gateway's store to change).
+pub(crate) fn admin_config(explicit: Option<&std::path::Path>) -> Result<(rempart_model::Config, bool), String> {
+    Ok((load_config(explicit)?, config_file(explicit).is_some()))
 }
 
 /// The runtime of the one-shot subcommands.

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rempart_edge::EdgeView;
-use rempart_model::{Config, ConfigError, Live, RecipientDirectory};
+use rempart_model::{Config, ConfigError, DomainConfig, Live, RecipientDirectory};
 use rempart_relay::RelayView;
 use rempart_scanner::{LiveScanner, Scanner};
 use rempart_state::{SharedState, Store};
@@ -98,11 +98,17 @@ impl Components {
     }
 }
 
-/// One process's reloads.
+/// One process's reloads: of the file (`SIGHUP`) and of the domains the store keeps
+/// (when `config.version` changes).
 pub struct Reloader {
     /// `None`: the gateway runs on the built-in defaults; there is nothing to re-read.
     path: Option<PathBuf>,
-    running: Arc<Config>,
+    /// The configuration as the file says.
+    file: Arc<Config>,
+    /// The domains the store adds to it, as last applied.
+    managed: Vec<DomainConfig>,
+    /// The store's `config.version` last applied.
+    store_version: i64,
     version: u64,
     components: Components,
 }
@@ -115,20 +121,59 @@ pub enum Outcome {
 }
 
 impl Reloader {
-    pub fn new(path: Option<PathBuf>, running: Arc<Config>, components: Components) -> Self {
-        Reloader { path, running, version: 1, components }
+    pub fn new(path: Option<PathBuf>, file: Arc<Config>, managed: Managed, components: Components) -> Self {
+        Reloader { path, file, managed: managed.domains, store_version: managed.version, version: 1, components }
     }
 
-    /// Re-reads the file; applies it to every component only if all of them accept it.
+    /// The store's `config.version` this process last applied.
+    pub fn store_version(&self) -> i64 {
+        self.store_version
+    }
+
+    /// Applies the store's domains at `managed.version`, if every component accepts them
+    /// (a record the store accepted but a node cannot build — an LDAP setting, say — is
+    /// refused here, and the running version stays).
+    pub fn apply_managed(&mut self, managed: Managed) -> Outcome {
+        let config = Arc::new(self.file.with_managed(managed.domains.clone()));
+        self.store_version = managed.version;
+        let outcome = match self.prepare(config.clone()) {
+            Ok(apply) => {
+                self.version += 1;
+                apply(self.version);
+                tracing::info!(
+                    version = self.version,
+                    store_version = managed.version,
+                    domains = config.domains.len(),
+                    "managed domains applied"
+                );
+                self.managed = managed.domains;
+                Outcome::Applied { version: self.version, needs_restart: Vec::new() }
+            }
+            Err(e) => {
+                let error = e.to_string();
+                tracing::error!(version = self.version, store_version = managed.version, error, "managed domains refused; the running version stays");
+                Outcome::Refused { error }
+            }
+        };
+        outcome
+    }
+
+    /// Re-reads the file; applies it (with the store's domains) to every component only
+    /// if all of them accept it.
     pub fn reload(&mut self) -> Outcome {
         let Some(path) = self.path.clone() else {
             tracing::warn!("no configuration file was given at start (built-in defaults): nothing to reload");
             return Outcome::Refused { error: "no configuration file to reload".into() };
         };
-        let outcome = match self.prepare(&path) {
+        let prepared = Config::load(&path).map_err(PrepareError::from).and_then(|file| {
+            let file = Arc::new(file);
+            let apply = self.prepare(Arc::new(file.with_managed(self.managed.clone())))?;
+            Ok((file, apply))
+        });
+        let outcome = match prepared {
             Ok((config, apply)) => {
                 self.version += 1;
-                let needs_restart = self.running.needs_restart(&config);
+                let needs_restart = self.file.needs_restart(&config);
                 apply(self.version);
                 if !needs_restart.is_empty() {
                     tracing::warn!(
@@ -138,7 +183,7 @@ impl Reloader {
                     );
                 }
                 tracing::info!(version = self.version, domains = config.domains.len(), path = %path.display(), "configuration applied");
-                self.running = config;
+                self.file = config;
                 Outcome::Applied { version: self.version, needs_restart }
             }
             Err(e) => {
@@ -152,9 +197,7 @@ impl Reloader {
     }
 
     /// Builds every component's new view; gives the function that swaps them all in.
-    #[allow(clippy::type_complexity)]
-    fn prepare(&self, path: &Path) -> Result<(Arc<Config>, Box<dyn FnOnce(u64) + Send>), PrepareError> {
-        let config = Arc::new(Config::load(path)?);
+    fn prepare(&self, config: Arc<Config>) -> Result<Box<dyn FnOnce(u64) + Send>, PrepareError> {
         let edge = match &self.components.edge {
             Some((live, store)) => Some((live.clone(), edge_view(&config, store.as_ref())?)),
             None => None,
@@ -169,9 +212,7 @@ impl Reloader {
             .iter()
             .map(|(live, state)| Ok((live.clone(), scanner(&config, state)?)))
             .collect::<Result<Vec<_>, PrepareError>>()?;
-        Ok((
-            config,
-            Box::new(move |version| {
+        Ok(Box::new(move |version| {
                 if let Some((live, view)) = edge {
                     live.store(version, view);
                     tracing::info!(version, component = "edge", "configuration version applied");
@@ -184,8 +225,7 @@ impl Reloader {
                     live.store(version, scanner);
                     tracing::info!(version, component = "scanner", "configuration version applied");
                 }
-            }),
-        ))
+        }))
     }
 
     /// `<data_dir>/reload.status`: one line, for `rempart reload`.
@@ -197,10 +237,74 @@ impl Reloader {
             }
             Outcome::Refused { error } => format!("refused: {error}\n"),
         };
-        let path = status_path(&self.running);
+        let path = status_path(&self.file);
         if let Err(e) = std::fs::write(&path, line) {
             tracing::warn!(path = %path.display(), error = %e, "cannot write the reload status");
         }
+    }
+}
+
+/// The domains the store keeps, at a version of `config.version`.
+#[derive(Debug, Default)]
+pub struct Managed {
+    pub version: i64,
+    pub domains: Vec<DomainConfig>,
+}
+
+impl Managed {
+    /// Reads them: the version first, so that a change made while they are listed is
+    /// applied by the next poll.
+    pub async fn read(store: &dyn Store) -> Result<Managed, rempart_state::StoreError> {
+        let version = rempart_state::domains::version(store).await?;
+        let domains = rempart_state::domains::served(store).await?;
+        Ok(Managed { version, domains })
+    }
+}
+
+/// How often a node asks the store whether its domains changed.
+pub const FOLLOW_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// Applies the store's domain changes as they come (`config.version` polled every
+/// [`FOLLOW_EVERY`]), until `stopped`.
+pub async fn follow_store(
+    reloader: Arc<std::sync::Mutex<Reloader>>,
+    store: Arc<dyn Store>,
+    mut stopped: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut failing = false;
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(FOLLOW_EVERY) => {}
+            _ = stopped.wait_for(|stop| *stop) => return,
+        }
+        let applied = reloader.lock().map(|r| r.store_version()).unwrap_or_default();
+        let managed = match rempart_state::domains::version(&*store).await {
+            Ok(version) if version == applied => {
+                failing = false;
+                continue;
+            }
+            Ok(_) => Managed::read(&*store).await,
+            Err(e) => Err(e),
+        };
+        let managed = match managed {
+            Ok(managed) => managed,
+            Err(e) => {
+                if !failing {
+                    tracing::warn!(error = %e, "cannot read the managed domains from the store; serving the last ones");
+                }
+                failing = true;
+                continue;
+            }
+        };
+        failing = false;
+        let reloader = reloader.clone();
+        // Keys and rules are built: off the async threads.
+        let _ = tokio::task::spawn_blocking(move || {
+            if let Ok(mut reloader) = reloader.lock() {
+                reloader.apply_managed(managed);
+            }
+        })
+        .await;
     }
 }
 

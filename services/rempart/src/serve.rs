@@ -11,11 +11,11 @@ use rempart_edge::Edge;
 use rempart_model::config::BusBackend;
 use rempart_model::{Config, Live, Verdicts};
 use rempart_relay::Relay;
-use rempart_state::SharedState;
+use rempart_state::{SharedState, Store};
 use rempart_telemetry::Readiness;
 use tokio::sync::watch;
 
-use crate::reload::{self, Components, PrepareError, Reloader};
+use crate::reload::{self, Components, Managed, PrepareError, Reloader};
 
 /// Which roles this process runs.
 #[derive(Debug, Clone, Copy)]
@@ -98,9 +98,13 @@ async fn open_bus(config: &Config) -> Result<AnyBus, ServeError> {
 /// The scanner with the shared state (AWL, Bayes reloaded as it changes), live.
 async fn scanner_with_state(
     config: &Config,
+    store: &Arc<dyn Store>,
     components: &mut Components,
 ) -> Result<(rempart_scanner::LiveScanner, Arc<SharedState>), ServeError> {
-    let state = Arc::new(SharedState::open(config).await.map_err(ServeError::State)?);
+    let state = Arc::new(SharedState::on(store.clone(), config).map_err(ServeError::State)?);
+    if let Some(bayes) = &state.bayes {
+        bayes.reload_if_changed().await.map_err(ServeError::State)?;
+    }
     state.spawn_bayes_reloader(config.bayes.reload_every.0);
     let scanner = components.scanner(config, state.clone())?;
     Ok((scanner, state))
@@ -109,12 +113,18 @@ async fn scanner_with_state(
 /// The edge's verdict port: the scanner in this process (with the AWL and Bayes),
 /// remote scanners (the edge then loads no Bayes model), or none; and the state for
 /// greylisting.
-async fn edge_verdicts(config: &Config, components: &mut Components) -> Result<(Option<Arc<dyn Verdicts>>, Arc<SharedState>), ServeError> {
+async fn edge_verdicts(
+    config: &Config,
+    store: &Arc<dyn Store>,
+    components: &mut Components,
+) -> Result<(Option<Arc<dyn Verdicts>>, Arc<SharedState>), ServeError> {
     if config.scanner.enabled && config.scanner.endpoints.is_empty() {
-        let (scanner, state) = scanner_with_state(config, components).await?;
+        let (scanner, state) = scanner_with_state(config, store, components).await?;
         return Ok((Some(Arc::new(rempart_scanner::service::traced::LocalVerdicts(scanner))), state));
     }
-    let state = Arc::new(SharedState::open_for_greylisting(config).await.map_err(ServeError::State)?);
+    // An edge whose scans run elsewhere (or nowhere) keeps no Bayes model or AWL.
+    let state = SharedState::on(store.clone(), config).map_err(ServeError::State)?;
+    let state = Arc::new(SharedState { awl: None, bayes: None, ..state });
     if !config.scanner.enabled {
         return Ok((None, state));
     }
@@ -129,25 +139,30 @@ async fn edge_verdicts(config: &Config, components: &mut Components) -> Result<(
 /// Runs `roles` until `shutdown` resolves, then drains (sessions and deliveries in
 /// flight finish, within `smtp.shutdown_timeout`). `SIGHUP` reloads `config_path`.
 pub async fn serve(
-    config: Arc<Config>,
+    file: Arc<Config>,
     roles: Roles,
     shutdown: impl Future<Output = ()>,
     config_path: Option<std::path::PathBuf>,
 ) -> Result<(), ServeError> {
-    if config.bus.backend == BusBackend::Embedded && (roles.edge != roles.relay || roles.console != roles.edge) {
+    if file.bus.backend == BusBackend::Embedded && (roles.edge != roles.relay || roles.console != roles.edge) {
         return Err(ServeError::EmbeddedBusSplit);
     }
     let (stop, stopped) = watch::channel(false);
     let mut tasks = Vec::new();
     let readiness = Readiness::default();
     let mut components = Components::default();
+    // One store per process (an embedded one can be opened once), opened first: the
+    // domains it keeps are part of the configuration every role starts with.
+    let store = rempart_state::open(&rempart_state::settings(&file)).await.map_err(ServeError::State)?;
+    let managed = Managed::read(&*store).await.map_err(ServeError::State)?;
+    let config = Arc::new(file.with_managed(managed.domains.clone()));
     if let Some(listen) = config.telemetry.listen {
         // Up until the process exits: probes and scrapes go on while it drains.
         rempart_telemetry::serve_http(listen, readiness.clone(), std::future::pending()).await?;
         tracing::info!(%listen, "metrics and health on http://{listen}/metrics, /healthz, /readyz");
     }
     if roles.scanner {
-        let (scanner, _state) = scanner_with_state(&config, &mut components).await?;
+        let (scanner, _state) = scanner_with_state(&config, &store, &mut components).await?;
         let listen = config.scanner.listen;
         let grpc_scanner = scanner.clone();
         let mut stopping = stopped.clone();
@@ -172,16 +187,14 @@ pub async fn serve(
         }
     }
     if !(roles.edge || roles.relay || roles.console) {
-        let reloads = Reloader::new(config_path, config.clone(), components);
-        return run_until(shutdown, &config, roles, stop, tasks, readiness, reloads).await;
+        let reloads = Reloader::new(config_path, file, managed, components);
+        return run_until(shutdown, &config, roles, stop, tasks, readiness, reloads, store).await;
     }
     let bus = open_bus(&config).await?;
     let mut edge_state = None;
-    let mut shared_store = None;
     if roles.edge {
-        let (verdicts, state) = edge_verdicts(&config, &mut components).await?;
+        let (verdicts, state) = edge_verdicts(&config, &store, &mut components).await?;
         edge_state = Some(state.clone());
-        shared_store = Some(state.store.clone());
         let live = Live::new(reload::edge_view(&config, Some(&state.store))?);
         components.edge = Some((live.clone(), Some(state.store.clone())));
         let resolver = if config.screen.dnsbls.is_empty() { None } else { rempart_smtp_client::mx::resolver(&config.dns) };
@@ -195,29 +208,23 @@ pub async fn serve(
         // One process's embedded store is opened once: share the edge's.
         let state = match edge_state {
             Some(state) => state,
-            None => Arc::new(SharedState::open(&config).await.map_err(ServeError::State)?),
+            None => Arc::new(SharedState::on(store.clone(), &config).map_err(ServeError::State)?),
         };
-        shared_store = Some(state.store.clone());
-        start_console(&config, state, Arc::new(bus.clone()), &stopped, &mut tasks).await?;
+        start_console(&config, &file, state, Arc::new(bus.clone()), &stopped, &mut tasks).await?;
     }
     if roles.relay {
-        // The edge's (or console's) store in one process; a relay of its own opens the
-        // shared one (NATS KV or FoundationDB in a cluster).
-        let store = match &shared_store {
-            Some(store) => store.clone(),
-            None => rempart_state::open(&rempart_state::settings(&config)).await.map_err(ServeError::State)?,
-        };
         let live = Live::new(reload::relay_view(&config)?);
         components.relay = Some(live.clone());
-        tasks.push(tokio::spawn(Relay::new(live, bus, Some(store)).run(stopped)));
+        tasks.push(tokio::spawn(Relay::new(live, bus, Some(store.clone())).run(stopped.clone())));
     }
-    let reloads = Reloader::new(config_path, config.clone(), components);
-    run_until(shutdown, &config, roles, stop, tasks, readiness, reloads).await
+    let reloads = Reloader::new(config_path, file, managed, components);
+    run_until(shutdown, &config, roles, stop, tasks, readiness, reloads, store).await
 }
 
 /// The quarantine's intake and sweeper, and the portal when enabled.
 async fn start_console(
     config: &Config,
+    file: &Config,
     state: Arc<SharedState>,
     bus: Arc<AnyBus>,
     stopped: &watch::Receiver<bool>,
@@ -225,8 +232,30 @@ async fn start_console(
 ) -> Result<(), ServeError> {
     tasks.push(tokio::spawn(rempart_console::reports::run(bus.clone(), state.store.clone(), stopped.clone())));
     tasks.push(tokio::spawn(rempart_console::reports::sweep(state.store.clone(), stopped.clone())));
-    let mut console = rempart_console::Console::open(&config.queue.data_dir, state, bus.clone()).await?;
+    let mx_hosts = if config.console.mx_hosts.is_empty() { vec![config.smtp.hostname.clone()] } else { config.console.mx_hosts.clone() };
+    let onboarding = rempart_console::onboarding::Onboarding {
+        mx_hosts,
+        spf_include: config.console.spf_include.clone(),
+        resolver: rempart_smtp_client::mx::resolver(&config.dns),
+    };
+    tasks.push(tokio::spawn(rempart_console::onboarding::run(
+        onboarding.clone(),
+        state.store.clone(),
+        config.console.verify_every.0,
+        stopped.clone(),
+    )));
+    let admin = Arc::new(rempart_console::web::admin::Admin { store: state.store.clone(), file_domains: file.domains.clone(), onboarding });
+    let socket = admin_socket_path(config);
+    let _ = std::fs::create_dir_all(&config.queue.data_dir);
+    let mut stopping = stopped.clone();
+    let shutdown = async move {
+        let _ = stopping.wait_for(|stop| *stop).await;
+    };
+    rempart_console::web::serve_admin_socket(admin.clone(), &socket, shutdown).await?;
+    tracing::info!(socket = %socket.display(), "admin API on the local socket");
+    let mut console = rempart_console::Console::open(&config.queue.data_dir, state, bus.clone(), admin).await?;
     console.secure_cookies = config.console.secure_cookies;
+    console.trusted_proxies = config.console.trusted_proxies.iter().filter_map(|n| rempart_model::net::Network::parse(n).ok()).collect();
     let quarantine = console.quarantine.clone();
     tasks.push(tokio::spawn(rempart_console::intake::run(bus, quarantine.clone(), config.queue.visibility_timeout.0, stopped.clone())));
     tasks.push(tokio::spawn(rempart_console::intake::sweep(quarantine, config.console.retention.0, stopped.clone())));
@@ -250,15 +279,25 @@ async fn start_console(
     Ok(())
 }
 
+#[allow(clippy::too_many_arguments)]
+/// The management API's local socket: `<data_dir>/admin.sock`.
+pub fn admin_socket_path(config: &Config) -> std::path::PathBuf {
+    config.queue.data_dir.join("admin.sock")
+}
+
+#[allow(clippy::too_many_arguments)]
 async fn run_until(
     shutdown: impl Future<Output = ()>,
     config: &Config,
     roles: Roles,
     stop: watch::Sender<bool>,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
+    mut tasks: Vec<tokio::task::JoinHandle<()>>,
     readiness: Readiness,
     reloads: Reloader,
+    store: Arc<dyn Store>,
 ) -> Result<(), ServeError> {
+    let reloads = Arc::new(std::sync::Mutex::new(reloads));
+    tasks.push(tokio::spawn(reload::follow_store(reloads.clone(), store, stop.subscribe())));
     // Before saying it serves: a SIGHUP from then on reloads, never kills.
     let reloading = reload_on_sighup(reloads);
     let _ = std::fs::create_dir_all(&config.queue.data_dir);
@@ -288,7 +327,7 @@ async fn run_until(
 
 /// Reloads the configuration on each `SIGHUP`, one reload at a time, off the runtime
 /// (keys and rules are read and compiled).
-fn reload_on_sighup(mut reloads: Reloader) -> tokio::task::JoinHandle<()> {
+fn reload_on_sighup(reloads: Arc<std::sync::Mutex<Reloader>>) -> tokio::task::JoinHandle<()> {
     #[cfg(unix)]
     let hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup());
     tokio::spawn(async move {
@@ -303,18 +342,17 @@ fn reload_on_sighup(mut reloads: Reloader) -> tokio::task::JoinHandle<()> {
             };
             while hangups.recv().await.is_some() {
                 tracing::info!("SIGHUP: reloading the configuration");
-                reloads = match tokio::task::spawn_blocking(move || {
-                    reloads.reload();
-                    reloads
-                })
-                .await
-                {
-                    Ok(r) => r,
-                    Err(e) => {
-                        tracing::error!(error = %e, "the reload failed; reloads need a restart");
-                        return;
+                let reloads = reloads.clone();
+                let reloaded = tokio::task::spawn_blocking(move || match reloads.lock() {
+                    Ok(mut reloads) => {
+                        reloads.reload();
                     }
-                };
+                    Err(_) => tracing::error!("a reload panicked before; reloads need a restart"),
+                })
+                .await;
+                if let Err(e) = reloaded {
+                    tracing::error!(error = %e, "the reload failed; reloads need a restart");
+                }
             }
         }
     })

@@ -66,6 +66,7 @@ fn all_config_keys() -> BTreeSet<String> {
         greylisting: false,
         scanner_fallback: rempart_model::ScannerFallback::Queue,
         dkim: vec![rempart_model::config::DkimKeyConfig { selector: "s".into(), key_file: "k.pem".into() }],
+        pending: None,
     });
     config.state.path = Some("state.redb".into());
     config.state.fdb_cluster_file = Some("fdb.cluster".into());

@@ -9,13 +9,13 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use rempart_state::{Store, StoreError, key};
-use ring::rand::{SecureRandom, SystemRandom};
+use rempart_state::{Store, StoreError};
 use serde_json::json;
 
 use super::{ListParams, PAGE_SIZE, visible_entry};
-use crate::accounts::{self, Account, AccountError};
+use crate::accounts::{self, Account};
 use crate::quarantine::{Entry, QuarantineError, Scope};
+use crate::roles::Permission;
 use crate::{Console, ConsoleError};
 
 pub fn routes() -> Router<Arc<Console>> {
@@ -26,23 +26,6 @@ pub fn routes() -> Router<Arc<Console>> {
         .route("/api/v1/why/{id}", get(why))
 }
 
-fn token_key(token: &str) -> String {
-    let digest = ring::digest::digest(&ring::digest::SHA256, token.as_bytes());
-    key(&["console", "token", &super::auth::hex(digest.as_ref())])
-}
-
-/// Creates a token for `email` and returns it (shown once; only its hash is kept).
-pub async fn add_token(store: &dyn Store, email: &str) -> Result<String, AccountError> {
-    if accounts::get(store, email).await?.is_none() {
-        return Err(AccountError::Invalid(format!("no account {email}")));
-    }
-    let mut bytes = [0u8; 24];
-    SystemRandom::new().fill(&mut bytes).map_err(|_| AccountError::Invalid("no system randomness".into()))?;
-    let token = format!("rpt_{}", super::auth::hex(&bytes));
-    store.put(&token_key(&token), email.to_ascii_lowercase().as_bytes(), None).await?;
-    Ok(token)
-}
-
 pub(super) fn error(status: StatusCode, message: &str) -> Response {
     (status, Json(json!({ "error": message }))).into_response()
 }
@@ -51,9 +34,8 @@ pub(super) async fn bearer(store: &dyn Store, headers: &HeaderMap) -> Result<Opt
     let Some(token) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer ")) else {
         return Ok(None);
     };
-    let Some(email) = store.get(&token_key(token.trim())).await? else { return Ok(None) };
-    let email = String::from_utf8_lossy(&email).to_string();
-    Ok(accounts::get(store, &email).await.ok().flatten().filter(|a| !a.disabled))
+    let Some(account) = crate::tokens::account(store, token).await? else { return Ok(None) };
+    Ok(accounts::with_tenant_domains(store, account).await.ok())
 }
 
 macro_rules! account_or_401 {
@@ -107,6 +89,10 @@ async fn act(State(console): State<Arc<Console>>, headers: HeaderMap, Path((id, 
         Ok(Some(_)) => {}
         Ok(None) => return error(StatusCode::NOT_FOUND, "no such message in your quarantine"),
         Err(e) => return error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+    }
+    let permission = if action == "release" { Permission::ReleaseMail } else { Permission::DeleteMail };
+    if !crate::roles::allows(account.role, permission) {
+        return error(StatusCode::FORBIDDEN, "your role does not allow this");
     }
     let result = match action.as_str() {
         "release" => console.release(&id, &Scope::of(&account), &account.email).await.map(|_| "released"),

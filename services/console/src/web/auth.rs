@@ -78,19 +78,24 @@ fn session_key(session: &str) -> String {
     rempart_state::key(&["console", "session", session])
 }
 
-/// Opens a session for `email` (a random id, kept in the shared store until it expires
-/// or the user logs out, so every console replica knows it); gives the cookie.
-pub async fn open_session(keys: &Keys, store: &dyn Store, email: &str, expires: u64) -> Result<String, StoreError> {
+/// Opens a session for `account` (a random id, kept in the shared store with the
+/// account's generation until it expires or the user logs out, so every console
+/// replica knows it); gives the cookie.
+pub async fn open_session(keys: &Keys, store: &dyn Store, account: &crate::accounts::Account, expires: u64) -> Result<String, StoreError> {
     let session = new_csrf_cookie();
-    store.put(&session_key(&session), email.as_bytes(), Some(std::time::Duration::from_secs(SESSION_SECONDS))).await?;
-    Ok(keys.session_cookie(email, expires, &session))
+    let value = format!("{} {}", account.email, account.generation);
+    store.put(&session_key(&session), value.as_bytes(), Some(std::time::Duration::from_secs(SESSION_SECONDS))).await?;
+    Ok(keys.session_cookie(&account.email, expires, &session))
 }
 
-/// The login of an open session: the cookie is ours, unexpired, and not logged out.
-pub async fn session_email(keys: &Keys, store: &dyn Store, cookie: &str, now: u64) -> Option<String> {
+/// The login of an open session and the account generation it was opened under: the
+/// cookie is ours, unexpired, and not logged out.
+pub async fn session_email(keys: &Keys, store: &dyn Store, cookie: &str, now: u64) -> Option<(String, u32)> {
     let (email, session) = keys.session_of(cookie, now)?;
     let stored = store.get(&session_key(&session)).await.ok()??;
-    (stored == email.as_bytes()).then_some(email)
+    let stored = String::from_utf8(stored).ok()?;
+    let (stored_email, generation) = stored.split_once(' ').unwrap_or((&stored, "0"));
+    (stored_email == email).then(|| (email, generation.parse().unwrap_or(0)))
 }
 
 /// Logs a session out: its cookie is worth nothing from now on, wherever it is kept.

@@ -82,6 +82,7 @@ impl Lang {
                 "Texte (les liens sont affichés, jamais suivis ; aucune image n'est chargée)",
             ),
             "not_found" => ("Not found, or not yours to see.", "Introuvable, ou vous n'avez pas accès à ce message."),
+            "forbidden" => ("Your role does not allow this.", "Votre rôle ne permet pas cette action."),
             "bad_csrf" => (
                 "The form expired: go back, reload the page and try again.",
                 "Le formulaire a expiré : revenez en arrière, rechargez la page et réessayez.",

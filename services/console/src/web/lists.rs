@@ -44,7 +44,7 @@ pub enum ListChangeError {
 /// Adds or removes `sender` on `owner`'s `kind` list, if `account` may.
 pub async fn apply(console: &Console, account: &Account, change: &ListChange) -> Result<(), ListChangeError> {
     let owner = sender_lists::normalize(&change.owner)?;
-    if !Scope::of(account).may_own(&owner) {
+    if !crate::roles::allows(account.role, crate::roles::Permission::EditLists) || !Scope::of(account).may_own(&owner) {
         return Err(ListChangeError::NotYours(owner));
     }
     let kind = ListKind::parse(&change.kind).ok_or(ListChangeError::Kind)?;

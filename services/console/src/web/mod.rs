@@ -2,6 +2,7 @@
 //! pages and the JSON API under `/api/v1` (bearer tokens). Every state change is a
 //! POST carrying a CSRF token; every route checks the reader's scope.
 
+pub mod admin;
 pub mod advice;
 pub mod api;
 pub mod auth;
@@ -25,6 +26,7 @@ use serde::Deserialize;
 
 use crate::accounts::{self, Account, Login};
 use crate::quarantine::{Entry, QuarantineError, Query as Search, Scope};
+use crate::roles::Permission;
 use crate::{Console, ConsoleError};
 use auth::{CSRF_COOKIE, SESSION_COOKIE, SESSION_SECONDS};
 use i18n::Lang;
@@ -42,6 +44,7 @@ pub fn router(console: Arc<Console>) -> Router {
         .route("/why/{id}", get(why))
         .route("/d/{id}", get(digest_link).post(digest_release))
         .merge(api::routes())
+        .merge(admin::routes())
         .merge(lists::routes())
         .merge(reports::routes())
         .layer(axum::middleware::map_response(secure_headers))
@@ -81,6 +84,34 @@ pub async fn serve(
     Ok(local)
 }
 
+/// Serves the management API on the local socket `path` (mode 0600: only the
+/// gateway's own user, and root, may connect; whoever does is the operator) until
+/// `shutdown` resolves. The CLI's `domain`, `tenant` and `account` commands use it.
+#[cfg(unix)]
+pub async fn serve_admin_socket(
+    admin: Arc<admin::Admin>,
+    path: &std::path::Path,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ConsoleError> {
+    use std::os::unix::fs::PermissionsExt;
+    let failed = |source| ConsoleError::Socket { path: path.to_path_buf(), source };
+    // A socket left by a killed process: nothing listens on it (the store is this
+    // process's, so no other gateway runs on this data directory).
+    let _ = std::fs::remove_file(path);
+    let listener = tokio::net::UnixListener::bind(path).map_err(failed)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(failed)?;
+    let app = admin::routes()
+        .with_state(admin::AdminState(admin))
+        .layer(axum::Extension(admin::LocalOperator))
+        .layer(axum::middleware::from_fn(contain_panics));
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(shutdown).await {
+            tracing::error!(error = %e, "admin socket stopped");
+        }
+    });
+    Ok(())
+}
+
 /// No script, no remote image, no framing, forms only to ourselves; nothing cached.
 async fn secure_headers(mut response: Response) -> Response {
     let headers = response.headers_mut();
@@ -118,8 +149,11 @@ impl Visit {
             None => None,
         };
         let viewer = match email {
-            Some(email) => match accounts::get(&*console.state.store, &email).await {
-                Ok(Some(account)) if !account.disabled => Some(account),
+            Some((email, generation)) => match accounts::get(&*console.state.store, &email).await {
+                // A password change or a disable ends every session opened before it.
+                Ok(Some(account)) if !account.disabled && account.generation == generation => {
+                    accounts::with_tenant_domains(&*console.state.store, account).await.ok()
+                }
                 Ok(_) => None,
                 Err(e) => {
                     tracing::warn!(error = %e, "console cannot read an account");
@@ -231,20 +265,46 @@ async fn login(
     let refused = |status: StatusCode, text: &'static str| {
         visit.page(&console, status, pages::login(lang, &visit.csrf_token(&console), Some(lang.t(text))))
     };
-    match accounts::login(&*console.state.store, &form.email, &form.password, &peer.ip().to_string(), "console").await {
+    let client = client_ip(peer.ip(), &headers, &console.trusted_proxies);
+    match accounts::login(&*console.state.store, &form.email, &form.password, &client.to_string(), "console").await {
         Ok(Login::Ok(account)) => {
             let expires = rempart_model::date::unix_now() + SESSION_SECONDS;
-            let cookie = match auth::open_session(&console.keys, &*console.state.store, &account.email, expires).await {
+            let cookie = match auth::open_session(&console.keys, &*console.state.store, &account, expires).await {
                 Ok(cookie) => cookie,
                 Err(e) => return failure(e),
             };
-            tracing::info!(account = %account.email, ip = %peer.ip(), "console login");
+            tracing::info!(account = %account.email, ip = %client, "console login");
             with_cookie(Redirect::to("/quarantine").into_response(), &console, SESSION_COOKIE, &cookie, SESSION_SECONDS)
         }
         Ok(Login::Refused) => refused(StatusCode::UNAUTHORIZED, "login_refused"),
         Ok(Login::Throttled) => refused(StatusCode::TOO_MANY_REQUESTS, "login_throttled"),
         Err(e) => failure(e),
     }
+}
+
+/// The client of a request: the peer, or, when the peer is a trusted proxy, the last
+/// `X-Forwarded-For` address that is not one (the proxies append; what the client wrote
+/// itself comes before and is not believed).
+pub fn client_ip(peer: std::net::IpAddr, headers: &HeaderMap, proxies: &[rempart_model::net::Network]) -> std::net::IpAddr {
+    let trusted = |ip: std::net::IpAddr| proxies.iter().any(|n| n.contains(rempart_model::net::unmap(ip)));
+    if !trusted(peer) {
+        return peer;
+    }
+    let forwarded: Vec<std::net::IpAddr> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map_while(|ip| ip.trim().parse().ok())
+        .collect();
+    let mut client = peer;
+    for ip in forwarded.iter().rev() {
+        client = *ip;
+        if !trusted(*ip) {
+            break;
+        }
+    }
+    client
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -417,6 +477,10 @@ async fn act(
     let csrf = visit.csrf_token(&console);
     let done =
         |status, text: &'static str| visit.page(&console, status, pages::notice(lang, lang.t(text), lang.t(text), Some((viewer, &csrf))));
+    let permission = if action == "release" { Permission::ReleaseMail } else { Permission::DeleteMail };
+    if !crate::roles::allows(viewer.role, permission) {
+        return done(StatusCode::FORBIDDEN, "forbidden");
+    }
     match action.as_str() {
         "release" => match console.release(&id, &Scope::of(viewer), &viewer.email).await {
             Ok(_) => Redirect::to(&format!("/quarantine/{id}?done=released")).into_response(),

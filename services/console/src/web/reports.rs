@@ -41,9 +41,9 @@ const PERIODS: [u64; 4] = [1, 7, 30, 90];
 fn scope_for(account: &Account, asked: &str) -> Option<String> {
     let asked = asked.trim().to_ascii_lowercase();
     match account.role {
-        Role::Operator => Some(if asked.is_empty() { ALL.to_string() } else { asked }),
-        Role::DomainAdmin if asked.is_empty() => account.domains.first().cloned(),
-        Role::DomainAdmin => account.domains.contains(&asked).then_some(asked),
+        Role::Operator | Role::Helpdesk | Role::Auditor => Some(if asked.is_empty() { ALL.to_string() } else { asked }),
+        Role::TenantAdmin if asked.is_empty() => account.domains.first().cloned(),
+        Role::TenantAdmin => account.domains.contains(&asked).then_some(asked),
         Role::User => None,
     }
 }
@@ -220,7 +220,7 @@ fn report_page(lang: Lang, viewer: &Account, csrf: &str, report: &Report, usage:
         html! {
             h1 { (lang.t("reports")) " — " (scope_label) }
             form method="get" action="/reports" {
-                @if viewer.role == Role::Operator {
+                @if viewer.role.is_staff() {
                     label { (lang.t("domain_or_all")) " " input type="text" name="scope" value=(scope_param); } " "
                 } @else if viewer.domains.len() > 1 {
                     select name="scope" { @for d in &viewer.domains { option value=(d) selected[*d == report.scope] { (d) } } } " "

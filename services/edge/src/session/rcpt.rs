@@ -59,6 +59,11 @@ impl<B: Bus, S: Transport> Session<B, S> {
         if domain.is_none() && self.account.is_none() {
             return self.reply(Reply::new(550, "5.7.1", format!("Relaying denied: we do not accept mail for {}", mailbox.domain)));
         }
+        // A domain being onboarded: the sender keeps the mail and retries; it is
+        // accepted once the owner has proved control.
+        if let Some(reason) = domain.and_then(|d| d.pending.as_deref()) {
+            return self.reply(Reply::new(450, "4.7.1", format!("Not accepting mail for {} yet: {reason}", mailbox.domain)));
+        }
         // A bounce answers one message of one sender: more recipients is not a bounce.
         let bounce = self.tx.return_path.is_empty();
         if bounce && !self.tx.recipients.is_empty() {
@@ -261,23 +266,8 @@ mod tests {
     #[test]
     fn recipient_lists() {
         let domain = DomainConfig {
-            name: "example.com".into(),
-            route: "smtp://h".parse().unwrap(),
-            route_tls: Default::default(),
-            route_ca_file: None,
             recipients: vec!["alice".into(), "Bob@example.com".into(), "carol@other.example".into()],
-            recipients_file: None,
-            recipient_delimiter: "+".into(),
-            recipient_source: Default::default(),
-            ldap: None,
-            callout: None,
-            recipient_fail_open: false,
-            bounces: Default::default(),
-            max_message_size: None,
-            policy: Default::default(),
-            greylisting: true,
-            scanner_fallback: Default::default(),
-            dkim: Vec::new(),
+            ..DomainConfig::new("example.com", "smtp://h".parse().unwrap())
         };
         let mb = |local: &str| Mailbox { local: local.into(), quoted: false, domain: "example.com".into() };
         assert!(recipient_exists(&domain, &mb("alice")));

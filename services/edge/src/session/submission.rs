@@ -231,6 +231,9 @@ mod tests {
             password_hash: String::new(),
             disabled: false,
             suspended: false,
+            tenant: None,
+            generation: 0,
+            created: 0,
         }
     }
 
@@ -243,7 +246,7 @@ mod tests {
         for refused in ["bob@example.com", "alice@other.example", "", "sales@sub.shop.example"] {
             assert_eq!(sender_refusal(&alice, refused).map(|r| (r.code, r.status)), Some((553, "5.7.1".into())), "{refused}");
         }
-        let admin = account(Role::DomainAdmin, &["example.com"], &[]);
+        let admin = account(Role::TenantAdmin, &["example.com"], &[]);
         assert!(sender_refusal(&admin, "anyone@example.com").is_none());
         assert!(sender_refusal(&admin, "anyone@other.example").is_some());
         let mut suspended = account(Role::User, &[], &[]);

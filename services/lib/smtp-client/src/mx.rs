@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use mail_auth::hickory_resolver::TokioResolver;
+pub use mail_auth::hickory_resolver::TokioResolver;
 use mail_auth::hickory_resolver::config::{ConnectionConfig, NameServerConfig, ResolverConfig, ResolverOpts};
 use mail_auth::hickory_resolver::proto::rr::RData;
 use rempart_model::Route;
@@ -114,4 +114,44 @@ pub fn system_servers() -> Vec<std::net::SocketAddr> {
         .filter_map(|rest| rest.trim().parse::<std::net::IpAddr>().ok())
         .map(|ip| std::net::SocketAddr::new(ip, 53))
         .collect()
+}
+
+/// What a domain publishes, as the management plane checks it: the MX hosts (by
+/// preference) and the TXT strings of a name. A name without such records gives an
+/// empty list; `Err` is a lookup that failed.
+pub async fn published_mx(resolver: &TokioResolver, domain: &str) -> Result<Vec<String>, String> {
+    let fqdn = format!("{}.", domain.trim_end_matches('.'));
+    match resolver.mx_lookup(fqdn.as_str()).await {
+        Ok(lookup) => {
+            let mut mx: Vec<(u16, String)> = lookup
+                .answers()
+                .iter()
+                .filter_map(|record| match &record.data {
+                    RData::MX(mx) => Some((mx.preference, mx.exchange.to_string().trim_end_matches('.').to_ascii_lowercase())),
+                    _ => None,
+                })
+                .collect();
+            mx.sort();
+            Ok(mx.into_iter().map(|(_, host)| host).collect())
+        }
+        Err(e) if e.is_nx_domain() || e.is_no_records_found() => Ok(Vec::new()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// The TXT strings at `name` (each record's strings joined).
+pub async fn published_txt(resolver: &TokioResolver, name: &str) -> Result<Vec<String>, String> {
+    let fqdn = format!("{}.", name.trim_end_matches('.'));
+    match resolver.txt_lookup(fqdn.as_str()).await {
+        Ok(lookup) => Ok(lookup
+            .answers()
+            .iter()
+            .filter_map(|record| match &record.data {
+                RData::TXT(txt) => Some(txt.txt_data.iter().map(|part| String::from_utf8_lossy(part).into_owned()).collect::<String>()),
+                _ => None,
+            })
+            .collect()),
+        Err(e) if e.is_nx_domain() || e.is_no_records_found() => Ok(Vec::new()),
+        Err(e) => Err(e.to_string()),
+    }
 }

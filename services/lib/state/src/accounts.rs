@@ -11,15 +11,46 @@ use serde::{Deserialize, Serialize};
 
 use crate::{Store, StoreError, key};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
-    /// Sees and acts on everything.
+    /// Sees and changes everything.
     Operator,
-    /// Sees the mail of their domains.
-    DomainAdmin,
+    /// The operator's helpdesk: sees everything, releases held mail, changes no setting.
+    Helpdesk,
+    /// Sees everything, changes nothing.
+    Auditor,
+    /// A customer's administrator: their tenant's domains, users, lists, DKIM keys and
+    /// reports (and the domains listed on the account).
+    #[serde(alias = "domain_admin")]
+    TenantAdmin,
     /// Sees the mail of their own addresses.
     User,
+}
+
+impl Role {
+    pub const ALL: [Role; 5] = [Role::Operator, Role::Helpdesk, Role::Auditor, Role::TenantAdmin, Role::User];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Operator => "operator",
+            Role::Helpdesk => "helpdesk",
+            Role::Auditor => "auditor",
+            Role::TenantAdmin => "tenant-admin",
+            Role::User => "user",
+        }
+    }
+
+    /// The operator's staff: they see every tenant.
+    pub fn is_staff(self) -> bool {
+        matches!(self, Role::Operator | Role::Helpdesk | Role::Auditor)
+    }
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 impl std::str::FromStr for Role {
@@ -27,9 +58,11 @@ impl std::str::FromStr for Role {
     fn from_str(s: &str) -> Result<Self, AccountError> {
         match s {
             "operator" => Ok(Role::Operator),
-            "domain-admin" | "domain_admin" => Ok(Role::DomainAdmin),
+            "helpdesk" | "operator-helpdesk" => Ok(Role::Helpdesk),
+            "auditor" => Ok(Role::Auditor),
+            "tenant-admin" | "tenant_admin" | "domain-admin" | "domain_admin" => Ok(Role::TenantAdmin),
             "user" => Ok(Role::User),
-            _ => Err(AccountError::Invalid(format!("unknown role {s:?}: operator, domain-admin or user"))),
+            _ => Err(AccountError::Invalid(format!("unknown role {s:?}: operator, helpdesk, auditor, tenant-admin or user"))),
         }
     }
 }
@@ -39,7 +72,11 @@ pub struct Account {
     /// The login, lower case.
     pub email: String,
     pub role: Role,
-    /// A domain admin's domains (lower case).
+    /// The tenant (customer) the account belongs to; a tenant admin manages its domains.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<String>,
+    /// A tenant admin's domains besides their tenant's (lower case); filled with the
+    /// tenant's when the account is read for a request (`with_tenant_domains`).
     #[serde(default)]
     pub domains: Vec<String>,
     /// A user's addresses besides the login (aliases, lower case).
@@ -52,6 +89,13 @@ pub struct Account {
     /// Suspended from sending (too much blocked mail); may still log into the console.
     #[serde(default)]
     pub suspended: bool,
+    /// Bumped when the password changes or the account is disabled: the tokens and
+    /// console sessions of an older generation are worth nothing.
+    #[serde(default)]
+    pub generation: u32,
+    /// Unix seconds; 0 for accounts made before it was kept.
+    #[serde(default)]
+    pub created: u64,
 }
 
 impl Account {
@@ -69,7 +113,7 @@ impl Account {
         let domain_wide = |d: &str| d.strip_prefix('@').is_some_and(|d| d == domain);
         address == self.email
             || self.aliases.iter().any(|a| *a == address || domain_wide(a))
-            || self.role == Role::DomainAdmin && self.domains.iter().any(|d| d == domain)
+            || self.role == Role::TenantAdmin && self.domains.iter().any(|d| d == domain)
     }
 }
 
@@ -94,20 +138,59 @@ pub fn hash_password(password: &str) -> Result<String, AccountError> {
     Argon2::default().hash_password(password.as_bytes(), &salt).map(|h| h.to_string()).map_err(|e| AccountError::Hash(e.to_string()))
 }
 
-fn password_matches(hash: &str, password: &str) -> bool {
+pub fn password_matches(hash: &str, password: &str) -> bool {
     PasswordHash::new(hash).is_ok_and(|parsed| Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
 }
 
 /// Creates or replaces an account.
 pub async fn put(store: &dyn Store, account: &Account) -> Result<(), AccountError> {
-    if !account.email.contains('@') {
-        return Err(AccountError::Invalid(format!("{:?} is not an e-mail address", account.email)));
+    check_address(&account.email)?;
+    if account.role == Role::TenantAdmin && account.domains.is_empty() && account.tenant.is_none() {
+        return Err(AccountError::Invalid("a tenant admin needs a tenant (--tenant) or at least one --domain".into()));
     }
-    if account.role == Role::DomainAdmin && account.domains.is_empty() {
-        return Err(AccountError::Invalid("a domain admin needs at least one --domain".into()));
+    for domain in &account.domains {
+        rempart_model::config::check_domain_name(domain).map_err(AccountError::Invalid)?;
     }
     let value = serde_json::to_vec(account).map_err(|source| AccountError::Corrupt { email: account.email.clone(), source })?;
     Ok(store.put(&account_key(&account.email), &value, None).await?)
+}
+
+/// Whether `email` can be a login: local@domain, no space or control character.
+pub fn check_address(email: &str) -> Result<(), AccountError> {
+    let bad = || AccountError::Invalid(format!("{email:?} is not an e-mail address"));
+    let (local, domain) = email.rsplit_once('@').ok_or_else(bad)?;
+    if local.is_empty() || local.len() > 64 || email.chars().any(|c| c.is_whitespace() || c.is_control() || "<>,;\\\"".contains(c)) {
+        return Err(bad());
+    }
+    rempart_model::config::check_domain_name(domain).map_err(|m| AccountError::Invalid(format!("{email:?}: {m}")))
+}
+
+/// Every account, by login.
+pub async fn list(store: &dyn Store) -> Result<Vec<Account>, AccountError> {
+    let rows = store.scan_prefix(&format!("{}.", key(&["console", "account"])), MAX_ACCOUNTS).await?;
+    let mut accounts: Vec<Account> = rows.iter().filter_map(|(_, value)| serde_json::from_slice(value).ok()).collect();
+    accounts.sort_by(|a, b| a.email.cmp(&b.email));
+    Ok(accounts)
+}
+
+pub async fn delete(store: &dyn Store, email: &str) -> Result<bool, AccountError> {
+    if get(store, email).await?.is_none() {
+        return Ok(false);
+    }
+    store.delete(&account_key(email)).await?;
+    Ok(true)
+}
+
+/// The account as a request sees it: a tenant admin's domains include their tenant's.
+pub async fn with_tenant_domains(store: &dyn Store, mut account: Account) -> Result<Account, AccountError> {
+    if let Some(tenant) = &account.tenant {
+        for domain in crate::domains::tenant_domains(store, tenant).await.map_err(|e| AccountError::Invalid(e.to_string()))? {
+            if !account.domains.contains(&domain) {
+                account.domains.push(domain);
+            }
+        }
+    }
+    Ok(account)
 }
 
 pub async fn get(store: &dyn Store, email: &str) -> Result<Option<Account>, AccountError> {
@@ -124,7 +207,7 @@ pub async fn domain_admins(store: &dyn Store, domain: &str) -> Result<Vec<Accoun
     Ok(rows
         .iter()
         .filter_map(|(_, value)| serde_json::from_slice::<Account>(value).ok())
-        .filter(|a| a.role == Role::DomainAdmin && !a.disabled && a.domains.iter().any(|d| d == domain))
+        .filter(|a| a.role == Role::TenantAdmin && !a.disabled && a.domains.iter().any(|d| d == domain))
         .collect())
 }
 
@@ -204,9 +287,9 @@ pub async fn unknown_recipients(
 /// stopped there, and nobody else (another account behind the same IP, the same account
 /// from elsewhere) is locked out by it.
 pub const MAX_FAILURES: i64 = 5;
-/// Failed logins allowed from one IP over all accounts (guessing many accounts), and
-/// for one account from all IPs (a distributed guess): high enough that one client's
-/// mistakes never lock out others, low enough to stop a guesser.
+/// Failed logins allowed from one client over all accounts (guessing many accounts), and
+/// for one account from all clients (a distributed guess: then each client that failed
+/// is refused, not one that has not).
 pub const MAX_FAILURES_WIDE: i64 = 50;
 pub const FAILURE_WINDOW: Duration = Duration::from_secs(15 * 60);
 
@@ -230,10 +313,14 @@ pub async fn login(store: &dyn Store, email: &str, password: &str, ip: &str, ser
         (key(&["auth", "fail", "ip", ip, &window]), MAX_FAILURES_WIDE),
         (key(&["auth", "fail", "account", &email, &window]), MAX_FAILURES_WIDE),
     ];
-    for (k, max) in &limits {
-        if crate::window::read(store, k).await? >= *max {
-            return Ok(Login::Throttled);
-        }
+    let pair_failures = crate::window::read(store, &limits[0].0).await?;
+    let ip_failures = crate::window::read(store, &limits[1].0).await?;
+    let account_failures = crate::window::read(store, &limits[2].0).await?;
+    // The account-wide count stops a guess spread over many clients; a client that has
+    // not failed itself is never refused for the others' failures (the account's owner
+    // logging in from their own desk while someone guesses elsewhere).
+    if pair_failures >= MAX_FAILURES || ip_failures >= MAX_FAILURES_WIDE || (pair_failures > 0 && account_failures >= MAX_FAILURES_WIDE) {
+        return Ok(Login::Throttled);
     }
     let account = get(store, &email).await?;
     // Unknown accounts cost the same work, so timing does not tell which exist.

@@ -27,6 +27,20 @@ pub struct ConsoleConfig {
     /// The console's address as readers reach it, for the digests' links. Default
     /// "https://{hostname}" (`smtp.hostname`).
     pub public_url: String,
+    /// Reverse proxies in front of the console (IP addresses or CIDR networks): from
+    /// them, the client is the last address of `X-Forwarded-For` that is not a proxy
+    /// (login throttling counts per client). Default none: the peer is the client.
+    pub trusted_proxies: Vec<String>,
+    /// The host names a tenant's domain points its MX records at (one proves control of
+    /// a pending domain; the console shows them as the records to publish). Default: the
+    /// gateway's `smtp.hostname`.
+    pub mx_hosts: Vec<String>,
+    /// The SPF record customers include for mail they send through the gateway (shown
+    /// as `include:<this>`). Default none: the record shown names the MX hosts.
+    pub spf_include: String,
+    /// How often pending domains are checked for their proof of control (TXT or MX).
+    /// Default "5m".
+    pub verify_every: HumanDuration,
 }
 
 impl Default for ConsoleConfig {
@@ -38,6 +52,10 @@ impl Default for ConsoleConfig {
             retention: HumanDuration(std::time::Duration::from_secs(30 * 24 * 3600)),
             digest_every: HumanDuration(std::time::Duration::from_secs(24 * 3600)),
             public_url: "https://{hostname}".into(),
+            trusted_proxies: Vec::new(),
+            mx_hosts: Vec::new(),
+            spf_include: String::new(),
+            verify_every: HumanDuration(std::time::Duration::from_secs(300)),
         }
     }
 }

@@ -3,15 +3,14 @@
 //! `deploy/rempart.example.toml` documents every field; a test keeps it complete.
 
 use std::collections::HashSet;
-use std::fmt;
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Serialize};
 
-use crate::{HumanDuration, InvalidValue};
+use crate::HumanDuration;
 
 mod console;
+mod domain;
 mod filtering;
 mod outbound;
 mod recipients;
@@ -21,6 +20,7 @@ mod smtp;
 mod state;
 mod telemetry;
 pub use console::ConsoleConfig;
+pub use domain::{DkimKeyConfig, DomainCheckError, DomainConfig, DomainIndex, Route, RouteTls, ScannerFallback, check_domain_name, check_selector};
 pub use filtering::{BrandConfig, CompositeConfig, DnsConfig, DnsListConfig, PolicyConfig, PolicyOverride, ScannerConfig};
 pub use outbound::{OutboundConfig, SendLimits};
 pub use recipients::{Bounces, CalloutConfig, LdapConfig, RecipientSource, default_ldap_filter};
@@ -54,178 +54,8 @@ pub struct Config {
     pub console: ConsoleConfig,
     /// Limits on the mail customers' accounts submit.
     pub outbound: OutboundConfig,
-}
-
-/// One customer domain.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DomainConfig {
-    /// The domain name, e.g. "example.com". Required.
-    pub name: String,
-    /// The customer's server, "smtp://host:port" (port 25 when omitted). Required.
-    pub route: Route,
-    /// TLS towards the route: "opportunistic" (default), "required", "verify" or
-    /// "disabled" (see `RouteTls` for what each one authenticates).
-    #[serde(default)]
-    pub route_tls: RouteTls,
-    /// With `route_tls = "verify"`: a PEM file of the CA certificates that may sign the
-    /// route's certificate (a private PKI), instead of the system's trusted roots.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub route_ca_file: Option<PathBuf>,
-    /// Valid recipients: local parts ("alice") or addresses ("alice@example.com"); "*"
-    /// accepts every local part. With neither this nor `recipients_file`, every local part
-    /// is accepted. Default empty.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub recipients: Vec<String>,
-    /// A file with one recipient per line (same forms as `recipients`; # comments).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub recipients_file: Option<PathBuf>,
-    /// Where valid recipients are known: "list" (default: `recipients` and
-    /// `recipients_file`), "ldap" (`[domain.ldap]`), "callout" (`[domain.callout]`) or
-    /// "accept" (every local part).
-    #[serde(default)]
-    pub recipient_source: RecipientSource,
-    /// The LDAP / Active Directory server of `recipient_source = "ldap"`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ldap: Option<LdapConfig>,
-    /// The question asked of the route with `recipient_source = "callout"`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub callout: Option<CalloutConfig>,
-    /// When the directory or the route cannot answer: false (default) defers the
-    /// recipient with `451 4.4.3` (the sender retries; nothing is accepted then
-    /// bounced); true accepts it.
-    #[serde(default)]
-    pub recipient_fail_open: bool,
-    /// Bounces (null sender) to this domain: "accept" (default), "verified" (only with a
-    /// valid BATV tag this gateway put on the domain's outbound return paths) or "refuse"
-    /// (except to postmaster).
-    #[serde(default)]
-    pub bounces: Bounces,
-    /// Sub-address separator: "alice+news" is checked as "alice". Default "+"; "" disables.
-    #[serde(default = "default_delimiter")]
-    pub recipient_delimiter: String,
-    /// Overrides `smtp.max_message_size` for this domain, in bytes.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_message_size: Option<u64>,
-    /// Overrides of `[policy]` for this domain (same fields; lists are added to the
-    /// global ones).
-    #[serde(default)]
-    pub policy: PolicyOverride,
-    /// Greylisting for this domain's mail (when `[greylist]` is enabled). Default true.
-    #[serde(default = "yes")]
-    pub greylisting: bool,
-    /// When no remote scanner answers in time: "tempfail" (default: 451 4.3.0, the
-    /// sender retries) or "queue" (accept, scan later from `rempart.scan`).
-    #[serde(default)]
-    pub scanner_fallback: ScannerFallback,
-    /// DKIM keys that sign the mail this domain's accounts submit, each under its
-    /// selector (`[[domain.dkim]] selector = "s2026", key_file = "…"`; ed25519 or RSA,
-    /// PEM). All listed keys sign (an ed25519 and an RSA signature side by side, or the
-    /// old and new selector while rotating). Default none.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub dkim: Vec<DkimKeyConfig>,
-}
-
-/// One DKIM signing key of a domain.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DkimKeyConfig {
-    /// The selector: the key's DNS record is at `<selector>._domainkey.<domain>`.
-    pub selector: String,
-    /// PEM private key: PKCS#8 ed25519 (`rempart dkim generate`) or RSA (PKCS#8 or
-    /// PKCS#1, e.g. `openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048`).
-    pub key_file: PathBuf,
-}
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ScannerFallback {
-    #[default]
-    Tempfail,
-    Queue,
-}
-
-fn yes() -> bool {
-    true
-}
-
-fn default_delimiter() -> String {
-    "+".into()
-}
-
-/// Where a domain's mail goes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Route {
-    pub host: String,
-    pub port: u16,
-}
-
-impl FromStr for Route {
-    type Err = InvalidValue;
-    fn from_str(s: &str) -> Result<Self, InvalidValue> {
-        let rest = s.strip_prefix("smtp://").ok_or_else(|| InvalidValue(format!("invalid route {s:?}: expected smtp://host[:port]")))?;
-        let rest = rest.trim_end_matches('/');
-        let (host, port) = if let Some(v6) = rest.strip_prefix('[') {
-            let (host, after) = v6.split_once(']').ok_or_else(|| InvalidValue(format!("invalid route {s:?}: unclosed [")))?;
-            (host, after.strip_prefix(':'))
-        } else {
-            match rest.rsplit_once(':') {
-                Some((h, p)) => (h, Some(p)),
-                None => (rest, None),
-            }
-        };
-        if host.is_empty() || host.contains(['/', '@', ' ']) {
-            return Err(InvalidValue(format!("invalid route {s:?}: bad host")));
-        }
-        let port = match port {
-            Some(p) => p.parse().map_err(|_| InvalidValue(format!("invalid route {s:?}: bad port {p:?}")))?,
-            None => 25,
-        };
-        Ok(Route { host: host.to_string(), port })
-    }
-}
-
-impl fmt::Display for Route {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.host.contains(':') {
-            write!(f, "smtp://[{}]:{}", self.host, self.port)
-        } else {
-            write!(f, "smtp://{}:{}", self.host, self.port)
-        }
-    }
-}
-
-impl Serialize for Route {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
-    }
-}
-
-impl<'de> Deserialize<'de> for Route {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
-    }
-}
-
-/// TLS towards a customer route, and what each mode authenticates.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum RouteTls {
-    /// STARTTLS when the server offers it, plaintext otherwise (RFC 7435). Encrypts
-    /// against passive eavesdroppers; authenticates nothing: the certificate is not
-    /// checked, so an active attacker can intercept.
-    #[default]
-    Opportunistic,
-    /// Deliver only over TLS; a server without STARTTLS is a temporary failure (4.7.10).
-    /// Never plaintext, but the certificate is still not checked: it authenticates nothing.
-    Required,
-    /// Deliver only over TLS to the server the route names: its certificate must chain
-    /// to a trusted root (the system's, or `route_ca_file`) and be valid for the route's
-    /// host name (or IP address). Anything else is a temporary failure (4.7.5), never
-    /// plaintext. The only mode that authenticates the customer's server.
-    Verify,
-    /// Never STARTTLS.
-    Disabled,
+    #[serde(skip)]
+    pub domain_index: DomainIndex,
 }
 
 /// The durable queue between the edge and the relay.
@@ -421,6 +251,13 @@ impl Config {
                 return Err(err(format!("smtp.listener[{i}].proxy_protocol"), message.into()));
             }
         }
+        if let Some((i, bad)) = self.console.trusted_proxies.iter().enumerate().find(|(_, n)| crate::net::Network::parse(n).is_err()) {
+            let message = format!("{bad:?} is not an IP address or CIDR network");
+            return Err(err(format!("console.trusted_proxies[{i}]"), message));
+        }
+        for (i, host) in self.console.mx_hosts.iter().enumerate() {
+            check_domain_name(host).map_err(|m| err(format!("console.mx_hosts[{i}]"), m))?;
+        }
         if smtp.proxy_timeout.0.is_zero() || smtp.max_session_time.0.is_zero() {
             let key = if smtp.proxy_timeout.0.is_zero() { "proxy_timeout" } else { "max_session_time" };
             return Err(err(format!("smtp.{key}"), "must be greater than 0".into()));
@@ -463,61 +300,9 @@ impl Config {
         }
         let mut seen = HashSet::new();
         for (i, domain) in self.domains.iter_mut().enumerate() {
-            let field = |k: &str| format!("domain[{i}].{k}");
-            let name = domain.name.trim_end_matches('.').to_ascii_lowercase();
-            if name.is_empty() || !name.contains('.') || name.contains(['@', ' ', '[']) {
-                return Err(err(field("name"), format!("{:?} is not a domain name", domain.name)));
-            }
-            if !seen.insert(name.clone()) {
-                return Err(err(field("name"), format!("domain {name} is configured twice")));
-            }
-            domain.name = name;
-            if let Some(path) = &domain.recipients_file {
-                let listed =
-                    std::fs::read_to_string(path).map_err(|e| err(field("recipients_file"), format!("{}: {e}", path.display())))?;
-                domain
-                    .recipients
-                    .extend(listed.lines().map(|l| l.split('#').next().unwrap_or("").trim()).filter(|l| !l.is_empty()).map(String::from));
-            }
-            if let Some(path) = &domain.route_ca_file {
-                if domain.route_tls != RouteTls::Verify {
-                    let message = "is used only with route_tls = \"verify\"".to_string();
-                    return Err(err(field("route_ca_file"), message));
-                }
-                if !path.is_file() {
-                    let message = format!("{} is not a readable file", path.display());
-                    return Err(err(field("route_ca_file"), message));
-                }
-            }
-            match domain.recipient_source {
-                RecipientSource::Ldap if domain.ldap.is_none() => {
-                    return Err(err(field("recipient_source"), "\"ldap\" needs a [domain.ldap] table".into()));
-                }
-                RecipientSource::Callout if domain.callout.is_none() => {
-                    return Err(err(field("recipient_source"), "\"callout\" needs a [domain.callout] table".into()));
-                }
-                _ => {}
-            }
-            if let Some(ldap) = &domain.ldap {
-                if !(ldap.url.starts_with("ldap://") || ldap.url.starts_with("ldaps://")) {
-                    return Err(err(field("ldap.url"), format!("{:?} is not an ldap:// or ldaps:// URL", ldap.url)));
-                }
-                if !ldap.filter.contains("{address}") {
-                    return Err(err(field("ldap.filter"), "must contain {address}".into()));
-                }
-                for (key, path) in [("ca_file", &ldap.ca_file), ("bind_password_file", &ldap.bind_password_file)] {
-                    if let Some(p) = path.as_ref().filter(|p| !p.is_file()) {
-                        return Err(err(field(&format!("ldap.{key}")), format!("{} is not a readable file", p.display())));
-                    }
-                }
-            }
-            if let Some(callout) = &domain.callout
-                && !callout.probe_sender.contains('@')
-            {
-                return Err(err(field("callout.probe_sender"), format!("{:?} is not an address", callout.probe_sender)));
-            }
-            if domain.max_message_size == Some(0) {
-                return Err(err(field("max_message_size"), "must be greater than 0".into()));
+            domain.check().map_err(|e| err(format!("domain[{i}].{}", e.field), e.message))?;
+            if !seen.insert(domain.name.clone()) {
+                return Err(err(format!("domain[{i}].name"), format!("domain {} is configured twice", domain.name)));
             }
         }
         if let Some(postmaster) = &self.smtp.postmaster {
@@ -562,8 +347,18 @@ impl Config {
 
     /// The configured domain for `domain`, if any (case-insensitive, trailing dot ignored).
     pub fn domain(&self, domain: &str) -> Option<&DomainConfig> {
-        let domain = domain.trim_end_matches('.');
-        self.domains.iter().find(|d| d.name.eq_ignore_ascii_case(domain))
+        let domain = domain.trim_end_matches('.').to_ascii_lowercase();
+        self.domain_index.find(&self.domains, &domain)
+    }
+
+    /// This configuration with the domains the store keeps added: a domain of the file
+    /// stays as the file says (the store cannot override it).
+    pub fn with_managed(&self, managed: Vec<DomainConfig>) -> Config {
+        let mut config = self.clone();
+        let from_file: HashSet<String> = self.domains.iter().map(|d| d.name.clone()).collect();
+        config.domains.extend(managed.into_iter().filter(|d| !from_file.contains(&d.name)));
+        config.domain_index = DomainIndex::default();
+        config
     }
 }
 

@@ -1,0 +1,635 @@
+//! The management API under `/api/v1`: tenants, domains, accounts and tokens, as JSON.
+//! Changes go to the shared store, which every node follows (`config.version`), so a
+//! domain added here is served by every edge, scanner and relay within seconds.
+//!
+//! Who asks: a bearer token (an account, checked by `roles`), or the local admin
+//! socket (`<data_dir>/admin.sock`, which only the gateway's own system user can
+//! open): the operator. `rempart domain|tenant|account …` talk to it.
+
+use std::sync::Arc;
+
+use axum::extract::{FromRef, Path, State};
+use axum::http::{Extensions, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use rempart_model::DomainConfig;
+use rempart_state::Store;
+use rempart_state::domains::{self, DomainRecord, DomainStatus, RecordError, Tenant};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::accounts::{self, Account, AccountError, Role};
+use crate::onboarding::Onboarding;
+use crate::roles::{Permission, allows, may_touch_account, may_touch_domain};
+use crate::tokens;
+
+/// What the management API works on.
+pub struct Admin {
+    pub store: Arc<dyn Store>,
+    /// The configuration file's domains: shown, read-only.
+    pub file_domains: Vec<DomainConfig>,
+    pub onboarding: Onboarding,
+}
+
+/// The handlers' state: the console's, or the admin socket's alone.
+#[derive(Clone)]
+pub struct AdminState(pub Arc<Admin>);
+
+impl FromRef<Arc<crate::Console>> for AdminState {
+    fn from_ref(console: &Arc<crate::Console>) -> AdminState {
+        AdminState(console.admin.clone())
+    }
+}
+
+/// Marks requests that came through the local admin socket: the operator.
+#[derive(Debug, Clone, Copy)]
+pub struct LocalOperator;
+
+/// The caller the local socket stands for.
+pub const LOCAL_OPERATOR: &str = "operator@admin.socket";
+
+pub fn routes<S>() -> Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+    AdminState: FromRef<S>,
+{
+    Router::new()
+        .route("/api/v1/whoami", get(whoami))
+        .route("/api/v1/tenants", get(list_tenants).post(add_tenant))
+        .route("/api/v1/tenants/{id}", get(show_tenant).delete(delete_tenant))
+        .route("/api/v1/domains", get(list_domains).post(add_domain))
+        .route("/api/v1/domains/{name}", get(show_domain).put(change_domain).delete(delete_domain))
+        .route("/api/v1/domains/{name}/verify", post(verify_domain))
+        .route("/api/v1/domains/{name}/dns", get(domain_dns))
+        .route("/api/v1/accounts", get(list_accounts).post(add_account))
+        .route("/api/v1/accounts/{email}", get(show_account).patch(change_account).delete(delete_account))
+        .route("/api/v1/accounts/{email}/tokens", get(list_tokens).post(add_token))
+        .route("/api/v1/tokens/{id}", axum::routing::delete(revoke_token))
+}
+
+/// A JSON error.
+pub struct ApiError(StatusCode, String);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.0, Json(json!({ "error": self.1 }))).into_response()
+    }
+}
+
+type Answer = Result<Response, ApiError>;
+
+fn forbidden() -> ApiError {
+    ApiError(StatusCode::FORBIDDEN, "your role does not allow this".into())
+}
+
+fn not_found(what: &str) -> ApiError {
+    ApiError(StatusCode::NOT_FOUND, format!("no {what}"))
+}
+
+fn bad(message: impl Into<String>) -> ApiError {
+    ApiError(StatusCode::UNPROCESSABLE_ENTITY, message.into())
+}
+
+impl From<RecordError> for ApiError {
+    fn from(e: RecordError) -> Self {
+        let status = match &e {
+            RecordError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            RecordError::Conflict(_) => StatusCode::CONFLICT,
+            RecordError::NotFound(_) => StatusCode::NOT_FOUND,
+            RecordError::Store(_) | RecordError::Corrupt { .. } => StatusCode::SERVICE_UNAVAILABLE,
+        };
+        ApiError(status, e.to_string())
+    }
+}
+
+impl From<AccountError> for ApiError {
+    fn from(e: AccountError) -> Self {
+        let status = match &e {
+            AccountError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            _ => StatusCode::SERVICE_UNAVAILABLE,
+        };
+        ApiError(status, e.to_string())
+    }
+}
+
+impl From<rempart_state::StoreError> for ApiError {
+    fn from(e: rempart_state::StoreError) -> Self {
+        ApiError(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
+    }
+}
+
+/// The account asking: the operator on the local socket, else the bearer token's
+/// account (with its tenant's domains); 401 without one.
+pub async fn caller(store: &dyn Store, headers: &HeaderMap, extensions: &Extensions) -> Result<Account, ApiError> {
+    if extensions.get::<LocalOperator>().is_some() {
+        return Ok(Account {
+            email: LOCAL_OPERATOR.into(),
+            role: Role::Operator,
+            tenant: None,
+            domains: Vec::new(),
+            aliases: Vec::new(),
+            password_hash: String::new(),
+            disabled: false,
+            suspended: false,
+            generation: 0,
+            created: 0,
+        });
+    }
+    let token = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .ok_or_else(|| ApiError(StatusCode::UNAUTHORIZED, "a valid bearer token is required".into()))?;
+    let account = tokens::account(store, token)
+        .await?
+        .ok_or_else(|| ApiError(StatusCode::UNAUTHORIZED, "a valid bearer token is required".into()))?;
+    Ok(accounts::with_tenant_domains(store, account).await?)
+}
+
+/// The caller, if their role has `permission`.
+async fn allowed(admin: &Admin, headers: &HeaderMap, extensions: &Extensions, permission: Permission) -> Result<Account, ApiError> {
+    let caller = caller(&*admin.store, headers, extensions).await?;
+    if !allows(caller.role, permission) {
+        return Err(forbidden());
+    }
+    Ok(caller)
+}
+
+fn ok(value: Value) -> Answer {
+    Ok(Json(value).into_response())
+}
+
+fn created(value: Value) -> Answer {
+    Ok((StatusCode::CREATED, Json(value)).into_response())
+}
+
+async fn whoami(State(AdminState(admin)): State<AdminState>, headers: HeaderMap, extensions: Extensions) -> Answer {
+    let caller = caller(&*admin.store, &headers, &extensions).await?;
+    ok(account_json(&caller))
+}
+
+// ----- tenants -----
+
+async fn list_tenants(State(AdminState(admin)): State<AdminState>, headers: HeaderMap, extensions: Extensions) -> Answer {
+    let caller = allowed(&admin, &headers, &extensions, Permission::ReadTenants).await?;
+    let tenants: Vec<Tenant> =
+        domains::tenants(&*admin.store).await?.into_iter().filter(|t| caller.role.is_staff() || caller.tenant.as_deref() == Some(&t.id)).collect();
+    ok(json!({ "tenants": tenants }))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewTenant {
+    id: String,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    require_totp: bool,
+}
+
+async fn add_tenant(State(AdminState(admin)): State<AdminState>, headers: HeaderMap, extensions: Extensions, body: Json<Value>) -> Answer {
+    let caller = allowed(&admin, &headers, &extensions, Permission::ManageTenants).await?;
+    let new: NewTenant = serde_json::from_value(body.0).map_err(|e| bad(e.to_string()))?;
+    if domains::get_tenant(&*admin.store, &new.id).await?.is_some() {
+        return Err(ApiError(StatusCode::CONFLICT, format!("tenant {} exists already", new.id)));
+    }
+    let name = if new.name.trim().is_empty() { new.id.clone() } else { new.name.trim().to_string() };
+    let tenant = Tenant { id: new.id, name, require_totp: new.require_totp, created: rempart_model::date::unix_now() };
+    domains::put_tenant(&*admin.store, &tenant).await?;
+    tracing::info!(tenant = %tenant.id, by = %caller.email, "tenant added");
+    created(json!(tenant))
+}
+
+async fn show_tenant(State(AdminState(admin)): State<AdminState>, headers: HeaderMap, extensions: Extensions, Path(id): Path<String>) -> Answer {
+    let caller = allowed(&admin, &headers, &extensions, Permission::ReadTenants).await?;
+    if !caller.role.is_staff() && caller.tenant.as_deref() != Some(&id) {
+        return Err(not_found("such tenant"));
+    }
+    let tenant = domains::get_tenant(&*admin.store, &id).await?.ok_or_else(|| not_found("such tenant"))?;
+    let owned = domains::tenant_domains(&*admin.store, &id).await?;
+    ok(json!({ "tenant": tenant, "domains": owned }))
+}
+
+async fn delete_tenant(State(AdminState(admin)): State<AdminState>, headers: HeaderMap, extensions: Extensions, Path(id): Path<String>) -> Answer {
+    let caller = allowed(&admin, &headers, &extensions, Permission::ManageTenants).await?;
+    domains::delete_tenant(&*admin.store, &id).await?;
+    tracing::info!(tenant = %id, by = %caller.email, "tenant deleted");
+    ok(json!({ "deleted": id }))
+}
+
+// ----- domains -----
+
+fn record_json(record: &DomainRecord) -> Value {
+    let (verify_name, verify_value) = record.verify_record();
+    json!({
+        "name": record.name(), "source": "store", "read_only": false,
+        "tenant": record.tenant, "status": record.status, "added_by": record.added_by,
+        "created": record.created, "verified_at": record.verified_at,
+        "verify": { "type": "TXT", "name": verify_name, "value": verify_value },
+        "settings": record.config,
+    })
+}
+
+fn file_domain_json(domain: &DomainConfig) -> Value {
+    json!({
+        "name": domain.name, "source": "file", "read_only": true, "status": DomainStatus::Active,
+        "note": "from the configuration file: change it there and reload",
+        "settings": domain,
+    })
+}
+
+async fn list_domains(State(AdminState(admin)): State<AdminState>, headers: HeaderMap, extensions: Extensions) -> Answer {
+    let caller = allowed(&admin, &headers, &extensions, Permission::ReadDomains).await?;
+    let mut out: Vec<Value> =
+        admin.file_domains.iter().filter(|d| may_touch_domain(&caller, &d.name, None)).map(file_domain_json).collect();
+    for record in domains::domains(&*admin.store).await? {
+        if may_touch_domain(&caller, record.name(), record.tenant.as_deref()) && !admin.file_domains.iter().any(|d| d.name == record.name()) {
+            out.push(record_json(&record));
+        }
+    }
+    ok(json!({ "domains": out }))
+}
+
+/// A domain added: its name, route, owner and any other `[[domain]]` setting.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewDomain {
+    name: String,
+    route: String,
+    #[serde(default)]
+    tenant: Option<String>,
+    /// Other settings, as in a `[[domain]]` table.
+    #[serde(default)]
+    settings: serde_json::Map<String, Value>,
+}
+
+/// `base`'s settings with `changes` over them, checked as a `[[domain]]` is.
+fn domain_settings(base: &DomainConfig, changes: serde_json::Map<String, Value>) -> Result<DomainConfig, ApiError> {
+    let Value::Object(mut settings) = serde_json::to_value(base).map_err(|e| bad(e.to_string()))? else {
+        return Err(bad("domain settings are not an object"));
+    };
+    for (key, value) in changes {
+        if key == "name" {
+            return Err(bad("a domain's name cannot be changed: add the new name and remove the old one"));
+        }
+        settings.insert(key, value);
+    }
+    serde_json::from_value(Value::Object(settings)).map_err(|e| bad(format!("domain settings: {e}")))
+}
+
+fn file_domain(admin: &Admin, name: &str) -> Option<DomainConfig> {
+    let name = name.trim_end_matches('.').to_ascii_lowercase();
+    admin.file_domains.iter().find(|d| d.name == name).cloned()
+}
+
+async fn add_domain(State(AdminState(admin)): State<AdminState>, headers: HeaderMap, extensions: Extensions, body: Json<Value>) -> Answer {
+    let caller = allowed(&admin, &headers, &extensions, Permission::ManageDomains).await?;
+    let new: NewDomain = serde_json::from_value(body.0).map_err(|e| bad(e.to_string()))?;
+    rempart_model::config::check_domain_name(&new.name).map_err(bad)?;
+    let route = new.route.parse().map_err(|e: rempart_model::InvalidValue| bad(e.0))?;
+    if file_domain(&admin, &new.name).is_some() {
+        return Err(ApiError(StatusCode::CONFLICT, format!("{} is in the configuration file already", new.name)));
+    }
+    // The operator's domains are active at once; a tenant's wait for their proof.
+    let (tenant, status) = match caller.role {
+        Role::Operator => (new.tenant, DomainStatus::Active),
+        _ => match &caller.tenant {
+            Some(own) if new.tenant.as_ref().is_none_or(|t| t == own) => (Some(own.clone()), DomainStatus::Pending),
+            Some(_) => return Err(forbidden()),
+            None => return Err(ApiError(StatusCode::FORBIDDEN, "only an account of a tenant may add domains".into())),
+        },
+    };
+    let config = domain_settings(&DomainConfig::new(&new.name, route), new.settings)?;
+    let record = DomainRecord {
+        config,
+        tenant,
+        status,
+        verify_token: domains::new_token(),
+        added_by: caller.email.clone(),
+        created: rempart_model::date::unix_now(),
+        verified_at: None,
+    };
+    let record = domains::add_domain(&*admin.store, record).await?;
+    tracing::info!(domain = record.name(), tenant = ?record.tenant, status = ?record.status, by = %caller.email, "domain added");
+    created(record_json(&record))
+}
+
+/// The record `name`, if the caller may see it (`None` for both "absent" and "not
+/// yours", so a tenant cannot probe others' domains).
+async fn visible_domain(admin: &Admin, caller: &Account, name: &str) -> Result<DomainRecord, ApiError> {
+    match domains::get_domain(&*admin.store, name).await? {
+        Some(record) if may_touch_domain(caller, record.name(), record.tenant.as_deref()) => Ok(record),
+        _ => Err(not_found("such domain in the store")),
+    }
+}
+
+async fn show_domain(State(AdminState(admin)): State<AdminState>, headers: HeaderMap, extensions: Extensions, Path(name): Path<String>) -> Answer {
+    let caller = allowed(&admin, &headers, &extensions, Permission::ReadDomains).await?;
+    if let Some(domain) = file_domain(&admin, &name).filter(|d| may_touch_domain(&caller, &d.name, None)) {
+        return ok(file_domain_json(&domain));
+    }
+    ok(record_json(&visible_domain(&admin, &caller, &name).await?))
+}
+
+async fn change_domain(
+    State(AdminState(admin)): State<AdminState>,
+    headers: HeaderMap,
+    extensions: Extensions,
+    Path(name): Path<String>,
+    body: Json<Value>,
+) -> Answer {
+    let caller = allowed(&admin, &headers, &extensions, Permission::ManageDomains).await?;
+    if file_domain(&admin, &name).is_some() {
+        return Err(ApiError(StatusCode::CONFLICT, format!("{name} is from the configuration file: change it there and reload")));
+    }
+    let mut record = visible_domain(&admin, &caller, &name).await?;
+    let Value::Object(mut changes) = body.0 else { return Err(bad("expected a JSON object of settings")) };
+    if let Some(tenant) = changes.remove("tenant") {
+        if caller.role != Role::Operator {
+            return Err(ApiError(StatusCode::FORBIDDEN, "only the operator moves a domain to another tenant".into()));
+        }
+        record.tenant = serde_json::from_value(tenant).map_err(|e| bad(format!("tenant: {e}")))?;
+    }
+    if let Some(status) = changes.remove("status") {
+        if caller.role != Role::Operator {
+            return Err(ApiError(StatusCode::FORBIDDEN, "a domain turns active by proving control (POST …/verify)".into()));
+        }
+        record.status = serde_json::from_value(status).map_err(|e| bad(format!("status: {e}")))?;
+    }
+    if let Some(Value::Object(settings)) = changes.remove("settings") {
+        changes.extend(settings);
+    }
+    record.config = domain_settings(&record.config, changes)?;
+    let record = domains::update_domain(&*admin.store, record).await?;
+    tracing::info!(domain = record.name(), by = %caller.email, "domain changed");
+    ok(record_json(&record))
+}
+
+async fn delete_domain(State(AdminState(admin)): State<AdminState>, headers: HeaderMap, extensions: Extensions, Path(name): Path<String>) -> Answer {
+    let caller = allowed(&admin, &headers, &extensions, Permission::ManageDomains).await?;
+    if file_domain(&admin, &name).is_some() {
+        return Err(ApiError(StatusCode::CONFLICT, format!("{name} is from the configuration file: remove it there and reload")));
+    }
+    let record = visible_domain(&admin, &caller, &name).await?;
+    domains::delete_domain(&*admin.store, record.name()).await?;
+    tracing::info!(domain = record.name(), by = %caller.email, "domain removed");
+    ok(json!({ "deleted": record.name() }))
+}
+
+async fn verify_domain(State(AdminState(admin)): State<AdminState>, headers: HeaderMap, extensions: Extensions, Path(name): Path<String>) -> Answer {
+    let caller = allowed(&admin, &headers, &extensions, Permission::ManageDomains).await?;
+    let record = visible_domain(&admin, &caller, &name).await?;
+    let record = admin.onboarding.verify(&*admin.store, record).await.map_err(|e| ApiError(StatusCode::SERVICE_UNAVAILABLE, e))?;
+    ok(record_json(&record))
+}
+
+async fn domain_dns(State(AdminState(admin)): State<AdminState>, headers: HeaderMap, extensions: Extensions, Path(name): Path<String>) -> Answer {
+    let caller = allowed(&admin, &headers, &extensions, Permission::ReadDomains).await?;
+    let record = visible_domain(&admin, &caller, &name).await?;
+    ok(json!({ "domain": record.name(), "status": record.status, "records": admin.onboarding.records(&record).await }))
+}
+
+// ----- accounts -----
+
+pub fn account_json(account: &Account) -> Value {
+    json!({
+        "email": account.email, "role": account.role.as_str(), "tenant": account.tenant,
+        "domains": account.domains, "aliases": account.aliases,
+        "disabled": account.disabled, "suspended": account.suspended, "created": account.created,
+    })
+}
+
+async fn list_accounts(State(AdminState(admin)): State<AdminState>, headers: HeaderMap, extensions: Extensions) -> Answer {
+    let caller = allowed(&admin, &headers, &extensions, Permission::ReadAccounts).await?;
+    let listed: Vec<Value> =
+        accounts::list(&*admin.store).await?.iter().filter(|a| may_touch_account(&caller, a)).map(account_json).collect();
+    ok(json!({ "accounts": listed }))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewAccount {
+    email: String,
+    #[serde(default = "user_role")]
+    role: String,
+    #[serde(default)]
+    tenant: Option<String>,
+    #[serde(default)]
+    domains: Vec<String>,
+    #[serde(default)]
+    aliases: Vec<String>,
+    password: String,
+}
+
+fn user_role() -> String {
+    "user".into()
+}
+
+/// Passwords are at least this long.
+pub const MIN_PASSWORD: usize = 10;
+
+fn check_password(password: &str) -> Result<(), ApiError> {
+    if password.chars().count() < MIN_PASSWORD {
+        return Err(bad(format!("the password must have at least {MIN_PASSWORD} characters")));
+    }
+    Ok(())
+}
+
+async fn add_account(State(AdminState(admin)): State<AdminState>, headers: HeaderMap, extensions: Extensions, body: Json<Value>) -> Answer {
+    let caller = allowed(&admin, &headers, &extensions, Permission::ManageAccounts).await?;
+    let new: NewAccount = serde_json::from_value(body.0).map_err(|e| bad(e.to_string()))?;
+    let role: Role = new.role.parse()?;
+    check_password(&new.password)?;
+    let lower = |v: Vec<String>| v.into_iter().map(|s| s.trim().to_ascii_lowercase()).collect::<Vec<_>>();
+    let mut account = Account {
+        email: new.email.trim().to_ascii_lowercase(),
+        role,
+        tenant: new.tenant,
+        domains: lower(new.domains),
+        aliases: lower(new.aliases),
+        password_hash: String::new(),
+        disabled: false,
+        suspended: false,
+        generation: 0,
+        created: rempart_model::date::unix_now(),
+    };
+    accounts::check_address(&account.email)?;
+    if caller.role != Role::Operator {
+        // A tenant admin makes users and admins of their own tenant, at their domains.
+        account.tenant = caller.tenant.clone();
+        if role.is_staff() || !account.domains.iter().chain([&account.domain().to_string()]).all(|d| caller.domains.contains(d)) {
+            return Err(forbidden());
+        }
+    }
+    if let Some(tenant) = &account.tenant
+        && domains::get_tenant(&*admin.store, tenant).await?.is_none()
+    {
+        return Err(not_found(&format!("tenant {tenant}")));
+    }
+    if accounts::get(&*admin.store, &account.email).await?.is_some() {
+        return Err(ApiError(StatusCode::CONFLICT, format!("account {} exists already", account.email)));
+    }
+    account.password_hash = hash(new.password).await?;
+    accounts::put(&*admin.store, &account).await?;
+    tracing::info!(account = %account.email, role = %account.role, by = %caller.email, "account added");
+    created(account_json(&account))
+}
+
+/// Argon2 off the async threads.
+async fn hash(password: String) -> Result<String, ApiError> {
+    tokio::task::spawn_blocking(move || accounts::hash_password(&password))
+        .await
+        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+        .map_err(ApiError::from)
+}
+
+/// The account `email` if the caller may see it (staff, its tenant admin, itself).
+async fn visible_account(admin: &Admin, caller: &Account, email: &str) -> Result<Account, ApiError> {
+    match accounts::get(&*admin.store, email).await? {
+        Some(account) if may_touch_account(caller, &account) => Ok(account),
+        _ => Err(not_found("such account")),
+    }
+}
+
+async fn show_account(State(AdminState(admin)): State<AdminState>, headers: HeaderMap, extensions: Extensions, Path(email): Path<String>) -> Answer {
+    let caller = allowed(&admin, &headers, &extensions, Permission::ManageSelf).await?;
+    if caller.email != email.to_ascii_lowercase() && !allows(caller.role, Permission::ReadAccounts) {
+        return Err(forbidden());
+    }
+    ok(account_json(&visible_account(&admin, &caller, &email).await?))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AccountChange {
+    #[serde(default)]
+    password: Option<String>,
+    /// Needed when changing one's own password.
+    #[serde(default)]
+    current_password: Option<String>,
+    #[serde(default)]
+    disabled: Option<bool>,
+    #[serde(default)]
+    suspended: Option<bool>,
+    #[serde(default)]
+    aliases: Option<Vec<String>>,
+}
+
+async fn change_account(
+    State(AdminState(admin)): State<AdminState>,
+    headers: HeaderMap,
+    extensions: Extensions,
+    Path(email): Path<String>,
+    body: Json<Value>,
+) -> Answer {
+    let caller = allowed(&admin, &headers, &extensions, Permission::ManageSelf).await?;
+    let change: AccountChange = serde_json::from_value(body.0).map_err(|e| bad(e.to_string()))?;
+    let mut account = visible_account(&admin, &caller, &email).await?;
+    let own = caller.email == account.email;
+    let administers = allows(caller.role, Permission::ManageAccounts) && may_touch_account(&caller, &account);
+    let only_password = change.disabled.is_none() && change.suspended.is_none() && change.aliases.is_none();
+    if !(administers || own && only_password) {
+        return Err(forbidden());
+    }
+    if let Some(password) = change.password {
+        check_password(&password)?;
+        if own && !administers {
+            let current = change.current_password.unwrap_or_default();
+            let hash = account.password_hash.clone();
+            let matches = tokio::task::spawn_blocking(move || accounts::password_matches(&hash, &current)).await.unwrap_or(false);
+            if !matches {
+                return Err(ApiError(StatusCode::FORBIDDEN, "the current password is wrong".into()));
+            }
+        }
+        account.password_hash = hash(password).await?;
+        account.generation += 1;
+    }
+    if let Some(disabled) = change.disabled {
+        if disabled && !account.disabled {
+            account.generation += 1;
+        }
+        account.disabled = disabled;
+    }
+    if let Some(suspended) = change.suspended {
+        account.suspended = suspended;
+    }
+    if let Some(aliases) = change.aliases {
+        account.aliases = aliases.into_iter().map(|a| a.trim().to_ascii_lowercase()).collect();
+    }
+    accounts::put(&*admin.store, &account).await?;
+    tracing::info!(account = %account.email, by = %caller.email, "account changed");
+    ok(account_json(&account))
+}
+
+async fn delete_account(State(AdminState(admin)): State<AdminState>, headers: HeaderMap, extensions: Extensions, Path(email): Path<String>) -> Answer {
+    let caller = allowed(&admin, &headers, &extensions, Permission::ManageAccounts).await?;
+    let account = visible_account(&admin, &caller, &email).await?;
+    for (_, token) in tokens::list(&*admin.store, Some(&account.email)).await? {
+        tokens::revoke(&*admin.store, &token.id).await?;
+    }
+    accounts::delete(&*admin.store, &account.email).await?;
+    tracing::info!(account = %account.email, by = %caller.email, "account deleted");
+    ok(json!({ "deleted": account.email }))
+}
+
+// ----- tokens -----
+
+async fn list_tokens(State(AdminState(admin)): State<AdminState>, headers: HeaderMap, extensions: Extensions, Path(email): Path<String>) -> Answer {
+    let caller = allowed(&admin, &headers, &extensions, Permission::ManageSelf).await?;
+    let account = visible_account(&admin, &caller, &email).await?;
+    if caller.email != account.email && !allows(caller.role, Permission::ReadAccounts) {
+        return Err(forbidden());
+    }
+    let listed: Vec<Value> = tokens::list(&*admin.store, Some(&account.email))
+        .await?
+        .into_iter()
+        .map(|(_, t)| json!({ "id": t.id, "email": t.email, "created": t.created, "label": t.label, "valid": t.generation == account.generation && !account.disabled }))
+        .collect();
+    ok(json!({ "tokens": listed }))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewToken {
+    #[serde(default)]
+    label: String,
+}
+
+async fn add_token(
+    State(AdminState(admin)): State<AdminState>,
+    headers: HeaderMap,
+    extensions: Extensions,
+    Path(email): Path<String>,
+    body: Option<Json<Value>>,
+) -> Answer {
+    let caller = allowed(&admin, &headers, &extensions, Permission::ManageSelf).await?;
+    let account = visible_account(&admin, &caller, &email).await?;
+    // A token acts as its account: only the account itself, or the operator, makes one.
+    if caller.email != account.email && caller.role != Role::Operator {
+        return Err(forbidden());
+    }
+    let new: NewToken = match body {
+        Some(Json(value)) => serde_json::from_value(value).map_err(|e| bad(e.to_string()))?,
+        None => NewToken::default(),
+    };
+    let (token, record) = tokens::add(&*admin.store, &account.email, &new.label).await?;
+    tracing::info!(account = %account.email, token = %record.id, by = %caller.email, "token added");
+    created(json!({ "token": token, "id": record.id, "email": record.email, "note": "shown once: keep it now" }))
+}
+
+async fn revoke_token(State(AdminState(admin)): State<AdminState>, headers: HeaderMap, extensions: Extensions, Path(id): Path<String>) -> Answer {
+    let caller = allowed(&admin, &headers, &extensions, Permission::ManageSelf).await?;
+    let Some((_, record)) = tokens::list(&*admin.store, None).await?.into_iter().find(|(_, t)| t.id == id.trim().to_ascii_lowercase()) else {
+        return Err(not_found("such token"));
+    };
+    let owner = accounts::get(&*admin.store, &record.email).await?;
+    let may = caller.email == record.email
+        || allows(caller.role, Permission::ManageAccounts) && owner.as_ref().is_none_or(|o| may_touch_account(&caller, o));
+    if !may {
+        return Err(not_found("such token"));
+    }
+    tokens::revoke(&*admin.store, &record.id).await?;
+    tracing::info!(account = %record.email, token = %record.id, by = %caller.email, "token revoked");
+    ok(json!({ "revoked": record.id }))
+}
