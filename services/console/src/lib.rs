@@ -54,7 +54,12 @@ pub struct Console {
 }
 
 impl Console {
-    pub async fn open(data_dir: &Path, state: Arc<SharedState>, bus: Arc<AnyBus>, admin: Arc<web::admin::Admin>) -> Result<Console, ConsoleError> {
+    pub async fn open(
+        data_dir: &Path,
+        state: Arc<SharedState>,
+        bus: Arc<AnyBus>,
+        admin: Arc<web::admin::Admin>,
+    ) -> Result<Console, ConsoleError> {
         let quarantine = QuarantineStore::open(&data_dir.join("quarantine"))?;
         let keys = web::auth::Keys::load(&*state.store).await.map_err(ConsoleError::Key)?;
         Ok(Console { quarantine, state, bus, keys, secure_cookies: false, admin, trusted_proxies: Vec::new() })

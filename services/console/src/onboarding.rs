@@ -132,7 +132,12 @@ impl Onboarding {
 
 /// Checks every pending domain each `every`, until `stopped`. Two consoles doing it
 /// at once write the same outcome.
-pub async fn run(onboarding: Onboarding, store: Arc<dyn Store>, every: std::time::Duration, mut stopped: tokio::sync::watch::Receiver<bool>) {
+pub async fn run(
+    onboarding: Onboarding,
+    store: Arc<dyn Store>,
+    every: std::time::Duration,
+    mut stopped: tokio::sync::watch::Receiver<bool>,
+) {
     if onboarding.resolver.is_none() || every.is_zero() {
         return;
     }

@@ -115,7 +115,11 @@ pub fn run(command: AccountCommand, config_path: Option<&Path>) -> Result<(), St
                     "aliases": args.aliases, "password": password.unwrap_or_default(),
                 });
                 let answer = api.call(Method::POST, "/api/v1/accounts", Some(body)).await?;
-                eprintln!("account {} ({}) saved", answer["email"].as_str().unwrap_or_default(), answer["role"].as_str().unwrap_or_default());
+                eprintln!(
+                    "account {} ({}) saved",
+                    answer["email"].as_str().unwrap_or_default(),
+                    answer["role"].as_str().unwrap_or_default()
+                );
             }
             AccountCommand::List => {
                 let answer = api.call(Method::GET, "/api/v1/accounts", None).await?;
@@ -139,7 +143,9 @@ pub fn run(command: AccountCommand, config_path: Option<&Path>) -> Result<(), St
                 let answer = api.call(Method::GET, &account_path(&email), None).await?;
                 crate::emit(serde_json::to_string_pretty(&answer).unwrap_or_default());
             }
-            AccountCommand::Passwd { email, .. } => change(email, json!({ "password": password.unwrap_or_default() }), "password changed").await?,
+            AccountCommand::Passwd { email, .. } => {
+                change(email, json!({ "password": password.unwrap_or_default() }), "password changed").await?
+            }
             AccountCommand::Disable { email } => change(email, json!({ "disabled": true }), "disabled").await?,
             AccountCommand::Enable { email } => change(email, json!({ "disabled": false }), "enabled").await?,
             AccountCommand::Unsuspend { email } => change(email, json!({ "suspended": false }), "may send again").await?,
@@ -155,7 +161,12 @@ pub fn run(command: AccountCommand, config_path: Option<&Path>) -> Result<(), St
                 let answer = api.call(Method::GET, &format!("{}/tokens", account_path(&email)), None).await?;
                 for t in answer["tokens"].as_array().into_iter().flatten() {
                     let valid = if t["valid"].as_bool() == Some(true) { "valid" } else { "invalid (password changed or disabled)" };
-                    crate::emit(format!("{}\t{}\t{}\t{valid}", t["id"].as_str().unwrap_or_default(), t["created"], t["label"].as_str().unwrap_or_default()));
+                    crate::emit(format!(
+                        "{}\t{}\t{}\t{valid}",
+                        t["id"].as_str().unwrap_or_default(),
+                        t["created"],
+                        t["label"].as_str().unwrap_or_default()
+                    ));
                 }
             }
             AccountCommand::Token(TokenCommand::Revoke { id }) => {

@@ -94,7 +94,8 @@ where
 {
     let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.map_err(|e| e.to_string())?;
     tokio::spawn(connection);
-    let response = sender.send_request(request.map(|b| http_body_util::Full::new(hyper::body::Bytes::from(b)))).await.map_err(|e| e.to_string())?;
+    let response =
+        sender.send_request(request.map(|b| http_body_util::Full::new(hyper::body::Bytes::from(b)))).await.map_err(|e| e.to_string())?;
     let status = response.status();
     let body = response.into_body().collect().await.map_err(|e| e.to_string())?.to_bytes();
     Ok((status, body))

@@ -136,7 +136,7 @@ impl Reloader {
     pub fn apply_managed(&mut self, managed: Managed) -> Outcome {
         let config = Arc::new(self.file.with_managed(managed.domains.clone()));
         self.store_version = managed.version;
-        let outcome = match self.prepare(config.clone()) {
+        match self.prepare(config.clone()) {
             Ok(apply) => {
                 self.version += 1;
                 apply(self.version);
@@ -151,11 +151,15 @@ impl Reloader {
             }
             Err(e) => {
                 let error = e.to_string();
-                tracing::error!(version = self.version, store_version = managed.version, error, "managed domains refused; the running version stays");
+                tracing::error!(
+                    version = self.version,
+                    store_version = managed.version,
+                    error,
+                    "managed domains refused; the running version stays"
+                );
                 Outcome::Refused { error }
             }
-        };
-        outcome
+        }
     }
 
     /// Re-reads the file; applies it (with the store's domains) to every component only
@@ -213,18 +217,18 @@ impl Reloader {
             .map(|(live, state)| Ok((live.clone(), scanner(&config, state)?)))
             .collect::<Result<Vec<_>, PrepareError>>()?;
         Ok(Box::new(move |version| {
-                if let Some((live, view)) = edge {
-                    live.store(version, view);
-                    tracing::info!(version, component = "edge", "configuration version applied");
-                }
-                if let Some((live, view)) = relay {
-                    live.store(version, view);
-                    tracing::info!(version, component = "relay", "configuration version applied");
-                }
-                for (live, scanner) in scanners {
-                    live.store(version, scanner);
-                    tracing::info!(version, component = "scanner", "configuration version applied");
-                }
+            if let Some((live, view)) = edge {
+                live.store(version, view);
+                tracing::info!(version, component = "edge", "configuration version applied");
+            }
+            if let Some((live, view)) = relay {
+                live.store(version, view);
+                tracing::info!(version, component = "relay", "configuration version applied");
+            }
+            for (live, scanner) in scanners {
+                live.store(version, scanner);
+                tracing::info!(version, component = "scanner", "configuration version applied");
+            }
         }))
     }
 

@@ -13,6 +13,7 @@ mod console_reports;
 mod crash;
 mod hardening;
 mod loadtest;
+mod management;
 mod mta_sts;
 mod probe;
 mod protocol;

@@ -156,6 +156,12 @@ async fn allowed(admin: &Admin, headers: &HeaderMap, extensions: &Extensions, pe
     Ok(caller)
 }
 
+/// A request's JSON body, read here (after the caller is known, so that a request
+/// without a token gets 401 whatever its body) with errors in the API's own form.
+fn json_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(body).map_err(|e| bad(format!("the request body: {e}")))
+}
+
 fn ok(value: Value) -> Answer {
     Ok(Json(value).into_response())
 }
@@ -173,8 +179,11 @@ async fn whoami(State(AdminState(admin)): State<AdminState>, headers: HeaderMap,
 
 async fn list_tenants(State(AdminState(admin)): State<AdminState>, headers: HeaderMap, extensions: Extensions) -> Answer {
     let caller = allowed(&admin, &headers, &extensions, Permission::ReadTenants).await?;
-    let tenants: Vec<Tenant> =
-        domains::tenants(&*admin.store).await?.into_iter().filter(|t| caller.role.is_staff() || caller.tenant.as_deref() == Some(&t.id)).collect();
+    let tenants: Vec<Tenant> = domains::tenants(&*admin.store)
+        .await?
+        .into_iter()
+        .filter(|t| caller.role.is_staff() || caller.tenant.as_deref() == Some(&t.id))
+        .collect();
     ok(json!({ "tenants": tenants }))
 }
 
@@ -188,9 +197,14 @@ struct NewTenant {
     require_totp: bool,
 }
 
-async fn add_tenant(State(AdminState(admin)): State<AdminState>, headers: HeaderMap, extensions: Extensions, body: Json<Value>) -> Answer {
+async fn add_tenant(
+    State(AdminState(admin)): State<AdminState>,
+    headers: HeaderMap,
+    extensions: Extensions,
+    body: axum::body::Bytes,
+) -> Answer {
     let caller = allowed(&admin, &headers, &extensions, Permission::ManageTenants).await?;
-    let new: NewTenant = serde_json::from_value(body.0).map_err(|e| bad(e.to_string()))?;
+    let new: NewTenant = json_body(&body)?;
     if domains::get_tenant(&*admin.store, &new.id).await?.is_some() {
         return Err(ApiError(StatusCode::CONFLICT, format!("tenant {} exists already", new.id)));
     }
@@ -201,7 +215,12 @@ async fn add_tenant(State(AdminState(admin)): State<AdminState>, headers: Header
     created(json!(tenant))
 }
 
-async fn show_tenant(State(AdminState(admin)): State<AdminState>, headers: HeaderMap, extensions: Extensions, Path(id): Path<String>) -> Answer {
+async fn show_tenant(
+    State(AdminState(admin)): State<AdminState>,
+    headers: HeaderMap,
+    extensions: Extensions,
+    Path(id): Path<String>,
+) -> Answer {
     let caller = allowed(&admin, &headers, &extensions, Permission::ReadTenants).await?;
     if !caller.role.is_staff() && caller.tenant.as_deref() != Some(&id) {
         return Err(not_found("such tenant"));
@@ -211,7 +230,12 @@ async fn show_tenant(State(AdminState(admin)): State<AdminState>, headers: Heade
     ok(json!({ "tenant": tenant, "domains": owned }))
 }
 
-async fn delete_tenant(State(AdminState(admin)): State<AdminState>, headers: HeaderMap, extensions: Extensions, Path(id): Path<String>) -> Answer {
+async fn delete_tenant(
+    State(AdminState(admin)): State<AdminState>,
+    headers: HeaderMap,
+    extensions: Extensions,
+    Path(id): Path<String>,
+) -> Answer {
     let caller = allowed(&admin, &headers, &extensions, Permission::ManageTenants).await?;
     domains::delete_tenant(&*admin.store, &id).await?;
     tracing::info!(tenant = %id, by = %caller.email, "tenant deleted");
@@ -244,7 +268,8 @@ async fn list_domains(State(AdminState(admin)): State<AdminState>, headers: Head
     let mut out: Vec<Value> =
         admin.file_domains.iter().filter(|d| may_touch_domain(&caller, &d.name, None)).map(file_domain_json).collect();
     for record in domains::domains(&*admin.store).await? {
-        if may_touch_domain(&caller, record.name(), record.tenant.as_deref()) && !admin.file_domains.iter().any(|d| d.name == record.name()) {
+        if may_touch_domain(&caller, record.name(), record.tenant.as_deref()) && !admin.file_domains.iter().any(|d| d.name == record.name())
+        {
             out.push(record_json(&record));
         }
     }
@@ -283,9 +308,14 @@ fn file_domain(admin: &Admin, name: &str) -> Option<DomainConfig> {
     admin.file_domains.iter().find(|d| d.name == name).cloned()
 }
 
-async fn add_domain(State(AdminState(admin)): State<AdminState>, headers: HeaderMap, extensions: Extensions, body: Json<Value>) -> Answer {
+async fn add_domain(
+    State(AdminState(admin)): State<AdminState>,
+    headers: HeaderMap,
+    extensions: Extensions,
+    body: axum::body::Bytes,
+) -> Answer {
     let caller = allowed(&admin, &headers, &extensions, Permission::ManageDomains).await?;
-    let new: NewDomain = serde_json::from_value(body.0).map_err(|e| bad(e.to_string()))?;
+    let new: NewDomain = json_body(&body)?;
     rempart_model::config::check_domain_name(&new.name).map_err(bad)?;
     let route = new.route.parse().map_err(|e: rempart_model::InvalidValue| bad(e.0))?;
     if file_domain(&admin, &new.name).is_some() {
@@ -324,7 +354,12 @@ async fn visible_domain(admin: &Admin, caller: &Account, name: &str) -> Result<D
     }
 }
 
-async fn show_domain(State(AdminState(admin)): State<AdminState>, headers: HeaderMap, extensions: Extensions, Path(name): Path<String>) -> Answer {
+async fn show_domain(
+    State(AdminState(admin)): State<AdminState>,
+    headers: HeaderMap,
+    extensions: Extensions,
+    Path(name): Path<String>,
+) -> Answer {
     let caller = allowed(&admin, &headers, &extensions, Permission::ReadDomains).await?;
     if let Some(domain) = file_domain(&admin, &name).filter(|d| may_touch_domain(&caller, &d.name, None)) {
         return ok(file_domain_json(&domain));
@@ -337,14 +372,14 @@ async fn change_domain(
     headers: HeaderMap,
     extensions: Extensions,
     Path(name): Path<String>,
-    body: Json<Value>,
+    body: axum::body::Bytes,
 ) -> Answer {
     let caller = allowed(&admin, &headers, &extensions, Permission::ManageDomains).await?;
     if file_domain(&admin, &name).is_some() {
         return Err(ApiError(StatusCode::CONFLICT, format!("{name} is from the configuration file: change it there and reload")));
     }
     let mut record = visible_domain(&admin, &caller, &name).await?;
-    let Value::Object(mut changes) = body.0 else { return Err(bad("expected a JSON object of settings")) };
+    let Value::Object(mut changes) = json_body(&body)? else { return Err(bad("expected a JSON object of settings")) };
     if let Some(tenant) = changes.remove("tenant") {
         if caller.role != Role::Operator {
             return Err(ApiError(StatusCode::FORBIDDEN, "only the operator moves a domain to another tenant".into()));
@@ -366,7 +401,12 @@ async fn change_domain(
     ok(record_json(&record))
 }
 
-async fn delete_domain(State(AdminState(admin)): State<AdminState>, headers: HeaderMap, extensions: Extensions, Path(name): Path<String>) -> Answer {
+async fn delete_domain(
+    State(AdminState(admin)): State<AdminState>,
+    headers: HeaderMap,
+    extensions: Extensions,
+    Path(name): Path<String>,
+) -> Answer {
     let caller = allowed(&admin, &headers, &extensions, Permission::ManageDomains).await?;
     if file_domain(&admin, &name).is_some() {
         return Err(ApiError(StatusCode::CONFLICT, format!("{name} is from the configuration file: remove it there and reload")));
@@ -377,14 +417,24 @@ async fn delete_domain(State(AdminState(admin)): State<AdminState>, headers: Hea
     ok(json!({ "deleted": record.name() }))
 }
 
-async fn verify_domain(State(AdminState(admin)): State<AdminState>, headers: HeaderMap, extensions: Extensions, Path(name): Path<String>) -> Answer {
+async fn verify_domain(
+    State(AdminState(admin)): State<AdminState>,
+    headers: HeaderMap,
+    extensions: Extensions,
+    Path(name): Path<String>,
+) -> Answer {
     let caller = allowed(&admin, &headers, &extensions, Permission::ManageDomains).await?;
     let record = visible_domain(&admin, &caller, &name).await?;
     let record = admin.onboarding.verify(&*admin.store, record).await.map_err(|e| ApiError(StatusCode::SERVICE_UNAVAILABLE, e))?;
     ok(record_json(&record))
 }
 
-async fn domain_dns(State(AdminState(admin)): State<AdminState>, headers: HeaderMap, extensions: Extensions, Path(name): Path<String>) -> Answer {
+async fn domain_dns(
+    State(AdminState(admin)): State<AdminState>,
+    headers: HeaderMap,
+    extensions: Extensions,
+    Path(name): Path<String>,
+) -> Answer {
     let caller = allowed(&admin, &headers, &extensions, Permission::ReadDomains).await?;
     let record = visible_domain(&admin, &caller, &name).await?;
     ok(json!({ "domain": record.name(), "status": record.status, "records": admin.onboarding.records(&record).await }))
@@ -436,9 +486,14 @@ fn check_password(password: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-async fn add_account(State(AdminState(admin)): State<AdminState>, headers: HeaderMap, extensions: Extensions, body: Json<Value>) -> Answer {
+async fn add_account(
+    State(AdminState(admin)): State<AdminState>,
+    headers: HeaderMap,
+    extensions: Extensions,
+    body: axum::body::Bytes,
+) -> Answer {
     let caller = allowed(&admin, &headers, &extensions, Permission::ManageAccounts).await?;
-    let new: NewAccount = serde_json::from_value(body.0).map_err(|e| bad(e.to_string()))?;
+    let new: NewAccount = json_body(&body)?;
     let role: Role = new.role.parse()?;
     check_password(&new.password)?;
     let lower = |v: Vec<String>| v.into_iter().map(|s| s.trim().to_ascii_lowercase()).collect::<Vec<_>>();
@@ -492,7 +547,12 @@ async fn visible_account(admin: &Admin, caller: &Account, email: &str) -> Result
     }
 }
 
-async fn show_account(State(AdminState(admin)): State<AdminState>, headers: HeaderMap, extensions: Extensions, Path(email): Path<String>) -> Answer {
+async fn show_account(
+    State(AdminState(admin)): State<AdminState>,
+    headers: HeaderMap,
+    extensions: Extensions,
+    Path(email): Path<String>,
+) -> Answer {
     let caller = allowed(&admin, &headers, &extensions, Permission::ManageSelf).await?;
     if caller.email != email.to_ascii_lowercase() && !allows(caller.role, Permission::ReadAccounts) {
         return Err(forbidden());
@@ -521,10 +581,10 @@ async fn change_account(
     headers: HeaderMap,
     extensions: Extensions,
     Path(email): Path<String>,
-    body: Json<Value>,
+    body: axum::body::Bytes,
 ) -> Answer {
     let caller = allowed(&admin, &headers, &extensions, Permission::ManageSelf).await?;
-    let change: AccountChange = serde_json::from_value(body.0).map_err(|e| bad(e.to_string()))?;
+    let change: AccountChange = json_body(&body)?;
     let mut account = visible_account(&admin, &caller, &email).await?;
     let own = caller.email == account.email;
     let administers = allows(caller.role, Permission::ManageAccounts) && may_touch_account(&caller, &account);
@@ -562,7 +622,12 @@ async fn change_account(
     ok(account_json(&account))
 }
 
-async fn delete_account(State(AdminState(admin)): State<AdminState>, headers: HeaderMap, extensions: Extensions, Path(email): Path<String>) -> Answer {
+async fn delete_account(
+    State(AdminState(admin)): State<AdminState>,
+    headers: HeaderMap,
+    extensions: Extensions,
+    Path(email): Path<String>,
+) -> Answer {
     let caller = allowed(&admin, &headers, &extensions, Permission::ManageAccounts).await?;
     let account = visible_account(&admin, &caller, &email).await?;
     for (_, token) in tokens::list(&*admin.store, Some(&account.email)).await? {
@@ -575,7 +640,12 @@ async fn delete_account(State(AdminState(admin)): State<AdminState>, headers: He
 
 // ----- tokens -----
 
-async fn list_tokens(State(AdminState(admin)): State<AdminState>, headers: HeaderMap, extensions: Extensions, Path(email): Path<String>) -> Answer {
+async fn list_tokens(
+    State(AdminState(admin)): State<AdminState>,
+    headers: HeaderMap,
+    extensions: Extensions,
+    Path(email): Path<String>,
+) -> Answer {
     let caller = allowed(&admin, &headers, &extensions, Permission::ManageSelf).await?;
     let account = visible_account(&admin, &caller, &email).await?;
     if caller.email != account.email && !allows(caller.role, Permission::ReadAccounts) {
@@ -601,7 +671,7 @@ async fn add_token(
     headers: HeaderMap,
     extensions: Extensions,
     Path(email): Path<String>,
-    body: Option<Json<Value>>,
+    body: axum::body::Bytes,
 ) -> Answer {
     let caller = allowed(&admin, &headers, &extensions, Permission::ManageSelf).await?;
     let account = visible_account(&admin, &caller, &email).await?;
@@ -609,18 +679,21 @@ async fn add_token(
     if caller.email != account.email && caller.role != Role::Operator {
         return Err(forbidden());
     }
-    let new: NewToken = match body {
-        Some(Json(value)) => serde_json::from_value(value).map_err(|e| bad(e.to_string()))?,
-        None => NewToken::default(),
-    };
+    let new: NewToken = if body.iter().all(u8::is_ascii_whitespace) { NewToken::default() } else { json_body(&body)? };
     let (token, record) = tokens::add(&*admin.store, &account.email, &new.label).await?;
     tracing::info!(account = %account.email, token = %record.id, by = %caller.email, "token added");
     created(json!({ "token": token, "id": record.id, "email": record.email, "note": "shown once: keep it now" }))
 }
 
-async fn revoke_token(State(AdminState(admin)): State<AdminState>, headers: HeaderMap, extensions: Extensions, Path(id): Path<String>) -> Answer {
+async fn revoke_token(
+    State(AdminState(admin)): State<AdminState>,
+    headers: HeaderMap,
+    extensions: Extensions,
+    Path(id): Path<String>,
+) -> Answer {
     let caller = allowed(&admin, &headers, &extensions, Permission::ManageSelf).await?;
-    let Some((_, record)) = tokens::list(&*admin.store, None).await?.into_iter().find(|(_, t)| t.id == id.trim().to_ascii_lowercase()) else {
+    let Some((_, record)) = tokens::list(&*admin.store, None).await?.into_iter().find(|(_, t)| t.id == id.trim().to_ascii_lowercase())
+    else {
         return Err(not_found("such token"));
     };
     let owner = accounts::get(&*admin.store, &record.email).await?;

@@ -186,7 +186,6 @@ pub enum RouteTls {
     Disabled,
 }
 
-
 /// What is wrong with one domain: the field (relative to the domain) and why.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("{field}: {message}")]
@@ -355,8 +354,7 @@ pub struct DomainIndex(std::sync::OnceLock<std::collections::HashMap<String, usi
 impl DomainIndex {
     /// The position of `name` (lower case, no final dot) in `domains`.
     pub fn find<'a>(&self, domains: &'a [DomainConfig], name: &str) -> Option<&'a DomainConfig> {
-        let index =
-            self.0.get_or_init(|| domains.iter().enumerate().map(|(i, d)| (d.name.to_ascii_lowercase(), i)).rev().collect());
+        let index = self.0.get_or_init(|| domains.iter().enumerate().map(|(i, d)| (d.name.to_ascii_lowercase(), i)).rev().collect());
         if index.len() > domains.len() {
             // Domains were removed after the index was built: read them as they are.
             return domains.iter().find(|d| d.name.eq_ignore_ascii_case(name));

@@ -20,7 +20,9 @@ mod smtp;
 mod state;
 mod telemetry;
 pub use console::ConsoleConfig;
-pub use domain::{DkimKeyConfig, DomainCheckError, DomainConfig, DomainIndex, Route, RouteTls, ScannerFallback, check_domain_name, check_selector};
+pub use domain::{
+    DkimKeyConfig, DomainCheckError, DomainConfig, DomainIndex, Route, RouteTls, ScannerFallback, check_domain_name, check_selector,
+};
 pub use filtering::{BrandConfig, CompositeConfig, DnsConfig, DnsListConfig, PolicyConfig, PolicyOverride, ScannerConfig};
 pub use outbound::{OutboundConfig, SendLimits};
 pub use recipients::{Bounces, CalloutConfig, LdapConfig, RecipientSource, default_ldap_filter};

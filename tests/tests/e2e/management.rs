@@ -1,0 +1,339 @@
+//! The management plane (issue 32) against a running `rempart serve`: tenants, domains,
+//! accounts and tokens changed through the CLI (the admin socket) and `/api/v1` while
+//! `rempart-loadtest` sends to another domain; a tenant's domain pending until its TXT
+//! record is published on the test's DNS server; the route moved; a disabled account's
+//! token and session dead at once; every API route tried by every role; a brute force
+//! behind a trusted proxy that does not lock the operator out.
+
+use std::process::Command;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use rempart_tests::dns::{DnsServer, Rr, Zone};
+use rempart_tests::gateway::{loadtest_bin, run_rempart};
+use rempart_tests::http::{Browser, Response, request};
+use rempart_tests::{Gateway, Sink, SinkMode, SmtpClient, free_port, message, wait_until};
+use serde_json::{Value, json};
+
+const PASSWORD: &str = "correct horse battery";
+
+fn cli(gw: &Gateway, args: &[&str], stdin: Option<&str>) -> String {
+    let config = gw.config_path.display().to_string();
+    let mut all = vec!["--config", config.as_str()];
+    all.extend_from_slice(args);
+    let out = run_rempart(&all, gw.dir.path(), stdin.map(str::as_bytes));
+    assert!(out.status.success(), "rempart {args:?}: {}\n{}", String::from_utf8_lossy(&out.stderr), gw.log());
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+fn api(console: &str, token: &str, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+    let mut headers = vec![("Authorization".to_string(), format!("Bearer {token}"))];
+    let body = body.map(|b| b.to_string()).unwrap_or_default();
+    if !body.is_empty() {
+        headers.push(("Content-Type".into(), "application/json".into()));
+    }
+    let r: Response = request(console, method, path, &headers, &body);
+    (r.status, serde_json::from_str(&r.body).unwrap_or(Value::String(r.body)))
+}
+
+/// One message to `to`: the RCPT reply code, and the DATA reply's when RCPT passed.
+fn send(addr: &str, to: &str, subject: &str) -> u16 {
+    let mut c = SmtpClient::connect(addr);
+    c.ehlo();
+    assert_eq!(c.cmd("MAIL FROM:<s@sender.test>").code, 250);
+    let rcpt = c.cmd(&format!("RCPT TO:<{to}>"));
+    if rcpt.code != 250 {
+        return rcpt.code;
+    }
+    assert_eq!(c.cmd("DATA").code, 354);
+    c.send_raw(&rempart_smtp::dot_stuff(message(subject).as_bytes()));
+    c.read_reply().code
+}
+
+fn delivered(sink: &Sink, subject: &str) -> bool {
+    sink.messages().iter().any(|m| String::from_utf8_lossy(&m.data).contains(&format!("Subject: {subject}")))
+}
+
+fn time_until(timeout: Duration, mut check: impl FnMut() -> bool) -> Option<Duration> {
+    let started = Instant::now();
+    wait_until(timeout, || {
+        let done = check();
+        if !done {
+            thread::sleep(Duration::from_millis(50));
+        }
+        done
+    })
+    .then(|| started.elapsed())
+}
+
+fn gateway(dns: &DnsServer, load_sink: u16, extra: &str) -> Gateway {
+    Gateway::start(&format!(
+        "[smtp]\nhostname = \"mx.gw.test\"\n[[smtp.listener]]\naddress = \"{{listen}}\"\n[queue]\ndata_dir = \"{{data}}\"\nretry = [\"1s\"]\n\
+         [greylist]\nenabled = false\n[dns]\nservers = [\"{}\"]\ntimeout_ms = 500\n\
+         [console]\nlisten = \"{{console}}\"\nsecure_cookies = false\nverify_every = \"1s\"\nmx_hosts = [\"mx.gw.test\"]\n{extra}\
+         [[domain]]\nname = \"example.com\"\nroute = \"smtp://127.0.0.1:{load_sink}\"\n",
+        dns.addr
+    ))
+}
+
+fn console_addr(gw: &Gateway) -> String {
+    let addr = format!("127.0.0.1:{}", gw.console_port());
+    assert!(wait_until(Duration::from_secs(10), || std::net::TcpStream::connect(&addr).is_ok()), "{}", gw.log());
+    addr
+}
+
+#[test]
+fn a_tenant_onboards_a_domain_under_load_and_the_operator_changes_it_live() {
+    let dns = DnsServer::start(Zone::new());
+    let load_sink = free_port();
+    let gw = gateway(&dns, load_sink, "");
+    let console = console_addr(&gw);
+    let scenario = gw.dir.path().join("steady.toml");
+    std::fs::write(&scenario, "rate = 20\nramp = \"0s\"\nsteady = \"15s\"\ndrain = \"40s\"\n[mix]\ngenerated = true\n").unwrap();
+    let load = Command::new(loadtest_bin())
+        .args(["run", "--json", "--target", &gw.addr(), "--sink-listen", &format!("127.0.0.1:{load_sink}"), "--scenario"])
+        .arg(&scenario)
+        .arg("--out")
+        .arg(gw.dir.path().join("report"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run rempart-loadtest");
+
+    // The operator, on the running gateway's socket: a tenant and its admin.
+    cli(&gw, &["tenant", "add", "acme", "--name", "Acme SA"], None);
+    cli(&gw, &["tenant", "add", "globex"], None);
+    cli(&gw, &["account", "add", "admin@acme.test", "--role", "tenant-admin", "--tenant", "acme"], Some(PASSWORD));
+    cli(&gw, &["account", "add", "boss@globex.test", "--role", "tenant-admin", "--tenant", "globex"], Some(PASSWORD));
+    let acme = cli(&gw, &["account", "token", "add", "admin@acme.test"], None);
+    let globex = cli(&gw, &["account", "token", "add", "boss@globex.test"], None);
+    assert!(acme.starts_with("rpt_"), "{acme}");
+
+    // The tenant adds its domain: pending, its mail deferred with the reason.
+    let first = Sink::start(SinkMode::Accept);
+    let (status, record) = api(&console, &acme, "POST", "/api/v1/domains", Some(json!({ "name": "acme.test", "route": first.route() })));
+    assert_eq!(status, 201, "{record}");
+    assert_eq!(record["status"], "pending");
+    assert_eq!(record["tenant"], "acme");
+    let (status, _) = api(&console, &globex, "POST", "/api/v1/domains", Some(json!({ "name": "acme.test", "route": first.route() })));
+    assert_eq!(status, 409, "a domain belongs to one tenant");
+    let (status, _) = api(&console, &globex, "GET", "/api/v1/domains/acme.test", None);
+    assert_eq!(status, 404, "another tenant does not see it");
+    thread::sleep(Duration::from_millis(600));
+    let mut c = SmtpClient::connect(&gw.addr());
+    c.ehlo();
+    c.cmd("MAIL FROM:<s@sender.test>");
+    let pending = c.cmd("RCPT TO:<bob@acme.test>");
+    assert_eq!(pending.code, 450, "{pending:?}");
+    assert!(pending.text().contains("4.7.1") && pending.text().contains("_rempart-verify.acme.test"), "{pending:?}");
+
+    // What to publish, checked against DNS: nothing yet.
+    let (status, dns_view) = api(&console, &acme, "GET", "/api/v1/domains/acme.test/dns", None);
+    assert_eq!(status, 200, "{dns_view}");
+    let records = dns_view["records"].as_array().unwrap();
+    let verify = records.iter().find(|r| r["name"] == "_rempart-verify.acme.test").expect("the TXT to publish");
+    assert_eq!(verify["published"], false, "{dns_view}");
+    assert!(records.iter().any(|r| r["kind"] == "MX" && r["value"].as_str().unwrap().ends_with("mx.gw.test")), "{dns_view}");
+    assert!(records.iter().any(|r| r["name"] == "_dmarc.acme.test"), "{dns_view}");
+
+    // Published: the periodic check turns it active; its mail goes to its route.
+    let mut zone = Zone::new();
+    zone.add("_rempart-verify.acme.test", Rr::txt(verify["value"].as_str().unwrap()));
+    dns.set_zone(zone);
+    let activated = time_until(Duration::from_secs(10), || send(&gw.addr(), "bob@acme.test", "hello acme") == 250)
+        .unwrap_or_else(|| panic!("acme.test never turned active:\n{}", gw.log()));
+    assert!(wait_until(Duration::from_secs(10), || delivered(&first, "hello acme")), "{}", gw.log());
+
+    // The tenant moves its route: the next messages go to the new one.
+    let second = Sink::start(SinkMode::Accept);
+    let (status, changed) = api(&console, &acme, "PUT", "/api/v1/domains/acme.test", Some(json!({ "route": second.route() })));
+    assert_eq!(status, 200, "{changed}");
+    let mut n = 0;
+    let moved = time_until(Duration::from_secs(10), || {
+        n += 1;
+        let subject = format!("moved {n}");
+        send(&gw.addr(), "bob@acme.test", &subject) == 250 && wait_until(Duration::from_millis(400), || delivered(&second, &subject))
+    })
+    .unwrap_or_else(|| panic!("the new route is never used:\n{}", gw.log()));
+
+    // The operator adds a domain from the CLI: active at once.
+    let third = Sink::start(SinkMode::Accept);
+    let started = Instant::now();
+    cli(&gw, &["domain", "add", "b.example", "--route", &third.route()], None);
+    let added = time_until(Duration::from_secs(10), || send(&gw.addr(), "carol@b.example", "to b") == 250)
+        .map(|_| started.elapsed())
+        .unwrap_or_else(|| panic!("b.example never accepted:\n{}", gw.log()));
+    let listed = cli(&gw, &["domain", "list"], None);
+    assert!(listed.contains("example.com\tactive\tfile"), "{listed}");
+    assert!(listed.contains("b.example\tactive\tstore"), "{listed}");
+    assert!(listed.contains("acme.test\tactive\tstore\tacme"), "{listed}");
+
+    // Bad input: clear errors, nothing changed.
+    let out = run_rempart(
+        &["--config", &gw.config_path.display().to_string(), "domain", "add", "not a domain", "--route", "smtp://x"],
+        gw.dir.path(),
+        None,
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is not a domain name"), "{}", String::from_utf8_lossy(&out.stderr));
+    let (status, e) = api(&console, &acme, "PUT", "/api/v1/domains/acme.test", Some(json!({ "greylisting": "maybe" })));
+    assert_eq!(status, 422, "{e}");
+
+    // Disabling an account kills its token and its console session at once.
+    let mut browser = Browser::new(&console);
+    let page = browser.get("/login");
+    let r = browser.post("/login", &[("csrf", &page.csrf()), ("email", "admin@acme.test"), ("password", PASSWORD)]);
+    assert_eq!(r.status, 303, "{r:?}");
+    assert_eq!(browser.get("/quarantine").status, 200);
+    cli(&gw, &["account", "disable", "admin@acme.test"], None);
+    assert_eq!(api(&console, &acme, "GET", "/api/v1/domains", None).0, 401);
+    assert_eq!(browser.get("/quarantine").status, 303, "the session is dead");
+    cli(&gw, &["account", "enable", "admin@acme.test"], None);
+    assert_eq!(api(&console, &acme, "GET", "/api/v1/domains", None).0, 401, "a disable ends the tokens for good");
+    let tokens = cli(&gw, &["account", "token", "list", "admin@acme.test"], None);
+    let id = tokens.split('\t').next().unwrap().to_string();
+    cli(&gw, &["account", "token", "revoke", &id], None);
+    assert!(cli(&gw, &["account", "token", "list", "admin@acme.test"], None).is_empty());
+
+    let out = load.wait_with_output().unwrap();
+    let report: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)));
+    let r = &report["reconciliation"];
+    eprintln!(
+        "management under load: verified→active {activated:?}, route moved {moved:?}, operator's domain added {added:?}; loadtest sent {} errors {} tempfailed {} lost {}",
+        r["sent"], r["errors"], r["tempfailed"], r["lost"]
+    );
+    assert!(r["sent"].as_u64().unwrap() > 150, "{report}");
+    assert_eq!((r["errors"].as_u64(), r["tempfailed"].as_u64(), r["lost"].as_u64()), (Some(0), Some(0), Some(0)), "{report}");
+    assert_eq!(r["delivered"], r["expected_deliveries"], "{report}");
+    for took in [moved, added] {
+        assert!(took < Duration::from_secs(2), "{took:?}");
+    }
+}
+
+/// Every management route, tried by every role: what the roles table says, and a
+/// tenant admin only on their own tenant.
+#[test]
+fn every_api_route_for_every_role() {
+    let dns = DnsServer::start(Zone::new());
+    let gw = gateway(&dns, free_port(), "");
+    let console = console_addr(&gw);
+    cli(&gw, &["tenant", "add", "acme"], None);
+    cli(&gw, &["tenant", "add", "globex"], None);
+    cli(&gw, &["domain", "add", "acme.test", "--route", "smtp://127.0.0.1:9", "--tenant", "acme"], None);
+    cli(&gw, &["domain", "add", "globex.test", "--route", "smtp://127.0.0.1:9", "--tenant", "globex"], None);
+    let roles = [
+        ("operator", "ops@gw.test", vec!["--role", "operator"]),
+        ("helpdesk", "desk@gw.test", vec!["--role", "helpdesk"]),
+        ("auditor", "audit@gw.test", vec!["--role", "auditor"]),
+        ("tenant-admin", "admin@acme.test", vec!["--role", "tenant-admin", "--tenant", "acme"]),
+        ("user", "alice@acme.test", vec!["--role", "user", "--tenant", "acme"]),
+    ];
+    let mut tokens = Vec::new();
+    for (role, email, args) in &roles {
+        let mut all = vec!["account", "add", *email];
+        all.extend(args.iter().copied());
+        cli(&gw, &all, Some(PASSWORD));
+        tokens.push((*role, cli(&gw, &["account", "token", "add", email], None)));
+    }
+    cli(&gw, &["account", "add", "carol@globex.test", "--tenant", "globex"], Some(PASSWORD));
+    // Each row: method, path, body, and the status expected for operator, helpdesk,
+    // auditor, tenant admin, user. Changes come back undone by the next rows.
+    let new_user = |email: &str| json!({ "email": email, "password": PASSWORD, "role": "user" });
+    #[allow(clippy::type_complexity)]
+    let table: Vec<(&str, String, Option<Value>, [u16; 5])> = vec![
+        ("GET", "/api/v1/whoami".into(), None, [200, 200, 200, 200, 200]),
+        ("GET", "/api/v1/tenants".into(), None, [200, 200, 200, 200, 403]),
+        ("GET", "/api/v1/tenants/acme".into(), None, [200, 200, 200, 200, 403]),
+        ("GET", "/api/v1/tenants/globex".into(), None, [200, 200, 200, 404, 403]),
+        ("POST", "/api/v1/tenants".into(), Some(json!({ "id": "initech" })), [201, 403, 403, 403, 403]),
+        ("DELETE", "/api/v1/tenants/initech".into(), None, [200, 403, 403, 403, 403]),
+        ("GET", "/api/v1/domains".into(), None, [200, 200, 200, 200, 403]),
+        ("GET", "/api/v1/domains/acme.test".into(), None, [200, 200, 200, 200, 403]),
+        ("GET", "/api/v1/domains/globex.test".into(), None, [200, 200, 200, 404, 403]),
+        ("GET", "/api/v1/domains/acme.test/dns".into(), None, [200, 200, 200, 200, 403]),
+        ("PUT", "/api/v1/domains/acme.test".into(), Some(json!({ "greylisting": false })), [200, 403, 403, 200, 403]),
+        ("PUT", "/api/v1/domains/globex.test".into(), Some(json!({ "greylisting": false })), [200, 403, 403, 404, 403]),
+        ("POST", "/api/v1/domains/acme.test/verify".into(), None, [200, 403, 403, 200, 403]),
+        (
+            "POST",
+            "/api/v1/domains".into(),
+            Some(json!({ "name": "new.acme.test", "route": "smtp://127.0.0.1:9" })),
+            [201, 403, 403, 201, 403],
+        ),
+        ("DELETE", "/api/v1/domains/new.acme.test".into(), None, [200, 403, 403, 200, 403]),
+        ("DELETE", "/api/v1/tenants/globex".into(), None, [409, 403, 403, 403, 403]),
+        ("GET", "/api/v1/accounts".into(), None, [200, 200, 200, 200, 403]),
+        ("GET", "/api/v1/accounts/carol@globex.test".into(), None, [200, 200, 200, 404, 403]),
+        ("GET", "/api/v1/accounts/alice@acme.test".into(), None, [200, 200, 200, 200, 200]),
+        ("POST", "/api/v1/accounts".into(), Some(new_user("dave@acme.test")), [201, 403, 403, 201, 403]),
+        ("PATCH", "/api/v1/accounts/erin@acme.test".into(), Some(json!({ "suspended": false })), [200, 403, 403, 200, 404]),
+        ("PATCH", "/api/v1/accounts/carol@globex.test".into(), Some(json!({ "suspended": false })), [200, 403, 403, 404, 404]),
+        ("PATCH", "/api/v1/accounts/erin@acme.test".into(), Some(json!({ "password": "a new password" })), [200, 403, 403, 200, 404]),
+        ("GET", "/api/v1/accounts/alice@acme.test/tokens".into(), None, [200, 200, 200, 200, 200]),
+        ("POST", "/api/v1/accounts/carol@globex.test/tokens".into(), None, [201, 403, 403, 404, 404]),
+        ("DELETE", "/api/v1/accounts/erin@acme.test".into(), None, [200, 403, 403, 200, 403]),
+        ("DELETE", "/api/v1/tokens/000000000000".into(), None, [404, 404, 404, 404, 404]),
+    ];
+    let mut failures = Vec::new();
+    let operator = tokens[0].1.clone();
+    for (i, (role, token)) in tokens.iter().enumerate() {
+        // Every role starts from the same state: erin exists, what others made does not.
+        for undo in ["/api/v1/tenants/initech", "/api/v1/domains/new.acme.test", "/api/v1/accounts/dave@acme.test"] {
+            api(&console, &operator, "DELETE", undo, None);
+        }
+        api(
+            &console,
+            &operator,
+            "POST",
+            "/api/v1/accounts",
+            Some(json!({ "email": "erin@acme.test", "password": PASSWORD, "tenant": "acme" })),
+        );
+        for (method, path, body, expected) in &table {
+            let (status, answer) = api(&console, token, method, path, body.clone());
+            if status != expected[i] {
+                failures.push(format!("{role} {method} {path}: {status}, expected {} ({answer})", expected[i]));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    // A user changes their own password with the current one; their tokens die with it.
+    let alice = &tokens[4].1;
+    let wrong = json!({ "password": "a new password", "current_password": "wrong one!" });
+    assert_eq!(api(&console, alice, "PATCH", "/api/v1/accounts/alice@acme.test", Some(wrong)).0, 403);
+    let right = json!({ "password": "a new password", "current_password": PASSWORD });
+    assert_eq!(api(&console, alice, "PATCH", "/api/v1/accounts/alice@acme.test", Some(right)).0, 200);
+    assert_eq!(api(&console, alice, "GET", "/api/v1/whoami", None).0, 401, "tokens are invalid after a password change");
+    // Without a token: 401 everywhere.
+    for (method, path, body, _) in &table {
+        let body = body.clone().map(|b| b.to_string()).unwrap_or_default();
+        assert_eq!(request(&console, method, path, &[], &body).status, 401, "{method} {path}");
+    }
+}
+
+/// Fifty failed logins from one client behind the trusted proxy do not stop the
+/// operator logging in from another client behind the same proxy.
+#[test]
+fn a_brute_force_behind_the_proxy_does_not_lock_the_operator_out() {
+    let dns = DnsServer::start(Zone::new());
+    let gw = gateway(&dns, free_port(), "trusted_proxies = [\"127.0.0.1\"]\n");
+    let console = console_addr(&gw);
+    cli(&gw, &["account", "add", "ops@gw.test", "--role", "operator"], Some(PASSWORD));
+    let attempt = |client: &str, password: &str| {
+        let mut b = Browser::new(&console);
+        let page = b.get("/login");
+        let headers = [("Content-Type", "application/x-www-form-urlencoded"), ("X-Forwarded-For", client)];
+        let body = format!("csrf={}&email=ops%40gw.test&password={}", page.csrf(), rempart_tests::http::encode(password));
+        b.send("POST", "/login", &headers, &body).status
+    };
+    let mut statuses = Vec::new();
+    for i in 0..50 {
+        statuses.push(attempt("203.0.113.66", &format!("guess {i}")));
+    }
+    assert!(statuses.iter().all(|s| *s == 401 || *s == 429), "{statuses:?}");
+    assert!(statuses.contains(&429), "the guesser is throttled: {statuses:?}");
+    assert_eq!(attempt("203.0.113.66", PASSWORD), 429, "even with the right password, the guessing client waits");
+    assert_eq!(attempt("198.51.100.7", PASSWORD), 303, "the operator, from their own address, logs in");
+    // A client that forges X-Forwarded-For in front of the proxy is still itself.
+    assert_eq!(attempt("198.51.100.7, 203.0.113.66", PASSWORD), 429, "the proxy's last hop is what counts");
+}
