@@ -6,6 +6,7 @@ set -euo pipefail
 need_apt=()
 command -v swaks >/dev/null || need_apt+=(swaks)          # a real SMTP client for the e2e tests
 perl -MNet::SSLeay -e1 2>/dev/null || need_apt+=(libnet-ssleay-perl libio-socket-ssl-perl)  # swaks over TLS (submission tests)
+command -v openssl >/dev/null || need_apt+=(openssl)      # RSA DKIM keys (rempart dkim generate --algorithm rsa, the API)
 command -v cc >/dev/null || need_apt+=(build-essential)
 command -v protoc >/dev/null || need_apt+=(protobuf-compiler)   # the gRPC contract (proto/)
 command -v chromium >/dev/null || need_apt+=(chromium)             # the console's browser test (headless)

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use rempart_model::date::unix_now;
 use rempart_smtp_client::mx::{TokioResolver, published_mx, published_txt};
 use rempart_state::Store;
+use rempart_state::dkim_keys::DkimKey;
 use rempart_state::domains::{self, DomainRecord, DomainStatus};
 use serde::Serialize;
 
@@ -37,6 +38,13 @@ pub struct DnsRecord {
 }
 
 impl Onboarding {
+    /// The gateway's hosts (`[console] mx_hosts`, else `smtp.hostname`), SPF include
+    /// and resolver (`[dns]`).
+    pub fn of(config: &rempart_model::Config) -> Onboarding {
+        let mx_hosts =
+            if config.console.mx_hosts.is_empty() { vec![config.smtp.hostname.clone()] } else { config.console.mx_hosts.clone() };
+        Onboarding { mx_hosts, spf_include: config.console.spf_include.clone(), resolver: rempart_smtp_client::mx::resolver(&config.dns) }
+    }
     fn spf(&self) -> String {
         if self.spf_include.is_empty() {
             let hosts: Vec<String> = self.mx_hosts.iter().map(|h| format!("a:{h}")).collect();
@@ -47,7 +55,7 @@ impl Onboarding {
     }
 
     /// The records `record`'s domain should publish, each checked when DNS is on.
-    pub async fn records(&self, record: &DomainRecord) -> Vec<DnsRecord> {
+    pub async fn records(&self, record: &DomainRecord, stored: &[DkimKey]) -> Vec<DnsRecord> {
         let name = record.name();
         let (verify_name, verify_value) = record.verify_record();
         let mut wanted = vec![(
@@ -67,6 +75,9 @@ impl Onboarding {
                 "(the key's public record: rempart dkim generate prints it)".into(),
                 "DKIM: the public key of a selector that signs the domain's mail",
             ));
+        }
+        for key in stored.iter().filter(|k| k.retire_at.is_none()) {
+            wanted.push(("TXT", key.record_name(), key.record.clone(), "DKIM: the public key of a selector that signs the domain's mail"));
         }
         wanted.push((
             "TXT",
@@ -96,9 +107,16 @@ impl Onboarding {
             _ if name.starts_with("_dmarc.") => found.iter().any(|f| f.starts_with("v=DMARC1")),
             _ if value.starts_with("v=spf1") => found.iter().any(|f| f.starts_with("v=spf1")),
             _ if value.starts_with('(') => found.iter().any(|f| f.contains("p=")),
+            _ if value.starts_with("v=DKIM1") => found.iter().any(|f| dkim_public_key(f) == dkim_public_key(value)),
             _ => found.iter().any(|f| f.trim() == value),
         };
         (Some(published), if published { Vec::new() } else { found })
+    }
+
+    /// Whether DNS publishes a stored key's record (`None`: DNS could not say, or is off).
+    pub async fn key_published(&self, key: &DkimKey) -> Option<bool> {
+        let resolver = self.resolver.as_ref()?;
+        self.check(resolver, "TXT", &key.record_name(), &key.record).await.0
     }
 
     /// Whether the domain proves control now: its TXT token, or an MX record at one of
@@ -130,21 +148,30 @@ impl Onboarding {
     }
 }
 
-/// Checks every pending domain each `every`, until `stopped`. Two consoles doing it
-/// at once write the same outcome.
+/// How often rotated-out DKIM keys are looked for.
+const RETIRE_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Checks every pending domain each `every`, and retires the DKIM keys whose overlap
+/// ended, until `stopped`. Two consoles doing it at once write the same outcome.
 pub async fn run(
     onboarding: Onboarding,
     store: Arc<dyn Store>,
     every: std::time::Duration,
     mut stopped: tokio::sync::watch::Receiver<bool>,
 ) {
-    if onboarding.resolver.is_none() || every.is_zero() {
-        return;
-    }
+    let verifying = onboarding.resolver.is_some() && !every.is_zero();
+    // Rotated DKIM keys are retired at the end of their overlap, checked as often.
+    let every = if verifying { every.min(RETIRE_EVERY) } else { RETIRE_EVERY };
     loop {
         tokio::select! {
             _ = tokio::time::sleep(every) => {}
             _ = stopped.wait_for(|stop| *stop) => return,
+        }
+        if let Err(e) = rempart_state::dkim_keys::retire_due(&*store, unix_now()).await {
+            tracing::warn!(error = %e, "cannot retire the DKIM keys whose overlap ended");
+        }
+        if !verifying {
+            continue;
         }
         let pending = match domains::domains(&*store).await {
             Ok(all) => all.into_iter().filter(|d| d.status == DomainStatus::Pending),
@@ -160,4 +187,13 @@ pub async fn run(
             }
         }
     }
+}
+
+/// The `p=` of a DKIM record, without the spaces DNS tools insert when they split it.
+fn dkim_public_key(record: &str) -> String {
+    record
+        .split(';')
+        .find_map(|tag| tag.trim().strip_prefix("p="))
+        .map(|p| p.chars().filter(|c| !c.is_whitespace()).collect())
+        .unwrap_or_default()
 }

@@ -6,7 +6,6 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use base64::Engine;
 use mail_auth::common::crypto::{Ed25519Key, RsaKey, Sha256, SigningKey};
 use mail_auth::common::headers::HeaderWriter;
 use mail_auth::dkim::{Canonicalization, DkimSigner, Done};
@@ -47,18 +46,21 @@ pub struct Signers {
 }
 
 impl Signers {
-    /// Loads every `[[domain.dkim]]` key; a key that cannot be read or parsed is an error
-    /// naming its file.
+    /// Loads every `[[domain.dkim]]` key, then the keys the store keeps; a file's key
+    /// that cannot be read or parsed is an error naming its file, a stored key that
+    /// cannot be parsed is logged and left out (one bad record must not stop the others).
     pub fn load(config: &Config) -> Result<Signers, EdgeError> {
-        let mut by_domain = HashMap::new();
+        let mut by_domain: HashMap<String, Vec<(String, Signer)>> = HashMap::new();
         for domain in &config.domains {
-            let mut signers = Vec::new();
             for key in &domain.dkim {
                 let signer = load_key(&key.key_file, &domain.name, &key.selector)?;
-                signers.push((key.selector.clone(), signer));
+                by_domain.entry(domain.name.to_ascii_lowercase()).or_default().push((key.selector.clone(), signer));
             }
-            if !signers.is_empty() {
-                by_domain.insert(domain.name.to_ascii_lowercase(), signers);
+        }
+        for key in &config.stored_dkim {
+            match signer_from_pem(&key.pem, &key.domain, &key.selector) {
+                Ok(signer) => by_domain.entry(key.domain.to_ascii_lowercase()).or_default().push((key.selector.clone(), signer)),
+                Err(e) => tracing::error!(domain = %key.domain, selector = %key.selector, error = %e, "a stored DKIM key cannot be used"),
             }
         }
         Ok(Signers { by_domain })
@@ -87,13 +89,17 @@ impl Signers {
 fn load_key(path: &Path, domain: &str, selector: &str) -> Result<Signer, EdgeError> {
     let bad = |why: String| EdgeError::Dkim(format!("{}: {why}", path.display()));
     let pem = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
-    let der = PrivateKeyDer::from_pem_slice(pem.as_bytes()).map_err(|e| bad(format!("no private key in PEM ({e})")))?;
+    signer_from_pem(&pem, domain, selector).map_err(bad)
+}
+
+fn signer_from_pem(pem: &str, domain: &str, selector: &str) -> Result<Signer, String> {
+    let der = PrivateKeyDer::from_pem_slice(pem.as_bytes()).map_err(|e| format!("no private key in PEM ({e})"))?;
     if let Ok(key) = Ed25519Key::from_pkcs8_maybe_unchecked_der(der.secret_der()) {
         return Ok(Signer::Ed25519(configured(key, domain, selector)));
     }
     match RsaKey::<Sha256>::from_key_der(der) {
         Ok(key) => Ok(Signer::Rsa(configured(key, domain, selector))),
-        Err(e) => Err(bad(format!("not an ed25519 or RSA private key ({e})"))),
+        Err(e) => Err(format!("not an ed25519 or RSA private key ({e})")),
     }
 }
 
@@ -106,26 +112,13 @@ fn configured<T: SigningKey>(key: T, domain: &str, selector: &str) -> DkimSigner
         .body_canonicalization(Canonicalization::Relaxed)
 }
 
-/// A new ed25519 key: its PKCS#8 PEM and the DNS TXT record of its public half
-/// (RFC 8463: `p=` is the raw 32-byte key).
-pub fn generate_ed25519() -> Result<(String, String), String> {
-    let der = Ed25519Key::generate_pkcs8().map_err(|e| format!("key generation: {e}"))?;
-    let key = Ed25519Key::from_pkcs8_der(&der).map_err(|e| format!("key generation: {e}"))?;
-    let b64 = base64::engine::general_purpose::STANDARD;
-    let body = b64.encode(&der);
-    let lines: Vec<&str> = body.as_bytes().chunks(64).map(|c| std::str::from_utf8(c).unwrap_or_default()).collect();
-    let pem = format!("-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n", lines.join("\n"));
-    let record = format!("v=DKIM1; k=ed25519; p={}", b64.encode(key.public_key()));
-    Ok((pem, record))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn a_generated_key_loads_and_signs() {
-        let (pem, record) = generate_ed25519().expect("generated");
+        let (pem, record) = rempart_state::dkim_keys::generate(rempart_state::dkim_keys::Algorithm::Ed25519).expect("generated");
         assert!(record.starts_with("v=DKIM1; k=ed25519; p="), "{record}");
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("k.pem");

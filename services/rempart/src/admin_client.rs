@@ -41,12 +41,8 @@ impl AdminClient {
             ));
         }
         let state = crate::open_state(config, true).await?.ok_or("no state store")?;
-        let onboarding = rempart_console::onboarding::Onboarding {
-            mx_hosts: if config.console.mx_hosts.is_empty() { vec![config.smtp.hostname.clone()] } else { config.console.mx_hosts.clone() },
-            spf_include: config.console.spf_include.clone(),
-            resolver: rempart_smtp_client::mx::resolver(&config.dns),
-        };
-        let admin = Arc::new(Admin { store: state.store.clone(), file_domains: config.domains.clone(), onboarding });
+        let sealer = rempart_state::dkim_keys::Sealer::of(config).map(Arc::new).map_err(|e| eprintln!("rempart: {e}")).ok();
+        let admin = Arc::new(Admin::new(state.store.clone(), config, sealer));
         let router = rempart_console::web::admin::routes().with_state(AdminState(admin)).layer(axum::Extension(LocalOperator));
         Ok(AdminClient::InProcess(router))
     }

@@ -115,7 +115,7 @@ fn main() -> ExitCode {
         Command::Account(cmd) => account_cmd::run(cmd, cli.config.as_deref()),
         Command::Tenant(cmd) => manage_cmd::tenant(cmd, cli.config.as_deref()),
         Command::Domain(cmd) => manage_cmd::domain(cmd, cli.config.as_deref()),
-        Command::Dkim(cmd) => dkim_cmd::run(cmd),
+        Command::Dkim(cmd) => dkim_cmd::run(cmd, cli.config.as_deref()),
         Command::Dsn(args) => dsn_cmd::run(args),
         Command::Probe(args) => probe_cmd::run(args, cli.config.as_deref()),
     };

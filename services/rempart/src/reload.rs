@@ -13,9 +13,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rempart_edge::EdgeView;
+use rempart_model::config::StoredDkimKey;
 use rempart_model::{Config, ConfigError, DomainConfig, Live, RecipientDirectory};
 use rempart_relay::RelayView;
 use rempart_scanner::{LiveScanner, Scanner};
+use rempart_state::dkim_keys::Sealer;
 use rempart_state::{SharedState, Store};
 
 /// Why a configuration cannot be used, beyond what parsing checks.
@@ -106,7 +108,7 @@ pub struct Reloader {
     /// The configuration as the file says.
     file: Arc<Config>,
     /// The domains the store adds to it, as last applied.
-    managed: Vec<DomainConfig>,
+    managed: Managed,
     /// The store's `config.version` last applied.
     store_version: i64,
     version: u64,
@@ -122,7 +124,7 @@ pub enum Outcome {
 
 impl Reloader {
     pub fn new(path: Option<PathBuf>, file: Arc<Config>, managed: Managed, components: Components) -> Self {
-        Reloader { path, file, managed: managed.domains, store_version: managed.version, version: 1, components }
+        Reloader { path, file, store_version: managed.version, managed, version: 1, components }
     }
 
     /// The store's `config.version` this process last applied.
@@ -134,7 +136,7 @@ impl Reloader {
     /// (a record the store accepted but a node cannot build — an LDAP setting, say — is
     /// refused here, and the running version stays).
     pub fn apply_managed(&mut self, managed: Managed) -> Outcome {
-        let config = Arc::new(self.file.with_managed(managed.domains.clone()));
+        let config = Arc::new(self.file.with_managed(managed.domains.clone(), managed.dkim.clone()));
         self.store_version = managed.version;
         match self.prepare(config.clone()) {
             Ok(apply) => {
@@ -146,7 +148,7 @@ impl Reloader {
                     domains = config.domains.len(),
                     "managed domains applied"
                 );
-                self.managed = managed.domains;
+                self.managed = managed;
                 Outcome::Applied { version: self.version, needs_restart: Vec::new() }
             }
             Err(e) => {
@@ -171,7 +173,7 @@ impl Reloader {
         };
         let prepared = Config::load(&path).map_err(PrepareError::from).and_then(|file| {
             let file = Arc::new(file);
-            let apply = self.prepare(Arc::new(file.with_managed(self.managed.clone())))?;
+            let apply = self.prepare(Arc::new(file.with_managed(self.managed.domains.clone(), self.managed.dkim.clone())))?;
             Ok((file, apply))
         });
         let outcome = match prepared {
@@ -253,15 +255,25 @@ impl Reloader {
 pub struct Managed {
     pub version: i64,
     pub domains: Vec<DomainConfig>,
+    /// The DKIM keys that sign now, unsealed (none without a sealer: a process that
+    /// does not sign never reads the secret).
+    pub dkim: Vec<StoredDkimKey>,
 }
 
 impl Managed {
     /// Reads them: the version first, so that a change made while they are listed is
     /// applied by the next poll.
-    pub async fn read(store: &dyn Store) -> Result<Managed, rempart_state::StoreError> {
+    pub async fn read(store: &dyn Store, sealer: Option<&Sealer>) -> Result<Managed, rempart_state::StoreError> {
         let version = rempart_state::domains::version(store).await?;
         let domains = rempart_state::domains::served(store).await?;
-        Ok(Managed { version, domains })
+        let dkim = match sealer {
+            Some(sealer) => rempart_state::dkim_keys::signing(store, sealer, rempart_model::date::unix_now()).await.unwrap_or_else(|e| {
+                tracing::error!(error = %e, "cannot read the stored DKIM keys; the domains' mail goes unsigned by them");
+                Vec::new()
+            }),
+            None => Vec::new(),
+        };
+        Ok(Managed { version, domains, dkim })
     }
 }
 
@@ -273,6 +285,7 @@ pub const FOLLOW_EVERY: std::time::Duration = std::time::Duration::from_millis(2
 pub async fn follow_store(
     reloader: Arc<std::sync::Mutex<Reloader>>,
     store: Arc<dyn Store>,
+    sealer: Option<Arc<Sealer>>,
     mut stopped: tokio::sync::watch::Receiver<bool>,
 ) {
     let mut failing = false;
@@ -287,7 +300,7 @@ pub async fn follow_store(
                 failing = false;
                 continue;
             }
-            Ok(_) => Managed::read(&*store).await,
+            Ok(_) => Managed::read(&*store, sealer.as_deref()).await,
             Err(e) => Err(e),
         };
         let managed = match managed {

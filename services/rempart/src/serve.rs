@@ -154,8 +154,20 @@ pub async fn serve(
     // One store per process (an embedded one can be opened once), opened first: the
     // domains it keeps are part of the configuration every role starts with.
     let store = rempart_state::open(&rempart_state::settings(&file)).await.map_err(ServeError::State)?;
-    let managed = Managed::read(&*store).await.map_err(ServeError::State)?;
-    let config = Arc::new(file.with_managed(managed.domains.clone()));
+    // The secret that unseals the stored DKIM keys: read by the processes that sign
+    // (edges) or generate them (consoles) only.
+    let sealer = match roles.edge || roles.console {
+        true => match rempart_state::dkim_keys::Sealer::of(&file) {
+            Ok(sealer) => Some(Arc::new(sealer)),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the secret: stored DKIM keys neither sign nor can be generated");
+                None
+            }
+        },
+        false => None,
+    };
+    let managed = Managed::read(&*store, sealer.as_deref()).await.map_err(ServeError::State)?;
+    let config = Arc::new(file.with_managed(managed.domains.clone(), managed.dkim.clone()));
     if let Some(listen) = config.telemetry.listen {
         // Up until the process exits: probes and scrapes go on while it drains.
         rempart_telemetry::serve_http(listen, readiness.clone(), std::future::pending()).await?;
@@ -188,7 +200,7 @@ pub async fn serve(
     }
     if !(roles.edge || roles.relay || roles.console) {
         let reloads = Reloader::new(config_path, file, managed, components);
-        return run_until(shutdown, &config, roles, stop, tasks, readiness, reloads, store).await;
+        return run_until(shutdown, &config, roles, stop, tasks, readiness, reloads, store, sealer).await;
     }
     let bus = open_bus(&config).await?;
     let mut edge_state = None;
@@ -210,7 +222,7 @@ pub async fn serve(
             Some(state) => state,
             None => Arc::new(SharedState::on(store.clone(), &config).map_err(ServeError::State)?),
         };
-        start_console(&config, &file, state, Arc::new(bus.clone()), &stopped, &mut tasks).await?;
+        start_console(&config, &file, state, Arc::new(bus.clone()), sealer.clone(), &stopped, &mut tasks).await?;
     }
     if roles.relay {
         let live = Live::new(reload::relay_view(&config)?);
@@ -218,7 +230,7 @@ pub async fn serve(
         tasks.push(tokio::spawn(Relay::new(live, bus, Some(store.clone())).run(stopped.clone())));
     }
     let reloads = Reloader::new(config_path, file, managed, components);
-    run_until(shutdown, &config, roles, stop, tasks, readiness, reloads, store).await
+    run_until(shutdown, &config, roles, stop, tasks, readiness, reloads, store, sealer).await
 }
 
 /// The quarantine's intake and sweeper, and the portal when enabled.
@@ -227,24 +239,19 @@ async fn start_console(
     file: &Config,
     state: Arc<SharedState>,
     bus: Arc<AnyBus>,
+    sealer: Option<Arc<rempart_state::dkim_keys::Sealer>>,
     stopped: &watch::Receiver<bool>,
     tasks: &mut Vec<tokio::task::JoinHandle<()>>,
 ) -> Result<(), ServeError> {
     tasks.push(tokio::spawn(rempart_console::reports::run(bus.clone(), state.store.clone(), stopped.clone())));
     tasks.push(tokio::spawn(rempart_console::reports::sweep(state.store.clone(), stopped.clone())));
-    let mx_hosts = if config.console.mx_hosts.is_empty() { vec![config.smtp.hostname.clone()] } else { config.console.mx_hosts.clone() };
-    let onboarding = rempart_console::onboarding::Onboarding {
-        mx_hosts,
-        spf_include: config.console.spf_include.clone(),
-        resolver: rempart_smtp_client::mx::resolver(&config.dns),
-    };
+    let admin = Arc::new(rempart_console::web::admin::Admin::new(state.store.clone(), file, sealer));
     tasks.push(tokio::spawn(rempart_console::onboarding::run(
-        onboarding.clone(),
+        admin.onboarding.clone(),
         state.store.clone(),
         config.console.verify_every.0,
         stopped.clone(),
     )));
-    let admin = Arc::new(rempart_console::web::admin::Admin { store: state.store.clone(), file_domains: file.domains.clone(), onboarding });
     let socket = admin_socket_path(config);
     let _ = std::fs::create_dir_all(&config.queue.data_dir);
     let mut stopping = stopped.clone();
@@ -295,9 +302,10 @@ async fn run_until(
     readiness: Readiness,
     reloads: Reloader,
     store: Arc<dyn Store>,
+    sealer: Option<Arc<rempart_state::dkim_keys::Sealer>>,
 ) -> Result<(), ServeError> {
     let reloads = Arc::new(std::sync::Mutex::new(reloads));
-    tasks.push(tokio::spawn(reload::follow_store(reloads.clone(), store, stop.subscribe())));
+    tasks.push(tokio::spawn(reload::follow_store(reloads.clone(), store, sealer, stop.subscribe())));
     // Before saying it serves: a SIGHUP from then on reloads, never kills.
     let reloading = reload_on_sighup(reloads);
     let _ = std::fs::create_dir_all(&config.queue.data_dir);

@@ -349,7 +349,6 @@ fn mail_to_outside_domains_goes_by_mx_and_failures_come_back_as_dsns() {
 #[test]
 fn submitted_mail_is_dkim_signed_with_every_key_of_the_from_domain() {
     use mail_auth::common::crypto::{RsaKey, Sha256};
-    use mail_auth::{AuthenticatedMessage, DkimResult};
     use rustls_pki_types::PrivateKeyDer;
     use rustls_pki_types::pem::PemObject;
 
@@ -385,6 +384,13 @@ fn submitted_mail_is_dkim_signed_with_every_key_of_the_from_domain() {
     let text = String::from_utf8_lossy(&data).to_string();
     assert_eq!(text.matches("DKIM-Signature:").count(), 2, "{text}");
 
+    let (passed, results) = verified_selectors(&dns, &data);
+    assert_eq!(passed.len(), 2, "both signatures verify: {results}\n{text}");
+}
+
+/// The selectors whose DKIM signatures on `data` verify against `dns`, and the results.
+fn verified_selectors(dns: &DnsServer, data: &[u8]) -> (Vec<String>, String) {
+    use mail_auth::{AuthenticatedMessage, DkimResult};
     let resolver = rempart_scanner::dns::Dns::new(&rempart_model::config::DnsConfig {
         servers: vec![dns.addr],
         timeout_ms: 1000,
@@ -392,14 +398,86 @@ fn submitted_mail_is_dkim_signed_with_every_key_of_the_from_domain() {
         offline: false,
     })
     .expect("resolver");
-    let (passed, results) = tokio::runtime::Runtime::new().expect("runtime").block_on(async {
-        let message = AuthenticatedMessage::parse(&data).expect("parses");
+    tokio::runtime::Runtime::new().expect("runtime").block_on(async {
+        let message = AuthenticatedMessage::parse(data).expect("parses");
         let results = resolver.authenticator().expect("online").verify_dkim(&message).await;
-        let passed: Vec<String> =
+        let mut passed: Vec<String> =
             results.iter().filter(|r| *r.result() == DkimResult::Pass).filter_map(|r| r.signature().map(|s| s.s.clone())).collect();
+        passed.sort();
         (passed, format!("{results:?}"))
-    });
-    assert_eq!(passed.len(), 2, "both signatures verify: {results}\n{text}");
+    })
+}
+
+/// Keys generated through the running gateway's management API (`rempart dkim add`,
+/// the admin socket) sign at once, sealed in the store; a rotation signs with both
+/// during the overlap; a removed key stops signing.
+#[test]
+fn stored_dkim_keys_sign_at_once_and_rotate_with_an_overlap() {
+    let s = start();
+    let path = s.gw.config_path.display().to_string();
+    let cli = |args: &[&str]| {
+        let mut all = vec!["--config", path.as_str()];
+        all.extend_from_slice(args);
+        let out = run_rempart(&all, s.gw.dir.path(), None);
+        (out.status.success(), String::from_utf8_lossy(&out.stdout).trim().to_string(), String::from_utf8_lossy(&out.stderr).to_string())
+    };
+    let auth = login("alice@example.com", PASSWORD);
+    let mut sent = 0;
+    let mut submit = |subject: &str| {
+        let mut args = vec!["--tls", "--from", "alice@example.com", "--to", "bob@example.com", "--header"];
+        let header = format!("Subject: {subject}");
+        args.push(&header);
+        args.extend(auth.iter().map(String::as_str));
+        let transcript = swaks(s.submission, &args);
+        assert!(transcript.contains("250 2.0.0 Ok: queued as"), "{transcript}");
+        sent += 1;
+        s.sink.wait_for(sent, Duration::from_secs(20))[sent - 1].data.clone()
+    };
+    assert!(!String::from_utf8_lossy(&submit("before")).contains("DKIM-Signature:"), "no key yet");
+
+    let (ok, s1, err) = cli(&["dkim", "add", "example.com", "--selector", "s1", "--algorithm", "rsa"]);
+    assert!(ok, "{err}\n{}", s.gw.log());
+    assert!(s1.starts_with("s1._domainkey.example.com. IN TXT \"v=DKIM1; k=rsa; p=MII"), "{s1}");
+    std::thread::sleep(Duration::from_millis(1500));
+    let one = submit("one key");
+
+    let (ok, s2, err) = cli(&["dkim", "rotate", "example.com", "--selector", "s2", "--algorithm", "ed25519", "--overlap-hours", "1"]);
+    assert!(ok, "{err}");
+    let (ok, _, err) = cli(&["dkim", "add", "example.com", "--selector", "s2"]);
+    assert!(!ok && err.contains("already has a key with selector s2"), "{err}");
+    std::thread::sleep(Duration::from_millis(1500));
+    let both = submit("rotation overlap");
+    let (_, listed, _) = cli(&["dkim", "list", "example.com"]);
+    assert!(listed.contains("s1\trsa\tretiring at") && listed.contains("s2\ted25519\tsigning"), "{listed}");
+
+    let (ok, _, err) = cli(&["dkim", "remove", "example.com", "s1"]);
+    assert!(ok, "{err}");
+    std::thread::sleep(Duration::from_millis(1500));
+    let after = submit("after retirement");
+
+    let record = |line: &str| line.split('"').nth(1).expect("quoted record").to_string();
+    let mut zone = Zone::new();
+    zone.add("s1._domainkey.example.com", Rr::txt(&record(&s1))).add("s2._domainkey.example.com", Rr::txt(&record(&s2)));
+    let dns = DnsServer::start(zone);
+    assert_eq!(verified_selectors(&dns, &one).0, ["s1"]);
+    assert_eq!(verified_selectors(&dns, &both).0, ["s1", "s2"], "both sign during the overlap");
+    assert_eq!(verified_selectors(&dns, &after).0, ["s2"]);
+
+    // Sealed at rest: the store never holds a private key in clear.
+    let store = std::fs::read(s.gw.dir.path().join("data/state.redb")).expect("the embedded store");
+    assert!(!store.windows(11).any(|w| w == b"PRIVATE KEY"), "a private key in clear in the store");
+    assert!(s.gw.dir.path().join("data/secret.key").exists());
+
+    // Bad names are refused, naming what is wrong.
+    for (args, want) in [
+        (vec!["dkim", "generate", "not a domain", "s1"], "is not a domain name"),
+        (vec!["dkim", "generate", "example.com", "bad selector!"], "is not a DKIM selector"),
+        (vec!["dkim", "generate", "example.com", "s1", "--algorithm", "dsa"], "is not a DKIM key algorithm"),
+        (vec!["dkim", "add", "not-served.example"], "no such domain"),
+    ] {
+        let (ok, _, err) = cli(&args);
+        assert!(!ok && err.contains(want), "{args:?}: {err}");
+    }
 }
 
 fn to_base64(bytes: &[u8]) -> String {

@@ -30,6 +30,16 @@ pub struct Admin {
     /// The configuration file's domains: shown, read-only.
     pub file_domains: Vec<DomainConfig>,
     pub onboarding: Onboarding,
+    /// Seals the DKIM keys generated here (`None`: the secret could not be read, and
+    /// keys cannot be generated; the reason is in the log).
+    pub sealer: Option<Arc<rempart_state::dkim_keys::Sealer>>,
+}
+
+impl Admin {
+    /// The management API over `store`, for the gateway configured by `file`.
+    pub fn new(store: Arc<dyn Store>, file: &rempart_model::Config, sealer: Option<Arc<rempart_state::dkim_keys::Sealer>>) -> Admin {
+        Admin { store, file_domains: file.domains.clone(), onboarding: Onboarding::of(file), sealer }
+    }
 }
 
 /// The handlers' state: the console's, or the admin socket's alone.
@@ -66,10 +76,11 @@ where
         .route("/api/v1/accounts/{email}", get(show_account).patch(change_account).delete(delete_account))
         .route("/api/v1/accounts/{email}/tokens", get(list_tokens).post(add_token))
         .route("/api/v1/tokens/{id}", axum::routing::delete(revoke_token))
+        .merge(super::dkim::routes())
 }
 
 /// A JSON error.
-pub struct ApiError(StatusCode, String);
+pub struct ApiError(pub StatusCode, pub String);
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
@@ -77,17 +88,17 @@ impl IntoResponse for ApiError {
     }
 }
 
-type Answer = Result<Response, ApiError>;
+pub type Answer = Result<Response, ApiError>;
 
-fn forbidden() -> ApiError {
+pub(super) fn forbidden() -> ApiError {
     ApiError(StatusCode::FORBIDDEN, "your role does not allow this".into())
 }
 
-fn not_found(what: &str) -> ApiError {
+pub(super) fn not_found(what: &str) -> ApiError {
     ApiError(StatusCode::NOT_FOUND, format!("no {what}"))
 }
 
-fn bad(message: impl Into<String>) -> ApiError {
+pub(super) fn bad(message: impl Into<String>) -> ApiError {
     ApiError(StatusCode::UNPROCESSABLE_ENTITY, message.into())
 }
 
@@ -148,7 +159,12 @@ pub async fn caller(store: &dyn Store, headers: &HeaderMap, extensions: &Extensi
 }
 
 /// The caller, if their role has `permission`.
-async fn allowed(admin: &Admin, headers: &HeaderMap, extensions: &Extensions, permission: Permission) -> Result<Account, ApiError> {
+pub(super) async fn allowed(
+    admin: &Admin,
+    headers: &HeaderMap,
+    extensions: &Extensions,
+    permission: Permission,
+) -> Result<Account, ApiError> {
     let caller = caller(&*admin.store, headers, extensions).await?;
     if !allows(caller.role, permission) {
         return Err(forbidden());
@@ -158,15 +174,15 @@ async fn allowed(admin: &Admin, headers: &HeaderMap, extensions: &Extensions, pe
 
 /// A request's JSON body, read here (after the caller is known, so that a request
 /// without a token gets 401 whatever its body) with errors in the API's own form.
-fn json_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+pub(super) fn json_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     serde_json::from_slice(body).map_err(|e| bad(format!("the request body: {e}")))
 }
 
-fn ok(value: Value) -> Answer {
+pub(super) fn ok(value: Value) -> Answer {
     Ok(Json(value).into_response())
 }
 
-fn created(value: Value) -> Answer {
+pub(super) fn created(value: Value) -> Answer {
     Ok((StatusCode::CREATED, Json(value)).into_response())
 }
 
@@ -303,7 +319,7 @@ fn domain_settings(base: &DomainConfig, changes: serde_json::Map<String, Value>)
     serde_json::from_value(Value::Object(settings)).map_err(|e| bad(format!("domain settings: {e}")))
 }
 
-fn file_domain(admin: &Admin, name: &str) -> Option<DomainConfig> {
+pub(super) fn file_domain(admin: &Admin, name: &str) -> Option<DomainConfig> {
     let name = name.trim_end_matches('.').to_ascii_lowercase();
     admin.file_domains.iter().find(|d| d.name == name).cloned()
 }
@@ -347,7 +363,7 @@ async fn add_domain(
 
 /// The record `name`, if the caller may see it (`None` for both "absent" and "not
 /// yours", so a tenant cannot probe others' domains).
-async fn visible_domain(admin: &Admin, caller: &Account, name: &str) -> Result<DomainRecord, ApiError> {
+pub(super) async fn visible_domain(admin: &Admin, caller: &Account, name: &str) -> Result<DomainRecord, ApiError> {
     match domains::get_domain(&*admin.store, name).await? {
         Some(record) if may_touch_domain(caller, record.name(), record.tenant.as_deref()) => Ok(record),
         _ => Err(not_found("such domain in the store")),
@@ -437,7 +453,8 @@ async fn domain_dns(
 ) -> Answer {
     let caller = allowed(&admin, &headers, &extensions, Permission::ReadDomains).await?;
     let record = visible_domain(&admin, &caller, &name).await?;
-    ok(json!({ "domain": record.name(), "status": record.status, "records": admin.onboarding.records(&record).await }))
+    let keys = rempart_state::dkim_keys::list(&*admin.store, Some(record.name())).await?;
+    ok(json!({ "domain": record.name(), "status": record.status, "records": admin.onboarding.records(&record, &keys).await }))
 }
 
 // ----- accounts -----

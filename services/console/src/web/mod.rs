@@ -6,6 +6,7 @@ pub mod admin;
 pub mod advice;
 pub mod api;
 pub mod auth;
+pub mod dkim;
 pub mod i18n;
 pub mod lists;
 pub mod pages;

@@ -13,6 +13,7 @@
 pub mod accounts;
 pub mod awl;
 pub mod bayes;
+pub mod dkim_keys;
 pub mod domains;
 mod embedded;
 #[cfg(feature = "foundationdb")]

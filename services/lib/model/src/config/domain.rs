@@ -95,6 +95,22 @@ pub struct DkimKeyConfig {
     pub key_file: PathBuf,
 }
 
+/// A DKIM key the store keeps (generated from the console, the API or the CLI), as a
+/// signing node holds it once unsealed.
+#[derive(Clone, PartialEq)]
+pub struct StoredDkimKey {
+    pub domain: String,
+    pub selector: String,
+    /// PKCS#8 PEM.
+    pub pem: String,
+}
+
+impl fmt::Debug for StoredDkimKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "StoredDkimKey({}, {}, <private>)", self.domain, self.selector)
+    }
+}
+
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ScannerFallback {

@@ -21,7 +21,8 @@ mod state;
 mod telemetry;
 pub use console::ConsoleConfig;
 pub use domain::{
-    DkimKeyConfig, DomainCheckError, DomainConfig, DomainIndex, Route, RouteTls, ScannerFallback, check_domain_name, check_selector,
+    DkimKeyConfig, DomainCheckError, DomainConfig, DomainIndex, Route, RouteTls, ScannerFallback, StoredDkimKey, check_domain_name,
+    check_selector,
 };
 pub use filtering::{BrandConfig, CompositeConfig, DnsConfig, DnsListConfig, PolicyConfig, PolicyOverride, ScannerConfig};
 pub use outbound::{OutboundConfig, SendLimits};
@@ -58,6 +59,9 @@ pub struct Config {
     pub outbound: OutboundConfig,
     #[serde(skip)]
     pub domain_index: DomainIndex,
+    /// The DKIM keys the store keeps, unsealed (never written to a file).
+    #[serde(skip)]
+    pub stored_dkim: Vec<StoredDkimKey>,
 }
 
 /// The durable queue between the edge and the relay.
@@ -355,11 +359,12 @@ impl Config {
 
     /// This configuration with the domains the store keeps added: a domain of the file
     /// stays as the file says (the store cannot override it).
-    pub fn with_managed(&self, managed: Vec<DomainConfig>) -> Config {
+    pub fn with_managed(&self, managed: Vec<DomainConfig>, dkim: Vec<StoredDkimKey>) -> Config {
         let mut config = self.clone();
         let from_file: HashSet<String> = self.domains.iter().map(|d| d.name.clone()).collect();
         config.domains.extend(managed.into_iter().filter(|d| !from_file.contains(&d.name)));
         config.domain_index = DomainIndex::default();
+        config.stored_dkim = dkim;
         config
     }
 }

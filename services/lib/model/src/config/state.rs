@@ -44,6 +44,13 @@ pub struct StateConfig {
     /// FoundationDB cluster file. Default: FDB_CLUSTER_FILE or the system's.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fdb_cluster_file: Option<PathBuf>,
+    /// The secret (64 hex digits) that seals what the store must not show in clear: the
+    /// DKIM private keys generated from the console, the API or `rempart dkim add`.
+    /// Every process that signs or generates keys reads the same file (in a cluster,
+    /// one Kubernetes Secret mounted on each edge and console). Default "secret.key" in
+    /// `queue.data_dir`, created with a random secret on first use.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret_file: Option<PathBuf>,
 }
 
 impl Default for StateConfig {
@@ -57,6 +64,7 @@ impl Default for StateConfig {
             nats_credentials_file: None,
             nats_ca_file: None,
             fdb_cluster_file: None,
+            secret_file: None,
         }
     }
 }
