@@ -44,11 +44,11 @@ struct Counts {
     learned: u64,
     moved: u64,
     duplicates: u64,
-    skipped: u64,
 }
 
-pub fn learn(args: LearnArgs, config: Option<&Path>) -> Result<(), String> {
-    let config = crate::load_config(config)?;
+pub fn learn(args: LearnArgs, config_path: Option<&Path>) -> Result<(), String> {
+    let config = crate::load_config(config_path)?;
+    crate::say_which_store(&config, config_path);
     let class = if args.spam { Class::Spam } else { Class::Ham };
     let runtime = crate::runtime()?;
     let state = runtime.block_on(crate::open_state(&config, true))?.ok_or("the Bayes classifier needs a state store")?;
@@ -98,8 +98,8 @@ pub fn learn(args: LearnArgs, config: Option<&Path>) -> Result<(), String> {
         crate::emit(doc);
     } else {
         crate::emit(format_args!(
-            "{class_name}: {} learned, {} moved from the other class, {} already learned, {} skipped (not a message)",
-            counts.learned, counts.moved, counts.duplicates, counts.skipped
+            "{class_name}: {} learned, {} moved from the other class, {} already learned",
+            counts.learned, counts.moved, counts.duplicates
         ));
     }
     for e in &errors {
@@ -158,8 +158,7 @@ fn collect(path: &Path, out: &mut Vec<Source>, errors: &mut Vec<String>) {
     }
 }
 
-/// `Ok(None)`: not a message (skipped).
-async fn learn_one(bayes: &Bayes, source: Source, class: Class) -> Result<Option<Learned>, String> {
+async fn learn_one(bayes: &Bayes, source: Source, class: Class) -> Result<Learned, String> {
     let (name, bytes) = match source {
         Source::File(path) => {
             let bytes = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
@@ -167,24 +166,52 @@ async fn learn_one(bayes: &Bayes, source: Source, class: Class) -> Result<Option
         }
         Source::Bytes(name, bytes) => (name, bytes),
     };
-    let Some((identity, tokens)) = tokens::learnable(&bytes) else { return Ok(None) };
-    bayes.learn(identity, class, &tokens).await.map(Some).map_err(|e| format!("{name}: {e}"))
+    let not_mail = || format!("{name}: not a mail message (no From, To, Date, Subject, Received or Message-ID header): not learned");
+    if !looks_like_mail(&bytes) {
+        return Err(not_mail());
+    }
+    let (identity, tokens) = tokens::learnable(&bytes).ok_or_else(not_mail)?;
+    bayes.learn(identity, class, &tokens).await.map_err(|e| format!("{name}: {e}"))
 }
 
-fn tally(counts: &mut Counts, errors: &mut Vec<String>, done: Result<Result<Option<Learned>, String>, tokio::task::JoinError>) {
+/// Whether `bytes` start with a header block naming at least one header every mail
+/// has: a text file, an image or an archive learned by mistake would teach the model
+/// noise.
+fn looks_like_mail(bytes: &[u8]) -> bool {
+    const HEADERS: [&[u8]; 7] = [b"from", b"to", b"date", b"subject", b"received", b"message-id", b"return-path"];
+    let head = &bytes[..bytes.len().min(64 * 1024)];
+    for line in head.split(|&b| b == b'\n') {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.is_empty() {
+            return false;
+        }
+        if line.contains(&0) {
+            return false;
+        }
+        if let Some(colon) = line.iter().position(|&b| b == b':') {
+            let name = line[..colon].trim_ascii();
+            if HEADERS.iter().any(|h| name.eq_ignore_ascii_case(h)) {
+                return true;
+            }
+        }
+    }
+    false
+}
+
+fn tally(counts: &mut Counts, errors: &mut Vec<String>, done: Result<Result<Learned, String>, tokio::task::JoinError>) {
     match done {
-        Ok(Ok(Some(Learned::New))) => counts.learned += 1,
-        Ok(Ok(Some(Learned::Moved))) => counts.moved += 1,
-        Ok(Ok(Some(Learned::Duplicate))) => counts.duplicates += 1,
-        Ok(Ok(None)) => counts.skipped += 1,
+        Ok(Ok(Learned::New)) => counts.learned += 1,
+        Ok(Ok(Learned::Moved)) => counts.moved += 1,
+        Ok(Ok(Learned::Duplicate)) => counts.duplicates += 1,
         Ok(Err(e)) => errors.push(e),
         Err(e) => errors.push(format!("learning task failed: {e}")),
     }
 }
 
-pub fn bayes(command: BayesCommand, config: Option<&Path>) -> Result<(), String> {
+pub fn bayes(command: BayesCommand, config_path: Option<&Path>) -> Result<(), String> {
     let BayesCommand::Stats { json } = command;
-    let config = crate::load_config(config)?;
+    let config = crate::load_config(config_path)?;
+    crate::say_which_store(&config, config_path);
     let runtime = crate::runtime()?;
     let state: Option<Arc<rempart_state::SharedState>> = runtime.block_on(crate::open_state(&config, false))?;
     let bayes = state.as_ref().and_then(|s| s.bayes.clone());
@@ -215,4 +242,19 @@ pub fn bayes(command: BayesCommand, config: Option<&Path>) -> Result<(), String>
         crate::emit(format_args!("votes        {why}"));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::looks_like_mail;
+
+    #[test]
+    fn only_mail_is_learned() {
+        assert!(looks_like_mail(b"Received: from x\r\nSubject: hi\r\n\r\nbody"));
+        assert!(looks_like_mail(b"X-Spam: yes\nFrom: a@b.test\n\nbody"));
+        assert!(!looks_like_mail(b"just some text\nwith lines\n"));
+        assert!(!looks_like_mail(b"key: value\nother: thing\n\nbody"));
+        assert!(!looks_like_mail(b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR"));
+        assert!(!looks_like_mail(b""));
+    }
 }

@@ -165,6 +165,20 @@ pub(crate) fn load_config(explicit: Option<&std::path::Path>) -> Result<rempart_
     }
 }
 
+/// Without a configuration file, tells on stderr which store a command reads or writes
+/// (the built-in defaults' `./rempart-data`), so that nobody trains or inspects a store
+/// other than the gateway's without knowing it.
+pub(crate) fn say_which_store(config: &rempart_model::Config, explicit: Option<&std::path::Path>) {
+    if config_file(explicit).is_some() {
+        return;
+    }
+    let store = match rempart_state::settings(config) {
+        rempart_state::StoreSettings::Embedded { path, .. } => path.display().to_string(),
+        _ => format!("{:?}", config.state.backend).to_lowercase(),
+    };
+    eprintln!("rempart: no --config and no ./rempart.toml: using the built-in defaults, with the store {store}");
+}
+
 /// The configuration of a management command, and whether a file was given (without
 /// one, such a command refuses to guess which gateway's store to change).
 pub(crate) fn admin_config(explicit: Option<&std::path::Path>) -> Result<(rempart_model::Config, bool), String> {
