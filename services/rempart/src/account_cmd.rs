@@ -46,6 +46,20 @@ pub enum AccountCommand {
     /// API tokens (`Authorization: Bearer …` on /api/v1).
     #[command(subcommand)]
     Token(TokenCommand),
+    /// The console's second factor (TOTP, an authenticator app).
+    #[command(subcommand)]
+    Totp(TotpCommand),
+}
+
+#[derive(Subcommand)]
+pub enum TotpCommand {
+    /// Start setting it up: prints the secret and its otpauth:// URI for the app; the
+    /// account's owner confirms with a code (`totp confirm` or the console's /account).
+    Enroll { email: String },
+    /// Confirm with the code the app shows: from then on console logins need a code.
+    Confirm { email: String, code: String },
+    /// Remove it (a lost device); the owner sets up a new one.
+    Remove { email: String },
 }
 
 #[derive(Subcommand)]
@@ -168,6 +182,20 @@ pub fn run(command: AccountCommand, config_path: Option<&Path>) -> Result<(), St
                         t["label"].as_str().unwrap_or_default()
                     ));
                 }
+            }
+            AccountCommand::Totp(TotpCommand::Enroll { email }) => {
+                let answer = api.call(Method::POST, &format!("{}/totp", account_path(&email)), None).await?;
+                crate::emit(format!("secret\t{}", answer["secret"].as_str().unwrap_or_default()));
+                crate::emit(format!("uri\t{}", answer["uri"].as_str().unwrap_or_default()));
+                eprintln!("add it to the authenticator app, then confirm with a code: rempart account totp confirm {email} CODE");
+            }
+            AccountCommand::Totp(TotpCommand::Confirm { email, code }) => {
+                api.call(Method::POST, &format!("{}/totp/confirm", account_path(&email)), Some(json!({ "code": code }))).await?;
+                eprintln!("second factor on for {email}: console logins need a code");
+            }
+            AccountCommand::Totp(TotpCommand::Remove { email }) => {
+                api.call(Method::DELETE, &format!("{}/totp", account_path(&email)), None).await?;
+                eprintln!("second factor removed for {email}");
             }
             AccountCommand::Token(TokenCommand::Revoke { id }) => {
                 api.call(Method::DELETE, &format!("/api/v1/tokens/{}", segment(&id)), None).await?;

@@ -240,6 +240,7 @@ fn every_api_route_for_every_role() {
     // Each row: method, path, body, and the status expected for operator, helpdesk,
     // auditor, tenant admin, user. Changes come back undone by the next rows.
     let new_user = |email: &str| json!({ "email": email, "password": PASSWORD, "role": "user" });
+    let ed25519 = |selector: &str| json!({ "selector": selector, "algorithm": "ed25519" });
     #[allow(clippy::type_complexity)]
     let table: Vec<(&str, String, Option<Value>, [u16; 5])> = vec![
         ("GET", "/api/v1/whoami".into(), None, [200, 200, 200, 200, 200]),
@@ -272,8 +273,23 @@ fn every_api_route_for_every_role() {
         ("PATCH", "/api/v1/accounts/erin@acme.test".into(), Some(json!({ "password": "a new password" })), [200, 403, 403, 200, 404]),
         ("GET", "/api/v1/accounts/alice@acme.test/tokens".into(), None, [200, 200, 200, 200, 200]),
         ("POST", "/api/v1/accounts/carol@globex.test/tokens".into(), None, [201, 403, 403, 404, 404]),
+        ("POST", "/api/v1/accounts/erin@acme.test/totp".into(), None, [200, 403, 403, 200, 404]),
+        ("POST", "/api/v1/accounts/erin@acme.test/totp/confirm".into(), Some(json!({ "code": "000000" })), [422, 403, 403, 422, 404]),
+        ("DELETE", "/api/v1/accounts/erin@acme.test/totp".into(), None, [200, 403, 403, 200, 404]),
         ("DELETE", "/api/v1/accounts/erin@acme.test".into(), None, [200, 403, 403, 200, 403]),
         ("DELETE", "/api/v1/tokens/000000000000".into(), None, [404, 404, 404, 404, 404]),
+        ("GET", "/api/v1/domains/acme.test/dkim".into(), None, [200, 200, 200, 200, 403]),
+        ("GET", "/api/v1/domains/globex.test/dkim".into(), None, [200, 200, 200, 404, 403]),
+        ("POST", "/api/v1/domains/acme.test/dkim".into(), Some(ed25519("t1")), [201, 403, 403, 201, 403]),
+        ("POST", "/api/v1/domains/acme.test/dkim/rotate".into(), Some(ed25519("t2")), [201, 403, 403, 201, 403]),
+        ("DELETE", "/api/v1/domains/acme.test/dkim/t1".into(), None, [200, 403, 403, 200, 403]),
+        ("DELETE", "/api/v1/domains/acme.test/dkim/t2".into(), None, [200, 403, 403, 200, 403]),
+        ("POST", "/api/v1/domains/globex.test/dkim".into(), Some(ed25519("t1")), [201, 403, 403, 404, 403]),
+        ("DELETE", "/api/v1/domains/globex.test/dkim/t1".into(), None, [200, 403, 403, 404, 403]),
+        ("POST", "/api/v1/accounts/alice@acme.test/totp".into(), None, [200, 403, 403, 200, 200]),
+        ("DELETE", "/api/v1/accounts/alice@acme.test/totp".into(), None, [200, 403, 403, 200, 200]),
+        ("POST", "/api/v1/accounts/carol@globex.test/totp".into(), None, [200, 403, 403, 404, 404]),
+        ("DELETE", "/api/v1/accounts/carol@globex.test/totp".into(), None, [200, 403, 403, 404, 404]),
     ];
     let mut failures = Vec::new();
     let operator = tokens[0].1.clone();
@@ -336,4 +352,76 @@ fn a_brute_force_behind_the_proxy_does_not_lock_the_operator_out() {
     assert_eq!(attempt("198.51.100.7", PASSWORD), 303, "the operator, from their own address, logs in");
     // A client that forges X-Forwarded-For in front of the proxy is still itself.
     assert_eq!(attempt("198.51.100.7, 203.0.113.66", PASSWORD), 429, "the proxy's last hop is what counts");
+}
+
+/// A browser login with `code` as the second factor (empty: none typed); the status.
+fn console_login(console: &str, email: &str, password: &str, code: &str) -> (Browser, u16, String) {
+    let mut b = Browser::new(console);
+    let page = b.get("/login");
+    let r = b.post("/login", &[("csrf", &page.csrf()), ("email", email), ("password", password), ("code", code)]);
+    (b, r.status, r.body)
+}
+
+fn code_at(secret: &str, offset: i64) -> String {
+    let now = rempart_model::date::unix_now().saturating_add_signed(offset);
+    rempart_state::second_factor::code_at(secret, now).expect("a code")
+}
+
+/// The second factor: set up through the API, then asked at every console login (a
+/// wrong or replayed code refused), reset by the operator's CLI; a tenant that
+/// requires it sends its accounts to set it up before any other page.
+#[test]
+fn a_second_factor_is_asked_once_set_up_and_enforced_by_the_tenant() {
+    let dns = DnsServer::start(Zone::new());
+    let gw = gateway(&dns, free_port(), "");
+    let console = console_addr(&gw);
+    cli(&gw, &["tenant", "add", "acme"], None);
+    cli(&gw, &["tenant", "add", "vault", "--require-totp"], None);
+    cli(&gw, &["domain", "add", "acme.test", "--route", "smtp://127.0.0.1:9", "--tenant", "acme"], None);
+    cli(&gw, &["domain", "add", "vault.test", "--route", "smtp://127.0.0.1:9", "--tenant", "vault"], None);
+    cli(&gw, &["account", "add", "alice@acme.test", "--tenant", "acme"], Some(PASSWORD));
+    cli(&gw, &["account", "add", "bob@vault.test", "--tenant", "vault"], Some(PASSWORD));
+    let token = cli(&gw, &["account", "token", "add", "alice@acme.test"], None);
+    assert_eq!(console_login(&console, "alice@acme.test", PASSWORD, "").1, 303, "no second factor yet");
+
+    let (status, enrolled) = api(&console, &token, "POST", "/api/v1/accounts/alice@acme.test/totp", None);
+    assert_eq!(status, 200, "{enrolled}");
+    let secret = enrolled["secret"].as_str().expect("secret").to_string();
+    assert!(enrolled["uri"].as_str().is_some_and(|u| u.starts_with("otpauth://totp/Rempart:alice%40acme.test?secret=")), "{enrolled}");
+    assert_eq!(console_login(&console, "alice@acme.test", PASSWORD, "").1, 303, "not asked before it is confirmed");
+    let confirm =
+        |code: String| api(&console, &token, "POST", "/api/v1/accounts/alice@acme.test/totp/confirm", Some(json!({ "code": code })));
+    assert_eq!(confirm("000000".into()).0, 422);
+    assert_eq!(confirm(code_at(&secret, 0)).0, 200);
+
+    let (_, status, body) = console_login(&console, "alice@acme.test", PASSWORD, "");
+    assert!(status == 401 && body.contains("Enter the code from your authenticator app"), "{status}: {body}");
+    assert_eq!(console_login(&console, "alice@acme.test", PASSWORD, "123456").1, 401, "a wrong code");
+    assert_eq!(console_login(&console, "alice@acme.test", "wrong password", &code_at(&secret, 30)).1, 401);
+    let next = code_at(&secret, 30);
+    let (mut alice, status, _) = console_login(&console, "alice@acme.test", PASSWORD, &next);
+    assert_eq!(status, 303, "password and code");
+    assert_eq!(alice.get("/quarantine").status, 200);
+    assert_eq!(console_login(&console, "alice@acme.test", PASSWORD, &next).1, 401, "a code is used once");
+    // Lost phone: the operator resets it; the password alone works again.
+    cli(&gw, &["account", "totp", "remove", "alice@acme.test"], None);
+    assert_eq!(console_login(&console, "alice@acme.test", PASSWORD, "").1, 303);
+
+    // The vault tenant requires it: bob logs in, and every page sends him to set it up.
+    let (mut bob, status, _) = console_login(&console, "bob@vault.test", PASSWORD, "");
+    assert_eq!(status, 303);
+    let r = bob.get("/quarantine");
+    assert_eq!((r.status, r.header("location")), (303, Some("/account")), "{}", r.body);
+    let page = bob.get("/account");
+    assert!(page.body.contains("A second factor is required for your account"), "{}", page.body);
+    let started = bob.post("/account/totp", &[("csrf", &page.csrf())]);
+    let secret = started.body.split("id=\"totp-secret\">").nth(1).and_then(|s| s.split('<').next()).expect("the secret shown").to_string();
+    let wrong = bob.post("/account/totp/confirm", &[("csrf", &page.csrf()), ("code", "000000")]);
+    assert!(wrong.status == 422 && wrong.body.contains("Wrong code"), "{}", wrong.body);
+    let done = bob.post("/account/totp/confirm", &[("csrf", &page.csrf()), ("code", &code_at(&secret, 0))]);
+    assert!(done.status == 200 && done.body.contains("Second factor on."), "{}", done.body);
+    assert_eq!(bob.get("/quarantine").status, 200, "set up: the console opens");
+    let refused = bob.post("/account/totp/remove", &[("csrf", &page.csrf())]);
+    assert_eq!(refused.status, 403, "required: its owner cannot remove it");
+    assert_eq!(console_login(&console, "bob@vault.test", PASSWORD, "").1, 401, "and it is asked at login");
 }

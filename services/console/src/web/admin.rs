@@ -33,12 +33,20 @@ pub struct Admin {
     /// Seals the DKIM keys generated here (`None`: the secret could not be read, and
     /// keys cannot be generated; the reason is in the log).
     pub sealer: Option<Arc<rempart_state::dkim_keys::Sealer>>,
+    /// `[console] require_totp_for_staff`.
+    pub totp_for_staff: bool,
 }
 
 impl Admin {
     /// The management API over `store`, for the gateway configured by `file`.
     pub fn new(store: Arc<dyn Store>, file: &rempart_model::Config, sealer: Option<Arc<rempart_state::dkim_keys::Sealer>>) -> Admin {
-        Admin { store, file_domains: file.domains.clone(), onboarding: Onboarding::of(file), sealer }
+        Admin {
+            store,
+            file_domains: file.domains.clone(),
+            onboarding: Onboarding::of(file),
+            sealer,
+            totp_for_staff: file.console.require_totp_for_staff,
+        }
     }
 }
 
@@ -77,6 +85,7 @@ where
         .route("/api/v1/accounts/{email}/tokens", get(list_tokens).post(add_token))
         .route("/api/v1/tokens/{id}", axum::routing::delete(revoke_token))
         .merge(super::dkim::routes())
+        .merge(super::account::api_routes())
 }
 
 /// A JSON error.
@@ -134,18 +143,7 @@ impl From<rempart_state::StoreError> for ApiError {
 /// account (with its tenant's domains); 401 without one.
 pub async fn caller(store: &dyn Store, headers: &HeaderMap, extensions: &Extensions) -> Result<Account, ApiError> {
     if extensions.get::<LocalOperator>().is_some() {
-        return Ok(Account {
-            email: LOCAL_OPERATOR.into(),
-            role: Role::Operator,
-            tenant: None,
-            domains: Vec::new(),
-            aliases: Vec::new(),
-            password_hash: String::new(),
-            disabled: false,
-            suspended: false,
-            generation: 0,
-            created: 0,
-        });
+        return Ok(Account::new(LOCAL_OPERATOR, Role::Operator));
     }
     let token = headers
         .get(axum::http::header::AUTHORIZATION)
@@ -464,6 +462,7 @@ pub fn account_json(account: &Account) -> Value {
         "email": account.email, "role": account.role.as_str(), "tenant": account.tenant,
         "domains": account.domains, "aliases": account.aliases,
         "disabled": account.disabled, "suspended": account.suspended, "created": account.created,
+        "second_factor": account.totp_confirmed,
     })
 }
 
@@ -515,16 +514,11 @@ async fn add_account(
     check_password(&new.password)?;
     let lower = |v: Vec<String>| v.into_iter().map(|s| s.trim().to_ascii_lowercase()).collect::<Vec<_>>();
     let mut account = Account {
-        email: new.email.trim().to_ascii_lowercase(),
-        role,
         tenant: new.tenant,
         domains: lower(new.domains),
         aliases: lower(new.aliases),
-        password_hash: String::new(),
-        disabled: false,
-        suspended: false,
-        generation: 0,
         created: rempart_model::date::unix_now(),
+        ..Account::new(&new.email, role)
     };
     accounts::check_address(&account.email)?;
     if caller.role != Role::Operator {
@@ -556,8 +550,25 @@ async fn hash(password: String) -> Result<String, ApiError> {
         .map_err(ApiError::from)
 }
 
+/// Sets `account`'s password (checked against the minimum length), after checking
+/// `current` when given (a user changing their own); every token and session of the
+/// account dies with the old one. The caller stores the account.
+pub(super) async fn set_password(account: &mut Account, password: String, current: Option<String>) -> Result<(), ApiError> {
+    check_password(&password)?;
+    if let Some(current) = current {
+        let hash = account.password_hash.clone();
+        let matches = tokio::task::spawn_blocking(move || accounts::password_matches(&hash, &current)).await.unwrap_or(false);
+        if !matches {
+            return Err(ApiError(StatusCode::FORBIDDEN, "the current password is wrong".into()));
+        }
+    }
+    account.password_hash = hash(password).await?;
+    account.generation += 1;
+    Ok(())
+}
+
 /// The account `email` if the caller may see it (staff, its tenant admin, itself).
-async fn visible_account(admin: &Admin, caller: &Account, email: &str) -> Result<Account, ApiError> {
+pub(super) async fn visible_account(admin: &Admin, caller: &Account, email: &str) -> Result<Account, ApiError> {
     match accounts::get(&*admin.store, email).await? {
         Some(account) if may_touch_account(caller, &account) => Ok(account),
         _ => Err(not_found("such account")),
@@ -610,17 +621,8 @@ async fn change_account(
         return Err(forbidden());
     }
     if let Some(password) = change.password {
-        check_password(&password)?;
-        if own && !administers {
-            let current = change.current_password.unwrap_or_default();
-            let hash = account.password_hash.clone();
-            let matches = tokio::task::spawn_blocking(move || accounts::password_matches(&hash, &current)).await.unwrap_or(false);
-            if !matches {
-                return Err(ApiError(StatusCode::FORBIDDEN, "the current password is wrong".into()));
-            }
-        }
-        account.password_hash = hash(password).await?;
-        account.generation += 1;
+        let current = if own && !administers { Some(change.current_password.unwrap_or_default()) } else { None };
+        set_password(&mut account, password, current).await?;
     }
     if let Some(disabled) = change.disabled {
         if disabled && !account.disabled {

@@ -43,6 +43,46 @@ impl Lang {
                 ("Too many failed attempts: try again in 15 minutes.", "Trop de tentatives échouées : réessayez dans 15 minutes.")
             }
             "quarantine" => ("Quarantine", "Quarantaine"),
+            "account" => ("Account", "Compte"),
+            "your_account" => ("Your account", "Votre compte"),
+            "role" => ("Role", "Rôle"),
+            "tenant" => ("Customer", "Client"),
+            "change_password" => ("Change the password", "Changer le mot de passe"),
+            "current_password" => ("Current password", "Mot de passe actuel"),
+            "new_password" => ("New password (10 characters or more)", "Nouveau mot de passe (10 caractères ou plus)"),
+            "repeat_password" => ("The new password again", "Le nouveau mot de passe, à nouveau"),
+            "passwords_differ" => ("The two new passwords differ.", "Les deux nouveaux mots de passe diffèrent."),
+            "second_factor" => ("Second factor (authenticator app)", "Second facteur (application d'authentification)"),
+            "totp_on" => (
+                "On: logging into the console asks for a code from your app.",
+                "Activé : la connexion à la console demande un code de votre application.",
+            ),
+            "totp_off" => ("Off: a password alone logs you in.", "Désactivé : le mot de passe seul suffit pour se connecter."),
+            "totp_required" => (
+                "A second factor is required for your account: set it up to use the console.",
+                "Un second facteur est exigé pour votre compte : configurez-le pour utiliser la console.",
+            ),
+            "totp_start" => ("Set up a second factor", "Configurer un second facteur"),
+            "totp_scan" => (
+                "Add this account to your authenticator app (type the secret, or open the otpauth link), then enter the code it shows.",
+                "Ajoutez ce compte à votre application d'authentification (saisissez la clé, ou ouvrez le lien otpauth), puis entrez le code qu'elle affiche.",
+            ),
+            "totp_secret" => ("Secret", "Clé secrète"),
+            "code" => (
+                "Code from your authenticator app (if you use one)",
+                "Code de votre application d'authentification (si vous en utilisez une)",
+            ),
+            "totp_confirm" => ("Confirm", "Confirmer"),
+            "totp_wrong" => (
+                "Wrong code: check your device's clock and enter the current code.",
+                "Code incorrect : vérifiez l'heure de votre appareil et entrez le code actuel.",
+            ),
+            "totp_enabled" => ("Second factor on.", "Second facteur activé."),
+            "totp_remove" => ("Remove the second factor", "Supprimer le second facteur"),
+            "totp_removed" => ("Second factor removed.", "Second facteur supprimé."),
+            "code_needed" => {
+                ("Enter the code from your authenticator app as well.", "Entrez aussi le code de votre application d'authentification.")
+            }
             "search" => ("Search", "Rechercher"),
             "sender" => ("Sender", "Expéditeur"),
             "recipient" => ("Recipient", "Destinataire"),

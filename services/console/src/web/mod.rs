@@ -2,6 +2,7 @@
 //! pages and the JSON API under `/api/v1` (bearer tokens). Every state change is a
 //! POST carrying a CSRF token; every route checks the reader's scope.
 
+pub mod account;
 pub mod admin;
 pub mod advice;
 pub mod api;
@@ -48,6 +49,8 @@ pub fn router(console: Arc<Console>) -> Router {
         .merge(admin::routes())
         .merge(lists::routes())
         .merge(reports::routes())
+        .merge(account::routes())
+        .layer(axum::middleware::from_fn_with_state(console.clone(), account::gate))
         .layer(axum::middleware::map_response(secure_headers))
         .layer(axum::middleware::from_fn(contain_panics))
         .with_state(console)
@@ -250,6 +253,9 @@ struct LoginForm {
     email: String,
     #[serde(default)]
     password: String,
+    /// The second factor, when the account uses one.
+    #[serde(default)]
+    code: String,
 }
 
 async fn login(
@@ -267,7 +273,7 @@ async fn login(
         visit.page(&console, status, pages::login(lang, &visit.csrf_token(&console), Some(lang.t(text))))
     };
     let client = client_ip(peer.ip(), &headers, &console.trusted_proxies);
-    match accounts::login(&*console.state.store, &form.email, &form.password, &client.to_string(), "console").await {
+    match accounts::login(&*console.state.store, &form.email, &form.password, Some(&form.code), &client.to_string(), "console").await {
         Ok(Login::Ok(account)) => {
             let expires = rempart_model::date::unix_now() + SESSION_SECONDS;
             let cookie = match auth::open_session(&console.keys, &*console.state.store, &account, expires).await {
@@ -279,6 +285,7 @@ async fn login(
         }
         Ok(Login::Refused) => refused(StatusCode::UNAUTHORIZED, "login_refused"),
         Ok(Login::Throttled) => refused(StatusCode::TOO_MANY_REQUESTS, "login_throttled"),
+        Ok(Login::CodeNeeded) => refused(StatusCode::UNAUTHORIZED, "code_needed"),
         Err(e) => failure(e),
     }
 }

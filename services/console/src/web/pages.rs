@@ -37,6 +37,7 @@ pub fn layout(lang: Lang, title: &str, viewer: Option<(&Account, &str)>, body: M
                         a href="/quarantine" { (lang.t("quarantine")) }
                         a href="/lists" { (lang.t("lists")) }
                         a href="/reports" { (lang.t("reports")) }
+                        a href="/account" { (lang.t("account")) }
                         span { (lang.t("signed_in_as")) " " (account.email) }
                         form.inline method="post" action="/logout" {
                             input type="hidden" name="csrf" value=(csrf);
@@ -62,6 +63,7 @@ pub fn login(lang: Lang, csrf: &str, error: Option<&str>) -> Markup {
                 input type="hidden" name="csrf" value=(csrf);
                 p { label { (lang.t("email")) br; input type="email" name="email" id="email" required autocomplete="username"; } }
                 p { label { (lang.t("password")) br; input type="password" name="password" id="password" required autocomplete="current-password"; } }
+                p { label { (lang.t("code")) br; input name="code" id="code" inputmode="numeric" autocomplete="one-time-code" size="8"; } }
                 p { button type="submit" id="login" { (lang.t("login")) } }
             }
         },

@@ -73,14 +73,15 @@ impl<B: Bus, S: Transport> Session<B, S> {
             tracing::error!("AUTH needs the shared state (accounts); none is configured");
             return self.reply(Reply::new(454, "4.7.0", "Temporary authentication failure"));
         };
-        match accounts::login(&*state.store, &login, &password, &self.facts.peer_ip.to_string(), "smtp").await {
+        match accounts::login(&*state.store, &login, &password, None, &self.facts.peer_ip.to_string(), "smtp").await {
             Ok(Login::Ok(account)) => {
                 tracing::info!(client = %self.facts.peer_ip, account = %account.email, mechanism, "authenticated");
                 self.outbound_event(&account.email, "login", 0, 0, "").await;
                 self.account = Some(*account);
                 self.reply(Reply::new(235, "2.7.0", "Authentication successful"))
             }
-            Ok(Login::Refused) => {
+            // SMTP asks no second factor (`None`), so a code is never needed here.
+            Ok(Login::Refused | Login::CodeNeeded) => {
                 let delay = FIRST_FAILURE_DELAY.saturating_mul(1 << self.auth_failures.min(8)).min(MAX_FAILURE_DELAY);
                 self.auth_failures += 1;
                 tokio::time::sleep(delay).await;

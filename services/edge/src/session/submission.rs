@@ -224,16 +224,9 @@ mod tests {
 
     fn account(role: Role, domains: &[&str], aliases: &[&str]) -> Account {
         Account {
-            email: "alice@example.com".into(),
-            role,
             domains: domains.iter().map(|d| d.to_string()).collect(),
             aliases: aliases.iter().map(|a| a.to_string()).collect(),
-            password_hash: String::new(),
-            disabled: false,
-            suspended: false,
-            tenant: None,
-            generation: 0,
-            created: 0,
+            ..Account::new("alice@example.com", role)
         }
     }
 

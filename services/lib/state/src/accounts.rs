@@ -96,9 +96,37 @@ pub struct Account {
     /// Unix seconds; 0 for accounts made before it was kept.
     #[serde(default)]
     pub created: u64,
+    /// The console's second factor (base32 TOTP secret; `second_factor`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub totp_secret: Option<String>,
+    /// Enrolment confirmed with a code: console logins need one.
+    #[serde(default)]
+    pub totp_confirmed: bool,
+    /// The last TOTP step a login used (a code is accepted once).
+    #[serde(default)]
+    pub totp_last_step: u64,
 }
 
 impl Account {
+    /// A new enabled account, without password, tenant, domains or aliases yet.
+    pub fn new(email: &str, role: Role) -> Account {
+        Account {
+            email: email.trim().to_ascii_lowercase(),
+            role,
+            tenant: None,
+            domains: Vec::new(),
+            aliases: Vec::new(),
+            password_hash: String::new(),
+            disabled: false,
+            suspended: false,
+            generation: 0,
+            created: 0,
+            totp_secret: None,
+            totp_confirmed: false,
+            totp_last_step: 0,
+        }
+    }
+
     /// The login's domain.
     pub fn domain(&self) -> &str {
         self.email.rsplit_once('@').map_or("", |(_, d)| d)
@@ -300,11 +328,22 @@ pub enum Login {
     Refused,
     /// Too many failures from this IP or for this account: try again later.
     Throttled,
+    /// The password is right; the account's second factor is needed too.
+    CodeNeeded,
 }
 
 /// Checks a login, counting failures; a throttled IP or account is refused before the
-/// password is even hashed (no oracle, no CPU spent for an attacker).
-pub async fn login(store: &dyn Store, email: &str, password: &str, ip: &str, service: &str) -> Result<Login, AccountError> {
+/// password is even hashed (no oracle, no CPU spent for an attacker). `code`: the
+/// second factor typed, for the console (`None` for SMTP, which has none); an account
+/// with a confirmed second factor needs the right one (a wrong one is a failure).
+pub async fn login(
+    store: &dyn Store,
+    email: &str,
+    password: &str,
+    code: Option<&str>,
+    ip: &str,
+    service: &str,
+) -> Result<Login, AccountError> {
     let email = email.trim().to_ascii_lowercase();
     let window = crate::window::number(rempart_model::date::unix_now(), FAILURE_WINDOW);
     let window = window.to_string();
@@ -332,7 +371,16 @@ pub async fn login(store: &dyn Store, email: &str, password: &str, ip: &str, ser
     // Argon2 takes tens of milliseconds of CPU: off the async threads.
     let password = password.to_string();
     let matches = tokio::task::spawn_blocking(move || password_matches(&hash, &password)).await.unwrap_or(false);
-    let ok = account.as_ref().is_some_and(|a| !a.disabled) && matches;
+    let mut ok = account.as_ref().is_some_and(|a| !a.disabled) && matches;
+    if let (true, Some(account), Some(code)) = (ok, &account, code) {
+        match crate::second_factor::check(account, code, rempart_model::date::unix_now()) {
+            crate::second_factor::Check::NotUsed => {}
+            crate::second_factor::Check::Passed(step) => crate::second_factor::used(store, account, step).await?,
+            // The password was right: asking for the code counts no failure.
+            crate::second_factor::Check::Missing => return Ok(Login::CodeNeeded),
+            crate::second_factor::Check::Wrong => ok = false,
+        }
+    }
     match (ok, account) {
         (true, Some(account)) => Ok(Login::Ok(Box::new(account))),
         _ => {

@@ -20,6 +20,7 @@ mod embedded;
 mod fdb;
 pub mod greylist;
 mod nats;
+pub mod second_factor;
 pub mod sender_lists;
 mod shared;
 mod timed;

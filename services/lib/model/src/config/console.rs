@@ -41,6 +41,10 @@ pub struct ConsoleConfig {
     /// How often pending domains are checked for their proof of control (TXT or MX).
     /// Default "5m".
     pub verify_every: HumanDuration,
+    /// Staff accounts (operator, helpdesk, auditor) must log into the console with a
+    /// second factor (TOTP); without one yet, they may only set it up. A tenant
+    /// requires it of its own accounts with its `require_totp`. Default false.
+    pub require_totp_for_staff: bool,
 }
 
 impl Default for ConsoleConfig {
@@ -56,6 +60,7 @@ impl Default for ConsoleConfig {
             mx_hosts: Vec::new(),
             spf_include: String::new(),
             verify_every: HumanDuration(std::time::Duration::from_secs(300)),
+            require_totp_for_staff: false,
         }
     }
 }
