@@ -312,6 +312,35 @@ fn every_api_route_for_every_role() {
             }
         }
     }
+    // The pages, for each role's browser session.
+    let pages: [(&str, [u16; 5]); 7] = [
+        ("/quarantine", [200, 200, 200, 200, 200]),
+        ("/reports", [200, 200, 200, 200, 404]),
+        ("/account", [200, 200, 200, 200, 200]),
+        ("/domains", [200, 200, 200, 200, 403]),
+        ("/domains/acme.test", [200, 200, 200, 200, 403]),
+        ("/domains/globex.test", [200, 200, 200, 404, 403]),
+        ("/domains/no.such.test", [404, 404, 404, 404, 403]),
+    ];
+    for (i, (role, email, _)) in roles.iter().enumerate() {
+        let mut b = Browser::new(&console);
+        let login = b.get("/login");
+        assert_eq!(b.post("/login", &[("csrf", &login.csrf()), ("email", email), ("password", PASSWORD)]).status, 303, "{role}");
+        for (page, expected) in &pages {
+            let status = b.get(page).status;
+            if status != expected[i] {
+                failures.push(format!("{role} page {page}: {status}, expected {}", expected[i]));
+            }
+        }
+        // The menu offers only the pages the role may open.
+        let menu = b.get("/quarantine").body;
+        for link in ["/domains", "/reports"] {
+            let shown = menu.contains(&format!("href=\"{link}\""));
+            if shown != (*role != "user") {
+                failures.push(format!("{role}: the menu's {link} link is {}", if shown { "shown" } else { "missing" }));
+            }
+        }
+    }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
     // A user changes their own password with the current one; their tokens die with it.
     let alice = &tokens[4].1;
@@ -424,4 +453,46 @@ fn a_second_factor_is_asked_once_set_up_and_enforced_by_the_tenant() {
     let refused = bob.post("/account/totp/remove", &[("csrf", &page.csrf())]);
     assert_eq!(refused.status, 403, "required: its owner cannot remove it");
     assert_eq!(console_login(&console, "bob@vault.test", PASSWORD, "").1, 401, "and it is asked at login");
+}
+
+/// In headless Chromium, as a new tenant admin would: log in, open Domains, add one,
+/// see the DNS records to publish, generate a DKIM key and see its TXT record. The
+/// screenshots are kept in target/test-artifacts/.
+#[test]
+fn in_a_browser_a_tenant_admin_adds_a_domain_and_generates_a_dkim_key() {
+    let Some(browser) = rempart_tests::webdriver::Chromium::start() else { return };
+    let dns = DnsServer::start(Zone::new());
+    let gw = gateway(&dns, free_port(), "");
+    let base = format!("http://{}", console_addr(&gw));
+    cli(&gw, &["tenant", "add", "acme", "--name", "Acme Corp"], None);
+    cli(&gw, &["account", "add", "admin@acme.test", "--role", "tenant-admin", "--tenant", "acme"], Some(PASSWORD));
+
+    browser.goto(&format!("{base}/login"));
+    browser.type_into("#email", "admin@acme.test");
+    browser.type_into("#password", PASSWORD);
+    browser.click("#login");
+    browser.source_with("href=\"/domains\"", Duration::from_secs(10));
+    browser.click("a[href='/domains']");
+    browser.source_with("id=\"domain-add\"", Duration::from_secs(10));
+    browser.type_into("#domain-name", "shop.acme.test");
+    browser.type_into("#domain-route", "smtp://192.0.2.10:25");
+    browser.click("#domain-add");
+    let page = browser.source_with("Domain added", Duration::from_secs(10));
+    assert!(page.contains("pending: waiting for the proof of control"), "{page}");
+    for wanted in ["_rempart-verify.shop.acme.test", "rempart-verify=", "10 mx.gw.test", "v=spf1", "_dmarc.shop.acme.test", "missing"] {
+        assert!(page.contains(wanted), "the DNS records show {wanted}: {page}");
+    }
+    let artifacts = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/test-artifacts");
+    browser.screenshot(&artifacts.join("console-domain-added.png"));
+
+    browser.click("#dkim-generate");
+    let page = browser.source_with("Key generated", Duration::from_secs(15));
+    assert!(page.contains("._domainkey.shop.acme.test") && page.contains("v=DKIM1; k=rsa; p=MII"), "{page}");
+    browser.screenshot(&artifacts.join("console-domain-dkim.png"));
+
+    // What the pages did is what the API and every node see.
+    let listed = cli(&gw, &["dkim", "list", "shop.acme.test"], None);
+    assert!(listed.contains("\trsa\tsigning"), "{listed}");
+    let shown = cli(&gw, &["domain", "show", "shop.acme.test"], None);
+    assert!(shown.contains("\"status\": \"pending\"") && shown.contains("\"tenant\": \"acme\""), "{shown}");
 }

@@ -279,28 +279,34 @@ fn file_domain_json(domain: &DomainConfig) -> Value {
 
 async fn list_domains(State(AdminState(admin)): State<AdminState>, headers: HeaderMap, extensions: Extensions) -> Answer {
     let caller = allowed(&admin, &headers, &extensions, Permission::ReadDomains).await?;
-    let mut out: Vec<Value> =
-        admin.file_domains.iter().filter(|d| may_touch_domain(&caller, &d.name, None)).map(file_domain_json).collect();
-    for record in domains::domains(&*admin.store).await? {
-        if may_touch_domain(&caller, record.name(), record.tenant.as_deref()) && !admin.file_domains.iter().any(|d| d.name == record.name())
-        {
-            out.push(record_json(&record));
-        }
-    }
+    let (file, stored) = domains_in_scope(&admin, &caller).await?;
+    let mut out: Vec<Value> = file.iter().map(file_domain_json).collect();
+    out.extend(stored.iter().map(record_json));
     ok(json!({ "domains": out }))
+}
+
+/// The domains the caller may see: the file's (read-only), then the store's.
+pub(super) async fn domains_in_scope(admin: &Admin, caller: &Account) -> Result<(Vec<DomainConfig>, Vec<DomainRecord>), ApiError> {
+    let file: Vec<DomainConfig> = admin.file_domains.iter().filter(|d| may_touch_domain(caller, &d.name, None)).cloned().collect();
+    let stored = domains::domains(&*admin.store)
+        .await?
+        .into_iter()
+        .filter(|r| may_touch_domain(caller, r.name(), r.tenant.as_deref()) && !admin.file_domains.iter().any(|d| d.name == r.name()))
+        .collect();
+    Ok((file, stored))
 }
 
 /// A domain added: its name, route, owner and any other `[[domain]]` setting.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct NewDomain {
-    name: String,
-    route: String,
+pub(super) struct NewDomain {
+    pub name: String,
+    pub route: String,
     #[serde(default)]
-    tenant: Option<String>,
+    pub tenant: Option<String>,
     /// Other settings, as in a `[[domain]]` table.
     #[serde(default)]
-    settings: serde_json::Map<String, Value>,
+    pub settings: serde_json::Map<String, Value>,
 }
 
 /// `base`'s settings with `changes` over them, checked as a `[[domain]]` is.
@@ -329,13 +335,18 @@ async fn add_domain(
     body: axum::body::Bytes,
 ) -> Answer {
     let caller = allowed(&admin, &headers, &extensions, Permission::ManageDomains).await?;
-    let new: NewDomain = json_body(&body)?;
+    let record = create_domain(&admin, &caller, json_body(&body)?).await?;
+    created(record_json(&record))
+}
+
+/// Adds a domain for `caller`: the operator's is active at once, a tenant's waits for
+/// its proof of control.
+pub(super) async fn create_domain(admin: &Admin, caller: &Account, new: NewDomain) -> Result<DomainRecord, ApiError> {
     rempart_model::config::check_domain_name(&new.name).map_err(bad)?;
     let route = new.route.parse().map_err(|e: rempart_model::InvalidValue| bad(e.0))?;
-    if file_domain(&admin, &new.name).is_some() {
+    if file_domain(admin, &new.name).is_some() {
         return Err(ApiError(StatusCode::CONFLICT, format!("{} is in the configuration file already", new.name)));
     }
-    // The operator's domains are active at once; a tenant's wait for their proof.
     let (tenant, status) = match caller.role {
         Role::Operator => (new.tenant, DomainStatus::Active),
         _ => match &caller.tenant {
@@ -356,7 +367,7 @@ async fn add_domain(
     };
     let record = domains::add_domain(&*admin.store, record).await?;
     tracing::info!(domain = record.name(), tenant = ?record.tenant, status = ?record.status, by = %caller.email, "domain added");
-    created(record_json(&record))
+    Ok(record)
 }
 
 /// The record `name`, if the caller may see it (`None` for both "absent" and "not
@@ -389,11 +400,21 @@ async fn change_domain(
     body: axum::body::Bytes,
 ) -> Answer {
     let caller = allowed(&admin, &headers, &extensions, Permission::ManageDomains).await?;
-    if file_domain(&admin, &name).is_some() {
+    let Value::Object(changes) = json_body(&body)? else { return Err(bad("expected a JSON object of settings")) };
+    ok(record_json(&change_domain_settings(&admin, &caller, &name, changes).await?))
+}
+
+/// Changes a stored domain's settings (and, for the operator, its tenant or status).
+pub(super) async fn change_domain_settings(
+    admin: &Admin,
+    caller: &Account,
+    name: &str,
+    mut changes: serde_json::Map<String, Value>,
+) -> Result<DomainRecord, ApiError> {
+    if file_domain(admin, name).is_some() {
         return Err(ApiError(StatusCode::CONFLICT, format!("{name} is from the configuration file: change it there and reload")));
     }
-    let mut record = visible_domain(&admin, &caller, &name).await?;
-    let Value::Object(mut changes) = json_body(&body)? else { return Err(bad("expected a JSON object of settings")) };
+    let mut record = visible_domain(admin, caller, name).await?;
     if let Some(tenant) = changes.remove("tenant") {
         if caller.role != Role::Operator {
             return Err(ApiError(StatusCode::FORBIDDEN, "only the operator moves a domain to another tenant".into()));
@@ -412,7 +433,7 @@ async fn change_domain(
     record.config = domain_settings(&record.config, changes)?;
     let record = domains::update_domain(&*admin.store, record).await?;
     tracing::info!(domain = record.name(), by = %caller.email, "domain changed");
-    ok(record_json(&record))
+    Ok(record)
 }
 
 async fn delete_domain(

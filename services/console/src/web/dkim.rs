@@ -29,7 +29,7 @@ where
 
 /// The domain's canonical name, if the caller may manage it: a file domain (the
 /// operator's) or a store domain in the caller's scope.
-async fn domain_in_scope(admin: &Admin, caller: &Account, name: &str) -> Result<String, ApiError> {
+pub(super) async fn domain_in_scope(admin: &Admin, caller: &Account, name: &str) -> Result<String, ApiError> {
     if let Some(domain) = file_domain(admin, name).filter(|d| may_touch_domain(caller, &d.name, None)) {
         return Ok(domain.name);
     }
@@ -71,16 +71,16 @@ async fn list_keys(
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct NewKey {
+pub(super) struct NewKey {
     /// Default: "rs" or "ed" and today's date, e.g. "rs20261207".
     #[serde(default)]
-    selector: Option<String>,
+    pub selector: Option<String>,
     /// "ed25519" or "rsa" (default).
     #[serde(default)]
-    algorithm: Option<String>,
+    pub algorithm: Option<String>,
     /// Rotation only: how long the current keys keep signing (default 72 h).
     #[serde(default)]
-    overlap_hours: Option<u64>,
+    pub overlap_hours: Option<u64>,
 }
 
 impl NewKey {
@@ -113,13 +113,7 @@ async fn add_key(
     body: axum::body::Bytes,
 ) -> Answer {
     let caller = allowed(&admin, &headers, &extensions, Permission::ManageDomains).await?;
-    let domain = domain_in_scope(&admin, &caller, &name).await?;
-    let new = NewKey::read(&body)?;
-    let algorithm = new.algorithm()?;
-    let selector = new.selector(algorithm)?;
-    let sealer = sealer(&admin)?;
-    let key = dkim_keys::create(&*admin.store, sealer, &domain, &selector, algorithm, unix_now()).await?;
-    tracing::info!(%domain, %selector, by = %caller.email, "DKIM key added");
+    let key = generate_key(&admin, &caller, &name, NewKey::read(&body)?, false).await?;
     created(key_json(&admin, &key).await)
 }
 
@@ -131,15 +125,25 @@ async fn rotate_key(
     body: axum::body::Bytes,
 ) -> Answer {
     let caller = allowed(&admin, &headers, &extensions, Permission::ManageDomains).await?;
-    let domain = domain_in_scope(&admin, &caller, &name).await?;
-    let new = NewKey::read(&body)?;
+    let key = generate_key(&admin, &caller, &name, NewKey::read(&body)?, true).await?;
+    created(key_json(&admin, &key).await)
+}
+
+/// A new key for `name`, beside the current ones (`rotate`: which then retire after
+/// the overlap).
+pub(super) async fn generate_key(admin: &Admin, caller: &Account, name: &str, new: NewKey, rotate: bool) -> Result<DkimKey, ApiError> {
+    let domain = domain_in_scope(admin, caller, name).await?;
     let algorithm = new.algorithm()?;
     let selector = new.selector(algorithm)?;
-    let overlap = new.overlap_hours.unwrap_or(72).saturating_mul(3600);
-    let sealer = sealer(&admin)?;
-    let key = dkim_keys::rotate(&*admin.store, sealer, &domain, &selector, algorithm, unix_now(), overlap).await?;
-    tracing::info!(%domain, %selector, overlap_secs = overlap, by = %caller.email, "DKIM key rotated");
-    created(key_json(&admin, &key).await)
+    let sealer = sealer(admin)?;
+    let key = if rotate {
+        let overlap = new.overlap_hours.unwrap_or(72).saturating_mul(3600);
+        dkim_keys::rotate(&*admin.store, sealer, &domain, &selector, algorithm, unix_now(), overlap).await?
+    } else {
+        dkim_keys::create(&*admin.store, sealer, &domain, &selector, algorithm, unix_now()).await?
+    };
+    tracing::info!(%domain, %selector, rotate, by = %caller.email, "DKIM key added");
+    Ok(key)
 }
 
 async fn remove_key(

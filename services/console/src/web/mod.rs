@@ -8,6 +8,7 @@ pub mod advice;
 pub mod api;
 pub mod auth;
 pub mod dkim;
+pub mod domains;
 pub mod i18n;
 pub mod lists;
 pub mod pages;
@@ -50,6 +51,7 @@ pub fn router(console: Arc<Console>) -> Router {
         .merge(lists::routes())
         .merge(reports::routes())
         .merge(account::routes())
+        .merge(domains::routes())
         .layer(axum::middleware::from_fn_with_state(console.clone(), account::gate))
         .layer(axum::middleware::map_response(secure_headers))
         .layer(axum::middleware::from_fn(contain_panics))

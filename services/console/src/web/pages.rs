@@ -36,7 +36,12 @@ pub fn layout(lang: Lang, title: &str, viewer: Option<(&Account, &str)>, body: M
                     @if let Some((account, csrf)) = viewer {
                         a href="/quarantine" { (lang.t("quarantine")) }
                         a href="/lists" { (lang.t("lists")) }
-                        a href="/reports" { (lang.t("reports")) }
+                        @if crate::roles::allows(account.role, crate::roles::Permission::ReadReports) {
+                            a href="/reports" { (lang.t("reports")) }
+                        }
+                        @if crate::roles::allows(account.role, crate::roles::Permission::ReadDomains) {
+                            a href="/domains" { (lang.t("domains")) }
+                        }
                         a href="/account" { (lang.t("account")) }
                         span { (lang.t("signed_in_as")) " " (account.email) }
                         form.inline method="post" action="/logout" {
