@@ -54,10 +54,10 @@ fn done_notice(done: Option<&str>) -> Option<&'static str> {
 }
 
 /// The signed-in viewer, if their role may `permission`; else the login page or 403.
-fn viewer_with<'v>(console: &Console, visit: &'v Visit, permission: Permission) -> Result<&'v Account, Response> {
-    let Some(viewer) = &visit.viewer else { return Err(to_login()) };
+fn viewer_with<'v>(console: &Console, visit: &'v Visit, permission: Permission) -> Result<&'v Account, Box<Response>> {
+    let Some(viewer) = &visit.viewer else { return Err(Box::new(to_login())) };
     if !allows(viewer.role, permission) {
-        return Err(visit.notice(console, StatusCode::FORBIDDEN, "forbidden"));
+        return Err(Box::new(visit.notice(console, StatusCode::FORBIDDEN, "forbidden")));
     }
     Ok(viewer)
 }
@@ -66,7 +66,7 @@ async fn list(State(console): State<Arc<Console>>, headers: HeaderMap, Query(q):
     let visit = Visit::new(&console, &headers, q.lang.as_deref()).await;
     let viewer = match viewer_with(&console, &visit, Permission::ReadDomains) {
         Ok(viewer) => viewer,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     render_list(&console, &visit, viewer, StatusCode::OK, done_notice(q.done.as_deref()), None).await
 }
@@ -106,7 +106,7 @@ async fn add(State(console): State<Arc<Console>>, headers: HeaderMap, Form(form)
     };
     let viewer = match viewer_with(&console, &visit, Permission::ManageDomains) {
         Ok(viewer) => viewer,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let tenant = Some(form.tenant.trim().to_string()).filter(|t| !t.is_empty());
     let new = NewDomain {
@@ -151,7 +151,7 @@ async fn show(State(console): State<Arc<Console>>, headers: HeaderMap, Path(name
     let visit = Visit::new(&console, &headers, q.lang.as_deref()).await;
     let viewer = match viewer_with(&console, &visit, Permission::ReadDomains) {
         Ok(viewer) => viewer,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     render_detail(&console, &visit, viewer, &name, StatusCode::OK, done_notice(q.done.as_deref()), None).await
 }
@@ -204,7 +204,7 @@ async fn change_route(
     };
     let viewer = match viewer_with(&console, &visit, Permission::ManageDomains) {
         Ok(viewer) => viewer,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let mut changes = serde_json::Map::new();
     changes.insert("route".into(), serde_json::Value::String(form.route.trim().to_string()));
@@ -227,7 +227,7 @@ async fn verify(State(console): State<Arc<Console>>, headers: HeaderMap, Path(na
     };
     let viewer = match viewer_with(&console, &visit, Permission::ManageDomains) {
         Ok(viewer) => viewer,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let record = match visible_domain(&console.admin, viewer, &name).await {
         Ok(record) => record,
@@ -259,7 +259,7 @@ async fn add_key(State(console): State<Arc<Console>>, headers: HeaderMap, Path(n
     };
     let viewer = match viewer_with(&console, &visit, Permission::ManageDomains) {
         Ok(viewer) => viewer,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let selector = Some(form.selector.trim().to_string()).filter(|s| !s.is_empty());
     let new = NewKey { selector, algorithm: Some(form.algorithm), overlap_hours: None };
@@ -281,7 +281,7 @@ async fn remove_key(
     };
     let viewer = match viewer_with(&console, &visit, Permission::ManageDomains) {
         Ok(viewer) => viewer,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let domain = match shown(&console, viewer, &name).await {
         Ok(shown) => shown.record.config.name,
