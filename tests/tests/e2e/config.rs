@@ -66,12 +66,14 @@ fn all_config_keys() -> BTreeSet<String> {
         greylisting: false,
         scanner_fallback: rempart_model::ScannerFallback::Queue,
         dkim: vec![rempart_model::config::DkimKeyConfig { selector: "s".into(), key_file: "k.pem".into() }],
+        digest_every_recipient: false,
         pending: None,
     });
     config.state.path = Some("state.redb".into());
     config.state.fdb_cluster_file = Some("fdb.cluster".into());
     config.state.nats_credentials_file = Some("nats.creds".into());
     config.state.nats_ca_file = Some("nats-ca.pem".into());
+    config.state.secret_file = Some("secret.key".into());
     config.bus.nats_credentials_file = Some("nats.creds".into());
     config.bus.nats_ca_file = Some("nats-ca.pem".into());
     config.greylist.skip_networks.push("192.0.2.0/24".into());

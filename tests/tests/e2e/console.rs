@@ -330,3 +330,52 @@ fn a_digest_arrives_with_signed_links_that_confirm_before_releasing() {
     assert!(delivered, "{}", gw.log());
     assert_eq!(reader.post(&format!("/d/{id}"), &form).status, 409, "released twice");
 }
+
+/// A recipient without an account gets the digest of their held mail too (their
+/// domain's `digest_every_recipient`, on by default), naming whose mail each entry is;
+/// its link releases their copy. A domain that turns it off sends none.
+#[test]
+fn a_recipient_without_an_account_gets_a_digest_and_releases_from_it() {
+    let sink = Sink::start(SinkMode::Accept);
+    let gw = gateway_with(
+        &sink,
+        &format!(
+            "[console]\nlisten = \"{{console}}\"\ndigest_every = \"1s\"\n[[domain]]\nname = \"quiet.test\"\nroute = \"{}\"\ndigest_every_recipient = false\n",
+            sink.route()
+        ),
+    );
+    let id = quarantine(&gw, "carol@example.com");
+    let quiet = quarantine(&gw, "dan@quiet.test");
+    let to_carol = |m: &rempart_tests::sink::Received| m.rcpt_to == ["carol@example.com"] && String::from_utf8_lossy(&m.data).contains(&id);
+    assert!(
+        rempart_tests::wait_until(Duration::from_secs(15), || sink.messages().iter().any(to_carol)),
+        "no digest for carol:\n{}",
+        gw.log()
+    );
+    let text = String::from_utf8_lossy(&sink.messages().into_iter().find(to_carol).expect("digest").data).to_string();
+    assert!(text.contains("for / pour carol@example.com"), "the digest names whose mail it is: {text}");
+    // Her domain's admin reads her mail too, and is told it is hers.
+    let to_admin = |m: &rempart_tests::sink::Received| m.rcpt_to == ["admin@example.com"] && String::from_utf8_lossy(&m.data).contains(&id);
+    assert!(rempart_tests::wait_until(Duration::from_secs(10), || sink.messages().iter().any(to_admin)));
+    let admin_text = String::from_utf8_lossy(&sink.messages().into_iter().find(to_admin).expect("digest").data).to_string();
+    assert!(admin_text.contains("for / pour carol@example.com"), "{admin_text}");
+
+    let link = text.lines().find_map(|l| l.trim().strip_prefix("https://gw.test")).expect("a link").to_string();
+    let mut reader = Browser::new(&console_addr(&gw));
+    let confirm = reader.get(&link);
+    assert!(confirm.status == 200 && confirm.body.contains("id=\"release\""), "{confirm:?}");
+    let query = link.split_once('?').expect("query").1;
+    let mut form: Vec<(&str, &str)> = query.split('&').filter_map(|p| p.split_once('=')).collect();
+    let csrf = confirm.csrf();
+    form.push(("csrf", &csrf));
+    assert_eq!(reader.post(&format!("/d/{id}"), &form).status, 200);
+    let released = rempart_tests::wait_until(Duration::from_secs(15), || {
+        sink.messages()
+            .iter()
+            .any(|m| m.rcpt_to == ["carol@example.com"] && String::from_utf8_lossy(&m.data).contains("Subject: Great offer"))
+    });
+    assert!(released, "{}", gw.log());
+    // quiet.test sends no digest to recipients without an account.
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(!sink.messages().iter().any(|m| m.rcpt_to == ["dan@quiet.test"]), "dan got a digest for {quiet}");
+}

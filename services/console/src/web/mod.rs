@@ -415,9 +415,13 @@ async fn list(State(console): State<Arc<Console>>, headers: HeaderMap, Query(par
 
 /// The entry if it exists and the viewer may see it (both answered as "not found").
 pub(crate) async fn visible_entry(console: &Console, viewer: &Account, id: &str) -> Result<Option<Entry>, QuarantineError> {
+    entry_in_scope(console, &Scope::of(viewer), id).await
+}
+
+async fn entry_in_scope(console: &Console, scope: &Scope, id: &str) -> Result<Option<Entry>, QuarantineError> {
     let (store, id) = (console.quarantine.clone(), id.to_string());
     let entry = crate::blocking(move || store.get(&id)).await?;
-    Ok(entry.filter(|e| Scope::of(viewer).allows(e)))
+    Ok(entry.filter(|e| scope.allows(e)))
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -548,16 +552,27 @@ struct DigestLink {
 }
 
 impl DigestLink {
-    /// The account the link was made for, if the signature holds, it has not expired,
-    /// and the account may still see the message.
-    async fn check(&self, console: &Console, id: &str) -> Option<(Account, Entry)> {
+    /// Who the link was made for and what they may release, if the signature holds and
+    /// it has not expired: an account that may still see the message, or a recipient
+    /// without an account (their own copy, while their domain sends such digests).
+    async fn check(&self, console: &Console, id: &str) -> Option<(Scope, String, Entry)> {
         let email = String::from_utf8(auth::unhex(&self.u)?).ok()?;
         if self.exp < rempart_model::date::unix_now() || !console.keys.verify(&crate::digest::link_data(id, &email, self.exp), &self.sig) {
             return None;
         }
-        let account = accounts::get(&*console.state.store, &email).await.ok().flatten().filter(|a| !a.disabled)?;
-        let entry = visible_entry(console, &account, id).await.ok().flatten()?;
-        Some((account, entry))
+        let scope = match accounts::get(&*console.state.store, &email).await.ok()? {
+            Some(account) if account.disabled => return None,
+            Some(account) => Scope::of(&accounts::with_tenant_domains(&*console.state.store, account).await.ok()?),
+            None => {
+                let domain = email.rsplit_once('@').map_or("", |(_, d)| d);
+                if !crate::digest::domain_wants_digests(console, domain).await {
+                    return None;
+                }
+                Scope::Addresses(vec![email.clone()])
+            }
+        };
+        let entry = entry_in_scope(console, &scope, id).await.ok().flatten()?;
+        Some((scope, email, entry))
     }
 }
 
@@ -568,7 +583,7 @@ async fn digest_link(
     Query(link): Query<DigestLink>,
 ) -> Response {
     let visit = Visit::new(&console, &headers, link.lang.as_deref()).await;
-    let Some((_, entry)) = link.check(&console, &id).await else {
+    let Some((_, _, entry)) = link.check(&console, &id).await else {
         return visit.notice(&console, StatusCode::FORBIDDEN, "bad_link");
     };
     let exp = link.exp.to_string();
@@ -586,10 +601,10 @@ async fn digest_release(
         Ok(visit) => visit,
         Err(response) => return response,
     };
-    let Some((account, _)) = link.check(&console, &id).await else {
+    let Some((scope, by, _)) = link.check(&console, &id).await else {
         return visit.notice(&console, StatusCode::FORBIDDEN, "bad_link");
     };
-    match console.release(&id, &Scope::of(&account), &account.email).await {
+    match console.release(&id, &scope, &by).await {
         Ok(_) => visit.notice(&console, StatusCode::OK, "released_ok"),
         Err(ConsoleError::Quarantine(QuarantineError::NotHeld { .. })) => visit.notice(&console, StatusCode::CONFLICT, "already_released"),
         Err(e) => failure(e),

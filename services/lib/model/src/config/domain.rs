@@ -78,6 +78,11 @@ pub struct DomainConfig {
     /// old and new selector while rotating). Default none.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub dkim: Vec<DkimKeyConfig>,
+    /// Quarantine digests go to every recipient with held mail, with or without a
+    /// console account (each link signed for that address). False: only to accounts.
+    /// Default true.
+    #[serde(default = "yes")]
+    pub digest_every_recipient: bool,
     /// Set on a domain the store holds that has not yet proved its owner's control (the
     /// reason mail for it is deferred); never read from a file.
     #[serde(skip)]
@@ -269,6 +274,7 @@ impl DomainConfig {
             greylisting: true,
             scanner_fallback: ScannerFallback::default(),
             dkim: Vec::new(),
+            digest_every_recipient: true,
             pending: None,
         }
     }
