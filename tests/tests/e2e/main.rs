@@ -14,6 +14,7 @@ mod crash;
 mod hardening;
 mod loadtest;
 mod management;
+mod management_cluster;
 mod mta_sts;
 mod probe;
 mod protocol;

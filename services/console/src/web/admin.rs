@@ -269,6 +269,13 @@ fn record_json(record: &DomainRecord) -> Value {
     })
 }
 
+/// `answer` with the store's `config_version` after the change: every node has
+/// applied it once its log (or metrics) shows this version.
+async fn with_version(admin: &Admin, mut answer: Value) -> Result<Value, ApiError> {
+    answer["config_version"] = domains::version(&*admin.store).await?.into();
+    Ok(answer)
+}
+
 fn file_domain_json(domain: &DomainConfig) -> Value {
     json!({
         "name": domain.name, "source": "file", "read_only": true, "status": DomainStatus::Active,
@@ -336,7 +343,7 @@ async fn add_domain(
 ) -> Answer {
     let caller = allowed(&admin, &headers, &extensions, Permission::ManageDomains).await?;
     let record = create_domain(&admin, &caller, json_body(&body)?).await?;
-    created(record_json(&record))
+    created(with_version(&admin, record_json(&record)).await?)
 }
 
 /// Adds a domain for `caller`: the operator's is active at once, a tenant's waits for
@@ -401,7 +408,8 @@ async fn change_domain(
 ) -> Answer {
     let caller = allowed(&admin, &headers, &extensions, Permission::ManageDomains).await?;
     let Value::Object(changes) = json_body(&body)? else { return Err(bad("expected a JSON object of settings")) };
-    ok(record_json(&change_domain_settings(&admin, &caller, &name, changes).await?))
+    let record = change_domain_settings(&admin, &caller, &name, changes).await?;
+    ok(with_version(&admin, record_json(&record)).await?)
 }
 
 /// Changes a stored domain's settings (and, for the operator, its tenant or status).
