@@ -96,7 +96,8 @@ fn in_a_cluster_a_tenants_domain_turns_active_and_every_node_applies_each_change
     let dir = tempfile::tempdir().expect("tempdir");
     let scenario = dir.path().join("steady.toml");
     let steady = 15 + changes / 2;
-    std::fs::write(&scenario, format!("rate = 20\nramp = \"0s\"\nsteady = \"{steady}s\"\ndrain = \"40s\"\n[mix]\ngenerated = true\n")).unwrap();
+    std::fs::write(&scenario, format!("rate = 20\nramp = \"0s\"\nsteady = \"{steady}s\"\ndrain = \"40s\"\n[mix]\ngenerated = true\n"))
+        .unwrap();
     let load = Command::new(loadtest_bin())
         .args(["run", "--json", "--target", &edges[0].addr(), "--sink-listen", &format!("127.0.0.1:{load_port}"), "--scenario"])
         .arg(&scenario)
@@ -148,7 +149,13 @@ fn in_a_cluster_a_tenants_domain_turns_active_and_every_node_applies_each_change
             }
             lagging.is_empty()
         });
-        assert!(all, "change {i} (version {version}) not applied by {lagging:?}");
+        if !all {
+            let (name, gw) = nodes.iter().rev().find(|(name, _)| lagging.contains(name)).expect("a lagging node");
+            let log = gw.log();
+            let wanted = |l: &&str| l.contains("managed") || l.contains("\"WARN\"") || l.contains("\"ERROR\"");
+            let tail: String = log.lines().filter(wanted).rev().take(12).collect::<Vec<_>>().join("\n");
+            panic!("change {i} (version {version}) not applied by {lagging:?}; {name}'s last lines (newest first):\n{tail}");
+        }
         took.push(started.elapsed());
         if i == 0 {
             assert_eq!(c.send_mail("s@sender.test", &["bob@acme.test"], &message("moved")).code, 250);

@@ -214,3 +214,27 @@ fn learn_reads_mbox_files() {
     let learned: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(learned["learned"], 3, "{learned}");
 }
+
+/// A node scans the store several times a second (the managed domains, the pending
+/// ones, the DKIM keys): each scan's consumer is removed at once. Before, they lived
+/// 30 s on the server and every scan was refused once the stream's consumer limit
+/// was reached ("maximum consumers limit reached", seen under the cluster test).
+#[test]
+fn thousands_of_scans_on_nats_leave_no_consumer_behind() {
+    use rempart_state::Store;
+    let nats = NatsServer::start();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let consumers = runtime.block_on(async {
+        let store = rempart_state::NatsStore::connect(&nats.url(), "scans", 1).await.expect("store");
+        store.put("domain.a", b"1", None).await.expect("put");
+        for i in 0..2_000 {
+            let found = store.scan_prefix("domain.", 10).await.unwrap_or_else(|e| panic!("scan {i}: {e}"));
+            assert_eq!(found.len(), 1);
+            assert!(store.scan_prefix("nothing.", 10).await.expect("empty scan").is_empty());
+        }
+        let client = async_nats::connect(nats.url()).await.expect("connect");
+        let mut stream = async_nats::jetstream::new(client).get_stream("KV_scans").await.expect("the bucket's stream");
+        stream.info().await.expect("info").state.consumer_count
+    });
+    assert_eq!(consumers, 0, "scan consumers left on the server");
+}

@@ -178,24 +178,36 @@ impl Store for NatsStore {
                 })
                 .await
                 .map_err(backend)?;
-            let mut out = Vec::new();
-            if consumer.cached_info().num_pending == 0 {
-                return Ok(out);
-            }
-            let mut messages = consumer.messages().await.map_err(backend)?;
-            while let Some(message) = messages.next().await {
-                let message = message.map_err(backend)?;
-                let pending = message.info().map_err(backend)?.pending;
-                // A delete or purge (KV-Operation) or an expiry marker left by the server.
-                let deleted =
-                    message.headers.as_ref().is_some_and(|h| h.get("KV-Operation").is_some() || h.get("Nats-Marker-Reason").is_some());
-                if !deleted && let Some(key) = message.subject.as_str().strip_prefix(&self.subject_prefix) {
-                    out.push((key.to_string(), message.payload.to_vec()));
+            let name = consumer.cached_info().name.clone();
+            let read = async {
+                let mut out = Vec::new();
+                if consumer.cached_info().num_pending == 0 {
+                    return Ok(out);
                 }
-                if pending == 0 {
-                    break;
+                let mut messages = consumer.messages().await.map_err(backend)?;
+                while let Some(message) = messages.next().await {
+                    let message = message.map_err(backend)?;
+                    let pending = message.info().map_err(backend)?.pending;
+                    // A delete or purge (KV-Operation) or an expiry marker left by the server.
+                    let deleted =
+                        message.headers.as_ref().is_some_and(|h| h.get("KV-Operation").is_some() || h.get("Nats-Marker-Reason").is_some());
+                    if !deleted && let Some(key) = message.subject.as_str().strip_prefix(&self.subject_prefix) {
+                        out.push((key.to_string(), message.payload.to_vec()));
+                    }
+                    if pending == 0 {
+                        break;
+                    }
                 }
+                Ok(out)
+            };
+            let read: StoreResult<Vec<(String, Vec<u8>)>> = read.await;
+            // The server would keep the ephemeral consumer 30 s after its last use: a node
+            // scanning several times a second would reach the stream's consumer limit
+            // (seen: "maximum consumers limit reached", every scan refused).
+            if let Err(e) = self.kv.stream.delete_consumer(&name).await {
+                tracing::debug!(consumer = %name, error = %e, "scan consumer not deleted; the server expires it");
             }
+            let mut out = read?;
             out.sort();
             out.truncate(limit);
             Ok(out)
