@@ -21,6 +21,9 @@ pub struct Onboarding {
     pub spf_include: String,
     /// `None` when DNS is off (`[dns] offline`): nothing can be checked.
     pub resolver: Option<TokioResolver>,
+    /// The gateway offers STARTTLS (`[tls]`): MTA-STS and TLS reporting are worth
+    /// publishing.
+    pub starttls: bool,
 }
 
 /// One record to publish and whether it is.
@@ -43,8 +46,14 @@ impl Onboarding {
     pub fn of(config: &rempart_model::Config) -> Onboarding {
         let mx_hosts =
             if config.console.mx_hosts.is_empty() { vec![config.smtp.hostname.clone()] } else { config.console.mx_hosts.clone() };
-        Onboarding { mx_hosts, spf_include: config.console.spf_include.clone(), resolver: rempart_smtp_client::mx::resolver(&config.dns) }
+        Onboarding {
+            mx_hosts,
+            spf_include: config.console.spf_include.clone(),
+            resolver: rempart_smtp_client::mx::resolver(&config.dns),
+            starttls: config.tls.cert.is_some(),
+        }
     }
+
     fn spf(&self) -> String {
         if self.spf_include.is_empty() {
             let hosts: Vec<String> = self.mx_hosts.iter().map(|h| format!("a:{h}")).collect();
@@ -79,6 +88,21 @@ impl Onboarding {
         for key in stored.iter().filter(|k| k.retire_at.is_none()) {
             wanted.push(("TXT", key.record_name(), key.record.clone(), "DKIM: the public key of a selector that signs the domain's mail"));
         }
+        if self.starttls {
+            let id = rempart_model::date::iso_day(unix_now()).replace('-', "");
+            wanted.push((
+                "TXT",
+                format!("_mta-sts.{name}"),
+                format!("v=STSv1; id={id}"),
+                "MTA-STS (optional): senders insist on TLS to the gateway; also serve https://mta-sts.<domain>/.well-known/mta-sts.txt (version: STSv1, mode: testing, then enforce; one mx: line per gateway host; max_age: 604800)",
+            ));
+            wanted.push((
+                "TXT",
+                format!("_smtp._tls.{name}"),
+                format!("v=TLSRPTv1; rua=mailto:postmaster@{name}"),
+                "TLS reporting (optional, RFC 8460): where senders report TLS failures towards the gateway",
+            ));
+        }
         wanted.push((
             "TXT",
             format!("_dmarc.{name}"),
@@ -107,6 +131,8 @@ impl Onboarding {
             _ if name.starts_with("_dmarc.") => found.iter().any(|f| f.starts_with("v=DMARC1")),
             _ if value.starts_with("v=spf1") => found.iter().any(|f| f.starts_with("v=spf1")),
             _ if value.starts_with('(') => found.iter().any(|f| f.contains("p=")),
+            _ if value.starts_with("v=STSv1") => found.iter().any(|f| f.starts_with("v=STSv1")),
+            _ if value.starts_with("v=TLSRPTv1") => found.iter().any(|f| f.starts_with("v=TLSRPTv1")),
             _ if value.starts_with("v=DKIM1") => found.iter().any(|f| dkim_public_key(f) == dkim_public_key(value)),
             _ => found.iter().any(|f| f.trim() == value),
         };

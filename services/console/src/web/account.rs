@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use axum::extract::{Form, Path, Query, State};
-use axum::http::{Extensions, HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::post;
 use axum::{Router, routing::get};
@@ -16,7 +16,7 @@ use rempart_state::second_factor;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::admin::{AdminState, Answer, ApiError, allowed, bad, forbidden, json_body, ok, set_password, visible_account};
+use super::admin::{AdminState, Answer, ApiError, Caller, bad, forbidden, json_body, ok, set_password, visible_account};
 use super::i18n::Lang;
 use super::{Visit, failure, pages, to_login};
 use crate::Console;
@@ -108,11 +108,11 @@ struct PasswordForm {
 }
 
 async fn change_password(State(console): State<Arc<Console>>, headers: HeaderMap, Form(form): Form<PasswordForm>) -> Response {
-    let visit = match Visit::posted(&console, &headers, &form.csrf).await {
-        Ok(visit) => visit,
-        Err(response) => return response,
+    let (visit, viewer) = match Visit::posted_by(&console, &headers, &form.csrf, Permission::ManageSelf).await {
+        Ok(signed) => signed,
+        Err(response) => return *response,
     };
-    let Some(viewer) = &visit.viewer else { return to_login() };
+    let viewer = &viewer;
     if form.password != form.repeat {
         let outcome = Outcome { error: Some(visit.lang.t("passwords_differ").into()), ..Outcome::default() };
         return render(&console, &visit, viewer, StatusCode::UNPROCESSABLE_ENTITY, outcome).await;
@@ -138,11 +138,11 @@ struct CodeForm {
 }
 
 async fn start(State(console): State<Arc<Console>>, headers: HeaderMap, Form(form): Form<CodeForm>) -> Response {
-    let visit = match Visit::posted(&console, &headers, &form.csrf).await {
-        Ok(visit) => visit,
-        Err(response) => return response,
+    let (visit, viewer) = match Visit::posted_by(&console, &headers, &form.csrf, Permission::ManageSelf).await {
+        Ok(signed) => signed,
+        Err(response) => return *response,
     };
-    let Some(viewer) = &visit.viewer else { return to_login() };
+    let viewer = &viewer;
     if viewer.totp_confirmed {
         return render(&console, &visit, viewer, StatusCode::CONFLICT, Outcome { notice: Some("totp_on"), ..Outcome::default() }).await;
     }
@@ -154,11 +154,11 @@ async fn start(State(console): State<Arc<Console>>, headers: HeaderMap, Form(for
 }
 
 async fn confirm(State(console): State<Arc<Console>>, headers: HeaderMap, Form(form): Form<CodeForm>) -> Response {
-    let visit = match Visit::posted(&console, &headers, &form.csrf).await {
-        Ok(visit) => visit,
-        Err(response) => return response,
+    let (visit, viewer) = match Visit::posted_by(&console, &headers, &form.csrf, Permission::ManageSelf).await {
+        Ok(signed) => signed,
+        Err(response) => return *response,
     };
-    let Some(viewer) = &visit.viewer else { return to_login() };
+    let viewer = &viewer;
     match second_factor::confirm(&*console.state.store, &viewer.email, &form.code, unix_now()).await {
         Ok(true) => {
             tracing::info!(account = %viewer.email, "second factor set up");
@@ -181,11 +181,11 @@ async fn confirm(State(console): State<Arc<Console>>, headers: HeaderMap, Form(f
 }
 
 async fn remove(State(console): State<Arc<Console>>, headers: HeaderMap, Form(form): Form<CodeForm>) -> Response {
-    let visit = match Visit::posted(&console, &headers, &form.csrf).await {
-        Ok(visit) => visit,
-        Err(response) => return response,
+    let (visit, viewer) = match Visit::posted_by(&console, &headers, &form.csrf, Permission::ManageSelf).await {
+        Ok(signed) => signed,
+        Err(response) => return *response,
     };
-    let Some(viewer) = &visit.viewer else { return to_login() };
+    let viewer = &viewer;
     if second_factor::required(&*console.state.store, viewer, console.admin.totp_for_staff).await {
         let outcome = Outcome { error: Some(visit.lang.t("totp_required").into()), ..Outcome::default() };
         return render(&console, &visit, viewer, StatusCode::FORBIDDEN, outcome).await;
@@ -266,13 +266,8 @@ async fn second_factor_target(admin: &super::admin::Admin, caller: &Account, ema
     Ok((account, administers))
 }
 
-async fn api_enroll(
-    State(AdminState(admin)): State<AdminState>,
-    headers: HeaderMap,
-    extensions: Extensions,
-    Path(email): Path<String>,
-) -> Answer {
-    let caller = allowed(&admin, &headers, &extensions, Permission::ManageSelf).await?;
+async fn api_enroll(State(AdminState(admin)): State<AdminState>, caller: Caller, Path(email): Path<String>) -> Answer {
+    let caller = caller.may(Permission::ManageSelf)?;
     let (account, _) = second_factor_target(&admin, &caller, &email).await?;
     let (secret, uri) = second_factor::enroll(&*admin.store, &account.email).await?;
     tracing::info!(account = %account.email, by = %caller.email, "second factor enrolment started");
@@ -287,12 +282,11 @@ struct ConfirmBody {
 
 async fn api_confirm(
     State(AdminState(admin)): State<AdminState>,
-    headers: HeaderMap,
-    extensions: Extensions,
+    caller: Caller,
     Path(email): Path<String>,
     body: axum::body::Bytes,
 ) -> Answer {
-    let caller = allowed(&admin, &headers, &extensions, Permission::ManageSelf).await?;
+    let caller = caller.may(Permission::ManageSelf)?;
     let (account, _) = second_factor_target(&admin, &caller, &email).await?;
     let body: ConfirmBody = json_body(&body)?;
     if !second_factor::confirm(&*admin.store, &account.email, &body.code, unix_now()).await? {
@@ -302,13 +296,8 @@ async fn api_confirm(
     ok(json!({ "email": account.email, "confirmed": true }))
 }
 
-async fn api_remove(
-    State(AdminState(admin)): State<AdminState>,
-    headers: HeaderMap,
-    extensions: Extensions,
-    Path(email): Path<String>,
-) -> Answer {
-    let caller = allowed(&admin, &headers, &extensions, Permission::ManageSelf).await?;
+async fn api_remove(State(AdminState(admin)): State<AdminState>, caller: Caller, Path(email): Path<String>) -> Answer {
+    let caller = caller.may(Permission::ManageSelf)?;
     let (account, administers) = second_factor_target(&admin, &caller, &email).await?;
     if !administers && second_factor::required(&*admin.store, &account, admin.totp_for_staff).await {
         return Err(ApiError(StatusCode::FORBIDDEN, "a second factor is required for this account: an admin may reset it".into()));

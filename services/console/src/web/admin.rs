@@ -156,18 +156,28 @@ pub async fn caller(store: &dyn Store, headers: &HeaderMap, extensions: &Extensi
     Ok(accounts::with_tenant_domains(store, account).await?)
 }
 
-/// The caller, if their role has `permission`.
-pub(super) async fn allowed(
-    admin: &Admin,
-    headers: &HeaderMap,
-    extensions: &Extensions,
-    permission: Permission,
-) -> Result<Account, ApiError> {
-    let caller = caller(&*admin.store, headers, extensions).await?;
-    if !allows(caller.role, permission) {
-        return Err(forbidden());
+/// The account asking (`caller`), extracted before the body: a request without a valid
+/// token gets 401 whatever its body.
+pub struct Caller(pub Account);
+
+impl<S> axum::extract::FromRequestParts<S> for Caller
+where
+    S: Send + Sync,
+    AdminState: FromRef<S>,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, state: &S) -> Result<Self, ApiError> {
+        let AdminState(admin) = AdminState::from_ref(state);
+        Ok(Caller(caller(&*admin.store, &parts.headers, &parts.extensions).await?))
     }
-    Ok(caller)
+}
+
+impl Caller {
+    /// The caller, if their role has `permission`.
+    pub fn may(self, permission: Permission) -> Result<Account, ApiError> {
+        if allows(self.0.role, permission) { Ok(self.0) } else { Err(forbidden()) }
+    }
 }
 
 /// A request's JSON body, read here (after the caller is known, so that a request
@@ -184,15 +194,14 @@ pub(super) fn created(value: Value) -> Answer {
     Ok((StatusCode::CREATED, Json(value)).into_response())
 }
 
-async fn whoami(State(AdminState(admin)): State<AdminState>, headers: HeaderMap, extensions: Extensions) -> Answer {
-    let caller = caller(&*admin.store, &headers, &extensions).await?;
+async fn whoami(Caller(caller): Caller) -> Answer {
     ok(account_json(&caller))
 }
 
 // ----- tenants -----
 
-async fn list_tenants(State(AdminState(admin)): State<AdminState>, headers: HeaderMap, extensions: Extensions) -> Answer {
-    let caller = allowed(&admin, &headers, &extensions, Permission::ReadTenants).await?;
+async fn list_tenants(State(AdminState(admin)): State<AdminState>, caller: Caller) -> Answer {
+    let caller = caller.may(Permission::ReadTenants)?;
     let tenants: Vec<Tenant> = domains::tenants(&*admin.store)
         .await?
         .into_iter()
@@ -211,13 +220,8 @@ struct NewTenant {
     require_totp: bool,
 }
 
-async fn add_tenant(
-    State(AdminState(admin)): State<AdminState>,
-    headers: HeaderMap,
-    extensions: Extensions,
-    body: axum::body::Bytes,
-) -> Answer {
-    let caller = allowed(&admin, &headers, &extensions, Permission::ManageTenants).await?;
+async fn add_tenant(State(AdminState(admin)): State<AdminState>, caller: Caller, body: axum::body::Bytes) -> Answer {
+    let caller = caller.may(Permission::ManageTenants)?;
     let new: NewTenant = json_body(&body)?;
     if domains::get_tenant(&*admin.store, &new.id).await?.is_some() {
         return Err(ApiError(StatusCode::CONFLICT, format!("tenant {} exists already", new.id)));
@@ -229,13 +233,8 @@ async fn add_tenant(
     created(json!(tenant))
 }
 
-async fn show_tenant(
-    State(AdminState(admin)): State<AdminState>,
-    headers: HeaderMap,
-    extensions: Extensions,
-    Path(id): Path<String>,
-) -> Answer {
-    let caller = allowed(&admin, &headers, &extensions, Permission::ReadTenants).await?;
+async fn show_tenant(State(AdminState(admin)): State<AdminState>, caller: Caller, Path(id): Path<String>) -> Answer {
+    let caller = caller.may(Permission::ReadTenants)?;
     if !caller.role.is_staff() && caller.tenant.as_deref() != Some(&id) {
         return Err(not_found("such tenant"));
     }
@@ -244,13 +243,8 @@ async fn show_tenant(
     ok(json!({ "tenant": tenant, "domains": owned }))
 }
 
-async fn delete_tenant(
-    State(AdminState(admin)): State<AdminState>,
-    headers: HeaderMap,
-    extensions: Extensions,
-    Path(id): Path<String>,
-) -> Answer {
-    let caller = allowed(&admin, &headers, &extensions, Permission::ManageTenants).await?;
+async fn delete_tenant(State(AdminState(admin)): State<AdminState>, caller: Caller, Path(id): Path<String>) -> Answer {
+    let caller = caller.may(Permission::ManageTenants)?;
     domains::delete_tenant(&*admin.store, &id).await?;
     tracing::info!(tenant = %id, by = %caller.email, "tenant deleted");
     ok(json!({ "deleted": id }))
@@ -284,8 +278,8 @@ fn file_domain_json(domain: &DomainConfig) -> Value {
     })
 }
 
-async fn list_domains(State(AdminState(admin)): State<AdminState>, headers: HeaderMap, extensions: Extensions) -> Answer {
-    let caller = allowed(&admin, &headers, &extensions, Permission::ReadDomains).await?;
+async fn list_domains(State(AdminState(admin)): State<AdminState>, caller: Caller) -> Answer {
+    let caller = caller.may(Permission::ReadDomains)?;
     let (file, stored) = domains_in_scope(&admin, &caller).await?;
     let mut out: Vec<Value> = file.iter().map(file_domain_json).collect();
     out.extend(stored.iter().map(record_json));
@@ -335,13 +329,8 @@ pub(super) fn file_domain(admin: &Admin, name: &str) -> Option<DomainConfig> {
     admin.file_domains.iter().find(|d| d.name == name).cloned()
 }
 
-async fn add_domain(
-    State(AdminState(admin)): State<AdminState>,
-    headers: HeaderMap,
-    extensions: Extensions,
-    body: axum::body::Bytes,
-) -> Answer {
-    let caller = allowed(&admin, &headers, &extensions, Permission::ManageDomains).await?;
+async fn add_domain(State(AdminState(admin)): State<AdminState>, caller: Caller, body: axum::body::Bytes) -> Answer {
+    let caller = caller.may(Permission::ManageDomains)?;
     let record = create_domain(&admin, &caller, json_body(&body)?).await?;
     created(with_version(&admin, record_json(&record)).await?)
 }
@@ -386,13 +375,8 @@ pub(super) async fn visible_domain(admin: &Admin, caller: &Account, name: &str) 
     }
 }
 
-async fn show_domain(
-    State(AdminState(admin)): State<AdminState>,
-    headers: HeaderMap,
-    extensions: Extensions,
-    Path(name): Path<String>,
-) -> Answer {
-    let caller = allowed(&admin, &headers, &extensions, Permission::ReadDomains).await?;
+async fn show_domain(State(AdminState(admin)): State<AdminState>, caller: Caller, Path(name): Path<String>) -> Answer {
+    let caller = caller.may(Permission::ReadDomains)?;
     if let Some(domain) = file_domain(&admin, &name).filter(|d| may_touch_domain(&caller, &d.name, None)) {
         return ok(file_domain_json(&domain));
     }
@@ -401,12 +385,11 @@ async fn show_domain(
 
 async fn change_domain(
     State(AdminState(admin)): State<AdminState>,
-    headers: HeaderMap,
-    extensions: Extensions,
+    caller: Caller,
     Path(name): Path<String>,
     body: axum::body::Bytes,
 ) -> Answer {
-    let caller = allowed(&admin, &headers, &extensions, Permission::ManageDomains).await?;
+    let caller = caller.may(Permission::ManageDomains)?;
     let Value::Object(changes) = json_body(&body)? else { return Err(bad("expected a JSON object of settings")) };
     let record = change_domain_settings(&admin, &caller, &name, changes).await?;
     ok(with_version(&admin, record_json(&record)).await?)
@@ -444,13 +427,8 @@ pub(super) async fn change_domain_settings(
     Ok(record)
 }
 
-async fn delete_domain(
-    State(AdminState(admin)): State<AdminState>,
-    headers: HeaderMap,
-    extensions: Extensions,
-    Path(name): Path<String>,
-) -> Answer {
-    let caller = allowed(&admin, &headers, &extensions, Permission::ManageDomains).await?;
+async fn delete_domain(State(AdminState(admin)): State<AdminState>, caller: Caller, Path(name): Path<String>) -> Answer {
+    let caller = caller.may(Permission::ManageDomains)?;
     if file_domain(&admin, &name).is_some() {
         return Err(ApiError(StatusCode::CONFLICT, format!("{name} is from the configuration file: remove it there and reload")));
     }
@@ -460,25 +438,15 @@ async fn delete_domain(
     ok(json!({ "deleted": record.name() }))
 }
 
-async fn verify_domain(
-    State(AdminState(admin)): State<AdminState>,
-    headers: HeaderMap,
-    extensions: Extensions,
-    Path(name): Path<String>,
-) -> Answer {
-    let caller = allowed(&admin, &headers, &extensions, Permission::ManageDomains).await?;
+async fn verify_domain(State(AdminState(admin)): State<AdminState>, caller: Caller, Path(name): Path<String>) -> Answer {
+    let caller = caller.may(Permission::ManageDomains)?;
     let record = visible_domain(&admin, &caller, &name).await?;
     let record = admin.onboarding.verify(&*admin.store, record).await.map_err(|e| ApiError(StatusCode::SERVICE_UNAVAILABLE, e))?;
     ok(record_json(&record))
 }
 
-async fn domain_dns(
-    State(AdminState(admin)): State<AdminState>,
-    headers: HeaderMap,
-    extensions: Extensions,
-    Path(name): Path<String>,
-) -> Answer {
-    let caller = allowed(&admin, &headers, &extensions, Permission::ReadDomains).await?;
+async fn domain_dns(State(AdminState(admin)): State<AdminState>, caller: Caller, Path(name): Path<String>) -> Answer {
+    let caller = caller.may(Permission::ReadDomains)?;
     let record = visible_domain(&admin, &caller, &name).await?;
     let keys = rempart_state::dkim_keys::list(&*admin.store, Some(record.name())).await?;
     ok(json!({ "domain": record.name(), "status": record.status, "records": admin.onboarding.records(&record, &keys).await }))
@@ -495,8 +463,8 @@ pub fn account_json(account: &Account) -> Value {
     })
 }
 
-async fn list_accounts(State(AdminState(admin)): State<AdminState>, headers: HeaderMap, extensions: Extensions) -> Answer {
-    let caller = allowed(&admin, &headers, &extensions, Permission::ReadAccounts).await?;
+async fn list_accounts(State(AdminState(admin)): State<AdminState>, caller: Caller) -> Answer {
+    let caller = caller.may(Permission::ReadAccounts)?;
     let listed: Vec<Value> =
         accounts::list(&*admin.store).await?.iter().filter(|a| may_touch_account(&caller, a)).map(account_json).collect();
     ok(json!({ "accounts": listed }))
@@ -531,13 +499,8 @@ fn check_password(password: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-async fn add_account(
-    State(AdminState(admin)): State<AdminState>,
-    headers: HeaderMap,
-    extensions: Extensions,
-    body: axum::body::Bytes,
-) -> Answer {
-    let caller = allowed(&admin, &headers, &extensions, Permission::ManageAccounts).await?;
+async fn add_account(State(AdminState(admin)): State<AdminState>, caller: Caller, body: axum::body::Bytes) -> Answer {
+    let caller = caller.may(Permission::ManageAccounts)?;
     let new: NewAccount = json_body(&body)?;
     let role: Role = new.role.parse()?;
     check_password(&new.password)?;
@@ -604,13 +567,8 @@ pub(super) async fn visible_account(admin: &Admin, caller: &Account, email: &str
     }
 }
 
-async fn show_account(
-    State(AdminState(admin)): State<AdminState>,
-    headers: HeaderMap,
-    extensions: Extensions,
-    Path(email): Path<String>,
-) -> Answer {
-    let caller = allowed(&admin, &headers, &extensions, Permission::ManageSelf).await?;
+async fn show_account(State(AdminState(admin)): State<AdminState>, caller: Caller, Path(email): Path<String>) -> Answer {
+    let caller = caller.may(Permission::ManageSelf)?;
     if caller.email != email.to_ascii_lowercase() && !allows(caller.role, Permission::ReadAccounts) {
         return Err(forbidden());
     }
@@ -635,12 +593,11 @@ struct AccountChange {
 
 async fn change_account(
     State(AdminState(admin)): State<AdminState>,
-    headers: HeaderMap,
-    extensions: Extensions,
+    caller: Caller,
     Path(email): Path<String>,
     body: axum::body::Bytes,
 ) -> Answer {
-    let caller = allowed(&admin, &headers, &extensions, Permission::ManageSelf).await?;
+    let caller = caller.may(Permission::ManageSelf)?;
     let change: AccountChange = json_body(&body)?;
     let mut account = visible_account(&admin, &caller, &email).await?;
     let own = caller.email == account.email;
@@ -670,13 +627,8 @@ async fn change_account(
     ok(account_json(&account))
 }
 
-async fn delete_account(
-    State(AdminState(admin)): State<AdminState>,
-    headers: HeaderMap,
-    extensions: Extensions,
-    Path(email): Path<String>,
-) -> Answer {
-    let caller = allowed(&admin, &headers, &extensions, Permission::ManageAccounts).await?;
+async fn delete_account(State(AdminState(admin)): State<AdminState>, caller: Caller, Path(email): Path<String>) -> Answer {
+    let caller = caller.may(Permission::ManageAccounts)?;
     let account = visible_account(&admin, &caller, &email).await?;
     for (_, token) in tokens::list(&*admin.store, Some(&account.email)).await? {
         tokens::revoke(&*admin.store, &token.id).await?;
@@ -688,13 +640,8 @@ async fn delete_account(
 
 // ----- tokens -----
 
-async fn list_tokens(
-    State(AdminState(admin)): State<AdminState>,
-    headers: HeaderMap,
-    extensions: Extensions,
-    Path(email): Path<String>,
-) -> Answer {
-    let caller = allowed(&admin, &headers, &extensions, Permission::ManageSelf).await?;
+async fn list_tokens(State(AdminState(admin)): State<AdminState>, caller: Caller, Path(email): Path<String>) -> Answer {
+    let caller = caller.may(Permission::ManageSelf)?;
     let account = visible_account(&admin, &caller, &email).await?;
     if caller.email != account.email && !allows(caller.role, Permission::ReadAccounts) {
         return Err(forbidden());
@@ -716,12 +663,11 @@ struct NewToken {
 
 async fn add_token(
     State(AdminState(admin)): State<AdminState>,
-    headers: HeaderMap,
-    extensions: Extensions,
+    caller: Caller,
     Path(email): Path<String>,
     body: axum::body::Bytes,
 ) -> Answer {
-    let caller = allowed(&admin, &headers, &extensions, Permission::ManageSelf).await?;
+    let caller = caller.may(Permission::ManageSelf)?;
     let account = visible_account(&admin, &caller, &email).await?;
     // A token acts as its account: only the account itself, or the operator, makes one.
     if caller.email != account.email && caller.role != Role::Operator {
@@ -733,13 +679,8 @@ async fn add_token(
     created(json!({ "token": token, "id": record.id, "email": record.email, "note": "shown once: keep it now" }))
 }
 
-async fn revoke_token(
-    State(AdminState(admin)): State<AdminState>,
-    headers: HeaderMap,
-    extensions: Extensions,
-    Path(id): Path<String>,
-) -> Answer {
-    let caller = allowed(&admin, &headers, &extensions, Permission::ManageSelf).await?;
+async fn revoke_token(State(AdminState(admin)): State<AdminState>, caller: Caller, Path(id): Path<String>) -> Answer {
+    let caller = caller.may(Permission::ManageSelf)?;
     let Some((_, record)) = tokens::list(&*admin.store, None).await?.into_iter().find(|(_, t)| t.id == id.trim().to_ascii_lowercase())
     else {
         return Err(not_found("such token"));

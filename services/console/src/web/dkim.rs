@@ -5,14 +5,14 @@
 
 use axum::Router;
 use axum::extract::{Path, State};
-use axum::http::{Extensions, HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::routing::{delete, get, post};
 use rempart_model::date::unix_now;
 use rempart_state::dkim_keys::{self, Algorithm, DkimKey, Sealer};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::admin::{Admin, AdminState, Answer, ApiError, allowed, bad, created, file_domain, json_body, ok, visible_domain};
+use super::admin::{Admin, AdminState, Answer, ApiError, Caller, bad, created, file_domain, json_body, ok, visible_domain};
 use crate::accounts::Account;
 use crate::roles::{Permission, may_touch_domain};
 
@@ -54,13 +54,8 @@ async fn key_json(admin: &Admin, key: &DkimKey) -> Value {
     })
 }
 
-async fn list_keys(
-    State(AdminState(admin)): State<AdminState>,
-    headers: HeaderMap,
-    extensions: Extensions,
-    Path(name): Path<String>,
-) -> Answer {
-    let caller = allowed(&admin, &headers, &extensions, Permission::ReadDomains).await?;
+async fn list_keys(State(AdminState(admin)): State<AdminState>, caller: Caller, Path(name): Path<String>) -> Answer {
+    let caller = caller.may(Permission::ReadDomains)?;
     let domain = domain_in_scope(&admin, &caller, &name).await?;
     let mut keys = Vec::new();
     for key in dkim_keys::list(&*admin.store, Some(&domain)).await? {
@@ -105,26 +100,19 @@ impl NewKey {
     }
 }
 
-async fn add_key(
-    State(AdminState(admin)): State<AdminState>,
-    headers: HeaderMap,
-    extensions: Extensions,
-    Path(name): Path<String>,
-    body: axum::body::Bytes,
-) -> Answer {
-    let caller = allowed(&admin, &headers, &extensions, Permission::ManageDomains).await?;
+async fn add_key(State(AdminState(admin)): State<AdminState>, caller: Caller, Path(name): Path<String>, body: axum::body::Bytes) -> Answer {
+    let caller = caller.may(Permission::ManageDomains)?;
     let key = generate_key(&admin, &caller, &name, NewKey::read(&body)?, false).await?;
     created(key_json(&admin, &key).await)
 }
 
 async fn rotate_key(
     State(AdminState(admin)): State<AdminState>,
-    headers: HeaderMap,
-    extensions: Extensions,
+    caller: Caller,
     Path(name): Path<String>,
     body: axum::body::Bytes,
 ) -> Answer {
-    let caller = allowed(&admin, &headers, &extensions, Permission::ManageDomains).await?;
+    let caller = caller.may(Permission::ManageDomains)?;
     let key = generate_key(&admin, &caller, &name, NewKey::read(&body)?, true).await?;
     created(key_json(&admin, &key).await)
 }
@@ -146,13 +134,8 @@ pub(super) async fn generate_key(admin: &Admin, caller: &Account, name: &str, ne
     Ok(key)
 }
 
-async fn remove_key(
-    State(AdminState(admin)): State<AdminState>,
-    headers: HeaderMap,
-    extensions: Extensions,
-    Path((name, selector)): Path<(String, String)>,
-) -> Answer {
-    let caller = allowed(&admin, &headers, &extensions, Permission::ManageDomains).await?;
+async fn remove_key(State(AdminState(admin)): State<AdminState>, caller: Caller, Path((name, selector)): Path<(String, String)>) -> Answer {
+    let caller = caller.may(Permission::ManageDomains)?;
     let domain = domain_in_scope(&admin, &caller, &name).await?;
     dkim_keys::remove(&*admin.store, &domain, &selector).await?;
     tracing::info!(%domain, %selector, by = %caller.email, "DKIM key removed");

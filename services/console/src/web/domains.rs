@@ -19,7 +19,7 @@ use serde::Deserialize;
 use super::admin::{ApiError, NewDomain, change_domain_settings, create_domain, domains_in_scope, file_domain, visible_domain};
 use super::dkim::{NewKey, generate_key};
 use super::i18n::Lang;
-use super::{Visit, pages, percent_encode, to_login};
+use super::{Visit, pages, percent_encode};
 use crate::Console;
 use crate::accounts::Account;
 use crate::onboarding::DnsRecord;
@@ -53,18 +53,9 @@ fn done_notice(done: Option<&str>) -> Option<&'static str> {
     }
 }
 
-/// The signed-in viewer, if their role may `permission`; else the login page or 403.
-fn viewer_with<'v>(console: &Console, visit: &'v Visit, permission: Permission) -> Result<&'v Account, Box<Response>> {
-    let Some(viewer) = &visit.viewer else { return Err(Box::new(to_login())) };
-    if !allows(viewer.role, permission) {
-        return Err(Box::new(visit.notice(console, StatusCode::FORBIDDEN, "forbidden")));
-    }
-    Ok(viewer)
-}
-
 async fn list(State(console): State<Arc<Console>>, headers: HeaderMap, Query(q): Query<PageParams>) -> Response {
     let visit = Visit::new(&console, &headers, q.lang.as_deref()).await;
-    let viewer = match viewer_with(&console, &visit, Permission::ReadDomains) {
+    let viewer = match visit.signed_in(&console, Permission::ReadDomains) {
         Ok(viewer) => viewer,
         Err(response) => return *response,
     };
@@ -100,14 +91,11 @@ struct AddForm {
 }
 
 async fn add(State(console): State<Arc<Console>>, headers: HeaderMap, Form(form): Form<AddForm>) -> Response {
-    let visit = match Visit::posted(&console, &headers, &form.csrf).await {
-        Ok(visit) => visit,
-        Err(response) => return response,
-    };
-    let viewer = match viewer_with(&console, &visit, Permission::ManageDomains) {
-        Ok(viewer) => viewer,
+    let (visit, viewer) = match Visit::posted_by(&console, &headers, &form.csrf, Permission::ManageDomains).await {
+        Ok(signed) => signed,
         Err(response) => return *response,
     };
+    let viewer = &viewer;
     let tenant = Some(form.tenant.trim().to_string()).filter(|t| !t.is_empty());
     let new = NewDomain {
         name: form.name.trim().to_ascii_lowercase(),
@@ -149,7 +137,7 @@ fn file_record(config: DomainConfig) -> DomainRecord {
 
 async fn show(State(console): State<Arc<Console>>, headers: HeaderMap, Path(name): Path<String>, Query(q): Query<PageParams>) -> Response {
     let visit = Visit::new(&console, &headers, q.lang.as_deref()).await;
-    let viewer = match viewer_with(&console, &visit, Permission::ReadDomains) {
+    let viewer = match visit.signed_in(&console, Permission::ReadDomains) {
         Ok(viewer) => viewer,
         Err(response) => return *response,
     };
@@ -198,14 +186,11 @@ async fn change_route(
     Path(name): Path<String>,
     Form(form): Form<RouteForm>,
 ) -> Response {
-    let visit = match Visit::posted(&console, &headers, &form.csrf).await {
-        Ok(visit) => visit,
-        Err(response) => return response,
-    };
-    let viewer = match viewer_with(&console, &visit, Permission::ManageDomains) {
-        Ok(viewer) => viewer,
+    let (visit, viewer) = match Visit::posted_by(&console, &headers, &form.csrf, Permission::ManageDomains).await {
+        Ok(signed) => signed,
         Err(response) => return *response,
     };
+    let viewer = &viewer;
     let mut changes = serde_json::Map::new();
     changes.insert("route".into(), serde_json::Value::String(form.route.trim().to_string()));
     match change_domain_settings(&console.admin, viewer, &name, changes).await {
@@ -221,14 +206,11 @@ struct CsrfOnly {
 }
 
 async fn verify(State(console): State<Arc<Console>>, headers: HeaderMap, Path(name): Path<String>, Form(form): Form<CsrfOnly>) -> Response {
-    let visit = match Visit::posted(&console, &headers, &form.csrf).await {
-        Ok(visit) => visit,
-        Err(response) => return response,
-    };
-    let viewer = match viewer_with(&console, &visit, Permission::ManageDomains) {
-        Ok(viewer) => viewer,
+    let (visit, viewer) = match Visit::posted_by(&console, &headers, &form.csrf, Permission::ManageDomains).await {
+        Ok(signed) => signed,
         Err(response) => return *response,
     };
+    let viewer = &viewer;
     let record = match visible_domain(&console.admin, viewer, &name).await {
         Ok(record) => record,
         Err(_) => return visit.not_found(&console),
@@ -253,14 +235,11 @@ struct KeyForm {
 }
 
 async fn add_key(State(console): State<Arc<Console>>, headers: HeaderMap, Path(name): Path<String>, Form(form): Form<KeyForm>) -> Response {
-    let visit = match Visit::posted(&console, &headers, &form.csrf).await {
-        Ok(visit) => visit,
-        Err(response) => return response,
-    };
-    let viewer = match viewer_with(&console, &visit, Permission::ManageDomains) {
-        Ok(viewer) => viewer,
+    let (visit, viewer) = match Visit::posted_by(&console, &headers, &form.csrf, Permission::ManageDomains).await {
+        Ok(signed) => signed,
         Err(response) => return *response,
     };
+    let viewer = &viewer;
     let selector = Some(form.selector.trim().to_string()).filter(|s| !s.is_empty());
     let new = NewKey { selector, algorithm: Some(form.algorithm), overlap_hours: None };
     match generate_key(&console.admin, viewer, &name, new, form.rotate.is_some()).await {
@@ -275,14 +254,11 @@ async fn remove_key(
     Path((name, selector)): Path<(String, String)>,
     Form(form): Form<CsrfOnly>,
 ) -> Response {
-    let visit = match Visit::posted(&console, &headers, &form.csrf).await {
-        Ok(visit) => visit,
-        Err(response) => return response,
-    };
-    let viewer = match viewer_with(&console, &visit, Permission::ManageDomains) {
-        Ok(viewer) => viewer,
+    let (visit, viewer) = match Visit::posted_by(&console, &headers, &form.csrf, Permission::ManageDomains).await {
+        Ok(signed) => signed,
         Err(response) => return *response,
     };
+    let viewer = &viewer;
     let domain = match shown(&console, viewer, &name).await {
         Ok(shown) => shown.record.config.name,
         Err(_) => return visit.not_found(&console),

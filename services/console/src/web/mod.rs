@@ -180,6 +180,28 @@ impl Visit {
         Ok(visit)
     }
 
+    /// A form posted by a signed-in account (with its CSRF token) whose role may
+    /// `permission`: the visit and the account; else the refusal (403), or the login page.
+    async fn posted_by(
+        console: &Console,
+        headers: &HeaderMap,
+        csrf: &str,
+        permission: Permission,
+    ) -> Result<(Visit, Account), Box<Response>> {
+        let visit = Visit::posted(console, headers, csrf).await.map_err(Box::new)?;
+        let viewer = visit.signed_in(console, permission)?.clone();
+        Ok((visit, viewer))
+    }
+
+    /// The signed-in viewer, if their role may `permission`; else the login page or 403.
+    fn signed_in(&self, console: &Console, permission: Permission) -> Result<&Account, Box<Response>> {
+        let Some(viewer) = &self.viewer else { return Err(Box::new(to_login())) };
+        if !crate::roles::allows(viewer.role, permission) {
+            return Err(Box::new(self.notice(console, StatusCode::FORBIDDEN, "forbidden")));
+        }
+        Ok(viewer)
+    }
+
     /// The signed-in viewer and a message they may see; else the login page, or "not
     /// found" (the same for a message that is not theirs).
     async fn viewer_entry(&self, console: &Console, id: &str) -> Result<(&Account, Entry), Response> {
