@@ -367,3 +367,39 @@ impl Drop for Gateway {
         }
     }
 }
+
+/// `rempart-loadtest run` in the background: a steady `rate` of generated messages to
+/// `target` for `steady_secs`, its sink on `sink_port`, while a test changes things.
+pub struct SteadyLoad {
+    child: std::process::Child,
+    _dir: tempfile::TempDir,
+}
+
+impl SteadyLoad {
+    pub fn start(target: &str, sink_port: u16, rate: u32, steady_secs: u64) -> SteadyLoad {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let scenario = dir.path().join("steady.toml");
+        std::fs::write(
+            &scenario,
+            format!("rate = {rate}\nramp = \"0s\"\nsteady = \"{steady_secs}s\"\ndrain = \"40s\"\n[mix]\ngenerated = true\n"),
+        )
+        .expect("write the scenario");
+        let child = Command::new(loadtest_bin())
+            .args(["run", "--json", "--target", target, "--sink-listen", &format!("127.0.0.1:{sink_port}"), "--scenario"])
+            .arg(&scenario)
+            .arg("--out")
+            .arg(dir.path().join("report"))
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("run rempart-loadtest");
+        SteadyLoad { child, _dir: dir }
+    }
+
+    /// Waits for the run to end; its JSON report.
+    pub fn report(self) -> serde_json::Value {
+        let out = self.child.wait_with_output().expect("rempart-loadtest ran");
+        serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("{e}: {}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+    }
+}

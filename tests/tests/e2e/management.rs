@@ -5,12 +5,11 @@
 //! token and session dead at once; every API route tried by every role; a brute force
 //! behind a trusted proxy that does not lock the operator out.
 
-use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use rempart_tests::dns::{DnsServer, Rr, Zone};
-use rempart_tests::gateway::{loadtest_bin, run_rempart};
+use rempart_tests::gateway::{SteadyLoad, run_rempart};
 use rempart_tests::http::{Browser, Response, request};
 use rempart_tests::{Gateway, Sink, SinkMode, SmtpClient, free_port, message, wait_until};
 use serde_json::{Value, json};
@@ -88,17 +87,7 @@ fn a_tenant_onboards_a_domain_under_load_and_the_operator_changes_it_live() {
     let load_sink = free_port();
     let gw = gateway(&dns, load_sink, "");
     let console = console_addr(&gw);
-    let scenario = gw.dir.path().join("steady.toml");
-    std::fs::write(&scenario, "rate = 20\nramp = \"0s\"\nsteady = \"15s\"\ndrain = \"40s\"\n[mix]\ngenerated = true\n").unwrap();
-    let load = Command::new(loadtest_bin())
-        .args(["run", "--json", "--target", &gw.addr(), "--sink-listen", &format!("127.0.0.1:{load_sink}"), "--scenario"])
-        .arg(&scenario)
-        .arg("--out")
-        .arg(gw.dir.path().join("report"))
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("run rempart-loadtest");
+    let load = SteadyLoad::start(&gw.addr(), load_sink, 20, 15);
 
     // The operator, on the running gateway's socket: a tenant and its admin.
     cli(&gw, &["tenant", "add", "acme", "--name", "Acme SA"], None);
@@ -195,9 +184,7 @@ fn a_tenant_onboards_a_domain_under_load_and_the_operator_changes_it_live() {
     cli(&gw, &["account", "token", "revoke", &id], None);
     assert!(cli(&gw, &["account", "token", "list", "admin@acme.test"], None).is_empty());
 
-    let out = load.wait_with_output().unwrap();
-    let report: Value = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("{e}: {}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)));
+    let report = load.report();
     let r = &report["reconciliation"];
     eprintln!(
         "management under load: verified→active {activated:?}, route moved {moved:?}, operator's domain added {added:?}; loadtest sent {} errors {} tempfailed {} lost {}",

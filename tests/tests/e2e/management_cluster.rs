@@ -8,12 +8,11 @@
 //! `REMPART_PROPAGATION_CHANGES=100` measures over more changes (the default, 10, keeps
 //! CI short); the test prints p50, p99 and max.
 
-use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use rempart_tests::dns::{DnsServer, Rr, Zone};
-use rempart_tests::gateway::{loadtest_bin, run_rempart};
+use rempart_tests::gateway::{SteadyLoad, run_rempart};
 use rempart_tests::http::{Response, request};
 use rempart_tests::nats::NatsServer;
 use rempart_tests::{Gateway, Sink, SinkMode, SmtpClient, free_port, message, wait_until};
@@ -93,20 +92,7 @@ fn in_a_cluster_a_tenants_domain_turns_active_and_every_node_applies_each_change
     ];
 
     let changes: usize = std::env::var("REMPART_PROPAGATION_CHANGES").ok().and_then(|n| n.parse().ok()).unwrap_or(10);
-    let dir = tempfile::tempdir().expect("tempdir");
-    let scenario = dir.path().join("steady.toml");
-    let steady = 15 + changes / 2;
-    std::fs::write(&scenario, format!("rate = 20\nramp = \"0s\"\nsteady = \"{steady}s\"\ndrain = \"40s\"\n[mix]\ngenerated = true\n"))
-        .unwrap();
-    let load = Command::new(loadtest_bin())
-        .args(["run", "--json", "--target", &edges[0].addr(), "--sink-listen", &format!("127.0.0.1:{load_port}"), "--scenario"])
-        .arg(&scenario)
-        .arg("--out")
-        .arg(dir.path().join("report"))
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("run rempart-loadtest");
+    let load = SteadyLoad::start(&edges[0].addr(), load_port, 20, 15 + changes as u64 / 2);
 
     // The operator, on console 1's socket; a tenant and its admin through the API.
     cli(&consoles[0], &["account", "add", "ops@gw.test", "--role", "operator"], Some(PASSWORD));
@@ -165,9 +151,7 @@ fn in_a_cluster_a_tenants_domain_turns_active_and_every_node_applies_each_change
     took.sort();
     let (p50, p99, max) = (percentile(&took, 0.5), percentile(&took, 0.99), took[took.len() - 1]);
 
-    let out = load.wait_with_output().unwrap();
-    let report: Value = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("{e}: {}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)));
+    let report = load.report();
     let r = &report["reconciliation"];
     eprintln!(
         "cluster propagation over {changes} changes (6 processes, NATS state, 250 ms poll): p50 {p50:?} p99 {p99:?} max {max:?}; \

@@ -8,7 +8,7 @@ use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use rempart_tests::gateway::{loadtest_bin, rempart_bin};
+use rempart_tests::gateway::{SteadyLoad, rempart_bin};
 use rempart_tests::nats::NatsServer;
 use rempart_tests::{Gateway, Sink, SinkMode, SmtpClient, free_port, message, wait_until};
 
@@ -76,17 +76,7 @@ fn reloads_under_load_apply_within_two_seconds_and_refuse_nobody() {
          [[domain]]\nname = \"moved.test\"\nroute = \"{}\"\n",
         moved_from.route()
     ));
-    let scenario = gw.dir.path().join("steady.toml");
-    std::fs::write(&scenario, "rate = 25\nramp = \"0s\"\nsteady = \"14s\"\ndrain = \"40s\"\n[mix]\ngenerated = true\n").unwrap();
-    let load = Command::new(loadtest_bin())
-        .args(["run", "--json", "--target", &gw.addr(), "--sink-listen", &format!("127.0.0.1:{load_sink}"), "--scenario"])
-        .arg(&scenario)
-        .arg("--out")
-        .arg(gw.dir.path().join("report"))
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("run rempart-loadtest");
+    let load = SteadyLoad::start(&gw.addr(), load_sink, 25, 14);
     thread::sleep(Duration::from_secs(2));
     assert_eq!(send(&gw.addr(), "bob@new.test", &message("too early")), 550, "new.test is not served yet");
 
@@ -140,9 +130,7 @@ fn reloads_under_load_apply_within_two_seconds_and_refuse_nobody() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("thresholds out of order"), "{}", String::from_utf8_lossy(&out.stderr));
     std::fs::write(&gw.config_path, good).unwrap();
 
-    let out = load.wait_with_output().unwrap();
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("{e}: {}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)));
+    let report = load.report();
     let r = &report["reconciliation"];
     eprintln!(
         "reload under load: new domain {new_domain:?}, route {route:?}, threshold {threshold:?}; loadtest sent {} accepted {} errors {} lost {}",
