@@ -300,7 +300,8 @@ fn every_api_route_for_every_role() {
         }
     }
     // The pages, for each role's browser session.
-    let pages: [(&str, [u16; 5]); 7] = [
+    let pages: [(&str, [u16; 5]); 8] = [
+        ("/accounts", [200, 200, 200, 200, 403]),
         ("/quarantine", [200, 200, 200, 200, 200]),
         ("/reports", [200, 200, 200, 200, 404]),
         ("/account", [200, 200, 200, 200, 200]),
@@ -321,7 +322,7 @@ fn every_api_route_for_every_role() {
         }
         // The menu offers only the pages the role may open.
         let menu = b.get("/quarantine").body;
-        for link in ["/domains", "/reports"] {
+        for link in ["/domains", "/reports", "/accounts"] {
             let shown = menu.contains(&format!("href=\"{link}\""));
             if shown != (*role != "user") {
                 failures.push(format!("{role}: the menu's {link} link is {}", if shown { "shown" } else { "missing" }));
@@ -482,4 +483,48 @@ fn in_a_browser_a_tenant_admin_adds_a_domain_and_generates_a_dkim_key() {
     assert!(listed.contains("\trsa\tsigning"), "{listed}");
     let shown = cli(&gw, &["domain", "show", "shop.acme.test"], None);
     assert!(shown.contains("\"status\": \"pending\"") && shown.contains("\"tenant\": \"acme\""), "{shown}");
+}
+
+/// A tenant admin manages their users from the console's /accounts page: adds one,
+/// disables (their login refused at once), enables, sets a new password, deletes;
+/// another tenant's accounts are neither listed nor reachable, and staff roles are not
+/// theirs to give.
+#[test]
+fn a_tenant_admin_manages_their_users_on_the_accounts_page() {
+    let dns = DnsServer::start(Zone::new());
+    let gw = gateway(&dns, free_port(), "");
+    let console = console_addr(&gw);
+    cli(&gw, &["tenant", "add", "acme"], None);
+    cli(&gw, &["tenant", "add", "globex"], None);
+    cli(&gw, &["domain", "add", "acme.test", "--route", "smtp://127.0.0.1:9", "--tenant", "acme"], None);
+    cli(&gw, &["account", "add", "admin@acme.test", "--role", "tenant-admin", "--tenant", "acme"], Some(PASSWORD));
+    cli(&gw, &["account", "add", "carol@globex.test", "--tenant", "globex"], Some(PASSWORD));
+    let (mut admin, status, _) = console_login(&console, "admin@acme.test", PASSWORD, "");
+    assert_eq!(status, 303);
+    let page = admin.get("/accounts");
+    assert!(page.body.contains("admin@acme.test") && !page.body.contains("carol@globex.test"), "{}", page.body);
+    let csrf = page.csrf();
+    let add = |b: &mut Browser, email: &str, role: &str| {
+        b.post("/accounts", &[("csrf", &csrf), ("email", email), ("role", role), ("password", PASSWORD)])
+    };
+    assert_eq!(add(&mut admin, "dave@acme.test", "user").status, 303);
+    assert!(admin.get("/accounts?done=added").body.contains("dave@acme.test"));
+    assert_eq!(add(&mut admin, "eve@acme.test", "operator").status, 403, "staff roles are not a tenant admin's to give");
+    assert_eq!(add(&mut admin, "mallory@globex.test", "user").status, 403, "another tenant's domain");
+    assert_eq!(add(&mut admin, "dave@acme.test", "user").status, 409, "exists");
+
+    let (mut dave, status, _) = console_login(&console, "dave@acme.test", PASSWORD, "");
+    assert_eq!(status, 303);
+    assert_eq!(admin.post("/accounts/dave@acme.test/disable", &[("csrf", &csrf)]).status, 303);
+    assert_eq!(dave.get("/quarantine").status, 303, "disabled: the session ends at once");
+    assert_eq!(console_login(&console, "dave@acme.test", PASSWORD, "").1, 401);
+    assert_eq!(admin.post("/accounts/dave@acme.test/enable", &[("csrf", &csrf)]).status, 303);
+    let short = admin.post("/accounts/dave@acme.test/password", &[("csrf", &csrf), ("password", "short")]);
+    assert!(short.status == 422 && short.body.contains("at least 10 characters"), "{}", short.body);
+    assert_eq!(admin.post("/accounts/dave@acme.test/password", &[("csrf", &csrf), ("password", "a brand new one")]).status, 303);
+    assert_eq!(console_login(&console, "dave@acme.test", "a brand new one", "").1, 303);
+    assert_eq!(admin.post("/accounts/carol@globex.test/disable", &[("csrf", &csrf)]).status, 404, "not theirs");
+    assert_eq!(admin.post("/accounts/dave@acme.test/delete", &[("csrf", &csrf)]).status, 303);
+    assert!(!admin.get("/accounts").body.contains("dave@acme.test"));
+    assert_eq!(admin.post("/accounts/dave@acme.test/disable", &[("csrf", "forged")]).status, 403, "CSRF");
 }

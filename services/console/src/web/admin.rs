@@ -465,24 +465,23 @@ pub fn account_json(account: &Account) -> Value {
 
 async fn list_accounts(State(AdminState(admin)): State<AdminState>, caller: Caller) -> Answer {
     let caller = caller.may(Permission::ReadAccounts)?;
-    let listed: Vec<Value> =
-        accounts::list(&*admin.store).await?.iter().filter(|a| may_touch_account(&caller, a)).map(account_json).collect();
+    let listed: Vec<Value> = accounts_in_scope(&admin, &caller).await?.iter().map(account_json).collect();
     ok(json!({ "accounts": listed }))
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct NewAccount {
-    email: String,
+pub(super) struct NewAccount {
+    pub email: String,
     #[serde(default = "user_role")]
-    role: String,
+    pub role: String,
     #[serde(default)]
-    tenant: Option<String>,
+    pub tenant: Option<String>,
     #[serde(default)]
-    domains: Vec<String>,
+    pub domains: Vec<String>,
     #[serde(default)]
-    aliases: Vec<String>,
-    password: String,
+    pub aliases: Vec<String>,
+    pub password: String,
 }
 
 fn user_role() -> String {
@@ -501,7 +500,11 @@ fn check_password(password: &str) -> Result<(), ApiError> {
 
 async fn add_account(State(AdminState(admin)): State<AdminState>, caller: Caller, body: axum::body::Bytes) -> Answer {
     let caller = caller.may(Permission::ManageAccounts)?;
-    let new: NewAccount = json_body(&body)?;
+    created(account_json(&create_account(&admin, &caller, json_body(&body)?).await?))
+}
+
+/// Adds an account for `caller` (an operator, or a tenant admin within their tenant).
+pub(super) async fn create_account(admin: &Admin, caller: &Account, new: NewAccount) -> Result<Account, ApiError> {
     let role: Role = new.role.parse()?;
     check_password(&new.password)?;
     let lower = |v: Vec<String>| v.into_iter().map(|s| s.trim().to_ascii_lowercase()).collect::<Vec<_>>();
@@ -531,7 +534,7 @@ async fn add_account(State(AdminState(admin)): State<AdminState>, caller: Caller
     account.password_hash = hash(new.password).await?;
     accounts::put(&*admin.store, &account).await?;
     tracing::info!(account = %account.email, role = %account.role, by = %caller.email, "account added");
-    created(account_json(&account))
+    Ok(account)
 }
 
 /// Argon2 off the async threads.
@@ -575,20 +578,20 @@ async fn show_account(State(AdminState(admin)): State<AdminState>, caller: Calle
     ok(account_json(&visible_account(&admin, &caller, &email).await?))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct AccountChange {
+pub(super) struct AccountChange {
     #[serde(default)]
-    password: Option<String>,
+    pub password: Option<String>,
     /// Needed when changing one's own password.
     #[serde(default)]
-    current_password: Option<String>,
+    pub current_password: Option<String>,
     #[serde(default)]
-    disabled: Option<bool>,
+    pub disabled: Option<bool>,
     #[serde(default)]
-    suspended: Option<bool>,
+    pub suspended: Option<bool>,
     #[serde(default)]
-    aliases: Option<Vec<String>>,
+    pub aliases: Option<Vec<String>>,
 }
 
 async fn change_account(
@@ -598,10 +601,15 @@ async fn change_account(
     body: axum::body::Bytes,
 ) -> Answer {
     let caller = caller.may(Permission::ManageSelf)?;
-    let change: AccountChange = json_body(&body)?;
-    let mut account = visible_account(&admin, &caller, &email).await?;
+    ok(account_json(&change_account_as(&admin, &caller, &email, json_body(&body)?).await?))
+}
+
+/// Changes an account: its owner their password (with the current one), an admin of it
+/// anything here.
+pub(super) async fn change_account_as(admin: &Admin, caller: &Account, email: &str, change: AccountChange) -> Result<Account, ApiError> {
+    let mut account = visible_account(admin, caller, email).await?;
     let own = caller.email == account.email;
-    let administers = allows(caller.role, Permission::ManageAccounts) && may_touch_account(&caller, &account);
+    let administers = allows(caller.role, Permission::ManageAccounts) && may_touch_account(caller, &account);
     let only_password = change.disabled.is_none() && change.suspended.is_none() && change.aliases.is_none();
     if !(administers || own && only_password) {
         return Err(forbidden());
@@ -624,18 +632,28 @@ async fn change_account(
     }
     accounts::put(&*admin.store, &account).await?;
     tracing::info!(account = %account.email, by = %caller.email, "account changed");
-    ok(account_json(&account))
+    Ok(account)
 }
 
 async fn delete_account(State(AdminState(admin)): State<AdminState>, caller: Caller, Path(email): Path<String>) -> Answer {
     let caller = caller.may(Permission::ManageAccounts)?;
-    let account = visible_account(&admin, &caller, &email).await?;
+    ok(json!({ "deleted": remove_account(&admin, &caller, &email).await? }))
+}
+
+/// Deletes an account and its tokens; its address.
+pub(super) async fn remove_account(admin: &Admin, caller: &Account, email: &str) -> Result<String, ApiError> {
+    let account = visible_account(admin, caller, email).await?;
     for (_, token) in tokens::list(&*admin.store, Some(&account.email)).await? {
         tokens::revoke(&*admin.store, &token.id).await?;
     }
     accounts::delete(&*admin.store, &account.email).await?;
     tracing::info!(account = %account.email, by = %caller.email, "account deleted");
-    ok(json!({ "deleted": account.email }))
+    Ok(account.email)
+}
+
+/// The accounts `caller` may see.
+pub(super) async fn accounts_in_scope(admin: &Admin, caller: &Account) -> Result<Vec<Account>, ApiError> {
+    Ok(accounts::list(&*admin.store).await?.into_iter().filter(|a| may_touch_account(caller, a)).collect())
 }
 
 // ----- tokens -----

@@ -3,6 +3,7 @@
 //! POST carrying a CSRF token; every route checks the reader's scope.
 
 pub mod account;
+pub mod account_list;
 pub mod admin;
 pub mod advice;
 pub mod api;
@@ -52,6 +53,7 @@ pub fn router(console: Arc<Console>) -> Router {
         .merge(reports::routes())
         .merge(account::routes())
         .merge(domains::routes())
+        .merge(account_list::routes())
         .layer(axum::middleware::from_fn_with_state(console.clone(), account::gate))
         .layer(axum::middleware::map_response(secure_headers))
         .layer(axum::middleware::from_fn(contain_panics))
