@@ -24,6 +24,14 @@ pub enum TenantCommand {
     Show {
         id: String,
     },
+    /// Rename a tenant, or require (or not) a second factor of its accounts.
+    Set {
+        id: String,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long, value_name = "true|false")]
+        require_totp: Option<bool>,
+    },
     /// Remove a tenant that owns no domain any more.
     Remove {
         id: String,
@@ -120,6 +128,14 @@ pub fn tenant(command: TenantCommand, config_path: Option<&std::path::Path>) -> 
                 for tenant in answer["tenants"].as_array().into_iter().flatten() {
                     crate::emit(format!("{}\t{}", text(tenant, "id"), text(tenant, "name")));
                 }
+            }
+            TenantCommand::Set { id, name, require_totp } => {
+                if name.is_none() && require_totp.is_none() {
+                    return Err("nothing to change: give --name or --require-totp true|false".into());
+                }
+                let body = json!({ "name": name, "require_totp": require_totp });
+                api.call(Method::PUT, &format!("/api/v1/tenants/{}", segment(&id)), Some(body)).await?;
+                eprintln!("tenant {id} changed");
             }
             TenantCommand::Show { id } => print(&api.call(Method::GET, &format!("/api/v1/tenants/{}", segment(&id)), None).await?),
             TenantCommand::Remove { id } => {

@@ -235,6 +235,7 @@ fn every_api_route_for_every_role() {
         ("GET", "/api/v1/tenants/acme".into(), None, [200, 200, 200, 200, 403]),
         ("GET", "/api/v1/tenants/globex".into(), None, [200, 200, 200, 404, 403]),
         ("POST", "/api/v1/tenants".into(), Some(json!({ "id": "initech" })), [201, 403, 403, 403, 403]),
+        ("PUT", "/api/v1/tenants/acme".into(), Some(json!({ "name": "Acme" })), [200, 403, 403, 403, 403]),
         ("DELETE", "/api/v1/tenants/initech".into(), None, [200, 403, 403, 403, 403]),
         ("GET", "/api/v1/domains".into(), None, [200, 200, 200, 200, 403]),
         ("GET", "/api/v1/domains/acme.test".into(), None, [200, 200, 200, 200, 403]),
@@ -300,7 +301,8 @@ fn every_api_route_for_every_role() {
         }
     }
     // The pages, for each role's browser session.
-    let pages: [(&str, [u16; 5]); 8] = [
+    let pages: [(&str, [u16; 5]); 9] = [
+        ("/tenants", [200, 200, 200, 200, 403]),
         ("/accounts", [200, 200, 200, 200, 403]),
         ("/quarantine", [200, 200, 200, 200, 200]),
         ("/reports", [200, 200, 200, 200, 404]),
@@ -527,4 +529,33 @@ fn a_tenant_admin_manages_their_users_on_the_accounts_page() {
     assert_eq!(admin.post("/accounts/dave@acme.test/delete", &[("csrf", &csrf)]).status, 303);
     assert!(!admin.get("/accounts").body.contains("dave@acme.test"));
     assert_eq!(admin.post("/accounts/dave@acme.test/disable", &[("csrf", "forged")]).status, 403, "CSRF");
+}
+
+/// The operator manages customers from /tenants: adds one, requires a second factor of
+/// its accounts and lifts it, deletes it (refused while it owns domains).
+#[test]
+fn the_operator_manages_customers_on_the_tenants_page() {
+    let dns = DnsServer::start(Zone::new());
+    let gw = gateway(&dns, free_port(), "");
+    let console = console_addr(&gw);
+    cli(&gw, &["account", "add", "ops@gw.test", "--role", "operator"], Some(PASSWORD));
+    let (mut ops, status, _) = console_login(&console, "ops@gw.test", PASSWORD, "");
+    assert_eq!(status, 303);
+    let page = ops.get("/tenants");
+    assert!(page.body.contains("href=\"/tenants\""), "the menu offers it to staff");
+    let csrf = page.csrf();
+    assert_eq!(ops.post("/tenants", &[("csrf", &csrf), ("id", "acme"), ("name", "Acme SA")]).status, 303);
+    assert_eq!(ops.post("/tenants", &[("csrf", &csrf), ("id", "bad id!"), ("name", "x")]).status, 422);
+    assert_eq!(ops.post("/tenants", &[("csrf", &csrf), ("id", "acme")]).status, 409);
+    cli(&gw, &["domain", "add", "acme.test", "--route", "smtp://127.0.0.1:9", "--tenant", "acme"], None);
+    let listed = ops.get("/tenants").body;
+    assert!(listed.contains("Acme SA") && listed.contains("href=\"/domains/acme.test\"") && listed.contains("optional"), "{listed}");
+    assert_eq!(ops.post("/tenants/acme/require-totp", &[("csrf", &csrf)]).status, 303);
+    assert!(cli(&gw, &["tenant", "show", "acme"], None).contains("\"require_totp\": true"));
+    assert_eq!(ops.post("/tenants/acme/allow-password", &[("csrf", &csrf)]).status, 303);
+    let refused = ops.post("/tenants/acme/delete", &[("csrf", &csrf)]);
+    assert!(refused.status == 409 && refused.body.contains("remove its domains first"), "{}", refused.body);
+    cli(&gw, &["domain", "remove", "acme.test"], None);
+    assert_eq!(ops.post("/tenants/acme/delete", &[("csrf", &csrf)]).status, 303);
+    assert!(!ops.get("/tenants").body.contains("Acme SA"));
 }

@@ -75,7 +75,7 @@ where
     Router::new()
         .route("/api/v1/whoami", get(whoami))
         .route("/api/v1/tenants", get(list_tenants).post(add_tenant))
-        .route("/api/v1/tenants/{id}", get(show_tenant).delete(delete_tenant))
+        .route("/api/v1/tenants/{id}", get(show_tenant).put(change_tenant).delete(delete_tenant))
         .route("/api/v1/domains", get(list_domains).post(add_domain))
         .route("/api/v1/domains/{name}", get(show_domain).put(change_domain).delete(delete_domain))
         .route("/api/v1/domains/{name}/verify", post(verify_domain))
@@ -202,27 +202,34 @@ async fn whoami(Caller(caller): Caller) -> Answer {
 
 async fn list_tenants(State(AdminState(admin)): State<AdminState>, caller: Caller) -> Answer {
     let caller = caller.may(Permission::ReadTenants)?;
-    let tenants: Vec<Tenant> = domains::tenants(&*admin.store)
+    ok(json!({ "tenants": tenants_in_scope(&admin, &caller).await? }))
+}
+
+/// The tenants `caller` may see: all for staff, their own for a tenant's account.
+pub(super) async fn tenants_in_scope(admin: &Admin, caller: &Account) -> Result<Vec<Tenant>, ApiError> {
+    Ok(domains::tenants(&*admin.store)
         .await?
         .into_iter()
         .filter(|t| caller.role.is_staff() || caller.tenant.as_deref() == Some(&t.id))
-        .collect();
-    ok(json!({ "tenants": tenants }))
+        .collect())
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct NewTenant {
-    id: String,
+pub(super) struct NewTenant {
+    pub id: String,
     #[serde(default)]
-    name: String,
+    pub name: String,
     #[serde(default)]
-    require_totp: bool,
+    pub require_totp: bool,
 }
 
 async fn add_tenant(State(AdminState(admin)): State<AdminState>, caller: Caller, body: axum::body::Bytes) -> Answer {
     let caller = caller.may(Permission::ManageTenants)?;
-    let new: NewTenant = json_body(&body)?;
+    created(json!(create_tenant(&admin, &caller, json_body(&body)?).await?))
+}
+
+pub(super) async fn create_tenant(admin: &Admin, caller: &Account, new: NewTenant) -> Result<Tenant, ApiError> {
     if domains::get_tenant(&*admin.store, &new.id).await?.is_some() {
         return Err(ApiError(StatusCode::CONFLICT, format!("tenant {} exists already", new.id)));
     }
@@ -230,7 +237,39 @@ async fn add_tenant(State(AdminState(admin)): State<AdminState>, caller: Caller,
     let tenant = Tenant { id: new.id, name, require_totp: new.require_totp, created: rempart_model::date::unix_now() };
     domains::put_tenant(&*admin.store, &tenant).await?;
     tracing::info!(tenant = %tenant.id, by = %caller.email, "tenant added");
-    created(json!(tenant))
+    Ok(tenant)
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct TenantChange {
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub require_totp: Option<bool>,
+}
+
+async fn change_tenant(
+    State(AdminState(admin)): State<AdminState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Answer {
+    let caller = caller.may(Permission::ManageTenants)?;
+    ok(json!(change_tenant_as(&admin, &caller, &id, json_body(&body)?).await?))
+}
+
+pub(super) async fn change_tenant_as(admin: &Admin, caller: &Account, id: &str, change: TenantChange) -> Result<Tenant, ApiError> {
+    let mut tenant = domains::get_tenant(&*admin.store, id).await?.ok_or_else(|| not_found("such tenant"))?;
+    if let Some(name) = change.name.filter(|n| !n.trim().is_empty()) {
+        tenant.name = name.trim().to_string();
+    }
+    if let Some(require_totp) = change.require_totp {
+        tenant.require_totp = require_totp;
+    }
+    domains::put_tenant(&*admin.store, &tenant).await?;
+    tracing::info!(tenant = %tenant.id, require_totp = tenant.require_totp, by = %caller.email, "tenant changed");
+    Ok(tenant)
 }
 
 async fn show_tenant(State(AdminState(admin)): State<AdminState>, caller: Caller, Path(id): Path<String>) -> Answer {
@@ -245,9 +284,14 @@ async fn show_tenant(State(AdminState(admin)): State<AdminState>, caller: Caller
 
 async fn delete_tenant(State(AdminState(admin)): State<AdminState>, caller: Caller, Path(id): Path<String>) -> Answer {
     let caller = caller.may(Permission::ManageTenants)?;
-    domains::delete_tenant(&*admin.store, &id).await?;
+    ok(json!({ "deleted": remove_tenant(&admin, &caller, &id).await? }))
+}
+
+/// Deletes a tenant that owns no domain any more.
+pub(super) async fn remove_tenant(admin: &Admin, caller: &Account, id: &str) -> Result<String, ApiError> {
+    domains::delete_tenant(&*admin.store, id).await?;
     tracing::info!(tenant = %id, by = %caller.email, "tenant deleted");
-    ok(json!({ "deleted": id }))
+    Ok(id.to_string())
 }
 
 // ----- domains -----

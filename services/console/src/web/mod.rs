@@ -14,6 +14,7 @@ pub mod i18n;
 pub mod lists;
 pub mod pages;
 pub mod reports;
+pub mod tenants;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -54,6 +55,7 @@ pub fn router(console: Arc<Console>) -> Router {
         .merge(account::routes())
         .merge(domains::routes())
         .merge(account_list::routes())
+        .merge(tenants::routes())
         .layer(axum::middleware::from_fn_with_state(console.clone(), account::gate))
         .layer(axum::middleware::map_response(secure_headers))
         .layer(axum::middleware::from_fn(contain_panics))

@@ -45,6 +45,9 @@ pub fn layout(lang: Lang, title: &str, viewer: Option<(&Account, &str)>, body: M
                         @if crate::roles::allows(account.role, crate::roles::Permission::ReadAccounts) {
                             a href="/accounts" { (lang.t("accounts")) }
                         }
+                        @if account.role.is_staff() {
+                            a href="/tenants" { (lang.t("tenants")) }
+                        }
                         a href="/account" { (lang.t("account")) }
                         span { (lang.t("signed_in_as")) " " (account.email) }
                         form.inline method="post" action="/logout" {
