@@ -209,9 +209,7 @@ pub fn domain(command: DomainCommand, config_path: Option<&std::path::Path>) -> 
     })
 }
 
-/// A path segment, percent-encoded.
+/// A path segment of the API, percent-encoded.
 pub fn segment(s: &str) -> String {
-    s.bytes()
-        .map(|b| if b.is_ascii_alphanumeric() || b"-._~@".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") })
-        .collect()
+    rempart_console::web::percent_encode(s)
 }

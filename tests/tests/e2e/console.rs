@@ -234,6 +234,8 @@ fn a_refusal_is_explained_publicly_without_recipient_data() {
     assert!(page.body.contains("550 5.7.1") && page.body.contains("MIXED_HREF_CASE"), "{}", page.body);
     assert!(page.body.contains("strict.test") && page.body.contains("sender.test"), "{}", page.body);
     assert!(!page.body.contains("secret.person"), "the public page names the recipient:\n{}", page.body);
+    assert!(page.body.contains("Why it was refused") && !page.body.contains("Why it was held"), "{}", page.body);
+    assert!(!page.body.contains("href=\"/"), "the public page links into the console:\n{}", page.body);
     let french = sender.get(&format!("/why/{id}?lang=fr"));
     assert!(
         french.body.contains("Pourquoi ce message a-t-il été refusé") && french.body.contains("Ce que vous pouvez faire"),
@@ -243,7 +245,9 @@ fn a_refusal_is_explained_publicly_without_recipient_data() {
     let api = sender.get(&format!("/api/v1/why/{id}"));
     assert_eq!(api.status, 200);
     assert!(api.body.contains("\"recipient_domains\":[\"strict.test\"]") && !api.body.contains("secret.person"), "{}", api.body);
-    assert_eq!(sender.get("/why/NOSUCHID").status, 404);
+    let unknown = sender.get("/why/NOSUCHID");
+    assert_eq!(unknown.status, 404);
+    assert!(!unknown.body.contains("href=\"/quarantine\""), "a sender is offered the console:\n{}", unknown.body);
 }
 
 /// In headless Chromium: log in, open the message, release it; the screenshot of the

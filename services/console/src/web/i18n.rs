@@ -181,6 +181,7 @@ impl Lang {
             }
             "headers" => ("Headers", "En-têtes"),
             "symbols" => ("Why it was held", "Pourquoi il a été retenu"),
+            "why_refused" => ("Why it was refused", "Pourquoi il a été refusé"),
             "rule" => ("Rule", "Règle"),
             "weight" => ("Weight", "Poids"),
             "meaning" => ("Meaning", "Signification"),

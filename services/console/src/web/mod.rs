@@ -413,7 +413,9 @@ impl ListParams {
     }
 }
 
-fn percent_encode(s: &str) -> String {
+/// A URL path segment or query value, percent-encoded (the CLI builds its API paths
+/// with it too).
+pub fn percent_encode(s: &str) -> String {
     s.bytes()
         .map(|b| if b.is_ascii_alphanumeric() || b"-._~@".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") })
         .collect()

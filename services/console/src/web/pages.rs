@@ -265,16 +265,18 @@ pub fn why(lang: Lang, record: &VerdictRecord, advice: &[&str]) -> Markup {
             h2 { (lang.t("reply_given")) }
             pre id="reply" { (record.reply) }
             @if let Some(listed) = &record.listed { p { (lang.t("listed")) ": " code { (listed) } } }
-            @if !positive.is_empty() { h2 { (lang.t("symbols")) } (symbol_table(lang, &positive, false)) }
+            @if !positive.is_empty() { h2 { (lang.t("why_refused")) } (symbol_table(lang, &positive, false)) }
             h2 { (lang.t("what_to_do")) }
             ul { @for a in advice { li { (a) } } }
         },
     )
 }
 
-/// A short page with one message (errors, not found).
+/// A short page with one message (errors, not found); a signed-in reader gets a way
+/// back to their list, anyone else (a sender on a public page) no link into the console.
 pub fn notice(lang: Lang, title: &str, text: &str, viewer: Option<(&Account, &str)>) -> Markup {
-    layout(lang, title, viewer, html! { h1 { (title) } p { (text) } p { a href="/quarantine" { (lang.t("back")) } } })
+    let signed_in = viewer.is_some();
+    layout(lang, title, viewer, html! { h1 { (title) } p { (text) } @if signed_in { p { a href="/quarantine" { (lang.t("back")) } } } })
 }
 
 /// The page a digest link opens: what the message is, and a button that releases it
