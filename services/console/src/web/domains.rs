@@ -19,7 +19,7 @@ use serde::Deserialize;
 use super::admin::{ApiError, NewDomain, change_domain_settings, create_domain, domains_in_scope, file_domain, visible_domain};
 use super::dkim::{NewKey, generate_key};
 use super::i18n::Lang;
-use super::{Visit, pages, percent_encode};
+use super::{CsrfForm, Visit, pages, percent_encode};
 use crate::Console;
 use crate::accounts::Account;
 use crate::onboarding::DnsRecord;
@@ -199,13 +199,7 @@ async fn change_route(
     }
 }
 
-#[derive(Debug, Default, Deserialize)]
-struct CsrfOnly {
-    #[serde(default)]
-    csrf: String,
-}
-
-async fn verify(State(console): State<Arc<Console>>, headers: HeaderMap, Path(name): Path<String>, Form(form): Form<CsrfOnly>) -> Response {
+async fn verify(State(console): State<Arc<Console>>, headers: HeaderMap, Path(name): Path<String>, Form(form): Form<CsrfForm>) -> Response {
     let (visit, viewer) = match Visit::posted_by(&console, &headers, &form.csrf, Permission::ManageDomains).await {
         Ok(signed) => signed,
         Err(response) => return *response,
@@ -252,7 +246,7 @@ async fn remove_key(
     State(console): State<Arc<Console>>,
     headers: HeaderMap,
     Path((name, selector)): Path<(String, String)>,
-    Form(form): Form<CsrfOnly>,
+    Form(form): Form<CsrfForm>,
 ) -> Response {
     let (visit, viewer) = match Visit::posted_by(&console, &headers, &form.csrf, Permission::ManageDomains).await {
         Ok(signed) => signed,

@@ -15,7 +15,7 @@ use serde::Deserialize;
 
 use super::admin::{ApiError, NewTenant, TenantChange, change_tenant_as, create_tenant, remove_tenant, tenants_in_scope};
 use super::i18n::Lang;
-use super::{Visit, pages, percent_encode};
+use super::{CsrfForm, Visit, pages, percent_encode};
 use crate::Console;
 use crate::accounts::Account;
 use crate::roles::{Permission, allows};
@@ -85,17 +85,11 @@ async fn add(State(console): State<Arc<Console>>, headers: HeaderMap, Form(form)
     }
 }
 
-#[derive(Debug, Default, Deserialize)]
-struct CsrfOnly {
-    #[serde(default)]
-    csrf: String,
-}
-
 async fn act(
     State(console): State<Arc<Console>>,
     headers: HeaderMap,
     Path((id, action)): Path<(String, String)>,
-    Form(form): Form<CsrfOnly>,
+    Form(form): Form<CsrfForm>,
 ) -> Response {
     let (visit, viewer) = match Visit::posted_by(&console, &headers, &form.csrf, Permission::ManageTenants).await {
         Ok(signed) => signed,
