@@ -11,6 +11,7 @@ pub mod quarantine;
 pub mod reports;
 pub mod roles;
 pub mod tokens;
+pub mod tracking;
 pub mod web;
 
 use std::net::SocketAddr;
@@ -97,6 +98,7 @@ impl Console {
             return Err(ConsoleError::Release(e));
         }
         tracing::info!(queue_id = id, by, recipients = envelope.recipients.len(), "released from quarantine");
+        self.track("released", id, envelope.recipients.iter().map(|r| r.address.clone()).collect(), by).await;
         self.learn(body, Class::Ham);
         Ok(entry)
     }
@@ -109,13 +111,32 @@ impl Console {
         let id_owned = id.to_string();
         let body = if as_spam { Some(blocking(move || store.body(&id_owned)).await?) } else { None };
         let store = self.quarantine.clone();
-        let (id_owned, scope) = (id.to_string(), scope.clone());
-        let whole = blocking(move || store.delete_for(&id_owned, &scope)).await?;
+        let (id_owned, scope_owned) = (id.to_string(), scope.clone());
+        let before = blocking(move || store.get(&id_owned)).await?;
+        let store = self.quarantine.clone();
+        let (id_owned, scope_owned) = (id.to_string(), scope_owned);
+        let whole = blocking(move || store.delete_for(&id_owned, &scope_owned)).await?;
         tracing::info!(queue_id = id, by, as_spam, whole, "deleted from quarantine");
+        let deleted: Vec<String> =
+            before.map(|e| e.recipients.into_iter().filter(|r| whole || scope.allows_recipient(r)).collect()).unwrap_or_default();
+        self.track("deleted", id, deleted, by).await;
         if let Some(body) = body {
             self.learn(body, Class::Spam);
         }
         Ok(())
+    }
+
+    /// A quarantine action for message tracking (`released`, `deleted`).
+    async fn track(&self, kind: &str, queue_id: &str, recipients: Vec<String>, by: &str) {
+        let event = rempart_proto::v1::TrackEvent {
+            queue_id: queue_id.to_string(),
+            at_ms: rempart_model::date::unix_now_ms() as i64,
+            kind: kind.to_string(),
+            recipients,
+            outcome: by.to_string(),
+            ..Default::default()
+        };
+        self.bus.event(rempart_bus::TRACK_EVENTS, prost::Message::encode_to_vec(&event)).await;
     }
 
     /// Teaches the Bayes model, in the background (a store failure is logged).

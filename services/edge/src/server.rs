@@ -19,7 +19,7 @@ use rempart_telemetry::metrics;
 
 use crate::limits::ConnectionLimits;
 use crate::session::Session;
-use crate::{EdgeError, EdgeView, Shared, proxy, screen, tls};
+use crate::{EdgeError, EdgeView, Shared, proxy, screen};
 
 pub struct Edge<B> {
     shared: Arc<Shared<B>>,
@@ -168,7 +168,7 @@ async fn accept_loop<B: Bus>(
                 let mut stream = io.into_inner();
                 let timeout = view.config.smtp.command_timeout.0;
                 match tokio::time::timeout(timeout, stream.accept_tls(&acceptor)).await {
-                    Ok(Ok(())) => tls_description = stream.server_tls().map(tls::describe),
+                    Ok(Ok(())) => tls_description = stream.tls_description(),
                     Ok(Err(e)) => {
                         tracing::info!(client = %client.ip(), error = %e, "TLS handshake failed");
                         metrics().connection("refused", "tls_handshake");

@@ -27,17 +27,3 @@ pub fn load_acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor, EdgeError> 
         .map_err(|e| EdgeError::Tls(e.to_string()))?;
     Ok(TlsAcceptor::from(Arc::new(config)))
 }
-
-/// "TLSv1.3 with cipher TLS13_AES_256_GCM_SHA384", for Received headers and logs.
-pub fn describe(conn: &rustls::ServerConnection) -> String {
-    let version = match conn.protocol_version() {
-        Some(rustls::ProtocolVersion::TLSv1_3) => "TLSv1.3".to_string(),
-        Some(rustls::ProtocolVersion::TLSv1_2) => "TLSv1.2".to_string(),
-        Some(other) => format!("{other:?}"),
-        None => "TLS".to_string(),
-    };
-    match conn.negotiated_cipher_suite() {
-        Some(suite) => format!("{version} with cipher {:?}", suite.suite()),
-        None => version,
-    }
-}

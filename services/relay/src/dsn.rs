@@ -19,6 +19,17 @@ pub enum Action {
     Delayed,
 }
 
+impl Action {
+    /// The report's word for it (RFC 3464 Action field).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Failed => "failed",
+            Action::Relayed => "relayed",
+            Action::Delayed => "delayed",
+        }
+    }
+}
+
 pub struct Dsn {
     pub queue_id: QueueId,
     pub message: Vec<u8>,
@@ -96,11 +107,7 @@ fn recipient_fields(report: &Report<'_>, retry_until: u64) -> String {
             (status, last_reply.as_deref(), None, date::unix_now())
         }
     };
-    let action = match report.action {
-        Action::Failed => "failed",
-        Action::Relayed => "relayed",
-        Action::Delayed => "delayed",
-    };
+    let action = report.action.as_str();
     f.push_str(&format!("Action: {action}\r\nStatus: {status}\r\n"));
     if let Some(remote) = remote {
         let host = remote.rsplit_once(':').map_or(remote, |(h, _)| h);

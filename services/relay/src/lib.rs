@@ -133,11 +133,11 @@ impl<B: Bus> Relay<B> {
         envelope.attempts += 1;
         span.record("rempart.queue_id", envelope.queue_id.as_str());
         let Outcome { reports: newly_final, tried, busy } = self.attempt(&mut envelope, &delivery.body).await;
-        if !tried.iter().any(|t| *t) {
+        let mut tried = tried;
+        if !tried.iter().any(Option::is_some) {
             // Only busy destinations: no attempt was made.
             envelope.attempts -= 1;
         }
-        self.delivery_events(&envelope, &tried).await;
         if let Some(account) = envelope.submitted_by.clone() {
             self.unknown_recipients(&account, &envelope, &newly_final).await;
         }
@@ -159,9 +159,11 @@ impl<B: Bus> Relay<B> {
                     let reply = format!("4.4.7 Delivery time expired; last error: {}", last_reply.as_deref().unwrap_or("none"));
                     r.status = DeliveryStatus::Failed { status: "4.4.7".into(), reply, remote: None, at: now };
                     reports.push((i, dsn::Action::Failed));
+                    tried[i].get_or_insert_with(Tried::default);
                 }
             }
         }
+        self.delivery_events(&envelope, &tried).await;
         // The DSN is durable before the original is acknowledged: no report is lost.
         if let Err(e) = self.send_reports(&envelope, &delivery.body, &reports).await {
             tracing::error!(queue_id = %envelope.queue_id, error = %e, "cannot queue a DSN; will retry the message");
@@ -233,10 +235,11 @@ impl<B: Bus> Relay<B> {
         rempart_notices::suspend(store, &self.bus, &self.view().config.smtp.hostname, account, why).await;
     }
 
-    /// `rempart.events.delivery` for the recipients this attempt `tried` (the console's reports).
-    async fn delivery_events(&self, envelope: &Envelope, tried: &[bool]) {
-        let now = date::unix_now() as i64;
-        for (r, _) in envelope.recipients.iter().zip(tried).filter(|(_, tried)| **tried) {
+    /// `rempart.events.delivery` for the recipients this attempt `tried` or gave up on
+    /// (the console's reports and tracking).
+    async fn delivery_events(&self, envelope: &Envelope, tried: &[Option<Tried>]) {
+        let now_ms = date::unix_now_ms() as i64;
+        for (r, tried) in envelope.recipients.iter().zip(tried).filter_map(|(r, t)| Some((r, t.as_ref()?))) {
             let reply = match &r.status {
                 DeliveryStatus::Pending { last_reply } => last_reply.clone().unwrap_or_default(),
                 DeliveryStatus::Delivered { reply, .. } | DeliveryStatus::Failed { reply, .. } => reply.clone(),
@@ -248,7 +251,10 @@ impl<B: Bus> Relay<B> {
                 status: status.into(),
                 reply,
                 attempts: envelope.attempts,
-                at: now,
+                at: now_ms / 1000,
+                at_ms: now_ms,
+                remote: tried.remote.clone(),
+                tls: tried.tls.clone().unwrap_or_default(),
             };
             self.bus.event(rempart_bus::DELIVERY_EVENTS, prost::Message::encode_to_vec(&event)).await;
         }
@@ -270,7 +276,7 @@ impl<B: Bus> Relay<B> {
             let route = view.config.domain(r.domain()).map_or_else(|| r.domain().to_ascii_lowercase(), |d| d.name.clone());
             groups.entry(route).or_default().push(i);
         }
-        let mut tried = vec![false; envelope.recipients.len()];
+        let mut tried: Vec<Option<Tried>> = vec![None; envelope.recipients.len()];
         let mut busy = false;
         for (domain_name, indices) in groups {
             let Some(_permit) = self.destinations.acquire(&domain_name, BUSY_WAIT).await else {
@@ -278,9 +284,6 @@ impl<B: Bus> Relay<B> {
                 busy = true;
                 continue;
             };
-            for &i in &indices {
-                tried[i] = true;
-            }
             let customer = view.config.domain(&domain_name);
             let span = tracing::info_span!(
                 "deliver.route",
@@ -305,6 +308,9 @@ impl<B: Bus> Relay<B> {
             let (client, action) = (&envelope.session.peer_ip, envelope.verdict.as_ref().map_or("", |v| v.action.as_str()));
             let symbols = envelope.verdict.as_ref().map(|v| v.symbols.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(" "));
             let at = date::unix_now();
+            for &i in &indices {
+                tried[i] = Some(Tried { remote: attempt.remote.clone(), tls: attempt.tls.clone() });
+            }
             for (&i, reply) in indices.iter().zip(&attempt.replies) {
                 let r = &mut envelope.recipients[i];
                 if reply.is_positive() {
@@ -340,8 +346,13 @@ impl<B: Bus> Relay<B> {
     /// Under an MTA-STS policy in mode enforce only the hosts it names are used, over
     /// verified TLS; in mode testing mismatches are logged and delivery goes on.
     async fn deliver_by_mx(&self, domain: &str, envelope: &Envelope, indices: &[usize], body: &[u8]) -> Attempt {
-        let failed =
-            |reply: Reply| Attempt { remote: domain.to_string(), replies: vec![reply; indices.len()], remote_dsn: false, opened: false };
+        let failed = |reply: Reply| Attempt {
+            remote: domain.to_string(),
+            replies: vec![reply; indices.len()],
+            remote_dsn: false,
+            opened: false,
+            tls: None,
+        };
         let hosts = match mx::hosts(self.resolver.as_ref(), domain, self.view().config.relay.mx_port).await {
             Ok(hosts) => hosts,
             Err(reply) => return failed(reply),
@@ -460,6 +471,18 @@ impl<B: Bus> Relay<B> {
             });
         }
         tracing::info!(queue_id = %envelope.queue_id, dsn = %report.queue_id, to = %envelope.return_path, recipients = wanted.len(), "DSN queued");
+        let about: Vec<String> = wanted.iter().map(|r| format!("{} ({})", r.recipient.address, r.action.as_str())).collect();
+        let event = rempart_proto::v1::TrackEvent {
+            queue_id: envelope.queue_id.to_string(),
+            at_ms: date::unix_now_ms() as i64,
+            kind: "dsn".into(),
+            sender: String::new(),
+            recipients: vec![envelope.return_path.clone()],
+            reply: format!("DSN to {}: {}", envelope.return_path, about.join(", ")),
+            outcome: report.queue_id.to_string(),
+            ..Default::default()
+        };
+        self.bus.event(rempart_bus::TRACK_EVENTS, prost::Message::encode_to_vec(&event)).await;
         Ok(())
     }
 }
@@ -468,10 +491,17 @@ impl<B: Bus> Relay<B> {
 struct Outcome {
     /// Recipients whose status became final and who should get a report.
     reports: Vec<(usize, dsn::Action)>,
-    /// Recipients whose delivery was tried (their route was not busy).
-    tried: Vec<bool>,
+    /// Recipients whose delivery was tried (their route was not busy), and where.
+    tried: Vec<Option<Tried>>,
     /// A route had `relay.per_destination` deliveries in progress: some wait.
     busy: bool,
+}
+
+/// Where one recipient's delivery was tried (empty when it expired untried).
+#[derive(Debug, Clone, Default)]
+struct Tried {
+    remote: String,
+    tls: Option<String>,
 }
 
 /// Keeps `rempart_queue_depth` and `rempart_queue_oldest_age_seconds` of the delivery

@@ -42,8 +42,17 @@ impl AdminClient {
         }
         let state = crate::open_state(config, true).await?.ok_or("no state store")?;
         let sealer = rempart_state::dkim_keys::Sealer::of(config).map(Arc::new).map_err(|e| eprintln!("rempart: {e}")).ok();
-        let admin = Arc::new(Admin::new(state.store.clone(), config, sealer));
-        let router = rempart_console::web::admin::routes().with_state(AdminState(admin)).layer(axum::Extension(LocalOperator));
+        let mut admin = Admin::new(state.store.clone(), config, sealer);
+        // Nothing runs: the tracking index, if a console kept one here, is free to read.
+        let tracking = config.queue.data_dir.join("tracking.redb");
+        if tracking.exists() {
+            admin.tracking = rempart_console::tracking::TrackingIndex::open(&tracking).map_err(|e| eprintln!("rempart: {e}")).ok();
+        }
+        let admin = Arc::new(admin);
+        let router = rempart_console::web::admin::routes()
+            .merge(rempart_console::web::tracking::api_routes())
+            .with_state(AdminState(admin))
+            .layer(axum::Extension(LocalOperator));
         Ok(AdminClient::InProcess(router))
     }
 

@@ -12,6 +12,7 @@ mod learn_cmd;
 mod manage_cmd;
 mod probe_cmd;
 mod score_cmd;
+mod track_cmd;
 mod tune_cmd;
 
 use std::path::PathBuf;
@@ -89,6 +90,9 @@ enum Command {
     /// DKIM keys for the mail customers submit.
     #[command(subcommand)]
     Dkim(dkim_cmd::DkimCommand),
+    /// Message tracking: find a message by sender, recipient, Message-ID, queue id,
+    /// client IP, dates or status; with --queue-id, its timeline.
+    Track(track_cmd::TrackArgs),
     /// Read a bounce: each recipient's status, the remote server's words and a reason
     /// (userunknown, mailboxfull, blocked, … Sisimai's words).
     Dsn(dsn_cmd::DsnArgs),
@@ -116,6 +120,7 @@ fn main() -> ExitCode {
         Command::Tenant(cmd) => manage_cmd::tenant(cmd, cli.config.as_deref()),
         Command::Domain(cmd) => manage_cmd::domain(cmd, cli.config.as_deref()),
         Command::Dkim(cmd) => dkim_cmd::run(cmd, cli.config.as_deref()),
+        Command::Track(args) => track_cmd::run(args, cli.config.as_deref()),
         Command::Dsn(args) => dsn_cmd::run(args),
         Command::Probe(args) => probe_cmd::run(args, cli.config.as_deref()),
     };

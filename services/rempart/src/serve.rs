@@ -60,6 +60,8 @@ pub enum ServeError {
     Edge(#[from] rempart_edge::EdgeError),
     #[error(transparent)]
     Console(#[from] rempart_console::ConsoleError),
+    #[error(transparent)]
+    Tracking(rempart_console::tracking::TrackingError),
 }
 
 /// Runs `roles` with `config` until SIGTERM or Ctrl-C, with the process's telemetry;
@@ -89,6 +91,7 @@ async fn open_bus(config: &Config) -> Result<AnyBus, ServeError> {
                 replicas: config.bus.nats_replicas,
                 credentials_file: config.bus.nats_credentials_file.clone(),
                 ca_file: config.bus.nats_ca_file.clone(),
+                events_retention: config.console.tracking_retention.0,
             };
             AnyBus::Nats(NatsBus::connect(&options).await.map_err(ServeError::Bus)?)
         }
@@ -245,7 +248,17 @@ async fn start_console(
 ) -> Result<(), ServeError> {
     tasks.push(tokio::spawn(rempart_console::reports::run(bus.clone(), state.store.clone(), stopped.clone())));
     tasks.push(tokio::spawn(rempart_console::reports::sweep(state.store.clone(), stopped.clone())));
-    let admin = Arc::new(rempart_console::web::admin::Admin::new(state.store.clone(), file, sealer));
+    let tracking_path = config.queue.data_dir.join("tracking.redb");
+    let tracking = rempart_console::tracking::TrackingIndex::open(&tracking_path).map_err(ServeError::Tracking)?;
+    tasks.push(tokio::spawn(rempart_console::tracking::ingest::run(bus.clone(), tracking.clone(), stopped.clone())));
+    tasks.push(tokio::spawn(rempart_console::tracking::ingest::sweep(
+        tracking.clone(),
+        config.console.tracking_retention.0,
+        stopped.clone(),
+    )));
+    let mut admin = rempart_console::web::admin::Admin::new(state.store.clone(), file, sealer);
+    admin.tracking = Some(tracking);
+    let admin = Arc::new(admin);
     tasks.push(tokio::spawn(rempart_console::onboarding::run(
         admin.onboarding.clone(),
         state.store.clone(),

@@ -455,7 +455,13 @@ fn nats_with_tls_needs_the_configured_ca() {
         let store = rempart_state::NatsStore::connect_with(&url, "tls", 1, None, Some(&cert)).await.expect("TLS with the CA");
         rempart_state::Store::put(&store, "t.k", b"v", None).await.unwrap();
         assert_eq!(rempart_state::Store::get(&store, "t.k").await.unwrap().as_deref(), Some(&b"v"[..]));
-        let options = rempart_bus::NatsOptions { url: url.clone(), replicas: 1, credentials_file: None, ca_file: Some(cert.clone()) };
+        let options = rempart_bus::NatsOptions {
+            url: url.clone(),
+            replicas: 1,
+            credentials_file: None,
+            ca_file: Some(cert.clone()),
+            events_retention: std::time::Duration::from_secs(3600),
+        };
         let bus = rempart_bus::NatsBus::connect(&options).await.expect("bus over TLS");
         let id = rempart_bus::Bus::publish(&bus, rempart_bus::DELIVER_TOPIC, b"m".to_vec(), b"b".to_vec()).await.unwrap();
         assert!(id > 0);

@@ -28,5 +28,6 @@ mod starttls;
 mod state;
 mod submission;
 mod telemetry;
+mod tracking;
 mod tune;
 mod verdicts;

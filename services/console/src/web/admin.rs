@@ -35,6 +35,8 @@ pub struct Admin {
     pub sealer: Option<Arc<rempart_state::dkim_keys::Sealer>>,
     /// `[console] require_totp_for_staff`.
     pub totp_for_staff: bool,
+    /// Message tracking's index (`None` where no console runs: searches answer 503).
+    pub tracking: Option<crate::tracking::TrackingIndex>,
 }
 
 impl Admin {
@@ -46,6 +48,7 @@ impl Admin {
             onboarding: Onboarding::of(file),
             sealer,
             totp_for_staff: file.console.require_totp_for_staff,
+            tracking: None,
         }
     }
 }

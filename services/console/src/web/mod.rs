@@ -15,6 +15,7 @@ pub mod lists;
 pub mod pages;
 pub mod reports;
 pub mod tenants;
+pub mod tracking;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -56,6 +57,8 @@ pub fn router(console: Arc<Console>) -> Router {
         .merge(domains::routes())
         .merge(account_list::routes())
         .merge(tenants::routes())
+        .merge(tracking::routes())
+        .merge(tracking::api_routes())
         .layer(axum::middleware::from_fn_with_state(console.clone(), account::gate))
         .layer(axum::middleware::map_response(secure_headers))
         .layer(axum::middleware::from_fn(contain_panics))
@@ -111,6 +114,7 @@ pub async fn serve_admin_socket(
     let listener = tokio::net::UnixListener::bind(path).map_err(failed)?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(failed)?;
     let app = admin::routes()
+        .merge(tracking::api_routes())
         .with_state(admin::AdminState(admin))
         .layer(axum::Extension(admin::LocalOperator))
         .layer(axum::middleware::from_fn(contain_panics));

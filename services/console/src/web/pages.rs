@@ -35,6 +35,7 @@ pub fn layout(lang: Lang, title: &str, viewer: Option<(&Account, &str)>, body: M
                     strong { (lang.t("title")) }
                     @if let Some((account, csrf)) = viewer {
                         a href="/quarantine" { (lang.t("quarantine")) }
+                        a href="/tracking" { (lang.t("tracking")) }
                         a href="/lists" { (lang.t("lists")) }
                         @if crate::roles::allows(account.role, crate::roles::Permission::ReadReports) {
                             a href="/reports" { (lang.t("reports")) }

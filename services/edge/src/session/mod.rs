@@ -13,6 +13,7 @@ mod queue;
 mod rcpt;
 mod starttls;
 mod submission;
+mod track;
 mod verdict;
 
 use std::sync::Arc;
@@ -68,6 +69,8 @@ pub struct Transaction {
     pub max_size: u64,
     /// The body so far when BDAT chunks are arriving.
     pub chunks: Option<Chunks>,
+    /// Recipients refused at RCPT, with the reply (for tracking).
+    pub refused: Vec<(String, String)>,
 }
 
 #[derive(Debug, Default)]
@@ -117,6 +120,8 @@ pub struct Session<B: Bus, S: Transport> {
     started: std::time::Instant,
     /// Commands that moved no mail (see `smtp.max_junk_commands`).
     junk_commands: u32,
+    /// The reply last queued (what a RCPT was answered, for tracking).
+    last_reply: Option<Reply>,
 }
 
 /// The data rate of one message: a client slower than `min_rate` bytes/s, once it has
@@ -196,6 +201,7 @@ impl<B: Bus, S: Transport> Session<B, S> {
             activity: None,
             started: std::time::Instant::now(),
             junk_commands: 0,
+            last_reply: None,
         }
     }
 
@@ -259,6 +265,7 @@ impl<B: Bus, S: Transport> Session<B, S> {
         }
         let _ = self.flush().await;
         let _ = self.io.get_mut().shutdown().await;
+        self.track_abandoned();
         self.record_facts();
         let trace_id = if self.span.is_none() { std::mem::take(&mut self.last_trace_id) } else { rempart_telemetry::trace_id(&self.span) };
         tracing::info!(
@@ -383,7 +390,11 @@ impl<B: Bus, S: Transport> Session<B, S> {
             "EHLO" => self.ehlo(args, true),
             "HELO" => self.ehlo(args, false),
             "MAIL" => self.mail(args),
-            "RCPT" => self.rcpt(args).await,
+            "RCPT" => {
+                let flow = self.rcpt(args).await;
+                self.note_refused_recipient(args);
+                flow
+            }
             "DATA" => self.data(args).await,
             "BDAT" => self.bdat(args).await,
             "RSET" => self.rset(args),
@@ -416,8 +427,23 @@ impl<B: Bus, S: Transport> Session<B, S> {
         Flow::Close
     }
 
+    /// A refused RCPT, kept with its reply for the transaction's tracking event.
+    fn note_refused_recipient(&mut self, args: &str) {
+        if !matches!(self.state, State::Mail | State::Rcpt) {
+            return;
+        }
+        let Some(reply) = self.last_reply.as_ref().filter(|r| r.is_error()) else { return };
+        let address = args.split_once('<').and_then(|(_, rest)| rest.split_once('>')).map_or(args.trim(), |(a, _)| a);
+        // Bounded like the recipients themselves: a client refused forever adds nothing.
+        if self.tx.refused.len() < 1000 {
+            let address: String = address.chars().filter(|c| !c.is_control()).take(320).collect();
+            self.tx.refused.push((address, reply.to_string()));
+        }
+    }
+
     /// Queues a reply, counted and traced.
     fn answer(&mut self, reply: &Reply) {
+        self.last_reply = Some(reply.clone());
         let text = reply.wire();
         metrics().reply(self.verb, reply.code);
         tracing::info!(target: rempart_telemetry::COMMAND_EVENTS, parent: &self.span, code = reply.code, reply = text.trim_end(), "reply");
@@ -442,6 +468,7 @@ impl<B: Bus, S: Transport> Session<B, S> {
     }
 
     fn reset_transaction(&mut self) {
+        self.track_abandoned();
         self.tx = Transaction::default();
         if self.state != State::Connected {
             self.state = State::Greeted;

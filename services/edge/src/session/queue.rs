@@ -7,6 +7,7 @@ use rempart_model::{Action, Envelope, QueueId, Verdict, date};
 use rempart_smtp::Reply;
 use rempart_telemetry::metrics;
 
+use super::track::{self, TrackedMessage};
 use super::{Session, State, Transaction, Transport, submission, verdict};
 use crate::received::Trace;
 
@@ -38,7 +39,11 @@ impl<B: Bus, S: Transport> Session<B, S> {
             },
             _ => None,
         };
-        let (reply, action) = self.scan_and_queue(&queue_id, body).await;
+        let (message_id, subject) = track::identity(&body);
+        let size = body.len();
+        let (reply, action, tracked) = self.scan_and_queue(&queue_id, body).await;
+        let verdict = tracked.verdict.as_ref();
+        self.track(queue_id.as_str(), &tracked.tx, Some(TrackedMessage { message_id, subject, size, reply: &reply, action, verdict }));
         if let Some((account, report)) = bounce.filter(|_| reply.is_positive()) {
             self.read_bounce(&account, &report).await;
         }
@@ -65,18 +70,29 @@ impl<B: Bus, S: Transport> Session<B, S> {
     /// "greylist", "tempfail"… as the `action` label of `rempart_messages_total`). The
     /// steps, each a typed decision: the submission gate, `scan`, `act` (what the
     /// verdict says), `mark` (Received, DKIM, the verdict's edits), `publish`.
-    async fn scan_and_queue(&mut self, queue_id: &QueueId, body: Vec<u8>) -> Answer {
+    async fn scan_and_queue(&mut self, queue_id: &QueueId, body: Vec<u8>) -> (Reply, &'static str, Tracked) {
         let tx = std::mem::take(&mut self.tx);
         self.state = State::Greeted;
+        let mut tracked = Tracked {
+            tx: Transaction {
+                return_path: tx.return_path.clone(),
+                recipients: tx.recipients.clone(),
+                refused: tx.refused.clone(),
+                ..Default::default()
+            },
+            verdict: None,
+        };
         let steps = async {
             self.gate_submission(&tx, &body).await?;
             let scanned = self.scan_step(&tx, queue_id, body).await?;
+            tracked.verdict = scanned.verdict.clone();
             let (topic, action) = self.act(queue_id, &tx, &scanned).await?;
             let Scanned { verdict, body, .. } = scanned;
             let message = self.mark(queue_id, &tx, verdict.as_ref(), body).await?;
             Ok(self.publish(queue_id, tx, verdict, topic, action, message).await)
         };
-        steps.await.unwrap_or_else(|answer| answer)
+        let (reply, action) = steps.await.unwrap_or_else(|answer| answer);
+        (reply, action, tracked)
     }
 
     /// A logged-in account sends only as itself and within its limits.
@@ -248,6 +264,12 @@ struct Scanned {
     verdict: Option<Verdict>,
     disposition: Disposition,
     body: Vec<u8>,
+}
+
+/// What the tracking event of a message needs once the transaction is consumed.
+struct Tracked {
+    tx: Transaction,
+    verdict: Option<Verdict>,
 }
 
 fn queued(queue_id: &QueueId) -> Reply {

@@ -6,7 +6,6 @@ use rempart_smtp::{Reply, Stream};
 use tokio::io::BufReader;
 
 use super::{Flow, Session, State, Transport};
-use crate::tls;
 
 impl<B: Bus, S: Transport> Session<B, S> {
     pub(super) async fn starttls(&mut self, args: &str) -> Flow {
@@ -34,7 +33,7 @@ impl<B: Bus, S: Transport> Session<B, S> {
         let timeout = self.view.config.smtp.command_timeout.0;
         match tokio::time::timeout(timeout, stream.accept_tls(&acceptor)).await {
             Ok(Ok(())) => {
-                self.facts.tls = stream.server_tls().map(tls::describe);
+                self.facts.tls = stream.tls_description();
                 self.io = BufReader::new(stream);
                 self.state = State::Connected;
                 self.facts.helo.clear();

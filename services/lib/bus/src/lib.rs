@@ -96,7 +96,16 @@ pub trait Bus: Clone + Send + Sync + 'static {
     /// (a NATS queue group; in process on the embedded bus). Events that arrive while
     /// the receiver is full are dropped and counted in the log: they are statistics.
     fn subscribe_events(&self, group: &str) -> impl Future<Output = Result<EventReceiver, BusError>> + Send;
+
+    /// Tracking's events (`TRACK_EVENTS`, `DELIVERY_EVENTS`) with their sequence, from
+    /// the one after `after` (0: from the oldest kept): on NATS replayed from the events
+    /// stream, with backpressure; on the embedded bus those published from now on, with
+    /// sequence 0 (one process: nothing happens while it is down).
+    fn replay_events(&self, after: u64) -> impl Future<Output = Result<SequencedReceiver, BusError>> + Send;
 }
+
+/// Events with their stream sequence (0 when the bus keeps none).
+pub type SequencedReceiver = tokio::sync::mpsc::Receiver<(u64, Event)>;
 
 /// One event: its subject (`rempart.events.<kind>`) and its protobuf payload.
 #[derive(Debug, Clone)]
@@ -114,6 +123,8 @@ pub const EVENT_BACKLOG: usize = 16_384;
 pub const VERDICT_EVENTS: &str = "rempart.events.verdict";
 pub const DELIVERY_EVENTS: &str = "rempart.events.delivery";
 pub const OUTBOUND_EVENTS: &str = "rempart.events.outbound";
+/// Message tracking (`TrackEvent`): what happened to each message beside deliveries.
+pub const TRACK_EVENTS: &str = "rempart.events.track";
 
 /// The bus chosen by the configuration (`[bus] backend`).
 #[derive(Clone)]
@@ -183,6 +194,13 @@ impl Bus for AnyBus {
         match self {
             AnyBus::Embedded(b) => b.subscribe_events(group).await,
             AnyBus::Nats(b) => b.subscribe_events(group).await,
+        }
+    }
+
+    async fn replay_events(&self, after: u64) -> Result<SequencedReceiver, BusError> {
+        match self {
+            AnyBus::Embedded(b) => b.replay_events(after).await,
+            AnyBus::Nats(b) => b.replay_events(after).await,
         }
     }
 }

@@ -30,6 +30,9 @@ use crate::{Bus, BusError, DELIVER_TOPIC, Delivery, HELD_TOPIC, MessageId, QUARA
 /// is 1 MiB, with headers and metadata).
 pub const MAX_INLINE_BODY: usize = 512 * 1024;
 const STREAM: &str = "REMPART_QUEUE";
+/// The events that tracking replays (limits retention: every console reads them all).
+const EVENTS_STREAM: &str = "REMPART_EVENTS";
+const REPLAYED: &[&str] = &[crate::TRACK_EVENTS, crate::DELIVERY_EVENTS];
 const BODY_HEADER: &str = "Rempart-Body-Object";
 /// Topics the stream carries.
 const TOPICS: &[&str] = &[DELIVER_TOPIC, QUARANTINE_TOPIC, SCAN_TOPIC, HELD_TOPIC];
@@ -42,6 +45,8 @@ pub struct NatsOptions {
     pub credentials_file: Option<std::path::PathBuf>,
     /// A CA for the server's certificate; TLS is then required.
     pub ca_file: Option<std::path::PathBuf>,
+    /// How long the events stream keeps tracking events (`[tracking] retention`).
+    pub events_retention: Duration,
 }
 
 #[derive(Clone)]
@@ -52,6 +57,7 @@ pub struct NatsBus {
 struct Inner {
     jetstream: jetstream::Context,
     stream: jetstream::stream::Stream,
+    events: jetstream::stream::Stream,
     /// Metadata replaced by `retry`, by stream sequence.
     metadata: kv::Store,
     bodies: ObjectStore,
@@ -82,6 +88,19 @@ impl NatsBus {
         };
         rempart_nats::patiently("queue stream", || jetstream.create_or_update_stream(stream_config.clone())).await.map_err(storage)?;
         let stream = rempart_nats::patiently("queue stream", || jetstream.get_stream(STREAM)).await.map_err(storage)?;
+        // Tracking's events, kept `events_retention`: the edge and relay publish them
+        // fire and forget; a console started empty rebuilds its index from here.
+        let events_config = StreamConfig {
+            name: EVENTS_STREAM.into(),
+            subjects: REPLAYED.iter().map(|s| s.to_string()).collect(),
+            retention: RetentionPolicy::Limits,
+            storage: StorageType::File,
+            num_replicas: replicas,
+            max_age: options.events_retention,
+            ..Default::default()
+        };
+        rempart_nats::patiently("events stream", || jetstream.create_or_update_stream(events_config.clone())).await.map_err(storage)?;
+        let events = rempart_nats::patiently("events stream", || jetstream.get_stream(EVENTS_STREAM)).await.map_err(storage)?;
         let meta_config = kv::Config { bucket: "rempart-queue-meta".into(), history: 1, num_replicas: replicas, ..Default::default() };
         let metadata = rempart_nats::patiently("queue metadata bucket", || jetstream.create_or_update_key_value(meta_config.clone()))
             .await
@@ -105,6 +124,7 @@ impl NatsBus {
             inner: Arc::new(Inner {
                 jetstream,
                 stream,
+                events,
                 metadata,
                 bodies,
                 consumers: tokio::sync::Mutex::new(HashMap::new()),
@@ -241,6 +261,36 @@ impl Bus for NatsBus {
         if let Err(e) = self.inner.jetstream.client().publish(subject.to_string(), payload.into()).await {
             tracing::debug!(subject, error = %e, "event not published");
         }
+    }
+
+    async fn replay_events(&self, after: u64) -> Result<crate::SequencedReceiver, BusError> {
+        use async_nats::jetstream::consumer::DeliverPolicy;
+        use async_nats::jetstream::consumer::pull::OrderedConfig;
+        let deliver_policy = if after == 0 { DeliverPolicy::All } else { DeliverPolicy::ByStartSequence { start_sequence: after + 1 } };
+        let config =
+            OrderedConfig { deliver_policy, filter_subjects: REPLAYED.iter().map(|s| s.to_string()).collect(), ..Default::default() };
+        let consumer = self.inner.events.create_consumer(config).await.map_err(storage)?;
+        let mut messages = consumer.messages().await.map_err(storage)?;
+        let (tx, rx) = tokio::sync::mpsc::channel(crate::EVENT_BACKLOG);
+        tokio::spawn(async move {
+            while let Some(message) = messages.next().await {
+                let message = match message {
+                    Ok(m) => m,
+                    Err(e) => {
+                        // The ordered consumer recreates itself where it can; a gap is logged.
+                        tracing::warn!(error = %e, "events replay interrupted");
+                        continue;
+                    }
+                };
+                let Ok(sequence) = message.info().map(|i| i.stream_sequence) else { continue };
+                let event = crate::Event { subject: message.subject.to_string(), payload: message.payload.to_vec() };
+                // Backpressure, not loss: the stream keeps what the reader has not taken.
+                if tx.send((sequence, event)).await.is_err() {
+                    return;
+                }
+            }
+        });
+        Ok(rx)
     }
 
     async fn subscribe_events(&self, group: &str) -> Result<crate::EventReceiver, BusError> {

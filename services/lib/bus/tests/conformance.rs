@@ -25,7 +25,13 @@ fn embedded() -> Backend {
 
 async fn nats() -> Backend {
     let server = nats_server::NatsServer::start();
-    let options = NatsOptions { url: server.url(), replicas: 1, credentials_file: None, ca_file: None };
+    let options = NatsOptions {
+        url: server.url(),
+        replicas: 1,
+        credentials_file: None,
+        ca_file: None,
+        events_retention: std::time::Duration::from_secs(3600),
+    };
     let bus = NatsBus::connect(&options).await.expect("connect");
     let other = NatsBus::connect(&options).await.expect("connect");
     Backend { bus: AnyBus::Nats(bus), other: AnyBus::Nats(other), _keep: Box::new(server) }

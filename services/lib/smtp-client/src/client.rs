@@ -30,6 +30,8 @@ pub struct Attempt {
     /// A session was set up (connected, greeted, EHLO and TLS as the policy wants):
     /// when false nothing was sent, and another MX host may be tried.
     pub opened: bool,
+    /// The TLS session of the transaction ("TLSv1.3 with cipher …"), `None` in plaintext.
+    pub tls: Option<String>,
 }
 
 /// Where one delivery goes: a customer's route, or one address of an outside domain's
@@ -100,7 +102,7 @@ impl Client {
         };
         // Connections are shared only between routes with the same TLS policy.
         let key = format!("{remote}/{:?}/{:?}/{:?}", destination.tls, destination.ca_file, destination.dane);
-        let (mut remote_dsn, mut opened) = (false, true);
+        let (mut remote_dsn, mut opened, mut tls) = (false, true, None);
         let outcome = loop {
             let (mut session, reused) = match self.take_idle(&key) {
                 Some(session) => (session, true),
@@ -113,6 +115,7 @@ impl Client {
                 },
             };
             remote_dsn = session.caps.contains("DSN");
+            tls = session.conn.io.get_ref().tls_description();
             match transaction(&mut session, envelope, indices, body).await {
                 Ok(replies) => {
                     self.keep_idle(key, session);
@@ -127,7 +130,7 @@ impl Client {
             }
         };
         let replies = outcome.unwrap_or_else(|reply| vec![reply; indices.len()]);
-        Attempt { remote, replies, remote_dsn, opened }
+        Attempt { remote, replies, remote_dsn, opened, tls }
     }
 
     /// Asks the destination whether it would take mail from `sender` for each of

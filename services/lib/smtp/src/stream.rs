@@ -70,6 +70,29 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Stream<S> {
             _ => None,
         }
     }
+
+    /// "TLSv1.3 with cipher TLS13_AES_256_GCM_SHA384" on either side once encrypted,
+    /// for Received headers, logs and tracking.
+    pub fn tls_description(&self) -> Option<String> {
+        match self {
+            Stream::ServerTls(s) => Some(describe(s.get_ref().1)),
+            Stream::ClientTls(s) => Some(describe(s.get_ref().1)),
+            _ => None,
+        }
+    }
+}
+
+fn describe(tls: &rustls::CommonState) -> String {
+    let version = match tls.protocol_version() {
+        Some(rustls::ProtocolVersion::TLSv1_3) => "TLSv1.3".to_string(),
+        Some(rustls::ProtocolVersion::TLSv1_2) => "TLSv1.2".to_string(),
+        Some(other) => format!("{other:?}"),
+        None => "TLS".to_string(),
+    };
+    match tls.negotiated_cipher_suite() {
+        Some(suite) => format!("{version} with cipher {:?}", suite.suite()),
+        None => version,
+    }
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for Stream<S> {

@@ -29,6 +29,7 @@ pub struct Metrics {
     deliveries: Family<Labels<2>, Counter>,
     dsns: Family<Labels<1>, Counter>,
     greylist: Family<Labels<1>, Counter>,
+    tracked_events: Counter,
     outbound_messages: Family<Labels<2>, Counter>,
     outbound_recipients: Family<Labels<1>, Counter>,
     outbound_bytes: Family<Labels<1>, Counter>,
@@ -75,6 +76,7 @@ impl Metrics {
             deliveries: Family::default(),
             dsns: Family::default(),
             greylist: Family::default(),
+            tracked_events: Counter::default(),
             outbound_messages: Family::default(),
             outbound_recipients: Family::default(),
             outbound_bytes: Family::default(),
@@ -109,6 +111,7 @@ impl Metrics {
         );
         r.register("delivery_attempts", "Delivery attempts by route and result (delivered, deferred, failed)", m.deliveries.clone());
         r.register("dsns_sent", "Delivery status notifications sent, by kind (failure, delay, success)", m.dsns.clone());
+        r.register("tracked_events", "Events folded into the console's message tracking index", m.tracked_events.clone());
         r.register("greylist", "Greylisting outcomes: greylisted, too_soon, passed (retried in time), known, skipped_network, skipped (domain opted out), unavailable", m.greylist.clone());
         r.register(
             "outbound_messages",
@@ -216,6 +219,10 @@ impl Metrics {
 
     pub fn greylist(&self, outcome: &'static str) {
         self.greylist.get_or_create(&[("outcome", label(outcome))]).inc();
+    }
+
+    pub fn tracked(&self, events: usize) {
+        self.tracked_events.inc_by(events as u64);
     }
 
     pub fn store_operation(&self, backend: &'static str, operation: &'static str, took: Duration) {

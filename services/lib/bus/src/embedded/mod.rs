@@ -148,6 +148,19 @@ impl Bus for EmbeddedBus {
         let _ = self.events.send(crate::Event { subject: subject.to_string(), payload });
     }
 
+    async fn replay_events(&self, _after: u64) -> Result<crate::SequencedReceiver, BusError> {
+        let mut events = self.subscribe_events("tracking").await?;
+        let (tx, rx) = tokio::sync::mpsc::channel(crate::EVENT_BACKLOG);
+        tokio::spawn(async move {
+            while let Some(event) = events.recv().await {
+                if (event.subject == crate::TRACK_EVENTS || event.subject == crate::DELIVERY_EVENTS) && tx.send((0, event)).await.is_err() {
+                    return;
+                }
+            }
+        });
+        Ok(rx)
+    }
+
     async fn subscribe_events(&self, _group: &str) -> Result<crate::EventReceiver, BusError> {
         let mut events = self.events.subscribe();
         let (tx, rx) = tokio::sync::mpsc::channel(crate::EVENT_BACKLOG);

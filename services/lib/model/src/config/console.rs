@@ -45,6 +45,9 @@ pub struct ConsoleConfig {
     /// second factor (TOTP); without one yet, they may only set it up. A tenant
     /// requires it of its own accounts with its `require_totp`. Default false.
     pub require_totp_for_staff: bool,
+    /// How long message tracking keeps each message's events (the console's index and,
+    /// in a cluster, the NATS events stream it is rebuilt from). Default "30d".
+    pub tracking_retention: HumanDuration,
 }
 
 impl Default for ConsoleConfig {
@@ -61,6 +64,7 @@ impl Default for ConsoleConfig {
             spf_include: String::new(),
             verify_every: HumanDuration(std::time::Duration::from_secs(300)),
             require_totp_for_staff: false,
+            tracking_retention: HumanDuration(std::time::Duration::from_secs(30 * 24 * 3600)),
         }
     }
 }
