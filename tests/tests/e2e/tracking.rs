@@ -192,3 +192,87 @@ fn every_fate_of_a_message_is_found_by_sender_and_recipient_with_its_timeline() 
     let bad = run_rempart(&["--config", &gw.config_path.display().to_string(), "track", "--status", "lost"], gw.dir.path(), None);
     assert!(!bad.status.success() && String::from_utf8_lossy(&bad.stderr).contains("unknown status"));
 }
+
+/// The messages a console's API finds for `query`, as (queue id, status), sorted.
+fn answers(console: &str, token: &str, query: &str) -> Vec<(String, String)> {
+    let mut all = found(console, token, query);
+    all.sort();
+    all
+}
+
+#[test]
+fn on_nats_a_console_started_empty_catches_up_and_two_consoles_answer_the_same() {
+    let nats = rempart_tests::nats::NatsServer::start();
+    let sink = Sink::start(SinkMode::Accept);
+    let cfg = format!(
+        "[smtp]\nhostname = \"mx.gw.test\"\n[[smtp.listener]]\naddress = \"{{listen}}\"\n[queue]\ndata_dir = \"{{data}}\"\nretry = [\"1s\"]\n\
+         [bus]\nbackend = \"nats\"\nnats_url = \"{url}\"\n[state]\nbackend = \"nats\"\nnats_url = \"{url}\"\n[greylist]\nenabled = false\n\
+         [console]\nlisten = \"{{console}}\"\nsecure_cookies = false\n\
+         [[domain]]\nname = \"example.com\"\nroute = \"{route}\"\nrecipients = [\"alice@example.com\"]\n",
+        url = nats.url(),
+        route = sink.route(),
+    );
+    let gw = Gateway::start_role(&cfg, "serve");
+    let first = format!("127.0.0.1:{}", gw.console_port());
+    let out = run_rempart(
+        &["--config", &gw.config_path.display().to_string(), "account", "add", "ops@gw.test", "--role", "operator"],
+        gw.dir.path(),
+        Some(b"correct horse battery"),
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let ops = cli(&gw, &["account", "token", "add", "ops@gw.test"]);
+
+    let messages = 30;
+    let mut c = SmtpClient::connect(&gw.addr());
+    c.ehlo();
+    for i in 0..messages {
+        let body = format!("From: s{i}@sender.test\r\nSubject: number {i}\r\n\r\nhello\r\n");
+        assert_eq!(c.send_mail(&format!("s{i}@sender.test"), &["alice@example.com"], &body).code, 250);
+    }
+    assert_eq!(c.cmd("MAIL FROM:<x@sender.test>").code, 250);
+    assert_eq!(c.cmd("RCPT TO:<nobody@example.com>").code, 550);
+    c.cmd("QUIT");
+    sink.wait_for(messages, Duration::from_secs(30));
+    let everything = "sender=sender.test&limit=1000";
+    assert!(
+        wait_until(Duration::from_secs(20), || {
+            let all = answers(&first, &ops, everything);
+            all.len() == messages + 1 && all.iter().filter(|(_, s)| s == "delivered").count() == messages
+        }),
+        "the gateway's own console: {:?}\n{}",
+        answers(&first, &ops, everything),
+        gw.log()
+    );
+
+    // A console started empty (its own data directory) replays the events stream.
+    let started = Instant::now();
+    let late = Gateway::start_role(&cfg, "console serve");
+    let second = format!("127.0.0.1:{}", late.console_port());
+    let caught_up = wait_until(Duration::from_secs(30), || answers(&second, &ops, everything) == answers(&first, &ops, everything));
+    assert!(caught_up, "{:?}\n{}", answers(&second, &ops, everything), late.log());
+    println!("a console started empty caught up with {} messages in {:?}", messages + 1, started.elapsed());
+    for query in ["recipient=alice@example.com&limit=1000", "recipient=nobody@example.com", "status=refused", "sender=s7@sender.test"] {
+        assert_eq!(answers(&first, &ops, query), answers(&second, &ops, query), "{query}");
+    }
+    let (_, one) = api(&second, &ops, &format!("/api/v1/tracking?sender=s3@sender.test"));
+    let id = one["messages"][0]["queue_id"].as_str().unwrap_or("").to_string();
+    let (_, a) = api(&first, &ops, &format!("/api/v1/tracking/{id}"));
+    let (_, b) = api(&second, &ops, &format!("/api/v1/tracking/{id}"));
+    assert_eq!(a, b, "the same record on both consoles");
+
+    // Restarted, it resumes after the last event it kept (nothing counted twice),
+    // and follows new mail.
+    let mut late = late;
+    late.restart();
+    let mut c = SmtpClient::connect(&gw.addr());
+    c.ehlo();
+    assert_eq!(c.send_mail("new@sender.test", &["alice@example.com"], "Subject: after\r\n\r\nx\r\n").code, 250);
+    let second = format!("127.0.0.1:{}", late.console_port());
+    let resumed = wait_until(Duration::from_secs(30), || {
+        let all = answers(&second, &ops, everything);
+        all.len() == messages + 2 && all == answers(&first, &ops, everything)
+    });
+    assert!(resumed, "{:?}\n{}", answers(&second, &ops, everything), late.log());
+    let (_, again) = api(&second, &ops, &format!("/api/v1/tracking/{id}"));
+    assert_eq!(again["timeline"], a["timeline"], "a replayed event is not applied twice");
+}
