@@ -8,6 +8,7 @@ pub mod digest;
 pub mod intake;
 pub mod onboarding;
 pub mod quarantine;
+pub mod queue;
 pub mod reports;
 pub mod roles;
 pub mod tokens;

@@ -24,6 +24,10 @@ pub enum Permission {
     ManageAccounts,
     /// Their own password and tokens.
     ManageSelf,
+    /// See the mail waiting in the queue (within their scope).
+    ReadQueue,
+    /// Hold, release, retry, bounce or delete queued mail (within their scope).
+    ManageQueue,
 }
 
 /// Whether `role` may do `permission` at all.
@@ -36,6 +40,8 @@ pub fn allows(role: Role, permission: Permission) -> bool {
         DeleteMail | EditLists => matches!(role, Operator | TenantAdmin | User),
         ReadReports | ReadTenants | ReadDomains | ReadAccounts => matches!(role, Operator | Helpdesk | Auditor | TenantAdmin),
         ManageTenants => role == Operator,
+        ReadQueue => matches!(role, Operator | Helpdesk | Auditor | TenantAdmin),
+        ManageQueue => matches!(role, Operator | Helpdesk | TenantAdmin),
         ManageDomains | ManageAccounts => matches!(role, Operator | TenantAdmin),
     }
 }
@@ -82,6 +88,8 @@ mod tests {
             (ReadAccounts, [true, true, true, true, false]),
             (ManageAccounts, [true, false, false, true, false]),
             (ManageSelf, [true, true, true, true, true]),
+            (ReadQueue, [true, true, true, true, false]),
+            (ManageQueue, [true, true, false, true, false]),
         ];
         for (permission, expected) in table {
             for (role, allowed) in Role::ALL.iter().zip(expected) {

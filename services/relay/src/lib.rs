@@ -132,7 +132,10 @@ impl<B: Bus> Relay<B> {
         };
         envelope.attempts += 1;
         span.record("rempart.queue_id", envelope.queue_id.as_str());
-        let Outcome { reports: newly_final, tried, busy } = self.attempt(&mut envelope, &delivery.body).await;
+        let Outcome { reports: newly_final, tried, busy } = match envelope.bounce_now.clone() {
+            Some(by) => bounce_now(&mut envelope, &by),
+            None => self.attempt(&mut envelope, &delivery.body).await,
+        };
         let mut tried = tried;
         if !tried.iter().any(Option::is_some) {
             // Only busy destinations: no attempt was made.
@@ -495,6 +498,24 @@ struct Outcome {
     tried: Vec<Option<Tried>>,
     /// A route had `relay.per_destination` deliveries in progress: some wait.
     busy: bool,
+}
+
+/// "Bounce now" from queue management: every pending recipient fails (a DSN goes to
+/// the sender as for any failure), nothing is tried.
+fn bounce_now(envelope: &mut Envelope, by: &str) -> Outcome {
+    let at = date::unix_now();
+    let mut outcome = Outcome { reports: Vec::new(), tried: vec![None; envelope.recipients.len()], busy: false };
+    for (i, r) in envelope.recipients.iter_mut().enumerate() {
+        if let DeliveryStatus::Pending { last_reply } = &r.status {
+            let last = last_reply.as_deref().map(|l| format!("; last error: {l}")).unwrap_or_default();
+            let reply = format!("5.0.0 Delivery cancelled by the gateway's operator ({by}){last}");
+            r.status = DeliveryStatus::Failed { status: "5.0.0".into(), reply, remote: None, at };
+            outcome.reports.push((i, dsn::Action::Failed));
+            outcome.tried[i] = Some(Tried::default());
+        }
+    }
+    tracing::info!(queue_id = %envelope.queue_id, by, recipients = outcome.reports.len(), "bounced now by queue management");
+    outcome
 }
 
 /// Where one recipient's delivery was tried (empty when it expired untried).

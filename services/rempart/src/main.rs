@@ -11,6 +11,7 @@ mod dsn_cmd;
 mod learn_cmd;
 mod manage_cmd;
 mod probe_cmd;
+mod queue_cmd;
 mod score_cmd;
 mod track_cmd;
 mod tune_cmd;
@@ -93,6 +94,9 @@ enum Command {
     /// Message tracking: find a message by sender, recipient, Message-ID, queue id,
     /// client IP, dates or status; with --queue-id, its timeline.
     Track(track_cmd::TrackArgs),
+    /// The mail waiting for delivery: list, hold, release, retry now, bounce now, delete.
+    #[command(subcommand)]
+    Queue(queue_cmd::QueueCommand),
     /// Read a bounce: each recipient's status, the remote server's words and a reason
     /// (userunknown, mailboxfull, blocked, … Sisimai's words).
     Dsn(dsn_cmd::DsnArgs),
@@ -121,6 +125,7 @@ fn main() -> ExitCode {
         Command::Domain(cmd) => manage_cmd::domain(cmd, cli.config.as_deref()),
         Command::Dkim(cmd) => dkim_cmd::run(cmd, cli.config.as_deref()),
         Command::Track(args) => track_cmd::run(args, cli.config.as_deref()),
+        Command::Queue(cmd) => queue_cmd::run(cmd, cli.config.as_deref()),
         Command::Dsn(args) => dsn_cmd::run(args),
         Command::Probe(args) => probe_cmd::run(args, cli.config.as_deref()),
     };

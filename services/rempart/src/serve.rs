@@ -258,6 +258,7 @@ async fn start_console(
     )));
     let mut admin = rempart_console::web::admin::Admin::new(state.store.clone(), file, sealer);
     admin.tracking = Some(tracking);
+    admin.queue = Some(bus.clone());
     let admin = Arc::new(admin);
     tasks.push(tokio::spawn(rempart_console::onboarding::run(
         admin.onboarding.clone(),

@@ -18,6 +18,7 @@ mod management_cluster;
 mod mta_sts;
 mod probe;
 mod protocol;
+mod queue;
 mod recipients;
 mod relay;
 mod relay_tls;

@@ -254,7 +254,7 @@ fn on_nats_a_console_started_empty_catches_up_and_two_consoles_answer_the_same()
     for query in ["recipient=alice@example.com&limit=1000", "recipient=nobody@example.com", "status=refused", "sender=s7@sender.test"] {
         assert_eq!(answers(&first, &ops, query), answers(&second, &ops, query), "{query}");
     }
-    let (_, one) = api(&second, &ops, &format!("/api/v1/tracking?sender=s3@sender.test"));
+    let (_, one) = api(&second, &ops, "/api/v1/tracking?sender=s3@sender.test");
     let id = one["messages"][0]["queue_id"].as_str().unwrap_or("").to_string();
     let (_, a) = api(&first, &ops, &format!("/api/v1/tracking/{id}"));
     let (_, b) = api(&second, &ops, &format!("/api/v1/tracking/{id}"));

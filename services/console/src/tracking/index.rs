@@ -1,8 +1,8 @@
 //! The tracking index: one redb file (`<data_dir>/tracking.redb`). A record per queue
 //! id (JSON), and one ordered key table `(field:value, first_ms, queue_id)` that every
 //! search walks newest first for the field it was given — sender, sender domain,
-//! recipient, recipient domain, Message-ID, client IP, the domains a tenant sees, or
-//! "" for all — checking the other fields on the records it reaches.
+//! recipient, recipient domain (a tenant's mail), Message-ID, client IP, or "" for all
+//! — checking the other fields on the records it reaches.
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
@@ -276,9 +276,6 @@ fn keys(m: &TrackedMessage) -> BTreeSet<String> {
     if !m.client_ip.is_empty() {
         keys.insert(format!("ip:{}", m.client_ip));
     }
-    for domain in m.scope_domains() {
-        keys.insert(format!("d:{domain}"));
-    }
     keys
 }
 
@@ -306,7 +303,11 @@ fn driving_keys(q: &Query, scope: &Scope) -> Vec<String> {
     }
     match scope {
         Scope::All => vec![String::new()],
-        Scope::Domains(domains) => domains.iter().map(|d| format!("d:{}", d.to_ascii_lowercase())).collect(),
+        // Inbound mail by its recipients' domain, outbound by the sender's (the records
+        // reached are checked against the scope).
+        Scope::Domains(domains) => {
+            domains.iter().flat_map(|d| [format!("rd:{}", d.to_ascii_lowercase()), format!("sd:{}", d.to_ascii_lowercase())]).collect()
+        }
         Scope::Addresses(addresses) => {
             addresses.iter().flat_map(|a| [format!("r:{}", a.to_ascii_lowercase()), format!("s:{}", a.to_ascii_lowercase())]).collect()
         }

@@ -276,6 +276,21 @@ impl TrackedMessage {
                 let by = if e.outcome.is_empty() { String::new() } else { format!(" by {}", e.outcome) };
                 self.step(at, kind, format!("{}{by}", e.recipients.join(", ")));
             }
+            queue if queue.starts_with("queue_") => {
+                let action = &queue["queue_".len()..];
+                let to = match action {
+                    "hold" => Some(Status::Held),
+                    "release" | "retry" => Some(Status::Queued),
+                    "delete" => Some(Status::Deleted),
+                    _ => None,
+                };
+                for address in &e.recipients {
+                    if let (Some(to), Some(r)) = (to, self.recipient(address)) {
+                        r.status = to;
+                    }
+                }
+                self.step(at, action, format!("{} by {}", e.recipients.join(", "), e.outcome));
+            }
             _ => {}
         }
     }

@@ -37,6 +37,8 @@ pub struct Admin {
     pub totp_for_staff: bool,
     /// Message tracking's index (`None` where no console runs: searches answer 503).
     pub tracking: Option<crate::tracking::TrackingIndex>,
+    /// The bus whose queue `/api/v1/queue` manages (`None` when nothing runs).
+    pub queue: Option<Arc<rempart_bus::AnyBus>>,
 }
 
 impl Admin {
@@ -49,6 +51,7 @@ impl Admin {
             sealer,
             totp_for_staff: file.console.require_totp_for_staff,
             tracking: None,
+            queue: None,
         }
     }
 }

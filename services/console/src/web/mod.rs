@@ -13,6 +13,7 @@ pub mod domains;
 pub mod i18n;
 pub mod lists;
 pub mod pages;
+pub mod queue;
 pub mod reports;
 pub mod tenants;
 pub mod tracking;
@@ -59,6 +60,8 @@ pub fn router(console: Arc<Console>) -> Router {
         .merge(tenants::routes())
         .merge(tracking::routes())
         .merge(tracking::api_routes())
+        .merge(queue::routes())
+        .merge(queue::api_routes())
         .layer(axum::middleware::from_fn_with_state(console.clone(), account::gate))
         .layer(axum::middleware::map_response(secure_headers))
         .layer(axum::middleware::from_fn(contain_panics))
@@ -115,6 +118,7 @@ pub async fn serve_admin_socket(
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(failed)?;
     let app = admin::routes()
         .merge(tracking::api_routes())
+        .merge(queue::api_routes())
         .with_state(admin::AdminState(admin))
         .layer(axum::Extension(admin::LocalOperator))
         .layer(axum::middleware::from_fn(contain_panics));

@@ -36,6 +36,9 @@ pub fn layout(lang: Lang, title: &str, viewer: Option<(&Account, &str)>, body: M
                     @if let Some((account, csrf)) = viewer {
                         a href="/quarantine" { (lang.t("quarantine")) }
                         a href="/tracking" { (lang.t("tracking")) }
+                        @if crate::roles::allows(account.role, crate::roles::Permission::ReadQueue) {
+                            a href="/queue" { (lang.t("queue")) }
+                        }
                         a href="/lists" { (lang.t("lists")) }
                         @if crate::roles::allows(account.role, crate::roles::Permission::ReadReports) {
                             a href="/reports" { (lang.t("reports")) }

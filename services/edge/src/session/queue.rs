@@ -218,6 +218,7 @@ impl<B: Bus, S: Transport> Session<B, S> {
             attempts: 0,
             verdict,
             submitted_by: self.account.as_ref().map(|a| a.email.clone()),
+            bounce_now: None,
         };
         match self.shared.bus.publish(topic, envelope.to_json(), message).await {
             Ok(_) => {

@@ -53,6 +53,26 @@ pub enum BusError {
     Closed,
     #[error("{0} is not supported by this bus")]
     Unsupported(&'static str),
+    /// A worker holds the message now (a delivery attempt under way).
+    #[error("message {0} is being worked on right now; try again in a moment")]
+    Busy(MessageId),
+}
+
+/// A message taken out of its topic: its metadata and body (`None`: it was gone).
+pub type Taken = Option<(Vec<u8>, Vec<u8>)>;
+
+/// A message waiting in a topic, as queue management lists it.
+#[derive(Debug, Clone)]
+pub struct Waiting {
+    pub id: MessageId,
+    pub meta: Vec<u8>,
+    pub published_at_ms: u64,
+    /// When it is handed out next (ms since the epoch; 0 when the bus cannot say).
+    pub visible_at_ms: u64,
+    /// A worker holds it now (as far as this process can tell on NATS).
+    pub leased: bool,
+    /// It was deferred and waits for its next attempt.
+    pub deferred: bool,
 }
 
 /// Which waiting messages `Bus::expedite` makes visible: a test of their metadata.
@@ -80,6 +100,14 @@ pub trait Bus: Clone + Send + Sync + 'static {
     /// Makes the messages of `topic` that wait for a retry (delayed, not leased) and
     /// whose metadata `matches` visible now (ETRN); gives how many.
     fn expedite(&self, topic: &str, matches: MetaFilter) -> impl Future<Output = Result<usize, BusError>> + Send;
+
+    /// The messages of `topic` not acked yet, at most `limit` (queue management).
+    fn list(&self, topic: &str, limit: usize) -> impl Future<Output = Result<Vec<Waiting>, BusError>> + Send;
+
+    /// Removes a message of `topic` that no worker holds and gives its metadata and
+    /// body (queue management deletes it, or publishes it again elsewhere); `None` when
+    /// it is gone (delivered meanwhile); `Busy` while a worker holds it.
+    fn take(&self, topic: &str, id: MessageId) -> impl Future<Output = Result<Taken, BusError>> + Send;
 
     /// Messages of `topic` not acked yet (visible, delayed or leased).
     fn pending(&self, topic: &str) -> impl Future<Output = Result<usize, BusError>> + Send;
@@ -166,6 +194,20 @@ impl Bus for AnyBus {
         match self {
             AnyBus::Embedded(b) => b.expedite(topic, matches).await,
             AnyBus::Nats(b) => b.expedite(topic, matches).await,
+        }
+    }
+
+    async fn list(&self, topic: &str, limit: usize) -> Result<Vec<Waiting>, BusError> {
+        match self {
+            AnyBus::Embedded(b) => b.list(topic, limit).await,
+            AnyBus::Nats(b) => b.list(topic, limit).await,
+        }
+    }
+
+    async fn take(&self, topic: &str, id: MessageId) -> Result<Taken, BusError> {
+        match self {
+            AnyBus::Embedded(b) => b.take(topic, id).await,
+            AnyBus::Nats(b) => b.take(topic, id).await,
         }
     }
 

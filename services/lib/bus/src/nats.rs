@@ -160,7 +160,7 @@ impl NatsBus {
         Ok(consumer)
     }
 
-    fn take(&self, id: MessageId) -> Result<jetstream::Message, BusError> {
+    fn release_lease(&self, id: MessageId) -> Result<jetstream::Message, BusError> {
         self.inner
             .leased
             .lock()
@@ -170,14 +170,17 @@ impl NatsBus {
     }
 
     async fn decode(&self, message: &jetstream::Message, id: MessageId) -> Result<(Vec<u8>, Vec<u8>), BusError> {
-        let payload = &message.payload;
+        self.decode_parts(message.headers.as_ref(), &message.payload, id).await
+    }
+
+    async fn decode_parts(&self, headers: Option<&HeaderMap>, payload: &[u8], id: MessageId) -> Result<(Vec<u8>, Vec<u8>), BusError> {
         let meta_len = payload.get(..4).and_then(|b| b.try_into().ok()).map(u32::from_be_bytes).unwrap_or(0) as usize;
         let (meta, inline) = payload.get(4..).map_or((&[][..], &[][..]), |rest| rest.split_at(meta_len.min(rest.len())));
         let meta = match self.inner.metadata.get(format!("m{id}")).await.map_err(storage)? {
             Some(updated) => updated.to_vec(),
             None => meta.to_vec(),
         };
-        let body = match message.headers.as_ref().and_then(|h| h.get(BODY_HEADER)) {
+        let body = match headers.and_then(|h| h.get(BODY_HEADER)) {
             Some(name) => {
                 let mut object = self.inner.bodies.get(name.as_str()).await.map_err(storage)?;
                 let mut body = Vec::new();
@@ -233,7 +236,7 @@ impl Bus for NatsBus {
     }
 
     async fn ack(&self, id: MessageId) -> Result<(), BusError> {
-        let message = self.take(id)?;
+        let message = self.release_lease(id)?;
         let started = std::time::Instant::now();
         message.double_ack().await.map_err(storage)?;
         rempart_telemetry::metrics().bus_operation("nats", "ack", started.elapsed());
@@ -246,13 +249,94 @@ impl Bus for NatsBus {
     }
 
     /// A message NAKed with a delay cannot be handed out before the delay ends in
-    /// JetStream, and a copy could race a lease: not done on NATS.
-    async fn expedite(&self, _topic: &str, _matches: crate::MetaFilter) -> Result<usize, BusError> {
-        Err(BusError::Unsupported("retrying waiting mail now (ETRN)"))
+    /// JetStream: each deferred message that matches is published again (its current
+    /// envelope, from the metadata bucket) and the waiting copy deleted.
+    async fn expedite(&self, topic: &str, matches: crate::MetaFilter) -> Result<usize, BusError> {
+        let mut moved = 0;
+        for waiting in self.list(topic, 100_000).await? {
+            if !waiting.deferred || waiting.leased || !matches(&waiting.meta) {
+                continue;
+            }
+            if let Some((meta, body)) = self.take(topic, waiting.id).await? {
+                self.publish(topic, meta, body).await?;
+                moved += 1;
+            }
+        }
+        Ok(moved)
+    }
+
+    /// Reads the stream by sequence (a work queue keeps only what is not acked yet).
+    /// Deferred: its retry stored an envelope in the metadata bucket. Leased: only
+    /// what this process holds is known.
+    async fn list(&self, topic: &str, limit: usize) -> Result<Vec<crate::Waiting>, BusError> {
+        use async_nats::jetstream::stream::RawMessageErrorKind;
+        let state = self.inner.stream.get_info().await.map_err(storage)?.state;
+        let mut waiting = Vec::new();
+        let leased: Vec<MessageId> =
+            self.inner.leased.lock().map_err(|_| BusError::Storage("lease table poisoned".into()))?.keys().copied().collect();
+        for sequence in state.first_sequence..=state.last_sequence {
+            if waiting.len() >= limit || state.messages == 0 {
+                break;
+            }
+            let message = match self.inner.stream.get_raw_message(sequence).await {
+                Ok(m) => m,
+                Err(e) if e.kind() == RawMessageErrorKind::NoMessageFound => continue,
+                Err(e) => return Err(storage(e)),
+            };
+            if message.subject.as_str() != topic {
+                continue;
+            }
+            let updated = self.inner.metadata.get(format!("m{sequence}")).await.map_err(storage)?;
+            let deferred = updated.is_some();
+            let payload = &message.payload;
+            let meta_len = payload.get(..4).and_then(|b| b.try_into().ok()).map(u32::from_be_bytes).unwrap_or(0) as usize;
+            let meta = match updated {
+                Some(updated) => updated.to_vec(),
+                None => payload.get(4..4 + meta_len).unwrap_or_default().to_vec(),
+            };
+            waiting.push(crate::Waiting {
+                id: sequence,
+                meta,
+                published_at_ms: (message.time.unix_timestamp_nanos() / 1_000_000) as u64,
+                visible_at_ms: 0,
+                leased: leased.contains(&sequence),
+                deferred,
+            });
+        }
+        Ok(waiting)
+    }
+
+    /// Deletes the message from the stream once read; a relay working on it now (in
+    /// another process) cannot be seen from here: its ack then fails and changes nothing.
+    async fn take(&self, topic: &str, id: MessageId) -> Result<crate::Taken, BusError> {
+        use async_nats::jetstream::stream::RawMessageErrorKind;
+        if self.inner.leased.lock().map_err(|_| BusError::Storage("lease table poisoned".into()))?.contains_key(&id) {
+            return Err(BusError::Busy(id));
+        }
+        let message = match self.inner.stream.get_raw_message(id).await {
+            Ok(m) => m,
+            Err(e) if e.kind() == RawMessageErrorKind::NoMessageFound => return Ok(None),
+            Err(e) => return Err(storage(e)),
+        };
+        if message.subject.as_str() != topic {
+            return Ok(None);
+        }
+        let (meta, body) = self.decode_parts(Some(&message.headers), &message.payload, id).await?;
+        match self.inner.stream.delete_message(id).await {
+            Ok(_) => {}
+            // Acked meanwhile: delivered, nothing to take.
+            Err(_) if self.inner.stream.get_raw_message(id).await.is_err() => return Ok(None),
+            Err(e) => return Err(storage(e)),
+        }
+        let _ = self.inner.metadata.purge(format!("m{id}")).await;
+        if let Some(name) = message.headers.get(BODY_HEADER) {
+            let _ = self.inner.bodies.delete(name.as_str()).await;
+        }
+        Ok(Some((meta, body)))
     }
 
     async fn retry(&self, id: MessageId, meta: Vec<u8>, delay: Duration) -> Result<(), BusError> {
-        let message = self.take(id)?;
+        let message = self.release_lease(id)?;
         self.inner.metadata.put(format!("m{id}"), meta.into()).await.map_err(storage)?;
         message.ack_with(AckKind::Nak(Some(delay))).await.map_err(storage)
     }

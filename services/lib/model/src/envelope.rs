@@ -165,6 +165,10 @@ pub struct Envelope {
     /// The account that submitted it (AUTH on a submission listener): outbound mail.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub submitted_by: Option<String>,
+    /// Queue management asked to give up now ("bounce now", by whom): the relay fails
+    /// the pending recipients with a DSN instead of trying them again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bounce_now: Option<String>,
 }
 
 impl Envelope {
@@ -184,6 +188,7 @@ impl Envelope {
             attempts: 0,
             verdict: None,
             submitted_by: None,
+            bounce_now: None,
         }
     }
 

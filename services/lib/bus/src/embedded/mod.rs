@@ -235,6 +235,40 @@ impl Bus for EmbeddedBus {
         self.call(|reply| Op::Expedite { topic, matches, reply }).await
     }
 
+    async fn list(&self, topic: &str, limit: usize) -> Result<Vec<crate::Waiting>, BusError> {
+        let db = self.db.clone();
+        let topic = topic.to_string();
+        tokio::task::spawn_blocking(move || {
+            let txn = read_db(&db)?.begin_read().map_err(storage)?;
+            let ready = txn.open_table(READY).map_err(storage)?;
+            let (info_table, meta_table) = (txn.open_table(INFO).map_err(storage)?, txn.open_table(META).map_err(storage)?);
+            let now = now_ms();
+            let mut waiting = Vec::new();
+            for row in ready.range((topic.as_str(), 0, 0)..=(topic.as_str(), u64::MAX, u64::MAX)).map_err(storage)?.take(limit) {
+                let id = row.map_err(storage)?.0.value().2;
+                let Some(raw) = info_table.get(id).map_err(storage)? else { continue };
+                let info = Info::decode(raw.value())?;
+                let meta = meta_table.get(id).map_err(storage)?.map(|v| v.value().to_vec()).unwrap_or_default();
+                waiting.push(crate::Waiting {
+                    id,
+                    meta,
+                    published_at_ms: info.published_at,
+                    visible_at_ms: info.visible_at,
+                    leased: info.leased,
+                    deferred: !info.leased && info.visible_at > now,
+                });
+            }
+            Ok(waiting)
+        })
+        .await
+        .map_err(task_failed)?
+    }
+
+    async fn take(&self, topic: &str, id: MessageId) -> Result<crate::Taken, BusError> {
+        let topic = topic.to_string();
+        self.call(|reply| Op::Take { topic, id, reply }).await
+    }
+
     async fn pending(&self, topic: &str) -> Result<usize, BusError> {
         let db = self.db.clone();
         let topic = topic.to_string();

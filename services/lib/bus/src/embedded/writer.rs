@@ -16,6 +16,7 @@ pub(super) enum Op {
     Ack { id: MessageId, reply: oneshot::Sender<Result<(), BusError>> },
     Retry { id: MessageId, meta: Vec<u8>, delay_ms: u64, reply: oneshot::Sender<Result<(), BusError>> },
     Expedite { topic: String, matches: crate::MetaFilter, reply: oneshot::Sender<Result<usize, BusError>> },
+    Take { topic: String, id: MessageId, reply: oneshot::Sender<Result<crate::Taken, BusError>> },
 }
 
 impl Op {
@@ -35,6 +36,7 @@ impl Op {
             Op::Fetch { reply, .. } => drop(reply.send(Err(e))),
             Op::Ack { reply, .. } | Op::Retry { reply, .. } => drop(reply.send(Err(e))),
             Op::Expedite { reply, .. } => drop(reply.send(Err(e))),
+            Op::Take { reply, .. } => drop(reply.send(Err(e))),
         }
     }
 }
@@ -233,6 +235,7 @@ impl Writer {
             Op::Ack { id, reply } => finish(reply, ack(txn, id)),
             Op::Retry { id, meta, delay_ms, reply } => finish(reply, retry(txn, id, &meta, delay_ms)),
             Op::Expedite { topic, matches, reply } => finish(reply, expedite(txn, &topic, &matches)),
+            Op::Take { topic, id, reply } => finish(reply, take(txn, &topic, id)),
         }
     }
 }
@@ -298,6 +301,24 @@ fn ack(txn: &WriteTransaction, id: u64) -> Result<(), BusError> {
     txn.open_table(BODY).map_err(storage)?.remove(id).map_err(storage)?;
     txn.open_table(TRACE).map_err(storage)?.remove(id).map_err(storage)?;
     Ok(())
+}
+
+/// Removes a message no worker holds; gives its metadata and body.
+fn take(txn: &WriteTransaction, topic: &str, id: u64) -> Result<crate::Taken, BusError> {
+    let info = match txn.open_table(INFO).map_err(storage)?.get(id).map_err(storage)? {
+        Some(raw) => Info::decode(raw.value())?,
+        None => return Ok(None),
+    };
+    if info.topic != topic {
+        return Ok(None);
+    }
+    if info.leased {
+        return Err(BusError::Busy(id));
+    }
+    let meta = txn.open_table(META).map_err(storage)?.get(id).map_err(storage)?.map(|v| v.value().to_vec()).unwrap_or_default();
+    let body = txn.open_table(BODY).map_err(storage)?.get(id).map_err(storage)?.map(|v| v.value().to_vec()).unwrap_or_default();
+    ack(txn, id)?;
+    Ok(Some((meta, body)))
 }
 
 fn retry(txn: &WriteTransaction, id: u64, meta: &[u8], delay_ms: u64) -> Result<(), BusError> {
