@@ -101,6 +101,16 @@ impl Chromium {
         source
     }
 
+    /// Resizes the window (the viewport a reader has).
+    pub fn window(&self, width: u32, height: u32) {
+        self.call("POST", &self.at("/window/rect"), Some(json!({ "width": width, "height": height })));
+    }
+
+    /// Runs a script in the page and gives what it returns.
+    pub fn execute(&self, script: &str) -> Value {
+        self.call("POST", &self.at("/execute/sync"), Some(json!({ "script": script, "args": [] })))
+    }
+
     pub fn screenshot(&self, path: &Path) {
         let encoded = self.call("GET", &self.at("/screenshot"), None);
         let png = base64_decode(encoded.as_str().unwrap_or_default());

@@ -10,6 +10,7 @@ mod config;
 mod console;
 mod console_lists;
 mod console_reports;
+mod console_volume;
 mod crash;
 mod hardening;
 mod loadtest;

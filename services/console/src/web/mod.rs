@@ -13,10 +13,14 @@ pub mod domains;
 pub mod i18n;
 pub mod lists;
 pub mod pages;
+pub mod quarantine;
 pub mod queue;
 pub mod reports;
 pub mod tenants;
 pub mod tracking;
+
+pub use quarantine::ListParams;
+pub(crate) use quarantine::{entry_in_scope, visible_entry};
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -32,7 +36,7 @@ use maud::Markup;
 use serde::Deserialize;
 
 use crate::accounts::{self, Account, Login};
-use crate::quarantine::{Entry, QuarantineError, Query as Search, Scope};
+use crate::quarantine::{Entry, QuarantineError, Scope};
 use crate::roles::Permission;
 use crate::{Console, ConsoleError};
 use auth::{CSRF_COOKIE, SESSION_COOKIE, SESSION_SECONDS};
@@ -45,9 +49,7 @@ pub fn router(console: Arc<Console>) -> Router {
         .route("/", get(|| async { Redirect::to("/quarantine") }))
         .route("/login", get(login_page).post(login))
         .route("/logout", post(logout))
-        .route("/quarantine", get(list))
-        .route("/quarantine/{id}", get(show))
-        .route("/quarantine/{id}/{action}", post(act))
+        .merge(quarantine::routes())
         .route("/why/{id}", get(why))
         .route("/d/{id}", get(digest_link).post(digest_release))
         .merge(api::routes())
@@ -370,180 +372,12 @@ async fn logout(State(console): State<Arc<Console>>, headers: HeaderMap, Form(fo
     with_cookie(Redirect::to("/login").into_response(), &console, SESSION_COOKIE, "", 0)
 }
 
-/// The list's query string, as typed.
-#[derive(Debug, Default, Deserialize)]
-pub struct ListParams {
-    #[serde(default)]
-    pub sender: String,
-    #[serde(default)]
-    pub recipient: String,
-    #[serde(default)]
-    pub subject: String,
-    #[serde(default)]
-    pub since: String,
-    #[serde(default)]
-    pub until: String,
-    #[serde(default)]
-    pub min_score: String,
-    #[serde(default)]
-    pub page: usize,
-    pub lang: Option<String>,
-}
-
-impl ListParams {
-    /// The search; dates as YYYY-MM-DD (UTC, `until` inclusive), unparsable values ignored.
-    pub fn search(&self) -> Search {
-        Search {
-            sender: self.sender.trim().to_string(),
-            recipient: self.recipient.trim().to_string(),
-            subject: self.subject.trim().to_string(),
-            since: rempart_model::date::parse_iso_day(&self.since),
-            until: rempart_model::date::parse_iso_day(&self.until).map(|t| t + 86_399),
-            min_score: self.min_score.trim().parse().ok(),
-        }
-    }
-
-    fn link_query(&self) -> String {
-        let mut out = String::new();
-        for (k, v) in [
-            ("sender", &self.sender),
-            ("recipient", &self.recipient),
-            ("subject", &self.subject),
-            ("since", &self.since),
-            ("until", &self.until),
-            ("min_score", &self.min_score),
-        ] {
-            if !v.is_empty() {
-                out.push_str(&format!("{k}={}&", percent_encode(v)));
-            }
-        }
-        out
-    }
-}
-
 /// A URL path segment or query value, percent-encoded (the CLI builds its API paths
 /// with it too).
 pub fn percent_encode(s: &str) -> String {
     s.bytes()
         .map(|b| if b.is_ascii_alphanumeric() || b"-._~@".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") })
         .collect()
-}
-
-async fn list(State(console): State<Arc<Console>>, headers: HeaderMap, Query(params): Query<ListParams>) -> Response {
-    let visit = Visit::new(&console, &headers, params.lang.as_deref()).await;
-    let Some(viewer) = &visit.viewer else { return to_login() };
-    let (store, scope, search, page_number) = (console.quarantine.clone(), Scope::of(viewer), params.search(), params.page);
-    let search_for_page = search.clone();
-    let page = match crate::blocking(move || store.list(&scope, &search, page_number, PAGE_SIZE)).await {
-        Ok(page) => page,
-        Err(e) => return failure(e),
-    };
-    let view = pages::ListView {
-        query: &search_for_page,
-        since: &params.since,
-        until: &params.until,
-        page_number,
-        page: &page,
-        link_query: params.link_query(),
-    };
-    visit.page(&console, StatusCode::OK, pages::quarantine_list(visit.lang, viewer, &visit.csrf_token(&console), &view))
-}
-
-/// The entry if it exists and the viewer may see it (both answered as "not found").
-pub(crate) async fn visible_entry(console: &Console, viewer: &Account, id: &str) -> Result<Option<Entry>, QuarantineError> {
-    entry_in_scope(console, &Scope::of(viewer), id).await
-}
-
-async fn entry_in_scope(console: &Console, scope: &Scope, id: &str) -> Result<Option<Entry>, QuarantineError> {
-    let (store, id) = (console.quarantine.clone(), id.to_string());
-    let entry = crate::blocking(move || store.get(&id)).await?;
-    Ok(entry.filter(|e| scope.allows(e)))
-}
-
-#[derive(Debug, Default, Deserialize)]
-struct ShowParams {
-    lang: Option<String>,
-    done: Option<String>,
-}
-
-async fn show(State(console): State<Arc<Console>>, headers: HeaderMap, Path(id): Path<String>, Query(q): Query<ShowParams>) -> Response {
-    let visit = Visit::new(&console, &headers, q.lang.as_deref()).await;
-    let (viewer, entry) = match visit.viewer_entry(&console, &id).await {
-        Ok(found) => found,
-        Err(response) => return response,
-    };
-    let store = console.quarantine.clone();
-    let body_id = id.clone();
-    let body = crate::blocking(move || store.body(&body_id)).await.unwrap_or_default();
-    let (headers_list, preview) = read_message(&body);
-    let notice = match q.done.as_deref() {
-        Some("released") => Some(visit.lang.t("released_ok")),
-        _ => None,
-    };
-    let view = pages::MessageView { entry: &entry, headers: headers_list, preview, notice };
-    visit.page(&console, StatusCode::OK, pages::message(visit.lang, viewer, &visit.csrf_token(&console), &view))
-}
-
-/// The headers (decoded where they are encoded words) and a text preview: the text part,
-/// or the HTML part reduced to text; never more than 64 KiB.
-fn read_message(body: &[u8]) -> (Vec<(String, String)>, String) {
-    let Some(message) = mail_parser::MessageParser::default().parse(body) else { return (Vec::new(), String::new()) };
-    let headers = message
-        .headers()
-        .iter()
-        .map(|h| {
-            let raw = body.get(h.offset_start() as usize..h.offset_end() as usize).unwrap_or_default();
-            let value = String::from_utf8_lossy(raw).split_whitespace().collect::<Vec<_>>().join(" ");
-            (h.name().to_string(), value)
-        })
-        .collect();
-    let mut preview = message.body_text(0).map(|t| t.into_owned()).unwrap_or_default();
-    if preview.len() > 64 * 1024 {
-        let mut cut = 64 * 1024;
-        while !preview.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        preview.truncate(cut);
-        preview.push_str("\n[…]");
-    }
-    (headers, preview)
-}
-
-async fn act(
-    State(console): State<Arc<Console>>,
-    headers: HeaderMap,
-    Path((id, action)): Path<(String, String)>,
-    Form(form): Form<CsrfForm>,
-) -> Response {
-    let visit = match Visit::posted(&console, &headers, &form.csrf).await {
-        Ok(visit) => visit,
-        Err(response) => return response,
-    };
-    let viewer = match visit.viewer_entry(&console, &id).await {
-        Ok((viewer, _)) => viewer,
-        Err(response) => return response,
-    };
-    let lang = visit.lang;
-    let csrf = visit.csrf_token(&console);
-    let done =
-        |status, text: &'static str| visit.page(&console, status, pages::notice(lang, lang.t(text), lang.t(text), Some((viewer, &csrf))));
-    let permission = if action == "release" { Permission::ReleaseMail } else { Permission::DeleteMail };
-    if !crate::roles::allows(viewer.role, permission) {
-        return done(StatusCode::FORBIDDEN, "forbidden");
-    }
-    match action.as_str() {
-        "release" => match console.release(&id, &Scope::of(viewer), &viewer.email).await {
-            Ok(_) => Redirect::to(&format!("/quarantine/{id}?done=released")).into_response(),
-            Err(ConsoleError::Quarantine(QuarantineError::NotHeld { .. })) => done(StatusCode::CONFLICT, "already_released"),
-            Err(e) => failure(e),
-        },
-        "delete" | "spam" => match console.delete(&id, &Scope::of(viewer), &viewer.email, action == "spam").await {
-            Ok(()) => done(StatusCode::OK, if action == "spam" { "spam_ok" } else { "deleted_ok" }),
-            Err(ConsoleError::Quarantine(QuarantineError::NotFound(_))) => visit.not_found(&console),
-            Err(e) => failure(e),
-        },
-        _ => visit.not_found(&console),
-    }
 }
 
 /// `/why/{QueueId}`: public for refused mail (the sender must read it; it names no

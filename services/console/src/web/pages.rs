@@ -14,7 +14,7 @@ use crate::quarantine::{Entry, Page, Query, Status};
 const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:0;color:#1d2733;background:#f5f7fa}\
 header{background:#1d3557;color:#fff;padding:.6em 1.2em;display:flex;gap:1em;align-items:center}\
 header a{color:#fff}header form{margin-left:auto}main{padding:1.2em;max-width:72em}\
-table{border-collapse:collapse;width:100%;background:#fff}td,th{border-bottom:1px solid #dde;padding:.35em .5em;text-align:left;vertical-align:top}\
+table{border-collapse:collapse;width:100%;background:#fff}td,th{border-bottom:1px solid #dde;padding:.35em .5em;text-align:left;vertical-align:top}td{overflow-wrap:anywhere}th{white-space:nowrap}td>code{white-space:nowrap}\
 pre{white-space:pre-wrap;background:#fff;padding:.8em;border:1px solid #dde;max-height:30em;overflow:auto}\
 .notice{background:#e8f4ea;border:1px solid #9c9;padding:.6em}.error{background:#fbeaea;border:1px solid #c99;padding:.6em}\
 form.inline{display:inline}fieldset{border:1px solid #dde;background:#fff}.score{font-variant-numeric:tabular-nums}";
@@ -90,6 +90,30 @@ pub fn when(at: u64) -> String {
     rempart_model::date::iso_minute(at)
 }
 
+/// A date as short as it can be read: the time today, month-day and time this year,
+/// the whole date before (the full one on hover).
+pub fn compact_when(at: u64) -> maud::Markup {
+    let full = rempart_model::date::iso_minute(at);
+    let now = rempart_model::date::iso_minute(rempart_model::date::unix_now());
+    let short = if full.get(..10) == now.get(..10) {
+        full.get(11..).unwrap_or(&full).to_string()
+    } else if full.get(..4) == now.get(..4) {
+        full.get(5..).unwrap_or(&full).to_string()
+    } else {
+        full.get(..10).unwrap_or(&full).to_string()
+    };
+    html! { time datetime=(full) title=(full) style="white-space:nowrap" { (short) } }
+}
+
+/// A cell's text cut to `max` characters, the whole of it on hover.
+pub fn clipped(text: &str, max: usize) -> maud::Markup {
+    if text.chars().count() <= max {
+        return html! { (text) };
+    }
+    let short: String = text.chars().take(max.saturating_sub(1)).collect();
+    html! { span title=(text) { (short) "…" } }
+}
+
 fn status_text(lang: Lang, status: Status) -> &'static str {
     match status {
         Status::Held => lang.t("held"),
@@ -132,20 +156,30 @@ pub fn quarantine_list(lang: Lang, viewer: &Account, csrf: &str, view: &ListView
             @if view.page.entries.is_empty() {
                 p { (lang.t("no_messages")) }
             } @else {
-                table {
-                    thead { tr {
-                        th { (lang.t("date")) } th { (lang.t("sender")) } th { (lang.t("recipients")) }
-                        th { (lang.t("subject")) } th { (lang.t("score")) } th { (lang.t("status")) }
-                    } }
-                    tbody {
-                        @for e in &view.page.entries {
-                            tr {
-                                td { (when(e.at)) }
-                                td { (e.sender) }
-                                td { (e.recipients.join(", ")) }
-                                td { a href={ "/quarantine/" (e.queue_id) } { @if e.subject.is_empty() { "(—)" } @else { (e.subject) } } }
-                                td.score { (format!("{:.2}", e.score)) }
-                                td { (status_text(lang, e.status)) }
+                form method="post" action="/quarantine/bulk" {
+                    input type="hidden" name="csrf" value=(csrf);
+                    p {
+                        (lang.t("with_selected")) " "
+                        button type="submit" name="action" value="release" id="bulk-release" { (lang.t("release")) } " "
+                        button type="submit" name="action" value="delete" id="bulk-delete" { (lang.t("delete")) } " "
+                        button type="submit" name="action" value="spam" id="bulk-spam" { (lang.t("report_spam")) }
+                    }
+                    table #held {
+                        thead { tr {
+                            th { } th { (lang.t("date")) } th { (lang.t("sender")) } th { (lang.t("recipients")) }
+                            th { (lang.t("subject")) } th { (lang.t("score")) } th { (lang.t("status")) }
+                        } }
+                        tbody {
+                            @for e in &view.page.entries {
+                                tr {
+                                    td { input type="checkbox" name={ "pick." (e.queue_id) } value="1" aria-label=(e.queue_id); }
+                                    td { (compact_when(e.at)) }
+                                    td { (clipped(&e.sender, 32)) }
+                                    td { (clipped(&e.recipients.join(", "), 40)) }
+                                    td { a href={ "/quarantine/" (e.queue_id) } { @if e.subject.is_empty() { "(—)" } @else { (clipped(&e.subject, 60)) } } }
+                                    td.score { (format!("{:.2}", e.score)) }
+                                    td { (status_text(lang, e.status)) }
+                                }
                             }
                         }
                     }
@@ -185,11 +219,56 @@ fn symbol_table(lang: Lang, symbols: &[SymbolHit], details: bool) -> Markup {
     }
 }
 
+fn human_size(bytes: usize) -> String {
+    match bytes {
+        b if b < 1024 => format!("{b} B"),
+        b if b < 1024 * 1024 => format!("{:.1} KiB", b as f64 / 1024.0),
+        b => format!("{:.1} MiB", b as f64 / 1048576.0),
+    }
+}
+
+/// "Delete these?" (or release, report as spam): the messages, then one button that
+/// confirms for all of them.
+pub fn confirm_bulk(lang: Lang, viewer: &Account, csrf: &str, action: &str, entries: &[Entry]) -> Markup {
+    let (question, button) = match action {
+        "release" => (lang.t("confirm_release_these"), lang.t("release")),
+        "spam" => (lang.t("confirm_spam_these"), lang.t("report_spam")),
+        _ => (lang.t("confirm_delete_these"), lang.t("delete")),
+    };
+    layout(
+        lang,
+        lang.t("quarantine"),
+        Some((viewer, csrf)),
+        html! {
+            h1 { (question) }
+            form method="post" action="/quarantine/bulk" {
+                input type="hidden" name="csrf" value=(csrf);
+                input type="hidden" name="action" value=(action);
+                input type="hidden" name="confirm" value="yes";
+                ul {
+                    @for e in entries {
+                        li {
+                            input type="hidden" name={ "pick." (e.queue_id) } value="1";
+                            (compact_when(e.at)) " — " (clipped(&e.sender, 40)) " — " (clipped(if e.subject.is_empty() { "(—)" } else { &e.subject }, 80))
+                        }
+                    }
+                }
+                button type="submit" id="confirm" { (button) " (" (entries.len()) ")" } " "
+                a href="/quarantine" { (lang.t("cancel")) }
+            }
+        },
+    )
+}
+
 pub struct MessageView<'a> {
     pub entry: &'a Entry,
     pub headers: Vec<(String, String)>,
     pub preview: String,
     pub notice: Option<&'a str>,
+    /// Name, declared type and size of each attachment.
+    pub attachments: Vec<(String, String, usize)>,
+    /// The reader may download them (admins).
+    pub may_download: bool,
 }
 
 pub fn message(lang: Lang, viewer: &Account, csrf: &str, view: &MessageView<'_>) -> Markup {
@@ -241,6 +320,25 @@ pub fn message(lang: Lang, viewer: &Account, csrf: &str, view: &MessageView<'_>)
             }
             h2 { (lang.t("symbols")) }
             (symbol_table(lang, &e.symbols, true))
+            @if !view.attachments.is_empty() {
+                h2 { (lang.t("attachments")) }
+                table #attachments {
+                    thead { tr { th { (lang.t("name")) } th { (lang.t("type")) } th { (lang.t("size")) } } }
+                    tbody {
+                        @for (i, (name, kind, size)) in view.attachments.iter().enumerate() {
+                            tr {
+                                td {
+                                    @if view.may_download {
+                                        a href={ "/quarantine/" (e.queue_id) "/attachment/" (i) } { (clipped(name, 60)) }
+                                    } @else { (clipped(name, 60)) }
+                                }
+                                td { code { (kind) } }
+                                td { (human_size(*size)) }
+                            }
+                        }
+                    }
+                }
+            }
             h2 { (lang.t("preview")) }
             pre { (view.preview) }
             h2 { (lang.t("headers")) }

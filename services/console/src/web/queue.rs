@@ -204,13 +204,13 @@ fn queue_page(lang: Lang, viewer: &Account, csrf: &str, params: &ListParams, lis
                         @for m in &messages {
                             @let last = m.recipients.iter().find(|r| r.status == "pending").map_or("", |r| r.reply.as_str());
                             tr {
-                                td style="white-space:nowrap" { (pages::when(m.received_at)) }
+                                td { (pages::compact_when(m.received_at)) }
                                 td { a href={ "/tracking/" (m.queue_id) } { code { (m.queue_id) } } }
                                 td { (if m.sender.is_empty() { "<>" } else { &m.sender }) }
                                 td { (m.recipients.iter().filter(|r| r.status == "pending").map(|r| r.address.as_str()).collect::<Vec<_>>().join(", ")) }
                                 td { (m.attempts) }
                                 td style="white-space:nowrap" { (next_attempt(lang, m)) }
-                                td { span title=(last) { (last.chars().take(60).collect::<String>()) } @if !m.held_reason.is_empty() { " (" (m.held_reason) ")" } }
+                                td { (pages::clipped(last, 60)) @if !m.held_reason.is_empty() { " (" (m.held_reason) ")" } }
                                 @if manage {
                                     td style="white-space:nowrap" {
                                         @if m.held {

@@ -189,15 +189,6 @@ fn status_word(lang: Lang, status: Status) -> &'static str {
     }
 }
 
-/// A cell that shows at most `max` characters, the whole text on hover.
-fn clipped(text: &str, max: usize) -> Markup {
-    if text.chars().count() <= max {
-        return html! { (text) };
-    }
-    let short: String = text.chars().take(max.saturating_sub(1)).collect();
-    html! { span title=(text) { (short) "…" } }
-}
-
 fn search_page(lang: Lang, p: &SearchParams, asked: bool, outcome: Result<crate::tracking::index::Found, String>) -> Markup {
     html! {
         h1 { (lang.t("tracking")) }
@@ -236,10 +227,10 @@ fn search_page(lang: Lang, p: &SearchParams, asked: bool, outcome: Result<crate:
                         tbody {
                             @for m in &found.messages {
                                 tr {
-                                    td style="white-space:nowrap" { (pages::when(m.first_ms / 1000)) }
-                                    td { (clipped(if m.sender.is_empty() { "<>" } else { &m.sender }, 40)) }
-                                    td { (clipped(&m.recipients.iter().map(|r| r.address.as_str()).collect::<Vec<_>>().join(", "), 60)) }
-                                    td { a href={ "/tracking/" (m.queue_id) } { (clipped(if m.subject.is_empty() { "(—)" } else { &m.subject }, 60)) } }
+                                    td { (pages::compact_when(m.first_ms / 1000)) }
+                                    td { (pages::clipped(if m.sender.is_empty() { "<>" } else { &m.sender }, 40)) }
+                                    td { (pages::clipped(&m.recipients.iter().map(|r| r.address.as_str()).collect::<Vec<_>>().join(", "), 60)) }
+                                    td { a href={ "/tracking/" (m.queue_id) } { (pages::clipped(if m.subject.is_empty() { "(—)" } else { &m.subject }, 60)) } }
                                     td.status { (status_word(lang, m.status())) }
                                     td { (m.client_ip) }
                                 }
@@ -275,7 +266,7 @@ fn message_page(lang: Lang, viewer: &Account, m: &TrackedMessage) -> Markup {
             thead { tr { th { (lang.t("recipient")) } th { (lang.t("status")) } th { (lang.t("reply")) } } }
             tbody {
                 @for r in &m.recipients {
-                    tr { td { (r.address) } td { (status_word(lang, r.status)) } td { (clipped(&r.reply, 160)) } }
+                    tr { td { (r.address) } td { (status_word(lang, r.status)) } td { (pages::clipped(&r.reply, 160)) } }
                 }
             }
         }
