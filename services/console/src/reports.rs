@@ -17,8 +17,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use prost::Message;
-use rempart_bus::{AnyBus, Bus, DELIVERY_EVENTS, OUTBOUND_EVENTS, VERDICT_EVENTS};
-use rempart_proto::v1::{DeliveryEvent, OutboundEvent, VerdictEvent};
+use rempart_bus::{AnyBus, Bus, DELIVERY_EVENTS, OUTBOUND_EVENTS, TRACK_EVENTS, VERDICT_EVENTS};
+use rempart_proto::v1::{DeliveryEvent, OutboundEvent, TrackEvent, VerdictEvent};
 use rempart_state::{Store, StoreResult, key, unescape};
 use serde::Serialize;
 use tokio::sync::watch;
@@ -35,8 +35,9 @@ pub const MAX_SENDERS_PER_DAY: usize = 1_000;
 /// The queue group of the consoles counting events.
 const GROUP: &str = "rempart-console-reports";
 
-/// Actions in the order the charts stack them.
-pub const ACTIONS: [&str; 7] = ["accept", "add_header", "greylist", "quarantine", "soft_reject", "reject", "discard"];
+/// Actions in the order the charts stack them; `tempfail`: a message told to come back
+/// because of us (no verdict: the scanner or the queue could not answer).
+pub const ACTIONS: [&str; 8] = ["accept", "add_header", "greylist", "quarantine", "soft_reject", "reject", "discard", "tempfail"];
 
 fn day_segment(at: u64) -> String {
     rempart_model::date::iso_day(at).replace('-', "")
@@ -89,6 +90,19 @@ impl Tally {
                 let name = if counted { sender } else { "(others)".to_string() };
                 self.bump(key(&["report", &scope, &day, "r", &name]), 1);
             }
+        }
+    }
+
+    /// A transaction the edge answered with a temporary failure of its own (no verdict
+    /// was made, so no verdict event counts it).
+    pub fn tracked(&mut self, event: &TrackEvent) {
+        if event.kind != "session" || event.outcome != "tempfail" || !event.action.is_empty() || !event.account.is_empty() {
+            return;
+        }
+        let at = u64::try_from(event.at_ms / 1000).unwrap_or(0);
+        let (day, hour) = (day_segment(at), format!("{:02}", (at % 86_400) / 3600));
+        for scope in Self::scopes(event.recipients.iter().map(String::as_str)) {
+            self.bump(key(&["report", &scope, &day, "a", &hour, "tempfail"]), 1);
         }
     }
 
@@ -162,6 +176,10 @@ pub async fn run(bus: Arc<AnyBus>, store: Arc<dyn Store>, mut shutdown: watch::R
                     DELIVERY_EVENTS => match DeliveryEvent::decode(event.payload.as_slice()) {
                         Ok(e) => tally.delivery(&e),
                         Err(e) => tracing::debug!(error = %e, "undecodable delivery event"),
+                    },
+                    TRACK_EVENTS => match TrackEvent::decode(event.payload.as_slice()) {
+                        Ok(e) => tally.tracked(&e),
+                        Err(e) => tracing::debug!(error = %e, "undecodable tracking event"),
                     },
                     OUTBOUND_EVENTS => match OutboundEvent::decode(event.payload.as_slice()) {
                         Ok(e) => tally.outbound(&e),
@@ -243,6 +261,33 @@ pub struct Report {
     /// Per account that logged in to send: sent, recipients, bytes, blocked, refused,
     /// limited, deferred, login, suspended.
     pub outbound: BTreeMap<String, BTreeMap<String, i64>>,
+}
+
+/// The domains that have counts (the operator's picker and per-domain table).
+pub async fn domains(store: &dyn Store) -> StoreResult<Vec<String>> {
+    let mut domains: Vec<String> = store
+        .scan_prefix("report.scopes.", 100_000)
+        .await?
+        .into_iter()
+        .filter_map(|(k, _)| k.strip_prefix("report.scopes.").and_then(unescape))
+        .filter(|scope| scope != ALL)
+        .collect();
+    domains.sort();
+    Ok(domains)
+}
+
+/// Domains the per-domain table shows at most (each is read day by day).
+pub const MAX_DOMAINS_TABLE: usize = 200;
+
+/// Each domain's messages by action over the `days` days ending today.
+pub async fn per_domain(store: &dyn Store, days: u64, now: u64) -> StoreResult<Vec<(String, BTreeMap<String, i64>)>> {
+    let mut rows = Vec::new();
+    for domain in domains(store).await?.into_iter().take(MAX_DOMAINS_TABLE) {
+        let report = load(store, &domain, days, now).await?;
+        rows.push((domain, report.totals));
+    }
+    rows.sort_by(|a, b| b.1.values().sum::<i64>().cmp(&a.1.values().sum::<i64>()).then_with(|| a.0.cmp(&b.0)));
+    Ok(rows)
 }
 
 /// How many rules and senders the "top" lists show.
@@ -435,5 +480,33 @@ mod tests {
         }
         let others = tally.deltas.iter().filter(|(k, _)| k.ends_with(".r.=28others=29")).map(|(_, v)| *v).sum::<i64>();
         assert_eq!(others, 20, "10 over the bound, for the domain and the operator");
+    }
+
+    #[tokio::test]
+    async fn our_own_tempfails_are_counted_and_the_operator_sees_each_domain() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = rempart_state::EmbeddedStore::open(&dir.path().join("state.redb"), false).unwrap();
+        let now = rempart_model::date::parse_iso_day("2026-12-04").unwrap() + 10 * 3600;
+        let mut tally = Tally::default();
+        let tempfail = |to: &str, action: &str, account: &str| TrackEvent {
+            kind: "session".into(),
+            at_ms: now as i64 * 1000,
+            outcome: "tempfail".into(),
+            recipients: vec![to.into()],
+            action: action.into(),
+            account: account.into(),
+            ..Default::default()
+        };
+        tally.tracked(&tempfail("a@one.test", "", ""));
+        tally.tracked(&tempfail("b@one.test", "greylist", ""));
+        tally.tracked(&tempfail("c@two.test", "", "someone@two.test"));
+        tally.verdict(&verdict("accept", "x@ok.test", &["c@two.test"], now as i64, &[]));
+        tally.flush(&store).await.unwrap();
+        let one = load(&store, "one.test", 1, now).await.unwrap();
+        assert_eq!(one.totals.get("tempfail"), Some(&1), "greylisting is counted from its verdict, not twice");
+        assert_eq!(domains(&store).await.unwrap(), ["one.test", "two.test"]);
+        let rows = per_domain(&store, 1, now).await.unwrap();
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows.iter().find(|(d, _)| d == "two.test").map(|(_, c)| c.get("accept")), Some(Some(&1)));
     }
 }

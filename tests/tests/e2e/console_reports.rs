@@ -31,6 +31,14 @@ fn reports_count_what_the_gateway_did_per_domain_and_in_all() {
     assert!(counted, "the operator's report:\n{page}\n{}", gw.log());
     assert!(page.contains("<svg") && page.contains("reject: 1") && page.contains("quarantine: 2"), "{page}");
     assert!(page.contains("MIXED_HREF_CASE"), "{page}");
+    // The operator's view: a row per domain, and a picker of the domains.
+    let table = page.split("id=\"per-domain\"").nth(1).unwrap_or("");
+    for domain in ["example.com", "strict.test", "other.test"] {
+        assert!(table.contains(&format!(">{domain}</a>")), "{domain} in the per-domain table:\n{page}");
+        assert!(page.contains(&format!("<option value=\"{domain}\">{domain}</option>")), "{domain} in the picker");
+    }
+    let french = ops.get("/reports?days=1&lang=fr").body;
+    assert!(french.contains("Par domaine") && french.contains("refusé: 1"), "{french}");
 
     let mut admin = login(&gw, "admin@example.com");
     let mine = admin.get("/reports?days=7");

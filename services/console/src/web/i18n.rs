@@ -3,6 +3,22 @@
 
 use axum::http::HeaderMap;
 
+/// `text` with `en` replaced by `fr` where it stands as whole words.
+fn replace_words(text: &str, en: &str, fr: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find(en) {
+        let before = rest[..at].chars().next_back();
+        let after = rest[at + en.len()..].chars().next();
+        let whole = !before.is_some_and(char::is_alphanumeric) && !after.is_some_and(char::is_alphanumeric);
+        out.push_str(&rest[..at]);
+        out.push_str(if whole { fr } else { en });
+        rest = &rest[at + en.len()..];
+    }
+    out.push_str(rest);
+    out
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Lang {
     En,
@@ -28,6 +44,42 @@ impl Lang {
             Lang::En => "en",
             Lang::Fr => "fr",
         }
+    }
+
+    /// A rule's detail in this language. The scanner writes details in English around
+    /// the data it found ("x.test listed in zone"): French pages swap the words (data
+    /// stays as found); what only a developer reads (log-odds) is left out.
+    pub fn detail(self, detail: &str) -> String {
+        if self == Lang::En {
+            return detail.to_string();
+        }
+        // Longest first, so that a phrase is not half-replaced by a shorter one.
+        const PHRASES: [(&str, &str); 18] = [
+            ("bytes of hidden text in", "octets de texte caché en"),
+            ("invisible characters inside words", "caractères invisibles dans des mots"),
+            ("refuses our queries", "refuse nos requêtes"),
+            ("spam probability", "probabilité de spam"),
+            ("address is at", "l'adresse est chez"),
+            ("name shows", "le nom affiche"),
+            ("text shows", "le texte affiche"),
+            ("link goes to", "le lien mène à"),
+            ("replies to", "réponses vers"),
+            ("listed in", "listé dans"),
+            ("link to", "lien vers"),
+            ("messages", "messages"),
+            ("places", "endroits"),
+            ("holds", "contient"),
+            ("shows", "affiche"),
+            ("over", "sur"),
+            ("mean", "moyenne"),
+            ("from", "depuis"),
+        ];
+        let kept: Vec<&str> = detail.split(", ").filter(|part| !part.contains("log-odds")).collect();
+        let mut out = kept.join(", ");
+        for (en, fr) in PHRASES {
+            out = replace_words(&out, en, fr);
+        }
+        out
     }
 
     /// The text for `key` in this language; the key itself when none is written.
@@ -271,7 +323,16 @@ impl Lang {
             "signed_in_as" => ("Signed in as", "Connecté en tant que"),
             "reports" => ("Reports", "Rapports"),
             "all_domains" => ("all domains", "tous les domaines"),
-            "domain_or_all" => ("Domain (empty: all)", "Domaine (vide : tous)"),
+            "per_domain" => ("Per domain", "Par domaine"),
+            "total" => ("Total", "Total"),
+            "act_accept" => ("accept", "accepté"),
+            "act_add_header" => ("add_header", "marqué"),
+            "act_greylist" => ("greylist", "greylisting"),
+            "act_quarantine" => ("quarantine", "quarantaine"),
+            "act_soft_reject" => ("soft_reject", "refus temporaire"),
+            "act_reject" => ("reject", "refusé"),
+            "act_discard" => ("discard", "supprimé"),
+            "act_tempfail" => ("tempfail", "échec temporaire"),
             "day" => ("day", "jour"),
             "days" => ("days", "jours"),
             "messages_by_action" => ("Messages by action", "Messages par action"),
@@ -322,5 +383,21 @@ impl Lang {
             Lang::En => en,
             Lang::Fr => fr,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rule_details_read_in_french_without_log_odds() {
+        assert_eq!(Lang::Fr.detail("spam probability 0.999000, mean log-odds 6.91"), "probabilité de spam 0.999000");
+        assert_eq!(Lang::Fr.detail("promo.test listed in uribl.test"), "promo.test listé dans uribl.test");
+        assert_eq!(
+            Lang::Fr.detail("name shows bank.test, address is at overmean.test"),
+            "le nom affiche bank.test, l'adresse est chez overmean.test"
+        );
+        assert_eq!(Lang::En.detail("a listed in b"), "a listed in b");
     }
 }

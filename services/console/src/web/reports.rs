@@ -65,7 +65,31 @@ async fn page(State(console): State<Arc<Console>>, headers: HeaderMap, Query(q):
         Err(response) => return response,
     };
     let csrf = visit.csrf_token(&console);
-    visit.page(&console, StatusCode::OK, report_page(visit.lang, viewer, &csrf, &report, usage))
+    // The operator's view: a picker of the domains with counts, and a row for each.
+    let (domains, per_domain) = if viewer.role.is_staff() {
+        let store = &*console.state.store;
+        let domains = reports::domains(store).await.unwrap_or_default();
+        let rows = if scope == ALL {
+            reports::per_domain(store, days, rempart_model::date::unix_now()).await.unwrap_or_default()
+        } else {
+            Vec::new()
+        };
+        (domains, rows)
+    } else {
+        (viewer.domains.clone(), Vec::new())
+    };
+    let view = ReportView { report: &report, usage, domains: &domains, per_domain: &per_domain };
+    visit.page(&console, StatusCode::OK, report_page(visit.lang, viewer, &csrf, &view))
+}
+
+/// What the report page shows.
+struct ReportView<'a> {
+    report: &'a Report,
+    usage: Usage,
+    /// The domains the reader may pick.
+    domains: &'a [String],
+    /// The operator's per-domain totals (the whole gateway's report only).
+    per_domain: &'a [(String, std::collections::BTreeMap<String, i64>)],
 }
 
 async fn csv(State(console): State<Arc<Console>>, headers: HeaderMap, Query(q): Query<ReportParams>) -> Response {
@@ -104,6 +128,7 @@ fn action_color(action: &str) -> &'static str {
         "greylist" => "#8ecae6",
         "quarantine" => "#f4a261",
         "soft_reject" => "#e76f51",
+        "tempfail" => "#9d4edd",
         "reject" => "#c1121f",
         _ => "#6c757d",
     }
@@ -132,7 +157,7 @@ fn chart(lang: Lang, report: &Report) -> Markup {
             if count > 0 {
                 let h = count as f64 / max * (H - 4.0);
                 top -= h;
-                segments.push((x, top, h, action_color(action), format!("{action}: {count}")));
+                segments.push((x, top, h, action_color(action), format!("{}: {count}", action_name(lang, action))));
             }
         }
         if i % label_every == 0 {
@@ -163,9 +188,23 @@ fn chart(lang: Lang, report: &Report) -> Markup {
         p {
             @for action in ACTIONS {
                 span style=(format!("display:inline-block;width:.9em;height:.9em;background:{};margin:0 .3em 0 1em", action_color(action))) {}
-                (action)
+                (action_name(lang, action))
             }
         }
+    }
+}
+
+/// An action's name in the reader's language.
+fn action_name(lang: Lang, action: &str) -> &'static str {
+    match action {
+        "accept" => lang.t("act_accept"),
+        "add_header" => lang.t("act_add_header"),
+        "greylist" => lang.t("act_greylist"),
+        "quarantine" => lang.t("act_quarantine"),
+        "soft_reject" => lang.t("act_soft_reject"),
+        "reject" => lang.t("act_reject"),
+        "discard" => lang.t("act_discard"),
+        _ => lang.t("act_tempfail"),
     }
 }
 
@@ -208,10 +247,12 @@ fn outbound_table(lang: Lang, report: &Report) -> Markup {
     }
 }
 
-fn report_page(lang: Lang, viewer: &Account, csrf: &str, report: &Report, usage: Usage) -> Markup {
+fn report_page(lang: Lang, viewer: &Account, csrf: &str, view: &ReportView<'_>) -> Markup {
+    let (report, usage) = (view.report, &view.usage);
     let scope_label = if report.scope == ALL { lang.t("all_domains").to_string() } else { report.scope.clone() };
     let scope_param = if report.scope == ALL { String::new() } else { report.scope.clone() };
-    let totals: Vec<(String, i64)> = ACTIONS.iter().filter_map(|a| report.totals.get(*a).map(|c| (a.to_string(), *c))).collect();
+    let totals: Vec<(String, i64)> =
+        ACTIONS.iter().filter_map(|a| report.totals.get(*a).map(|c| (action_name(lang, a).to_string(), *c))).collect();
     let deliveries: Vec<(String, i64)> = report.deliveries.iter().map(|(k, v)| (k.clone(), *v)).collect();
     pages::layout(
         lang,
@@ -221,9 +262,14 @@ fn report_page(lang: Lang, viewer: &Account, csrf: &str, report: &Report, usage:
             h1 { (lang.t("reports")) " — " (scope_label) }
             form method="get" action="/reports" {
                 @if viewer.role.is_staff() {
-                    label { (lang.t("domain_or_all")) " " input type="text" name="scope" value=(scope_param); } " "
-                } @else if viewer.domains.len() > 1 {
-                    select name="scope" { @for d in &viewer.domains { option value=(d) selected[*d == report.scope] { (d) } } } " "
+                    label { (lang.t("domain")) " "
+                        select name="scope" id="scope" {
+                            option value="" selected[report.scope == ALL] { (lang.t("all_domains")) }
+                            @for d in view.domains { option value=(d) selected[*d == report.scope] { (d) } }
+                        }
+                    } " "
+                } @else if view.domains.len() > 1 {
+                    select name="scope" id="scope" { @for d in view.domains { option value=(d) selected[*d == report.scope] { (d) } } } " "
                 }
                 select name="days" {
                     @for p in PERIODS { option value=(p) selected[p == report.days] { (p) " " (lang.t(if p == 1 { "day" } else { "days" })) } }
@@ -238,6 +284,25 @@ fn report_page(lang: Lang, viewer: &Account, csrf: &str, report: &Report, usage:
             h2 { (lang.t("messages_by_action")) }
             (chart(lang, report))
             (counts_table(lang.t("totals"), &totals, "totals"))
+            @if !view.per_domain.is_empty() {
+                h2 { (lang.t("per_domain")) }
+                table #per-domain {
+                    thead { tr {
+                        th { (lang.t("domain")) }
+                        @for a in ACTIONS { th { (action_name(lang, a)) } }
+                        th { (lang.t("total")) }
+                    } }
+                    tbody {
+                        @for (domain, counts) in view.per_domain {
+                            tr {
+                                td { a href={ "/reports?scope=" (super::percent_encode(domain)) "&days=" (report.days) } { (domain) } }
+                                @for a in ACTIONS { td.score { (counts.get(a).copied().unwrap_or(0)) } }
+                                td.score { (counts.values().sum::<i64>()) }
+                            }
+                        }
+                    }
+                }
+            }
             (counts_table(lang.t("top_symbols"), &report.top_symbols, "top-symbols"))
             (counts_table(lang.t("top_refused"), &report.top_refused_senders, "top-refused"))
             (counts_table(lang.t("deliveries"), &deliveries, "deliveries"))

@@ -61,6 +61,18 @@ async fn route<B: Bus>(scanner: Arc<Scanner>, bus: &B, delivery: Delivery) {
     }
     let action = verdict.action;
     tracing::info!(queue_id = %envelope.queue_id, score = verdict.score, %action, "scanned after queueing");
+    // Reports count mail scanned here as the edge's verdicts (inbound only, as there).
+    if envelope.submitted_by.is_none() {
+        let event = rempart_proto::v1::VerdictEvent {
+            queue_id: envelope.queue_id.to_string(),
+            client_ip: envelope.session.peer_ip.to_string(),
+            return_path: envelope.return_path.clone(),
+            recipients: envelope.recipients.iter().map(|r| r.address.clone()).collect(),
+            verdict: Some((&verdict).into()),
+            at: rempart_model::date::unix_now() as i64,
+        };
+        bus.event(rempart_bus::VERDICT_EVENTS, prost::Message::encode_to_vec(&event)).await;
+    }
     let disposition = dispose(&verdict, Stage::Queued);
     // The edge's Received header is already in the message.
     let message = verdict.edits.apply("", job.message);
