@@ -139,14 +139,11 @@ async fn from_message(
     Path((id, kind)): Path<(String, String)>,
     Form(form): Form<CsrfForm>,
 ) -> Response {
-    let visit = match Visit::posted(&console, &headers, &form.csrf).await {
-        Ok(visit) => visit,
-        Err(response) => return response,
-    };
-    let (viewer, entry) = match visit.viewer_entry(&console, &id).await {
+    let (visit, viewer, entry) = match Visit::posted_entry(&console, &headers, &form.csrf, &id).await {
         Ok(found) => found,
         Err(response) => return response,
     };
+    let viewer = &viewer;
     if entry.sender.is_empty() {
         return visit.notice(&console, StatusCode::BAD_REQUEST, "no_sender_to_list");
     }

@@ -227,6 +227,15 @@ impl Visit {
         }
     }
 
+    /// A form posted about a message: the CSRF check, then the viewer and the message
+    /// (as `viewer_entry`).
+    async fn posted_entry(console: &Console, headers: &HeaderMap, csrf: &str, id: &str) -> Result<(Visit, Account, Entry), Response> {
+        let visit = Visit::posted(console, headers, csrf).await?;
+        let (viewer, entry) = visit.viewer_entry(console, id).await?;
+        let viewer = viewer.clone();
+        Ok((visit, viewer, entry))
+    }
+
     fn csrf_token(&self, console: &Console) -> String {
         console.keys.csrf_token(&self.csrf_cookie)
     }
@@ -357,6 +366,15 @@ pub fn client_ip(peer: std::net::IpAddr, headers: &HeaderMap, proxies: &[rempart
 struct CsrfForm {
     #[serde(default)]
     csrf: String,
+}
+
+/// A form whose action asks first: the CSRF token, and `confirm=yes` once confirmed.
+#[derive(Debug, Default, Deserialize)]
+struct ConfirmForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    confirm: String,
 }
 
 async fn logout(State(console): State<Arc<Console>>, headers: HeaderMap, Form(form): Form<CsrfForm>) -> Response {

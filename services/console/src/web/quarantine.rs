@@ -14,7 +14,7 @@ use axum::routing::{get, post};
 use mail_parser::MimeHeaders;
 use serde::Deserialize;
 
-use super::{PAGE_SIZE, Visit, failure, pages, percent_encode, to_login};
+use super::{ConfirmForm, PAGE_SIZE, Visit, failure, pages, percent_encode, to_login};
 use crate::accounts::{Account, Role};
 use crate::quarantine::{Entry, QuarantineError, Query as Search, Scope};
 use crate::roles::Permission;
@@ -167,29 +167,17 @@ fn read_message(body: &[u8]) -> (Vec<(String, String)>, String) {
     (headers, preview)
 }
 
-/// An action's form: the CSRF token, and `confirm=yes` once the reader confirmed.
-#[derive(Debug, Default, Deserialize)]
-struct ActForm {
-    #[serde(default)]
-    csrf: String,
-    #[serde(default)]
-    confirm: String,
-}
-
 async fn act(
     State(console): State<Arc<Console>>,
     headers: HeaderMap,
     Path((id, action)): Path<(String, String)>,
-    Form(form): Form<ActForm>,
+    Form(form): Form<ConfirmForm>,
 ) -> Response {
-    let visit = match Visit::posted(&console, &headers, &form.csrf).await {
-        Ok(visit) => visit,
-        Err(response) => return response,
-    };
-    let (viewer, entry) = match visit.viewer_entry(&console, &id).await {
+    let (visit, viewer, entry) = match Visit::posted_entry(&console, &headers, &form.csrf, &id).await {
         Ok(found) => found,
         Err(response) => return response,
     };
+    let viewer = &viewer;
     let lang = visit.lang;
     let csrf = visit.csrf_token(&console);
     let done =

@@ -98,18 +98,11 @@ async fn page(State(console): State<Arc<Console>>, headers: HeaderMap, Query(par
     visit.page(&console, StatusCode::OK, pages::layout(visit.lang, visit.lang.t("queue"), Some((&viewer, &csrf)), body))
 }
 
-#[derive(Debug, Deserialize)]
-struct ActForm {
-    csrf: String,
-    #[serde(default)]
-    confirm: String,
-}
-
 async fn act(
     State(console): State<Arc<Console>>,
     headers: HeaderMap,
     Path((queue_id, action)): Path<(String, String)>,
-    Form(form): Form<ActForm>,
+    Form(form): Form<super::ConfirmForm>,
 ) -> Response {
     let (visit, viewer) = match Visit::posted_by(&console, &headers, &form.csrf, Permission::ManageQueue).await {
         Ok(signed) => signed,
