@@ -73,24 +73,44 @@ async fn send_all(console: &Console, settings: &DigestSettings) -> Result<(), cr
             continue;
         }
         let (held, round) = newly_held(console, settings, &account.email, Scope::of(&account)).await?;
-        if !held.is_empty() {
-            send(console, settings, &account.email, &Scope::of(&account), &held).await?;
+        if !round.claim(console).await? {
+            continue;
         }
-        round.done(console).await?;
+        if !held.is_empty()
+            && let Err(e) = send(console, settings, &account.email, &Scope::of(&account), &held).await
+        {
+            round.give_back(console).await;
+            return Err(e);
+        }
     }
     to_recipients(console, settings, &covered).await
 }
 
-/// Where a reader's digests got to: marked once their digest went out (a digest the
-/// bus refused is tried again next round).
+/// Where a reader's digests got to. A round is claimed in the shared store before its
+/// digest goes (compare-and-set from the mark it was read at: of several consoles, one
+/// sends it) and given back when the bus refuses the digest (tried again next round).
 struct Round {
     mark: String,
+    previous: Option<Vec<u8>>,
     now: u64,
 }
 
 impl Round {
-    async fn done(self, console: &Console) -> Result<(), crate::ConsoleError> {
-        console.state.store.put(&self.mark, &self.now.to_le_bytes(), None).await.map_err(crate::ConsoleError::Key)
+    async fn claim(&self, console: &Console) -> Result<bool, crate::ConsoleError> {
+        let now = self.now.to_le_bytes();
+        console.state.store.compare_and_set(&self.mark, self.previous.as_deref(), &now, None).await.map_err(crate::ConsoleError::Key)
+    }
+
+    async fn give_back(&self, console: &Console) {
+        let store = &*console.state.store;
+        let now = self.now.to_le_bytes();
+        let back = match &self.previous {
+            Some(previous) => store.compare_and_set(&self.mark, Some(&now), previous, None).await.map(|_| ()),
+            None => store.delete(&self.mark).await,
+        };
+        if let Err(e) = back {
+            tracing::warn!(mark = %self.mark, error = %e, "a digest round that failed is not given back: its messages miss this digest");
+        }
     }
 }
 
@@ -105,19 +125,23 @@ async fn newly_held(
 ) -> Result<(Vec<Entry>, Round), crate::ConsoleError> {
     let store = &*console.state.store;
     let mark = rempart_state::key(&["console", "digest", reader]);
-    let since = store.get(&mark).await.map_err(crate::ConsoleError::Key)?.and_then(|v| v.try_into().ok().map(u64::from_le_bytes));
+    let previous = store.get(&mark).await.map_err(crate::ConsoleError::Key)?;
+    let since = previous.clone().and_then(|v| v.try_into().ok().map(u64::from_le_bytes));
     let now = date::unix_now();
     let from = since.unwrap_or_else(|| now.saturating_sub(settings.every.as_secs()));
     let query = Query { since: Some(from), until: Some(now.saturating_sub(1)), ..Query::default() };
     let quarantine = console.quarantine.clone();
     let page = crate::blocking(move || quarantine.list(&scope, &query, 0, MAX_ROUND)).await?;
     let held = page.entries.into_iter().filter(|e| e.status == Status::Held).collect();
-    Ok((held, Round { mark, now }))
+    Ok((held, Round { mark, previous, now }))
 }
 
 /// Digests to the recipients no account reads, in the domains that want them.
 async fn to_recipients(console: &Console, settings: &DigestSettings, covered: &HashSet<String>) -> Result<(), crate::ConsoleError> {
     let (held, round) = newly_held(console, settings, "=recipients", Scope::All).await?;
+    if !round.claim(console).await? {
+        return Ok(());
+    }
     let mut wants: HashMap<String, bool> = HashMap::new();
     let mut by_recipient: BTreeMap<String, Vec<Entry>> = BTreeMap::new();
     for entry in held.iter().filter(|e| e.envelope.submitted_by.is_none()) {
@@ -141,9 +165,12 @@ async fn to_recipients(console: &Console, settings: &DigestSettings, covered: &H
         }
     }
     for (recipient, entries) in by_recipient {
-        send(console, settings, &recipient, &Scope::Addresses(vec![recipient.clone()]), &entries).await?;
+        if let Err(e) = send(console, settings, &recipient, &Scope::Addresses(vec![recipient.clone()]), &entries).await {
+            round.give_back(console).await;
+            return Err(e);
+        }
     }
-    round.done(console).await
+    Ok(())
 }
 
 /// Whether `domain` (one this gateway serves) sends digests to recipients without an

@@ -11,10 +11,18 @@ use tokio::sync::watch;
 
 use crate::quarantine::{Entry, QuarantineStore};
 
-/// Consumes the quarantine topic until `shutdown`.
-pub async fn run(bus: Arc<AnyBus>, store: QuarantineStore, lease: Duration, shutdown: watch::Receiver<bool>) {
+/// Consumes the quarantine topic until `shutdown`: into this console's files, or on a
+/// cluster (`replica`) the body into the object store and the entry onto the log that
+/// every console replica follows.
+pub async fn run(
+    bus: Arc<AnyBus>,
+    store: QuarantineStore,
+    replica: Option<Arc<crate::replica::Replica>>,
+    lease: Duration,
+    shutdown: watch::Receiver<bool>,
+) {
     consume(&*bus, QUARANTINE_TOPIC, lease, shutdown, |delivery| {
-        let (bus, store) = (bus.clone(), store.clone());
+        let (bus, store, replica) = (bus.clone(), store.clone(), replica.clone());
         async move {
             let envelope = match Envelope::from_json(&delivery.meta) {
                 Ok(envelope) => envelope,
@@ -29,7 +37,11 @@ pub async fn run(bus: Arc<AnyBus>, store: QuarantineStore, lease: Duration, shut
             let entry = Entry::from_envelope(envelope, &delivery.body, rempart_model::date::unix_now());
             let queue_id = entry.queue_id.clone();
             let body = delivery.body;
-            match crate::blocking(move || store.hold(&entry, &body)).await {
+            let held = match replica {
+                Some(replica) => hold_replicated(&replica, store, entry, &body).await,
+                None => crate::blocking(move || store.hold(&entry, &body)).await.map_err(crate::ConsoleError::from),
+            };
+            match held {
                 Ok(()) => {
                     tracing::info!(%queue_id, "held in quarantine");
                     if let Err(e) = bus.ack(delivery.id).await {
@@ -44,6 +56,21 @@ pub async fn run(bus: Arc<AnyBus>, store: QuarantineStore, lease: Duration, shut
         }
     })
     .await;
+}
+
+/// The body in the object store, then the entry on the log (applied here at once, and
+/// by every replica as it follows the log).
+async fn hold_replicated(
+    replica: &crate::replica::Replica,
+    store: QuarantineStore,
+    entry: Entry,
+    body: &[u8],
+) -> Result<(), crate::ConsoleError> {
+    replica.put_body(&entry.queue_id, body).await?;
+    let change = crate::replica::Change::Held { entry: Box::new(entry) };
+    replica.record(&change).await?;
+    crate::blocking(move || change.apply(&store)).await?;
+    Ok(())
 }
 
 /// Deletes expired messages every hour (and at start) until `shutdown`.

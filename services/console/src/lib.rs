@@ -9,6 +9,7 @@ pub mod intake;
 pub mod onboarding;
 pub mod quarantine;
 pub mod queue;
+pub mod replica;
 pub mod reports;
 pub mod roles;
 pub mod tokens;
@@ -39,6 +40,10 @@ pub enum ConsoleError {
     Listen { addr: SocketAddr, source: std::io::Error },
     #[error("handing the released message to the relay: {0}")]
     Release(#[source] rempart_bus::BusError),
+    #[error(transparent)]
+    Replica(#[from] replica::ReplicaError),
+    #[error("claiming the release in the shared store: {0}")]
+    Claim(#[source] rempart_state::StoreError),
 }
 
 /// Everything the console's pages and workers share.
@@ -53,6 +58,9 @@ pub struct Console {
     pub admin: Arc<web::admin::Admin>,
     /// Proxies whose `X-Forwarded-For` names the client.
     pub trusted_proxies: Vec<rempart_model::net::Network>,
+    /// On a NATS cluster: the quarantine every console replica shares (`replica.rs`);
+    /// `None`: this console's own files.
+    pub replica: Option<Arc<replica::Replica>>,
 }
 
 impl Console {
@@ -64,7 +72,7 @@ impl Console {
     ) -> Result<Console, ConsoleError> {
         let quarantine = QuarantineStore::open(&data_dir.join("quarantine"))?;
         let keys = web::auth::Keys::load(&*state.store).await.map_err(ConsoleError::Key)?;
-        Ok(Console { quarantine, state, bus, keys, secure_cookies: false, admin, trusted_proxies: Vec::new() })
+        Ok(Console { quarantine, state, bus, keys, secure_cookies: false, admin, trusted_proxies: Vec::new(), replica: None })
     }
 
     /// Releases a held message through the relay to the recipients `scope` covers (a
@@ -72,20 +80,25 @@ impl Console {
     /// released first (a second release fails), and marked held again if the bus does
     /// not take the message. Then learns it as ham.
     pub async fn release(&self, id: &str, scope: &Scope, by: &str) -> Result<Entry, ConsoleError> {
-        let store = self.quarantine.clone();
-        let (id_owned, by_owned, scope) = (id.to_string(), by.to_string(), scope.clone());
         let now = rempart_model::date::unix_now();
-        let (entry, recipients, body) = blocking(move || {
-            let (entry, recipients) = store.mark_released(&id_owned, &scope, &by_owned, now)?;
-            match store.body(&id_owned) {
-                Ok(body) => Ok((entry, recipients, body)),
-                Err(e) => {
-                    store.unrelease(&id_owned, &recipients)?;
-                    Err(e)
-                }
+        let (entry, recipients, body) = match &self.replica {
+            Some(replica) => self.claim_release(replica, id, scope, by).await?,
+            None => {
+                let store = self.quarantine.clone();
+                let (id_owned, by_owned, scope) = (id.to_string(), by.to_string(), scope.clone());
+                blocking(move || {
+                    let (entry, recipients) = store.mark_released(&id_owned, &scope, &by_owned, now)?;
+                    match store.body(&id_owned) {
+                        Ok(body) => Ok((entry, recipients, body)),
+                        Err(e) => {
+                            store.unrelease(&id_owned, &recipients)?;
+                            Err(e)
+                        }
+                    }
+                })
+                .await?
             }
-        })
-        .await?;
+        };
         let mut envelope = entry.envelope.clone();
         envelope.attempts = 0;
         envelope.recipients.retain(|r| recipients.contains(&r.address.to_ascii_lowercase()));
@@ -93,10 +106,25 @@ impl Console {
             *recipient = Recipient { status: DeliveryStatus::Pending { last_reply: None }, ..recipient.clone() };
         }
         if let Err(e) = self.bus.publish(DELIVER_TOPIC, envelope.to_json(), body.clone()).await {
-            let store = self.quarantine.clone();
-            let id_owned = id.to_string();
-            blocking(move || store.unrelease(&id_owned, &recipients)).await?;
+            match &self.replica {
+                Some(_) => self.unclaim(id, &recipients).await,
+                None => {
+                    let store = self.quarantine.clone();
+                    let id_owned = id.to_string();
+                    blocking(move || store.unrelease(&id_owned, &recipients)).await?;
+                }
+            }
             return Err(ConsoleError::Release(e));
+        }
+        if let Some(replica) = &self.replica {
+            let change = replica::Change::Released { id: id.to_string(), recipients: recipients.clone(), by: by.to_string(), at: now };
+            // Delivered already: a change not recorded shows the copy held on the other
+            // replicas (a second release is refused there by its claim), never lost.
+            if let Err(e) = replica.record(&change).await {
+                tracing::error!(queue_id = id, error = %e, "released, but the release is not on the quarantine log");
+            }
+            let store = self.quarantine.clone();
+            blocking(move || change.apply(&store)).await?;
         }
         tracing::info!(queue_id = id, by, recipients = envelope.recipients.len(), "released from quarantine");
         self.track("released", id, envelope.recipients.iter().map(|r| r.address.clone()).collect(), by).await;
@@ -110,21 +138,99 @@ impl Console {
     pub async fn delete(&self, id: &str, scope: &Scope, by: &str, as_spam: bool) -> Result<(), ConsoleError> {
         let store = self.quarantine.clone();
         let id_owned = id.to_string();
-        let body = if as_spam { Some(blocking(move || store.body(&id_owned)).await?) } else { None };
-        let store = self.quarantine.clone();
-        let (id_owned, scope_owned) = (id.to_string(), scope.clone());
-        let before = blocking(move || store.get(&id_owned)).await?;
-        let store = self.quarantine.clone();
-        let (id_owned, scope_owned) = (id.to_string(), scope_owned);
-        let whole = blocking(move || store.delete_for(&id_owned, &scope_owned)).await?;
+        let before = blocking(move || store.get(&id_owned)).await?.filter(|e| scope.allows(e));
+        let Some(before) = before else { return Err(QuarantineError::NotFound(id.to_string()).into()) };
+        let body = if as_spam { Some(self.body(id).await?) } else { None };
+        let mine: Vec<String> =
+            before.recipients.iter().filter(|r| matches!(scope, Scope::All) || scope.allows_recipient(r)).cloned().collect();
+        let whole =
+            matches!(scope, Scope::All) || before.envelope.submitted_by.is_some() || before.recipients.iter().all(|r| mine.contains(r));
+        let deleted = if whole { before.recipients.clone() } else { mine };
+        match &self.replica {
+            Some(replica) => {
+                let change = replica::Change::Deleted { id: id.to_string(), recipients: deleted.clone(), whole };
+                replica.record(&change).await?;
+                let store = self.quarantine.clone();
+                blocking(move || change.apply(&store)).await?;
+                if whole {
+                    replica.delete_body(id).await;
+                }
+            }
+            None => {
+                let store = self.quarantine.clone();
+                let (id_owned, scope_owned) = (id.to_string(), scope.clone());
+                blocking(move || store.delete_for(&id_owned, &scope_owned)).await?;
+            }
+        }
         tracing::info!(queue_id = id, by, as_spam, whole, "deleted from quarantine");
-        let deleted: Vec<String> =
-            before.map(|e| e.recipients.into_iter().filter(|r| whole || scope.allows_recipient(r)).collect()).unwrap_or_default();
         self.track("deleted", id, deleted, by).await;
         if let Some(body) = body {
             self.learn(body, Class::Spam);
         }
         Ok(())
+    }
+
+    /// A held message's body: this console's file, or the replicas' object store.
+    pub async fn body(&self, id: &str) -> Result<Vec<u8>, ConsoleError> {
+        match &self.replica {
+            Some(replica) => Ok(replica.body(id).await?),
+            None => {
+                let (store, id) = (self.quarantine.clone(), id.to_string());
+                Ok(blocking(move || store.body(&id)).await?)
+            }
+        }
+    }
+
+    /// The release key of one recipient's copy, claimed in the shared store.
+    fn claim_key(id: &str, recipient: &str) -> String {
+        rempart_state::key(&["quarantine", "released", id, recipient])
+    }
+
+    /// On a cluster: claims the copies `scope` may release that no replica released yet
+    /// (compare-and-set per recipient: of two consoles releasing at once, one wins each
+    /// copy), with the body.
+    async fn claim_release(
+        &self,
+        replica: &replica::Replica,
+        id: &str,
+        scope: &Scope,
+        by: &str,
+    ) -> Result<(Entry, Vec<String>, Vec<u8>), ConsoleError> {
+        let store = self.quarantine.clone();
+        let id_owned = id.to_string();
+        let entry = blocking(move || store.get(&id_owned)).await?.filter(|e| scope.allows(e));
+        let Some(entry) = entry else { return Err(QuarantineError::NotFound(id.to_string()).into()) };
+        let mut won = Vec::new();
+        for recipient in entry.recipients.iter().filter(|r| scope.allows_recipient(r) && !entry.released_to.contains(r)) {
+            let claimed = self
+                .state
+                .store
+                .compare_and_set(&Self::claim_key(id, recipient), None, by.as_bytes(), Some(replica.retention()))
+                .await
+                .map_err(ConsoleError::Claim)?;
+            if claimed {
+                won.push(recipient.clone());
+            }
+        }
+        if won.is_empty() {
+            return Err(QuarantineError::NotHeld { id: id.to_string(), status: "released" }.into());
+        }
+        match replica.body(id).await {
+            Ok(body) => Ok((entry, won, body)),
+            Err(e) => {
+                self.unclaim(id, &won).await;
+                Err(e.into())
+            }
+        }
+    }
+
+    /// Gives claimed copies back (the relay did not take the message).
+    async fn unclaim(&self, id: &str, recipients: &[String]) {
+        for recipient in recipients {
+            if let Err(e) = self.state.store.delete(&Self::claim_key(id, recipient)).await {
+                tracing::error!(queue_id = id, %recipient, error = %e, "a failed release's claim stays: release it again after the retention");
+            }
+        }
     }
 
     /// A quarantine action for message tracking (`released`, `deleted`).

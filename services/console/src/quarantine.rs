@@ -15,6 +15,9 @@ use serde::{Deserialize, Serialize};
 const ENTRIES: TableDefinition<&str, &[u8]> = TableDefinition::new("entries");
 const BY_TIME: TableDefinition<(u64, &str), ()> = TableDefinition::new("by_time");
 const BY_DOMAIN: TableDefinition<(&str, u64, &str), ()> = TableDefinition::new("by_domain");
+/// The last change of the replicated quarantine's log applied here (`replica.rs`).
+const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+const LOG_SEQUENCE: &str = "log_sequence";
 
 #[derive(Debug, thiserror::Error)]
 pub enum QuarantineError {
@@ -262,6 +265,7 @@ impl QuarantineStore {
         tx.open_table(ENTRIES)?;
         tx.open_table(BY_TIME)?;
         tx.open_table(BY_DOMAIN)?;
+        tx.open_table(META)?;
         tx.commit()?;
         Ok(QuarantineStore { db: Arc::new(db), bodies })
     }
@@ -411,6 +415,36 @@ impl QuarantineStore {
             Ok(())
         })?;
         Ok((entry, newly))
+    }
+
+    /// A release recorded by a replica (`replica.rs`): `recipients` marked released,
+    /// whoever asked first; applying it twice changes nothing.
+    pub fn apply_released(&self, id: &str, recipients: &[String], by: &str, at: u64) -> Result<Entry, QuarantineError> {
+        self.update(id, |entry| {
+            for r in recipients {
+                if !entry.released_to.contains(r) {
+                    entry.released_to.push(r.clone());
+                }
+            }
+            if entry.recipients.iter().all(|r| entry.released_to.contains(r)) {
+                entry.status = Status::Released;
+            }
+            entry.released = Some((by.to_string(), at));
+            Ok(())
+        })
+    }
+
+    /// The last change of the replicated log applied to this index (0: none).
+    pub fn log_sequence(&self) -> Result<u64, QuarantineError> {
+        let tx = self.db.begin_read().map_err(|e| QuarantineError::Database(Box::new(e.into())))?;
+        Ok(tx.open_table(META)?.get(LOG_SEQUENCE)?.map_or(0, |v| v.value()))
+    }
+
+    pub fn set_log_sequence(&self, sequence: u64) -> Result<(), QuarantineError> {
+        let tx = self.db.begin_write()?;
+        tx.open_table(META)?.insert(LOG_SEQUENCE, sequence)?;
+        tx.commit()?;
+        Ok(())
     }
 
     /// Undoes `mark_released` for `recipients` when the message could not be handed over.

@@ -278,7 +278,26 @@ async fn start_console(
     console.secure_cookies = config.console.secure_cookies;
     console.trusted_proxies = config.console.trusted_proxies.iter().filter_map(|n| rempart_model::net::Network::parse(n).ok()).collect();
     let quarantine = console.quarantine.clone();
-    tasks.push(tokio::spawn(rempart_console::intake::run(bus, quarantine.clone(), config.queue.visibility_timeout.0, stopped.clone())));
+    // On NATS every console replica serves the same quarantine (object store + log).
+    if config.bus.backend == rempart_model::config::BusBackend::Nats {
+        let options = rempart_console::replica::ReplicaOptions {
+            url: &config.bus.nats_url,
+            credentials_file: config.bus.nats_credentials_file.as_deref(),
+            ca_file: config.bus.nats_ca_file.as_deref(),
+            replicas: config.bus.nats_replicas,
+            retention: config.console.retention.0,
+        };
+        let replica = Arc::new(rempart_console::replica::Replica::connect(&options).await.map_err(rempart_console::ConsoleError::from)?);
+        tasks.push(tokio::spawn(replica.clone().follow(quarantine.clone(), stopped.clone())));
+        console.replica = Some(replica);
+    }
+    tasks.push(tokio::spawn(rempart_console::intake::run(
+        bus,
+        quarantine.clone(),
+        console.replica.clone(),
+        config.queue.visibility_timeout.0,
+        stopped.clone(),
+    )));
     tasks.push(tokio::spawn(rempart_console::intake::sweep(quarantine, config.console.retention.0, stopped.clone())));
     let console = Arc::new(console);
     let postmaster = config.smtp.postmaster.clone().unwrap_or_else(|| format!("postmaster@{}", config.smtp.hostname));

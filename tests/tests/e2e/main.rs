@@ -19,6 +19,7 @@ mod management_cluster;
 mod mta_sts;
 mod probe;
 mod protocol;
+mod quarantine_cluster;
 mod queue;
 mod recipients;
 mod relay;

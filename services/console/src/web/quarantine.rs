@@ -123,9 +123,7 @@ async fn show(State(console): State<Arc<Console>>, headers: HeaderMap, Path(id):
         Ok(found) => found,
         Err(response) => return response,
     };
-    let store = console.quarantine.clone();
-    let body_id = id.clone();
-    let body = crate::blocking(move || store.body(&body_id)).await.unwrap_or_default();
+    let body = console.body(&id).await.unwrap_or_default();
     let (headers_list, preview) = read_message(&body);
     let notice = match q.done.as_deref() {
         Some("released") => Some(visit.lang.t("released_ok")),
@@ -281,8 +279,7 @@ async fn attachment(State(console): State<Arc<Console>>, headers: HeaderMap, Pat
     if !may_download(viewer) {
         return visit.notice(&console, StatusCode::FORBIDDEN, "forbidden");
     }
-    let store = console.quarantine.clone();
-    let body = match crate::blocking(move || store.body(&id)).await {
+    let body = match console.body(&id).await {
         Ok(body) => body,
         Err(e) => return failure(e),
     };
