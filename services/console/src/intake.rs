@@ -73,8 +73,9 @@ async fn hold_replicated(
     Ok(())
 }
 
-/// Deletes expired messages every hour (and at start) until `shutdown`.
-pub async fn sweep(store: QuarantineStore, retention: Duration, mut shutdown: watch::Receiver<bool>) {
+/// Deletes expired messages every hour (and at start) until `shutdown`; message
+/// tracking hears of each (`expired`).
+pub async fn sweep(bus: Arc<AnyBus>, store: QuarantineStore, retention: Duration, mut shutdown: watch::Receiver<bool>) {
     let mut tick = tokio::time::interval(Duration::from_secs(3600));
     loop {
         tokio::select! {
@@ -84,8 +85,21 @@ pub async fn sweep(store: QuarantineStore, retention: Duration, mut shutdown: wa
         let cutoff = rempart_model::date::unix_now().saturating_sub(retention.as_secs());
         let store = store.clone();
         match crate::blocking(move || store.sweep(cutoff)).await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(deleted = n, "quarantine sweep"),
+            Ok(swept) if swept.is_empty() => {}
+            Ok(swept) => {
+                tracing::info!(deleted = swept.len(), "quarantine sweep");
+                for (queue_id, recipients) in swept {
+                    let event = rempart_proto::v1::TrackEvent {
+                        queue_id,
+                        at_ms: rempart_model::date::unix_now_ms() as i64,
+                        kind: "expired".into(),
+                        recipients,
+                        outcome: "the quarantine's retention".into(),
+                        ..Default::default()
+                    };
+                    bus.event(rempart_bus::TRACK_EVENTS, prost::Message::encode_to_vec(&event)).await;
+                }
+            }
             Err(e) => tracing::warn!(error = %e, "quarantine sweep failed"),
         }
     }

@@ -540,8 +540,8 @@ impl QuarantineStore {
     }
 
     /// Deletes what was quarantined before `cutoff` (seconds since the epoch); returns
-    /// how many.
-    pub fn sweep(&self, cutoff: u64) -> Result<usize, QuarantineError> {
+    /// each message deleted with the recipients it was still held for.
+    pub fn sweep(&self, cutoff: u64) -> Result<Vec<(String, Vec<String>)>, QuarantineError> {
         let expired: Vec<String> = {
             let tx = self.db.begin_read().map_err(|e| QuarantineError::Database(Box::new(e.into())))?;
             let by_time = tx.open_table(BY_TIME)?;
@@ -551,13 +551,17 @@ impl QuarantineStore {
             }
             ids
         };
-        for id in &expired {
-            match self.delete(id) {
-                Ok(()) | Err(QuarantineError::NotFound(_)) => {}
+        let mut swept = Vec::with_capacity(expired.len());
+        for id in expired {
+            let held =
+                self.get(&id)?.map(|e| e.recipients.into_iter().filter(|r| !e.released_to.contains(r)).collect()).unwrap_or_default();
+            match self.delete(&id) {
+                Ok(()) => swept.push((id, held)),
+                Err(QuarantineError::NotFound(_)) => {}
                 Err(e) => return Err(e),
             }
         }
-        Ok(expired.len())
+        Ok(swept)
     }
 
     /// Messages held (and released, until they expire).
@@ -665,7 +669,7 @@ mod tests {
         store.delete("Q2").expect("delete");
         assert!(store.body("Q2").is_err());
         assert!(matches!(store.delete("Q2"), Err(QuarantineError::NotFound(_))));
-        assert_eq!(store.sweep(101).expect("sweep"), 1);
+        assert_eq!(store.sweep(101).expect("sweep").len(), 1);
         assert!(store.is_empty().expect("len"));
     }
 }

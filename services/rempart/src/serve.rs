@@ -292,13 +292,13 @@ async fn start_console(
         console.replica = Some(replica);
     }
     tasks.push(tokio::spawn(rempart_console::intake::run(
-        bus,
+        bus.clone(),
         quarantine.clone(),
         console.replica.clone(),
         config.queue.visibility_timeout.0,
         stopped.clone(),
     )));
-    tasks.push(tokio::spawn(rempart_console::intake::sweep(quarantine, config.console.retention.0, stopped.clone())));
+    tasks.push(tokio::spawn(rempart_console::intake::sweep(bus.clone(), quarantine, config.console.retention.0, stopped.clone())));
     let console = Arc::new(console);
     let postmaster = config.smtp.postmaster.clone().unwrap_or_else(|| format!("postmaster@{}", config.smtp.hostname));
     let digests = rempart_console::digest::DigestSettings {

@@ -189,6 +189,10 @@ impl TrackedMessage {
     }
 
     fn step(&mut self, at_ms: u64, what: &str, detail: String) {
+        // The same thing told twice (each console replica sweeps its own index) is one step.
+        if self.timeline.iter().any(|s| s.what == what && s.detail == detail) {
+            return;
+        }
         if self.timeline.len() < MAX_TIMELINE {
             self.timeline.push(Step { at_ms, what: what.to_string(), detail });
             self.timeline.sort_by_key(|s| s.at_ms);
@@ -414,4 +418,84 @@ fn address_matches(wanted: &str, address: &str) -> bool {
 /// A Message-ID without its angle brackets, lower case.
 pub fn normal_message_id(id: &str) -> String {
     id.trim().trim_start_matches('<').trim_end_matches('>').to_ascii_lowercase()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rempart_proto::v1::RecipientReply;
+
+    fn session(outcome: &str, to: &[&str], refused: &[&str], at_ms: i64) -> TrackEvent {
+        TrackEvent {
+            queue_id: "Q1".into(),
+            at_ms,
+            kind: "session".into(),
+            client_ip: "192.0.2.7".into(),
+            helo: "mx.sender.test".into(),
+            sender: "s@sender.test".into(),
+            recipients: to.iter().map(|s| s.to_string()).collect(),
+            refused: refused.iter().map(|a| RecipientReply { address: a.to_string(), reply: "550 5.1.1 unknown".into() }).collect(),
+            reply: "250 2.0.0 Ok".into(),
+            outcome: outcome.into(),
+            ..Default::default()
+        }
+    }
+
+    fn delivery(to: &str, status: &str, at_ms: i64) -> DeliveryEvent {
+        DeliveryEvent {
+            queue_id: "Q1".into(),
+            recipient: to.into(),
+            status: status.into(),
+            reply: "250 ok".into(),
+            attempts: 1,
+            at_ms,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn events_in_any_order_make_the_same_record() {
+        let (s, d) = (session("queued", &["a@one.test"], &["x@one.test"], 1_000), delivery("a@one.test", "delivered", 2_000));
+        let mut in_order = TrackedMessage::default();
+        in_order.apply_track(&s);
+        in_order.apply_delivery(&d);
+        let mut reversed = TrackedMessage::default();
+        reversed.apply_delivery(&d);
+        reversed.apply_track(&s);
+        for m in [&in_order, &reversed] {
+            assert_eq!(m.first_ms, 1_000);
+            assert_eq!(m.status(), Status::Delivered, "a refused RCPT beside a delivery: delivered");
+            assert!(m.statuses().contains(&Status::Refused));
+            assert_eq!(m.timeline.first().map(|s| s.what.as_str()), Some("connection"));
+        }
+        let sorted = |m: &TrackedMessage| {
+            let mut r = m.recipients.clone();
+            r.sort_by(|a, b| a.address.cmp(&b.address));
+            r
+        };
+        assert_eq!(sorted(&in_order), sorted(&reversed));
+    }
+
+    #[test]
+    fn quarantine_expiry_is_told_once_and_other_customers_recipients_are_hidden() {
+        let mut m = TrackedMessage::default();
+        m.apply_track(&session("quarantined", &["a@one.test", "b@two.test"], &[], 1_000));
+        let expired = TrackEvent {
+            queue_id: "Q1".into(),
+            at_ms: 5_000,
+            kind: "expired".into(),
+            recipients: vec!["a@one.test".into()],
+            outcome: "the quarantine's retention".into(),
+            ..Default::default()
+        };
+        m.apply_track(&expired);
+        m.apply_track(&expired);
+        assert_eq!(m.timeline.iter().filter(|s| s.what == "expired").count(), 1, "two replicas' sweeps: one step");
+        assert_eq!(m.recipients.iter().map(|r| r.status).collect::<Vec<_>>(), [Status::Deleted, Status::Quarantined]);
+        let scope = Scope::Domains(vec!["two.test".into()]);
+        assert!(m.visible_to(&scope));
+        let seen = m.clone().seen_by(&scope);
+        assert_eq!(seen.recipients.iter().map(|r| r.address.as_str()).collect::<Vec<_>>(), ["b@two.test"]);
+        assert!(!m.visible_to(&Scope::Domains(vec!["three.test".into()])));
+    }
 }
