@@ -1,5 +1,5 @@
 //! The console: where customers find what the gateway held or refused. It keeps the
-//! quarantine (`quarantine.rs`, fed from `rempart.quarantine` by `intake.rs`), serves
+//! quarantine (`quarantine/`, fed from `rempart.quarantine` by `intake.rs`), serves
 //! the portal and the public `/why/{QueueId}` pages (`web/`). The accounts live in the
 //! shared state (`rempart_state::accounts`): the same login serves SMTP submission.
 
