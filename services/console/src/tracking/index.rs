@@ -83,15 +83,11 @@ impl TrackingIndex {
         {
             let records = tx.open_table(RECORDS).map_err(storage)?;
             for event in events {
-                let queue_id = match event.subject.as_str() {
-                    TRACK_EVENTS => TrackEvent::decode(event.payload.as_slice()).ok().map(|e| e.queue_id.clone()),
-                    DELIVERY_EVENTS => DeliveryEvent::decode(event.payload.as_slice()).ok().map(|e| e.queue_id.clone()),
-                    _ => None,
-                };
-                let Some(queue_id) = queue_id.filter(|q| !q.is_empty() && q.len() <= 64) else {
+                let Some(event) = Decoded::of(event) else {
                     tracing::debug!(subject = %event.subject, "tracking skipped an event it cannot read");
                     continue;
                 };
+                let queue_id = event.queue_id().to_string();
                 if !changed.contains_key(&queue_id) {
                     let before = match records.get(queue_id.as_str()).map_err(storage)? {
                         Some(bytes) => serde_json::from_slice(bytes.value()).unwrap_or_default(),
@@ -100,21 +96,12 @@ impl TrackingIndex {
                     changed.insert(queue_id.clone(), (keys(&before), before.first_ms, before));
                 }
                 let Some((_, _, record)) = changed.get_mut(&queue_id) else { continue };
-                match event.subject.as_str() {
-                    TRACK_EVENTS => {
-                        if let Ok(e) = TrackEvent::decode(event.payload.as_slice()) {
-                            record.apply_track(&e);
-                        }
-                    }
-                    _ => {
-                        if let Ok(e) = DeliveryEvent::decode(event.payload.as_slice()) {
-                            record.apply_delivery(&e);
-                        }
-                    }
+                match &event {
+                    Decoded::Track(e) => record.apply_track(e),
+                    Decoded::Delivery(e) => record.apply_delivery(e),
                 }
                 // A DSN the relay made is a message of its own: its record starts here.
-                if event.subject == TRACK_EVENTS
-                    && let Ok(e) = TrackEvent::decode(event.payload.as_slice())
+                if let Decoded::Track(e) = &event
                     && e.kind == "dsn"
                     && !e.outcome.is_empty()
                     && !changed.contains_key(&e.outcome)
@@ -255,6 +242,32 @@ impl TrackingIndex {
     }
 }
 
+/// An event tracking reads, decoded once.
+enum Decoded {
+    Track(TrackEvent),
+    Delivery(DeliveryEvent),
+}
+
+impl Decoded {
+    /// The event, if it is tracking's and names a queue id (at most 64 characters).
+    fn of(event: &Event) -> Option<Decoded> {
+        let decoded = match event.subject.as_str() {
+            TRACK_EVENTS => Decoded::Track(TrackEvent::decode(event.payload.as_slice()).ok()?),
+            DELIVERY_EVENTS => Decoded::Delivery(DeliveryEvent::decode(event.payload.as_slice()).ok()?),
+            _ => return None,
+        };
+        let id = decoded.queue_id();
+        (!id.is_empty() && id.len() <= 64).then_some(decoded)
+    }
+
+    fn queue_id(&self) -> &str {
+        match self {
+            Decoded::Track(e) => &e.queue_id,
+            Decoded::Delivery(e) => &e.queue_id,
+        }
+    }
+}
+
 /// The index keys of a message: "" (every message), and one per searchable value.
 fn keys(m: &TrackedMessage) -> BTreeSet<String> {
     let mut keys = BTreeSet::new();
@@ -311,5 +324,44 @@ fn driving_keys(q: &Query, scope: &Scope) -> Vec<String> {
         Scope::Addresses(addresses) => {
             addresses.iter().flat_map(|a| [format!("r:{}", a.to_ascii_lowercase()), format!("s:{}", a.to_ascii_lowercase())]).collect()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn session(id: &str, to: &str, at_ms: i64) -> Event {
+        let e = TrackEvent {
+            queue_id: id.into(),
+            at_ms,
+            kind: "session".into(),
+            sender: "s@sender.test".into(),
+            recipients: vec![to.into()],
+            outcome: "queued".into(),
+            message_id: format!("<{id}@sender.test>"),
+            ..Default::default()
+        };
+        Event { subject: TRACK_EVENTS.into(), payload: e.encode_to_vec() }
+    }
+
+    #[test]
+    fn searched_by_each_key_and_forgotten_past_the_retention() {
+        let dir = tempfile::tempdir().unwrap();
+        let index = TrackingIndex::open(&dir.path().join("t.redb")).unwrap();
+        let events = [session("OLD", "a@one.test", 1_000), session("NEW", "b@two.test", 9_000)];
+        assert_eq!(index.apply(&events, 7).unwrap(), 2);
+        assert_eq!(index.sequence().unwrap(), 7);
+        let ids = |q: Query, scope: Scope| index.search(&q, &scope).unwrap().messages.into_iter().map(|m| m.queue_id).collect::<Vec<_>>();
+        assert_eq!(ids(Query::default(), Scope::All), ["NEW", "OLD"], "newest first");
+        assert_eq!(ids(Query { recipient: "one.test".into(), ..Default::default() }, Scope::All), ["OLD"]);
+        assert_eq!(ids(Query { message_id: "new@sender.test".into(), ..Default::default() }, Scope::All), ["NEW"]);
+        assert_eq!(ids(Query::default(), Scope::Domains(vec!["two.test".into()])), ["NEW"]);
+        assert_eq!(ids(Query { since_ms: Some(5_000), ..Default::default() }, Scope::All), ["NEW"]);
+        assert_eq!(index.sweep(5_000).unwrap(), 1);
+        assert_eq!(ids(Query { recipient: "a@one.test".into(), ..Default::default() }, Scope::All), Vec::<String>::new());
+        assert_eq!(index.len().unwrap(), 1);
+        let garbage = Event { subject: TRACK_EVENTS.into(), payload: vec![0xff, 0x01] };
+        assert_eq!(index.apply(&[garbage], 0).unwrap(), 0, "an unreadable event is skipped");
     }
 }
