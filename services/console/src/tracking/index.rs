@@ -244,7 +244,7 @@ impl TrackingIndex {
 
 /// An event tracking reads, decoded once.
 enum Decoded {
-    Track(TrackEvent),
+    Track(Box<TrackEvent>),
     Delivery(DeliveryEvent),
 }
 
@@ -252,7 +252,7 @@ impl Decoded {
     /// The event, if it is tracking's and names a queue id (at most 64 characters).
     fn of(event: &Event) -> Option<Decoded> {
         let decoded = match event.subject.as_str() {
-            TRACK_EVENTS => Decoded::Track(TrackEvent::decode(event.payload.as_slice()).ok()?),
+            TRACK_EVENTS => Decoded::Track(Box::new(TrackEvent::decode(event.payload.as_slice()).ok()?)),
             DELIVERY_EVENTS => Decoded::Delivery(DeliveryEvent::decode(event.payload.as_slice()).ok()?),
             _ => return None,
         };
