@@ -111,6 +111,22 @@ pub struct Gateway {
 }
 
 impl Gateway {
+    /// `rempart --config <this gateway's file> ARGS` (a running gateway answers on its
+    /// admin socket): stdout, trimmed; panics with the error and the gateway's log.
+    pub fn cli(&self, args: &[&str], stdin: Option<&str>) -> String {
+        self.try_cli(args, stdin).unwrap_or_else(|e| panic!("rempart {args:?}: {e}\n{}", self.log()))
+    }
+
+    /// The same, giving stderr when the command fails.
+    pub fn try_cli(&self, args: &[&str], stdin: Option<&str>) -> Result<String, String> {
+        let config = self.config_path.display().to_string();
+        let mut all = vec!["--config", config.as_str()];
+        all.extend_from_slice(args);
+        let out = run_rempart(&all, self.dir.path(), stdin.map(str::as_bytes));
+        let stdout = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        if out.status.success() { Ok(stdout) } else { Err(String::from_utf8_lossy(&out.stderr).to_string()) }
+    }
+
     /// Starts `rempart serve` with `config`, in which `{listen}` becomes a free
     /// loopback address, `{data}` a fresh data directory and `{console}` the console's
     /// address, port 0 (added when the configuration has no `[console]`; its port is

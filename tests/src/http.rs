@@ -71,6 +71,18 @@ impl Browser {
     }
 }
 
+/// One `/api/v1` call with a bearer token: the status and the JSON answer (the body as
+/// a JSON string when it is not JSON).
+pub fn api(addr: &str, token: &str, method: &str, path: &str, body: Option<serde_json::Value>) -> (u16, serde_json::Value) {
+    let mut headers = vec![("Authorization".to_string(), format!("Bearer {token}"))];
+    let body = body.map(|b| b.to_string()).unwrap_or_default();
+    if !body.is_empty() {
+        headers.push(("Content-Type".into(), "application/json".into()));
+    }
+    let r = request(addr, method, path, &headers, &body);
+    (r.status, serde_json::from_str(&r.body).unwrap_or(serde_json::Value::String(r.body)))
+}
+
 pub fn request(addr: &str, method: &str, path: &str, headers: &[(String, String)], body: &str) -> Response {
     let mut stream = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
     stream.set_read_timeout(Some(Duration::from_secs(20))).expect("timeout");

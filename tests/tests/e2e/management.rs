@@ -10,30 +10,12 @@ use std::time::{Duration, Instant};
 
 use rempart_tests::dns::{DnsServer, Rr, Zone};
 use rempart_tests::gateway::{SteadyLoad, run_rempart};
-use rempart_tests::http::{Browser, Response, request};
+use rempart_tests::http::api;
+use rempart_tests::http::{Browser, request};
 use rempart_tests::{Gateway, Sink, SinkMode, SmtpClient, free_port, message, wait_until};
 use serde_json::{Value, json};
 
 const PASSWORD: &str = "correct horse battery";
-
-fn cli(gw: &Gateway, args: &[&str], stdin: Option<&str>) -> String {
-    let config = gw.config_path.display().to_string();
-    let mut all = vec!["--config", config.as_str()];
-    all.extend_from_slice(args);
-    let out = run_rempart(&all, gw.dir.path(), stdin.map(str::as_bytes));
-    assert!(out.status.success(), "rempart {args:?}: {}\n{}", String::from_utf8_lossy(&out.stderr), gw.log());
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
-fn api(console: &str, token: &str, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-    let mut headers = vec![("Authorization".to_string(), format!("Bearer {token}"))];
-    let body = body.map(|b| b.to_string()).unwrap_or_default();
-    if !body.is_empty() {
-        headers.push(("Content-Type".into(), "application/json".into()));
-    }
-    let r: Response = request(console, method, path, &headers, &body);
-    (r.status, serde_json::from_str(&r.body).unwrap_or(Value::String(r.body)))
-}
 
 /// One message to `to`: the RCPT reply code, and the DATA reply's when RCPT passed.
 fn send(addr: &str, to: &str, subject: &str) -> u16 {
@@ -90,12 +72,12 @@ fn a_tenant_onboards_a_domain_under_load_and_the_operator_changes_it_live() {
     let load = SteadyLoad::start(&gw.addr(), load_sink, 20, 15);
 
     // The operator, on the running gateway's socket: a tenant and its admin.
-    cli(&gw, &["tenant", "add", "acme", "--name", "Acme SA"], None);
-    cli(&gw, &["tenant", "add", "globex"], None);
-    cli(&gw, &["account", "add", "admin@acme.test", "--role", "tenant-admin", "--tenant", "acme"], Some(PASSWORD));
-    cli(&gw, &["account", "add", "boss@globex.test", "--role", "tenant-admin", "--tenant", "globex"], Some(PASSWORD));
-    let acme = cli(&gw, &["account", "token", "add", "admin@acme.test"], None);
-    let globex = cli(&gw, &["account", "token", "add", "boss@globex.test"], None);
+    gw.cli(&["tenant", "add", "acme", "--name", "Acme SA"], None);
+    gw.cli(&["tenant", "add", "globex"], None);
+    gw.cli(&["account", "add", "admin@acme.test", "--role", "tenant-admin", "--tenant", "acme"], Some(PASSWORD));
+    gw.cli(&["account", "add", "boss@globex.test", "--role", "tenant-admin", "--tenant", "globex"], Some(PASSWORD));
+    let acme = gw.cli(&["account", "token", "add", "admin@acme.test"], None);
+    let globex = gw.cli(&["account", "token", "add", "boss@globex.test"], None);
     assert!(acme.starts_with("rpt_"), "{acme}");
 
     // The tenant adds its domain: pending, its mail deferred with the reason.
@@ -148,11 +130,11 @@ fn a_tenant_onboards_a_domain_under_load_and_the_operator_changes_it_live() {
     // The operator adds a domain from the CLI: active at once.
     let third = Sink::start(SinkMode::Accept);
     let started = Instant::now();
-    cli(&gw, &["domain", "add", "b.example", "--route", &third.route()], None);
+    gw.cli(&["domain", "add", "b.example", "--route", &third.route()], None);
     let added = time_until(Duration::from_secs(10), || send(&gw.addr(), "carol@b.example", "to b") == 250)
         .map(|_| started.elapsed())
         .unwrap_or_else(|| panic!("b.example never accepted:\n{}", gw.log()));
-    let listed = cli(&gw, &["domain", "list"], None);
+    let listed = gw.cli(&["domain", "list"], None);
     assert!(listed.contains("example.com\tactive\tfile"), "{listed}");
     assert!(listed.contains("b.example\tactive\tstore"), "{listed}");
     assert!(listed.contains("acme.test\tactive\tstore\tacme"), "{listed}");
@@ -174,15 +156,15 @@ fn a_tenant_onboards_a_domain_under_load_and_the_operator_changes_it_live() {
     let r = browser.post("/login", &[("csrf", &page.csrf()), ("email", "admin@acme.test"), ("password", PASSWORD)]);
     assert_eq!(r.status, 303, "{r:?}");
     assert_eq!(browser.get("/quarantine").status, 200);
-    cli(&gw, &["account", "disable", "admin@acme.test"], None);
+    gw.cli(&["account", "disable", "admin@acme.test"], None);
     assert_eq!(api(&console, &acme, "GET", "/api/v1/domains", None).0, 401);
     assert_eq!(browser.get("/quarantine").status, 303, "the session is dead");
-    cli(&gw, &["account", "enable", "admin@acme.test"], None);
+    gw.cli(&["account", "enable", "admin@acme.test"], None);
     assert_eq!(api(&console, &acme, "GET", "/api/v1/domains", None).0, 401, "a disable ends the tokens for good");
-    let tokens = cli(&gw, &["account", "token", "list", "admin@acme.test"], None);
+    let tokens = gw.cli(&["account", "token", "list", "admin@acme.test"], None);
     let id = tokens.split('\t').next().unwrap().to_string();
-    cli(&gw, &["account", "token", "revoke", &id], None);
-    assert!(cli(&gw, &["account", "token", "list", "admin@acme.test"], None).is_empty());
+    gw.cli(&["account", "token", "revoke", &id], None);
+    assert!(gw.cli(&["account", "token", "list", "admin@acme.test"], None).is_empty());
 
     let report = load.report();
     let r = &report["reconciliation"];
@@ -205,10 +187,10 @@ fn every_api_route_for_every_role() {
     let dns = DnsServer::start(Zone::new());
     let gw = gateway(&dns, free_port(), "");
     let console = console_addr(&gw);
-    cli(&gw, &["tenant", "add", "acme"], None);
-    cli(&gw, &["tenant", "add", "globex"], None);
-    cli(&gw, &["domain", "add", "acme.test", "--route", "smtp://127.0.0.1:9", "--tenant", "acme"], None);
-    cli(&gw, &["domain", "add", "globex.test", "--route", "smtp://127.0.0.1:9", "--tenant", "globex"], None);
+    gw.cli(&["tenant", "add", "acme"], None);
+    gw.cli(&["tenant", "add", "globex"], None);
+    gw.cli(&["domain", "add", "acme.test", "--route", "smtp://127.0.0.1:9", "--tenant", "acme"], None);
+    gw.cli(&["domain", "add", "globex.test", "--route", "smtp://127.0.0.1:9", "--tenant", "globex"], None);
     let roles = [
         ("operator", "ops@gw.test", vec!["--role", "operator"]),
         ("helpdesk", "desk@gw.test", vec!["--role", "helpdesk"]),
@@ -220,10 +202,10 @@ fn every_api_route_for_every_role() {
     for (role, email, args) in &roles {
         let mut all = vec!["account", "add", *email];
         all.extend(args.iter().copied());
-        cli(&gw, &all, Some(PASSWORD));
-        tokens.push((*role, cli(&gw, &["account", "token", "add", email], None)));
+        gw.cli(&all, Some(PASSWORD));
+        tokens.push((*role, gw.cli(&["account", "token", "add", email], None)));
     }
-    cli(&gw, &["account", "add", "carol@globex.test", "--tenant", "globex"], Some(PASSWORD));
+    gw.cli(&["account", "add", "carol@globex.test", "--tenant", "globex"], Some(PASSWORD));
     // Each row: method, path, body, and the status expected for operator, helpdesk,
     // auditor, tenant admin, user. Changes come back undone by the next rows.
     let new_user = |email: &str| json!({ "email": email, "password": PASSWORD, "role": "user" });
@@ -353,7 +335,7 @@ fn a_brute_force_behind_the_proxy_does_not_lock_the_operator_out() {
     let dns = DnsServer::start(Zone::new());
     let gw = gateway(&dns, free_port(), "trusted_proxies = [\"127.0.0.1\"]\n");
     let console = console_addr(&gw);
-    cli(&gw, &["account", "add", "ops@gw.test", "--role", "operator"], Some(PASSWORD));
+    gw.cli(&["account", "add", "ops@gw.test", "--role", "operator"], Some(PASSWORD));
     let attempt = |client: &str, password: &str| {
         let mut b = Browser::new(&console);
         let page = b.get("/login");
@@ -394,13 +376,13 @@ fn a_second_factor_is_asked_once_set_up_and_enforced_by_the_tenant() {
     let dns = DnsServer::start(Zone::new());
     let gw = gateway(&dns, free_port(), "");
     let console = console_addr(&gw);
-    cli(&gw, &["tenant", "add", "acme"], None);
-    cli(&gw, &["tenant", "add", "vault", "--require-totp"], None);
-    cli(&gw, &["domain", "add", "acme.test", "--route", "smtp://127.0.0.1:9", "--tenant", "acme"], None);
-    cli(&gw, &["domain", "add", "vault.test", "--route", "smtp://127.0.0.1:9", "--tenant", "vault"], None);
-    cli(&gw, &["account", "add", "alice@acme.test", "--tenant", "acme"], Some(PASSWORD));
-    cli(&gw, &["account", "add", "bob@vault.test", "--tenant", "vault"], Some(PASSWORD));
-    let token = cli(&gw, &["account", "token", "add", "alice@acme.test"], None);
+    gw.cli(&["tenant", "add", "acme"], None);
+    gw.cli(&["tenant", "add", "vault", "--require-totp"], None);
+    gw.cli(&["domain", "add", "acme.test", "--route", "smtp://127.0.0.1:9", "--tenant", "acme"], None);
+    gw.cli(&["domain", "add", "vault.test", "--route", "smtp://127.0.0.1:9", "--tenant", "vault"], None);
+    gw.cli(&["account", "add", "alice@acme.test", "--tenant", "acme"], Some(PASSWORD));
+    gw.cli(&["account", "add", "bob@vault.test", "--tenant", "vault"], Some(PASSWORD));
+    let token = gw.cli(&["account", "token", "add", "alice@acme.test"], None);
     assert_eq!(console_login(&console, "alice@acme.test", PASSWORD, "").1, 303, "no second factor yet");
 
     let (status, enrolled) = api(&console, &token, "POST", "/api/v1/accounts/alice@acme.test/totp", None);
@@ -423,7 +405,7 @@ fn a_second_factor_is_asked_once_set_up_and_enforced_by_the_tenant() {
     assert_eq!(alice.get("/quarantine").status, 200);
     assert_eq!(console_login(&console, "alice@acme.test", PASSWORD, &next).1, 401, "a code is used once");
     // Lost phone: the operator resets it; the password alone works again.
-    cli(&gw, &["account", "totp", "remove", "alice@acme.test"], None);
+    gw.cli(&["account", "totp", "remove", "alice@acme.test"], None);
     assert_eq!(console_login(&console, "alice@acme.test", PASSWORD, "").1, 303);
 
     // The vault tenant requires it: bob logs in, and every page sends him to set it up.
@@ -454,8 +436,8 @@ fn in_a_browser_a_tenant_admin_adds_a_domain_and_generates_a_dkim_key() {
     let dns = DnsServer::start(Zone::new());
     let gw = gateway(&dns, free_port(), "");
     let base = format!("http://{}", console_addr(&gw));
-    cli(&gw, &["tenant", "add", "acme", "--name", "Acme Corp"], None);
-    cli(&gw, &["account", "add", "admin@acme.test", "--role", "tenant-admin", "--tenant", "acme"], Some(PASSWORD));
+    gw.cli(&["tenant", "add", "acme", "--name", "Acme Corp"], None);
+    gw.cli(&["account", "add", "admin@acme.test", "--role", "tenant-admin", "--tenant", "acme"], Some(PASSWORD));
 
     browser.goto(&format!("{base}/login"));
     browser.type_into("#email", "admin@acme.test");
@@ -481,9 +463,9 @@ fn in_a_browser_a_tenant_admin_adds_a_domain_and_generates_a_dkim_key() {
     browser.screenshot(&artifacts.join("console-domain-dkim.png"));
 
     // What the pages did is what the API and every node see.
-    let listed = cli(&gw, &["dkim", "list", "shop.acme.test"], None);
+    let listed = gw.cli(&["dkim", "list", "shop.acme.test"], None);
     assert!(listed.contains("\trsa\tsigning"), "{listed}");
-    let shown = cli(&gw, &["domain", "show", "shop.acme.test"], None);
+    let shown = gw.cli(&["domain", "show", "shop.acme.test"], None);
     assert!(shown.contains("\"status\": \"pending\"") && shown.contains("\"tenant\": \"acme\""), "{shown}");
 }
 
@@ -496,11 +478,11 @@ fn a_tenant_admin_manages_their_users_on_the_accounts_page() {
     let dns = DnsServer::start(Zone::new());
     let gw = gateway(&dns, free_port(), "");
     let console = console_addr(&gw);
-    cli(&gw, &["tenant", "add", "acme"], None);
-    cli(&gw, &["tenant", "add", "globex"], None);
-    cli(&gw, &["domain", "add", "acme.test", "--route", "smtp://127.0.0.1:9", "--tenant", "acme"], None);
-    cli(&gw, &["account", "add", "admin@acme.test", "--role", "tenant-admin", "--tenant", "acme"], Some(PASSWORD));
-    cli(&gw, &["account", "add", "carol@globex.test", "--tenant", "globex"], Some(PASSWORD));
+    gw.cli(&["tenant", "add", "acme"], None);
+    gw.cli(&["tenant", "add", "globex"], None);
+    gw.cli(&["domain", "add", "acme.test", "--route", "smtp://127.0.0.1:9", "--tenant", "acme"], None);
+    gw.cli(&["account", "add", "admin@acme.test", "--role", "tenant-admin", "--tenant", "acme"], Some(PASSWORD));
+    gw.cli(&["account", "add", "carol@globex.test", "--tenant", "globex"], Some(PASSWORD));
     let (mut admin, status, _) = console_login(&console, "admin@acme.test", PASSWORD, "");
     assert_eq!(status, 303);
     let page = admin.get("/accounts");
@@ -538,7 +520,7 @@ fn the_operator_manages_customers_on_the_tenants_page() {
     let dns = DnsServer::start(Zone::new());
     let gw = gateway(&dns, free_port(), "");
     let console = console_addr(&gw);
-    cli(&gw, &["account", "add", "ops@gw.test", "--role", "operator"], Some(PASSWORD));
+    gw.cli(&["account", "add", "ops@gw.test", "--role", "operator"], Some(PASSWORD));
     let (mut ops, status, _) = console_login(&console, "ops@gw.test", PASSWORD, "");
     assert_eq!(status, 303);
     let page = ops.get("/tenants");
@@ -547,15 +529,15 @@ fn the_operator_manages_customers_on_the_tenants_page() {
     assert_eq!(ops.post("/tenants", &[("csrf", &csrf), ("id", "acme"), ("name", "Acme SA")]).status, 303);
     assert_eq!(ops.post("/tenants", &[("csrf", &csrf), ("id", "bad id!"), ("name", "x")]).status, 422);
     assert_eq!(ops.post("/tenants", &[("csrf", &csrf), ("id", "acme")]).status, 409);
-    cli(&gw, &["domain", "add", "acme.test", "--route", "smtp://127.0.0.1:9", "--tenant", "acme"], None);
+    gw.cli(&["domain", "add", "acme.test", "--route", "smtp://127.0.0.1:9", "--tenant", "acme"], None);
     let listed = ops.get("/tenants").body;
     assert!(listed.contains("Acme SA") && listed.contains("href=\"/domains/acme.test\"") && listed.contains("optional"), "{listed}");
     assert_eq!(ops.post("/tenants/acme/require-totp", &[("csrf", &csrf)]).status, 303);
-    assert!(cli(&gw, &["tenant", "show", "acme"], None).contains("\"require_totp\": true"));
+    assert!(gw.cli(&["tenant", "show", "acme"], None).contains("\"require_totp\": true"));
     assert_eq!(ops.post("/tenants/acme/allow-password", &[("csrf", &csrf)]).status, 303);
     let refused = ops.post("/tenants/acme/delete", &[("csrf", &csrf)]);
     assert!(refused.status == 409 && refused.body.contains("remove its domains first"), "{}", refused.body);
-    cli(&gw, &["domain", "remove", "acme.test"], None);
+    gw.cli(&["domain", "remove", "acme.test"], None);
     assert_eq!(ops.post("/tenants/acme/delete", &[("csrf", &csrf)]).status, 303);
     assert!(!ops.get("/tenants").body.contains("Acme SA"));
 }

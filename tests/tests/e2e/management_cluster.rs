@@ -12,28 +12,13 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use rempart_tests::dns::{DnsServer, Rr, Zone};
-use rempart_tests::gateway::{SteadyLoad, run_rempart};
-use rempart_tests::http::{Response, request};
+use rempart_tests::gateway::SteadyLoad;
+use rempart_tests::http::api;
 use rempart_tests::nats::NatsServer;
 use rempart_tests::{Gateway, Sink, SinkMode, SmtpClient, free_port, message, wait_until};
-use serde_json::{Value, json};
+use serde_json::json;
 
 const PASSWORD: &str = "correct horse battery";
-
-fn api(console: &str, token: &str, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-    let headers = vec![("Authorization".to_string(), format!("Bearer {token}")), ("Content-Type".into(), "application/json".into())];
-    let r: Response = request(console, method, path, &headers, &body.map(|b| b.to_string()).unwrap_or_default());
-    (r.status, serde_json::from_str(&r.body).unwrap_or(Value::String(r.body)))
-}
-
-fn cli(gw: &Gateway, args: &[&str], stdin: Option<&str>) -> String {
-    let config = gw.config_path.display().to_string();
-    let mut all = vec!["--config", config.as_str()];
-    all.extend_from_slice(args);
-    let out = run_rempart(&all, gw.dir.path(), stdin.map(str::as_bytes));
-    assert!(out.status.success(), "rempart {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
 
 /// The store version a process last applied, from its log.
 fn applied_version(log: &str) -> i64 {
@@ -95,12 +80,12 @@ fn in_a_cluster_a_tenants_domain_turns_active_and_every_node_applies_each_change
     let load = SteadyLoad::start(&edges[0].addr(), load_port, 20, 15 + changes as u64 / 2);
 
     // The operator, on console 1's socket; a tenant and its admin through the API.
-    cli(&consoles[0], &["account", "add", "ops@gw.test", "--role", "operator"], Some(PASSWORD));
-    let ops = cli(&consoles[0], &["account", "token", "add", "ops@gw.test"], None);
+    consoles[0].cli(&["account", "add", "ops@gw.test", "--role", "operator"], Some(PASSWORD));
+    let ops = consoles[0].cli(&["account", "token", "add", "ops@gw.test"], None);
     assert_eq!(api(&first, &ops, "POST", "/api/v1/tenants", Some(json!({ "id": "acme", "name": "Acme SA" }))).0, 201);
     let admin = json!({ "email": "admin@acme.test", "password": PASSWORD, "role": "tenant-admin", "tenant": "acme" });
     assert_eq!(api(&first, &ops, "POST", "/api/v1/accounts", Some(admin)).0, 201);
-    let acme = cli(&consoles[0], &["account", "token", "add", "admin@acme.test"], None);
+    let acme = consoles[0].cli(&["account", "token", "add", "admin@acme.test"], None);
 
     // The tenant adds its domain on the other console: pending on every edge.
     let route_a = Sink::start(SinkMode::Accept);

@@ -7,21 +7,15 @@
 use std::time::Duration;
 
 use rempart_tests::gateway::run_rempart;
-use rempart_tests::http::request;
+use rempart_tests::http::api;
 use rempart_tests::nats::NatsServer;
 use rempart_tests::{Gateway, Sink, SinkMode, SmtpClient, wait_until};
-use serde_json::Value;
 
 use super::console::SPAMMY;
 
-fn api(console: &str, token: &str, method: &str, path: &str) -> (u16, Value) {
-    let r = request(console, method, path, &[("Authorization".to_string(), format!("Bearer {token}"))], "");
-    (r.status, serde_json::from_str(&r.body).unwrap_or(Value::String(r.body)))
-}
-
 /// The held messages a console lists, as (queue id, status), sorted.
 fn held(console: &str, token: &str) -> Vec<(String, String)> {
-    let (status, answer) = api(console, token, "GET", "/api/v1/quarantine");
+    let (status, answer) = api(console, token, "GET", "/api/v1/quarantine", None);
     assert_eq!(status, 200, "{answer}");
     let mut all: Vec<(String, String)> = answer["messages"]
         .as_array()
@@ -84,8 +78,8 @@ fn two_console_replicas_serve_one_quarantine_and_one_survives_the_other() {
 
     // Released on both replicas at once: delivered once.
     let (x, y) = std::thread::scope(|s| {
-        let x = s.spawn(|| api(&a, &ops, "POST", &format!("/api/v1/quarantine/{}/release", ids[0])).0);
-        let y = s.spawn(|| api(&b, &ops, "POST", &format!("/api/v1/quarantine/{}/release", ids[0])).0);
+        let x = s.spawn(|| api(&a, &ops, "POST", &format!("/api/v1/quarantine/{}/release", ids[0]), None).0);
+        let y = s.spawn(|| api(&b, &ops, "POST", &format!("/api/v1/quarantine/{}/release", ids[0]), None).0);
         (x.join().unwrap_or(0), y.join().unwrap_or(0))
     });
     let mut answers = [x, y];
@@ -95,10 +89,10 @@ fn two_console_replicas_serve_one_quarantine_and_one_survives_the_other() {
 
     // kill -9 the first replica: the second shows a message's body and releases it.
     first.kill9();
-    let view = api(&b, &ops, "GET", &format!("/api/v1/quarantine/{}", ids[1]));
+    let view = api(&b, &ops, "GET", &format!("/api/v1/quarantine/{}", ids[1]), None);
     assert_eq!(view.0, 200, "{}", view.1);
-    assert_eq!(api(&b, &ops, "POST", &format!("/api/v1/quarantine/{}/release", ids[1])).0, 200, "{}", second.log());
-    assert_eq!(api(&b, &ops, "POST", &format!("/api/v1/quarantine/{}/delete", ids[2])).0, 200);
+    assert_eq!(api(&b, &ops, "POST", &format!("/api/v1/quarantine/{}/release", ids[1]), None).0, 200, "{}", second.log());
+    assert_eq!(api(&b, &ops, "POST", &format!("/api/v1/quarantine/{}/delete", ids[2]), None).0, 200);
     assert!(wait_until(Duration::from_secs(15), || sink.messages().len() == 2), "{}", second.log());
     std::thread::sleep(Duration::from_secs(1));
     assert_eq!(sink.messages().len(), 2, "each released message delivered once");
@@ -111,8 +105,8 @@ fn two_console_replicas_serve_one_quarantine_and_one_survives_the_other() {
     let listed = held(&c3, &ops);
     assert_eq!(listed.len(), 5, "the deleted one is gone everywhere: {listed:?}");
     assert_eq!(listed.iter().filter(|(_, s)| s == "released").count(), 2, "{listed:?}");
-    assert_eq!(api(&c3, &ops, "POST", &format!("/api/v1/quarantine/{}/release", ids[1])).0, 409, "released on another replica");
-    assert_eq!(api(&c3, &ops, "POST", &format!("/api/v1/quarantine/{}/release", ids[3])).0, 200);
+    assert_eq!(api(&c3, &ops, "POST", &format!("/api/v1/quarantine/{}/release", ids[1]), None).0, 409, "released on another replica");
+    assert_eq!(api(&c3, &ops, "POST", &format!("/api/v1/quarantine/{}/release", ids[3]), None).0, 200);
     assert!(wait_until(Duration::from_secs(15), || sink.messages().len() == 3), "{}", third.log());
     // The restarted first replica resumes after the last change it applied.
     first.restart();

@@ -6,31 +6,15 @@
 
 use std::time::{Duration, Instant};
 
-use rempart_tests::gateway::run_rempart;
-use rempart_tests::http::request;
+use rempart_tests::http::api;
 use rempart_tests::nats::NatsServer;
 use rempart_tests::{Gateway, Sink, SinkMode, SmtpClient, wait_until};
-use serde_json::Value;
 
 const PASSWORD: &str = "correct horse battery";
 
-fn cli(gw: &Gateway, args: &[&str], stdin: Option<&str>) -> Result<String, String> {
-    let config = gw.config_path.display().to_string();
-    let mut all = vec!["--config", config.as_str()];
-    all.extend_from_slice(args);
-    let out = run_rempart(&all, gw.dir.path(), stdin.map(str::as_bytes));
-    let stdout = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    if out.status.success() { Ok(stdout) } else { Err(String::from_utf8_lossy(&out.stderr).to_string()) }
-}
-
-fn api(console: &str, token: &str, method: &str, path: &str) -> (u16, Value) {
-    let r = request(console, method, path, &[("Authorization".to_string(), format!("Bearer {token}"))], "");
-    (r.status, serde_json::from_str(&r.body).unwrap_or(Value::String(r.body)))
-}
-
 /// The queue as the API lists it: (queue id, held, attempts).
 fn listed(console: &str, token: &str) -> Vec<(String, bool, u64)> {
-    let (status, answer) = api(console, token, "GET", "/api/v1/queue");
+    let (status, answer) = api(console, token, "GET", "/api/v1/queue", None);
     assert_eq!(status, 200, "{answer}");
     answer["messages"]
         .as_array()
@@ -64,12 +48,12 @@ fn manage_the_queue(bus: &str) {
     );
     let gw = Gateway::start_role(&cfg, "serve");
     let console = format!("127.0.0.1:{}", gw.console_port());
-    cli(&gw, &["account", "add", "ops@gw.test", "--role", "operator"], Some(PASSWORD)).expect("operator");
-    cli(&gw, &["account", "add", "admin@slow.test", "--role", "domain-admin", "--domain", "slow.test"], Some(PASSWORD)).expect("admin");
-    cli(&gw, &["account", "add", "admin@other.test", "--role", "domain-admin", "--domain", "other.test"], Some(PASSWORD)).expect("other");
-    let ops = cli(&gw, &["account", "token", "add", "ops@gw.test"], None).expect("token");
-    let admin = cli(&gw, &["account", "token", "add", "admin@slow.test"], None).expect("token");
-    let other = cli(&gw, &["account", "token", "add", "admin@other.test"], None).expect("token");
+    gw.try_cli(&["account", "add", "ops@gw.test", "--role", "operator"], Some(PASSWORD)).expect("operator");
+    gw.try_cli(&["account", "add", "admin@slow.test", "--role", "domain-admin", "--domain", "slow.test"], Some(PASSWORD)).expect("admin");
+    gw.try_cli(&["account", "add", "admin@other.test", "--role", "domain-admin", "--domain", "other.test"], Some(PASSWORD)).expect("other");
+    let ops = gw.try_cli(&["account", "token", "add", "ops@gw.test"], None).expect("token");
+    let admin = gw.try_cli(&["account", "token", "add", "admin@slow.test"], None).expect("token");
+    let other = gw.try_cli(&["account", "token", "add", "admin@other.test"], None).expect("token");
 
     let mut ids = Vec::new();
     let mut c = SmtpClient::connect(&gw.addr());
@@ -86,22 +70,22 @@ fn manage_the_queue(bus: &str) {
         queue.len() == 5 && queue.iter().all(|(_, held, attempts)| !held && *attempts == 1)
     });
     assert!(all_deferred, "{:?}\n{}", listed(&console, &admin), gw.log());
-    let lines = cli(&gw, &["queue", "list"], None).expect("queue list");
+    let lines = gw.try_cli(&["queue", "list"], None).expect("queue list");
     assert!(lines.lines().count() == 5 && lines.contains("451 4.3.0") && lines.contains("erin@slow.test"), "{lines}");
 
     // Another domain's admin sees nothing and touches nothing.
     assert!(listed(&console, &other).is_empty(), "{:?}", listed(&console, &other));
     for action in ["hold", "delete", "bounce", "retry"] {
-        assert_eq!(api(&console, &other, "POST", &format!("/api/v1/queue/{}/{action}", ids[0])).0, 404, "{action}");
+        assert_eq!(api(&console, &other, "POST", &format!("/api/v1/queue/{}/{action}", ids[0]), None).0, 404, "{action}");
     }
 
     // Hold (the CLI), delete and bounce (the domain's admin through the API).
-    cli(&gw, &["queue", "hold", &ids[0]], None).expect("hold");
-    assert_eq!(api(&console, &admin, "POST", &format!("/api/v1/queue/{}/hold", ids[0])).0, 409, "already held");
-    assert_eq!(api(&console, &admin, "POST", &format!("/api/v1/queue/{}/delete", ids[1])).0, 200);
-    assert_eq!(api(&console, &admin, "POST", &format!("/api/v1/queue/{}/bounce", ids[2])).0, 200);
-    assert_eq!(api(&console, &admin, "POST", &format!("/api/v1/queue/{}/explode", ids[3])).0, 422);
-    let held = cli(&gw, &["queue", "list", "--held"], None).expect("held");
+    gw.try_cli(&["queue", "hold", &ids[0]], None).expect("hold");
+    assert_eq!(api(&console, &admin, "POST", &format!("/api/v1/queue/{}/hold", ids[0]), None).0, 409, "already held");
+    assert_eq!(api(&console, &admin, "POST", &format!("/api/v1/queue/{}/delete", ids[1]), None).0, 200);
+    assert_eq!(api(&console, &admin, "POST", &format!("/api/v1/queue/{}/bounce", ids[2]), None).0, 200);
+    assert_eq!(api(&console, &admin, "POST", &format!("/api/v1/queue/{}/explode", ids[3]), None).0, 422);
+    let held = gw.try_cli(&["queue", "list", "--held"], None).expect("held");
     assert!(held.contains(&ids[0]) && held.contains("held by operator@admin.socket") && held.lines().count() == 1, "{held}");
     let dsn = wait_until(Duration::from_secs(20), || {
         accept.messages().iter().any(|m| {
@@ -115,7 +99,7 @@ fn manage_the_queue(bus: &str) {
     while Instant::now() < opens {
         std::thread::sleep(Duration::from_millis(200));
     }
-    cli(&gw, &["queue", "retry", &ids[3]], None).expect("retry");
+    gw.try_cli(&["queue", "retry", &ids[3]], None).expect("retry");
     assert!(wait_until(Duration::from_secs(15), || subjects(&failing).contains(&"retried".to_string())), "{}", gw.log());
     let mut c = SmtpClient::connect(&gw.addr());
     c.ehlo();
@@ -123,14 +107,14 @@ fn manage_the_queue(bus: &str) {
     assert_eq!(etrn.code, 253, "{etrn:?}\n{}", gw.log());
     assert!(etrn.text().contains("1 pending"), "only the deferred one, not the held one: {etrn:?}");
     assert!(wait_until(Duration::from_secs(15), || subjects(&failing).contains(&"etrn".to_string())), "{}", gw.log());
-    cli(&gw, &["queue", "release", &ids[0]], None).expect("release");
+    gw.try_cli(&["queue", "release", &ids[0]], None).expect("release");
     assert!(wait_until(Duration::from_secs(15), || subjects(&failing).contains(&"held".to_string())), "{}", gw.log());
     assert!(wait_until(Duration::from_secs(10), || listed(&console, &ops).is_empty()), "{:?}", listed(&console, &ops));
     std::thread::sleep(Duration::from_secs(1));
     let mut got = subjects(&failing);
     got.sort();
     assert_eq!(got, ["etrn", "held", "retried"], "each once; the deleted and the bounced never");
-    let tracked = api(&console, &ops, "GET", &format!("/api/v1/tracking/{}", ids[1])).1.to_string();
+    let tracked = api(&console, &ops, "GET", &format!("/api/v1/tracking/{}", ids[1]), None).1.to_string();
     assert!(tracked.contains("\"what\":\"delete\"") && tracked.contains("admin@slow.test"), "{tracked}");
 }
 

@@ -7,7 +7,7 @@
 use std::time::{Duration, Instant};
 
 use rempart_tests::gateway::run_rempart;
-use rempart_tests::http::request;
+use rempart_tests::http::api;
 use rempart_tests::{Gateway, Sink, SinkMode, SmtpClient, wait_until};
 use serde_json::Value;
 
@@ -32,23 +32,9 @@ fn gateway(accept: &Sink, failing: &Sink) -> Gateway {
     Gateway::in_process_prepared(&config, add_users)
 }
 
-fn cli(gw: &Gateway, args: &[&str]) -> String {
-    let config = gw.config_path.display().to_string();
-    let mut all = vec!["--config", config.as_str()];
-    all.extend_from_slice(args);
-    let out = run_rempart(&all, gw.dir.path(), None);
-    assert!(out.status.success(), "rempart {args:?}: {}\n{}", String::from_utf8_lossy(&out.stderr), gw.log());
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
-fn api(console: &str, token: &str, path: &str) -> (u16, Value) {
-    let r = request(console, "GET", path, &[("Authorization".to_string(), format!("Bearer {token}"))], "");
-    (r.status, serde_json::from_str(&r.body).unwrap_or(Value::String(r.body)))
-}
-
 /// The statuses of the messages a search finds, by queue id.
 fn found(console: &str, token: &str, query: &str) -> Vec<(String, String)> {
-    let (status, answer) = api(console, token, &format!("/api/v1/tracking?{query}"));
+    let (status, answer) = api(console, token, "GET", &format!("/api/v1/tracking?{query}"), None);
     assert_eq!(status, 200, "{query}: {answer}");
     answer["messages"]
         .as_array()
@@ -68,9 +54,9 @@ fn every_fate_of_a_message_is_found_by_sender_and_recipient_with_its_timeline() 
     let failing = Sink::start(SinkMode::TempFailUntil(Instant::now() + Duration::from_secs(3600)));
     let gw = gateway(&accept, &failing);
     let console = console_addr(&gw);
-    let ops = cli(&gw, &["account", "token", "add", "ops@provider.test"]);
-    let admin = cli(&gw, &["account", "token", "add", "admin@example.com"]);
-    let other = cli(&gw, &["account", "token", "add", "admin@other.test"]);
+    let ops = gw.cli(&["account", "token", "add", "ops@provider.test"], None);
+    let admin = gw.cli(&["account", "token", "add", "admin@example.com"], None);
+    let other = gw.cli(&["account", "token", "add", "admin@other.test"], None);
 
     let mut c = SmtpClient::connect(&gw.addr());
     c.ehlo();
@@ -133,7 +119,7 @@ fn every_fate_of_a_message_is_found_by_sender_and_recipient_with_its_timeline() 
     assert_eq!(by_rcpt(&format!("queue_id={late}")).len(), 1);
 
     // A message's timeline: connection, verdict, each attempt, the DSN.
-    let (status, message) = api(&console, &ops, &format!("/api/v1/tracking/{late}"));
+    let (status, message) = api(&console, &ops, "GET", &format!("/api/v1/tracking/{late}"), None);
     assert_eq!(status, 200, "{message}");
     let steps: Vec<&str> = message["timeline"].as_array().into_iter().flatten().filter_map(|s| s["what"].as_str()).collect();
     for step in ["connection", "queued", "deferred", "bounced", "dsn"] {
@@ -164,11 +150,11 @@ fn every_fate_of_a_message_is_found_by_sender_and_recipient_with_its_timeline() 
         }
     }
     for id in [&delivered, &late] {
-        assert_eq!(api(&console, &other, &format!("/api/v1/tracking/{id}")).0, 404, "another domain's message by queue id");
-        assert_eq!(api(&console, &other, &format!("/api/v1/tracking?queue_id={id}")).1["messages"], Value::Array(vec![]));
+        assert_eq!(api(&console, &other, "GET", &format!("/api/v1/tracking/{id}"), None).0, 404, "another domain's message by queue id");
+        assert_eq!(api(&console, &other, "GET", &format!("/api/v1/tracking?queue_id={id}"), None).1["messages"], Value::Array(vec![]));
     }
     // The message to both domains: each admin sees their own recipient only.
-    let (_, shared) = api(&console, &other, &format!("/api/v1/tracking/{held}"));
+    let (_, shared) = api(&console, &other, "GET", &format!("/api/v1/tracking/{held}"), None);
     let text = shared.to_string();
     assert!(text.contains("dave@other.test") && !text.contains("bob@example.com"), "{text}");
 
@@ -185,9 +171,9 @@ fn every_fate_of_a_message_is_found_by_sender_and_recipient_with_its_timeline() 
     assert_eq!(alice.get(&format!("/tracking/{late}")).status, 404);
 
     // The CLI against the running gateway.
-    let lines = cli(&gw, &["track", "--recipient", "erin@slow.test"]);
+    let lines = gw.cli(&["track", "--recipient", "erin@slow.test"], None);
     assert!(lines.contains(&late) && lines.contains("bounced"), "{lines}");
-    let timeline = cli(&gw, &["track", "--queue-id", &late]);
+    let timeline = gw.cli(&["track", "--queue-id", &late], None);
     assert!(timeline.contains("dsn") && timeline.contains("4.4.7"), "{timeline}");
     let bad = run_rempart(&["--config", &gw.config_path.display().to_string(), "track", "--status", "lost"], gw.dir.path(), None);
     assert!(!bad.status.success() && String::from_utf8_lossy(&bad.stderr).contains("unknown status"));
@@ -220,7 +206,7 @@ fn on_nats_a_console_started_empty_catches_up_and_two_consoles_answer_the_same()
         Some(b"correct horse battery"),
     );
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let ops = cli(&gw, &["account", "token", "add", "ops@gw.test"]);
+    let ops = gw.cli(&["account", "token", "add", "ops@gw.test"], None);
 
     let messages = 30;
     let mut c = SmtpClient::connect(&gw.addr());
@@ -254,10 +240,10 @@ fn on_nats_a_console_started_empty_catches_up_and_two_consoles_answer_the_same()
     for query in ["recipient=alice@example.com&limit=1000", "recipient=nobody@example.com", "status=refused", "sender=s7@sender.test"] {
         assert_eq!(answers(&first, &ops, query), answers(&second, &ops, query), "{query}");
     }
-    let (_, one) = api(&second, &ops, "/api/v1/tracking?sender=s3@sender.test");
+    let (_, one) = api(&second, &ops, "GET", "/api/v1/tracking?sender=s3@sender.test", None);
     let id = one["messages"][0]["queue_id"].as_str().unwrap_or("").to_string();
-    let (_, a) = api(&first, &ops, &format!("/api/v1/tracking/{id}"));
-    let (_, b) = api(&second, &ops, &format!("/api/v1/tracking/{id}"));
+    let (_, a) = api(&first, &ops, "GET", &format!("/api/v1/tracking/{id}"), None);
+    let (_, b) = api(&second, &ops, "GET", &format!("/api/v1/tracking/{id}"), None);
     assert_eq!(a, b, "the same record on both consoles");
 
     // Restarted, it resumes after the last event it kept (nothing counted twice),
@@ -273,6 +259,6 @@ fn on_nats_a_console_started_empty_catches_up_and_two_consoles_answer_the_same()
         all.len() == messages + 2 && all == answers(&first, &ops, everything)
     });
     assert!(resumed, "{:?}\n{}", answers(&second, &ops, everything), late.log());
-    let (_, again) = api(&second, &ops, &format!("/api/v1/tracking/{id}"));
+    let (_, again) = api(&second, &ops, "GET", &format!("/api/v1/tracking/{id}"), None);
     assert_eq!(again["timeline"], a["timeline"], "a replayed event is not applied twice");
 }
