@@ -21,3 +21,10 @@ loadtest_json() {
 }
 # json FILE EXPR: EXPR evaluated in Python with the parsed FILE as `r`.
 json() { python3 -c "import json,sys; r=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))" "$@"; }
+# Postfix's smtp-source and smtp-sink on PATH (installed when missing).
+need_postfix() {
+    if ! command -v smtp-source >/dev/null && [ ! -x /usr/sbin/smtp-source ]; then
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postfix >/dev/null
+    fi
+    export PATH="$PATH:/usr/sbin"
+}

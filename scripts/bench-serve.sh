@@ -10,14 +10,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 messages=${1:-5000}; sessions=${2:-20}; size=${3:-10240}
 
-if ! command -v smtp-source >/dev/null && [ ! -x /usr/sbin/smtp-source ]; then
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postfix >/dev/null
-fi
-export PATH="$PATH:/usr/sbin"
+. scripts/bench-common.sh
+need_postfix
 rempart_bin=${REMPART_BIN:-target/release/rempart}
 [ -n "${REMPART_BIN:-}" ] || cargo build --release -q -p rempart
-
-. scripts/bench-common.sh
 
 now() { date +%s.%N; }
 

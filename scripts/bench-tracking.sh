@@ -11,14 +11,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 messages=${1:-20000}; sessions=${2:-40}
 
-if ! command -v smtp-source >/dev/null && [ ! -x /usr/sbin/smtp-source ]; then
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postfix >/dev/null
-fi
-export PATH="$PATH:/usr/sbin"
+. scripts/bench-common.sh
+need_postfix
 rempart_bin=${REMPART_BIN:-target/release/rempart}
 [ -n "${REMPART_BIN:-}" ] || cargo build --release -q -p rempart
 
-. scripts/bench-common.sh
 now() { date +%s.%N; }
 
 sink_port=$(free_port); port=$(free_port); metrics=$(free_port); console=$(free_port)
