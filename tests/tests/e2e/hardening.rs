@@ -213,7 +213,8 @@ fn a_full_disk_gets_452_and_the_queue_recovers_by_itself() {
     for _ in 0..20 {
         let mut c = SmtpClient::connect(&gw.addr());
         c.ehlo();
-        let r = c.send_mail("s@sender.test", &["alice@example.com"], &big);
+        let sent = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| c.send_mail("s@sender.test", &["alice@example.com"], &big)));
+        let r = sent.unwrap_or_else(|_| panic!("the gateway closed the session without a reply on a full disk:\n{}", gw.log()));
         if r.code != 250 {
             refused = Some(r);
             break;
