@@ -153,15 +153,20 @@ impl Tally {
     }
 }
 
-/// Counts events until `shutdown`, then flushes what is left.
-pub async fn run(bus: Arc<AnyBus>, store: Arc<dyn Store>, mut shutdown: watch::Receiver<bool>) {
-    let mut events = match bus.subscribe_events(GROUP).await {
-        Ok(events) => events,
+/// Subscribes to the events reports count; done before the edge takes mail, so that
+/// nothing it does goes uncounted.
+pub async fn subscribe(bus: &AnyBus) -> Option<rempart_bus::EventReceiver> {
+    match bus.subscribe_events(GROUP).await {
+        Ok(events) => Some(events),
         Err(e) => {
             tracing::error!(error = %e, "reports cannot subscribe to the gateway's events: no reports will be counted");
-            return;
+            None
         }
-    };
+    }
+}
+
+/// Counts `events` until `shutdown`, then flushes what is left.
+pub async fn run(mut events: rempart_bus::EventReceiver, store: Arc<dyn Store>, mut shutdown: watch::Receiver<bool>) {
     let mut tally = Tally::default();
     let mut flush = tokio::time::interval(FLUSH_EVERY);
     loop {

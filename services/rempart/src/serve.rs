@@ -207,17 +207,19 @@ pub async fn serve(
     }
     let bus = open_bus(&config).await?;
     let mut edge_state = None;
+    // Bound now, taking mail once the console has subscribed to the events it counts.
+    let mut edge = None;
     if roles.edge {
         let (verdicts, state) = edge_verdicts(&config, &store, &mut components).await?;
         edge_state = Some(state.clone());
         let live = Live::new(reload::edge_view(&config, Some(&state.store))?);
         components.edge = Some((live.clone(), Some(state.store.clone())));
         let resolver = if config.screen.dnsbls.is_empty() { None } else { rempart_smtp_client::mx::resolver(&config.dns) };
-        let edge = Edge::bind(live, bus.clone(), verdicts, Some(state), resolver).await?;
+        let bound = Edge::bind(live, bus.clone(), verdicts, Some(state), resolver).await?;
         if config.domains.is_empty() {
             tracing::warn!("no [[domain]] configured: every recipient will be refused (relaying for nobody)");
         }
-        tasks.push(tokio::spawn(edge.run(stopped.clone())));
+        edge = Some(bound);
     }
     if roles.console {
         // One process's embedded store is opened once: share the edge's.
@@ -226,6 +228,9 @@ pub async fn serve(
             None => Arc::new(SharedState::on(store.clone(), &config).map_err(ServeError::State)?),
         };
         start_console(&config, &file, state, Arc::new(bus.clone()), sealer.clone(), &stopped, &mut tasks).await?;
+    }
+    if let Some(edge) = edge {
+        tasks.push(tokio::spawn(edge.run(stopped.clone())));
     }
     if roles.relay {
         let live = Live::new(reload::relay_view(&config)?);
@@ -246,11 +251,14 @@ async fn start_console(
     stopped: &watch::Receiver<bool>,
     tasks: &mut Vec<tokio::task::JoinHandle<()>>,
 ) -> Result<(), ServeError> {
-    tasks.push(tokio::spawn(rempart_console::reports::run(bus.clone(), state.store.clone(), stopped.clone())));
+    if let Some(events) = rempart_console::reports::subscribe(&bus).await {
+        tasks.push(tokio::spawn(rempart_console::reports::run(events, state.store.clone(), stopped.clone())));
+    }
     tasks.push(tokio::spawn(rempart_console::reports::sweep(state.store.clone(), stopped.clone())));
     let tracking_path = config.queue.data_dir.join("tracking.redb");
     let tracking = rempart_console::tracking::TrackingIndex::open(&tracking_path).map_err(ServeError::Tracking)?;
-    tasks.push(tokio::spawn(rempart_console::tracking::ingest::run(bus.clone(), tracking.clone(), stopped.clone())));
+    let first = rempart_console::tracking::ingest::subscribe(&bus, &tracking).await;
+    tasks.push(tokio::spawn(rempart_console::tracking::ingest::run(bus.clone(), tracking.clone(), first, stopped.clone())));
     tasks.push(tokio::spawn(rempart_console::tracking::ingest::sweep(
         tracking.clone(),
         config.console.tracking_retention.0,

@@ -123,7 +123,12 @@ fn in_chromium_at_1280x800_every_page_fits_and_is_kept_as_a_screenshot() {
     ];
     for (name, path) in pages {
         browser.goto(&format!("{base}{path}"));
-        browser.source_with("</main>", Duration::from_secs(10));
+        let source = browser.source_with("</main>", Duration::from_secs(10));
+        if name == "tracking" {
+            // Mail sent the moment the gateway listened is tracked: the console subscribed
+            // to the events before the edge took any.
+            assert!(source.contains(&id) && source.contains(">hello<"), "{source}");
+        }
         let fits = browser.execute("return document.documentElement.scrollWidth <= window.innerWidth;");
         let widths = browser.execute("return [document.documentElement.scrollWidth, window.innerWidth];");
         browser.screenshot(&artifacts.join(format!("{name}.png")));

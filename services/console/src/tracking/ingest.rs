@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use rempart_bus::{AnyBus, Bus, Event};
+use rempart_bus::{AnyBus, Bus, Event, SequencedReceiver};
 use tokio::sync::watch;
 
 use super::TrackingIndex;
@@ -16,27 +16,39 @@ const BATCH: usize = 2_000;
 /// How long a batch waits for more events once it has one.
 const GATHER: Duration = Duration::from_millis(50);
 
-/// Folds events into `index` until `shutdown`.
-pub async fn run(bus: Arc<AnyBus>, index: TrackingIndex, mut shutdown: watch::Receiver<bool>) {
+/// The events from the one after the index's last, subscribed before the edge takes
+/// mail (on the embedded bus, events before the subscription are not kept anywhere).
+pub async fn subscribe(bus: &AnyBus, index: &TrackingIndex) -> Option<SequencedReceiver> {
+    let after = index.sequence().map_err(|e| tracing::error!(error = %e, "tracking index unreadable")).ok()?;
+    match bus.replay_events(after).await {
+        Ok(events) => {
+            tracing::info!(after, "tracking follows the gateway's events");
+            Some(events)
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "tracking cannot read the events yet; trying again in 5 s");
+            None
+        }
+    }
+}
+
+/// Folds events into `index` until `shutdown`, from `first` (see `subscribe`) and then
+/// from a new subscription whenever one ends.
+pub async fn run(bus: Arc<AnyBus>, index: TrackingIndex, first: Option<SequencedReceiver>, mut shutdown: watch::Receiver<bool>) {
+    let mut next = first;
     loop {
-        let after = match index.sequence() {
-            Ok(after) => after,
-            Err(e) => {
-                tracing::error!(error = %e, "tracking index unreadable; tracking stopped");
-                return;
-            }
-        };
-        let mut events = match bus.replay_events(after).await {
-            Ok(events) => events,
-            Err(e) => {
-                tracing::warn!(error = %e, "tracking cannot read the events yet; trying again in 5 s");
-                tokio::select! {
-                    _ = tokio::time::sleep(Duration::from_secs(5)) => continue,
-                    _ = shutdown.changed() => return,
+        let mut events = match next.take() {
+            Some(events) => events,
+            None => match subscribe(&bus, &index).await {
+                Some(events) => events,
+                None => {
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_secs(5)) => continue,
+                        _ = shutdown.changed() => return,
+                    }
                 }
-            }
+            },
         };
-        tracing::info!(after, "tracking follows the gateway's events");
         loop {
             let first = tokio::select! {
                 first = events.recv() => first,

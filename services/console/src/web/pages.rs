@@ -14,7 +14,7 @@ use crate::quarantine::{Entry, Page, Query, Status};
 const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:0;color:#1d2733;background:#f5f7fa}\
 header{background:#1d3557;color:#fff;padding:.6em 1.2em;display:flex;gap:1em;align-items:center}\
 header a{color:#fff}header form{margin-left:auto}main{padding:1.2em;max-width:72em}\
-table{border-collapse:collapse;width:100%;background:#fff}td,th{border-bottom:1px solid #dde;padding:.35em .5em;text-align:left;vertical-align:top}td{overflow-wrap:anywhere}th{white-space:nowrap}td>code{white-space:nowrap}\
+table{border-collapse:collapse;width:100%;background:#fff}td,th{border-bottom:1px solid #dde;padding:.35em .5em;text-align:left;vertical-align:top}td{overflow-wrap:break-word}th,td.status,td.score,td.nowrap,td>code{white-space:nowrap}\
 pre{white-space:pre-wrap;background:#fff;padding:.8em;border:1px solid #dde;max-height:30em;overflow:auto}\
 .notice{background:#e8f4ea;border:1px solid #9c9;padding:.6em}.error{background:#fbeaea;border:1px solid #c99;padding:.6em}\
 form.inline{display:inline}fieldset{border:1px solid #dde;background:#fff}.score{font-variant-numeric:tabular-nums}";
@@ -178,7 +178,7 @@ pub fn quarantine_list(lang: Lang, viewer: &Account, csrf: &str, view: &ListView
                                     td { (clipped(&e.recipients.join(", "), 40)) }
                                     td { a href={ "/quarantine/" (e.queue_id) } { @if e.subject.is_empty() { "(—)" } @else { (clipped(&e.subject, 60)) } } }
                                     td.score { (format!("{:.2}", e.score)) }
-                                    td { (status_text(lang, e.status)) }
+                                    td.status { (status_text(lang, e.status)) }
                                 }
                             }
                         }

@@ -232,7 +232,7 @@ fn search_page(lang: Lang, p: &SearchParams, asked: bool, outcome: Result<crate:
                                     td { (pages::clipped(&m.recipients.iter().map(|r| r.address.as_str()).collect::<Vec<_>>().join(", "), 60)) }
                                     td { a href={ "/tracking/" (m.queue_id) } { (pages::clipped(if m.subject.is_empty() { "(—)" } else { &m.subject }, 60)) } }
                                     td.status { (status_word(lang, m.status())) }
-                                    td { (m.client_ip) }
+                                    td.nowrap { (m.client_ip) }
                                 }
                             }
                         }
