@@ -265,27 +265,23 @@ impl Bus for NatsBus {
         Ok(moved)
     }
 
-    /// Reads the stream by sequence (a work queue keeps only what is not acked yet).
-    /// Deferred: its retry stored an envelope in the metadata bucket. Leased: only
-    /// what this process holds is known.
+    /// Reads the topic's messages in sequence order, one request each (a work queue
+    /// keeps only what is not acked yet; gaps cost nothing). Deferred: its retry stored
+    /// an envelope in the metadata bucket. Leased: only what this process holds is known.
     async fn list(&self, topic: &str, limit: usize) -> Result<Vec<crate::Waiting>, BusError> {
         use async_nats::jetstream::stream::RawMessageErrorKind;
-        let state = self.inner.stream.get_info().await.map_err(storage)?.state;
         let mut waiting = Vec::new();
         let leased: Vec<MessageId> =
             self.inner.leased.lock().map_err(|_| BusError::Storage("lease table poisoned".into()))?.keys().copied().collect();
-        for sequence in state.first_sequence..=state.last_sequence {
-            if waiting.len() >= limit || state.messages == 0 {
-                break;
-            }
-            let message = match self.inner.stream.get_raw_message(sequence).await {
+        let mut from = 0;
+        while waiting.len() < limit {
+            let message = match self.inner.stream.get_first_raw_message_by_subject(topic, from).await {
                 Ok(m) => m,
-                Err(e) if e.kind() == RawMessageErrorKind::NoMessageFound => continue,
+                Err(e) if e.kind() == RawMessageErrorKind::NoMessageFound => break,
                 Err(e) => return Err(storage(e)),
             };
-            if message.subject.as_str() != topic {
-                continue;
-            }
+            let sequence = message.sequence;
+            from = sequence + 1;
             let updated = self.inner.metadata.get(format!("m{sequence}")).await.map_err(storage)?;
             let deferred = updated.is_some();
             let payload = &message.payload;

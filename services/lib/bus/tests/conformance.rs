@@ -50,7 +50,8 @@ conformance!(
     an_expired_lease_is_delivered_again,
     big_bodies,
     consumers_share_the_work,
-    events_reach_one_subscriber_of_a_group
+    events_reach_one_subscriber_of_a_group,
+    queue_management_lists_and_takes_what_no_worker_holds
 );
 
 const LEASE: Duration = Duration::from_secs(30);
@@ -181,4 +182,25 @@ async fn events_reach_one_subscriber_of_a_group(b: &Backend) {
     let mut payloads: Vec<u8> = got.iter().map(|e| e.payload[0]).collect();
     payloads.sort();
     assert_eq!(payloads, (0..20).collect::<Vec<u8>>());
+}
+
+/// Queue management: `list` shows every message of a topic (deferred ones marked, the
+/// metadata as last retried), `take` removes one no worker holds, refuses a leased one,
+/// and finds nothing the second time.
+async fn queue_management_lists_and_takes_what_no_worker_holds(b: &Backend) {
+    let waiting = b.bus.publish(DELIVER_TOPIC, b"waiting".to_vec(), b"w".to_vec()).await.unwrap();
+    let deferred = b.bus.publish(DELIVER_TOPIC, b"v1".to_vec(), b"d".to_vec()).await.unwrap();
+    let got = b.bus.fetch(DELIVER_TOPIC, 2, LEASE, WAIT).await.unwrap();
+    assert_eq!(got.len(), 2);
+    b.bus.retry(deferred, b"v2".to_vec(), Duration::from_secs(3600)).await.unwrap();
+    let listed = b.bus.list(DELIVER_TOPIC, 100).await.unwrap();
+    let summary: Vec<(u64, Vec<u8>, bool, bool)> = listed.iter().map(|w| (w.id, w.meta.clone(), w.leased, w.deferred)).collect();
+    assert_eq!(summary, vec![(waiting, b"waiting".to_vec(), true, false), (deferred, b"v2".to_vec(), false, true)]);
+    assert!(matches!(b.bus.take(DELIVER_TOPIC, waiting).await, Err(rempart_bus::BusError::Busy(_))), "leased by a worker");
+    let taken = b.bus.take(DELIVER_TOPIC, deferred).await.unwrap();
+    assert_eq!(taken, Some((b"v2".to_vec(), b"d".to_vec())));
+    assert_eq!(b.bus.take(DELIVER_TOPIC, deferred).await.unwrap(), None, "gone");
+    assert_eq!(b.bus.list(DELIVER_TOPIC, 100).await.unwrap().len(), 1);
+    b.bus.ack(waiting).await.unwrap();
+    assert!(b.bus.list(DELIVER_TOPIC, 100).await.unwrap().is_empty());
 }
