@@ -120,7 +120,7 @@ pub struct Session<B: Bus, S: Transport> {
     started: std::time::Instant,
     /// Commands that moved no mail (see `smtp.max_junk_commands`).
     junk_commands: u32,
-    /// The reply last queued (what a RCPT was answered, for tracking).
+    /// What the last RCPT was answered (for tracking).
     last_reply: Option<Reply>,
 }
 
@@ -443,7 +443,9 @@ impl<B: Bus, S: Transport> Session<B, S> {
 
     /// Queues a reply, counted and traced.
     fn answer(&mut self, reply: &Reply) {
-        self.last_reply = Some(reply.clone());
+        if self.verb == "RCPT" {
+            self.last_reply = Some(reply.clone());
+        }
         let text = reply.wire();
         metrics().reply(self.verb, reply.code);
         tracing::info!(target: rempart_telemetry::COMMAND_EVENTS, parent: &self.span, code = reply.code, reply = text.trim_end(), "reply");

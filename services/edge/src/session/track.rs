@@ -26,8 +26,9 @@ pub(super) fn outcome(reply: &Reply, action: &str) -> &'static str {
 /// The Message-ID and Subject of a message, read from its header only. mail-parser
 /// may assert on odd input in debug builds: a panic here means "none".
 pub(super) fn identity(body: &[u8]) -> (String, String) {
-    let header_end = body.windows(4).position(|w| w == b"\r\n\r\n").map_or(body.len().min(64 * 1024), |p| p + 4);
-    let header = &body[..header_end.min(64 * 1024)];
+    // The header ends at the first empty line, looked for in the first 64 KiB only.
+    let head = &body[..body.len().min(64 * 1024)];
+    let header = head.windows(4).position(|w| w == b"\r\n\r\n").map_or(head, |p| &head[..p + 4]);
     std::panic::catch_unwind(|| {
         let parsed = mail_parser::MessageParser::default().parse_headers(header)?;
         Some((parsed.message_id().unwrap_or_default().to_string(), parsed.subject().unwrap_or_default().to_string()))
