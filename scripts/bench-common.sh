@@ -28,3 +28,12 @@ need_postfix() {
     fi
     export PATH="$PATH:/usr/sbin"
 }
+# start_sink PORT: Postfix's smtp-sink on PORT, counting in $work/sink.out;
+# sink_count: the messages it has received so far ("mesg=N" in its running counter).
+start_sink() {
+    local as_user=(); [ "$(id -u)" -eq 0 ] && as_user=(-u nobody)
+    smtp-sink "${as_user[@]}" -c "127.0.0.1:$1" 1000 > "$work/sink.out" 2>&1 &
+    pids+=($!)
+    wait_port "$1"
+}
+sink_count() { local n; n=$(tr '\r' '\n' < "$work/sink.out" | grep -Eo 'mesg=[0-9]+' | tail -1 | cut -d= -f2); echo "${n:-0}"; }

@@ -18,12 +18,7 @@ rempart_bin=${REMPART_BIN:-target/release/rempart}
 now() { date +%s.%N; }
 
 sink_port=$(free_port)
-as_user=(); [ "$(id -u)" -eq 0 ] && as_user=(-u nobody)
-smtp-sink "${as_user[@]}" -c "127.0.0.1:$sink_port" 1000 > "$work/sink.out" 2>&1 &
-pids+=($!)
-wait_port "$sink_port"
-# smtp-sink -c prints a running "sess=N quit=N mesg=N" counter.
-sink_count() { local n; n=$(tr '\r' '\n' < "$work/sink.out" | grep -Eo 'mesg=[0-9]+' | tail -1 | cut -d= -f2); echo "${n:-0}"; }
+start_sink "$sink_port"
 
 send() { smtp-source -s "$sessions" -l "$size" -m "$messages" -f bench@sender.example -t alice@example.com "127.0.0.1:$1"; }
 
