@@ -1,11 +1,11 @@
-//! ZIP archives as attachments carry them: listed without a panic.
+//! Attachments carry archives and documents: opened (zip, gzip, tar, OLE2, PDF, HTML)
+//! within limits, without a panic, whatever their bytes.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    if rempart_scanner::archive::is_zip(data) {
-        let _ = rempart_scanner::archive::list_zip(data);
-    }
-    let _ = rempart_scanner::archive::list_zip(data);
+    let _ = rempart_scanner::attachments::inspect_bytes(data, "fuzzed.zip");
+    let _ = rempart_scanner::attachments::inspect_bytes(data, "fuzzed.doc");
+    let _ = rempart_scanner::attachments::inspect_bytes(data, "fuzzed.tar.gz");
 });

@@ -7,7 +7,7 @@ pub mod v1 {
     pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("rempart_v1_descriptor");
 }
 
-use rempart_model::{Action, Edits, Refusal, SessionFacts, SymbolHit, Verdict};
+use rempart_model::{Action, Edits, Refusal, SessionFacts, StrippedPart, SymbolHit, Verdict};
 
 impl From<&Verdict> for v1::Verdict {
     fn from(v: &Verdict) -> Self {
@@ -35,8 +35,10 @@ impl From<&Verdict> for v1::Verdict {
                 add_headers: v.edits.add_headers.clone(),
                 remove_auth_results_of: v.edits.remove_auth_results_of.clone(),
                 subject_tag: v.edits.subject_tag.clone(),
+                strip: v.edits.strip.iter().map(|p| v1::StrippedPart { start: p.start, end: p.end, text: p.text.clone() }).collect(),
             }),
             refusal: v.refusal.as_ref().map(|r| v1::Refusal { code: u32::from(r.code), status: r.status.clone(), text: r.text.clone() }),
+            malware: v.malware.clone(),
         }
     }
 }
@@ -65,6 +67,7 @@ impl TryFrom<v1::Verdict> for Verdict {
             add_headers: e.add_headers,
             remove_auth_results_of: e.remove_auth_results_of,
             subject_tag: e.subject_tag,
+            strip: e.strip.into_iter().map(|p| StrippedPart { start: p.start, end: p.end, text: p.text }).collect(),
         });
         let action = Action::ALL
             .into_iter()
@@ -91,6 +94,7 @@ impl TryFrom<v1::Verdict> for Verdict {
             offline: v.offline,
             edits: edits.unwrap_or_default(),
             refusal,
+            malware: v.malware,
         })
     }
 }

@@ -30,6 +30,7 @@ fn entry(i: usize) -> Entry {
         offline: true,
         edits: Default::default(),
         refusal: None,
+        malware: None,
     };
     let recipients = vec![Recipient::new(format!("user{}@{domain}", i % 500))];
     let mut envelope = Envelope::new(QueueId::from_string(format!("B{i:011}")), format!("sender{i}@spam.example"), recipients, 0);

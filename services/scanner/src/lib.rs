@@ -8,6 +8,7 @@
 //! `engine` is the scoring (registry, stages, composites, policy); `service` runs it
 //! for edges (gRPC, queued scans) and for diagnostics.
 
+pub mod antivirus;
 pub(crate) mod checks;
 pub mod dns;
 mod engine;
@@ -16,7 +17,7 @@ pub(crate) mod spf;
 pub(crate) mod symbols;
 pub mod tune;
 
-pub use rempart_classifier::{archive, html, message, tokens};
+pub use rempart_classifier::{attachments, html, message, tokens};
 
 pub use engine::{NetworkFindings, ScanInput, Scanner, bayes_bands, spam_headers};
 

@@ -281,8 +281,10 @@ policy = { reject = 100.0, quarantine = 3.0 }
 
 /// A message with a base64 ZIP attachment made of `files` (name, content, encrypted).
 fn with_zip(files: &[(&str, &[u8], bool)]) -> String {
+    use rempart_scanner::attachments::samples;
     use std::fmt::Write;
-    let zip = rempart_scanner::archive::build_zip(files);
+    let plain: Vec<(&str, &[u8])> = files.iter().map(|(n, c, _)| (*n, *c)).collect();
+    let zip = if files.iter().any(|f| f.2) { samples::encrypted_zip(&plain) } else { samples::zip(&plain) };
     let mut base64 = String::new();
     for chunk in to_base64(&zip).as_bytes().chunks(76) {
         let _ = write!(base64, "{}\r\n", String::from_utf8_lossy(chunk));

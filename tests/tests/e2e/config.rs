@@ -62,6 +62,9 @@ fn all_config_keys() -> BTreeSet<String> {
             subject_tag: Some("x".into()),
             allow: vec!["a".into()],
             block: vec!["b".into()],
+            virus: Some(rempart_model::config::MalwareAction::Quarantine),
+            antivirus_failure: Some(rempart_model::config::EngineFailure::Accept),
+            attachments: [("office_macro".to_string(), rempart_model::config::MalwareAction::Strip)].into(),
         },
         greylisting: false,
         scanner_fallback: rempart_model::ScannerFallback::Queue,
@@ -101,6 +104,9 @@ fn all_config_keys() -> BTreeSet<String> {
     let p = &mut config.policy;
     (p.greylist, p.quarantine, p.soft_reject, p.discard, p.subject_tag) = (Some(1.0), Some(1.0), Some(1.0), Some(1.0), Some("x".into()));
     (p.allow, p.block) = (vec!["a".into()], vec!["b".into()]);
+    config.antivirus.clamd = Some("unix:/run/clamav/clamd.ctl".into());
+    config.antivirus.icap = Some("icap://127.0.0.1:1344/avscan".into());
+    config.antivirus.external = vec!["/usr/local/bin/check".into()];
     let value = toml::Value::try_from(&config).unwrap();
     let mut keys = BTreeSet::new();
     collect(&value, "", &mut keys);

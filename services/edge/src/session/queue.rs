@@ -167,10 +167,15 @@ impl<B: Bus, S: Transport> Session<B, S> {
     /// The message as it is queued: our Received header, the DKIM signature of
     /// submitted mail (signed for its From domain, checked to be the account's; the
     /// body hash is CPU work in proportion to the message: a blocking thread's), and the
-    /// verdict's edits (X-Spam headers, Subject tag).
+    /// verdict's edits (parts stripped before signing; X-Spam headers, Subject tag).
     async fn mark(&self, queue_id: &QueueId, tx: &Transaction, verdict: Option<&Verdict>, body: Vec<u8>) -> Result<Vec<u8>, Answer> {
         let single = (tx.recipients.len() == 1).then(|| tx.recipients[0].address.as_str());
         let trace = self.trace(queue_id, tx, self.account.is_some(), single, date::unix_now());
+        // Stripped parts go first: the DKIM signature must cover what is delivered.
+        let body = match verdict {
+            Some(v) => v.edits.strip(body, queue_id.as_str()),
+            None => body,
+        };
         let (signature, body) = match &self.account {
             Some(_) => {
                 let view = self.view.clone();
@@ -312,6 +317,7 @@ mod tests {
                     offline: true,
                     edits,
                     refusal: None,
+                    malware: None,
                 };
                 Ok((verdict, job))
             })

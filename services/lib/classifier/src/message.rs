@@ -5,7 +5,7 @@ use mail_parser::{Message, MessageParser, MimeHeaders, PartType};
 use crate::html::{self, Html};
 
 /// Parts beyond this many are not looked at (a hostile message can have thousands).
-const MAX_PARTS: usize = 1000;
+pub const MAX_PARTS: usize = 1000;
 
 pub struct Analysis<'a> {
     /// `None` when the message could not be parsed at all (empty, or not a message).
@@ -18,8 +18,8 @@ pub struct Analysis<'a> {
     /// Text of the first text/plain part (for comparing with the HTML).
     pub plain_text: String,
     pub attachment_names: Vec<String>,
-    /// The ZIP attachments' contents: (attachment name, listing).
-    pub archives: Vec<(String, crate::archive::Listing)>,
+    /// Each attachment's real type and contents (archives opened, documents looked into).
+    pub attachments: Vec<crate::attachments::Attachment>,
 }
 
 impl<'a> Analysis<'a> {
@@ -39,18 +39,12 @@ impl<'a> Analysis<'a> {
             html: Vec::new(),
             plain_text: String::new(),
             attachment_names: Vec::new(),
-            archives: Vec::new(),
+            attachments: Vec::new(),
         };
         let mut parts = Vec::new();
         for part in a.message.iter().flat_map(|m| m.parts.iter()).take(MAX_PARTS) {
             let attachment = part.attachment_name().map(str::to_string);
             let subtype = part.content_type().and_then(|c| c.subtype()).map(str::to_ascii_lowercase);
-            if let Some(name) = &attachment
-                && crate::archive::is_zip(part.contents())
-                && let Some(listing) = crate::archive::list_zip(part.contents())
-            {
-                a.archives.push((name.clone(), listing));
-            }
             parts.push((attachment, subtype, &part.body));
         }
         let mut html = Vec::new();
@@ -82,6 +76,9 @@ impl<'a> Analysis<'a> {
         a.plain_text = plain.unwrap_or_default();
         (a.plain_parts, a.html_parts, a.multipart, a.alternative) = (plain_parts, html_parts, multipart, alternative);
         a.attachment_names = names;
+        if let Some(message) = &a.message {
+            a.attachments = crate::attachments::inspect(message, &crate::attachments::Limits::default(), MAX_PARTS);
+        }
         a
     }
 

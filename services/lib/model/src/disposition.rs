@@ -55,6 +55,7 @@ mod tests {
             offline: true,
             edits: Default::default(),
             refusal: None,
+            malware: None,
         }
     }
 

@@ -21,9 +21,48 @@ pub struct Edits {
     /// Put before the Subject (a Subject is added when there is none).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub subject_tag: Option<String>,
+    /// Parts replaced by a text saying what was removed (malware policy `strip`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub strip: Vec<StrippedPart>,
+}
+
+/// A MIME part to replace: its bytes in the message as received (from its first header
+/// to the end of its body) and the text that takes its place, where `{queue_id}` is
+/// filled in when the message is queued.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct StrippedPart {
+    pub start: u64,
+    pub end: u64,
+    pub text: String,
 }
 
 impl Edits {
+    /// The message with its stripped parts replaced, each by a `text/plain` part. Done
+    /// before anything else (the offsets are the received message's) and before DKIM
+    /// signing, so a signature covers what is delivered. A range that does not fit the
+    /// message is left alone.
+    pub fn strip(&self, message: Vec<u8>, queue_id: &str) -> Vec<u8> {
+        if self.strip.is_empty() {
+            return message;
+        }
+        let mut parts: Vec<&StrippedPart> = self.strip.iter().collect();
+        parts.sort_by_key(|p| std::cmp::Reverse(p.start));
+        let mut out = message;
+        let mut floor = u64::MAX;
+        for part in parts {
+            if part.start >= part.end || part.end > out.len() as u64 || part.end > floor {
+                continue;
+            }
+            let text = part.text.replace("{queue_id}", queue_id);
+            let replacement = format!(
+                "Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\nContent-Disposition: inline\r\n\r\n{text}"
+            );
+            out.splice(part.start as usize..part.end as usize, replacement.into_bytes());
+            floor = part.start;
+        }
+        out
+    }
+
     /// The message as it goes on: `add_top`, then `trace` (the gateway's Received
     /// header, or "" when the message already has it), then `add_headers`, then the
     /// original with its forged results removed and its Subject tagged.
@@ -153,6 +192,7 @@ mod apply_tests {
             add_headers: vec!["X-Spam-Status: Yes\r\n".into()],
             remove_auth_results_of: Some("gw.test".into()),
             subject_tag: Some("[SPAM]".into()),
+            strip: Vec::new(),
         };
         let out =
             edits.apply("Received: by gw.test\r\n", b"Authentication-Results: gw.test; forged\r\nSubject: hi\r\n\r\nbody\r\n".to_vec());

@@ -28,7 +28,7 @@ pub struct InvalidValue(pub String);
 pub use config::{Config, ConfigError, DomainConfig, Route, RouteTls, ScannerFallback};
 pub use directory::{Lookup, LookupFuture, RecipientDirectory};
 pub use duration::HumanDuration;
-pub use edits::{Edits, Refusal};
+pub use edits::{Edits, Refusal, StrippedPart};
 pub use envelope::{DeliveryStatus, DsnRet, Envelope, Notify, Recipient, SessionFacts};
 pub use live::{Live, Versioned};
 pub use queue_id::QueueId;

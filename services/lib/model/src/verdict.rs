@@ -89,6 +89,10 @@ pub struct Verdict {
     /// The SMTP refusal when the action refuses (reject, soft_reject).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refusal: Option<Refusal>,
+    /// When malware decided the action: what it is ("the virus Eicar-Test-Signature
+    /// (found by clamd)", "invoice.exe (an executable)", "the virus scan could not be done …").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub malware: Option<String>,
 }
 
 impl Verdict {

@@ -1,17 +1,9 @@
-//! MIME structure, attachments and HTML, with SpamAssassin's bands and semantics.
+//! MIME structure and HTML, with SpamAssassin's bands and semantics (attachments:
+//! `attachments.rs`).
 
 use std::collections::HashSet;
 
 use super::{Context, Findings};
-
-/// Extensions of files that run when opened.
-const EXECUTABLE: &[&str] = &[
-    "exe", "scr", "com", "pif", "bat", "cmd", "vbs", "vbe", "js", "jse", "wsf", "wsh", "msi", "hta", "cpl", "jar", "ps1", "lnk", "reg",
-    "msc", "scf", "iso", "img", "vhd", "vhdx",
-];
-
-/// Extensions of archives (an archive inside an archive hides its contents twice).
-const ARCHIVE: &[&str] = &["zip", "rar", "7z", "gz", "tgz", "tar", "cab", "ace", "arj", "lzh", "xz", "bz2", "z"];
 
 /// Hidden text beyond this many bytes, or in this many hidden elements, is a message
 /// written for filters rather than readers (a preheader is a single short element).
@@ -19,9 +11,6 @@ const HIDDEN_TEXT_BYTES: usize = 200;
 const HIDDEN_RUNS: usize = 5;
 /// Zero-width characters inside words (they split words so filters miss them).
 const ZERO_WIDTH_IN_WORDS: usize = 3;
-
-/// Extensions of documents a double extension pretends to be.
-const DOCUMENT: &[&str] = &["pdf", "doc", "docx", "xls", "xlsx", "ppt", "pptx", "txt", "jpg", "jpeg", "png", "gif", "zip", "rtf", "odt"];
 
 pub fn run(ctx: &Context<'_>, out: &mut Findings) {
     let a = ctx.analysis;
@@ -32,32 +21,6 @@ pub fn run(ctx: &Context<'_>, out: &mut Findings) {
             if a.multipart {
                 out.hit("MIME_HTML_ONLY_MULTI");
             }
-        }
-    }
-    for name in &a.attachment_names {
-        let lower = name.to_ascii_lowercase();
-        let mut dots = lower.trim().rsplit('.');
-        let (last, before) = (dots.next().unwrap_or(""), dots.next());
-        if is_executable(name) {
-            out.hit_with("MIME_BAD_EXTENSION", Some(name.clone()));
-            // "invoice.pdf.exe": a document's extension shown before the real one.
-            if before.is_some_and(|b| DOCUMENT.contains(&b)) && dots.next().is_some() {
-                out.hit_with("MIME_DOUBLE_EXT", Some(name.clone()));
-            }
-        }
-        if ["htm", "html", "shtml", "xhtml", "svg"].contains(&last) {
-            out.hit_with("MIME_HTML_ATTACH", Some(name.clone()));
-        }
-    }
-    for (archive, listing) in &a.archives {
-        if listing.encrypted {
-            out.hit_with("MIME_ENCRYPTED_ARCHIVE", Some(archive.clone()));
-        }
-        if let Some(inner) = listing.names.iter().find(|n| is_executable(n)) {
-            out.hit_with("MIME_ARCHIVE_EXECUTABLE", Some(format!("{archive} holds {inner}")));
-        }
-        if let Some(inner) = listing.names.iter().find(|n| ARCHIVE.contains(&extension(n).as_str())) {
-            out.hit_with("MIME_ARCHIVE_IN_ARCHIVE", Some(format!("{archive} holds {inner}")));
         }
     }
     let hidden: usize = a.html.iter().map(|h| h.hidden_text_len).sum();
@@ -129,15 +92,6 @@ pub fn run(ctx: &Context<'_>, out: &mut Findings) {
     if let Some(detail) = a.html.iter().flat_map(|h| h.anchors.iter()).find_map(|anchor| deceptive_link(&anchor.text, &anchor.href)) {
         out.hit_with("PHISHING", Some(detail));
     }
-}
-
-/// The lower-case extension of a file name ("" without one).
-fn extension(name: &str) -> String {
-    name.trim().rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase()).unwrap_or_default()
-}
-
-fn is_executable(name: &str) -> bool {
-    EXECUTABLE.contains(&extension(name).as_str())
 }
 
 /// Zero-width and soft-hyphen characters between two letters.

@@ -6,6 +6,7 @@
 //! → composites → reputation (AWL, applied to the score in `Scanner`). Bayes and the AWL
 //! read the shared state (`rempart-state`), so they live in `Scanner`, not here.
 
+pub mod attachments;
 pub mod auth;
 pub mod connection;
 pub mod content;

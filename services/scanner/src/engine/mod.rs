@@ -4,6 +4,7 @@
 
 pub mod composite;
 pub mod lists;
+mod malware;
 mod marking;
 pub mod policy;
 pub mod registry;
@@ -24,7 +25,7 @@ use rempart_state::sender_lists;
 use crate::checks::{self, Context, FREEMAIL, Findings};
 use crate::message::Analysis;
 use crate::service::diagnose;
-use crate::{ScannerError, dns, tokens};
+use crate::{ScannerError, antivirus, dns, tokens};
 use policy::{Listed, Policies, listed};
 use registry::Registry;
 
@@ -50,6 +51,8 @@ pub struct Scanner {
     uri_lists: Vec<rempart_model::config::DnsListConfig>,
     /// AWL and Bayes; `None` when the scanner runs without shared state.
     state: Option<Arc<SharedState>>,
+    /// The malware engines (`[antivirus]`), if any.
+    antivirus: Option<antivirus::Engines>,
 }
 
 /// What the DNS-based checks found (nothing when offline).
@@ -64,6 +67,8 @@ pub struct NetworkFindings {
     awl: Option<AwlEntry>,
     /// What each recipient's run-time lists (in the store) say, in recipient order.
     sender_lists: Vec<Option<sender_lists::Decision>>,
+    /// What the malware engines answered (they run even with the DNS offline).
+    antivirus: Vec<antivirus::Answer>,
 }
 
 /// The Bayes symbols for a spam probability: its band (SpamAssassin's), and BAYES_999
@@ -81,6 +86,19 @@ pub fn bayes_bands(p: f64) -> Vec<&'static str> {
         _ => "BAYES_99",
     };
     if p >= 0.999 { vec![band, "BAYES_999"] } else { vec![band] }
+}
+
+/// The engines' answers as symbols (an external check's score is its weight).
+fn add_antivirus_hits(answers: &[antivirus::Answer], findings: &mut Findings) {
+    for answer in answers {
+        if let Some((symbol, detail, _)) = answer.symbol() {
+            let weight = match &answer.outcome {
+                antivirus::Outcome::Said(antivirus::Verdict::Score(points)) => Some(*points),
+                _ => None,
+            };
+            findings.hit_weighted(&symbol, Some(detail), weight);
+        }
+    }
 }
 
 /// Link domains looked up in URI lists, at most (SpamAssassin's default too).
@@ -104,6 +122,7 @@ impl Scanner {
             dns_lists: config.scanner.dns_lists.clone(),
             uri_lists: config.scanner.uri_lists.clone(),
             state: None,
+            antivirus: antivirus::Engines::from_config(&config.antivirus)?,
         })
     }
 
@@ -146,10 +165,10 @@ impl Scanner {
     /// The checks that wait on DNS. Cheap in CPU: run them on the async threads, and
     /// `evaluate` (CPU-bound) on a blocking thread.
     pub async fn network_findings(&self, input: &ScanInput<'_>) -> NetworkFindings {
-        let awl = self.awl_lookup(input).await;
-        let sender_lists = self.sender_lists_lookup(input).await;
+        let (awl, sender_lists, antivirus) =
+            tokio::join!(self.awl_lookup(input), self.sender_lists_lookup(input), self.antivirus_answers(input.message));
         if self.dns.is_offline() {
-            return NetworkFindings { offline: true, awl, sender_lists, ..Default::default() };
+            return NetworkFindings { offline: true, awl, sender_lists, antivirus, ..Default::default() };
         }
         let started = Instant::now();
         let mut findings = Findings::default();
@@ -168,6 +187,15 @@ impl Scanner {
             authentication_results,
             awl,
             sender_lists,
+            antivirus,
+        }
+    }
+
+    /// What the malware engines say about the message (nothing without engines).
+    pub async fn antivirus_answers(&self, message: &[u8]) -> Vec<antivirus::Answer> {
+        match &self.antivirus {
+            Some(engines) => engines.scan(message).await,
+            None => Vec::new(),
         }
     }
 
@@ -191,6 +219,7 @@ impl Scanner {
         let scored = listed.iter().any(Option::is_none);
 
         let mut findings = network.findings;
+        add_antivirus_hits(&network.antivirus, &mut findings);
         if scored {
             let ctx = self.context(input, &analysis);
             for stage in stages::LOCAL_STAGES {
@@ -211,6 +240,10 @@ impl Scanner {
             }
         }
         let (action, listed_reason) = Policies::decide(&policies, listed, score);
+        // Malware is judged whatever the lists say: an allowed sender's virus is a virus.
+        let threats = malware::threats(&analysis.attachments, &network.antivirus);
+        let configs: Vec<_> = policies.iter().map(|(_, p)| p.config()).collect();
+        let decision = malware::decide(&configs, &threats);
         let mut verdict = Verdict {
             score,
             action,
@@ -221,27 +254,53 @@ impl Scanner {
             offline: network.offline,
             edits: Edits::default(),
             refusal: None,
+            malware: None,
         };
+        self.apply_malware(&mut verdict, &decision);
         verdict.edits = self.policies.edits(input.recipients, &verdict, network.authentication_results);
+        self.malware_edits(&mut verdict.edits, &analysis, &decision);
         verdict
+    }
+
+    /// The malware decision's action, when harsher than the score's, and its reason.
+    fn apply_malware(&self, verdict: &mut Verdict, decision: &malware::Decision) {
+        if let Some(action) = decision.action
+            && action >= verdict.action
+        {
+            verdict.action = action;
+            verdict.malware = decision.reason.clone();
+        }
+    }
+
+    /// Stripped parts and `X-Rempart-Malware` headers.
+    fn malware_edits(&self, edits: &mut Edits, analysis: &Analysis<'_>, decision: &malware::Decision) {
+        edits.strip = malware::stripped_parts(&analysis.attachments, &decision.strip, &self.policies.explain_url("{queue_id}"));
+        for what in &decision.headers {
+            let value: String = what.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
+            edits.add_headers.push(format!("X-Rempart-Malware: {value}\r\n"));
+        }
     }
 
     /// The verdict on mail a customer's account submitted: the content rules only (the
     /// DNS checks judge the client, which is the customer; Bayes, the AWL and the
     /// recipients' lists are learned from inbound mail), weighed with the weights for
     /// when Bayes does not vote; `Reject` at `[outbound] block` or more, else `Accept`.
-    pub fn evaluate_outbound(&self, input: &ScanInput<'_>) -> Verdict {
+    /// Malware (`antivirus`: the engines' answers) is judged by the default policy:
+    /// whatever it would not deliver untouched is blocked (held, the account told),
+    /// stripped parts are stripped, an engine down defers.
+    pub fn evaluate_outbound(&self, input: &ScanInput<'_>, antivirus: &[antivirus::Answer]) -> Verdict {
         let started = Instant::now();
         let analysis = Analysis::new(input.message);
         let ctx = self.context(input, &analysis);
         let mut findings = Findings::default();
+        add_antivirus_hits(antivirus, &mut findings);
         for stage in stages::LOCAL_STAGES.iter().filter(|s| s.name != "connection") {
             (stage.run)(&ctx, &mut findings);
         }
         self.registry.add_composites(&mut findings);
         let symbols = self.registry.weigh(findings);
         let score = (symbols.iter().map(|s| s.score).sum::<f64>() * 100.0).round() / 100.0 + 0.0;
-        Verdict {
+        let mut verdict = Verdict {
             score,
             action: if score >= self.outbound_block { rempart_model::Action::Reject } else { rempart_model::Action::Accept },
             symbols,
@@ -251,7 +310,15 @@ impl Scanner {
             offline: false,
             edits: Edits::default(),
             refusal: None,
-        }
+            malware: None,
+        };
+        let threats = malware::threats(&analysis.attachments, antivirus);
+        let mut decision = malware::decide(&[self.policies.default_config()], &threats);
+        // Outbound, holding is blocking: the sender is told and the message kept.
+        decision.action = decision.action.map(|a| if a == rempart_model::Action::Quarantine { rempart_model::Action::Reject } else { a });
+        self.apply_malware(&mut verdict, &decision);
+        self.malware_edits(&mut verdict.edits, &analysis, &decision);
+        verdict
     }
 
     /// What the local checks see of `input`.

@@ -6,7 +6,7 @@
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 
-use rempart_model::config::PolicyConfig;
+use rempart_model::config::{ATTACHMENT_KINDS, PolicyConfig};
 use rempart_model::{Action, Config, Edits, Refusal, Verdict};
 use rempart_state::sender_lists::{Decision, ListKind};
 
@@ -19,6 +19,13 @@ pub(crate) struct Policy {
     thresholds: PolicyConfig,
     allow: Vec<(String, Entry)>,
     block: Vec<(String, Entry)>,
+}
+
+impl Policy {
+    /// The policy as configured (thresholds, lists, malware actions).
+    pub(crate) fn config(&self) -> &PolicyConfig {
+        &self.thresholds
+    }
 }
 
 /// What a policy says before the score is known.
@@ -66,6 +73,12 @@ impl Policies {
                     })
                     .collect()
             };
+            if let Some(kind) = p.attachments.keys().find(|k| !ATTACHMENT_KINDS.contains(&k.as_str())) {
+                return Err(ScannerError {
+                    field: format!("{field}.attachments.{kind}"),
+                    message: format!("unknown kind of attachment; the kinds are {}", ATTACHMENT_KINDS.join(", ")),
+                });
+            }
             Ok(Policy { allow: parse(&p.allow, "allow")?, block: parse(&p.block, "block")?, thresholds: p })
         };
         let mut by_domain = HashMap::new();
@@ -116,6 +129,11 @@ impl Policies {
         (action, reason)
     }
 
+    /// `[policy]`, which outbound mail follows.
+    pub(crate) fn default_config(&self) -> &PolicyConfig {
+        &self.default.thresholds
+    }
+
     /// The lowest add_header threshold among the recipients' policies, and the subject
     /// tag to use, for the X-Spam headers.
     pub fn add_header_settings(&self, recipients: &[String]) -> (Option<f64>, Option<String>) {
@@ -146,6 +164,14 @@ impl Policies {
     /// that explains it.
     pub fn refusal(&self, queue_id: &str, verdict: &Verdict) -> Option<Refusal> {
         let url = self.explain_url(queue_id);
+        if let Some(malware) = &verdict.malware {
+            let (code, status, text) = match verdict.action {
+                Action::Reject => (554, "5.7.1", format!("Message refused: it carries {malware} - {url}")),
+                Action::SoftReject => (451, "4.7.0", format!("Message deferred: {malware}; please try again later - {url}")),
+                _ => return None,
+            };
+            return Some(Refusal { code, status: status.to_string(), text });
+        }
         let why = match &verdict.listed {
             Some(entry) if entry.starts_with("block") => "sender is on the recipient domain's block list".to_string(),
             Some(entry) if entry.contains(": block ") => "sender is on the recipient's block list".to_string(),

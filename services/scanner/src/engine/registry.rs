@@ -40,7 +40,7 @@ impl Registry {
     /// `[scanner]` configuration.
     pub fn from_config(config: &ScannerConfig) -> Result<Registry, ScannerError> {
         let err = |field: String, message: String| ScannerError { field, message };
-        let mut weights: HashMap<String, f64> = symbols::SYMBOLS.iter().map(|s| (s.name.to_string(), s.weight)).collect();
+        let mut weights: HashMap<String, f64> = symbols::all().map(|s| (s.name.to_string(), s.weight)).collect();
         let list_symbols: Vec<String> = config
             .dns_lists
             .iter()

@@ -75,7 +75,7 @@ async fn route<B: Bus>(scanner: Arc<Scanner>, bus: &B, delivery: Delivery) {
     }
     let disposition = dispose(&verdict, Stage::Queued);
     // The edge's Received header is already in the message.
-    let message = verdict.edits.apply("", job.message);
+    let message = verdict.edits.apply("", verdict.edits.strip(job.message, &job.queue_id));
     envelope.verdict = Some(verdict);
     if let Disposition::Publish(topic) = disposition
         && let Err(e) = bus.publish(topic, envelope.to_json(), message).await

@@ -69,19 +69,32 @@ impl Scanner {
         let started = Instant::now();
         let result = async {
             if job.outbound {
+                let antivirus = self.antivirus_answers(&job.message).await;
                 let scanner = self.clone();
                 return tokio::task::spawn_blocking(move || {
-                    let mut verdict = scanner.evaluate_outbound(&ScanInput::from(&job));
-                    verdict.refusal = verdict.action.refuses().then(|| rempart_model::Refusal {
-                        code: 550,
-                        status: "5.7.1".into(),
-                        text: format!(
-                            "Message blocked: it looks like spam (score {:.1}, outbound limit {:.1}); it is held for review - {}",
-                            verdict.score,
-                            scanner.outbound_block(),
-                            scanner.policies().explain_url(&job.queue_id)
-                        ),
-                    });
+                    let mut verdict = scanner.evaluate_outbound(&ScanInput::from(&job), &antivirus);
+                    let url = scanner.policies().explain_url(&job.queue_id);
+                    verdict.refusal = match (&verdict.malware, verdict.action) {
+                        (Some(malware), rempart_model::Action::SoftReject) => Some(rempart_model::Refusal {
+                            code: 451,
+                            status: "4.7.0".into(),
+                            text: format!("Message deferred: {malware}; please try again later - {url}"),
+                        }),
+                        (Some(malware), _) if verdict.action.refuses() => Some(rempart_model::Refusal {
+                            code: 554,
+                            status: "5.7.1".into(),
+                            text: format!("Message blocked: it carries {malware}; it is held for review - {url}"),
+                        }),
+                        _ => verdict.action.refuses().then(|| rempart_model::Refusal {
+                            code: 550,
+                            status: "5.7.1".into(),
+                            text: format!(
+                                "Message blocked: it looks like spam (score {:.1}, outbound limit {:.1}); it is held for review - {url}",
+                                verdict.score,
+                                scanner.outbound_block(),
+                            ),
+                        }),
+                    };
                     (verdict, job)
                 })
                 .await;

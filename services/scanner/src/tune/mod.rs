@@ -173,7 +173,7 @@ pub fn score_all(config: &Config, corpus: Vec<CorpusFile>) -> Result<Vec<Sample>
                         .map(|file| {
                             let input = ScanInput { facts, return_path: "", recipients: &[], message: &file.bytes };
                             let verdict = scanner.evaluate_offline(&input);
-                            let outbound = scanner.evaluate_outbound(&input).score;
+                            let outbound = scanner.evaluate_outbound(&input, &[]).score;
                             let hits = verdict.symbols.iter().map(|s| (s.name.clone(), s.score)).collect();
                             let tokens = tokens::learnable(&file.bytes).map(|(_, t)| t).unwrap_or_default();
                             let CorpusFile { name, spam, holdout, fold, .. } = file;

@@ -2,9 +2,12 @@
 //! scanner (weights, group limits, composites, DNS and URI lists) and the policies that
 //! map a score to an action.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
 use serde::{Deserialize, Serialize};
+
+use super::antivirus::{EngineFailure, MalwareAction, default_attachment_actions};
 
 /// How DNS-based checks (SPF, …) resolve names.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -184,6 +187,19 @@ pub struct PolicyConfig {
     pub allow: Vec<String>,
     /// Senders always rejected, same forms.
     pub block: Vec<String>,
+    /// What a virus found by an engine (`[antivirus]`) does: "reject" (`554 5.7.1`
+    /// naming it), "quarantine", "header", or "strip" (with `[antivirus] scan =
+    /// "parts"`). Default "reject".
+    pub virus: MalwareAction,
+    /// When the engines cannot answer: "tempfail" (`451 4.7.0`, fail closed) or
+    /// "accept" (with a `_FAIL` symbol, fail open). Default "tempfail".
+    pub antivirus_failure: EngineFailure,
+    /// What each kind of attachment finding does (`reject`, `quarantine`, `strip`,
+    /// `header`, `score`); kinds not named keep their defaults: executable, script,
+    /// shortcut, disk_image, hta, html_smuggling and archive_bomb are refused; the
+    /// others (archive_too_deep, encrypted_archive, office_macro, pdf_javascript,
+    /// pdf_launch) only weigh.
+    pub attachments: BTreeMap<String, MalwareAction>,
 }
 
 impl Default for PolicyConfig {
@@ -199,6 +215,9 @@ impl Default for PolicyConfig {
             explain_url: "https://{hostname}/why/{queue_id}".into(),
             allow: Vec::new(),
             block: Vec::new(),
+            virus: MalwareAction::Reject,
+            antivirus_failure: EngineFailure::Tempfail,
+            attachments: default_attachment_actions(),
         }
     }
 }
@@ -225,6 +244,13 @@ pub struct PolicyOverride {
     pub allow: Vec<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub block: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub virus: Option<MalwareAction>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub antivirus_failure: Option<EngineFailure>,
+    /// Merged over `[policy.attachments]`, kind by kind.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub attachments: BTreeMap<String, MalwareAction>,
 }
 
 impl PolicyConfig {
@@ -242,6 +268,9 @@ impl PolicyConfig {
         }
         p.allow.extend(o.allow.iter().cloned());
         p.block.extend(o.block.iter().cloned());
+        p.virus = o.virus.unwrap_or(p.virus);
+        p.antivirus_failure = o.antivirus_failure.unwrap_or(p.antivirus_failure);
+        p.attachments.extend(o.attachments.iter().map(|(k, v)| (k.clone(), *v)));
         p
     }
 

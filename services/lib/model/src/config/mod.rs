@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::HumanDuration;
 
+mod antivirus;
 mod console;
 mod domain;
 mod filtering;
@@ -19,6 +20,7 @@ mod screen;
 mod smtp;
 mod state;
 mod telemetry;
+pub use antivirus::{ATTACHMENT_KINDS, AntivirusConfig, EngineFailure, MalwareAction, ScanUnit, default_attachment_actions};
 pub use console::ConsoleConfig;
 pub use domain::{
     DkimKeyConfig, DomainCheckError, DomainConfig, DomainIndex, Route, RouteTls, ScannerFallback, StoredDkimKey, check_domain_name,
@@ -45,6 +47,8 @@ pub struct Config {
     pub relay: RelayConfig,
     pub tls: TlsConfig,
     pub scanner: ScannerConfig,
+    /// Malware engines (clamd, ICAP, an external check); none by default.
+    pub antivirus: AntivirusConfig,
     pub dns: DnsConfig,
     /// Default policy for every domain; a domain's `policy` table overrides fields.
     pub policy: PolicyConfig,

@@ -310,7 +310,7 @@ pub const SYMBOLS: &[SymbolDef] = &[
         "HTML or SVG attachment (a page that opens outside the mail client's protections)",
         "Pièce jointe HTML ou SVG (une page qui s'ouvre hors des protections de la messagerie).",
     ),
-    // rspamd's names (its mime_types module): what a ZIP attachment holds (archive.rs).
+    // rspamd's names (its mime_types module): what an archive attachment holds.
     def(
         "MIME_ENCRYPTED_ARCHIVE",
         2.5,
@@ -642,8 +642,15 @@ pub const SYMBOLS: &[SymbolDef] = &[
     ),
 ];
 
+mod malware;
+
+/// Every built-in symbol: the scoring rules, then the malware ones.
+pub fn all() -> impl Iterator<Item = &'static SymbolDef> {
+    SYMBOLS.iter().chain(malware::MALWARE)
+}
+
 pub fn lookup(name: &str) -> Option<&'static SymbolDef> {
-    SYMBOLS.iter().find(|s| s.name == name)
+    all().find(|s| s.name == name)
 }
 
 #[cfg(test)]
@@ -651,7 +658,7 @@ mod tests {
     #[test]
     fn names_are_unique_and_described_in_both_languages() {
         let mut names = std::collections::HashSet::new();
-        for s in super::SYMBOLS {
+        for s in super::all() {
             assert!(names.insert(s.name), "{} twice", s.name);
             assert!(!s.en.is_empty() && !s.fr.is_empty() && s.fr != s.en, "{}", s.name);
             assert!(s.name.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_'));
