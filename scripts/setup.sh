@@ -13,6 +13,11 @@ command -v chromium >/dev/null || need_apt+=(chromium)             # the console
 command -v chromedriver >/dev/null || need_apt+=(chromium-driver) # drives it over WebDriver
 command -v slapd >/dev/null || [ -x /usr/sbin/slapd ] || need_apt+=(slapd)   # a real LDAP server for recipient verification
 command -v ldapadd >/dev/null || need_apt+=(ldap-utils)
+# Real malware engines for the antivirus tests: ClamAV's daemon (the tests write their own
+# signature database: nothing is downloaded) and c-icap with its virus_scan module.
+command -v clamd >/dev/null || [ -x /usr/sbin/clamd ] || need_apt+=(clamav-daemon)
+command -v c-icap >/dev/null || need_apt+=(c-icap)
+ls /usr/lib/*/c_icap/virus_scan.so >/dev/null 2>&1 || need_apt+=(libc-icap-mod-virus-scan)
 # bindgen (FoundationDB's client bindings, checked in CI) needs libclang.
 ls /usr/lib/llvm-*/lib/libclang.so >/dev/null 2>&1 || ls /usr/lib/*/libclang.so >/dev/null 2>&1 || need_apt+=(libclang-dev)
 

@@ -2,6 +2,7 @@
 //! its roles in this process), an SMTP sink standing in for customer servers, and a raw SMTP client. Everything runs
 //! on 127.0.0.1 and is killed when dropped.
 
+pub mod clamav;
 pub mod client;
 pub mod dns;
 pub mod gateway;

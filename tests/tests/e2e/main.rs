@@ -14,6 +14,7 @@ mod console_volume;
 mod crash;
 mod hardening;
 mod loadtest;
+mod malware;
 mod management;
 mod management_cluster;
 mod mta_sts;

@@ -80,15 +80,15 @@ static INFER: LazyLock<infer::Infer> = LazyLock::new(|| {
 });
 
 /// What the bytes say (infer's extension) and the class: bytes that say something
-/// specific win, except a generic OLE container ("msi" to infer) named as a document;
-/// text has no magic, so the name (or HTML sniffing) decides.
+/// specific win; text has no magic, so the name (or HTML sniffing) decides.
 pub fn classify(bytes: &[u8], name: &str) -> (Option<&'static str>, Class, Option<Class>) {
     let named = by_name(name);
     let real = INFER.get(bytes).map(|t| t.extension());
     let by_bytes = real.map(|ext| match ext {
         "exe" | "dll" | "elf" | "mach" | "dex" | "class" => Class::Executable,
-        "msi" if named.is_some_and(|n| n != Class::Executable) => Class::Office,
-        "msi" => Class::Executable,
+        // Any OLE2 container infer cannot name (.msg, vbaProject.bin): an .msi is known
+        // by its name.
+        "msi" => Class::Office,
         "lnk" => Class::Shortcut,
         "iso" | "vhd" | "qcow2" | "dmg" => Class::DiskImage,
         "zip" | "tar" | "rar" | "gz" | "bz2" | "bz3" | "7z" | "xz" | "cab" | "zst" | "lz" | "lz4" | "Z" | "ar" | "cpio" | "rpm" | "deb"
