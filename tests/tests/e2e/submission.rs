@@ -389,7 +389,7 @@ fn submitted_mail_is_dkim_signed_with_every_key_of_the_from_domain() {
 }
 
 /// The selectors whose DKIM signatures on `data` verify against `dns`, and the results.
-fn verified_selectors(dns: &DnsServer, data: &[u8]) -> (Vec<String>, String) {
+pub(crate) fn verified_selectors(dns: &DnsServer, data: &[u8]) -> (Vec<String>, String) {
     use mail_auth::{AuthenticatedMessage, DkimResult};
     let resolver = rempart_scanner::dns::Dns::new(&rempart_model::config::DnsConfig {
         servers: vec![dns.addr],

@@ -22,9 +22,20 @@ pub fn for_symbols(symbols: &[SymbolHit], listed: Option<&str>, lang: Lang) -> V
             "Le domaine du destinataire bloque votre adresse ou votre serveur par une liste qu'il tient. Joignez le destinataire autrement (téléphone, autre adresse) et demandez à son administrateur de retirer l'entrée.",
         ));
     }
-    for symbol in symbols.iter().filter(|s| s.score > 0.0) {
+    // Malware weighs nothing (the policy acts on it), so it is looked for by group.
+    for symbol in symbols.iter().filter(|s| s.score > 0.0 || is_malware(s)) {
         let name = symbol.name.as_str();
         let text = match symbol.group.as_str() {
+            "antivirus" if name.ends_with("_FAIL") => pick(
+                lang,
+                "The recipient's virus scanner could not check the message just now. Your server will try again by itself; nothing needs to change.",
+                "L'antivirus du destinataire n'a pas pu vérifier le message pour l'instant. Votre serveur réessaiera de lui-même ; rien n'est à changer.",
+            ),
+            "antivirus" | "attachments" => pick(
+                lang,
+                "The message carries malware or an attachment of a kind the recipient does not accept (a program, a script, a shortcut, a disk image, an archive that cannot be checked). Have the sending computer checked by an up-to-date antivirus; to send a legitimate file, share it by a link or in a form the recipient accepts.",
+                "Le message contient un logiciel malveillant ou une pièce jointe d'un type que le destinataire n'accepte pas (programme, script, raccourci, image disque, archive invérifiable). Faites vérifier l'ordinateur émetteur par un antivirus à jour ; pour envoyer un fichier légitime, partagez-le par un lien ou sous une forme que le destinataire accepte.",
+            ),
             "auth" if name.contains("SPF") => pick(
                 lang,
                 "Your domain's SPF record does not allow the server that sent this message. Add that server (or your provider's include) to the SPF record in your DNS.",
@@ -65,6 +76,11 @@ pub fn for_symbols(symbols: &[SymbolHit], listed: Option<&str>, lang: Lang) -> V
         "Si vous pensez que ce refus est une erreur, donnez au destinataire la référence de cette page : son administrateur peut voir le verdict et autoriser votre adresse.",
     ));
     out
+}
+
+/// A malware finding (its weight may be 0: the policy acted on it).
+pub fn is_malware(symbol: &SymbolHit) -> bool {
+    matches!(symbol.group.as_str(), "antivirus" | "attachments")
 }
 
 fn pick(lang: Lang, en: &'static str, fr: &'static str) -> &'static str {

@@ -290,6 +290,7 @@ impl Lang {
             "headers" => ("Headers", "En-têtes"),
             "symbols" => ("Why it was held", "Pourquoi il a été retenu"),
             "why_refused" => ("Why it was refused", "Pourquoi il a été refusé"),
+            "malware_found" => ("What was found", "Ce qui a été trouvé"),
             "rule" => ("Rule", "Règle"),
             "weight" => ("Weight", "Poids"),
             "meaning" => ("Meaning", "Signification"),

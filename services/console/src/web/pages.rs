@@ -350,7 +350,7 @@ pub fn message(lang: Lang, viewer: &Account, csrf: &str, view: &MessageView<'_>)
 /// The public page for a refusal: the reply, the reasons, what to do. Names no
 /// recipient, only domains.
 pub fn why(lang: Lang, record: &VerdictRecord, advice: &[&str]) -> Markup {
-    let positive: Vec<SymbolHit> = record.symbols.iter().filter(|s| s.score != 0.0).cloned().collect();
+    let positive: Vec<SymbolHit> = record.symbols.iter().filter(|s| s.score != 0.0 || super::advice::is_malware(s)).cloned().collect();
     layout(
         lang,
         lang.t("why_title"),
@@ -367,6 +367,7 @@ pub fn why(lang: Lang, record: &VerdictRecord, advice: &[&str]) -> Markup {
             h2 { (lang.t("reply_given")) }
             pre id="reply" { (record.reply) }
             @if let Some(listed) = &record.listed { p { (lang.t("listed")) ": " code { (listed) } } }
+            @if let Some(malware) = &record.malware { h2 { (lang.t("malware_found")) } p id="malware" { (malware) } }
             @if !positive.is_empty() { h2 { (lang.t("why_refused")) } (symbol_table(lang, &positive, false)) }
             h2 { (lang.t("what_to_do")) }
             ul { @for a in advice { li { (a) } } }

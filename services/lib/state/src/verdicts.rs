@@ -28,6 +28,9 @@ pub struct VerdictRecord {
     pub sender_domain: String,
     /// The recipients' domains only, for the same reason.
     pub recipient_domains: Vec<String>,
+    /// What malware decided the refusal, if it did (the verdict's `malware`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub malware: Option<String>,
 }
 
 impl VerdictRecord {
@@ -46,6 +49,7 @@ impl VerdictRecord {
             listed: verdict.listed.clone(),
             sender_domain: domain(return_path),
             recipient_domains,
+            malware: verdict.malware.clone(),
         }
     }
 }

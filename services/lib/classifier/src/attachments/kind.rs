@@ -41,7 +41,7 @@ impl Class {
 const BY_EXTENSION: &[(Class, &[&str])] = &[
     (Class::Executable, &["exe", "scr", "com", "pif", "cpl", "dll", "msi", "msp", "jar", "appx", "msix", "apk", "elf", "sys", "gadget"]),
     (Class::Script, &["js", "jse", "vbs", "vbe", "vb", "wsf", "wsh", "ws", "ps1", "psm1", "bat", "cmd", "sh", "reg", "msc", "inf", "scf"]),
-    (Class::Shortcut, &["lnk", "url", "settingcontent-ms", "library-ms", "appref-ms"]),
+    (Class::Shortcut, &["lnk", "settingcontent-ms", "library-ms", "appref-ms"]),
     (Class::DiskImage, &["iso", "img", "vhd", "vhdx", "dmg", "udf"]),
     (Class::Hta, &["hta"]),
     (Class::Archive, &["zip", "rar", "7z", "gz", "tgz", "tar", "cab", "ace", "arj", "lzh", "xz", "bz2", "z", "zst"]),
