@@ -17,7 +17,7 @@ import os, sys, yaml
 path = "deploy/docker-compose.yml"
 compose = yaml.safe_load(open(path))
 services = compose.get("services") or {}
-wanted = {"nats", "edge-1", "edge-2", "scanner-1", "scanner-2", "relay", "console", "otel-collector", "jaeger"}
+wanted = {"nats", "clamd", "edge-1", "edge-2", "scanner-1", "scanner-2", "relay", "console", "otel-collector", "jaeger"}
 missing = wanted - set(services)
 if missing:
     sys.exit(f"{path}: services missing: {sorted(missing)}")
