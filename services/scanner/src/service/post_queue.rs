@@ -56,6 +56,13 @@ async fn route<B: Bus>(scanner: Arc<Scanner>, bus: &B, delivery: Delivery) {
             return;
         }
     };
+    // A malware engine that could not answer (fail closed): nobody is there to be told
+    // 451, so the message waits here and is scanned again.
+    if verdict.action == rempart_model::Action::SoftReject && verdict.malware.is_some() {
+        tracing::warn!(queue_id = %envelope.queue_id, reason = verdict.malware.as_deref().unwrap_or_default(), "the virus scan could not be done; scanning again in a minute");
+        let _ = bus.retry(delivery.id, delivery.meta, Duration::from_secs(60)).await;
+        return;
+    }
     if envelope.submitted_by.is_none() {
         scanner.record(&envelope.return_path, &envelope.session, &verdict).await;
     }

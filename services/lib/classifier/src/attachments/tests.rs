@@ -121,3 +121,17 @@ fn pdf_actions_and_html_smuggling_are_found() {
     let a = inspect_one("page.html", "text/html", b"<html><script>console.log(1)</script></html>");
     assert!(a.findings.is_empty());
 }
+
+#[test]
+fn seven_zip_archives_are_listed() {
+    use std::io::Cursor;
+    let mut writer = sevenz_rust2::ArchiveWriter::new(Cursor::new(Vec::new())).expect("writer");
+    for (name, content) in [("notes.txt", &b"hello"[..]), ("run/setup.exe", PE)] {
+        writer.push_archive_entry(sevenz_rust2::ArchiveEntry::new_file(name), Some(content)).expect("entry");
+    }
+    let bytes = writer.finish().expect("7z").into_inner();
+    let a = inspect_one("files.7z", "application/x-7z-compressed", &bytes);
+    assert_eq!(a.class, Class::Archive);
+    let paths: Vec<(&str, Class)> = a.inner.iter().map(|i| (i.path.as_str(), i.class)).collect();
+    assert_eq!(paths, [("files.7z/notes.txt", Class::Text), ("files.7z/run/setup.exe", Class::Executable)]);
+}
