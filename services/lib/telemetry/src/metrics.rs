@@ -22,6 +22,7 @@ pub struct Metrics {
     messages: Family<Labels<2>, Counter>,
     symbols: Family<Labels<1>, Counter>,
     scan_seconds: HistogramFamily<1>,
+    antivirus_seconds: HistogramFamily<2>,
     end_of_data_seconds: HistogramFamily<1>,
     queue_depth: Family<Labels<1>, Gauge>,
     queue_oldest_seconds: Family<Labels<1>, Gauge>,
@@ -69,6 +70,7 @@ impl Metrics {
             messages: Family::default(),
             symbols: Family::default(),
             scan_seconds: Family::new_with_constructor(latency),
+            antivirus_seconds: Family::new_with_constructor(latency),
             end_of_data_seconds: Family::new_with_constructor(latency),
             queue_depth: Family::default(),
             queue_oldest_seconds: Family::default(),
@@ -93,6 +95,11 @@ impl Metrics {
         r.register("messages", "Messages by verdict action and recipient domain", m.messages.clone());
         r.register("symbols", "Symbols found by the scanner, by name", m.symbols.clone());
         r.register("scan_duration_seconds", "Time to scan one message, by where (local, remote, queued)", m.scan_seconds.clone());
+        r.register(
+            "antivirus_duration_seconds",
+            "Time a malware engine took to answer, by engine (clamd, icap, external) and result (clean, found, failed, skipped)",
+            m.antivirus_seconds.clone(),
+        );
         r.register(
             "end_of_data_duration_seconds",
             "From the end of the message data to the reply, by listener kind",
@@ -191,6 +198,11 @@ impl Metrics {
 
     pub fn scan(&self, place: &'static str, took: Duration) {
         self.scan_seconds.get_or_create(&[("where", label(place))]).observe(took.as_secs_f64());
+    }
+
+    /// One malware engine's answer and how long it took.
+    pub fn antivirus(&self, engine: &'static str, result: &'static str, took: Duration) {
+        self.antivirus_seconds.get_or_create(&[("engine", label(engine)), ("result", label(result))]).observe(took.as_secs_f64());
     }
 
     pub fn end_of_data(&self, command: &'static str, took: Duration) {

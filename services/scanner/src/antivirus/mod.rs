@@ -51,6 +51,15 @@ impl Engine {
         }
     }
 
+    /// Its name as a metric label.
+    fn name_label(self) -> &'static str {
+        match self {
+            Engine::Clamd => "clamd",
+            Engine::Icap => "icap",
+            Engine::External => "external",
+        }
+    }
+
     /// The prefix of its symbols, rspamd's for ClamAV.
     fn symbol_prefix(self) -> &'static str {
         match self {
@@ -162,6 +171,7 @@ impl Engines {
                     return answers;
                 }
                 for (part, bytes) in pieces {
+                    let started = std::time::Instant::now();
                     let outcome = if bytes.len() as u64 > self.max_size {
                         Outcome::Skipped(bytes.len() as u64)
                     } else {
@@ -171,6 +181,13 @@ impl Engines {
                             Err(_) => Outcome::Failed(EngineError::Timeout.to_string()),
                         }
                     };
+                    let result = match &outcome {
+                        Outcome::Said(Verdict::Found(_)) => "found",
+                        Outcome::Said(_) => "clean",
+                        Outcome::Failed(_) => "failed",
+                        Outcome::Skipped(_) => "skipped",
+                    };
+                    rempart_telemetry::metrics().antivirus(engine.name_label(), result, started.elapsed());
                     if let Outcome::Failed(why) = &outcome {
                         tracing::warn!(engine = engine.name(), error = %why, "the malware engine did not answer");
                     }
