@@ -18,7 +18,8 @@ pub struct Analysis<'a> {
     /// Text of the first text/plain part (for comparing with the HTML).
     pub plain_text: String,
     pub attachment_names: Vec<String>,
-    /// Each attachment's real type and contents (archives opened, documents looked into).
+    /// Each attachment's real type and contents (archives opened, documents looked into),
+    /// once `inspect_attachments` ran (the scanner's checks need it; learning does not).
     pub attachments: Vec<crate::attachments::Attachment>,
 }
 
@@ -76,10 +77,14 @@ impl<'a> Analysis<'a> {
         a.plain_text = plain.unwrap_or_default();
         (a.plain_parts, a.html_parts, a.multipart, a.alternative) = (plain_parts, html_parts, multipart, alternative);
         a.attachment_names = names;
-        if let Some(message) = &a.message {
-            a.attachments = crate::attachments::inspect(message, &crate::attachments::Limits::default(), MAX_PARTS);
-        }
         a
+    }
+
+    /// Opens the attachments (`attachments`): archives decompressed within the limits.
+    pub fn inspect_attachments(&mut self) {
+        if let Some(message) = &self.message {
+            self.attachments = crate::attachments::inspect(message, &crate::attachments::Limits::default(), MAX_PARTS);
+        }
     }
 
     /// Top-level header present (by name, case-insensitive).

@@ -204,7 +204,8 @@ impl Scanner {
     /// the score towards the sender's history, and applies the policies.
     pub fn evaluate(&self, input: &ScanInput<'_>, network: NetworkFindings) -> Verdict {
         let started = Instant::now();
-        let analysis = Analysis::new(input.message);
+        let mut analysis = Analysis::new(input.message);
+        analysis.inspect_attachments();
         let policies = self.policies.for_recipients(input.recipients);
         let ip: Option<IpAddr> = input.facts.client_ip();
         let header_from = analysis.from_addresses();
@@ -290,7 +291,8 @@ impl Scanner {
     /// stripped parts are stripped, an engine down defers.
     pub fn evaluate_outbound(&self, input: &ScanInput<'_>, antivirus: &[antivirus::Answer]) -> Verdict {
         let started = Instant::now();
-        let analysis = Analysis::new(input.message);
+        let mut analysis = Analysis::new(input.message);
+        analysis.inspect_attachments();
         let ctx = self.context(input, &analysis);
         let mut findings = Findings::default();
         add_antivirus_hits(antivirus, &mut findings);
