@@ -77,7 +77,8 @@ impl Tally {
         let refused = matches!(verdict.action.as_str(), "reject" | "soft_reject" | "discard");
         for scope in Self::scopes(event.recipients.iter().map(String::as_str)) {
             self.bump(key(&["report", &scope, &day, "a", &hour, &verdict.action]), 1);
-            for symbol in verdict.symbols.iter().filter(|s| s.score > 0.0) {
+            // Malware findings count though they weigh nothing (the policy acted on them).
+            for symbol in verdict.symbols.iter().filter(|s| s.score > 0.0 || matches!(s.group.as_str(), "antivirus" | "attachments")) {
                 self.bump(key(&["report", &scope, &day, "s", &symbol.name]), 1);
             }
             if refused {

@@ -16,40 +16,40 @@ pub fn runs_when_opened(class: Class) -> bool {
 }
 
 pub fn run(ctx: &Context<'_>, out: &mut Findings) {
-    for a in &ctx.analysis.attachments {
-        by_name(a, out);
+    for (part, a) in ctx.analysis.attachments.iter().enumerate() {
+        by_name(a, part, out);
         if a.disguised() {
             let real = a.real.unwrap_or("?");
-            out.hit_with("MIME_BAD_ATTACHMENT", Some(format!("{} is really {} ({real})", a.label(), article(a.class))));
+            out.hit_in_part("MIME_BAD_ATTACHMENT", format!("{} is really {} ({real})", a.label(), article(a.class)), part);
         }
         if let Some(inner) = a.inner.iter().find(|i| runs_when_opened(i.class)) {
-            out.hit_with("MIME_ARCHIVE_EXECUTABLE", Some(format!("{} holds {}", a.label(), inner.path)));
+            out.hit_in_part("MIME_ARCHIVE_EXECUTABLE", format!("{} holds {}", a.label(), inner.path), part);
         }
         if let Some(inner) = a.inner.iter().find(|i| i.class == Class::Archive) {
-            out.hit_with("MIME_ARCHIVE_IN_ARCHIVE", Some(format!("{} holds {}", a.label(), inner.path)));
+            out.hit_in_part("MIME_ARCHIVE_IN_ARCHIVE", format!("{} holds {}", a.label(), inner.path), part);
         }
         for finding in &a.findings {
             let (symbol, detail) = symbol_of(finding);
-            out.hit_with(symbol, Some(detail));
+            out.hit_in_part(symbol, detail, part);
         }
     }
 }
 
 /// What the name says: a program's extension, one hidden behind a document's, a page.
-fn by_name(a: &Attachment, out: &mut Findings) {
+fn by_name(a: &Attachment, part: usize, out: &mut Findings) {
     if a.name.is_empty() {
         return;
     }
     if a.named.is_some_and(runs_when_opened) {
-        out.hit_with("MIME_BAD_EXTENSION", Some(a.name.clone()));
+        out.hit_in_part("MIME_BAD_EXTENSION", a.name.clone(), part);
         // "invoice.pdf.exe": a document's extension shown before the real one.
         let stem = a.name.trim().rsplit_once('.').map_or("", |(stem, _)| stem);
         if stem.contains('.') && DOCUMENT.contains(&extension(stem).as_str()) {
-            out.hit_with("MIME_DOUBLE_EXT", Some(a.name.clone()));
+            out.hit_in_part("MIME_DOUBLE_EXT", a.name.clone(), part);
         }
     }
     if a.named == Some(Class::Html) {
-        out.hit_with("MIME_HTML_ATTACH", Some(a.name.clone()));
+        out.hit_in_part("MIME_HTML_ATTACH", a.name.clone(), part);
     }
 }
 

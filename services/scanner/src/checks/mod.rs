@@ -84,6 +84,9 @@ pub struct Hit {
     pub name: String,
     pub detail: Option<String>,
     pub weight: Option<f64>,
+    /// The attachments it was found in (empty: the message as a whole). A symbol found
+    /// only in parts the policy strips weighs nothing: they are not delivered.
+    pub parts: Vec<usize>,
 }
 
 /// Symbols found so far.
@@ -103,7 +106,26 @@ impl Findings {
 
     pub fn hit_weighted(&mut self, name: &str, detail: Option<String>, weight: Option<f64>) {
         if !self.has(name) {
-            self.hits.push(Hit { name: name.to_string(), detail, weight });
+            self.hits.push(Hit { name: name.to_string(), detail, weight, parts: Vec::new() });
+        }
+    }
+
+    /// A symbol found in attachment `part`.
+    pub fn hit_in_part(&mut self, name: &str, detail: String, part: usize) {
+        match self.hits.iter_mut().find(|h| h.name == name) {
+            Some(hit) if !hit.parts.is_empty() => hit.parts.push(part),
+            Some(_) => {}
+            None => self.hits.push(Hit { name: name.to_string(), detail: Some(detail), weight: None, parts: vec![part] }),
+        }
+    }
+
+    /// Symbols found only in `stripped` parts weigh nothing, and say so.
+    pub fn discount_stripped(&mut self, stripped: &[usize]) {
+        for hit in self.hits.iter_mut().filter(|h| !h.parts.is_empty() && h.parts.iter().all(|p| stripped.contains(p))) {
+            hit.weight = Some(0.0);
+            if let Some(detail) = &mut hit.detail {
+                detail.push_str(" (removed)");
+            }
         }
     }
 

@@ -229,6 +229,12 @@ impl Scanner {
             self.bayes(&analysis, &mut findings);
             self.registry.add_composites(&mut findings);
         }
+        // Malware is judged whatever the lists say (an allowed sender's virus is a virus),
+        // before weighing: what is stripped is not delivered, so it weighs nothing.
+        let threats = malware::threats(&analysis.attachments, &network.antivirus);
+        let configs: Vec<_> = policies.iter().map(|(_, p)| p.config()).collect();
+        let decision = malware::decide(&configs, &threats);
+        findings.discount_stripped(&decision.stripped_parts());
         let mut symbols = self.registry.weigh(findings);
         let round = |x: f64| (x * 100.0).round() / 100.0 + 0.0; // + 0.0: no -0.0
         let mut score = round(symbols.iter().map(|s| s.score).sum::<f64>());
@@ -241,10 +247,6 @@ impl Scanner {
             }
         }
         let (action, listed_reason) = Policies::decide(&policies, listed, score);
-        // Malware is judged whatever the lists say: an allowed sender's virus is a virus.
-        let threats = malware::threats(&analysis.attachments, &network.antivirus);
-        let configs: Vec<_> = policies.iter().map(|(_, p)| p.config()).collect();
-        let decision = malware::decide(&configs, &threats);
         let mut verdict = Verdict {
             score,
             action,
@@ -300,6 +302,11 @@ impl Scanner {
             (stage.run)(&ctx, &mut findings);
         }
         self.registry.add_composites(&mut findings);
+        let threats = malware::threats(&analysis.attachments, antivirus);
+        let mut decision = malware::decide(&[self.policies.default_config()], &threats);
+        // Outbound, holding is blocking: the sender is told and the message kept.
+        decision.action = decision.action.map(|a| if a == rempart_model::Action::Quarantine { rempart_model::Action::Reject } else { a });
+        findings.discount_stripped(&decision.stripped_parts());
         let symbols = self.registry.weigh(findings);
         let score = (symbols.iter().map(|s| s.score).sum::<f64>() * 100.0).round() / 100.0 + 0.0;
         let mut verdict = Verdict {
@@ -314,10 +321,6 @@ impl Scanner {
             refusal: None,
             malware: None,
         };
-        let threats = malware::threats(&analysis.attachments, antivirus);
-        let mut decision = malware::decide(&[self.policies.default_config()], &threats);
-        // Outbound, holding is blocking: the sender is told and the message kept.
-        decision.action = decision.action.map(|a| if a == rempart_model::Action::Quarantine { rempart_model::Action::Reject } else { a });
         self.apply_malware(&mut verdict, &decision);
         self.malware_edits(&mut verdict.edits, &analysis, &decision);
         verdict
