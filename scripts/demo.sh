@@ -2,7 +2,8 @@
 # Sets up the machine, builds Rempart and starts `rempart serve` with deploy/demo.toml,
 # then shows in a minute what it is for:
 #   1. a clean message relayed to a stand-in customer server;
-#   2. a spam refused inside the SMTP session, with its reason and /why/ link;
+#   2. a spam refused inside the SMTP session, with its reason and /why/ link, and a
+#      program disguised as a PDF refused by its bytes;
 #   3. a suspicious message held in the quarantine (seen in the console);
 #   4. all of them found in message tracking (`rempart track`, the console's /tracking).
 # Rempart keeps running afterwards (Ctrl-C stops it): the console is on
@@ -47,6 +48,12 @@ swaks --server 127.0.0.1:2525 --ehlo demo.client --from security@paypal-alerts.e
     --header "From: PayPal <security@paypal-alerts.example>" --header "Subject: Your account is suspended" --add-header "Content-Type: text/html" \
     --body '<html><p>Verify your account now</p><a hReF="http://paypal.com@198.51.100.7/login">https://www.paypal.com/</a></html>' \
     2>&1 | grep -E '^ *<\*\* *5' || true
+
+section "   ... and a program named invoice.pdf: refused by what its bytes are, no engine needed"
+printf 'MZ\x90\x00\x03\x00\x00\x00This program cannot be run in DOS mode.' > "$work/invoice.pdf"
+swaks --server 127.0.0.1:2525 --ehlo demo.client --from billing@supplier.example --to bob@example.com \
+    --header "Subject: Invoice 2026-114" --body "Please find the invoice attached." \
+    --attach-type application/pdf --attach-name invoice.pdf --attach @"$work/invoice.pdf" 2>&1 | grep -E '^ *<\*\* *5' || true
 
 section "3. A suspicious message: accepted, held in the quarantine for bob to decide"
 swaks --server 127.0.0.1:2525 --ehlo demo.client --from promo@deals.example --to bob@example.com \
