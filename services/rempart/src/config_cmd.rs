@@ -75,8 +75,17 @@ fn check(file: Option<&Path>, json: bool) -> Result<(), String> {
     let file = file.unwrap_or(Path::new("rempart.toml"));
     match rempart_model::Config::load(file).and_then(|config| complete_check(file, config)) {
         Ok(config) => {
+            // What each domain's thresholds do, as bands (the harshest action reached wins).
+            let bands: Vec<(String, String)> = std::iter::once(("[policy]".to_string(), config.policy.bands_line()))
+                .chain(config.domains.iter().map(|d| (d.name.clone(), config.policy.with(&d.policy).bands_line())))
+                .collect();
             if json {
-                let doc = serde_json::json!({ "file": file.display().to_string(), "valid": true, "domains": config.domains.len() });
+                let doc = serde_json::json!({
+                    "file": file.display().to_string(),
+                    "valid": true,
+                    "domains": config.domains.len(),
+                    "bands": bands.iter().map(|(scope, line)| serde_json::json!({ "scope": scope, "bands": line })).collect::<Vec<_>>(),
+                });
                 crate::emit(format_args!("{doc}"));
             } else {
                 crate::emit(format_args!(
@@ -85,6 +94,11 @@ fn check(file: Option<&Path>, json: bool) -> Result<(), String> {
                     config.domains.len(),
                     config.smtp.listeners.len()
                 ));
+                let width = bands.iter().map(|(scope, _)| scope.len()).max().unwrap_or(0);
+                crate::emit(format_args!("score bands (the harshest action reached applies):"));
+                for (scope, line) in &bands {
+                    crate::emit(format_args!("  {scope:width$}  {line}"));
+                }
             }
             Ok(())
         }

@@ -163,6 +163,18 @@ fn errors_name_file_line_and_field() {
         "[smtp]\nhostname = \"gw\"\n\n[[domain]]\nname = \"example.com\"\nroute = \"http://wrong\"\n",
     )
     .unwrap();
+    // A valid file: its bands per domain, the harshest action reached applying (a low
+    // quarantine threshold wins over the inherited greylist and add_header above it).
+    std::fs::write(
+        dir.path().join("bands.toml"),
+        "[[domain]]\nname = \"example.com\"\nroute = \"smtp://h\"\n[domain.policy]\nquarantine = 5.0\n",
+    )
+    .unwrap();
+    let out = rempart(&["config", "check", "bands.toml"], dir.path(), None);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && text.contains("example.com  below 5.0 accept · 5.0 quarantine · 7.5 reject"), "{text}");
+    assert!(text.contains("[policy]     below 6.0 accept · 6.0 greylist · 6.5 add_header · 7.5 reject"), "{text}");
+
     let out = rempart(&["config", "check", "bad.toml"], dir.path(), None);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);

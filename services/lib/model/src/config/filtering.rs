@@ -152,8 +152,8 @@ pub struct CompositeConfig {
     pub description_fr: Option<String>,
 }
 
-/// Score thresholds and lists. The action of the highest threshold the score reaches
-/// wins (ties go to the harsher action); an unset threshold never applies.
+/// Score thresholds and lists. The harshest action whose threshold the score reaches
+/// wins; an unset threshold never applies.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct PolicyConfig {
@@ -293,11 +293,11 @@ impl PolicyConfig {
 
     /// In one table of the file (`[policy]` or a domain's `policy`), a threshold that
     /// refuses or drops (soft_reject, reject, discard) must not be below one that
-    /// delivers (greylist, add_header, quarantine): the action is the highest threshold
-    /// reached, so `greylist = 8` with `reject = 5` would reject a score of 6 and
-    /// greylist a score of 9. Defaults and inherited values are not compared (`reject =
-    /// 5` alone means "reject from 5"), nor delivering actions among themselves (a high
-    /// `add_header` is how it is turned off).
+    /// delivers (greylist, add_header, quarantine): the harsher action wins from its
+    /// threshold up, so `greylist = 8` with `reject = 5` would never greylist — a
+    /// mistake, said at `config check` and reload. Defaults and inherited values are
+    /// not compared (`reject = 5` alone means "reject from 5"), nor delivering actions
+    /// among themselves (a high `add_header` is how it is turned off).
     pub fn check_order(table: &toml::Table) -> Result<(), String> {
         let value = |name: &str| table.get(name).and_then(|v| v.as_float().or_else(|| v.as_integer().map(|i| i as f64)));
         for harsher in ["soft_reject", "reject", "discard"] {
@@ -318,14 +318,46 @@ impl PolicyConfig {
         self.thresholds().into_iter().filter_map(|(_, t)| t).reduce(f64::min)
     }
 
-    /// The action of the highest threshold `score` reaches (equal thresholds: the
-    /// harsher action).
+    /// The harshest action whose threshold `score` reaches: a domain's `quarantine = 5`
+    /// quarantines from 5 up (until a harsher action's threshold), whatever milder
+    /// thresholds (greylist 6, add_header 6.5) it inherits above it.
     pub fn action_for(&self, score: f64) -> crate::Action {
         self.thresholds()
             .into_iter()
-            .filter_map(|(action, threshold)| threshold.filter(|t| score >= *t).map(|t| (action, t)))
-            .max_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)))
-            .map_or(crate::Action::Accept, |(action, _)| action)
+            .filter(|(_, threshold)| threshold.is_some_and(|t| score >= t))
+            .map(|(action, _)| action)
+            .max()
+            .unwrap_or(crate::Action::Accept)
+    }
+
+    /// The policy as bands: from each score (the first from minus infinity) the action
+    /// that applies, mildest first; actions no score can reach are not in it.
+    pub fn bands(&self) -> Vec<(f64, crate::Action)> {
+        let mut starts: Vec<f64> = self.thresholds().into_iter().filter_map(|(_, t)| t).collect();
+        starts.sort_by(f64::total_cmp);
+        starts.dedup();
+        let mut bands = vec![(f64::NEG_INFINITY, crate::Action::Accept)];
+        for start in starts {
+            let action = self.action_for(start);
+            if bands.last().is_some_and(|(_, last)| *last != action) {
+                bands.push((start, action));
+            }
+        }
+        bands
+    }
+
+    /// The bands as one line: "below 6.0 accept · 6.0 greylist · 6.5 add_header · 7.5 reject".
+    pub fn bands_line(&self) -> String {
+        let bands = self.bands();
+        let mut parts = Vec::new();
+        for (i, (start, action)) in bands.iter().enumerate() {
+            match bands.get(i + 1) {
+                _ if i == 0 && bands.len() == 1 => parts.push(format!("always {action}")),
+                Some((next, _)) if i == 0 => parts.push(format!("below {next:.1} {action}")),
+                _ => parts.push(format!("{start:.1} {action}")),
+            }
+        }
+        parts.join(" · ")
     }
 }
 
@@ -342,6 +374,21 @@ mod tests {
         assert_eq!(policy.action_for(6.0), Action::Greylist);
         assert_eq!(policy.action_for(6.5), Action::AddHeader);
         assert_eq!(policy.action_for(7.5), Action::Reject);
+    }
+
+    #[test]
+    fn the_harshest_action_reached_wins_so_a_low_quarantine_keeps_working() {
+        let policy = PolicyConfig { quarantine: Some(5.0), ..PolicyConfig::default() };
+        assert_eq!(policy.action_for(4.9), Action::Accept);
+        for score in [5.0, 6.0, 6.2, 6.5, 7.0, 7.4] {
+            assert_eq!(policy.action_for(score), Action::Quarantine, "{score}");
+        }
+        assert_eq!(policy.action_for(7.5), Action::Reject);
+        assert_eq!(policy.bands(), [(f64::NEG_INFINITY, Action::Accept), (5.0, Action::Quarantine), (7.5, Action::Reject)]);
+        assert_eq!(policy.bands_line(), "below 5.0 accept · 5.0 quarantine · 7.5 reject");
+        assert_eq!(PolicyConfig::default().bands_line(), "below 6.0 accept · 6.0 greylist · 6.5 add_header · 7.5 reject");
+        let none = PolicyConfig { greylist: None, add_header: None, reject: None, ..PolicyConfig::default() };
+        assert_eq!(none.bands_line(), "always accept");
     }
 
     #[test]
