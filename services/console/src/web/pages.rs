@@ -4,7 +4,7 @@
 
 use maud::{DOCTYPE, Markup, html};
 use rempart_model::SymbolHit;
-use rempart_model::verdict::OUTBOUND_SCALE;
+use rempart_model::verdict::{MEANINGFUL_POINTS, OUTBOUND_SCALE};
 use rempart_state::verdicts::VerdictRecord;
 
 use super::i18n::Lang;
@@ -347,10 +347,11 @@ pub fn message(lang: Lang, viewer: &Account, csrf: &str, view: &MessageView<'_>)
     )
 }
 
-/// The public page for a refusal: the reply, the reasons, what to do. Names no
-/// recipient, only domains.
+/// The public page for a refusal: the reply, the reasons (findings under 0.1 point
+/// left out, no internal details), what to do. Names no recipient, only domains.
 pub fn why(lang: Lang, record: &VerdictRecord, advice: &[&str]) -> Markup {
-    let positive: Vec<SymbolHit> = record.symbols.iter().filter(|s| s.score != 0.0 || super::advice::is_malware(s)).cloned().collect();
+    let positive: Vec<SymbolHit> =
+        record.symbols.iter().filter(|s| s.score.abs() >= MEANINGFUL_POINTS || super::advice::is_malware(s)).cloned().collect();
     layout(
         lang,
         lang.t("why_title"),

@@ -68,6 +68,9 @@ pub struct SymbolHit {
     pub detail: Option<String>,
 }
 
+/// A finding worth less than this (either way) is left out of replies and public pages.
+pub const MEANINGFUL_POINTS: f64 = 0.1;
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Verdict {
     pub score: f64,
@@ -98,7 +101,8 @@ pub struct Verdict {
 impl Verdict {
     /// The names of the highest-scoring symbols, for a reply line.
     pub fn top_symbols(&self, n: usize) -> Vec<&str> {
-        self.symbols.iter().filter(|s| s.score > 0.0).take(n).map(|s| s.name.as_str()).collect()
+        // Findings under 0.1 point explain nothing to a reader.
+        self.symbols.iter().filter(|s| s.score >= MEANINGFUL_POINTS).take(n).map(|s| s.name.as_str()).collect()
     }
 }
 

@@ -350,16 +350,16 @@ impl Scanner {
         let Some(vote) = bayes.model().vote(&tokens::tokens(analysis), state.bayes_min_learned) else { return };
         let per_unit = self.registry.weight("BAYES_LOGODDS", true);
         let per_linear_unit = self.registry.weight("LINEAR_LOGODDS", true);
-        let linear = vote.linear.unwrap_or(0.0);
-        let mut detail = format!("spam probability {:.6}, mean log-odds {:.2}", vote.probability, vote.mean_logodds);
-        if let Some(logit) = vote.linear {
-            detail.push_str(&format!(", token regression log-odds {logit:.2}"));
-        }
+        let detail = format!("spam probability {:.6}, mean log-odds {:.2}", vote.probability, vote.mean_logodds);
         for (i, band) in bayes_bands(vote.probability).into_iter().enumerate() {
-            // The band's weight, and on the band itself the log-odds' shares.
-            let continuous = per_unit * vote.mean_logodds + per_linear_unit * linear;
+            // The band's weight, and on the band itself the Bayes log-odds' share.
+            let continuous = per_unit * vote.mean_logodds;
             let weight = (i == 0 && continuous != 0.0).then(|| self.registry.weight(band, true) + continuous);
             findings.hit_weighted(band, Some(detail.clone()), weight);
+        }
+        // The token regression is a finding of its own, with what it added.
+        if let Some(logit) = vote.linear.filter(|_| per_linear_unit != 0.0) {
+            findings.hit_weighted("TOKEN_REGRESSION", Some(format!("log-odds {logit:.2}")), Some(per_linear_unit * logit));
         }
     }
 

@@ -623,14 +623,23 @@ pub const SYMBOLS: &[SymbolDef] = &[
         "Points per unit of the Bayes log-odds, added to the Bayes band's weight",
         "Points par unité de log-cote bayésienne, ajoutés au poids de la tranche bayésienne.",
     ),
-    // Not a hit of its own: points per unit of the token regression's log-odds, added
-    // to the weight of the message's Bayes band (fitted weights).
+    // Not a hit of its own: points per unit of the token regression's log-odds, the
+    // weight of TOKEN_REGRESSION (fitted weights).
     def(
         "LINEAR_LOGODDS",
         0.0,
         "bayes",
-        "Points per unit of the token regression's log-odds, added to the Bayes band's weight",
-        "Points par unité de log-cote de la régression sur les mots, ajoutés au poids de la tranche bayésienne.",
+        "Points per unit of the token regression's log-odds (the weight of TOKEN_REGRESSION)",
+        "Points par unité de log-cote de la régression sur les mots (le poids de TOKEN_REGRESSION).",
+    ),
+    // Rempart's: the token regression's own finding, its weight computed per message
+    // (LINEAR_LOGODDS × the regression's log-odds), apart from the Bayes band.
+    def(
+        "TOKEN_REGRESSION",
+        0.0,
+        "bayes",
+        "The message's words, weighed by what this gateway learned from its mail",
+        "Les mots du message, pesés selon ce que la passerelle a appris de son courrier.",
     ),
     // The auto-allowlist: its weight is computed per message (toward the sender's mean).
     def(
