@@ -231,6 +231,7 @@ pub fn bayes(command: BayesCommand, config_path: Option<&Path>) -> Result<(), St
             "version": stats.version,
             "min_learned": min,
             "votes": votes,
+            "weights": if votes { "with_bayes" } else { "rules_only" },
         }));
     } else {
         crate::emit(format_args!("backend      {:?}", config.state.backend));
@@ -240,6 +241,8 @@ pub fn bayes(command: BayesCommand, config_path: Option<&Path>) -> Result<(), St
         crate::emit(format_args!("version      {}", stats.version));
         let why = if votes { "yes".to_string() } else { format!("no (needs {min} spam and {min} ham)") };
         crate::emit(format_args!("votes        {why}"));
+        let weights = if votes { "with Bayes ([weights])" } else { "rules only ([weights_without_bayes]) until Bayes votes" };
+        crate::emit(format_args!("weights      {weights}"));
     }
     Ok(())
 }

@@ -36,6 +36,13 @@ pub struct Model {
 impl Model {
     /// The probability that a message with `tokens` is spam, or `None` when fewer than
     /// `min_learned` of either class were learned (the classifier does not vote).
+    /// Whether `min_learned` of each class were learned: the classifier votes, and the
+    /// weights fitted with it apply (before, the rule-only weights).
+    pub fn ready(&self, min_learned: u64) -> bool {
+        let min = i64::try_from(min_learned).unwrap_or(i64::MAX);
+        self.spam_messages >= min && self.ham_messages >= min && self.spam_messages > 0 && self.ham_messages > 0
+    }
+
     pub fn classify(&self, tokens: &[u64], min_learned: u64) -> Option<f64> {
         self.vote(tokens, min_learned).map(|v| v.probability)
     }
@@ -44,8 +51,7 @@ impl Model {
     /// log-odds of the significant tokens, which does not saturate where the
     /// probability reaches 0 or 1 (the fitted weights use it).
     pub fn vote(&self, tokens: &[u64], min_learned: u64) -> Option<Vote> {
-        let min = i64::try_from(min_learned).unwrap_or(i64::MAX);
-        if self.spam_messages < min || self.ham_messages < min || self.spam_messages == 0 || self.ham_messages == 0 {
+        if !self.ready(min_learned) {
             return None;
         }
         let (ns, nh) = (self.spam_messages as f64, self.ham_messages as f64);

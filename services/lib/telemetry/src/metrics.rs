@@ -39,6 +39,7 @@ pub struct Metrics {
     panics: Family<Labels<1>, Counter>,
     parked: Family<Labels<1>, Counter>,
     queue_writable: Gauge,
+    bayes_voting: Gauge,
 }
 
 /// 0.25 ms to 8 s, doubling.
@@ -87,6 +88,7 @@ impl Metrics {
             panics: Family::default(),
             parked: Family::default(),
             queue_writable: Gauge::default(),
+            bayes_voting: Gauge::default(),
             registry: Registry::with_prefix("rempart"),
         };
         let r = &mut m.registry;
@@ -134,6 +136,11 @@ impl Metrics {
             "queue_writable",
             "1 while the embedded queue accepts writes; 0 after a write failed (a full disk) until the file is reopened",
             m.queue_writable.clone(),
+        );
+        r.register(
+            "bayes_voting",
+            "1 when Bayes has learned enough to vote and the weights fitted with it apply; 0 while the rule-only weights apply",
+            m.bayes_voting.clone(),
         );
         r.register("messages_parked", "Messages parked on rempart.held after a consumer panicked on them, by topic", m.parked.clone());
         m
@@ -203,6 +210,11 @@ impl Metrics {
     /// One malware engine's answer and how long it took.
     pub fn antivirus(&self, engine: &'static str, result: &'static str, took: Duration) {
         self.antivirus_seconds.get_or_create(&[("engine", label(engine)), ("result", label(result))]).observe(took.as_secs_f64());
+    }
+
+    /// Which weight set the last scan used: with Bayes (it voted) or rules only.
+    pub fn bayes_voting(&self, voting: bool) {
+        self.bayes_voting.set(i64::from(voting));
     }
 
     pub fn end_of_data(&self, command: &'static str, took: Duration) {

@@ -347,7 +347,9 @@ impl Scanner {
     fn bayes(&self, analysis: &Analysis<'_>, findings: &mut Findings) {
         let Some(state) = &self.state else { return };
         let Some(bayes) = &state.bayes else { return };
-        let Some(vote) = bayes.model().vote(&tokens::tokens(analysis), state.bayes_min_learned) else { return };
+        let model = bayes.model();
+        rempart_telemetry::metrics().bayes_voting(model.ready(state.bayes_min_learned));
+        let Some(vote) = model.vote(&tokens::tokens(analysis), state.bayes_min_learned) else { return };
         let per_unit = self.registry.weight("BAYES_LOGODDS", true);
         let per_linear_unit = self.registry.weight("LINEAR_LOGODDS", true);
         let detail = format!("spam probability {:.6}, mean log-odds {:.2}", vote.probability, vote.mean_logodds);
