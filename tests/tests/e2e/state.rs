@@ -151,6 +151,7 @@ fn bayes_trained_from_the_cli_changes_score_verdicts() {
     let out = rempart(&["bayes", "stats", "--json"], cwd, None);
     let stats: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!((stats["spam"].as_i64(), stats["votes"].as_bool()), (Some(0), Some(false)), "{stats}");
+    assert_eq!(stats["weights"], "rules_only", "{stats}");
     assert!(!cwd.join("data").exists());
 
     let out = rempart(&["learn", "--spam", "spam", "--json"], cwd, None);
@@ -172,6 +173,7 @@ fn bayes_trained_from_the_cli_changes_score_verdicts() {
     let out = rempart(&["bayes", "stats", "--json"], cwd, None);
     let stats: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!((stats["spam"].as_i64(), stats["ham"].as_i64(), stats["votes"].as_bool()), (Some(24), Some(26), Some(true)), "{stats}");
+    assert_eq!(stats["weights"], "with_bayes", "{stats}");
     assert!(stats["tokens"].as_u64().unwrap() > 20 && stats["version"].as_i64().unwrap() == 51, "{stats}");
 
     let after = score(cwd);
