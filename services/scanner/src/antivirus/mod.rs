@@ -252,3 +252,33 @@ impl Engines {
         pieces
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn symbol(engine: Engine, outcome: Outcome) -> Option<(String, String, Meaning)> {
+        Answer { engine, part: None, outcome }.symbol()
+    }
+
+    #[test]
+    fn answers_become_symbols_with_what_they_mean_to_the_policy() {
+        let found = |name: &str| Outcome::Said(Verdict::Found(name.into()));
+        assert_eq!(symbol(Engine::Clamd, Outcome::Said(Verdict::Clean)), None);
+        assert_eq!(
+            symbol(Engine::Clamd, found("Win.Trojan.Agent")),
+            Some(("CLAM_VIRUS".into(), "Win.Trojan.Agent".into(), Meaning::Virus))
+        );
+        let heuristic = |name: &str| symbol(Engine::Clamd, found(name)).map(|(s, _, m)| (s, m));
+        assert_eq!(heuristic("Heuristics.Encrypted.Zip"), Some(("CLAM_ENCRYPTED".into(), Meaning::Kind("encrypted_archive"))));
+        assert_eq!(heuristic("Heuristics.OLE2.ContainsMacros"), Some(("CLAM_MACRO".into(), Meaning::Kind("office_macro"))));
+        assert_eq!(heuristic("Heuristics.Phishing.Email.SpoofedDomain"), Some(("CLAM_PHISHING".into(), Meaning::Weight)));
+        assert_eq!(heuristic("Heuristics.Limits.Exceeded"), Some(("CLAM_HEURISTIC".into(), Meaning::Weight)));
+        assert_eq!(symbol(Engine::Icap, found("Eicar")).map(|(s, _, m)| (s, m)), Some(("ICAP_VIRUS".into(), Meaning::Virus)));
+        let failed = symbol(Engine::Clamd, Outcome::Failed("connection refused".into()));
+        assert_eq!(failed, Some(("CLAM_VIRUS_FAIL".into(), "clamd: connection refused".into(), Meaning::Failure)));
+        let score = symbol(Engine::External, Outcome::Said(Verdict::Score(2.5)));
+        assert_eq!(score, Some(("EXTERNAL_SCORE".into(), "2.5".into(), Meaning::Weight)));
+        assert_eq!(symbol(Engine::Clamd, Outcome::Skipped(30 << 20)).map(|(s, _, _)| s), Some("ANTIVIRUS_SKIPPED".into()));
+    }
+}
