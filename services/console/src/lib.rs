@@ -246,11 +246,15 @@ impl Console {
         self.bus.event(rempart_bus::TRACK_EVENTS, prost::Message::encode_to_vec(&event)).await;
     }
 
-    /// Teaches the Bayes model, in the background (a store failure is logged).
+    /// Teaches the Bayes model and the memory of campaigns (fuzzy fingerprints), in the
+    /// background (a store failure is logged).
     fn learn(&self, body: Vec<u8>, class: Class) {
-        let Some(bayes) = self.state.bayes.clone() else { return };
         let state = self.state.clone();
         tokio::spawn(async move {
+            if let Err(e) = rempart_state::fuzzy::remember_message(&*state.store, &body, class).await {
+                tracing::warn!(error = %e, "console could not remember the message's fuzzy fingerprint");
+            }
+            let Some(bayes) = state.bayes.clone() else { return };
             let Some((identity, tokens)) = rempart_classifier::tokens::learnable(&body) else { return };
             match bayes.learn(identity, class, &tokens).await {
                 Ok(_) => rempart_state::announce_learning(&state).await,

@@ -80,8 +80,8 @@ pub fn learn(args: LearnArgs, config_path: Option<&Path>) -> Result<(), String> 
                 tally(&mut counts, &mut errors, done);
                 progress.inc(1);
             }
-            let bayes = bayes.clone();
-            tasks.spawn(async move { learn_one(&bayes, source, class).await });
+            let (bayes, store) = (bayes.clone(), state.store.clone());
+            tasks.spawn(async move { learn_one(&bayes, &*store, source, class).await });
         }
         while let Some(done) = tasks.join_next().await {
             tally(&mut counts, &mut errors, done);
@@ -158,7 +158,8 @@ fn collect(path: &Path, out: &mut Vec<Source>, errors: &mut Vec<String>) {
     }
 }
 
-async fn learn_one(bayes: &Bayes, source: Source, class: Class) -> Result<Learned, String> {
+/// Teaches Bayes and the memory of campaigns one message.
+async fn learn_one(bayes: &Bayes, store: &dyn rempart_state::Store, source: Source, class: Class) -> Result<Learned, String> {
     let (name, bytes) = match source {
         Source::File(path) => {
             let bytes = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
@@ -171,6 +172,7 @@ async fn learn_one(bayes: &Bayes, source: Source, class: Class) -> Result<Learne
         return Err(not_mail());
     }
     let (identity, tokens) = tokens::learnable(&bytes).ok_or_else(not_mail)?;
+    rempart_state::fuzzy::remember_message(store, &bytes, class).await.map_err(|e| format!("{name}: {e}"))?;
     bayes.learn(identity, class, &tokens).await.map_err(|e| format!("{name}: {e}"))
 }
 

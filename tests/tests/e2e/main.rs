@@ -12,6 +12,7 @@ mod console_lists;
 mod console_reports;
 mod console_volume;
 mod crash;
+mod fuzzy;
 mod hardening;
 mod loadtest;
 mod malware;

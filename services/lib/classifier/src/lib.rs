@@ -8,6 +8,7 @@
 
 pub mod attachments;
 pub mod bayes;
+pub mod fuzzy;
 pub mod hosts;
 pub mod html;
 pub mod linear;

@@ -18,6 +18,7 @@ pub mod domains;
 mod embedded;
 #[cfg(feature = "foundationdb")]
 mod fdb;
+pub mod fuzzy;
 pub mod greylist;
 mod nats;
 pub mod second_factor;

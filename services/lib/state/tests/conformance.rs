@@ -55,7 +55,17 @@ macro_rules! conformance {
     };
 }
 
-conformance!(get_put_delete, get_many, ttl_expiry, compare_and_set, compare_and_set_race, concurrent_adds, scan_prefix, limits);
+conformance!(
+    get_put_delete,
+    get_many,
+    ttl_expiry,
+    compare_and_set,
+    compare_and_set_race,
+    concurrent_adds,
+    scan_prefix,
+    limits,
+    fuzzy_memory
+);
 
 async fn get_put_delete(store: &Arc<dyn Store>) {
     assert_eq!(store.get("t.absent").await.unwrap(), None);
@@ -216,4 +226,31 @@ async fn limits(store: &Arc<dyn Store>) {
     if store.backend() != "foundationdb" {
         assert!(matches!(store.add(&[("t.text".to_string(), 1)]).await, Err(StoreError::NotACounter(_))));
     }
+}
+
+/// The memory of campaigns on the store: a reported spam's variants are recalled, other
+/// mail is not, and a message released as ham (and what resembles it) never hits.
+async fn fuzzy_memory(store: &Arc<dyn Store>) {
+    use rempart_classifier::bayes::Class;
+    use rempart_classifier::fuzzy::fingerprint;
+    use rempart_classifier::message::Analysis;
+    use rempart_state::fuzzy::{Recall, recall, remember};
+    let of = |body: &str| fingerprint(&Analysis::new(format!("From: a@x.example\r\nSubject: Notice\r\n\r\n{body}\r\n").as_bytes()));
+    let campaign = "Dear customer NAME, your mailbox quota of 2 GB is full and incoming messages are held. \
+        Log in within 24 hours at LINK to upgrade your storage for free, otherwise your account will be closed. Regards, the IT support desk.";
+    let reported = of(&campaign.replace("NAME", "Alice").replace("LINK", "https://evil.example/a"));
+    remember(&**store, &reported, Class::Spam).await.expect("remember");
+    let variant = of(&campaign.replace("NAME", "Bob").replace("LINK", "http://other.example/x?7").replace("24 hours", "12 hours"));
+    match recall(&**store, &variant).await.expect("recall") {
+        Some(Recall::Spam { similarity, attachment: false }) => assert!(similarity >= 0.5, "{similarity}"),
+        other => panic!("the variant is not recalled: {other:?}"),
+    }
+    let unrelated = of(
+        "The board meeting is moved to Tuesday afternoon; please send the minutes of the last session and your comments on the draft budget before then.",
+    );
+    assert_eq!(recall(&**store, &unrelated).await.expect("recall"), None);
+    // Released as ham: it and its near copies are remembered as ham.
+    let released = of(&campaign.replace("NAME", "Carol").replace("LINK", "https://intranet.example/quota"));
+    remember(&**store, &released, Class::Ham).await.expect("remember");
+    assert!(matches!(recall(&**store, &variant).await.expect("recall"), Some(Recall::Ham { .. })), "ham wins");
 }

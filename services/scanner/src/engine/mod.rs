@@ -165,13 +165,20 @@ impl Scanner {
     /// The checks that wait on DNS. Cheap in CPU: run them on the async threads, and
     /// `evaluate` (CPU-bound) on a blocking thread.
     pub async fn network_findings(&self, input: &ScanInput<'_>) -> NetworkFindings {
-        let (awl, sender_lists, antivirus) =
-            tokio::join!(self.awl_lookup(input), self.sender_lists_lookup(input), self.antivirus_answers(input.message));
+        let (awl, sender_lists, antivirus, fuzzy) = tokio::join!(
+            self.awl_lookup(input),
+            self.sender_lists_lookup(input),
+            self.antivirus_answers(input.message),
+            self.fuzzy_recall(input.message)
+        );
+        let mut findings = Findings::default();
+        if let Some((symbol, detail, weight)) = fuzzy {
+            findings.hit_weighted(symbol, Some(detail), Some(weight));
+        }
         if self.dns.is_offline() {
-            return NetworkFindings { offline: true, awl, sender_lists, antivirus, ..Default::default() };
+            return NetworkFindings { offline: true, awl, sender_lists, antivirus, findings, ..Default::default() };
         }
         let started = Instant::now();
-        let mut findings = Findings::default();
         let authentication_results = checks::auth::run(&self.dns, input, &self.hostname, &mut findings).await;
         checks::sender::run(&self.dns, input, &mut findings).await;
         checks::dnslists::run(&self.dns, &self.dns_lists, input.facts.client_ip(), &mut findings).await;
@@ -189,6 +196,31 @@ impl Scanner {
             sender_lists,
             antivirus,
         }
+    }
+
+    /// What the memory of campaigns says (`FUZZY_DENIED` or `FUZZY_WHITE`, weighed by
+    /// the similarity); a store failure is logged and the message scored without it.
+    async fn fuzzy_recall(&self, message: &[u8]) -> Option<(&'static str, String, f64)> {
+        use rempart_state::fuzzy::{Recall, recall};
+        let state = self.state.as_ref()?;
+        let fp = rempart_classifier::fuzzy::fingerprint(&Analysis::new(message));
+        let found = match recall(&*state.store, &fp).await {
+            Ok(found) => found?,
+            Err(e) => {
+                tracing::warn!(error = %e, "fuzzy lookup failed; scoring without the memory of campaigns");
+                return None;
+            }
+        };
+        let (symbol, similarity, detail) = match found {
+            Recall::Spam { similarity, attachment: true } => {
+                ("FUZZY_DENIED", similarity, "an attachment of a message reported as spam".to_string())
+            }
+            Recall::Spam { similarity, .. } => {
+                ("FUZZY_DENIED", similarity, format!("similarity {similarity:.2} to a message reported as spam"))
+            }
+            Recall::Ham { similarity } => ("FUZZY_WHITE", similarity, format!("similarity {similarity:.2} to a released message")),
+        };
+        Some((symbol, detail, self.registry.weight(symbol, false) * similarity))
     }
 
     /// What the malware engines say about the message (nothing without engines).

@@ -651,11 +651,12 @@ pub const SYMBOLS: &[SymbolDef] = &[
     ),
 ];
 
+mod fuzzy;
 mod malware;
 
-/// Every built-in symbol: the scoring rules, then the malware ones.
+/// Every built-in symbol: the scoring rules, the malware ones, the campaign memory's.
 pub fn all() -> impl Iterator<Item = &'static SymbolDef> {
-    SYMBOLS.iter().chain(malware::MALWARE)
+    SYMBOLS.iter().chain(malware::MALWARE).chain(fuzzy::FUZZY)
 }
 
 pub fn lookup(name: &str) -> Option<&'static SymbolDef> {

@@ -1,0 +1,168 @@
+//! A message's fuzzy fingerprint, for the memory of campaigns (as rspamd's fuzzy storage
+//! and Pyzor/Razor do): MinHash over word shingles of the normalised text — lower case,
+//! every word holding a digit one placeholder, links and addresses one placeholder each —
+//! so the variants of one campaign (other names, links, numbers, greetings) share most
+//! of their values; and an exact hash of each attachment and image. The hashes are
+//! stable across processes and versions (they are kept in the shared store).
+
+use crate::message::Analysis;
+
+/// MinHash values per message: the similarity of two messages is the share of equal ones.
+pub const SHINGLES: usize = 32;
+/// Words per shingle.
+const WINDOW: usize = 3;
+/// Fewer words than this: too little text to tell a campaign from a coincidence.
+const MIN_WORDS: usize = 12;
+/// Words looked at, at most.
+const MAX_WORDS: usize = 20_000;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Fingerprint {
+    /// `SHINGLES` values, or none when the text is too short.
+    pub shingles: Vec<u64>,
+    /// One per attachment with content.
+    pub attachments: Vec<u64>,
+}
+
+impl Fingerprint {
+    /// The message's identity in the fuzzy memory (the shingles, else the attachments).
+    pub fn id(&self) -> u64 {
+        let mut h = FNV_OFFSET;
+        for v in self.shingles.iter().chain(&self.attachments) {
+            h = fnv(h, &v.to_le_bytes());
+        }
+        mix(h)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.shingles.is_empty() && self.attachments.is_empty()
+    }
+
+    /// The share of equal MinHash values (0 to 1): an estimate of the Jaccard
+    /// similarity of the two messages' shingle sets.
+    pub fn similarity(&self, other: &Fingerprint) -> f64 {
+        if self.shingles.len() != SHINGLES || other.shingles.len() != SHINGLES {
+            return 0.0;
+        }
+        self.shingles.iter().zip(&other.shingles).filter(|(a, b)| a == b).count() as f64 / SHINGLES as f64
+    }
+}
+
+/// The fingerprint of an analysed message (attachments inspected or not: their decoded
+/// contents are hashed from the parsed parts).
+pub fn fingerprint(analysis: &Analysis<'_>) -> Fingerprint {
+    let mut text = String::new();
+    if let Some(subject) = analysis.subject() {
+        text.push_str(subject);
+        text.push(' ');
+    }
+    text.push_str(&analysis.plain_text);
+    if analysis.plain_text.trim().is_empty() {
+        for html in &analysis.html {
+            text.push(' ');
+            text.push_str(&html.text);
+        }
+    }
+    let words = normalised_words(&text);
+    let shingles = if words.len() < MIN_WORDS { Vec::new() } else { minhash(&words) };
+    let mut attachments = Vec::new();
+    if let Some(message) = &analysis.message {
+        for part in message.parts.iter().take(crate::message::MAX_PARTS) {
+            let binary = matches!(part.body, mail_parser::PartType::Binary(_) | mail_parser::PartType::InlineBinary(_));
+            let contents = part.contents();
+            if (binary || crate::attachments::is_attachment(part)) && contents.len() >= 64 {
+                attachments.push(mix(fnv(FNV_OFFSET, contents)));
+            }
+        }
+    }
+    attachments.sort_unstable();
+    attachments.dedup();
+    Fingerprint { shingles, attachments }
+}
+
+/// Lower-case words; a word with a digit is "#", a link "<url>", an address "<email>".
+fn normalised_words(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for raw in text.split_whitespace().take(MAX_WORDS) {
+        let lower = raw.to_lowercase();
+        if lower.contains("://") || lower.starts_with("www.") {
+            out.push("<url>".to_string());
+            continue;
+        }
+        if lower.contains('@') && lower.contains('.') {
+            out.push("<email>".to_string());
+            continue;
+        }
+        for word in lower.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()) {
+            out.push(if word.chars().any(|c| c.is_ascii_digit()) { "#".to_string() } else { word.to_string() });
+        }
+    }
+    out
+}
+
+/// For each of `SHINGLES` seeds, the smallest hash of any window of words.
+fn minhash(words: &[String]) -> Vec<u64> {
+    let windows: Vec<u64> = words
+        .windows(WINDOW)
+        .map(|w| {
+            let mut h = FNV_OFFSET;
+            for word in w {
+                h = fnv(h, word.as_bytes());
+                h = fnv(h, b" ");
+            }
+            h
+        })
+        .collect();
+    (0..SHINGLES as u64).map(|seed| windows.iter().map(|&h| mix(h ^ seed.wrapping_mul(0x9E37_79B9_7F4A_7C15))).min().unwrap_or(0)).collect()
+}
+
+const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+
+/// FNV-1a, continued from `h`.
+fn fnv(mut h: u64, bytes: &[u8]) -> u64 {
+    for &b in bytes {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}
+
+/// SplitMix64's finaliser: spreads FNV's bits so every seed gives an independent order.
+fn mix(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn of(text: &str) -> Fingerprint {
+        let raw = format!("From: a@example.com\r\nSubject: Your parcel\r\n\r\n{text}\r\n");
+        fingerprint(&Analysis::new(raw.as_bytes()))
+    }
+
+    const CAMPAIGN: &str = "Dear John, your parcel 4471-22 could not be delivered because the customs fee of 2.99 EUR was not paid. \
+        To receive your parcel within 48 hours please confirm your address and pay the fee at https://track.example/p/8812 before Friday. \
+        If the fee is not paid the parcel will be returned to the sender. Thank you for your trust, the delivery service team.";
+
+    #[test]
+    fn variants_of_a_campaign_are_similar_and_other_mail_is_not() {
+        let original = of(CAMPAIGN);
+        assert_eq!(original.shingles.len(), SHINGLES);
+        let variant = of(&CAMPAIGN
+            .replace("Dear John", "Hello Mary")
+            .replace("4471-22", "90-118")
+            .replace("2.99", "1.49")
+            .replace("https://track.example/p/8812", "http://other-link.example/q?id=55")
+            .replace("48 hours", "24 hours"));
+        assert!(original.similarity(&variant) >= 0.5, "{}", original.similarity(&variant));
+        let other = of(
+            "Hi team, the quarterly planning meeting moves to Thursday at ten in the large room. Please bring the budget figures and the list of open hiring positions for the review.",
+        );
+        assert!(original.similarity(&other) < 0.1, "{}", original.similarity(&other));
+        assert!(of("Too short to judge.").shingles.is_empty());
+        assert_eq!(of(CAMPAIGN).id(), original.id(), "stable");
+    }
+}
