@@ -1,5 +1,6 @@
 //! A message's fuzzy fingerprint, for the memory of campaigns (as rspamd's fuzzy storage
-//! and Pyzor/Razor do): MinHash over word shingles of the normalised text — lower case,
+//! and Pyzor/Razor do): a MinHash sketch (the 32 smallest hashes) over word shingles of
+//! the normalised text — lower case,
 //! every word holding a digit one placeholder, links and addresses one placeholder each —
 //! so the variants of one campaign (other names, links, numbers, greetings) share most
 //! of their values; and an exact hash of each attachment and image. The hashes are
@@ -7,7 +8,8 @@
 
 use crate::message::Analysis;
 
-/// MinHash values per message: the similarity of two messages is the share of equal ones.
+/// Hashes kept per message: the similarity of two messages is the share of their
+/// sketches they have in common.
 pub const SHINGLES: usize = 32;
 /// Words per shingle.
 const WINDOW: usize = 3;
@@ -18,7 +20,8 @@ const MAX_WORDS: usize = 20_000;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Fingerprint {
-    /// `SHINGLES` values, or none when the text is too short.
+    /// Up to `SHINGLES` values (fewer for a short text), or none when the text is too
+    /// short to judge.
     pub shingles: Vec<u64>,
     /// One per attachment with content.
     pub attachments: Vec<u64>,
@@ -38,13 +41,13 @@ impl Fingerprint {
         self.shingles.is_empty() && self.attachments.is_empty()
     }
 
-    /// The share of equal MinHash values (0 to 1): an estimate of the Jaccard
-    /// similarity of the two messages' shingle sets.
+    /// The share of this sketch's values the other has (0 to 1): an estimate of the
+    /// Jaccard similarity of the two messages' shingle sets.
     pub fn similarity(&self, other: &Fingerprint) -> f64 {
-        if self.shingles.len() != SHINGLES || other.shingles.len() != SHINGLES {
+        if self.shingles.is_empty() {
             return 0.0;
         }
-        self.shingles.iter().zip(&other.shingles).filter(|(a, b)| a == b).count() as f64 / SHINGLES as f64
+        self.shingles.iter().filter(|v| other.shingles.binary_search(v).is_ok()).count() as f64 / self.shingles.len() as f64
     }
 }
 
@@ -80,40 +83,51 @@ pub fn fingerprint(analysis: &Analysis<'_>) -> Fingerprint {
     Fingerprint { shingles, attachments }
 }
 
-/// Lower-case words; a word with a digit is "#", a link "<url>", an address "<email>".
-fn normalised_words(text: &str) -> Vec<String> {
+/// The words' hashes, lower case; a word with a digit hashes as "#", a link as "<url>",
+/// an address as "<email>" (no string is built: the characters are hashed as they come).
+fn normalised_words(text: &str) -> Vec<u64> {
+    let (url, email, digit) = (fnv(FNV_OFFSET, b"<url>"), fnv(FNV_OFFSET, b"<email>"), fnv(FNV_OFFSET, b"#"));
     let mut out = Vec::new();
     for raw in text.split_whitespace().take(MAX_WORDS) {
-        let lower = raw.to_lowercase();
-        if lower.contains("://") || lower.starts_with("www.") {
-            out.push("<url>".to_string());
+        let bytes = raw.as_bytes();
+        if raw.contains("://") || (bytes.len() > 4 && bytes[..4].eq_ignore_ascii_case(b"www.")) {
+            out.push(url);
             continue;
         }
-        if lower.contains('@') && lower.contains('.') {
-            out.push("<email>".to_string());
+        if raw.contains('@') && raw.contains('.') {
+            out.push(email);
             continue;
         }
-        for word in lower.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()) {
-            out.push(if word.chars().any(|c| c.is_ascii_digit()) { "#".to_string() } else { word.to_string() });
+        let (mut h, mut len, mut has_digit) = (FNV_OFFSET, 0usize, false);
+        let mut utf8 = [0u8; 4];
+        for c in raw.chars() {
+            if c.is_alphanumeric() {
+                has_digit |= c.is_ascii_digit();
+                for lower in c.to_lowercase() {
+                    h = fnv(h, lower.encode_utf8(&mut utf8).as_bytes());
+                }
+                len += 1;
+            } else if len > 0 {
+                out.push(if has_digit { digit } else { h });
+                (h, len, has_digit) = (FNV_OFFSET, 0, false);
+            }
+        }
+        if len > 0 {
+            out.push(if has_digit { digit } else { h });
         }
     }
     out
 }
 
-/// For each of `SHINGLES` seeds, the smallest hash of any window of words.
-fn minhash(words: &[String]) -> Vec<u64> {
-    let windows: Vec<u64> = words
-        .windows(WINDOW)
-        .map(|w| {
-            let mut h = FNV_OFFSET;
-            for word in w {
-                h = fnv(h, word.as_bytes());
-                h = fnv(h, b" ");
-            }
-            h
-        })
-        .collect();
-    (0..SHINGLES as u64).map(|seed| windows.iter().map(|&h| mix(h ^ seed.wrapping_mul(0x9E37_79B9_7F4A_7C15))).min().unwrap_or(0)).collect()
+/// The `SHINGLES` smallest distinct hashes of the windows of words (a bottom-k sketch:
+/// one hash per window, where classic MinHash needs one per window and seed).
+fn minhash(words: &[u64]) -> Vec<u64> {
+    let mut hashes: Vec<u64> =
+        words.windows(WINDOW).map(|w| mix(w.iter().fold(FNV_OFFSET, |h, word| fnv(h, &word.to_le_bytes())))).collect();
+    hashes.sort_unstable();
+    hashes.dedup();
+    hashes.truncate(SHINGLES);
+    hashes
 }
 
 const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;

@@ -1,5 +1,5 @@
 //! The memory of campaigns in the shared store: each reported message's fuzzy
-//! fingerprint (`rempart_classifier::fuzzy`) as one key per MinHash value and per
+//! fingerprint (`rempart_classifier::fuzzy`) as one key per sketch value and per
 //! attachment hash, naming the class and the message. A lookup reads them all in one
 //! `get_many`; every node sees a report as soon as the store has it. A released (ham)
 //! message writes the same keys as ham, so it — and what resembles it — never hits.
@@ -27,8 +27,8 @@ pub enum Recall {
     Ham { similarity: f64 },
 }
 
-fn shingle_key(index: usize, value: u64) -> String {
-    key(&["fuzzy", "s", &index.to_string(), &format!("{value:016x}")])
+fn shingle_key(value: u64) -> String {
+    key(&["fuzzy", "s", &format!("{value:016x}")])
 }
 
 fn attachment_key(value: u64) -> String {
@@ -36,7 +36,7 @@ fn attachment_key(value: u64) -> String {
 }
 
 fn keys(fp: &Fingerprint) -> Vec<String> {
-    fp.shingles.iter().enumerate().map(|(i, v)| shingle_key(i, *v)).chain(fp.attachments.iter().map(|v| attachment_key(*v))).collect()
+    fp.shingles.iter().map(|v| shingle_key(*v)).chain(fp.attachments.iter().map(|v| attachment_key(*v))).collect()
 }
 
 /// Remembers a message (its raw bytes) as `class`: what reporting spam, releasing and
@@ -78,8 +78,9 @@ pub async fn recall(store: &dyn Store, fp: &Fingerprint) -> StoreResult<Option<R
             attachment_spam = true;
         }
     }
-    let best =
-        |spam: bool| shingle_votes.iter().filter(|((s, _), _)| *s == spam).map(|(_, n)| *n).max().unwrap_or(0) as f64 / SHINGLES as f64;
+    // A short text's sketch has fewer values: shares of what it has, out of 8 at least.
+    let of = fp.shingles.len().max(SHINGLES / 4) as f64;
+    let best = |spam: bool| shingle_votes.iter().filter(|((s, _), _)| *s == spam).map(|(_, n)| *n).max().unwrap_or(0) as f64 / of;
     let (ham, spam) = (best(false), best(true));
     if ham >= MIN_SIMILARITY {
         return Ok(Some(Recall::Ham { similarity: ham }));

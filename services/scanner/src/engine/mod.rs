@@ -165,11 +165,20 @@ impl Scanner {
     /// The checks that wait on DNS. Cheap in CPU: run them on the async threads, and
     /// `evaluate` (CPU-bound) on a blocking thread.
     pub async fn network_findings(&self, input: &ScanInput<'_>) -> NetworkFindings {
+        // One quick parse for what the lookups need: the fingerprint (the memory of
+        // campaigns) and the link domains (URI lists).
+        let (fingerprint, link_domains) = if self.state.is_some() || !self.uri_lists.is_empty() {
+            let analysis = Analysis::new(input.message);
+            let fingerprint = self.state.as_ref().map(|_| rempart_classifier::fuzzy::fingerprint(&analysis));
+            (fingerprint, (!self.uri_lists.is_empty()).then(|| analysis.link_domains(MAX_URI_DOMAINS)))
+        } else {
+            (None, None)
+        };
         let (awl, sender_lists, antivirus, fuzzy) = tokio::join!(
             self.awl_lookup(input),
             self.sender_lists_lookup(input),
             self.antivirus_answers(input.message),
-            self.fuzzy_recall(input.message)
+            self.fuzzy_recall(fingerprint.as_ref())
         );
         let mut findings = Findings::default();
         if let Some((symbol, detail, weight)) = fuzzy {
@@ -182,10 +191,8 @@ impl Scanner {
         let authentication_results = checks::auth::run(&self.dns, input, &self.hostname, &mut findings).await;
         checks::sender::run(&self.dns, input, &mut findings).await;
         checks::dnslists::run(&self.dns, &self.dns_lists, input.facts.client_ip(), &mut findings).await;
-        if !self.uri_lists.is_empty() {
-            // The links are needed before the full analysis: a quick parse of our own.
-            let domains = Analysis::new(input.message).link_domains(MAX_URI_DOMAINS);
-            checks::dnslists::run_uri(&self.dns, &self.uri_lists, &domains, &mut findings).await;
+        if let Some(domains) = &link_domains {
+            checks::dnslists::run_uri(&self.dns, &self.uri_lists, domains, &mut findings).await;
         }
         NetworkFindings {
             findings,
@@ -200,11 +207,10 @@ impl Scanner {
 
     /// What the memory of campaigns says (`FUZZY_DENIED` or `FUZZY_WHITE`, weighed by
     /// the similarity); a store failure is logged and the message scored without it.
-    async fn fuzzy_recall(&self, message: &[u8]) -> Option<(&'static str, String, f64)> {
+    async fn fuzzy_recall(&self, fingerprint: Option<&rempart_classifier::fuzzy::Fingerprint>) -> Option<(&'static str, String, f64)> {
         use rempart_state::fuzzy::{Recall, recall};
-        let state = self.state.as_ref()?;
-        let fp = rempart_classifier::fuzzy::fingerprint(&Analysis::new(message));
-        let found = match recall(&*state.store, &fp).await {
+        let (state, fp) = (self.state.as_ref()?, fingerprint?);
+        let found = match recall(&*state.store, fp).await {
             Ok(found) => found?,
             Err(e) => {
                 tracing::warn!(error = %e, "fuzzy lookup failed; scoring without the memory of campaigns");
