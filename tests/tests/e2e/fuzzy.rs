@@ -144,3 +144,70 @@ fn one_report_catches_the_campaigns_variants_and_a_released_message_never_hits()
     let symbols = symbols_of(&gw, &next_id);
     assert!(!symbols.contains("FUZZY_DENIED") && symbols.contains("FUZZY_WHITE"), "{symbols}");
 }
+
+/// On a NATS cluster: the report is made on the console, the copy came through one edge,
+/// the variants come through the other; the scanner they share reads the memory from the
+/// NATS store.
+#[test]
+fn in_a_cluster_one_report_reaches_every_edge() {
+    use rempart_tests::nats::NatsServer;
+    let nats = NatsServer::start();
+    let sink = Sink::start(SinkMode::Accept);
+    let state = format!("[state]\nbackend = \"nats\"\nnats_url = \"{}\"\n", nats.url());
+    let domains = format!(
+        "[[domain]]\nname = \"example.com\"\nroute = \"{route}\"\n[[domain]]\nname = \"held.example\"\nroute = \"{route}\"\n[domain.policy]\nquarantine = -100.0\n",
+        route = sink.route()
+    );
+    let scanner =
+        Gateway::start_role(&format!("{state}[greylist]\nenabled = false\n[scanner]\nlisten = \"{{listen}}\"\n{domains}"), "scanner");
+    let cfg = format!(
+        "[smtp]\nhostname = \"mx.gw.test\"\n[[smtp.listener]]\naddress = \"{{listen}}\"\n[queue]\ndata_dir = \"{{data}}\"\n\
+         [bus]\nbackend = \"nats\"\nnats_url = \"{url}\"\n{state}[greylist]\nenabled = false\n\
+         [scanner]\nendpoints = [\"http://{scanner}\"]\n[console]\nlisten = \"{{console}}\"\nsecure_cookies = false\n{domains}",
+        url = nats.url(),
+        scanner = scanner.addr(),
+    );
+    let (first_edge, second_edge) = (Gateway::start_role(&cfg, "edge"), Gateway::start_role(&cfg, "edge"));
+    let _relay = Gateway::start_role(&cfg, "relay");
+    let console = Gateway::start_role(&cfg, "console serve");
+    let config = console.config_path.display().to_string();
+    let out = run_rempart(
+        &["--config", &config, "account", "add", "ops@gw.test", "--role", "operator"],
+        console.dir.path(),
+        Some(b"operator password"),
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = run_rempart(&["--config", &config, "account", "token", "add", "ops@gw.test"], console.dir.path(), None);
+    let token = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let api_at = format!("127.0.0.1:{}", console.console_port());
+
+    let mut first = SmtpClient::connect(&first_edge.addr());
+    first.ehlo();
+    let held = first.send_mail("notice@parcels.example", &["bob@held.example"], &variant(0));
+    assert_eq!(held.code, 250, "{held:?}");
+    let id = queue_id(&held);
+    assert!(rempart_tests::wait_until(Duration::from_secs(20), || {
+        let (status, list) = rempart_tests::http::api(&api_at, &token, "GET", "/api/v1/quarantine", None);
+        status == 200 && list.to_string().contains(&id)
+    }));
+    let (status, done) = rempart_tests::http::api(&api_at, &token, "POST", &format!("/api/v1/quarantine/{id}/spam"), None);
+    assert_eq!(status, 200, "{done}");
+
+    let mut second = SmtpClient::connect(&second_edge.addr());
+    second.ehlo();
+    let remembered = rempart_tests::wait_until(Duration::from_secs(10), || {
+        let r = second.send_mail("notice@parcels.example", &["alice@example.com"], &variant(50));
+        let id = queue_id(&r);
+        rempart_tests::wait_until(Duration::from_secs(2), || !symbols_of(&second_edge, &id).is_empty());
+        symbols_of(&second_edge, &id).contains("FUZZY_DENIED")
+    });
+    assert!(remembered, "the report never reached the other edge's verdicts:\n{}", second_edge.log());
+    let hits = (1..=10)
+        .filter(|&i| {
+            let r = second.send_mail(&format!("notice@parcels{i}.example"), &["alice@example.com"], &variant(i));
+            let id = queue_id(&r);
+            rempart_tests::wait_until(Duration::from_secs(5), || symbols_of(&second_edge, &id).contains("FUZZY_DENIED"))
+        })
+        .count();
+    assert_eq!(hits, 10, "every variant hits on the other edge");
+}
