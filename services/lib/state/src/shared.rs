@@ -86,7 +86,9 @@ impl SharedState {
     }
 
     /// Reloads the Bayes model whenever another process changed it: every `every`,
-    /// and at once when `rempart learn` announces a version on `rempart.learn` (NATS).
+    /// and soon after `rempart learn` or the console announces a version on
+    /// `rempart.learn` (NATS), at most once per `RELOAD_GAP` (each reload refits the
+    /// token regression: about 1.5 s of CPU for 5,000 learned messages).
     pub fn spawn_bayes_reloader(&self, every: std::time::Duration) {
         let Some(bayes) = self.bayes.clone() else { return };
         let client = self.store.nats_client();
@@ -97,18 +99,26 @@ impl SharedState {
             };
             let mut tick = tokio::time::interval(every);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            // The first announcement reloads at once.
+            let mut last_reload = tokio::time::Instant::now().checked_sub(RELOAD_GAP).unwrap_or_else(tokio::time::Instant::now);
             loop {
                 match &mut announcements {
                     Some(subscription) => {
                         tokio::select! {
                             _ = tick.tick() => {}
-                            _ = futures_util::StreamExt::next(subscription) => {}
+                            _ = futures_util::StreamExt::next(subscription) => {
+                                // Debounced: a burst of learning (a mailbox imported, a
+                                // bulk report) refits once, not once per message.
+                                tokio::time::sleep_until(last_reload + RELOAD_GAP).await;
+                                while futures_util::FutureExt::now_or_never(futures_util::StreamExt::next(subscription)).flatten().is_some() {}
+                            }
                         }
                     }
                     None => {
                         tick.tick().await;
                     }
                 }
+                last_reload = tokio::time::Instant::now();
                 match bayes.reload_if_changed().await {
                     Ok(true) => {
                         tracing::info!(version = bayes.model().version, tokens = bayes.model().tokens.len(), "Bayes model reloaded")
@@ -120,6 +130,9 @@ impl SharedState {
         });
     }
 }
+
+/// The least time between two reloads of the Bayes model on announcements.
+const RELOAD_GAP: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// Tells the scanners of a cluster that the Bayes model changed (NATS stores only).
 pub async fn announce_learning(state: &SharedState) {

@@ -2,6 +2,7 @@
 //! policies, put together by [`Scanner`] (rspamd's symcache + composites + scan
 //! result). The service parts (gRPC, queued scans, diagnostics) are in `service`.
 
+mod autolearn;
 pub mod composite;
 pub mod lists;
 mod malware;
@@ -53,6 +54,8 @@ pub struct Scanner {
     state: Option<Arc<SharedState>>,
     /// The malware engines (`[antivirus]`), if any.
     antivirus: Option<antivirus::Engines>,
+    /// Learning on its own (`[bayes] autolearn`), when Bayes is on.
+    autolearn: Option<autolearn::Autolearn>,
 }
 
 /// What the DNS-based checks found (nothing when offline).
@@ -123,6 +126,7 @@ impl Scanner {
             uri_lists: config.scanner.uri_lists.clone(),
             state: None,
             antivirus: antivirus::Engines::from_config(&config.antivirus)?,
+            autolearn: autolearn::Autolearn::from_config(&config.bayes),
         })
     }
 
@@ -441,6 +445,21 @@ impl Scanner {
                 tracing::warn!(error = %e, "AWL lookup failed; scoring without it");
                 None
             }
+        }
+    }
+
+    /// The class to learn the message as on its own, if its verdict is clear enough
+    /// (`engine::autolearn`); `None` without Bayes.
+    pub fn autolearn_class(&self, verdict: &Verdict) -> Option<rempart_classifier::bayes::Class> {
+        self.state.as_ref()?.bayes.as_ref()?;
+        self.autolearn?.class_of(verdict)
+    }
+
+    /// Learns the message as `class` within the sender's daily cap; true when learned.
+    pub async fn autolearn(&self, return_path: &str, message: &[u8], class: rempart_classifier::bayes::Class) -> bool {
+        match (&self.state, &self.autolearn) {
+            (Some(state), Some(autolearn)) => autolearn.learn(state, return_path, message, class).await,
+            _ => false,
         }
     }
 

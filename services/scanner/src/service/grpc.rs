@@ -70,7 +70,12 @@ impl v1::scanner_server::Scanner for Service {
         tracing::info!(queue_id = %job.queue_id, client = %job.facts.peer_ip, score = verdict.score, action = %verdict.action, "scanned");
         let reply = v1::Verdict::from(&verdict);
         if !job.outbound {
-            tokio::spawn(async move { scanner.record(&job.return_path, &job.facts, &verdict).await });
+            tokio::spawn(async move {
+                scanner.record(&job.return_path, &job.facts, &verdict).await;
+                if let Some(class) = scanner.autolearn_class(&verdict) {
+                    scanner.autolearn(&job.return_path, &job.message, class).await;
+                }
+            });
         }
         Ok(Response::new(reply))
     }

@@ -65,6 +65,9 @@ async fn route<B: Bus>(scanner: Arc<Scanner>, bus: &B, delivery: Delivery) {
     }
     if envelope.submitted_by.is_none() {
         scanner.record(&envelope.return_path, &envelope.session, &verdict).await;
+        if let Some(class) = scanner.autolearn_class(&verdict) {
+            scanner.autolearn(&envelope.return_path, &job.message, class).await;
+        }
     }
     let action = verdict.action;
     tracing::info!(queue_id = %envelope.queue_id, score = verdict.score, %action, "scanned after queueing");

@@ -161,7 +161,14 @@ impl Verdicts for LocalVerdicts {
             if !job.outbound {
                 let recorded = verdict.clone();
                 let (return_path, facts) = (job.return_path.clone(), job.facts.clone());
-                tokio::spawn(async move { scanner.record(&return_path, &facts, &recorded).await });
+                // The message is copied only when it will be learned.
+                let learn = scanner.autolearn_class(&verdict).map(|class| (class, job.message.clone()));
+                tokio::spawn(async move {
+                    scanner.record(&return_path, &facts, &recorded).await;
+                    if let Some((class, message)) = learn {
+                        scanner.autolearn(&return_path, &message, class).await;
+                    }
+                });
             }
             Ok((verdict, job))
         })

@@ -126,11 +126,32 @@ pub struct BayesConfig {
     pub min_learned: u64,
     /// How often a scanner checks whether the model changed. Default "30s".
     pub reload_every: HumanDuration,
+    /// Learn on its own from verdicts far from the thresholds (SpamAssassin's
+    /// bayes_auto_learn, with its safeguards). Default true.
+    pub autolearn: bool,
+    /// Learned as spam from this score up, counted without Bayes, the AWL and the
+    /// campaign memory, when header and body findings each gave 3 points or more.
+    /// Default 12.
+    pub autolearn_spam: f64,
+    /// Learned as ham at this score or below (same count), only when the sender
+    /// authenticated (a pass, no failure). Default 0.1.
+    pub autolearn_ham: f64,
+    /// Messages learned on its own per sender domain, class and day, at most: one
+    /// campaign cannot poison the model. Default 20.
+    pub autolearn_per_sender: u64,
 }
 
 impl Default for BayesConfig {
     fn default() -> Self {
-        Self { enabled: true, min_learned: 200, reload_every: HumanDuration::secs(30) }
+        Self {
+            enabled: true,
+            min_learned: 200,
+            reload_every: HumanDuration::secs(30),
+            autolearn: true,
+            autolearn_spam: 12.0,
+            autolearn_ham: 0.1,
+            autolearn_per_sender: 20,
+        }
     }
 }
 
