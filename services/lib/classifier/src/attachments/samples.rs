@@ -1,5 +1,6 @@
 //! Files the tests build themselves (no archive tool, no downloaded sample): archives,
-//! an encrypted ZIP, a macro document, a bomb, and EICAR's test string.
+//! an encrypted ZIP, a macro document, a bomb, EICAR's test string, and a message
+//! carrying one of them.
 
 use std::io::{Cursor, Write};
 
@@ -76,4 +77,29 @@ pub fn zip_bomb(levels: usize, copies: usize, leaf_mib: usize) -> Vec<u8> {
         current = zip(&files);
     }
     current
+}
+
+/// A message with a text part and `bytes` attached (base64) as `name`.
+pub fn message_with(name: &str, content_type: &str, bytes: &[u8]) -> Vec<u8> {
+    let encoded = base64(bytes);
+    let lines: Vec<&str> = encoded.as_bytes().chunks(76).map(|c| std::str::from_utf8(c).unwrap_or_default()).collect();
+    format!(
+        "From: Alice <alice@sender.example>\r\nTo: bob@example.com\r\nSubject: files\r\nDate: Mon, 23 Nov 2026 10:00:00 +0000\r\nMessage-ID: <1@sender.example>\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b\"\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nSee attached.\r\n--b\r\nContent-Type: {content_type}\r\nContent-Disposition: attachment; filename=\"{name}\"\r\nContent-Transfer-Encoding: base64\r\n\r\n{}\r\n--b--\r\n",
+        lines.join("\r\n")
+    )
+    .into_bytes()
+}
+
+/// Standard base64 (RFC 4648), for the messages above.
+pub fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let n = chunk.iter().enumerate().fold(0u32, |n, (i, b)| n | u32::from(*b) << (16 - 8 * i));
+        for i in 0..=chunk.len() {
+            out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
+        }
+        out.push_str(&"=".repeat(3 - chunk.len()));
+    }
+    out
 }

@@ -3,35 +3,8 @@ use std::time::{Duration, Instant};
 use super::samples;
 use super::*;
 
-/// A message with one base64 attachment.
-fn message_with(name: &str, content_type: &str, bytes: &[u8]) -> Vec<u8> {
-    let mut body = String::new();
-    let encoded = base64(bytes);
-    for chunk in encoded.as_bytes().chunks(76) {
-        body.push_str(std::str::from_utf8(chunk).unwrap_or_default());
-        body.push_str("\r\n");
-    }
-    format!(
-        "From: a@example.com\r\nTo: b@example.org\r\nSubject: files\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b\"\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nSee attached.\r\n--b\r\nContent-Type: {content_type}\r\nContent-Disposition: attachment; filename=\"{name}\"\r\nContent-Transfer-Encoding: base64\r\n\r\n{body}--b--\r\n"
-    )
-    .into_bytes()
-}
-
-fn base64(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for chunk in bytes.chunks(3) {
-        let n = chunk.iter().enumerate().fold(0u32, |n, (i, b)| n | u32::from(*b) << (16 - 8 * i));
-        for i in 0..=chunk.len() {
-            out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
-        }
-        out.push_str(&"=".repeat(3 - chunk.len()));
-    }
-    out
-}
-
 fn inspect_one(name: &str, content_type: &str, bytes: &[u8]) -> Attachment {
-    let raw = message_with(name, content_type, bytes);
+    let raw = samples::message_with(name, content_type, bytes);
     let message = mail_parser::MessageParser::default().parse(&raw).expect("a message");
     let mut all = inspect(&message, &Limits::default(), 100);
     assert_eq!(all.len(), 1, "{all:?}");
@@ -112,7 +85,7 @@ fn pdf_actions_and_html_smuggling_are_found() {
     let pdf = b"%PDF-1.7\n1 0 obj << /OpenAction << /S /J#61vaScript /JS (app.alert(1)) >> >> endobj\n2 0 obj << /S /Launch /F (cmd.exe) >> endobj";
     let a = inspect_one("doc.pdf", "application/pdf", pdf);
     assert_eq!(a.findings, [Finding::PdfJavaScript("doc.pdf".into()), Finding::PdfLaunch("doc.pdf".into())]);
-    let payload = base64(&[7u8; 3000]);
+    let payload = samples::base64(&[7u8; 3000]);
     let page = format!(
         "<html><body><script>var b=atob('{payload}');var blob=new Blob([b]);var a=document.createElement('a');a.href=URL.createObjectURL(blob);a.download='invoice.iso';a.click();</script></body></html>"
     );
