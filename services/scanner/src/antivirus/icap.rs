@@ -10,6 +10,8 @@ use super::{EngineError, Verdict};
 
 /// ICAP response headers read at most.
 const MAX_HEADER: usize = 64 << 10;
+/// An ICAP answer read at most (headers and the start of what it encapsulates).
+const MAX_ANSWER: u64 = 1 << 20;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Icap {
@@ -54,7 +56,8 @@ impl Icap {
         writer.write_all(b"\r\n0\r\n\r\n").await?;
         writer.flush().await?;
 
-        let mut reader = BufReader::new(reader);
+        // The server's whole answer is read within a bound, like every network input.
+        let mut reader = BufReader::new(reader.take(MAX_ANSWER));
         let mut status = String::new();
         reader.read_line(&mut status).await?;
         let code: u16 = status
