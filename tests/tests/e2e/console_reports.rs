@@ -31,6 +31,11 @@ fn reports_count_what_the_gateway_did_per_domain_and_in_all() {
     assert!(counted, "the operator's report:\n{page}\n{}", gw.log());
     assert!(page.contains("<svg") && page.contains("reject: 1") && page.contains("quarantine: 2"), "{page}");
     assert!(page.contains("MIXED_HREF_CASE"), "{page}");
+    // Which weights filter the mail: nothing learned yet, the rules alone.
+    assert!(
+        page.contains("Filtering with the rules alone until Bayes has learned enough (0 spam, 0 ham learned; Bayes votes from 200)"),
+        "{page}"
+    );
     // The operator's view: a row per domain, and a picker of the domains.
     let table = page.split("id=\"per-domain\"").nth(1).unwrap_or("");
     for domain in ["example.com", "strict.test", "other.test"] {
@@ -43,6 +48,7 @@ fn reports_count_what_the_gateway_did_per_domain_and_in_all() {
     let mut admin = login(&gw, "admin@example.com");
     let mine = admin.get("/reports?days=7");
     assert_eq!(mine.status, 200);
+    assert!(!mine.body.contains("weights-in-use"), "staff only");
     assert!(mine.body.contains("quarantine: 1") && mine.body.contains("accept: 1"), "{}", mine.body);
     assert!(!mine.body.contains("reject: 1") && !mine.body.contains("promo@sender.test"), "another domain's refusal:\n{}", mine.body);
     assert!(mine.body.contains("1 messages held"), "{}", mine.body);

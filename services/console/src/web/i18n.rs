@@ -324,6 +324,13 @@ impl Lang {
             "signed_in_as" => ("Signed in as", "Connecté en tant que"),
             "reports" => ("Reports", "Rapports"),
             "all_domains" => ("all domains", "tous les domaines"),
+            "weights_bayes" => ("Filtering with Bayes and the weights fitted with it", "Filtrage avec Bayes et les poids ajustés avec lui"),
+            "weights_rules" => (
+                "Filtering with the rules alone until Bayes has learned enough",
+                "Filtrage par les règles seules tant que Bayes n'a pas assez appris",
+            ),
+            "learned" => ("learned", "appris"),
+            "votes_from" => ("Bayes votes from", "Bayes vote à partir de"),
             "per_domain" => ("Per domain", "Par domaine"),
             "total" => ("Total", "Total"),
             "act_accept" => ("accept", "accepté"),

@@ -78,7 +78,13 @@ async fn page(State(console): State<Arc<Console>>, headers: HeaderMap, Query(q):
     } else {
         (viewer.domains.clone(), Vec::new())
     };
-    let view = ReportView { report: &report, usage, domains: &domains, per_domain: &per_domain };
+    // Staff see which weights filter the mail: with Bayes, or the rules alone until it
+    // has learned enough.
+    let learning = match (&console.state.bayes, viewer.role.is_staff()) {
+        (Some(bayes), true) => bayes.learned().await.ok().map(|(spam, ham)| (spam, ham, console.state.bayes_min_learned)),
+        _ => None,
+    };
+    let view = ReportView { report: &report, usage, domains: &domains, per_domain: &per_domain, learning };
     visit.page(&console, StatusCode::OK, report_page(visit.lang, viewer, &csrf, &view))
 }
 
@@ -90,6 +96,8 @@ struct ReportView<'a> {
     domains: &'a [String],
     /// The operator's per-domain totals (the whole gateway's report only).
     per_domain: &'a [(String, std::collections::BTreeMap<String, i64>)],
+    /// Staff only: spam and ham Bayes learned, and how many of each it needs to vote.
+    learning: Option<(i64, i64, u64)>,
 }
 
 async fn csv(State(console): State<Arc<Console>>, headers: HeaderMap, Query(q): Query<ReportParams>) -> Response {
@@ -280,6 +288,13 @@ fn report_page(lang: Lang, viewer: &Account, csrf: &str, view: &ReportView<'_>) 
             p {
                 (rempart_model::date::iso_day(report.since)) " → "
                 (rempart_model::date::iso_day(report.since + (report.days - 1) * 86_400)) " (UTC)"
+            }
+            @if let Some((spam, ham, needed)) = view.learning {
+                @let voting = spam >= needed as i64 && ham >= needed as i64;
+                p id="weights-in-use" {
+                    (lang.t(if voting { "weights_bayes" } else { "weights_rules" }))
+                    " (" (spam) " spam, " (ham) " ham " (lang.t("learned")) "; " (lang.t("votes_from")) " " (needed) ")"
+                }
             }
             h2 { (lang.t("messages_by_action")) }
             (chart(lang, report))

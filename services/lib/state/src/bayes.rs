@@ -165,6 +165,13 @@ impl Bayes {
         Ok(outcome)
     }
 
+    /// Spam and ham learned so far (two reads: cheap enough for a page).
+    pub async fn learned(&self) -> StoreResult<(i64, i64)> {
+        let keys = [Class::Spam.count_key().to_string(), Class::Ham.count_key().to_string()];
+        let values = self.store.get_many(&keys).await?;
+        Ok((counter(&keys[0], values[0].as_deref())?, counter(&keys[1], values[1].as_deref())?))
+    }
+
     /// The stored model version (changes with every message learned).
     pub async fn version(&self) -> StoreResult<i64> {
         counter(VERSION_KEY, self.store.get(VERSION_KEY).await?.as_deref())
