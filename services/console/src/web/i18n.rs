@@ -54,8 +54,23 @@ impl Lang {
             return detail.to_string();
         }
         // Longest first, so that a phrase is not half-replaced by a shorter one.
-        const PHRASES: [(&str, &str); 18] = [
+        const PHRASES: &[(&str, &str)] = &[
+            ("an attachment of a message reported as spam", "une pièce jointe d'un message signalé comme spam"),
+            ("to a message reported as spam", "avec un message signalé comme spam"),
             ("bytes of hidden text in", "octets de texte caché en"),
+            ("to a released message", "avec un message libéré"),
+            ("is larger than its header says", "est plus grand que ne le dit son en-tête"),
+            ("is nested more than", "est imbriqué sur plus de"),
+            ("archives deep", "niveaux d'archives"),
+            ("bytes, over the scan limit", "octets, au-delà de la limite d'analyse"),
+            ("an executable", "un exécutable"),
+            ("a disk image", "une image disque"),
+            ("a shortcut", "un raccourci"),
+            ("a script", "un script"),
+            ("is really", "est en réalité"),
+            ("similarity", "similarité"),
+            ("(removed)", "(retiré)"),
+            ("expands", "se décompresse en"),
             ("invisible characters inside words", "caractères invisibles dans des mots"),
             ("refuses our queries", "refuse nos requêtes"),
             ("spam probability", "probabilité de spam"),
@@ -401,6 +416,10 @@ mod tests {
     #[test]
     fn rule_details_read_in_french_without_log_odds() {
         assert_eq!(Lang::Fr.detail("spam probability 0.999000, mean log-odds 6.91"), "probabilité de spam 0.999000");
+        assert_eq!(Lang::Fr.detail("log-odds 2.31"), "", "internal only: nothing shown");
+        assert_eq!(Lang::Fr.detail("similarity 0.88 to a message reported as spam"), "similarité 0.88 avec un message signalé comme spam");
+        assert_eq!(Lang::Fr.detail("invoice.pdf is really an executable (exe)"), "invoice.pdf est en réalité un exécutable (exe)");
+        assert_eq!(Lang::Fr.detail("tool.exe (removed)"), "tool.exe (retiré)");
         assert_eq!(Lang::Fr.detail("promo.test listed in uribl.test"), "promo.test listé dans uribl.test");
         assert_eq!(
             Lang::Fr.detail("name shows bank.test, address is at overmean.test"),

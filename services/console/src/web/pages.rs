@@ -210,7 +210,7 @@ fn symbol_table(lang: Lang, symbols: &[SymbolHit], details: bool) -> Markup {
                         td.score { (format!("{:+.2}", s.score)) }
                         td {
                             (if lang == Lang::Fr { &s.description_fr } else { &s.description })
-                            @if let Some(detail) = s.detail.as_ref().filter(|_| details) { " (" (lang.detail(detail)) ")" }
+                            @if let Some(detail) = s.detail.as_ref().filter(|_| details).map(|d| lang.detail(d)).filter(|d| !d.is_empty()) { " (" (detail) ")" }
                         }
                     }
                 }
