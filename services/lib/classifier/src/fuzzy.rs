@@ -7,6 +7,7 @@
 //! stable across processes and versions (they are kept in the shared store).
 
 use crate::message::Analysis;
+use crate::tokens::{HASH_START, hash, hash_more};
 
 /// Hashes kept per message: the similarity of two messages is the share of their
 /// sketches they have in common.
@@ -30,9 +31,9 @@ pub struct Fingerprint {
 impl Fingerprint {
     /// The message's identity in the fuzzy memory (the shingles, else the attachments).
     pub fn id(&self) -> u64 {
-        let mut h = FNV_OFFSET;
+        let mut h = HASH_START;
         for v in self.shingles.iter().chain(&self.attachments) {
-            h = fnv(h, &v.to_le_bytes());
+            h = hash_more(h, &v.to_le_bytes());
         }
         mix(h)
     }
@@ -71,10 +72,9 @@ pub fn fingerprint(analysis: &Analysis<'_>) -> Fingerprint {
     let mut attachments = Vec::new();
     if let Some(message) = &analysis.message {
         for part in message.parts.iter().take(crate::message::MAX_PARTS) {
-            let binary = matches!(part.body, mail_parser::PartType::Binary(_) | mail_parser::PartType::InlineBinary(_));
             let contents = part.contents();
-            if (binary || crate::attachments::is_attachment(part)) && contents.len() >= 64 {
-                attachments.push(mix(fnv(FNV_OFFSET, contents)));
+            if crate::attachments::is_attachment(part) && contents.len() >= 64 {
+                attachments.push(mix(hash(contents)));
             }
         }
     }
@@ -86,7 +86,7 @@ pub fn fingerprint(analysis: &Analysis<'_>) -> Fingerprint {
 /// The words' hashes, lower case; a word with a digit hashes as "#", a link as "<url>",
 /// an address as "<email>" (no string is built: the characters are hashed as they come).
 fn normalised_words(text: &str) -> Vec<u64> {
-    let (url, email, digit) = (fnv(FNV_OFFSET, b"<url>"), fnv(FNV_OFFSET, b"<email>"), fnv(FNV_OFFSET, b"#"));
+    let (url, email, digit) = (hash(b"<url>"), hash(b"<email>"), hash(b"#"));
     let mut out = Vec::new();
     for raw in text.split_whitespace().take(MAX_WORDS) {
         let bytes = raw.as_bytes();
@@ -98,18 +98,18 @@ fn normalised_words(text: &str) -> Vec<u64> {
             out.push(email);
             continue;
         }
-        let (mut h, mut len, mut has_digit) = (FNV_OFFSET, 0usize, false);
+        let (mut h, mut len, mut has_digit) = (HASH_START, 0usize, false);
         let mut utf8 = [0u8; 4];
         for c in raw.chars() {
             if c.is_alphanumeric() {
                 has_digit |= c.is_ascii_digit();
                 for lower in c.to_lowercase() {
-                    h = fnv(h, lower.encode_utf8(&mut utf8).as_bytes());
+                    h = hash_more(h, lower.encode_utf8(&mut utf8).as_bytes());
                 }
                 len += 1;
             } else if len > 0 {
                 out.push(if has_digit { digit } else { h });
-                (h, len, has_digit) = (FNV_OFFSET, 0, false);
+                (h, len, has_digit) = (HASH_START, 0, false);
             }
         }
         if len > 0 {
@@ -123,25 +123,14 @@ fn normalised_words(text: &str) -> Vec<u64> {
 /// one hash per window, where classic MinHash needs one per window and seed).
 fn minhash(words: &[u64]) -> Vec<u64> {
     let mut hashes: Vec<u64> =
-        words.windows(WINDOW).map(|w| mix(w.iter().fold(FNV_OFFSET, |h, word| fnv(h, &word.to_le_bytes())))).collect();
+        words.windows(WINDOW).map(|w| mix(w.iter().fold(HASH_START, |h, word| hash_more(h, &word.to_le_bytes())))).collect();
     hashes.sort_unstable();
     hashes.dedup();
     hashes.truncate(SHINGLES);
     hashes
 }
 
-const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
-
-/// FNV-1a, continued from `h`.
-fn fnv(mut h: u64, bytes: &[u8]) -> u64 {
-    for &b in bytes {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    h
-}
-
-/// SplitMix64's finaliser: spreads FNV's bits so every seed gives an independent order.
+/// SplitMix64's finaliser: spreads FNV's bits, so the smallest hashes are a fair sample.
 fn mix(mut z: u64) -> u64 {
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);

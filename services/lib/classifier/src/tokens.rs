@@ -14,11 +14,18 @@ pub fn hash(bytes: &[u8]) -> u64 {
     hash_parts(&[bytes])
 }
 
+/// FNV-1a's starting value: the hash of nothing.
+pub(crate) const HASH_START: u64 = 0xcbf2_9ce4_8422_2325;
+
 /// The hash of the concatenation of `parts`, without building it.
 fn hash_parts(parts: &[&[u8]]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in parts.iter().flat_map(|p| p.iter()) {
-        h ^= u64::from(*b);
+    parts.iter().fold(HASH_START, |h, part| hash_more(h, part))
+}
+
+/// FNV-1a continued from `h` (the hash so far) over `bytes`.
+pub(crate) fn hash_more(mut h: u64, bytes: &[u8]) -> u64 {
+    for &b in bytes {
+        h ^= u64::from(b);
         h = h.wrapping_mul(0x0000_0100_0000_01b3);
     }
     h
