@@ -271,12 +271,9 @@ impl Scanner {
             self.bayes(&analysis, &mut findings);
             self.registry.add_composites(&mut findings);
         }
-        // Malware is judged whatever the lists say (an allowed sender's virus is a virus),
-        // before weighing: what is stripped is not delivered, so it weighs nothing.
-        let threats = malware::threats(&analysis.attachments, &network.antivirus);
+        // Malware is judged whatever the lists say (an allowed sender's virus is a virus).
         let configs: Vec<_> = policies.iter().map(|(_, p)| p.config()).collect();
-        let decision = malware::decide(&configs, &threats);
-        findings.discount_stripped(&decision.stripped_parts());
+        let decision = Self::judge_malware(&analysis, &network.antivirus, &configs, &mut findings, false);
         let mut symbols = self.registry.weigh(findings);
         let round = |x: f64| (x * 100.0).round() / 100.0 + 0.0; // + 0.0: no -0.0
         let mut score = round(symbols.iter().map(|s| s.score).sum::<f64>());
@@ -305,6 +302,25 @@ impl Scanner {
         verdict.edits = self.policies.edits(input.recipients, &verdict, network.authentication_results);
         self.malware_edits(&mut verdict.edits, &analysis, &decision);
         verdict
+    }
+
+    /// What `policies` decide about the message's malware, before weighing: what is
+    /// stripped is not delivered, so its findings weigh nothing. Outbound, holding is
+    /// blocking (the sender is told and the message kept).
+    fn judge_malware(
+        analysis: &Analysis<'_>,
+        antivirus: &[antivirus::Answer],
+        policies: &[&rempart_model::config::PolicyConfig],
+        findings: &mut Findings,
+        outbound: bool,
+    ) -> malware::Decision {
+        let mut decision = malware::decide(policies, &malware::threats(&analysis.attachments, antivirus));
+        if outbound {
+            decision.action =
+                decision.action.map(|a| if a == rempart_model::Action::Quarantine { rempart_model::Action::Reject } else { a });
+        }
+        findings.discount_stripped(&decision.stripped_parts());
+        decision
     }
 
     /// The malware decision's action, when harsher than the score's, and its reason.
@@ -344,11 +360,7 @@ impl Scanner {
             (stage.run)(&ctx, &mut findings);
         }
         self.registry.add_composites(&mut findings);
-        let threats = malware::threats(&analysis.attachments, antivirus);
-        let mut decision = malware::decide(&[self.policies.default_config()], &threats);
-        // Outbound, holding is blocking: the sender is told and the message kept.
-        decision.action = decision.action.map(|a| if a == rempart_model::Action::Quarantine { rempart_model::Action::Reject } else { a });
-        findings.discount_stripped(&decision.stripped_parts());
+        let decision = Self::judge_malware(&analysis, antivirus, &[self.policies.default_config()], &mut findings, true);
         let symbols = self.registry.weigh(findings);
         let score = (symbols.iter().map(|s| s.score).sum::<f64>() * 100.0).round() / 100.0 + 0.0;
         let mut verdict = Verdict {

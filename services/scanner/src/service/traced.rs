@@ -75,11 +75,8 @@ impl Scanner {
                     let mut verdict = scanner.evaluate_outbound(&ScanInput::from(&job), &antivirus);
                     let url = scanner.policies().explain_url(&job.queue_id);
                     verdict.refusal = match (&verdict.malware, verdict.action) {
-                        (Some(malware), rempart_model::Action::SoftReject) => Some(rempart_model::Refusal {
-                            code: 451,
-                            status: "4.7.0".into(),
-                            text: format!("Message deferred: {malware}; please try again later - {url}"),
-                        }),
+                        // An engine down: the same deferral as inbound.
+                        (Some(_), rempart_model::Action::SoftReject) => scanner.refusal(&job.queue_id, &verdict),
                         (Some(malware), _) if verdict.action.refuses() => Some(rempart_model::Refusal {
                             code: 554,
                             status: "5.7.1".into(),
