@@ -251,11 +251,12 @@ impl Console {
     fn learn(&self, body: Vec<u8>, class: Class) {
         let state = self.state.clone();
         tokio::spawn(async move {
-            if let Err(e) = rempart_state::fuzzy::remember_message(&*state.store, &body, class).await {
+            let (learnable, fingerprint) = rempart_classifier::tokens::learnable_with_fingerprint(&body);
+            if let Err(e) = rempart_state::fuzzy::remember(&*state.store, &fingerprint, class).await {
                 tracing::warn!(error = %e, "console could not remember the message's fuzzy fingerprint");
             }
             let Some(bayes) = state.bayes.clone() else { return };
-            let Some((identity, tokens)) = rempart_classifier::tokens::learnable(&body) else { return };
+            let Some((identity, tokens)) = learnable else { return };
             match bayes.learn(identity, class, &tokens).await {
                 Ok(_) => rempart_state::announce_learning(&state).await,
                 Err(e) => tracing::warn!(error = %e, "console could not teach the Bayes model"),

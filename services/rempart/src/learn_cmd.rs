@@ -171,8 +171,9 @@ async fn learn_one(bayes: &Bayes, store: &dyn rempart_state::Store, source: Sour
     if !looks_like_mail(&bytes) {
         return Err(not_mail());
     }
-    let (identity, tokens) = tokens::learnable(&bytes).ok_or_else(not_mail)?;
-    rempart_state::fuzzy::remember_message(store, &bytes, class).await.map_err(|e| format!("{name}: {e}"))?;
+    let (learnable, fingerprint) = tokens::learnable_with_fingerprint(&bytes);
+    let (identity, tokens) = learnable.ok_or_else(not_mail)?;
+    rempart_state::fuzzy::remember(store, &fingerprint, class).await.map_err(|e| format!("{name}: {e}"))?;
     bayes.learn(identity, class, &tokens).await.map_err(|e| format!("{name}: {e}"))
 }
 

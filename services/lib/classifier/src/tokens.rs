@@ -34,11 +34,22 @@ pub(crate) fn hash_more(mut h: u64, bytes: &[u8]) -> u64 {
 /// What learning a message needs: its identity and tokens; `None` when the bytes are
 /// not a message (no headers). The one way `rempart learn` and the console learn.
 pub fn learnable(raw: &[u8]) -> Option<(u64, Vec<u64>)> {
-    let analysis = Analysis::new(raw);
+    learnable_from(raw, &Analysis::new(raw))
+}
+
+/// `learnable` of a message already parsed.
+fn learnable_from(raw: &[u8], analysis: &Analysis<'_>) -> Option<(u64, Vec<u64>)> {
     if analysis.message.as_ref().is_none_or(|m| m.headers().is_empty()) {
         return None;
     }
-    Some((message_identity(raw, &analysis), tokens(&analysis)))
+    Some((message_identity(raw, analysis), tokens(analysis)))
+}
+
+/// All that learning a message needs, from one parse: what Bayes learns (`learnable`)
+/// and what the campaign memory remembers (its fuzzy fingerprint).
+pub fn learnable_with_fingerprint(raw: &[u8]) -> (Option<(u64, Vec<u64>)>, crate::fuzzy::Fingerprint) {
+    let analysis = Analysis::new(raw);
+    (learnable_from(raw, &analysis), crate::fuzzy::fingerprint(&analysis))
 }
 
 /// The message's identity for learning: its Message-ID, else its bytes.

@@ -39,13 +39,6 @@ fn keys(fp: &Fingerprint) -> Vec<String> {
     fp.shingles.iter().map(|v| shingle_key(*v)).chain(fp.attachments.iter().map(|v| attachment_key(*v))).collect()
 }
 
-/// Remembers a message (its raw bytes) as `class`: what reporting spam, releasing and
-/// `rempart learn` do.
-pub async fn remember_message(store: &dyn Store, raw: &[u8], class: Class) -> StoreResult<()> {
-    let fp = rempart_classifier::fuzzy::fingerprint(&rempart_classifier::message::Analysis::new(raw));
-    remember(store, &fp, class).await
-}
-
 /// Remembers `fp` as `class` (a later report of the other class overwrites it).
 pub async fn remember(store: &dyn Store, fp: &Fingerprint, class: Class) -> StoreResult<()> {
     if fp.is_empty() {

@@ -74,10 +74,11 @@ impl Autolearn {
                 return false;
             }
         }
-        let Some((identity, tokens)) = rempart_classifier::tokens::learnable(message) else { return false };
+        let (learnable, fingerprint) = rempart_classifier::tokens::learnable_with_fingerprint(message);
+        let Some((identity, tokens)) = learnable else { return false };
         // Spam only: a campaign's first, clean-looking copies must not whitelist the rest.
         if class == Class::Spam
-            && let Err(e) = rempart_state::fuzzy::remember_message(&*state.store, message, class).await
+            && let Err(e) = rempart_state::fuzzy::remember(&*state.store, &fingerprint, class).await
         {
             tracing::warn!(error = %e, "autolearn: the campaign memory was not updated");
         }
