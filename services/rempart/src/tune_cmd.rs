@@ -138,6 +138,7 @@ pub fn run(args: TuneArgs, config: Option<&Path>) -> Result<(), String> {
     print_outbound(&samples, config.outbound.block);
     if let Some(n) = args.worst {
         print_worst(&samples, &with_bayes, n);
+        print_worst(&samples, &without_bayes, n);
     }
     if let Some(out) = &args.out {
         let command = format!(
@@ -166,9 +167,10 @@ fn print_worst(samples: &[Sample], fitted: &tune::Fitted, n: usize) {
         let bayes = sample.bayes.map_or("-".to_string(), |v| format!("{:.3}", v.probability));
         println!("  {score:>7.2}  bayes {bayes:>5}  {}  {}", sample.name, symbols.join(" "));
     };
-    println!("\ntraining ham scoring highest (cross-validated):");
+    let weights = if fitted.bayes { "fitted with Bayes" } else { "fitted without Bayes" };
+    println!("\ntraining ham scoring highest (cross-validated, {weights}):");
     scored.iter().filter(|(_, s)| !s.spam).take(n).for_each(describe);
-    println!("training spam scoring lowest (cross-validated):");
+    println!("training spam scoring lowest (cross-validated, {weights}):");
     scored.iter().rev().filter(|(_, s)| s.spam).take(n).for_each(describe);
 }
 

@@ -383,3 +383,86 @@ fn brands_come_from_the_configuration_too() {
     assert!(found.iter().any(|n| n == "FROM_NAME_BRAND"), "{found:?}");
     misses("FROM_NAME_BRAND", &message, HELO);
 }
+
+#[test]
+fn wording_symbols() {
+    let body = |text: &str| plain(HEADERS, text);
+    for (symbol, text) in [
+        ("BODY_CLICK_HERE", "To see your gift, click here."),
+        ("BODY_OPT_OUT", "If you no longer wish to receive these offers, reply."),
+        ("BODY_GUARANTEE", "Results are guaranteed, with no obligation."),
+        ("BODY_URGENCY", "Act now: this offer ends at midnight."),
+        ("BODY_ACCOUNT_ALERT", "Please verify your account within the day or it will be closed."),
+        ("BODY_DEAR_GENERIC", "Dear customer, we have news."),
+        ("BODY_CRYPTO", "Your airdrop is ready: connect wallet to claim it."),
+        ("BODY_ADVANCE_FEE", "I am the barrister of your late relative; you are the next of kin."),
+        ("BODY_EASY_MONEY", "Work from home and earn up to 500 a day."),
+        ("BODY_MONEY", "The sum of 10,000,000 US$ is waiting."),
+        ("BODY_SHOUTING", "THIS AMAZING OFFER WILL CHANGE YOUR LIFE FOREVER, ORDER TODAY WHILE STOCKS LAST"),
+    ] {
+        hits(symbol, &body(text), HELO);
+        misses(symbol, &body("Hello Bob,\r\nthe minutes of Tuesday's meeting are attached.\r\n"), HELO);
+    }
+    // Words read as the reader sees them: not in hidden text, any case.
+    hits("BODY_CLICK_HERE", &html_only("", "<p>CLICK HERE for more</p>"), HELO);
+    misses("BODY_CLICK_HERE", &html_only("", "<p>Hello</p><div style=\"display:none\">click here</div>"), HELO);
+    // A few capitals are not shouting.
+    misses("BODY_SHOUTING", &body("The NASA and ESA teams met at CERN about the LHC; many other words follow here, calmly written."), HELO);
+
+    hits("QUOTED_REPLY", &body("Sounds good.\r\n\r\n> Shall we meet at ten?\r\n> Bob\r\n"), HELO);
+    hits("QUOTED_REPLY", &body("Yes.\r\n\r\nOn Monday, Bob wrote:\r\nShall we meet?\r\n"), HELO);
+    misses("QUOTED_REPLY", &body("Shall we meet at ten?\r\n"), HELO);
+    hits("SIGNATURE_SEPARATOR", &body("See you.\r\n-- \r\nAlice\r\n"), HELO);
+    misses("SIGNATURE_SEPARATOR", &body("See you.\r\nAlice\r\n"), HELO);
+}
+
+#[test]
+fn bulk_and_conversation_header_symbols() {
+    let with = |extra: &str| plain(&format!("{HEADERS}{extra}"), "x\r\n");
+    hits("REPLY_IN_THREAD", &with("In-Reply-To: <0@bob.example>\r\n"), HELO);
+    hits("REPLY_IN_THREAD", &with("References: <0@bob.example>\r\n"), HELO);
+    misses("REPLY_IN_THREAD", &with(""), HELO);
+    hits("MAILING_LIST", &with("List-Id: Team talk <team.lists.example>\r\n"), HELO);
+    misses("MAILING_LIST", &with("List-Unsubscribe: <mailto:u@bulk.example>\r\n"), HELO);
+    hits("MUA_PERSONAL", &with("User-Agent: Mutt/2.2.12\r\n"), HELO);
+    hits("MUA_PERSONAL", &with("X-Mailer: Apple Mail (2.3774)\r\n"), HELO);
+    misses("MUA_PERSONAL", &with("X-Mailer: MassMailer Pro 9\r\n"), HELO);
+    hits("PRIORITY_HIGH", &with("X-Priority: 1 (Highest)\r\n"), HELO);
+    hits("PRIORITY_HIGH", &with("X-MSMail-Priority: High\r\n"), HELO);
+    misses("PRIORITY_HIGH", &with("X-Priority: 3 (Normal)\r\n"), HELO);
+    let headers = |from: &str, to: &str, subject: &str| {
+        plain(
+            &HEADERS
+                .replace("From: Alice <alice@sender.example>", from)
+                .replace("To: bob@example.com", to)
+                .replace("Subject: Meeting notes", subject),
+            "x\r\n",
+        )
+    };
+    let (from, to, subject) = ("From: Alice <alice@sender.example>", "To: bob@example.com", "Subject: Meeting notes");
+    hits("TO_UNDISCLOSED", &headers(from, "To: undisclosed-recipients:;", subject), HELO);
+    misses("TO_UNDISCLOSED", &headers(from, to, subject), HELO);
+    hits("FROM_LOCAL_DIGITS", &headers("From: Deals <promo48213@bulk.example>", to, subject), HELO);
+    misses("FROM_LOCAL_DIGITS", &headers("From: <12345@numbers.example>", to, subject), HELO);
+    misses("FROM_LOCAL_DIGITS", &headers("From: <alice2@sender.example>", to, subject), HELO);
+    hits("SUBJ_EXCLAIM", &headers(from, to, "Subject: You won!"), HELO);
+    hits("SUBJ_MONEY", &headers(from, to, "Subject: Free gift for you"), HELO);
+    hits("SUBJ_MONEY", &headers(from, to, "Subject: Save $500 today"), HELO);
+    misses("SUBJ_MONEY", &headers(from, to, "Subject: Freedom of speech"), HELO);
+
+    let base64 = format!(
+        "{HEADERS}MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: base64\r\n\r\nSGVsbG8gQm9i\r\n"
+    );
+    hits("MIME_BASE64_TEXT", &base64, HELO);
+    misses("MIME_BASE64_TEXT", &plain(HEADERS, "Hello Bob\r\n"), HELO);
+}
+
+#[test]
+fn a_link_calling_to_act_in_a_brands_name_must_lead_to_the_brand() {
+    let link = |text: &str, href: &str| html_only("", &format!("<p>Hello</p><a href=\"{href}\">{text}</a>"));
+    hits("LINK_TEXT_BRAND", &link("Sign in to Microsoft", "https://login-m365.evil.example/"), HELO);
+    hits("LINK_TEXT_BRAND", &link("PayPal account", "http://paypa1.example/x"), HELO);
+    misses("LINK_TEXT_BRAND", &link("Sign in to Microsoft", "https://login.microsoftonline.com/"), HELO);
+    // A headline about a brand asks nothing of the reader.
+    misses("LINK_TEXT_BRAND", &link("Microsoft ships its new operating system", "https://news.example/ms"), HELO);
+}

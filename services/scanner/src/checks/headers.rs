@@ -2,7 +2,35 @@
 
 use std::collections::BTreeSet;
 
+use mail_parser::MimeHeaders;
+
 use super::{Context, Findings, domain_of};
+
+/// Personal mail programs (their User-Agent or X-Mailer): mail a person wrote. Bulk
+/// senders name their own software or none.
+const PERSONAL_MAIL_PROGRAMS: &[&str] = &[
+    "mutt",
+    "thunderbird",
+    "evolution",
+    "kmail",
+    "gnus",
+    "pine",
+    "alpine",
+    "sylpheed",
+    "claws",
+    "apple mail",
+    "mail.app",
+    "iphone mail",
+    "exmh",
+    "balsa",
+    "mozilla",
+    "seamonkey",
+    "roundcube",
+    "squirrelmail",
+    "k-9 mail",
+    "mh-e",
+    "vm ",
+];
 
 pub fn run(ctx: &Context<'_>, out: &mut Findings) {
     let a = ctx.analysis;
@@ -43,11 +71,63 @@ pub fn run(ctx: &Context<'_>, out: &mut Findings) {
             out.hit_with("FREEMAIL_FORGED_REPLYTO", Some(format!("Reply-To: {reply_to}")));
         }
     }
-    if let Some(subject) = a.subject()
-        && subject_is_all_caps(subject, m.header_raw("Subject").unwrap_or(""))
-    {
-        out.hit("SUBJ_ALL_CAPS");
+    if let Some(subject) = a.subject() {
+        if subject_is_all_caps(subject, m.header_raw("Subject").unwrap_or("")) {
+            out.hit("SUBJ_ALL_CAPS");
+        }
+        if subject.contains('!') {
+            out.hit("SUBJ_EXCLAIM");
+        }
+        let lower = subject.to_lowercase();
+        if subject.contains('$')
+            || subject.contains('€')
+            || lower.split(|c: char| !c.is_alphanumeric()).any(|w| w == "free" || w == "gratuit")
+        {
+            out.hit("SUBJ_MONEY");
+        }
     }
+    // Signs of conversation: a reply in a thread, a mailing list, a person's mail program.
+    if a.has_header("In-Reply-To") || a.has_header("References") {
+        out.hit("REPLY_IN_THREAD");
+    }
+    if a.has_header("List-Id") {
+        out.hit("MAILING_LIST");
+    }
+    let program = [m.header_raw("User-Agent"), m.header_raw("X-Mailer")].into_iter().flatten().collect::<Vec<_>>().join(" ").to_lowercase();
+    if let Some(name) = PERSONAL_MAIL_PROGRAMS.iter().find(|p| program.contains(*p)) {
+        out.hit_with("MUA_PERSONAL", Some(name.trim().to_string()));
+    }
+    // Signs of bulk mail.
+    let priority = m.header_raw("X-Priority").unwrap_or("").trim_start();
+    if priority.starts_with('1')
+        || priority.starts_with('2')
+        || m.header_raw("X-MSMail-Priority").is_some_and(|p| p.trim().eq_ignore_ascii_case("high"))
+    {
+        out.hit("PRIORITY_HIGH");
+    }
+    if m.header_raw("To").is_some_and(|to| to.to_ascii_lowercase().contains("undisclosed")) {
+        out.hit("TO_UNDISCLOSED");
+    }
+    if let Some(local) = from.first().and_then(|f| f.rsplit_once('@')).map(|(local, _)| local)
+        && local_has_digit_run(local)
+    {
+        out.hit_with("FROM_LOCAL_DIGITS", Some(local.chars().take(64).collect()));
+    }
+    let base64_text = m
+        .parts
+        .iter()
+        .filter(|p| p.is_text())
+        .any(|p| p.content_transfer_encoding().is_some_and(|e| e.trim().eq_ignore_ascii_case("base64")));
+    if base64_text {
+        out.hit("MIME_BASE64_TEXT");
+    }
+}
+
+/// SpamAssassin's FROM_LOCAL_DIGITS idea: a name ending in three digits or more right
+/// after a letter (the numbered throwaway accounts bulk senders use).
+fn local_has_digit_run(local: &str) -> bool {
+    let digits = local.chars().rev().take_while(char::is_ascii_digit).count();
+    digits >= 3 && local.chars().rev().nth(digits).is_some_and(|c| c.is_ascii_alphabetic())
 }
 
 /// SpamAssassin's `subject_is_all_caps`: at least two words and ten characters, reply

@@ -54,6 +54,45 @@ pub const BUILT_IN_BRANDS: &[(&str, &[&str])] = &[
     ("McAfee", &["mcafee"]),
 ];
 
+/// A link's text this long at most can be a call to act in a brand's name.
+const MAX_CALL_WORDS: usize = 6;
+/// Words of such a call (folded as `words` folds them).
+const CALL_WORDS: &[&str] = &[
+    "sign",
+    "signin",
+    "login",
+    "log",
+    "verify",
+    "confirm",
+    "update",
+    "view",
+    "open",
+    "access",
+    "review",
+    "secure",
+    "security",
+    "account",
+    "support",
+    "team",
+    "pay",
+    "payment",
+    "document",
+    "documents",
+    "download",
+    "mailbox",
+    "portal",
+    "password",
+    "connexion",
+    "connecter",
+    "compte",
+    "verifier",
+    "confirmer",
+    "acceder",
+    "consulter",
+    "ouvrir",
+    "paiement",
+];
+
 /// One brand as the check uses it: its name's words, folded, and its domains.
 #[derive(Debug, Clone)]
 pub struct Brand {
@@ -124,6 +163,19 @@ pub fn run(ctx: &Context<'_>, out: &mut Findings) {
     let subject = ctx.analysis.subject().unwrap_or("");
     if let Some(word) = [from_name, subject].iter().flat_map(|t| t.split(|c: char| !c.is_alphanumeric())).find(|w| mixes_scripts(w)) {
         out.hit_with("MIXED_SCRIPT_WORD", Some(word.to_string()));
+    }
+    // A short call to act in a brand's name ("Sign in to Microsoft", "PayPal account")
+    // on a link leading somewhere the brand does not own. A headline about the brand
+    // (a newsletter's "Microsoft ships …") is longer and asks nothing.
+    let anchors = ctx.analysis.html.iter().flat_map(|h| h.anchors.iter()).take(200);
+    let calls = anchors
+        .map(|a| (words(&a.text), &a.href))
+        .filter(|(text, _)| text.len() <= MAX_CALL_WORDS && text.iter().any(|w| CALL_WORDS.contains(&w.as_str())));
+    let brand_link = calls
+        .filter_map(|(text, href)| Some((text, super::content::host_of(href)?)))
+        .find_map(|(text, host)| ctx.brands.iter().find(|b| b.named_in(&text) && !b.owns(&host)).map(|b| (b.name.clone(), host)));
+    if let Some((brand, host)) = brand_link {
+        out.hit_with("LINK_TEXT_BRAND", Some(format!("a link showing {brand} leads to {host}")));
     }
     let hosts = ctx.analysis.html.iter().flat_map(|h| h.anchors.iter()).filter_map(|a| super::content::host_of(&a.href)).take(200);
     if let Some(host) = hosts.chain(from_domain).find(|h| h.split('.').any(|label| mixes_scripts(&unicode_label(label)))) {

@@ -2,7 +2,7 @@
 //! and adds symbols by name; weights, groups and descriptions come from the registry.
 //!
 //! Stages: authentication (SPF, DKIM, DMARC, ARC over DNS, async) → connection →
-//! headers → content (MIME, archives, HTML) → links → impersonation → DNS lists → classifier (Bayes, `Scanner::bayes`)
+//! headers → content (MIME, archives, HTML) → wording → links → impersonation → DNS lists → classifier (Bayes, `Scanner::bayes`)
 //! → composites → reputation (AWL, applied to the score in `Scanner`). Bayes and the AWL
 //! read the shared state (`rempart-state`), so they live in `Scanner`, not here.
 
@@ -15,6 +15,7 @@ pub mod headers;
 pub mod impersonation;
 pub mod links;
 pub mod sender;
+pub mod wording;
 
 use rempart_model::SessionFacts;
 

@@ -14,6 +14,7 @@ pub const LOCAL_STAGES: &[Stage] = &[
     Stage { name: "connection", run: checks::connection::run },
     Stage { name: "headers", run: checks::headers::run },
     Stage { name: "content", run: checks::content::run },
+    Stage { name: "wording", run: checks::wording::run },
     Stage { name: "attachments", run: checks::attachments::run },
     Stage { name: "links", run: checks::links::run },
     Stage { name: "impersonation", run: checks::impersonation::run },

@@ -653,10 +653,11 @@ pub const SYMBOLS: &[SymbolDef] = &[
 
 mod fuzzy;
 mod malware;
+mod wording;
 
 /// Every built-in symbol: the scoring rules, the malware ones, the campaign memory's.
 pub fn all() -> impl Iterator<Item = &'static SymbolDef> {
-    SYMBOLS.iter().chain(malware::MALWARE).chain(fuzzy::FUZZY)
+    SYMBOLS.iter().chain(wording::WORDING).chain(malware::MALWARE).chain(fuzzy::FUZZY)
 }
 
 pub fn lookup(name: &str) -> Option<&'static SymbolDef> {

@@ -6,14 +6,17 @@
 //! a model that did not learn it (5 folds). A logistic regression with an L2 penalty
 //! over the hits (one binary feature per symbol seen at least `MIN_SUPPORT` times) is
 //! fitted by Newton's method, the penalty chosen by 5-fold cross-validation (log loss).
-//! Its coefficients, scaled, are the weights; the Bayes bands (one of which hits every
-//! message Bayes votes on) also carry an offset, so that the first action (6, greylist
-//! in the default policy) sits where the cross-validated scores of the training ham let
-//! at most 0.1 % of them through, and 4 where 1 % would be. Without Bayes, the weights
-//! are only scaled. A symbol no training ham hit then weighs at least its log likelihood
-//! ratio, the ham rate taken at its rule-of-three bound (3 / ham messages), capped at the
-//! distance between those two points.
-//! Symbols with too few hits keep their built-in weights.
+//! Every weight keeps the sign of what its symbol means (`direction`: a spam sign adds,
+//! a ham sign takes away; informational symbols are not weighed), so an explanation
+//! never says that a sign of ham made a message spam. The Bayes bands are fitted as
+//! steps away from BAYES_50 (which weighs 0), each step of its side's sign, so the
+//! bands are monotone: BAYES_00 … BAYES_40 ≤ 0 ≤ BAYES_60 … BAYES_99.
+//! The regression's bias is not a symbol: the scale's offset is the policy's, so the
+//! coefficients are only scaled, to put the first action (6, greylist in the default
+//! policy) where the cross-validated scores of the training ham let at most 0.1 % of
+//! them through. A symbol no training ham hit then weighs at least its log likelihood
+//! ratio, the ham rate taken at its rule-of-three bound (3 / ham messages), capped at
+//! `MAX_LIFT`. Symbols with too few hits keep their built-in weights.
 //!
 //! The split: a file is held out when the last byte of its SHA-256 is below
 //! `holdout_percent` % of 256; the fold of a training file is the byte before, mod 5.
@@ -44,9 +47,9 @@ const LAMBDAS: [f64; 6] = [0.01, 0.03, 0.1, 0.3, 1.0, 3.0];
 /// default policy's first action (greylist). Any action is a cost to the ham it hits —
 /// a greylisted message arrives late — so the first one is placed for the ham.
 pub const FIRST_ACTION: f64 = 6.0;
-/// The score at which 1 % of the training ham scores: the second point that fixes the
-/// scale (2 points between the two).
-pub const ONE_PERCENT_HAM: f64 = 4.0;
+/// The most a rule no training ham hit is lifted to (below the gap from greylist to
+/// add_header in the default policy, so no such rule marks mail alone).
+pub const MAX_LIFT: f64 = 2.0;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TuneError {
@@ -81,6 +84,19 @@ impl Sample {
     /// log-odds (`BAYES_LOGODDS`, its value), as the scanner weighs them.
     pub fn features(&self) -> Vec<(&str, f64)> {
         self.features_with(true)
+    }
+
+    /// What the regression sees: the symbol hits, and with Bayes its steps away from
+    /// BAYES_50 (`band_steps`) and the token regression's log-odds.
+    fn design_features(&self, bayes: bool) -> Vec<(&str, f64)> {
+        let mut out: Vec<(&str, f64)> = self.hits.iter().filter(|(n, _)| n != "AWL").map(|(n, _)| (n.as_str(), 1.0)).collect();
+        if let Some(vote) = self.bayes.filter(|_| bayes) {
+            out.extend(bayes_bands(vote.probability).into_iter().flat_map(band_steps).map(|s| (*s, 1.0)));
+            if let Some(logit) = vote.linear {
+                out.push(("LINEAR_LOGODDS", logit));
+            }
+        }
+        out
     }
 
     /// The features, with or without Bayes's.
@@ -223,8 +239,39 @@ pub fn vote_bayes(samples: &mut [Sample], min_learned: u64) {
     }
 }
 
-/// The Bayes bands one of which hits every message Bayes votes on.
-const BANDS: [&str; 9] = ["BAYES_00", "BAYES_05", "BAYES_20", "BAYES_40", "BAYES_50", "BAYES_60", "BAYES_80", "BAYES_95", "BAYES_99"];
+/// The Bayes bands, one of which hits every message Bayes votes on, and BAYES_999.
+const BANDS: [&str; 10] =
+    ["BAYES_00", "BAYES_05", "BAYES_20", "BAYES_40", "BAYES_50", "BAYES_60", "BAYES_80", "BAYES_95", "BAYES_99", "BAYES_999"];
+
+/// A band as steps away from BAYES_50: the regression fits one weight per step, of its
+/// side's sign, and a band weighs the sum of its steps, so the bands are monotone.
+fn band_steps(band: &str) -> &'static [&'static str] {
+    match band {
+        "BAYES_00" => &["BAYES_00", "BAYES_05", "BAYES_20", "BAYES_40"],
+        "BAYES_05" => &["BAYES_05", "BAYES_20", "BAYES_40"],
+        "BAYES_20" => &["BAYES_20", "BAYES_40"],
+        "BAYES_40" => &["BAYES_40"],
+        "BAYES_60" => &["BAYES_60"],
+        "BAYES_80" => &["BAYES_60", "BAYES_80"],
+        "BAYES_95" => &["BAYES_60", "BAYES_80", "BAYES_95"],
+        "BAYES_99" => &["BAYES_60", "BAYES_80", "BAYES_95", "BAYES_99"],
+        "BAYES_999" => &["BAYES_999"],
+        _ => &[],
+    }
+}
+
+/// The sign a symbol's weight must have: +1 for a sign of spam, −1 for a sign of ham
+/// (its built-in weight's sign; the Bayes bands by their side of 50 %); `None` for
+/// what is not fitted (informational symbols, BAYES_50 — the reference —, the Bayes
+/// mean log-odds, already in the bands, and the auto-allowlist).
+pub fn direction(name: &str) -> Option<f64> {
+    match name {
+        "BAYES_00" | "BAYES_05" | "BAYES_20" | "BAYES_40" => Some(-1.0),
+        "BAYES_60" | "BAYES_80" | "BAYES_95" | "BAYES_99" | "BAYES_999" | "LINEAR_LOGODDS" => Some(1.0),
+        "BAYES_50" | "BAYES_LOGODDS" | "AWL" => None,
+        _ => crate::symbols::lookup(name).map(|s| s.weight).filter(|w| *w != 0.0).map(f64::signum),
+    }
+}
 
 /// What the fit produced.
 pub struct Fitted {
@@ -268,26 +315,19 @@ pub fn fit_weights(samples: &[Sample], bayes: bool) -> Result<Fitted, TuneError>
     }
     let (_, lambda, out_of_fold) = best;
     let w = fit(&design, lambda, |_| true);
-    // Anchors: the first action (6) where at most 0.1 % of the training ham
-    // (cross-validated) score above, 4 where 1 % do. With Bayes, one band symbol hits every
-    // message: the bands carry the offset, so both anchors hold. Without Bayes the
-    // weights can only be scaled, which needs a positive first-action point.
+    // The one anchor: the first action (6) where at most 0.1 % of the training ham
+    // (cross-validated) score above. Scaling alone needs it positive.
     let mut ham: Vec<f64> = (0..design.rows.len()).filter(|&i| design.labels[i] < 0.5).map(|i| out_of_fold[i]).collect();
     ham.sort_by(|a, b| b.total_cmp(a));
-    let at_first_action = ham.get(ham.len() / 1000).copied().unwrap_or(0.0) + 0.01;
-    let at_one_percent = ham.get(ham.len() / 100).copied().unwrap_or(0.0) + 0.01;
-    let (scale, offset) = if bayes {
-        let scale = (FIRST_ACTION - ONE_PERCENT_HAM) / (at_first_action - at_one_percent).max(0.5);
-        (scale, FIRST_ACTION - scale * at_first_action)
-    } else if at_first_action > 0.0 {
-        (FIRST_ACTION / at_first_action, 0.0)
-    } else {
-        return Err(TuneError::Degenerate(format!("without Bayes the ham threshold is {at_first_action:.3} ≤ 0: no positive scale")));
-    };
-    let mut support = BTreeMap::new();
-    for (i, s) in training.iter().enumerate() {
-        for &(j, _) in &design.rows[i] {
-            let e: &mut (usize, usize) = support.entry(design.names[j].clone()).or_default();
+    let at_first_action = ham.get(if bayes { ham.len() / 1000 } else { 0 }).copied().unwrap_or(0.0) + 0.01;
+    if at_first_action <= 0.0 {
+        return Err(TuneError::Degenerate(format!("the ham threshold is {at_first_action:.3} ≤ 0: no positive scale")));
+    }
+    let scale = FIRST_ACTION / at_first_action;
+    let mut support: BTreeMap<String, (usize, usize)> = BTreeMap::new();
+    for s in &training {
+        for (name, _) in s.features_with(bayes) {
+            let e = support.entry(name.to_string()).or_default();
             if s.spam {
                 e.0 += 1;
             } else {
@@ -300,42 +340,46 @@ pub fn fit_weights(samples: &[Sample], bayes: bool) -> Result<Fitted, TuneError>
     // explains the spam they hit), yet they are what lifts spam above ham that Bayes
     // gets wrong. Each gets at least its log likelihood ratio with the ham rate at its
     // "rule of three" upper bound (3 / ham messages: 95 % confidence for zero hits),
-    // capped at the greylist-to-add_header gap so no such rule marks mail alone.
-    // No training ham changes score, so the anchors above still hold.
+    // capped at MAX_LIFT so no such rule marks mail alone.
+    // No training ham changes score, so the anchor above still holds.
     let (spam_total, ham_total) = (design.labels.iter().filter(|l| **l > 0.5).count(), design.labels.iter().filter(|l| **l < 0.5).count());
     let mut lifts = vec![0.0; design.names.len()];
     for (j, name) in design.names.iter().enumerate() {
         let (spam_hits, ham_hits) = support.get(name).copied().unwrap_or_default();
-        if ham_hits > 0 || is_bayes_feature(name) || spam_total == 0 || ham_total == 0 {
+        if ham_hits > 0 || is_bayes_feature(name) || design.signs[j] < 0.0 || spam_total == 0 || ham_total == 0 {
             continue;
         }
         let spam_rate = spam_hits as f64 / spam_total as f64;
         let ham_bound = 3.0 / ham_total as f64;
-        let floor = (scale * (spam_rate / ham_bound).ln()).min(FIRST_ACTION - ONE_PERCENT_HAM);
+        let floor = (scale * (spam_rate / ham_bound).ln()).min(MAX_LIFT);
         if floor > scaled[j] {
             lifts[j] = floor - scaled[j];
             scaled[j] = floor;
         }
     }
-    let mut weights: BTreeMap<String, f64> = design.names.iter().cloned().zip(scaled).collect();
+    let fitted: HashMap<&str, f64> = design.names.iter().map(String::as_str).zip(scaled).collect();
+    let mut weights: BTreeMap<String, f64> =
+        fitted.iter().filter(|(name, _)| !name.starts_with("BAYES_")).map(|(n, w)| (n.to_string(), round3(*w))).collect();
     if bayes {
+        // Each band weighs the sum of its steps; BAYES_50 and the mean log-odds nothing.
         for band in BANDS {
-            *weights.entry(band.to_string()).or_default() += offset;
+            let steps: f64 = band_steps(band).iter().map(|s| fitted.get(s).copied().unwrap_or(0.0)).sum();
+            weights.insert(band.to_string(), round3(steps));
         }
+        weights.insert("BAYES_LOGODDS".into(), 0.0);
     }
-    let weights = weights.into_iter().map(|(n, w)| (n, round3(w))).collect();
     let cv_scores = out_of_fold
         .iter()
         .zip(&design.labels)
         .enumerate()
-        .map(|(i, (s, l))| (s * scale + offset + design.rows[i].iter().map(|&(j, v)| lifts[j] * v).sum::<f64>(), *l > 0.5))
+        .map(|(i, (s, l))| (s * scale + design.rows[i].iter().map(|&(j, v)| lifts[j] * v).sum::<f64>(), *l > 0.5))
         .collect();
     Ok(Fitted { bayes, lambda, weights, cv_scores, support, points_per_logodds: scale })
 }
 
-/// The Bayes bands and log-odds: fitted, never floored.
+/// The Bayes steps and the token regression: fitted, never floored.
 fn is_bayes_feature(name: &str) -> bool {
-    name.starts_with("BAYES_")
+    name.starts_with("BAYES_") || name == "LINEAR_LOGODDS"
 }
 
 fn round3(x: f64) -> f64 {
@@ -358,11 +402,11 @@ pub fn weights_toml(with_bayes: &Fitted, without_bayes: Option<&Fitted>, command
     let mut out = format!(
         "# Symbol weights fitted by `{command}`\n\
          # on {samples} training messages: logistic regression over the symbol hits (and\n\
-         # the Bayes bands, its mean log-odds and the token regression's log-odds), L2 penalty {} chosen by 5-fold cross-validation;\n\
-         # scaled, with an offset on the Bayes bands, so that at most 0.1 % of the training ham\n\
-         # (cross-validated) scores {FIRST_ACTION} (the first action) and 1 % scores {ONE_PERCENT_HAM};\n\
-         # a symbol no training ham hit weighs at least its likelihood ratio with the ham\n\
-         # rate at 3 / ham messages (rule of three), capped at {FIRST_ACTION} - {ONE_PERCENT_HAM} points.\n\
+         # the Bayes bands, as monotone steps from BAYES_50, and the token regression's log-odds),\n\
+         # L2 penalty {} chosen by 5-fold cross-validation, each weight of its symbol's sign;\n\
+         # scaled, without offset, so that at most 0.1 % of the training ham (cross-validated)\n\
+         # scores {FIRST_ACTION} (the first action); a symbol no training ham hit weighs at least its\n\
+         # likelihood ratio with the ham rate at 3 / ham messages (rule of three), up to {MAX_LIFT} points.\n\
          # [weights] applies when Bayes votes; [weights_without_bayes], if present, when it\n\
          # does not. Symbols absent here keep their built-in weights.\n\
          # Load with [scanner] weights_file.\n\
@@ -433,7 +477,7 @@ mod tests {
         let fitted = fit_weights(&samples, false).unwrap();
         let (spam_hits, ham_hits) = fitted.support["MIME_ENCRYPTED_ARCHIVE"];
         assert_eq!(ham_hits, 0);
-        let floor = (fitted.points_per_logodds * ((spam_hits as f64 / 200.0) / (3.0 / 200.0)).ln()).min(FIRST_ACTION - ONE_PERCENT_HAM);
+        let floor = (fitted.points_per_logodds * ((spam_hits as f64 / 200.0) / (3.0 / 200.0)).ln()).min(MAX_LIFT);
         let weight = fitted.weights["MIME_ENCRYPTED_ARCHIVE"];
         assert!(weight >= floor - 0.001, "{weight} vs floor {floor}");
     }

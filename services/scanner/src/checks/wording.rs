@@ -1,0 +1,241 @@
+//! What the visible text says: the phrases bulk mail and phishing are written with
+//! (SpamAssassin's body rules, a few broad families rather than hundreds of patterns),
+//! and the marks of a person replying (quoted text, a signature). Phrases are English
+//! and French; the text is lower-cased and read up to `MAX_TEXT` bytes.
+
+use super::{Context, Findings};
+
+/// Text read, at most (phrases sit near the top; a hostile message can be huge).
+const MAX_TEXT: usize = 64 * 1024;
+/// Shouting: at least this many all-capital words of four letters or more…
+const SHOUTED_WORDS: usize = 10;
+/// …making at least this share of the words.
+const SHOUTED_SHARE: f64 = 0.05;
+
+/// Each family: its symbol and the phrases that find it.
+const PHRASES: &[(&str, &[&str])] = &[
+    ("BODY_CLICK_HERE", &["click here", "click below", "click the link below", "cliquez ici", "cliquez sur le lien"]),
+    (
+        "BODY_OPT_OUT",
+        &[
+            "to be removed",
+            "remove me",
+            "removed from our",
+            "removed from this list",
+            "opt-out",
+            "opt out",
+            "no longer wish to receive",
+            "do not wish to receive",
+            "this is not spam",
+            "ne plus recevoir",
+        ],
+    ),
+    (
+        "BODY_GUARANTEE",
+        &["guarantee", "no obligation", "risk free", "risk-free", "100%", "no cost to you", "satisfaction assured", "garanti"],
+    ),
+    (
+        "BODY_URGENCY",
+        &[
+            "act now",
+            "urgent",
+            "limited time",
+            "expires today",
+            "within 24 hours",
+            "within 48 hours",
+            "final notice",
+            "last chance",
+            "don't miss",
+            "immediate action",
+            "dernier rappel",
+            "sous 24 heures",
+            "sous 48 heures",
+        ],
+    ),
+    (
+        "BODY_ACCOUNT_ALERT",
+        &[
+            "verify your",
+            "confirm your",
+            "validate your",
+            "update your account",
+            "update your payment",
+            "update your billing",
+            "account has been suspended",
+            "account has been locked",
+            "account has been limited",
+            "account will be suspended",
+            "account will be closed",
+            "unusual sign-in",
+            "unusual activity",
+            "suspicious activity",
+            "password expires",
+            "password will expire",
+            "mailbox is full",
+            "storage is full",
+            "vérifier votre",
+            "confirmer votre",
+            "compte a été suspendu",
+            "compte sera suspendu",
+        ],
+    ),
+    (
+        "BODY_DEAR_GENERIC",
+        &[
+            "dear friend",
+            "dear customer",
+            "dear user",
+            "dear sir",
+            "dear valued",
+            "dear member",
+            "dear client",
+            "dear account holder",
+            "dear beneficiary",
+            "dear winner",
+            "cher client",
+            "chère cliente",
+        ],
+    ),
+    (
+        "BODY_CRYPTO",
+        &[
+            "bitcoin",
+            "btc ",
+            "usdt",
+            "usdc",
+            "cryptocurrenc",
+            "crypto wallet",
+            "airdrop",
+            "walletconnect",
+            "metamask",
+            "seed phrase",
+            "ethereum",
+            "eth ",
+            "your wallet",
+            "connect wallet",
+            "blockchain",
+        ],
+    ),
+    (
+        "BODY_ADVANCE_FEE",
+        &[
+            "next of kin",
+            "beneficiary",
+            "inheritance",
+            "compensation fund",
+            "restitution",
+            "consignment",
+            "barrister",
+            "diplomat",
+            "transfer the fund",
+            "transfer of the fund",
+            "my late",
+            "deceased",
+            "foreign partner",
+            "strictly confidential",
+            "atm card",
+            "western union",
+            "moneygram",
+            "lottery",
+            "you have won",
+            "claim your prize",
+            "united nations",
+            "united nation ",
+            "héritage",
+        ],
+    ),
+    (
+        "BODY_EASY_MONEY",
+        &[
+            "work from home",
+            "part-time job",
+            "part time job",
+            "extra income",
+            "earn up to",
+            "make money",
+            "financial freedom",
+            "be your own boss",
+            "home based business",
+            "travail à domicile",
+        ],
+    ),
+    (
+        "BODY_MONEY",
+        &["million dollars", "millions of dollars", "us$", "usd ", "cash bonus", "earn $", "make $", "$$$", "000,000", "000.000"],
+    ),
+];
+
+pub fn run(ctx: &Context<'_>, out: &mut Findings) {
+    let a = ctx.analysis;
+    let plain = cut(&a.plain_text);
+    let mut text = plain.to_lowercase();
+    for html in &a.html {
+        text.push('\n');
+        text.push_str(&cut(&html.text).to_lowercase());
+    }
+    for (symbol, phrases) in PHRASES {
+        if let Some(phrase) = phrases.iter().find(|p| text.contains(*p)) {
+            out.hit_with(symbol, Some(format!("\u{201c}{phrase}\u{201d}")));
+        }
+    }
+    let (words, shouted) = shouting(&text_with_case(a));
+    if shouted >= SHOUTED_WORDS && shouted as f64 >= SHOUTED_SHARE * words as f64 {
+        out.hit_with("BODY_SHOUTING", Some(format!("{shouted} of {words} words in capitals")));
+    }
+    // A person replying: lines quoted from the message answered, or its attribution.
+    let quoted = plain.lines().filter(|l| l.trim_start().starts_with('>')).count();
+    let attribution = ["wrote:", "writes:", "a écrit :", "a écrit:"].iter().any(|p| text.contains(p));
+    if quoted >= 2 || attribution {
+        out.hit("QUOTED_REPLY");
+    }
+    if plain.contains("\n-- \n") || plain.contains("\r\n-- \r\n") {
+        out.hit("SIGNATURE_SEPARATOR");
+    }
+}
+
+/// At most `MAX_TEXT` bytes of `text`, cut on a character boundary.
+fn cut(text: &str) -> &str {
+    if text.len() <= MAX_TEXT {
+        return text;
+    }
+    let mut end = MAX_TEXT;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
+/// The visible text as written (capitals kept).
+fn text_with_case<'t>(a: &'t crate::message::Analysis<'_>) -> Vec<&'t str> {
+    std::iter::once(cut(&a.plain_text)).chain(a.html.iter().map(|h| cut(&h.text))).collect()
+}
+
+/// Words of letters, and those of four letters or more all in capitals.
+fn shouting(texts: &[&str]) -> (usize, usize) {
+    let (mut words, mut shouted) = (0, 0);
+    for word in texts.iter().flat_map(|t| t.split(|c: char| !c.is_alphabetic())).filter(|w| !w.is_empty()) {
+        words += 1;
+        if word.chars().count() >= 4 && word.chars().all(char::is_uppercase) {
+            shouted += 1;
+        }
+    }
+    (words, shouted)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shouting_counts_long_capital_words() {
+        assert_eq!(shouting(&["FREE MONEY NOW for YOU, ACT Today"]), (7, 2));
+        assert_eq!(shouting(&["Ça VA très BIEN"]), (4, 1));
+    }
+
+    #[test]
+    fn cut_respects_characters() {
+        let long = "é".repeat(MAX_TEXT);
+        assert!(cut(&long).len() <= MAX_TEXT);
+        assert!(cut(&long).chars().all(|c| c == 'é'));
+    }
+}
