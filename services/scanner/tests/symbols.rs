@@ -466,3 +466,16 @@ fn a_link_calling_to_act_in_a_brands_name_must_lead_to_the_brand() {
     // A headline about a brand asks nothing of the reader.
     misses("LINK_TEXT_BRAND", &link("Microsoft ships its new operating system", "https://news.example/ms"), HELO);
 }
+
+#[test]
+fn advertising_marks() {
+    let subject = |s: &str| plain(&HEADERS.replace("Subject: Meeting notes", s), "x\r\n");
+    hits("SUBJ_ADV", &subject("Subject: ADV: Interest rates are down"), HELO);
+    misses("SUBJ_ADV", &subject("Subject: Advice on the budget"), HELO);
+    hits("SUBJ_SPACED_CODE", &subject("Subject: Call me                    93910"), HELO);
+    misses("SUBJ_SPACED_CODE", &subject("Subject: Call me at ten"), HELO);
+    hits("BODY_EXCLAIM", &plain(HEADERS, "Amazing!! Really!! Do not wait!!\r\n"), HELO);
+    misses("BODY_EXCLAIM", &plain(HEADERS, "Great news!\r\n"), HELO);
+    hits("BODY_SPAM_GOODS", &plain(HEADERS, "Refinance now at the lowest rate in years.\r\n"), HELO);
+    misses("BODY_SPAM_GOODS", &plain(HEADERS, "The minutes are attached.\r\n"), HELO);
+}

@@ -27,7 +27,7 @@ fn tune_fits_writes_a_weights_file_the_configuration_loads() {
     let out = run_rempart(&["tune", "--corpus", &c, "--min-learned", "10", "--out", &w], dir.path(), None);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{}\n{stdout}", String::from_utf8_lossy(&out.stderr));
-    for expected in ["ROC-AUC", "fitted, Bayes trained", "in use, no Bayes", "suggested policy", "BAYES_LOGODDS"] {
+    for expected in ["ROC-AUC", "fitted, Bayes trained", "in use, no Bayes", "suggested policy", "BAYES_00"] {
         assert!(stdout.contains(expected), "{expected}:\n{stdout}");
     }
     let file = std::fs::read_to_string(&weights).unwrap();

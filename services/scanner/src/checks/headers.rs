@@ -75,10 +75,18 @@ pub fn run(ctx: &Context<'_>, out: &mut Findings) {
         if subject_is_all_caps(subject, m.header_raw("Subject").unwrap_or("")) {
             out.hit("SUBJ_ALL_CAPS");
         }
+        let lower = subject.to_lowercase();
+        // "ADV:" (the label some laws asked advertising to wear), and a tracking code set
+        // apart by a run of spaces ("Call me                93910").
+        if lower.trim_start().starts_with("adv:") || lower.trim_start().starts_with("adv ") {
+            out.hit("SUBJ_ADV");
+        }
+        if subject.trim().contains("    ") {
+            out.hit("SUBJ_SPACED_CODE");
+        }
         if subject.contains('!') {
             out.hit("SUBJ_EXCLAIM");
         }
-        let lower = subject.to_lowercase();
         if subject.contains('$')
             || subject.contains('€')
             || lower.split(|c: char| !c.is_alphanumeric()).any(|w| w == "free" || w == "gratuit")

@@ -12,6 +12,9 @@ const SHOUTED_WORDS: usize = 10;
 /// …making at least this share of the words.
 const SHOUTED_SHARE: f64 = 0.05;
 
+/// Runs of exclamation marks ("!!") in the text, at least.
+const EXCLAIMED_RUNS: usize = 3;
+
 /// Each family: its symbol and the phrases that find it.
 const PHRASES: &[(&str, &[&str])] = &[
     ("BODY_CLICK_HERE", &["click here", "click below", "click the link below", "cliquez ici", "cliquez sur le lien"]),
@@ -160,6 +163,29 @@ const PHRASES: &[(&str, &[&str])] = &[
         ],
     ),
     (
+        "BODY_SPAM_GOODS",
+        &[
+            "viagra",
+            "cialis",
+            "online pharmacy",
+            "weight loss",
+            "lose weight",
+            "libido",
+            "erection",
+            "penis",
+            "horny",
+            "casino",
+            "refinanc",
+            "mortgage rate",
+            "lowest rate",
+            "debt consolidation",
+            "credit repair",
+            "bad credit",
+            "replica watch",
+            "human growth hormone",
+        ],
+    ),
+    (
         "BODY_MONEY",
         &["million dollars", "millions of dollars", "us$", "usd ", "cash bonus", "earn $", "make $", "$$$", "000,000", "000.000"],
     ),
@@ -181,6 +207,10 @@ pub fn run(ctx: &Context<'_>, out: &mut Findings) {
     let (words, shouted) = shouting(&text_with_case(a));
     if shouted >= SHOUTED_WORDS && shouted as f64 >= SHOUTED_SHARE * words as f64 {
         out.hit_with("BODY_SHOUTING", Some(format!("{shouted} of {words} words in capitals")));
+    }
+    let exclaimed = text.matches("!!").count();
+    if exclaimed >= EXCLAIMED_RUNS {
+        out.hit_with("BODY_EXCLAIM", Some(format!("{exclaimed} runs of exclamation marks")));
     }
     // A person replying: lines quoted from the message answered, or its attribution.
     let quoted = plain.lines().filter(|l| l.trim_start().starts_with('>')).count();

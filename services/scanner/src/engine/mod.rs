@@ -28,7 +28,7 @@ use crate::message::Analysis;
 use crate::service::diagnose;
 use crate::{ScannerError, antivirus, dns, tokens};
 use policy::{Listed, Policies, listed};
-use registry::Registry;
+use registry::{Registry, round_points};
 
 /// What the scanner is asked about.
 pub struct ScanInput<'a> {
@@ -275,14 +275,13 @@ impl Scanner {
         let configs: Vec<_> = policies.iter().map(|(_, p)| p.config()).collect();
         let decision = Self::judge_malware(&analysis, &network.antivirus, &configs, &mut findings, false);
         let mut symbols = self.registry.weigh(findings);
-        let round = |x: f64| (x * 100.0).round() / 100.0 + 0.0; // + 0.0: no -0.0
-        let mut score = round(symbols.iter().map(|s| s.score).sum::<f64>());
+        let mut score = round_points(symbols.iter().map(|s| s.score).sum::<f64>());
         if let (Some(entry), Some(awl), true) = (&network.awl, self.state.as_ref().and_then(|s| s.awl.as_ref()), scored) {
-            let pull = awl.adjustment(entry, score);
+            let pull = round_points(awl.adjustment(entry, score));
             if pull != 0.0 {
                 let detail = Some(format!("mean {:.2} over {} messages", entry.mean, entry.count));
                 symbols.push(self.registry.hit("AWL", pull, detail));
-                score = round(score + pull);
+                score = round_points(score + pull);
             }
         }
         let (action, listed_reason) = Policies::decide(&policies, listed, score);
@@ -362,7 +361,7 @@ impl Scanner {
         self.registry.add_composites(&mut findings);
         let decision = Self::judge_malware(&analysis, antivirus, &[self.policies.default_config()], &mut findings, true);
         let symbols = self.registry.weigh(findings);
-        let score = (symbols.iter().map(|s| s.score).sum::<f64>() * 100.0).round() / 100.0 + 0.0;
+        let score = round_points(symbols.iter().map(|s| s.score).sum::<f64>());
         let mut verdict = Verdict {
             score,
             action: if score >= self.outbound_block { rempart_model::Action::Reject } else { rempart_model::Action::Accept },

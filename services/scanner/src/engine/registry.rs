@@ -208,8 +208,17 @@ impl Registry {
                 hit.score = allowed;
             }
         }
+        // Each weight as it is shown (hundredths), so the shown weights sum to the score.
+        for hit in &mut hits {
+            hit.score = round_points(hit.score);
+        }
         hits
     }
+}
+
+/// Points to the hundredth, as verdicts show them (`+ 0.0`: never -0.0).
+pub fn round_points(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0 + 0.0
 }
 
 /// The weights fitted on the project's corpus (`rempart tune`; see the file's header).

@@ -316,10 +316,18 @@ pub fn fit_weights(samples: &[Sample], bayes: bool) -> Result<Fitted, TuneError>
     let (_, lambda, out_of_fold) = best;
     let w = fit(&design, lambda, |_| true);
     // The one anchor: the first action (6) where at most 0.1 % of the training ham
-    // (cross-validated) score above. Scaling alone needs it positive.
-    let mut ham: Vec<f64> = (0..design.rows.len()).filter(|&i| design.labels[i] < 0.5).map(|i| out_of_fold[i]).collect();
+    // (cross-validated) score above — without Bayes, none. Scaling alone needs it
+    // positive: where every training ham scores below 0 (a corpus the features separate
+    // cleanly), the point where the regression gives even odds (−bias), else the point
+    // midway between the highest ham (or 0) and the lowest spam, whichever first is positive.
+    let (labels, out_of_fold) = (&design.labels, &out_of_fold);
+    let scores_of = |spam: bool| (0..labels.len()).filter(move |&i| (labels[i] > 0.5) == spam).map(move |i| out_of_fold[i]);
+    let mut ham: Vec<f64> = scores_of(false).collect();
     ham.sort_by(|a, b| b.total_cmp(a));
-    let at_first_action = ham.get(if bayes { ham.len() / 1000 } else { 0 }).copied().unwrap_or(0.0) + 0.01;
+    let highest_ham = ham.get(if bayes { ham.len() / 1000 } else { 0 }).copied().unwrap_or(0.0) + 0.01;
+    let lowest_spam = scores_of(true).fold(f64::INFINITY, f64::min);
+    let candidates = [highest_ham, -w[w.len() - 1], (ham.first().copied().unwrap_or(0.0).max(0.0) + lowest_spam) / 2.0];
+    let at_first_action = candidates.into_iter().find(|c| *c > 0.0).unwrap_or(highest_ham);
     if at_first_action <= 0.0 {
         return Err(TuneError::Degenerate(format!("the ham threshold is {at_first_action:.3} ≤ 0: no positive scale")));
     }
