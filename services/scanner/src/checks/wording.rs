@@ -1,7 +1,12 @@
 //! What the visible text says: the phrases bulk mail and phishing are written with
 //! (SpamAssassin's body rules, a few broad families rather than hundreds of patterns),
 //! and the marks of a person replying (quoted text, a signature). Phrases are English
-//! and French; the text is lower-cased and read up to `MAX_TEXT` bytes.
+//! and French, found without regard to (ASCII) case in one pass (Aho-Corasick), in the
+//! visible text up to `MAX_TEXT` bytes of each part.
+
+use std::sync::LazyLock;
+
+use aho_corasick::{AhoCorasick, AhoCorasickKind};
 
 use super::{Context, Findings};
 
@@ -191,31 +196,56 @@ const PHRASES: &[(&str, &[&str])] = &[
     ),
 ];
 
+/// The attribution line of a quoted reply ("On Monday, Bob wrote:").
+const ATTRIBUTIONS: &[&str] = &["wrote:", "writes:", "a écrit :", "a écrit:"];
+
+/// Every phrase of every family (and the attributions, as family `PHRASES.len()`) in one
+/// automaton, matched without regard to ASCII case: one pass over the text.
+struct Phrases {
+    finder: AhoCorasick,
+    /// The family of each pattern, and the pattern.
+    patterns: Vec<(usize, &'static str)>,
+}
+
+static FINDER: LazyLock<Option<Phrases>> = LazyLock::new(|| {
+    let families = PHRASES.iter().map(|(_, phrases)| *phrases).chain(std::iter::once(ATTRIBUTIONS));
+    let patterns: Vec<(usize, &'static str)> = families.enumerate().flat_map(|(f, ps)| ps.iter().map(move |p| (f, *p))).collect();
+    let finder =
+        AhoCorasick::builder().ascii_case_insensitive(true).kind(Some(AhoCorasickKind::DFA)).build(patterns.iter().map(|(_, p)| p));
+    // The patterns are this file's constants: a build error is a bug caught by the tests.
+    finder.ok().map(|finder| Phrases { finder, patterns })
+});
+
 pub fn run(ctx: &Context<'_>, out: &mut Findings) {
     let a = ctx.analysis;
     let plain = cut(&a.plain_text);
-    let mut text = plain.to_lowercase();
-    for html in &a.html {
-        text.push('\n');
-        text.push_str(&cut(&html.text).to_lowercase());
+    let texts = text_with_case(a);
+    // The first phrase found of each family.
+    let mut found: Vec<Option<&'static str>> = vec![None; PHRASES.len() + 1];
+    if let Some(phrases) = FINDER.as_ref() {
+        for text in &texts {
+            for m in phrases.finder.find_iter(text) {
+                let (family, phrase) = phrases.patterns[m.pattern().as_usize()];
+                found[family].get_or_insert(phrase);
+            }
+        }
     }
-    for (symbol, phrases) in PHRASES {
-        if let Some(phrase) = phrases.iter().find(|p| text.contains(*p)) {
+    for ((symbol, _), phrase) in PHRASES.iter().zip(&found) {
+        if let Some(phrase) = phrase {
             out.hit_with(symbol, Some(format!("\u{201c}{phrase}\u{201d}")));
         }
     }
-    let (words, shouted) = shouting(&text_with_case(a));
+    let (words, shouted) = shouting(&texts);
     if shouted >= SHOUTED_WORDS && shouted as f64 >= SHOUTED_SHARE * words as f64 {
         out.hit_with("BODY_SHOUTING", Some(format!("{shouted} of {words} words in capitals")));
     }
-    let exclaimed = text.matches("!!").count();
+    let exclaimed: usize = texts.iter().map(|t| t.matches("!!").count()).sum();
     if exclaimed >= EXCLAIMED_RUNS {
         out.hit_with("BODY_EXCLAIM", Some(format!("{exclaimed} runs of exclamation marks")));
     }
     // A person replying: lines quoted from the message answered, or its attribution.
     let quoted = plain.lines().filter(|l| l.trim_start().starts_with('>')).count();
-    let attribution = ["wrote:", "writes:", "a écrit :", "a écrit:"].iter().any(|p| text.contains(p));
-    if quoted >= 2 || attribution {
+    if quoted >= 2 || found[PHRASES.len()].is_some() {
         out.hit("QUOTED_REPLY");
     }
     if plain.contains("\n-- \n") || plain.contains("\r\n-- \r\n") {
@@ -240,12 +270,13 @@ fn text_with_case<'t>(a: &'t crate::message::Analysis<'_>) -> Vec<&'t str> {
     std::iter::once(cut(&a.plain_text)).chain(a.html.iter().map(|h| cut(&h.text))).collect()
 }
 
-/// Words of letters, and those of four letters or more all in capitals.
+/// Words of (ASCII) letters, and those of four letters or more all in capitals. ASCII
+/// only: the cheap test is enough to tell shouting, and it runs on every message.
 fn shouting(texts: &[&str]) -> (usize, usize) {
     let (mut words, mut shouted) = (0, 0);
-    for word in texts.iter().flat_map(|t| t.split(|c: char| !c.is_alphabetic())).filter(|w| !w.is_empty()) {
+    for word in texts.iter().flat_map(|t| t.split(|c: char| !c.is_ascii_alphabetic())).filter(|w| !w.is_empty()) {
         words += 1;
-        if word.chars().count() >= 4 && word.chars().all(char::is_uppercase) {
+        if word.len() >= 4 && word.bytes().all(|b| b.is_ascii_uppercase()) {
             shouted += 1;
         }
     }
@@ -259,7 +290,15 @@ mod tests {
     #[test]
     fn shouting_counts_long_capital_words() {
         assert_eq!(shouting(&["FREE MONEY NOW for YOU, ACT Today"]), (7, 2));
-        assert_eq!(shouting(&["Ça VA très BIEN"]), (4, 1));
+        assert_eq!(shouting(&["Il VA très BIEN"]), (5, 1));
+    }
+
+    #[test]
+    fn every_phrase_is_lower_case_and_the_finder_builds() {
+        assert!(FINDER.is_some());
+        for phrase in PHRASES.iter().flat_map(|(_, ps)| ps.iter()).chain(ATTRIBUTIONS) {
+            assert_eq!(*phrase, phrase.to_lowercase(), "{phrase}");
+        }
     }
 
     #[test]
