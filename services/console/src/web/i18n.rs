@@ -305,6 +305,7 @@ impl Lang {
             "headers" => ("Headers", "En-têtes"),
             "symbols" => ("Why it was held", "Pourquoi il a été retenu"),
             "why_refused" => ("Why it was refused", "Pourquoi il a été refusé"),
+            "other_findings" => ("Other findings, each under 0.1 point, in all", "Autres constats, chacun de moins de 0,1 point, au total"),
             "malware_found" => ("What was found", "Ce qui a été trouvé"),
             "rule" => ("Rule", "Règle"),
             "weight" => ("Weight", "Poids"),

@@ -199,7 +199,9 @@ pub fn quarantine_list(lang: Lang, viewer: &Account, csrf: &str, view: &ListView
 
 /// The findings; `details` (what triggered each: names, addresses, URLs) only for a
 /// reader who may see the message itself, never on the public `/why/` page.
-fn symbol_table(lang: Lang, symbols: &[SymbolHit], details: bool) -> Markup {
+/// The findings with their weights; `rest`: what the findings left out added in all
+/// (shown on its own row, so the weights shown sum to the score).
+fn symbol_table(lang: Lang, symbols: &[SymbolHit], details: bool, rest: Option<f64>) -> Markup {
     html! {
         table {
             thead { tr { th { (lang.t("rule")) } th { (lang.t("weight")) } th { (lang.t("meaning")) } } }
@@ -213,6 +215,9 @@ fn symbol_table(lang: Lang, symbols: &[SymbolHit], details: bool) -> Markup {
                             @if let Some(detail) = s.detail.as_ref().filter(|_| details).map(|d| lang.detail(d)).filter(|d| !d.is_empty()) { " (" (detail) ")" }
                         }
                     }
+                }
+                @if let Some(rest) = rest.filter(|r| r.abs() >= 0.005) {
+                    tr id="other-findings" { td {} td.score { (format!("{rest:+.2}")) } td { (lang.t("other_findings")) } }
                 }
             }
         }
@@ -319,7 +324,7 @@ pub fn message(lang: Lang, viewer: &Account, csrf: &str, view: &MessageView<'_>)
                 }
             }
             h2 { (lang.t("symbols")) }
-            (symbol_table(lang, &e.symbols, true))
+            (symbol_table(lang, &e.symbols, true, None))
             @if !view.attachments.is_empty() {
                 h2 { (lang.t("attachments")) }
                 table #attachments {
@@ -352,6 +357,7 @@ pub fn message(lang: Lang, viewer: &Account, csrf: &str, view: &MessageView<'_>)
 pub fn why(lang: Lang, record: &VerdictRecord, advice: &[&str]) -> Markup {
     let positive: Vec<SymbolHit> =
         record.symbols.iter().filter(|s| s.score.abs() >= MEANINGFUL_POINTS || super::advice::is_malware(s)).cloned().collect();
+    let rest = record.score - positive.iter().map(|s| s.score).sum::<f64>();
     layout(
         lang,
         lang.t("why_title"),
@@ -369,7 +375,7 @@ pub fn why(lang: Lang, record: &VerdictRecord, advice: &[&str]) -> Markup {
             pre id="reply" { (record.reply) }
             @if let Some(listed) = &record.listed { p { (lang.t("listed")) ": " code { (listed) } } }
             @if let Some(malware) = &record.malware { h2 { (lang.t("malware_found")) } p id="malware" { (malware) } }
-            @if !positive.is_empty() { h2 { (lang.t("why_refused")) } (symbol_table(lang, &positive, false)) }
+            @if !positive.is_empty() { h2 { (lang.t("why_refused")) } (symbol_table(lang, &positive, false, Some(rest))) }
             h2 { (lang.t("what_to_do")) }
             ul { @for a in advice { li { (a) } } }
         },
@@ -398,7 +404,7 @@ pub fn confirm_release(lang: Lang, entry: &Entry, link_query: &[(&str, &str)], c
                 tr { th { (lang.t("score")) } td.score { (format!("{:.2}", entry.score)) } }
                 tr { th { (lang.t("status")) } td id="status" { (status_text(lang, entry.status)) } }
             }
-            (symbol_table(lang, &entry.symbols, true))
+            (symbol_table(lang, &entry.symbols, true, None))
             @if entry.status == Status::Held {
                 form method="post" action={ "/d/" (entry.queue_id) } {
                     input type="hidden" name="csrf" value=(csrf);
@@ -408,4 +414,34 @@ pub fn confirm_release(lang: Lang, entry: &Entry, link_query: &[(&str, &str)], c
             }
         },
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hit(name: &str, score: f64) -> SymbolHit {
+        SymbolHit { name: name.into(), score, group: "g".into(), description: name.into(), description_fr: name.into(), detail: None }
+    }
+
+    #[test]
+    fn the_why_page_sums_what_it_leaves_out_on_a_row_of_its_own() {
+        let record = VerdictRecord {
+            queue_id: "Q1".into(),
+            at: 0,
+            action: rempart_model::Action::Reject,
+            reply: "550 5.7.1 refused".into(),
+            score: 8.07,
+            symbols: vec![hit("BIG", 6.0), hit("MIDDLE", 2.0), hit("SMALL_A", 0.04), hit("SMALL_B", 0.03)],
+            listed: None,
+            sender_domain: "sender.example".into(),
+            recipient_domains: vec!["example.com".into()],
+            malware: None,
+        };
+        let page = why(Lang::En, &record, &[]).into_string();
+        assert!(page.contains("BIG") && page.contains("MIDDLE") && !page.contains("SMALL_A"), "{page}");
+        assert!(page.contains("id=\"other-findings\"") && page.contains("+0.07"), "{page}");
+        let without_small = VerdictRecord { score: 8.0, symbols: record.symbols[..2].to_vec(), ..record };
+        assert!(!why(Lang::En, &without_small, &[]).into_string().contains("other-findings"));
+    }
 }
