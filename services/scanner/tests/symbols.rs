@@ -479,3 +479,10 @@ fn advertising_marks() {
     hits("BODY_SPAM_GOODS", &plain(HEADERS, "Refinance now at the lowest rate in years.\r\n"), HELO);
     misses("BODY_SPAM_GOODS", &plain(HEADERS, "The minutes are attached.\r\n"), HELO);
 }
+
+#[test]
+fn links_to_free_hosting() {
+    hits("URI_FREE_HOSTING", &html_only("", "<a href=\"https://login-portal.web.app/x\">Open</a>"), HELO);
+    hits("URI_FREE_HOSTING", &plain(HEADERS, "Reset it here: https://adam6-488708.firebaseapp.com/__/auth/action?mode=reset\r\n"), HELO);
+    misses("URI_FREE_HOSTING", &html_only("", "<a href=\"https://www.example.com/\">Our site</a>"), HELO);
+}

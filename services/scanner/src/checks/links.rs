@@ -28,11 +28,58 @@ const SHORTENERS: &[&str] = &[
     "bit.do",
 ];
 
+/// Free hosting and storage services that phishing pages are put on (anyone can publish
+/// there in a minute; a business's own mail links to its own site). Matched as the
+/// host itself or a name under it; `/`-paths say which part of a shared host counts.
+const FREE_HOSTING: &[&str] = &[
+    "firebaseapp.com",
+    "web.app",
+    "r2.dev",
+    "workers.dev",
+    "pages.dev",
+    "blob.core.windows.net",
+    "web.core.windows.net",
+    "storage.googleapis.com",
+    "s3.amazonaws.com",
+    "ipfs.io",
+    "dweb.link",
+    "ipfs.w3s.link",
+    "forms.gle",
+    "sites.google.com",
+    "weebly.com",
+    "wixsite.com",
+    "000webhostapp.com",
+    "herokuapp.com",
+    "glitch.me",
+    "ngrok.io",
+    "ngrok-free.app",
+    "netlify.app",
+    "vercel.app",
+    "github.io",
+    "appspot.com",
+    "azurewebsites.net",
+    "webflow.io",
+    "notion.site",
+    "godaddysites.com",
+    "square.site",
+    "firebasestorage.googleapis.com",
+    "docs.google.com/forms",
+    "docs.google.com/drawings",
+];
+
 /// Links looked at, at most (a hostile message can have thousands).
 const MAX_LINKS: usize = 200;
 
 pub fn run(ctx: &Context<'_>, out: &mut Findings) {
-    let hrefs = ctx.analysis.html.iter().flat_map(|h| h.anchors.iter().map(|a| a.href.trim())).take(MAX_LINKS);
+    let a = ctx.analysis;
+    let texts = std::iter::once(a.plain_text.as_str()).chain(a.html.iter().map(|h| h.text.as_str()));
+    let text_links = texts.flat_map(|t| t.split(|c: char| c.is_whitespace() || matches!(c, '<' | '>' | '"' | '(' | ')')));
+    let all_links = a.html.iter().flat_map(|h| h.anchors.iter().map(|a| a.href.trim())).chain(text_links.filter(|w| is_web_link(w)));
+    if let Some(link) = all_links.take(MAX_LINKS).find(|l| free_hosting(l).is_some()) {
+        let host = free_hosting(link).unwrap_or_default();
+        out.hit_with("URI_FREE_HOSTING", Some(host.to_string()));
+    }
+    let hrefs = a.html.iter().flat_map(|h| h.anchors.iter().map(|a| a.href.trim())).take(MAX_LINKS);
     for href in hrefs {
         let lower = href.to_ascii_lowercase();
         if lower.starts_with("javascript:") || lower.starts_with("data:") || lower.starts_with("vbscript:") {
@@ -58,5 +105,40 @@ pub fn run(ctx: &Context<'_>, out: &mut Findings) {
         if host.split('.').any(|label| label.starts_with("xn--")) {
             out.hit_with("URI_PUNYCODE", Some(host.to_string()));
         }
+    }
+}
+
+fn is_web_link(word: &str) -> bool {
+    let lower = word.get(..8).unwrap_or(word).to_ascii_lowercase();
+    lower.starts_with("http://") || lower.starts_with("https://")
+}
+
+/// The free-hosting service a web link leads to, if it does.
+fn free_hosting(link: &str) -> Option<&'static str> {
+    let lower = link.to_ascii_lowercase();
+    let rest = lower.strip_prefix("http://").or_else(|| lower.strip_prefix("https://"))?;
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host = host.rsplit_once(':').filter(|(_, port)| port.chars().all(|c| c.is_ascii_digit())).map_or(host, |(h, _)| h);
+    let host = host.trim_end_matches('.');
+    let path = &rest[authority.len()..];
+    FREE_HOSTING.iter().copied().find(|service| {
+        let (service_host, service_path) = service.split_once('/').map_or((*service, ""), |(h, p)| (h, p));
+        let on_host = host == service_host || host.ends_with(&format!(".{service_host}"));
+        on_host && (service_path.is_empty() || path.trim_start_matches('/').starts_with(service_path))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::free_hosting;
+
+    #[test]
+    fn free_hosting_by_host_and_path() {
+        assert_eq!(free_hosting("https://adam6-488708.firebaseapp.com/__/auth"), Some("firebaseapp.com"));
+        assert_eq!(free_hosting("https://docs.google.com/forms/d/e/x/viewform"), Some("docs.google.com/forms"));
+        assert_eq!(free_hosting("https://docs.google.com/document/d/x"), None);
+        assert_eq!(free_hosting("https://notfirebaseapp.com/"), None);
+        assert_eq!(free_hosting("https://www.example.com/web.app"), None);
     }
 }

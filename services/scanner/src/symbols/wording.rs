@@ -106,6 +106,13 @@ pub const WORDING: &[SymbolDef] = &[
         "Le texte est encodé en base64 (ce qui le cache aux filtres simples).",
     ),
     def(
+        "URI_FREE_HOSTING",
+        1.0,
+        "links",
+        "Links to a free hosting or storage service, where phishing pages are put",
+        "Renvoie vers un hébergement ou un stockage gratuit, où l'on dépose les pages d'hameçonnage.",
+    ),
+    def(
         "LINK_TEXT_BRAND",
         2.0,
         "impersonation",
