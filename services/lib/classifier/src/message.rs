@@ -116,16 +116,21 @@ impl<'a> Analysis<'a> {
                 add(&a.href);
             }
         }
-        let texts = std::iter::once(self.plain_text.as_str()).chain(self.html.iter().map(|h| h.text.as_str()));
-        for text in texts {
-            for word in text.split(|c: char| c.is_whitespace() || c == '<' || c == '>' || c == '"' || c == '(' || c == ')') {
-                let lower = word.to_ascii_lowercase();
-                if lower.starts_with("http://") || lower.starts_with("https://") || lower.starts_with("www.") {
-                    add(word);
-                }
-            }
+        for word in self.text_links() {
+            add(word);
         }
         out
+    }
+
+    /// The words of the text (plain and HTML) written as links: `http://`, `https://` or
+    /// `www.` in any case.
+    pub fn text_links(&self) -> impl Iterator<Item = &str> {
+        let texts = std::iter::once(self.plain_text.as_str()).chain(self.html.iter().map(|h| h.text.as_str()));
+        let words = texts.flat_map(|t| t.split(|c: char| c.is_whitespace() || c == '<' || c == '>' || c == '"' || c == '(' || c == ')'));
+        words.filter(|word| {
+            let start = word.get(..8).unwrap_or(word).to_ascii_lowercase();
+            start.starts_with("http://") || start.starts_with("https://") || start.starts_with("www.")
+        })
     }
 
     /// The addresses in the top-level From header, lower-cased.

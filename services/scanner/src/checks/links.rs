@@ -72,30 +72,21 @@ const MAX_LINKS: usize = 200;
 
 pub fn run(ctx: &Context<'_>, out: &mut Findings) {
     let a = ctx.analysis;
-    let texts = std::iter::once(a.plain_text.as_str()).chain(a.html.iter().map(|h| h.text.as_str()));
-    let text_links = texts.flat_map(|t| t.split(|c: char| c.is_whitespace() || matches!(c, '<' | '>' | '"' | '(' | ')')));
-    let all_links = a.html.iter().flat_map(|h| h.anchors.iter().map(|a| a.href.trim())).chain(text_links.filter(|w| is_web_link(w)));
-    if let Some(link) = all_links.take(MAX_LINKS).find(|l| free_hosting(l).is_some()) {
-        let host = free_hosting(link).unwrap_or_default();
-        out.hit_with("URI_FREE_HOSTING", Some(host.to_string()));
+    let anchors = || a.html.iter().flat_map(|h| h.anchors.iter().map(|a| a.href.trim()));
+    let web_words = a.text_links().filter(|w| w.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("http")));
+    let all_links = anchors().chain(web_words).take(MAX_LINKS);
+    if let Some(service) = all_links.filter_map(free_hosting).next() {
+        out.hit_with("URI_FREE_HOSTING", Some(service.to_string()));
     }
-    let hrefs = a.html.iter().flat_map(|h| h.anchors.iter().map(|a| a.href.trim())).take(MAX_LINKS);
-    for href in hrefs {
+    for href in anchors().take(MAX_LINKS) {
         let lower = href.to_ascii_lowercase();
         if lower.starts_with("javascript:") || lower.starts_with("data:") || lower.starts_with("vbscript:") {
             out.hit_with("URI_SCRIPT_LINK", Some(lower.chars().take(40).collect()));
             continue;
         }
-        let Some(rest) = lower.strip_prefix("http://").or_else(|| lower.strip_prefix("https://")) else { continue };
-        let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
-        let (userinfo, host_port) = match authority.rsplit_once('@') {
-            Some((user, host)) => (Some(user), host),
-            None => (None, authority),
-        };
-        let host = host_port.rsplit_once(':').filter(|(_, port)| port.chars().all(|c| c.is_ascii_digit())).map_or(host_port, |(h, _)| h);
-        let host = host.trim_start_matches('[').trim_end_matches(']').trim_end_matches('.');
-        if userinfo.is_some_and(|u| !u.is_empty()) {
-            out.hit_with("URI_USERINFO", Some(format!("link to {host} shows {}", userinfo.unwrap_or_default())));
+        let Some(WebLink { userinfo, host, .. }) = web_link(&lower) else { continue };
+        if let Some(userinfo) = userinfo.filter(|u| !u.is_empty()) {
+            out.hit_with("URI_USERINFO", Some(format!("link to {host} shows {userinfo}")));
         }
         if host.parse::<std::net::IpAddr>().is_ok() {
             out.hit_with("NUMERIC_HTTP_ADDR", Some(host.to_string()));
@@ -108,20 +99,31 @@ pub fn run(ctx: &Context<'_>, out: &mut Findings) {
     }
 }
 
-fn is_web_link(word: &str) -> bool {
-    let lower = word.get(..8).unwrap_or(word).to_ascii_lowercase();
-    lower.starts_with("http://") || lower.starts_with("https://")
+/// An http(s) link's parts (of the lower-cased link).
+struct WebLink<'l> {
+    userinfo: Option<&'l str>,
+    /// Without port, IPv6 brackets or final dot.
+    host: &'l str,
+    /// What follows the authority (path, query, fragment).
+    path: &'l str,
+}
+
+fn web_link(lower: &str) -> Option<WebLink<'_>> {
+    let rest = lower.strip_prefix("http://").or_else(|| lower.strip_prefix("https://"))?;
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let (userinfo, host_port) = match authority.rsplit_once('@') {
+        Some((user, host)) => (Some(user), host),
+        None => (None, authority),
+    };
+    let host = host_port.rsplit_once(':').filter(|(_, port)| port.chars().all(|c| c.is_ascii_digit())).map_or(host_port, |(h, _)| h);
+    let host = host.trim_start_matches('[').trim_end_matches(']').trim_end_matches('.');
+    Some(WebLink { userinfo, host, path: &rest[authority.len()..] })
 }
 
 /// The free-hosting service a web link leads to, if it does.
 fn free_hosting(link: &str) -> Option<&'static str> {
     let lower = link.to_ascii_lowercase();
-    let rest = lower.strip_prefix("http://").or_else(|| lower.strip_prefix("https://"))?;
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
-    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-    let host = host.rsplit_once(':').filter(|(_, port)| port.chars().all(|c| c.is_ascii_digit())).map_or(host, |(h, _)| h);
-    let host = host.trim_end_matches('.');
-    let path = &rest[authority.len()..];
+    let WebLink { host, path, .. } = web_link(&lower)?;
     FREE_HOSTING.iter().copied().find(|service| {
         let (service_host, service_path) = service.split_once('/').map_or((*service, ""), |(h, p)| (h, p));
         let on_host = host == service_host || host.ends_with(&format!(".{service_host}"));

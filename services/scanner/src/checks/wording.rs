@@ -255,14 +255,7 @@ pub fn run(ctx: &Context<'_>, out: &mut Findings) {
 
 /// At most `MAX_TEXT` bytes of `text`, cut on a character boundary.
 fn cut(text: &str) -> &str {
-    if text.len() <= MAX_TEXT {
-        return text;
-    }
-    let mut end = MAX_TEXT;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    &text[..end]
+    &text[..text.floor_char_boundary(MAX_TEXT)]
 }
 
 /// The visible text as written (capitals kept).
