@@ -142,6 +142,6 @@ fn with_an_empty_store_the_rules_alone_act_on_spam_and_spare_ham() {
     // Issue 35's note: the whole training corpus, default policy, DNS offline.
     assert!(ham_acted <= 0.002, "ham acted on: {:.2} %", ham_acted * 100.0);
     assert!(ham_marked <= 0.002, "ham marked or refused: {:.2} %", ham_marked * 100.0);
-    assert!(spam_acted >= 0.36, "spam acted on: {:.2} %", spam_acted * 100.0);
-    assert!(spam_marked >= 0.28, "spam marked or refused: {:.2} %", spam_marked * 100.0);
+    assert!(spam_acted >= 0.52, "spam acted on: {:.2} %", spam_acted * 100.0);
+    assert!(spam_marked >= 0.45, "spam marked or refused: {:.2} %", spam_marked * 100.0);
 }

@@ -481,6 +481,45 @@ fn advertising_marks() {
 }
 
 #[test]
+fn forged_sender_headers() {
+    let with = |from: &str, subject: &str, rest: &str| {
+        let headers = HEADERS.replace("From: Alice <alice@sender.example>", from).replace("Subject: Meeting notes", subject);
+        plain(&format!("{headers}{rest}"), "x\r\n")
+    };
+    let (from, subject) = ("From: Alice <alice@sender.example>", "Subject: Meeting notes");
+    hits("FROM_DOMAIN_INVALID", &with("From: Correios <avisos@correios>", subject, ""), HELO);
+    hits("FROM_DOMAIN_INVALID", &with("From: Receita <taxa@%comunicacoes.com>", subject, ""), HELO);
+    misses("FROM_DOMAIN_INVALID", &with(from, subject, ""), HELO);
+    hits("SUBJ_HAS_RCPT", &with(from, "Subject: bob@example.com, your parcel is waiting", ""), HELO);
+    misses("SUBJ_HAS_RCPT", &with(from, "Subject: Bob, the minutes", ""), HELO);
+    hits("SUBJ_STYLED_LETTERS", &with(from, "Subject: 𝐑𝐄𝐒𝐓𝐀𝐑𝐓 𝐘𝐎𝐔𝐑 𝐌𝐄𝐌𝐁𝐄𝐑𝐒𝐇𝐈𝐏", ""), HELO);
+    hits("SUBJ_STYLED_LETTERS", &with("From: \"𝓝𝓮𝓽𝓯𝓵𝓲𝔁\" <n@sender.example>", subject, ""), HELO);
+    misses("SUBJ_STYLED_LETTERS", &with(from, "Subject: Café à Noël", ""), HELO);
+    let outlook_id = |mailer: &str| {
+        with(from, subject, mailer).replace("Message-ID: <1@sender.example>", "Message-ID: <000062eb5490$000006b5$0000187d@kbrpmu>")
+    };
+    hits("MSGID_FORGED_OUTLOOK", &outlook_id(""), HELO);
+    hits("MSGID_FORGED_OUTLOOK", &outlook_id("X-Mailer: StormPost 1.0\r\n"), HELO);
+    misses("MSGID_FORGED_OUTLOOK", &outlook_id("X-Mailer: Microsoft Outlook Express 6.00.2600.0000\r\n"), HELO);
+    misses("MSGID_FORGED_OUTLOOK", &with(from, subject, ""), HELO);
+    let dated = |date: &str| with(from, subject, "").replace("Date: Mon, 23 Nov 2026 10:00:00 +0000", date);
+    hits("DATE_NO_TIMEZONE", &dated("Date: Tue, 17 Sep 2002 11:59:30 +-0500"), HELO);
+    hits("DATE_NO_TIMEZONE", &dated("Date: 03 Jul 01 12:47:50 AM"), HELO);
+    misses("DATE_NO_TIMEZONE", &dated("Date: Mon, 23 Nov 2026 10:00:00 GMT"), HELO);
+    misses("DATE_NO_TIMEZONE", &dated("Date: Mon, 23 Nov 2026 10:00:00 -0500 (EST)"), HELO);
+}
+
+#[test]
+fn bulk_mail_that_says_what_it_is() {
+    let body = |text: &str| plain(HEADERS, text);
+    hits("BODY_BULK_DISCLAIMER", &body("This is a one-time mailing; no removal is necessary."), HELO);
+    hits("BODY_BULK_DISCLAIMER", &body("Sent in compliance with bill S. 1618 Title III."), HELO);
+    misses("BODY_BULK_DISCLAIMER", &body("The minutes of Tuesday's meeting are attached."), HELO);
+    hits("BODY_NEWSLETTER", &body("In this issue: the new release. You are subscribed to Weekly News as bob@example.com."), HELO);
+    misses("BODY_NEWSLETTER", &body("The minutes of Tuesday's meeting are attached."), HELO);
+}
+
+#[test]
 fn links_to_free_hosting() {
     hits("URI_FREE_HOSTING", &html_only("", "<a href=\"https://login-portal.web.app/x\">Open</a>"), HELO);
     hits("URI_FREE_HOSTING", &plain(HEADERS, "Reset it here: https://adam6-488708.firebaseapp.com/__/auth/action?mode=reset\r\n"), HELO);

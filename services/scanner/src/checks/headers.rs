@@ -121,6 +121,41 @@ pub fn run(ctx: &Context<'_>, out: &mut Findings) {
     {
         out.hit_with("FROM_LOCAL_DIGITS", Some(local.chars().take(64).collect()));
     }
+    // Signs of forgery: what a sending program would not write.
+    if let Some(from) = from.first()
+        && let Some((_, domain)) = from.rsplit_once('@')
+        && !is_host_name(domain)
+    {
+        out.hit_with("FROM_DOMAIN_INVALID", Some(domain.chars().take(64).collect()));
+    }
+    if let Some(subject) = a.subject() {
+        let lower = subject.to_lowercase();
+        let to =
+            m.to().map(|to| to.iter().filter_map(|a| a.address()).map(str::to_ascii_lowercase).collect::<Vec<_>>()).unwrap_or_default();
+        if let Some(address) =
+            to.iter().chain(ctx.recipients).find(|r| r.len() >= MIN_ADDRESS_IN_SUBJECT && lower.contains(&r.to_ascii_lowercase()))
+        {
+            out.hit_with("SUBJ_HAS_RCPT", Some(address.to_ascii_lowercase()));
+        }
+    }
+    let display_name = m.from().and_then(|f| f.first()).and_then(|a| a.name()).unwrap_or("");
+    if a.subject().is_some_and(has_styled_letters) || has_styled_letters(display_name) {
+        out.hit("SUBJ_STYLED_LETTERS");
+    }
+    if let Some(id) = m.header_raw("Message-ID")
+        && is_outlook_message_id(id)
+    {
+        let program = [m.header_raw("X-Mailer"), m.header_raw("X-MimeOLE")].into_iter().flatten().collect::<String>().to_ascii_lowercase();
+        if !program.contains("microsoft") && !program.contains("outlook") {
+            out.hit_with("MSGID_FORGED_OUTLOOK", Some(id.trim().chars().take(80).collect()));
+        }
+    }
+    if let Some(date) = m.header_raw("Date")
+        && m.date().is_some_and(|d| d.is_valid())
+        && !date_has_zone(date)
+    {
+        out.hit_with("DATE_NO_TIMEZONE", Some(date.trim().lines().next().unwrap_or("").chars().take(80).collect()));
+    }
     let base64_text = m
         .parts
         .iter()
@@ -129,6 +164,54 @@ pub fn run(ctx: &Context<'_>, out: &mut Findings) {
     if base64_text {
         out.hit("MIME_BASE64_TEXT");
     }
+}
+
+/// A recipient's address shorter than this is not looked for in the subject.
+const MIN_ADDRESS_IN_SUBJECT: usize = 6;
+
+/// A host name as DNS would have it: dot-separated letters, digits and hyphens, ending
+/// in an alphabetic top-level label (`pot`, `correios`, `%shop.com` and `a,com` are not).
+fn is_host_name(domain: &str) -> bool {
+    let domain = domain.trim_end_matches('.');
+    let labels: Vec<&str> = domain.split('.').collect();
+    let ldh = |l: &&str| !l.is_empty() && l.len() <= 63 && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
+    let tld = labels.last().is_some_and(|t| t.len() >= 2 && (t.chars().all(|c| c.is_ascii_alphabetic()) || t.starts_with("xn--")));
+    labels.len() >= 2 && labels.iter().all(ldh) && tld
+}
+
+/// Letters dressed up as other Unicode characters (mathematical bold or script letters,
+/// fullwidth, circled or squared letters): words a filter does not recognise as words.
+fn has_styled_letters(text: &str) -> bool {
+    text.chars().any(|c| matches!(c, '\u{1D400}'..='\u{1D7FF}' | '\u{FF21}'..='\u{FF3A}' | '\u{FF41}'..='\u{FF5A}' | '\u{24B6}'..='\u{24E9}' | '\u{1F130}'..='\u{1F189}'))
+}
+
+/// The Message-ID Outlook and Outlook Express write, `<000801c24a0e$0e5e8a60$6401a8c0@host>`:
+/// three groups of hex digits joined by `$`. Bulk mailers copy it to pass for a person.
+fn is_outlook_message_id(id: &str) -> bool {
+    let id = id.trim().trim_start_matches('<');
+    let Some((local, _)) = id.split_once('@') else { return false };
+    let groups: Vec<&str> = local.split('$').collect();
+    let hex = |g: &str, min: usize, max: usize| (min..=max).contains(&g.len()) && g.chars().all(|c| c.is_ascii_hexdigit());
+    groups.len() == 3 && hex(groups[0], 8, 16) && hex(groups[1], 8, 8) && hex(groups[2], 8, 8)
+}
+
+/// Whether a Date header ends with a time zone (`+0200`, `-0500`, `GMT`, `EST`), a
+/// trailing comment aside. RFC 5322 requires one; mail programs always write it, and
+/// bulk mailers get it wrong (`+-0500`, `GMT+1`, `12:47:50 AM`) in dates a lenient
+/// parser still reads.
+fn date_has_zone(date: &str) -> bool {
+    let date = date.trim();
+    let date = match date.rfind('(') {
+        Some(open) if date.ends_with(')') => date[..open].trim_end(),
+        _ => date,
+    };
+    let Some(zone) = date.rsplit(char::is_whitespace).next() else { return false };
+    let numeric = zone.len() == 5 && (zone.starts_with('+') || zone.starts_with('-')) && zone[1..].chars().all(|c| c.is_ascii_digit());
+    let named = (1..=5).contains(&zone.len())
+        && zone.chars().all(|c| c.is_ascii_alphabetic())
+        && !zone.eq_ignore_ascii_case("am")
+        && !zone.eq_ignore_ascii_case("pm");
+    numeric || named
 }
 
 /// SpamAssassin's FROM_LOCAL_DIGITS idea: a name ending in three digits or more right
@@ -177,5 +260,20 @@ mod tests {
         assert!(!caps("BIG DEAL", ""), "too short");
         assert!(!caps("Free money now", ""));
         assert!(!caps("1234 5678 90", ""), "no letters");
+    }
+
+    #[test]
+    fn forgery_signs() {
+        use super::{date_has_zone, has_styled_letters, is_host_name, is_outlook_message_id};
+        assert!(is_host_name("mail.example.com") && is_host_name("xn--bcher-kva.xn--p1ai"));
+        for bad in ["pot", "correios", "%encomenda.online", "theskimm,com", "5993599359935993", "a.123", "a..com"] {
+            assert!(!is_host_name(bad), "{bad}");
+        }
+        assert!(has_styled_letters("𝐑𝐄𝐒𝐓𝐀𝐑𝐓 your account") && !has_styled_letters("Café déjà vu"));
+        assert!(is_outlook_message_id("<000801c24a0e$0e5e8a60$6401a8c0@kevin>"));
+        assert!(is_outlook_message_id("<000062eb5490$000006b5$0000187d@>"));
+        assert!(!is_outlook_message_id("<20020722020847.649D0294098@xent.com>"));
+        assert!(date_has_zone("Thu, 25 Jul 2002 00:44:25 -0400") && date_has_zone("Mon, 1 Jul 2002 10:00:00 GMT (added)"));
+        assert!(!date_has_zone("Thu, 25 Jul 2002 00:44:25"));
     }
 }
