@@ -95,7 +95,7 @@ fn domain_admin_sees_and_releases_a_quarantined_message_exactly_once() {
     let id = quarantine(&gw, "alice@example.com");
     let mut admin = login(&gw, "admin@example.com");
     let list = wait_listed(&gw, &mut admin, &id);
-    assert!(list.contains("Great offer") && list.contains("promo@sender.test") && list.contains("8.75"), "{list}");
+    assert!(list.contains("Great offer") && list.contains("promo@sender.test") && list.contains("9.49"), "{list}");
 
     let view = admin.get(&format!("/quarantine/{id}"));
     assert_eq!(view.status, 200);

@@ -58,8 +58,12 @@ fn symbols_of(gw: &Gateway, queue_id: &str) -> String {
         .to_string()
 }
 
+/// The message's id: "queued as ID" when accepted, the /why/ID link when refused (a
+/// variant the campaign memory pushes past the reject threshold).
 fn queue_id(reply: &rempart_tests::client::Reply) -> String {
-    reply.lines.join(" ").rsplit("queued as ").next().unwrap_or_default().trim().to_string()
+    let text = reply.lines.join(" ");
+    let id = if text.contains("/why/") { text.rsplit("/why/").next() } else { text.rsplit("queued as ").next() };
+    id.unwrap_or_default().trim().to_string()
 }
 
 #[test]
