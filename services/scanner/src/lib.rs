@@ -19,7 +19,8 @@ pub mod tune;
 
 pub use rempart_classifier::{attachments, html, message, tokens};
 
-pub use engine::{NetworkFindings, ScanInput, Scanner, bayes_bands, spam_headers};
+pub use engine::{NetworkFindings, ScanInput, Scanner, spam_headers};
+pub use symbols::bayes_bands;
 
 /// The scanner of the current configuration version (rules, weights, policies, lists):
 /// a reload builds a new one and swaps it in; each message loads it once.

@@ -26,6 +26,7 @@ use rempart_state::sender_lists;
 use crate::checks::{self, Context, FREEMAIL, Findings};
 use crate::message::Analysis;
 use crate::service::diagnose;
+use crate::symbols::bayes_bands;
 use crate::{ScannerError, antivirus, dns, tokens};
 use policy::{Listed, Policies, listed};
 use registry::{Registry, round_points};
@@ -72,23 +73,6 @@ pub struct NetworkFindings {
     sender_lists: Vec<Option<sender_lists::Decision>>,
     /// What the malware engines answered (they run even with the DNS offline).
     antivirus: Vec<antivirus::Answer>,
-}
-
-/// The Bayes symbols for a spam probability: its band (SpamAssassin's), and BAYES_999
-/// above 0.999.
-pub fn bayes_bands(p: f64) -> Vec<&'static str> {
-    let band = match p {
-        p if p < 0.01 => "BAYES_00",
-        p if p < 0.05 => "BAYES_05",
-        p if p < 0.20 => "BAYES_20",
-        p if p < 0.40 => "BAYES_40",
-        p if p < 0.60 => "BAYES_50",
-        p if p < 0.80 => "BAYES_60",
-        p if p < 0.95 => "BAYES_80",
-        p if p < 0.99 => "BAYES_95",
-        _ => "BAYES_99",
-    };
-    if p >= 0.999 { vec![band, "BAYES_999"] } else { vec![band] }
 }
 
 /// The engines' answers as symbols (an external check's score is its weight).

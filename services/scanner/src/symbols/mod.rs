@@ -543,104 +543,6 @@ pub const SYMBOLS: &[SymbolDef] = &[
         "Link text shows one domain but the link goes to another",
         "Le texte d'un lien affiche un domaine alors que le lien mène vers un autre : signe d'hameçonnage.",
     ),
-    // The Bayes classifier (SpamAssassin's bands and default weights), trained with `rempart learn`.
-    def(
-        "BAYES_00",
-        -1.9,
-        "bayes",
-        "Bayes spam probability is 0 to 1%",
-        "Le classifieur bayésien estime la probabilité de spam entre 0 et 1 %.",
-    ),
-    def(
-        "BAYES_05",
-        -0.5,
-        "bayes",
-        "Bayes spam probability is 1 to 5%",
-        "Le classifieur bayésien estime la probabilité de spam entre 1 et 5 %.",
-    ),
-    def(
-        "BAYES_20",
-        -0.001,
-        "bayes",
-        "Bayes spam probability is 5 to 20%",
-        "Le classifieur bayésien estime la probabilité de spam entre 5 et 20 %.",
-    ),
-    def(
-        "BAYES_40",
-        -0.001,
-        "bayes",
-        "Bayes spam probability is 20 to 40%",
-        "Le classifieur bayésien estime la probabilité de spam entre 20 et 40 %.",
-    ),
-    def(
-        "BAYES_50",
-        0.8,
-        "bayes",
-        "Bayes spam probability is 40 to 60%",
-        "Le classifieur bayésien estime la probabilité de spam entre 40 et 60 %.",
-    ),
-    def(
-        "BAYES_60",
-        1.5,
-        "bayes",
-        "Bayes spam probability is 60 to 80%",
-        "Le classifieur bayésien estime la probabilité de spam entre 60 et 80 %.",
-    ),
-    def(
-        "BAYES_80",
-        2.0,
-        "bayes",
-        "Bayes spam probability is 80 to 95%",
-        "Le classifieur bayésien estime la probabilité de spam entre 80 et 95 %.",
-    ),
-    def(
-        "BAYES_95",
-        3.0,
-        "bayes",
-        "Bayes spam probability is 95 to 99%",
-        "Le classifieur bayésien estime la probabilité de spam entre 95 et 99 %.",
-    ),
-    def(
-        "BAYES_99",
-        3.5,
-        "bayes",
-        "Bayes spam probability is 99 to 100%",
-        "Le classifieur bayésien estime la probabilité de spam entre 99 et 100 %.",
-    ),
-    def(
-        "BAYES_999",
-        0.2,
-        "bayes",
-        "Bayes spam probability is 99.9 to 100%",
-        "Le classifieur bayésien estime la probabilité de spam au-delà de 99,9 %.",
-    ),
-    // Not a hit of its own: points per unit of the Bayes vote's mean token log-odds,
-    // added to the weight of the message's Bayes band (fitted weights).
-    def(
-        "BAYES_LOGODDS",
-        0.0,
-        "bayes",
-        "Points per unit of the Bayes log-odds, added to the Bayes band's weight",
-        "Points par unité de log-cote bayésienne, ajoutés au poids de la tranche bayésienne.",
-    ),
-    // Not a hit of its own: points per unit of the token regression's log-odds, the
-    // weight of TOKEN_REGRESSION (fitted weights).
-    def(
-        "LINEAR_LOGODDS",
-        0.0,
-        "bayes",
-        "Points per unit of the token regression's log-odds (the weight of TOKEN_REGRESSION)",
-        "Points par unité de log-cote de la régression sur les mots (le poids de TOKEN_REGRESSION).",
-    ),
-    // Rempart's: the token regression's own finding, its weight computed per message
-    // (LINEAR_LOGODDS × the regression's log-odds), apart from the Bayes band.
-    def(
-        "TOKEN_REGRESSION",
-        0.0,
-        "bayes",
-        "The message's words, weighed by what this gateway learned from its mail",
-        "Les mots du message, pesés selon ce que la passerelle a appris de son courrier.",
-    ),
     // The auto-allowlist: its weight is computed per message (toward the sender's mean).
     def(
         "AWL",
@@ -651,13 +553,16 @@ pub const SYMBOLS: &[SymbolDef] = &[
     ),
 ];
 
+mod bayes;
 mod fuzzy;
 mod malware;
 mod wording;
 
-/// Every built-in symbol: the scoring rules, the malware ones, the campaign memory's.
+pub use bayes::{band_names, band_side, band_steps, bayes_bands};
+
+/// Every built-in symbol: the scoring rules, Bayes's, the malware ones, the campaign memory's.
 pub fn all() -> impl Iterator<Item = &'static SymbolDef> {
-    SYMBOLS.iter().chain(wording::WORDING).chain(malware::MALWARE).chain(fuzzy::FUZZY)
+    SYMBOLS.iter().chain(bayes::BAYES).chain(wording::WORDING).chain(malware::MALWARE).chain(fuzzy::FUZZY)
 }
 
 pub fn lookup(name: &str) -> Option<&'static SymbolDef> {

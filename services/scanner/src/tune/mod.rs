@@ -30,7 +30,8 @@ use rempart_classifier::linear::{self, LinearModel};
 use rempart_model::{Config, SessionFacts};
 use rempart_state::bayes::{Model, Vote};
 
-use crate::{ScanInput, Scanner, bayes_bands, tokens};
+use crate::symbols::{band_names, band_side, band_steps, bayes_bands};
+use crate::{ScanInput, Scanner, tokens};
 
 mod logistic;
 mod measure;
@@ -91,7 +92,7 @@ impl Sample {
     fn design_features(&self, bayes: bool) -> Vec<(&str, f64)> {
         let mut out: Vec<(&str, f64)> = self.hits.iter().filter(|(n, _)| n != "AWL").map(|(n, _)| (n.as_str(), 1.0)).collect();
         if let Some(vote) = self.bayes.filter(|_| bayes) {
-            out.extend(bayes_bands(vote.probability).into_iter().flat_map(band_steps).map(|s| (*s, 1.0)));
+            out.extend(bayes_bands(vote.probability).into_iter().flat_map(band_steps).map(|s| (s, 1.0)));
             if let Some(logit) = vote.linear {
                 out.push(("LINEAR_LOGODDS", logit));
             }
@@ -239,36 +240,17 @@ pub fn vote_bayes(samples: &mut [Sample], min_learned: u64) {
     }
 }
 
-/// The Bayes bands, one of which hits every message Bayes votes on, and BAYES_999.
-const BANDS: [&str; 10] =
-    ["BAYES_00", "BAYES_05", "BAYES_20", "BAYES_40", "BAYES_50", "BAYES_60", "BAYES_80", "BAYES_95", "BAYES_99", "BAYES_999"];
-
-/// A band as steps away from BAYES_50: the regression fits one weight per step, of its
-/// side's sign, and a band weighs the sum of its steps, so the bands are monotone.
-fn band_steps(band: &str) -> &'static [&'static str] {
-    match band {
-        "BAYES_00" => &["BAYES_00", "BAYES_05", "BAYES_20", "BAYES_40"],
-        "BAYES_05" => &["BAYES_05", "BAYES_20", "BAYES_40"],
-        "BAYES_20" => &["BAYES_20", "BAYES_40"],
-        "BAYES_40" => &["BAYES_40"],
-        "BAYES_60" => &["BAYES_60"],
-        "BAYES_80" => &["BAYES_60", "BAYES_80"],
-        "BAYES_95" => &["BAYES_60", "BAYES_80", "BAYES_95"],
-        "BAYES_99" => &["BAYES_60", "BAYES_80", "BAYES_95", "BAYES_99"],
-        "BAYES_999" => &["BAYES_999"],
-        _ => &[],
-    }
-}
-
 /// The sign a symbol's weight must have: +1 for a sign of spam, −1 for a sign of ham
 /// (its built-in weight's sign; the Bayes bands by their side of 50 %); `None` for
 /// what is not fitted (informational symbols, BAYES_50 — the reference —, the Bayes
 /// mean log-odds, already in the bands, and the auto-allowlist).
 pub fn direction(name: &str) -> Option<f64> {
+    if let Some(side) = band_side(name) {
+        return (side != 0.0).then_some(side);
+    }
     match name {
-        "BAYES_00" | "BAYES_05" | "BAYES_20" | "BAYES_40" => Some(-1.0),
-        "BAYES_60" | "BAYES_80" | "BAYES_95" | "BAYES_99" | "BAYES_999" | "LINEAR_LOGODDS" => Some(1.0),
-        "BAYES_50" | "BAYES_LOGODDS" | "AWL" => None,
+        "LINEAR_LOGODDS" => Some(1.0),
+        "BAYES_LOGODDS" | "AWL" => None,
         _ => crate::symbols::lookup(name).map(|s| s.weight).filter(|w| *w != 0.0).map(f64::signum),
     }
 }
@@ -370,7 +352,7 @@ pub fn fit_weights(samples: &[Sample], bayes: bool) -> Result<Fitted, TuneError>
         fitted.iter().filter(|(name, _)| !name.starts_with("BAYES_")).map(|(n, w)| (n.to_string(), round3(*w))).collect();
     if bayes {
         // Each band weighs the sum of its steps; BAYES_50 and the mean log-odds nothing.
-        for band in BANDS {
+        for band in band_names() {
             let steps: f64 = band_steps(band).iter().map(|s| fitted.get(s).copied().unwrap_or(0.0)).sum();
             weights.insert(band.to_string(), round3(steps));
         }
