@@ -216,9 +216,12 @@ fn read_password(file: Option<&Path>) -> Result<String, String> {
         }
     };
     let password = text.lines().next().unwrap_or("").to_string();
-    if password.chars().count() < rempart_console::web::admin::MIN_PASSWORD {
+    if password.chars().count() < rempart_console::web::accounts_api::MIN_PASSWORD {
         let from = file.map_or("standard input".to_string(), |p| p.display().to_string());
-        return Err(format!("{from}: line 1: the password must have at least {} characters", rempart_console::web::admin::MIN_PASSWORD));
+        return Err(format!(
+            "{from}: line 1: the password must have at least {} characters",
+            rempart_console::web::accounts_api::MIN_PASSWORD
+        ));
     }
     Ok(password)
 }

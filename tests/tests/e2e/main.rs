@@ -19,6 +19,7 @@ mod malware;
 mod management;
 mod management_cluster;
 mod mta_sts;
+mod outbound;
 mod probe;
 mod protocol;
 mod quarantine_cluster;

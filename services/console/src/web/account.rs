@@ -16,7 +16,8 @@ use rempart_state::second_factor;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::admin::{AdminState, Answer, ApiError, Caller, bad, forbidden, json_body, ok, set_password, visible_account};
+use super::accounts_api::{set_password, visible_account};
+use super::admin::{AdminState, Answer, ApiError, Caller, bad, forbidden, json_body, ok};
 use super::i18n::Lang;
 use super::{Visit, failure, pages, to_login};
 use crate::Console;

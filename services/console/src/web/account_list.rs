@@ -13,9 +13,10 @@ use axum::routing::{get, post};
 use maud::{Markup, html};
 use serde::Deserialize;
 
-use super::admin::{
-    AccountChange, ApiError, NewAccount, accounts_in_scope, change_account_as, create_account, remove_account, visible_account,
+use super::accounts_api::{
+    AccountChange, NewAccount, accounts_in_scope, change_account_as, create_account, remove_account, visible_account,
 };
+use super::admin::ApiError;
 use super::i18n::Lang;
 use super::{Visit, pages, percent_encode};
 use crate::Console;

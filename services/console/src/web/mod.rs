@@ -4,6 +4,7 @@
 
 pub mod account;
 pub mod account_list;
+pub mod accounts_api;
 pub mod admin;
 pub mod advice;
 pub mod api;

@@ -171,11 +171,12 @@ const MIN_ADDRESS_IN_SUBJECT: usize = 6;
 
 /// A host name as DNS would have it: dot-separated letters, digits and hyphens, ending
 /// in an alphabetic top-level label (`pot`, `correios`, `%shop.com` and `a,com` are not).
+/// Letters of any script count (an internationalised domain written in UTF-8).
 fn is_host_name(domain: &str) -> bool {
     let domain = domain.trim_end_matches('.');
     let labels: Vec<&str> = domain.split('.').collect();
-    let ldh = |l: &&str| !l.is_empty() && l.len() <= 63 && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
-    let tld = labels.last().is_some_and(|t| t.len() >= 2 && (t.chars().all(|c| c.is_ascii_alphabetic()) || t.starts_with("xn--")));
+    let ldh = |l: &&str| !l.is_empty() && l.len() <= 63 && l.chars().all(|c| c.is_alphanumeric() || c == '-');
+    let tld = labels.last().is_some_and(|t| t.chars().count() >= 2 && (t.chars().all(char::is_alphabetic) || t.starts_with("xn--")));
     labels.len() >= 2 && labels.iter().all(ldh) && tld
 }
 
@@ -265,7 +266,7 @@ mod tests {
     #[test]
     fn forgery_signs() {
         use super::{date_has_zone, has_styled_letters, is_host_name, is_outlook_message_id};
-        assert!(is_host_name("mail.example.com") && is_host_name("xn--bcher-kva.xn--p1ai"));
+        assert!(is_host_name("mail.example.com") && is_host_name("xn--bcher-kva.xn--p1ai") && is_host_name("bücher.рф"));
         for bad in ["pot", "correios", "%encomenda.online", "theskimm,com", "5993599359935993", "a.123", "a..com"] {
             assert!(!is_host_name(bad), "{bad}");
         }

@@ -171,7 +171,7 @@ fn without_mbox_line(bytes: Vec<u8>) -> Vec<u8> {
 /// configuration overrides them) and tokenizes it, on all cores.
 pub fn score_all(config: &Config, corpus: Vec<CorpusFile>) -> Result<Vec<Sample>, TuneError> {
     let scanner = Scanner::new(config)?;
-    let facts = SessionFacts { peer_ip: "192.0.2.1".parse().unwrap(), helo: String::new(), tls: None };
+    let facts = SessionFacts { peer_ip: std::net::Ipv4Addr::new(192, 0, 2, 1).into(), helo: String::new(), tls: None };
     let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
     let chunk = corpus.len().div_ceil(threads).max(1);
     let mut corpus = corpus;
