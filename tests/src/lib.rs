@@ -75,6 +75,18 @@ pub fn message(subject: &str) -> String {
     )
 }
 
+/// The score the shipped weights give `message` with the rules alone (an empty store, DNS
+/// offline), as the gateway writes it ("6.20"): what the end-to-end tests expect a
+/// verdict to say, without copying numbers each weight fit changes.
+pub fn rules_only_score(message: &str) -> String {
+    let config =
+        rempart_model::Config { dns: rempart_model::config::DnsConfig { offline: true, ..Default::default() }, ..Default::default() };
+    let scanner = rempart_scanner::Scanner::new(&config).expect("the default configuration makes a scanner");
+    let facts = rempart_model::SessionFacts { peer_ip: std::net::Ipv4Addr::LOCALHOST.into(), helo: String::new(), tls: None };
+    let input = rempart_scanner::ScanInput { facts: &facts, return_path: "", recipients: &[], message: message.as_bytes() };
+    format!("{:.2}", scanner.evaluate_offline(&input).score)
+}
+
 /// Runs a Python 3 script (the e2e tests drive smtplib, a real client library, with
 /// it): `args` are its `sys.argv[1:]`; returns stdout, panicking with stderr on failure.
 pub fn python(script: &str, args: &[&str]) -> String {

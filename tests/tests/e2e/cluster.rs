@@ -264,7 +264,8 @@ fn edges_scan_through_remote_scanners_and_fall_back() {
     // The verdict comes from a scanner process and is answered in the session.
     let r = send(SPAMMY);
     assert_eq!((r.code, r.enhanced().as_deref()), (550, Some("5.7.1")), "{r:?}");
-    assert!(r.text().contains("score 6.20") && r.text().contains("MIXED_HREF_CASE"), "{r:?}");
+    let score = rempart_tests::rules_only_score(SPAMMY);
+    assert!(r.text().contains(&format!("score {score}")) && r.text().contains("MIXED_HREF_CASE"), "{score}: {r:?}");
     for i in 0..4 {
         assert_eq!(send(&message(&format!("clean {i}"))).code, 250);
     }
@@ -382,7 +383,8 @@ fn with_no_scanner_up_a_queue_domain_accepts_and_scanners_route_it_later() {
     let got: Vec<String> = sink.messages().iter().map(|m| String::from_utf8_lossy(&m.data).to_string()).collect();
     assert_eq!(got.len(), 2, "the spammy and the clean one; the blocked one is quarantined: {got:?}");
     let spammy = got.iter().find(|m| m.contains("Great offer")).expect("the spammy message");
-    assert!(spammy.contains("X-Spam-Status: Yes, score=6.20"), "marked as the edge would have: {spammy}");
+    let score = rempart_tests::rules_only_score(SPAMMY);
+    assert!(spammy.contains(&format!("X-Spam-Status: Yes, score={score}")), "marked as the edge would have ({score}): {spammy}");
     assert!(got.iter().any(|m| m.contains("Subject: clean later")));
     let log = scanner.log();
     assert!(log.contains("scanned after queueing") && log.contains("\"action\":\"reject\""), "{log}");

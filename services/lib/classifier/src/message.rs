@@ -27,9 +27,17 @@ impl<'a> Analysis<'a> {
     pub fn new(raw: &'a [u8]) -> Self {
         // A parser bug must not take the gateway or the CLI down: such a message is
         // treated as unparseable (and scores as having no headers).
-        let parsed = std::panic::catch_unwind(|| MessageParser::default().parse(raw)).unwrap_or_else(|_| {
-            tracing::warn!(size = raw.len(), "the MIME parser failed on a message; scoring it as unparseable");
-            None
+        let parse = |raw: &'a [u8]| {
+            std::panic::catch_unwind(|| MessageParser::default().parse(raw)).unwrap_or_else(|_| {
+                tracing::warn!(size = raw.len(), "the MIME parser failed on a message; scoring it as unparseable");
+                None
+            })
+        };
+        let parsed = parse(raw).map(|m| match with_multiparts_closed(&m, raw) {
+            Some(closed) => {
+                std::panic::catch_unwind(|| MessageParser::default().parse(&closed).map(Message::into_owned)).ok().flatten().unwrap_or(m)
+            }
+            None => m,
         });
         let mut a = Analysis {
             message: parsed,
@@ -140,9 +148,55 @@ impl<'a> Analysis<'a> {
     }
 }
 
+/// The message with the closing delimiters of its open multiparts appended, when a part
+/// could not be decoded for want of one. mail-parser cannot decode a base64 part that no
+/// boundary ends (a truncated message, or one cut short on purpose) and keeps its text
+/// undecoded, out of reach of every content check; mail programs show it. `None`: nothing
+/// to mend.
+fn with_multiparts_closed(message: &Message<'_>, raw: &[u8]) -> Option<Vec<u8>> {
+    if !message.parts.iter().any(|p| p.is_encoding_problem) {
+        return None;
+    }
+    let open: Vec<String> = message
+        .parts
+        .iter()
+        .filter(|p| matches!(p.body, PartType::Multipart(_)))
+        .filter_map(|p| p.content_type()?.attribute("boundary"))
+        .map(|boundary| format!("--{boundary}--"))
+        .filter(|closing| !raw.windows(closing.len()).any(|w| w == closing.as_bytes()))
+        .collect();
+    if open.is_empty() {
+        return None;
+    }
+    let mut closed = raw.to_vec();
+    // Innermost (declared last) first.
+    for closing in open.iter().rev() {
+        closed.extend_from_slice(b"\r\n");
+        closed.extend_from_slice(closing.as_bytes());
+    }
+    closed.extend_from_slice(b"\r\n");
+    Some(closed)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_base64_part_without_its_closing_boundary_is_still_read() {
+        let raw = b"From: a@b.example\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"XX\"\r\n\r\n--XX\r\n\
+Content-Type: text/plain\r\nContent-Transfer-Encoding: base64\r\n\r\nSGVsbG8gdGhlcmUsIGNsaWNrIGhlcmUgdG8gd2luIGEgY2FzaW5vIGJvbnVz\r\n";
+        let analysis = Analysis::new(raw);
+        assert_eq!(analysis.plain_text.trim(), "Hello there, click here to win a casino bonus");
+        let html = b"From: a@b.example\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"XX\"\r\n\r\n--XX\r\n\
+Content-Type: text/html\r\nContent-Transfer-Encoding: base64\r\n\r\n\r\nPHA+Q2FzaW5vIGJvbnVzPC9wPg==\r\n";
+        let analysis = Analysis::new(html);
+        assert_eq!(analysis.html.len(), 1);
+        assert!(analysis.html[0].text.contains("Casino bonus"), "{:?}", analysis.html[0].text);
+        // A well-formed message is parsed as it is.
+        let whole = b"From: a@b.example\r\nContent-Type: multipart/mixed; boundary=\"XX\"\r\n\r\n--XX\r\nContent-Type: text/plain\r\n\r\nHi\r\n--XX--\r\n";
+        assert_eq!(Analysis::new(whole).plain_text.trim(), "Hi");
+    }
 
     #[test]
     fn legacy_cjk_charsets_are_decoded() {
