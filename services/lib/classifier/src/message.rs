@@ -25,18 +25,8 @@ pub struct Analysis<'a> {
 
 impl<'a> Analysis<'a> {
     pub fn new(raw: &'a [u8]) -> Self {
-        // A parser bug must not take the gateway or the CLI down: such a message is
-        // treated as unparseable (and scores as having no headers).
-        let parse = |raw: &'a [u8]| {
-            std::panic::catch_unwind(|| MessageParser::default().parse(raw)).unwrap_or_else(|_| {
-                tracing::warn!(size = raw.len(), "the MIME parser failed on a message; scoring it as unparseable");
-                None
-            })
-        };
-        let parsed = parse(raw).map(|m| match with_multiparts_closed(&m, raw) {
-            Some(closed) => {
-                std::panic::catch_unwind(|| MessageParser::default().parse(&closed).map(Message::into_owned)).ok().flatten().unwrap_or(m)
-            }
+        let parsed = parse_guarded(raw).map(|m| match with_multiparts_closed(&m, raw) {
+            Some(closed) => parse_guarded(&closed).map(Message::into_owned).unwrap_or(m),
             None => m,
         });
         let mut a = Analysis {
@@ -146,6 +136,15 @@ impl<'a> Analysis<'a> {
         let from = self.message.as_ref().and_then(|m| m.from());
         from.map(|f| f.iter().filter_map(|a| a.address()).map(str::to_ascii_lowercase).collect()).unwrap_or_default()
     }
+}
+
+/// mail-parser's parse. A parser bug must not take the gateway or the CLI down: a panic
+/// makes the message unparseable (it then scores as having no headers).
+fn parse_guarded(raw: &[u8]) -> Option<Message<'_>> {
+    std::panic::catch_unwind(|| MessageParser::default().parse(raw)).unwrap_or_else(|_| {
+        tracing::warn!(size = raw.len(), "the MIME parser failed on a message; scoring it as unparseable");
+        None
+    })
 }
 
 /// The message with the closing delimiters of its open multiparts appended, when a part
