@@ -93,6 +93,14 @@ pub fn run(ctx: &Context<'_>, out: &mut Findings) {
         {
             out.hit("SUBJ_MONEY");
         }
+        // Mass personalisation: the recipient's address (To, or the envelope's) in the subject.
+        let to =
+            m.to().map(|to| to.iter().filter_map(|a| a.address()).map(str::to_ascii_lowercase).collect::<Vec<_>>()).unwrap_or_default();
+        if let Some(address) =
+            to.iter().chain(ctx.recipients).find(|r| r.len() >= MIN_ADDRESS_IN_SUBJECT && lower.contains(&r.to_ascii_lowercase()))
+        {
+            out.hit_with("SUBJ_HAS_RCPT", Some(address.to_ascii_lowercase()));
+        }
     }
     // Signs of conversation: a reply in a thread, a mailing list, a person's mail program.
     if a.has_header("In-Reply-To") || a.has_header("References") {
@@ -127,16 +135,6 @@ pub fn run(ctx: &Context<'_>, out: &mut Findings) {
         && !is_host_name(domain)
     {
         out.hit_with("FROM_DOMAIN_INVALID", Some(domain.chars().take(64).collect()));
-    }
-    if let Some(subject) = a.subject() {
-        let lower = subject.to_lowercase();
-        let to =
-            m.to().map(|to| to.iter().filter_map(|a| a.address()).map(str::to_ascii_lowercase).collect::<Vec<_>>()).unwrap_or_default();
-        if let Some(address) =
-            to.iter().chain(ctx.recipients).find(|r| r.len() >= MIN_ADDRESS_IN_SUBJECT && lower.contains(&r.to_ascii_lowercase()))
-        {
-            out.hit_with("SUBJ_HAS_RCPT", Some(address.to_ascii_lowercase()));
-        }
     }
     let display_name = m.from().and_then(|f| f.first()).and_then(|a| a.name()).unwrap_or("");
     if a.subject().is_some_and(has_styled_letters) || has_styled_letters(display_name) {

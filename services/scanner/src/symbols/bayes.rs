@@ -40,7 +40,11 @@ pub fn band_steps(band: &str) -> Vec<&'static str> {
         return vec![BAYES_999.0];
     }
     let Some(i) = BANDS.iter().position(|(name, _)| *name == band) else { return Vec::new() };
-    let steps = if i < MIDDLE { &BANDS[i..MIDDLE] } else { &BANDS[(MIDDLE + 1).min(i + 1)..=i] };
+    let steps = match i.cmp(&MIDDLE) {
+        std::cmp::Ordering::Less => &BANDS[i..MIDDLE],
+        std::cmp::Ordering::Equal => &[],
+        std::cmp::Ordering::Greater => &BANDS[MIDDLE + 1..=i],
+    };
     steps.iter().map(|(name, _)| *name).collect()
 }
 
